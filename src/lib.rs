@@ -1,0 +1,17 @@
+//! dockroot: back up, restore and relocate a whole Docker data-root with full fidelity.
+//!
+//! Layers, top to bottom (data flows one way):
+//! `plan` (move/backup/restore as journaled steps) → `service`, `docker`, `copy`, `archive`
+//! → `tree` (fd-based walk, entry model, metadata application) → `sys` (raw fd-relative syscalls).
+//! Nothing in the library prints; it reports through [`progress::Progress`].
+
+pub mod error;
+pub mod progress;
+pub mod sys;
+pub mod tree;
+pub mod manifest;
+pub mod copy;
+pub mod archive;
+pub mod docker;
+pub mod service;
+pub mod plan;

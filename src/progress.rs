@@ -1,0 +1,1 @@
+//! Progress reporting trait; the engine reports, the CLI renders.
