@@ -1,1 +1,30 @@
-//! TODO
+//! The system-call layer: fd-relative filesystem operations.
+//!
+//! Everything here works relative to an open directory fd plus one path
+//! component, so trees deeper than PATH_MAX can be read and written. The
+//! functions return plain `io::Result`; the callers above add the path and the
+//! step to every error.
+
+pub mod fs;
+pub mod holes;
+pub mod stat;
+pub mod xattr;
+
+pub use fs::*;
+pub use stat::{Kind, Meta, Timespec};
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a path or name into a C string; a NUL byte cannot occur in a real name.
+pub fn cstr(bytes: &[u8]) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+pub fn path_cstr(p: &Path) -> std::io::Result<CString> {
+    cstr(p.as_os_str().as_bytes())
+}
+
+/// The name `.`: used to address a directory through its own fd.
+pub const DOT: &CStr = c".";

@@ -1,0 +1,209 @@
+//! Thin, fd-relative wrappers over the filesystem system calls.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::stat::{Kind, Timespec};
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+fn openat_raw(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: valid fd and NUL-terminated name; on success we own the new fd.
+    let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a directory by path (the root of a walk). Follows symlinks in the
+/// path itself, as a user naming a directory expects.
+pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: NUL-terminated path.
+    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the subdirectory `name` of `dir` without following a symlink.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    openat_raw(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
+}
+
+/// Opens a regular file for reading without following a symlink or touching atime.
+pub fn open_read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
+    // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER; retry without it.
+    let fd = match openat_raw(dir, name, flags | libc::O_NOATIME, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => openat_raw(dir, name, flags, 0)?,
+        r => r?,
+    };
+    Ok(File::from(fd))
+}
+
+/// Creates a new regular file (it must not exist) for writing.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    Ok(File::from(openat_raw(dir, name, flags, 0o600)?))
+}
+
+/// Opens an existing file for reading and writing (delta comparisons).
+pub fn open_rw_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    Ok(File::from(openat_raw(dir, name, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?))
+}
+
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+/// Creates a device, fifo or socket node.
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, kind: Kind, rdev: u64) -> io::Result<()> {
+    let mode = kind.ifmt() | 0o600;
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) }).map(drop)
+}
+
+pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let t = super::cstr(target)?;
+    // SAFETY: valid strings and fd.
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// Reads a symlink's target as raw bytes (targets may be up to PATH_MAX).
+pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: buf is writable for its length.
+    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Makes `new_dir/new_name` another name of `old_dir/old_name` (never follows symlinks).
+pub fn link_at(old_dir: BorrowedFd<'_>, old_name: &CStr, new_dir: BorrowedFd<'_>, new_name: &CStr) -> io::Result<()> {
+    // SAFETY: valid fds and names.
+    check(unsafe { libc::linkat(old_dir.as_raw_fd(), old_name.as_ptr(), new_dir.as_raw_fd(), new_name.as_ptr(), 0) })
+        .map(drop)
+}
+
+/// `fchownat(AT_SYMLINK_NOFOLLOW)`: numeric ids, never follows a symlink.
+pub fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+}
+
+/// chmod of a non-symlink entry (symlink modes cannot be changed on Linux).
+pub fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), perm as libc::mode_t, 0) }).map(drop)
+}
+
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
+}
+
+pub fn fchmod(fd: BorrowedFd<'_>, perm: u32) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), perm as libc::mode_t) }).map(drop)
+}
+
+/// Sets atime and mtime with nanoseconds, never following a symlink.
+pub fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+    let ts = [atime.to_libc(), mtime.to_libc()];
+    // SAFETY: valid fd, name and a two-element array.
+    check(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+}
+
+pub fn futimens(fd: BorrowedFd<'_>, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+    let ts = [atime.to_libc(), mtime.to_libc()];
+    // SAFETY: valid fd and a two-element array.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(drop)
+}
+
+/// Removes a non-directory entry.
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+}
+
+pub fn rmdir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
+}
+
+pub fn rename_at(old_dir: BorrowedFd<'_>, old: &CStr, new_dir: BorrowedFd<'_>, new: &CStr) -> io::Result<()> {
+    // SAFETY: valid fds and names.
+    check(unsafe { libc::renameat(old_dir.as_raw_fd(), old.as_ptr(), new_dir.as_raw_fd(), new.as_ptr()) }).map(drop)
+}
+
+/// One directory entry name and the type hint from getdents (may be unknown).
+pub struct DirEntryName {
+    pub name: CString,
+}
+
+/// Lists the names in a directory (without `.` and `..`), sorted bytewise so
+/// that walks, manifests and merges all see the same order.
+pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    let fd = openat_raw(dir, super::DOT, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut d = nix::dir::Dir::from_fd(fd).map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for e in d.iter() {
+        let e = e.map_err(io::Error::from)?;
+        let n = e.file_name();
+        if n == c"." || n == c".." {
+            continue;
+        }
+        names.push(n.to_owned());
+    }
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory, using fds all the
+/// way down so arbitrarily deep trees can be removed.
+pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    match super::stat::lstat_at(dir, name)?.kind {
+        Kind::Dir => {
+            let sub = open_dir_at(dir, name)?;
+            for child in list_dir(sub.as_fd())? {
+                remove_tree_at(sub.as_fd(), &child)?;
+            }
+            rmdir_at(dir, name)
+        }
+        _ => unlink_at(dir, name),
+    }
+}
+
+/// fsync of a directory or file fd.
+pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
+}
+
+/// Raises the soft open-files limit to the hard limit: a walk keeps one fd per
+/// directory level plus the fds of the files in flight.
+pub fn raise_nofile_limit() {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain struct in and out.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
+/// Path through /proc that names `name` inside the directory `dir` with a short
+/// string, for the calls (l*xattr) that have no fd-relative form.
+pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name.to_bytes());
+    std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
+}

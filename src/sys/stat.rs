@@ -1,0 +1,174 @@
+//! The metadata of one entry, as `fstatat(AT_SYMLINK_NOFOLLOW)` reports it.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// The type of a directory entry. Sockets are recreated as nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Char,
+    Block,
+    Fifo,
+    Socket,
+}
+
+impl Kind {
+    pub fn from_mode(mode: u32) -> Option<Kind> {
+        Some(match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFCHR => Kind::Char,
+            libc::S_IFBLK => Kind::Block,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            _ => return None,
+        })
+    }
+
+    pub fn ifmt(self) -> u32 {
+        match self {
+            Kind::File => libc::S_IFREG,
+            Kind::Dir => libc::S_IFDIR,
+            Kind::Symlink => libc::S_IFLNK,
+            Kind::Char => libc::S_IFCHR,
+            Kind::Block => libc::S_IFBLK,
+            Kind::Fifo => libc::S_IFIFO,
+            Kind::Socket => libc::S_IFSOCK,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Symlink => "symlink",
+            Kind::Char => "char",
+            Kind::Block => "block",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Char, Kind::Block, Kind::Fifo, Kind::Socket]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
+}
+
+/// Seconds and nanoseconds since the epoch; seconds may be negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+impl Timespec {
+    pub fn to_libc(self) -> libc::timespec {
+        libc::timespec { tv_sec: self.sec, tv_nsec: self.nsec as _ }
+    }
+}
+
+impl std::fmt::Display for Timespec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:09}", self.sec, self.nsec)
+    }
+}
+
+impl std::str::FromStr for Timespec {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (sec, nsec) = s.split_once('.').ok_or(())?;
+        if nsec.len() != 9 {
+            return Err(());
+        }
+        Ok(Timespec { sec: sec.parse().map_err(|_| ())?, nsec: nsec.parse().map_err(|_| ())? })
+    }
+}
+
+/// The fields of `struct stat` that dockroot cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    /// Permission bits including setuid, setgid and sticky (07777).
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub dev: u64,
+    pub ino: u64,
+    pub rdev: u64,
+    pub nlink: u64,
+    /// Allocated 512-byte blocks.
+    pub blocks: u64,
+}
+
+impl Meta {
+    fn from_stat(st: &libc::stat) -> io::Result<Meta> {
+        let kind = Kind::from_mode(st.st_mode)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown file type {:o}", st.st_mode)))?;
+        Ok(Meta {
+            kind,
+            perm: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: st.st_size as u64,
+            atime: Timespec { sec: st.st_atime, nsec: st.st_atime_nsec as u32 },
+            mtime: Timespec { sec: st.st_mtime, nsec: st.st_mtime_nsec as u32 },
+            ctime: Timespec { sec: st.st_ctime, nsec: st.st_ctime_nsec as u32 },
+            dev: st.st_dev,
+            ino: st.st_ino,
+            rdev: st.st_rdev,
+            nlink: st.st_nlink as u64,
+            blocks: st.st_blocks as u64,
+        })
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid fd, NUL-terminated name, and st is written by the kernel on success.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let st = unsafe { st.assume_init() };
+    Meta::from_stat(&st)
+}
+
+/// `fstat(fd)`.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as above.
+    let rc = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let st = unsafe { st.assume_init() };
+    Meta::from_stat(&st)
+}
+
+/// Whether `name` in `dir` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT),
+/// which also catches bind mounts of the same filesystem that `st_dev` misses.
+pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
+    let rc = unsafe {
+        libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS, stx.as_mut_ptr())
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let stx = unsafe { stx.assume_init() };
+    let mask = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    Ok(stx.stx_attributes_mask & mask != 0 && stx.stx_attributes & mask != 0)
+}

@@ -1,0 +1,72 @@
+//! Extended attributes of any entry type, read and written without following
+//! symlinks and without opening device nodes or fifos.
+
+use std::ffi::{CStr, OsStr, OsString};
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// Name/value pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// XFS shows root the POSIX ACLs a second time under these names. They are
+/// aliases of `system.posix_acl_*`; copied to another filesystem they become
+/// bogus xattrs, so they are never read.
+pub fn is_alias(name: &[u8]) -> bool {
+    name == b"trusted.SGI_ACL_FILE" || name == b"trusted.SGI_ACL_DEFAULT"
+}
+
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP))
+}
+
+/// Reads every xattr of `name` in `dir`.
+pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
+    let path = super::proc_path(dir, name);
+    let names = match xattr::list(&path) {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let nb = n.as_bytes();
+        if is_alias(nb) {
+            continue;
+        }
+        // A value removed between list and get is simply gone.
+        if let Some(v) = xattr::get(&path, &n)? {
+            out.push((nb.to_vec(), v));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Makes the xattrs of `name` in `dir` exactly `want`: sets each value and,
+/// when `exact`, removes names not in `want` (e.g. an inherited default ACL).
+pub fn write_at(dir: BorrowedFd<'_>, name: &CStr, want: &Xattrs, exact: bool) -> Result<(), (Vec<u8>, io::Error)> {
+    let path = super::proc_path(dir, name);
+    for (k, v) in want {
+        xattr::set(&path, OsStr::from_bytes(k), v).map_err(|e| (k.clone(), e))?;
+    }
+    if exact {
+        let have = match xattr::list(&path) {
+            Ok(h) => h.collect::<Vec<OsString>>(),
+            Err(e) if unsupported(&e) => Vec::new(),
+            Err(e) => return Err((Vec::new(), e)),
+        };
+        for n in have {
+            let nb = n.clone().into_vec();
+            if is_alias(&nb) || want.iter().any(|(k, _)| *k == nb) {
+                continue;
+            }
+            match xattr::remove(&path, &n) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+                Err(e) => return Err((nb, e)),
+            }
+        }
+    }
+    Ok(())
+}
