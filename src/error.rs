@@ -1,1 +1,76 @@
-//! Typed errors. Every variant names the path and the step, and its message says what to do.
+//! Typed errors of the engine.
+//!
+//! Rules: every error names the path (escaped for the terminal) and the step
+//! that failed, and where it can, says what the user should do. A per-entry
+//! failure is collected and reported at the end with a non-zero exit; it is
+//! never downgraded to a warning that could be lost.
+
+use std::io;
+
+use crate::manifest::escape::display;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call on an entry failed.
+    #[error("{step} {path}: {source}{}", hint(source))]
+    Io { step: &'static str, path: String, #[source] source: io::Error },
+
+    /// Setting or reading one extended attribute failed.
+    #[error("{step} xattr {name} on {path}: {source}{}", hint(source))]
+    Xattr { step: &'static str, name: String, path: String, #[source] source: io::Error },
+
+    /// An entry changed or vanished while it was copied without `--live`.
+    #[error("{path}: {what} while it was being read; stop whatever writes to the tree (e.g. Docker) or pass --live and run a --delete pass afterwards")]
+    Changed { path: String, what: &'static str },
+
+    /// A manifest file could not be parsed.
+    #[error("manifest {path}, line {line}: {msg}; the file is damaged or not a dockroot manifest")]
+    Manifest { path: String, line: u64, msg: String },
+
+    /// The user asked for something that cannot be done safely.
+    #[error("{path}: {msg}")]
+    Refused { path: String, msg: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds advice for the errors a user can act on.
+fn hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (the target is full: free space there or choose a larger disk)",
+        Some(libc::EPERM) | Some(libc::EACCES) => " (dockroot must run as root with CAP_SYS_ADMIN, CAP_MKNOD and CAP_FOWNER)",
+        Some(libc::EOPNOTSUPP) => " (the target filesystem does not support this; use ext4, xfs or btrfs)",
+        Some(libc::ENAMETOOLONG) => " (a single name is longer than the target filesystem allows)",
+        Some(libc::EROFS) => " (the target is mounted read-only)",
+        _ => "",
+    }
+}
+
+/// Joins a root and a relative path for messages.
+pub fn show(root: &std::path::Path, rel: &[u8]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = root.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        if p.last() != Some(&b'/') {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+    }
+    display(&p)
+}
+
+impl Error {
+    pub fn io(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
+        Error::Io { step, path: show(root, rel), source }
+    }
+
+    /// Whether the error means the entry no longer exists (a race in a live tree).
+    pub fn is_vanished(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::Xattr { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+            }
+            _ => false,
+        }
+    }
+}

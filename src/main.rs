@@ -1,3 +1,31 @@
+//! dockroot's binary: parse the command line, dispatch, map errors to exit
+//! codes. All the work is in the library.
+
+mod cli;
+
+use clap::Parser;
+
+use cli::{Cli, Command, output::Output};
+
 fn main() {
-    println!("Hello, world!");
+    let args = Cli::parse();
+    let out = Output::new(&args.global);
+    let progress = cli::progress::make(args.global.quiet, args.global.json);
+    let g = &args.global;
+    let r = match &args.command {
+        Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
+        Command::Manifest(a) => cli::commands::manifest(a, g, &out, progress.as_ref()),
+        Command::Verify(a) => cli::commands::verify(a, g, &out, progress.as_ref()),
+    };
+    let code = match r {
+        Ok(code) => code,
+        Err(e) => {
+            out.problem(&format!("{e:#}"));
+            if g.json {
+                println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+            }
+            2
+        }
+    };
+    std::process::exit(code);
 }

@@ -43,6 +43,31 @@ pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
     Ok(out)
 }
 
+/// Reads every xattr of an open file or directory (cheaper than a /proc path).
+pub fn read_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
+    use std::os::fd::AsRawFd;
+    use xattr::FileExt;
+    // SAFETY: the File is never dropped, so the borrowed fd is not closed.
+    let f = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd.as_raw_fd()) });
+    let names = match f.list_xattr() {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let nb = n.as_bytes();
+        if is_alias(nb) {
+            continue;
+        }
+        if let Some(v) = f.get_xattr(&n)? {
+            out.push((nb.to_vec(), v));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Makes the xattrs of `name` in `dir` exactly `want`: sets each value and,
 /// when `exact`, removes names not in `want` (e.g. an inherited default ACL).
 pub fn write_at(dir: BorrowedFd<'_>, name: &CStr, want: &Xattrs, exact: bool) -> Result<(), (Vec<u8>, io::Error)> {

@@ -1,0 +1,128 @@
+//! Progress renderers: an indicatif bar on a TTY, a log line every few seconds
+//! otherwise, nothing with --quiet or --json.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use dockroot::progress::Progress;
+
+pub fn make(quiet: bool, json: bool) -> Box<dyn Progress> {
+    if quiet || json {
+        Box::new(Quiet)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bar::new())
+    } else {
+        Box::new(Lines::new())
+    }
+}
+
+struct Quiet;
+impl Progress for Quiet {
+    fn warn(&self, msg: &str) {
+        eprintln!("dockroot: warning: {msg}");
+    }
+}
+
+struct Bar {
+    bar: ProgressBar,
+    entries: AtomicU64,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+        Bar { bar, entries: AtomicU64::new(0) }
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: Option<(u64, u64)>) {
+        self.entries.store(0, Ordering::Relaxed);
+        self.bar.reset();
+        let style = match total {
+            Some((_, bytes)) => {
+                self.bar.set_length(bytes);
+                "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+            }
+            None => "{prefix:>8} [{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec} {msg}",
+        };
+        self.bar.set_style(ProgressStyle::with_template(style).unwrap());
+        self.bar.set_prefix(name.to_string());
+        self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn advance(&self, entries: u64, bytes: u64) {
+        let n = self.entries.fetch_add(entries, Ordering::Relaxed) + entries;
+        self.bar.inc(bytes);
+        if n % 256 == 0 {
+            self.bar.set_message(format!("{n} entries"));
+        }
+    }
+
+    fn warn(&self, msg: &str) {
+        self.bar.suspend(|| eprintln!("dockroot: warning: {msg}"));
+    }
+
+    fn finish(&self) {
+        let n = self.entries.load(Ordering::Relaxed);
+        self.bar.set_message(format!("{n} entries"));
+        self.bar.finish();
+    }
+}
+
+/// Periodic one-line progress for logs (non-TTY stderr).
+struct Lines {
+    state: Mutex<(String, Instant, Instant)>,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Lines {
+    fn new() -> Lines {
+        let now = Instant::now();
+        Lines { state: Mutex::new((String::new(), now, now)), entries: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+    }
+
+    fn line(&self, phase: &str, start: Instant) {
+        let (n, b) = (self.entries.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed));
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        eprintln!(
+            "dockroot: {phase}: {n} entries, {} ({}/s), {:.1}s",
+            indicatif::HumanBytes(b),
+            indicatif::HumanBytes((b as f64 / secs) as u64),
+            secs
+        );
+    }
+}
+
+impl Progress for Lines {
+    fn phase(&self, name: &str, _total: Option<(u64, u64)>) {
+        let now = Instant::now();
+        *self.state.lock().unwrap() = (name.to_string(), now, now);
+        self.entries.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+
+    fn advance(&self, entries: u64, bytes: u64) {
+        self.entries.fetch_add(entries, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mut s = self.state.lock().unwrap();
+        if s.2.elapsed() >= Duration::from_secs(5) {
+            s.2 = Instant::now();
+            self.line(&s.0, s.1);
+        }
+    }
+
+    fn warn(&self, msg: &str) {
+        eprintln!("dockroot: warning: {msg}");
+    }
+
+    fn finish(&self) {
+        let s = self.state.lock().unwrap();
+        self.line(&s.0, s.1);
+    }
+}

@@ -1,0 +1,90 @@
+//! Delta decisions: which destination entries of an earlier copy can stay.
+//!
+//! A file is kept only when nothing can have changed it: the baseline manifest
+//! (written by the earlier copy) shows the same inode, ctime, size and mtime.
+//! ctime cannot be set from user space, so a rewrite that restores size and
+//! mtime still moves it. Without a baseline, or with --checksum, the content
+//! of both sides is compared in full.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use crate::manifest::{Body, Record};
+use crate::sys::{self, Kind, Meta};
+
+pub enum Decision {
+    /// The destination file already holds this content.
+    Keep([u8; 32]),
+    Rewrite,
+}
+
+/// Whether the baseline proves the source file unchanged since the last copy.
+fn baseline_unchanged(b: &Record, src: &Meta) -> Option<[u8; 32]> {
+    match b.body {
+        Body::File { size, blake3, ino, ctime }
+            if ino == src.ino && ctime == src.ctime && size == src.size && b.mtime == src.mtime =>
+        {
+            Some(blake3)
+        }
+        _ => None,
+    }
+}
+
+/// Decides for a regular file whose destination is also a regular file.
+pub fn decide(
+    baseline: Option<&Record>,
+    checksum: bool,
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CString,
+    src: &Meta,
+    dst: &Meta,
+) -> std::io::Result<Decision> {
+    if dst.size != src.size {
+        return Ok(Decision::Rewrite);
+    }
+    if !checksum {
+        if let Some(h) = baseline.and_then(|b| baseline_unchanged(b, src)) {
+            return Ok(Decision::Keep(h));
+        }
+        if baseline.is_some() || dst.mtime != src.mtime {
+            return Ok(Decision::Rewrite);
+        }
+    }
+    // No baseline, or --checksum: compare the content itself.
+    let s = sys::open_read_at(src_dir, name)?;
+    let d = sys::open_read_at(dst_dir, name)?;
+    let hs = super::file::hash_content(&s, src.size, src.blocks)?;
+    let hd = super::file::hash_content(&d, dst.size, dst.blocks)?;
+    Ok(if hs == hd { Decision::Keep(hs) } else { Decision::Rewrite })
+}
+
+/// Removes whatever `name` is in `dir` (delta mode clears the way for a new entry).
+pub fn clear(dir: BorrowedFd<'_>, name: &CString, existing: &Meta) -> std::io::Result<()> {
+    if existing.kind == Kind::Dir { sys::remove_tree_at(dir, name) } else { sys::unlink_at(dir, name) }
+}
+
+/// The destination entry's stat, or `None` when it does not exist.
+pub fn dst_meta(dir: BorrowedFd<'_>, name: &CString) -> std::io::Result<Option<Meta>> {
+    match sys::stat::lstat_at(dir, name) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the destination names that the source directory no longer has.
+pub fn prune(dst: BorrowedFd<'_>, src_names: &[CString]) -> Result<(), (CString, std::io::Error)> {
+    let have = sys::list_dir(dst.as_fd()).map_err(|e| (CString::default(), e))?;
+    let mut want = src_names.iter().peekable();
+    for n in have {
+        while want.peek().is_some_and(|w| w.as_bytes() < n.as_bytes()) {
+            want.next();
+        }
+        if want.peek().is_some_and(|w| w.as_bytes() == n.as_bytes()) {
+            continue;
+        }
+        sys::remove_tree_at(dst, &n).map_err(|e| (n.clone(), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The copy visitor: creates each entry in the destination, copies content,
+//! applies metadata and returns the source's manifest record.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::CopyOptions;
+use super::delta::{self, Decision};
+use super::file::copy_content;
+use crate::error::{Error, Result, show};
+use crate::manifest::{Body, Record};
+use crate::sys::{self, Kind, Meta};
+use crate::tree::apply::{Attrs, apply_at, apply_dir, apply_file};
+use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
+use crate::tree::scan::{changed_during_read, record_for, record_with, special_body};
+use crate::tree::{Entered, Item, Outcome, Visitor};
+
+pub struct CopyVisitor {
+    src: PathBuf,
+    dst: PathBuf,
+    opts: CopyOptions,
+    late: Arc<Mutex<Vec<Error>>>,
+}
+
+/// Publishes "head failed" to waiting members unless the head succeeded.
+struct HeadGuard<'a>(Option<&'a LinkSlot>);
+
+impl HeadGuard<'_> {
+    fn done(mut self, place: HeadPlace) {
+        if let Some(s) = self.0.take() {
+            s.publish(Some(place));
+        }
+    }
+}
+
+impl Drop for HeadGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.publish(None);
+        }
+    }
+}
+
+fn dst_dir(item: &Item) -> BorrowedFd<'_> {
+    item.parent.dst.as_ref().expect("copy nodes have a destination").as_fd()
+}
+
+impl CopyVisitor {
+    pub fn new(src: &Path, dst: &Path, opts: &CopyOptions) -> CopyVisitor {
+        CopyVisitor { src: src.into(), dst: dst.into(), opts: opts.clone(), late: Default::default() }
+    }
+
+    fn e(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
+        Error::io(step, &self.dst, rel, e)
+    }
+
+    fn es(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
+        Error::io(step, &self.src, rel, e)
+    }
+
+    /// In delta mode, clears a destination entry that cannot be reused.
+    fn clear_existing(&self, item: &Item) -> Result<()> {
+        if !self.opts.delete {
+            return Ok(());
+        }
+        let d = dst_dir(item);
+        if let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? {
+            delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", &item.rel, e))?;
+        }
+        Ok(())
+    }
+
+    fn link_member(&self, item: &Item, head_rel: &[u8], slot: &LinkSlot) -> Result<Outcome> {
+        let d = dst_dir(item);
+        slot.with_head(|head| {
+            let Some(head) = head else {
+                return Err(Error::Refused {
+                    path: show(&self.dst, &item.rel),
+                    msg: format!("not linked: its hardlink group's first name {} failed (see that error)", show(&self.dst, head_rel)),
+                });
+            };
+            let hd = head.dir.dst.as_ref().expect("destination").as_fd();
+            if self.opts.delete {
+                if let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? {
+                    let hm = sys::stat::lstat_at(hd, &head.name).map_err(|e| self.e("stat", head_rel, e))?;
+                    if (m.dev, m.ino) == (hm.dev, hm.ino) {
+                        return Ok(());
+                    }
+                    delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", &item.rel, e))?;
+                }
+            }
+            sys::link_at(hd, &head.name, d, &item.name).map_err(|e| self.e("link", &item.rel, e))
+        })?;
+        let record = Record { path: item.rel.clone(), body: Body::Hardlink { target: head_rel.to_vec() }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
+        Ok(Outcome { record: Some(record), ..Outcome::default() })
+    }
+
+    /// Delta mode: keeps the destination file when it provably holds the content.
+    fn try_keep(&self, item: &Item) -> Result<Option<Outcome>> {
+        let d = dst_dir(item);
+        let Some(dm) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? else { return Ok(None) };
+        let sole = matches!(item.link, Some(LinkRole::Head(_))) || dm.nlink == 1;
+        if dm.kind != Kind::File || !sole {
+            return Ok(None);
+        }
+        let s = item.parent.src.as_fd();
+        let decision = delta::decide(item.baseline.as_ref(), self.opts.checksum, s, d, &item.name, &item.meta, &dm)
+            .map_err(|e| self.es("compare", &item.rel, e))?;
+        let Decision::Keep(hash) = decision else { return Ok(None) };
+        let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
+        let record = record_for(item, &item.meta, body, &self.src)?;
+        apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
+        Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
+    }
+
+    fn copy_file(&self, item: &Item) -> Result<Outcome> {
+        let slot = match &item.link {
+            Some(LinkRole::Member { head_rel, slot }) => return self.link_member(item, head_rel, slot),
+            Some(LinkRole::Head(slot)) => Some(slot.as_ref()),
+            None => None,
+        };
+        let guard = HeadGuard(slot);
+        let place = || HeadPlace { dir: item.parent.clone(), name: item.name.clone() };
+        if self.opts.delete {
+            if let Some(o) = self.try_keep(item)? {
+                guard.done(place());
+                return Ok(o);
+            }
+            self.clear_existing(item)?;
+        }
+        let (rel, d) = (&item.rel, dst_dir(item));
+        let src = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?;
+        let before = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
+        let dst = sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?;
+        let copied = copy_content(&src, &dst, before.size, before.blocks, self.opts.sparsify).map_err(|e| self.e("copy data to", rel, e))?;
+        let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
+        let raced = changed_during_read(&before, &after) || before.ino != item.meta.ino;
+        if raced && !self.opts.live {
+            return Err(Error::Changed { path: show(&self.src, rel), what: "changed" });
+        }
+        let body = Body::File { size: before.size, blake3: copied.blake3, ino: before.ino, ctime: before.ctime };
+        let record = record_with(item, &before, body, &self.src, Some(src.as_fd()))?;
+        apply_file(dst.as_fd(), d, &item.name, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
+        guard.done(place());
+        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true })
+    }
+
+    fn copy_special(&self, item: &Item) -> Result<Outcome> {
+        let (rel, d, m) = (&item.rel, dst_dir(item), &item.meta);
+        let body = special_body(item, &self.src)?;
+        self.clear_existing(item)?;
+        match &body {
+            Body::Symlink { target } => sys::symlink_at(target, d, &item.name).map_err(|e| self.e("create symlink", rel, e))?,
+            _ => sys::mknod_at(d, &item.name, m.kind, m.rdev).map_err(|e| self.e("create node", rel, e))?,
+        }
+        let record = record_for(item, m, body, &self.src)?;
+        apply_at(d, &item.name, &Attrs { meta: m, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
+        Ok(Outcome { record: Some(record), rewritten: true, ..Outcome::default() })
+    }
+
+    /// Opens (delta) or creates the destination directory for `item`.
+    fn make_dir(&self, item: &Item) -> Result<std::os::fd::OwnedFd> {
+        let (rel, d) = (&item.rel, dst_dir(item));
+        if item.rel.is_empty() {
+            return sys::open_dir_at(d, sys::DOT).map_err(|e| self.e("open", rel, e));
+        }
+        if self.opts.delete {
+            match delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", rel, e))? {
+                Some(m) if m.kind == Kind::Dir => return sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e)),
+                Some(m) => delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", rel, e))?,
+                None => {}
+            }
+        }
+        // Private until finalised: mode and owner are applied after the children.
+        sys::mkdir_at(d, &item.name, 0o700).map_err(|e| self.e("create directory", rel, e))?;
+        sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))
+    }
+}
+
+impl Visitor for CopyVisitor {
+    fn enter_dir(&self, item: &Item) -> Result<Entered> {
+        let record = record_for(item, &item.meta, Body::Dir, &self.src)?;
+        let dst = self.make_dir(item)?;
+        let (meta, xattrs, exact): (Meta, _, _) = (item.meta, record.xattrs.clone(), self.opts.delete);
+        let (root, rel, late) = (self.dst.clone(), item.rel.clone(), self.late.clone());
+        let finaliser = Box::new(move |node: &crate::tree::DirNode| {
+            let fd = node.dst.as_ref().expect("destination").as_fd();
+            if let Err(e) = apply_dir(fd, &Attrs { meta: &meta, xattrs: &xattrs }, exact, &root, &rel) {
+                late.lock().unwrap().push(e);
+            }
+        });
+        Ok(Entered { dst: Some(dst), finaliser: Some(finaliser), outcome: Outcome { record: Some(record), ..Outcome::default() } })
+    }
+
+    fn prune(&self, node: &crate::tree::DirNode, src_names: &[std::ffi::CString]) -> Result<()> {
+        if !self.opts.delete {
+            return Ok(());
+        }
+        let d = node.dst.as_ref().expect("destination").as_fd();
+        delta::prune(d, src_names).map_err(|(n, e)| self.e("remove", &crate::manifest::order::join(&node.rel, n.as_bytes()), e))
+    }
+
+    fn entry(&self, item: &Item) -> Result<Outcome> {
+        let r = if item.meta.kind == Kind::File { self.copy_file(item) } else { self.copy_special(item) };
+        match r {
+            Err(e) if self.opts.live && e.is_vanished() => Ok(Outcome { raced: true, ..Outcome::default() }),
+            r => r,
+        }
+    }
+
+    fn late_errors(&self) -> Vec<Error> {
+        std::mem::take(&mut self.late.lock().unwrap())
+    }
+}

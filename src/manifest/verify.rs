@@ -1,0 +1,225 @@
+//! Compares a tree with a manifest, field by field, streaming both in walk
+//! order. Each difference is one readable line: the path, then the field.
+
+use std::path::Path;
+
+use super::escape::display;
+use super::format::{Body, Record, hex};
+use super::order;
+use super::reader::Reader;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::tree::scan::Scan;
+use crate::tree::{WalkOptions, walk};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Field {
+    Missing,
+    Extra,
+    Type,
+    Content,
+    Size,
+    Mode,
+    Owner,
+    Mtime,
+    LinkTarget,
+    Rdev,
+    Xattr,
+    HardlinkGroup,
+}
+
+/// One difference between what the manifest says and what the tree holds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Difference {
+    pub path: String,
+    pub field: Field,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = serde_json::to_value(self.field).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        if self.detail.is_empty() { write!(f, "{}: {field}", self.path) } else { write!(f, "{}: {field}: {}", self.path, self.detail) }
+    }
+}
+
+fn shown(rel: &[u8]) -> String {
+    if rel.is_empty() { ".".into() } else { display(rel) }
+}
+
+fn diff(path: &[u8], field: Field, detail: String) -> Difference {
+    Difference { path: shown(path), field, detail }
+}
+
+/// The differences between an expected and an actual record of one path.
+pub fn compare(want: &Record, got: &Record) -> Vec<Difference> {
+    let p = &want.path;
+    let mut out = Vec::new();
+    let d = |field, w: &dyn std::fmt::Display, g: &dyn std::fmt::Display| diff(p, field, format!("expected {w}, found {g}"));
+    if want.body.type_name() != got.body.type_name() {
+        out.push(d(Field::Type, &want.body.type_name(), &got.body.type_name()));
+        return out;
+    }
+    match (&want.body, &got.body) {
+        (Body::File { size: ws, blake3: wh, .. }, Body::File { size: gs, blake3: gh, .. }) => {
+            if ws != gs {
+                out.push(d(Field::Size, ws, gs));
+            }
+            if wh != gh {
+                out.push(d(Field::Content, &hex(wh), &hex(gh)));
+            }
+        }
+        (Body::Symlink { target: w }, Body::Symlink { target: g }) if w != g => out.push(d(Field::LinkTarget, &display(w), &display(g))),
+        (Body::Hardlink { target: w }, Body::Hardlink { target: g }) if w != g => {
+            out.push(d(Field::HardlinkGroup, &format!("link to {}", display(w)), &format!("link to {}", display(g))))
+        }
+        (Body::Char { rdev: w }, Body::Char { rdev: g }) | (Body::Block { rdev: w }, Body::Block { rdev: g }) if w != g => {
+            let f = |r: &u64| format!("{}:{}", libc::major(*r), libc::minor(*r));
+            out.push(d(Field::Rdev, &f(w), &f(g)))
+        }
+        _ => {}
+    }
+    if matches!(want.body, Body::Hardlink { .. }) {
+        return out;
+    }
+    if want.perm != got.perm {
+        out.push(d(Field::Mode, &format!("{:04o}", want.perm), &format!("{:04o}", got.perm)));
+    }
+    if (want.uid, want.gid) != (got.uid, got.gid) {
+        out.push(d(Field::Owner, &format!("{}:{}", want.uid, want.gid), &format!("{}:{}", got.uid, got.gid)));
+    }
+    if want.mtime != got.mtime {
+        out.push(d(Field::Mtime, &want.mtime, &got.mtime));
+    }
+    compare_xattrs(want, got, &mut out);
+    out
+}
+
+fn compare_xattrs(want: &Record, got: &Record, out: &mut Vec<Difference>) {
+    let p = &want.path;
+    for (k, v) in &want.xattrs {
+        match got.xattrs.iter().find(|(gk, _)| gk == k) {
+            None => out.push(diff(p, Field::Xattr, format!("{} missing", display(k)))),
+            Some((_, gv)) if gv != v => out.push(diff(p, Field::Xattr, format!("{} differs", display(k)))),
+            _ => {}
+        }
+    }
+    for (k, _) in &got.xattrs {
+        if !want.xattrs.iter().any(|(wk, _)| wk == k) {
+            out.push(diff(p, Field::Xattr, format!("{} extra", display(k))));
+        }
+    }
+}
+
+/// The result of checking a tree against a manifest.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub entries: u64,
+    pub bytes: u64,
+    pub differences: Vec<Difference>,
+    /// Differences beyond the first `MAX_REPORTED` are counted only.
+    pub more: u64,
+    pub errors: Vec<String>,
+}
+
+const MAX_REPORTED: usize = 100_000;
+
+impl Report {
+    fn add(&mut self, d: Difference) {
+        if self.differences.len() < MAX_REPORTED { self.differences.push(d) } else { self.more += 1 }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.differences.is_empty() && self.errors.is_empty() && self.more == 0
+    }
+}
+
+/// Checks the tree at `root` against the manifest at `manifest`.
+pub fn verify_tree(root: &Path, manifest: &Path, threads: usize, progress: &dyn Progress) -> Result<Report> {
+    let mut reader = Reader::open(manifest)?;
+    let mut report = Report::default();
+    let mut fatal: Option<Error> = None;
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: None };
+    let scan = Scan { root: root.to_path_buf(), live: false };
+    progress.phase("verify", None);
+    let stats = walk(&opts, &scan, None, progress, |r| match r {
+        Ok(o) => {
+            let Some(got) = o.record else { return };
+            if fatal.is_some() {
+                return;
+            }
+            // Manifest entries before this path are missing from the tree.
+            loop {
+                match reader.peek() {
+                    Ok(Some(w)) if order::cmp(&w.path, &got.path).is_lt() => {
+                        let p = w.path.clone();
+                        let _ = reader.next_record();
+                        report.add(diff(&p, Field::Missing, String::new()));
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        fatal = Some(e);
+                        return;
+                    }
+                }
+            }
+            match reader.seek_to(&got.path) {
+                Ok(Some(want)) => compare(&want, &got).into_iter().for_each(|d| report.add(d)),
+                Ok(None) => report.add(diff(&got.path, Field::Extra, String::new())),
+                Err(e) => fatal = Some(e),
+            }
+        }
+        Err(e) => report.errors.push(e.to_string()),
+    })?;
+    progress.finish();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    while let Some(w) = reader.next_record()? {
+        report.add(diff(&w.path, Field::Missing, String::new()));
+    }
+    report.entries = stats.entries;
+    report.bytes = stats.bytes;
+    Ok(report)
+}
+
+/// Summary of writing a manifest.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ScanSummary {
+    pub entries: u64,
+    pub bytes: u64,
+    pub mount_points: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Writes the manifest of the tree at `root` to `out` (`-` for stdout).
+pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Progress) -> Result<ScanSummary> {
+    let mut w = super::Writer::create(out)?;
+    let mut summary = ScanSummary::default();
+    let mut fatal = None;
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: None };
+    let scan = Scan { root: root.to_path_buf(), live: false };
+    progress.phase("manifest", None);
+    let stats = walk(&opts, &scan, None, progress, |r| match r {
+        Ok(o) => {
+            if let (Some(rec), None) = (o.record, &fatal) {
+                if let Err(e) = w.push(&rec) {
+                    fatal = Some(e);
+                }
+            }
+        }
+        Err(e) => summary.errors.push(e.to_string()),
+    })?;
+    progress.finish();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    if summary.errors.is_empty() {
+        w.finish()?;
+    }
+    summary.entries = stats.entries;
+    summary.bytes = stats.bytes;
+    summary.mount_points = stats.mount_points;
+    Ok(summary)
+}

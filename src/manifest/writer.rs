@@ -1,0 +1,66 @@
+//! Streams records into a manifest file. The file is written under a temporary
+//! name and renamed into place only when complete, so a crash never leaves a
+//! truncated manifest that looks valid (the trailer also guards against that).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::format::{HEADER, Record, TRAILER_PREFIX};
+use crate::error::{Error, Result};
+
+pub struct Writer {
+    out: BufWriter<Box<dyn Write + Send>>,
+    /// (temporary path, final path) when writing a file.
+    rename: Option<(PathBuf, PathBuf)>,
+    entries: u64,
+}
+
+fn err(path: &Path, source: io::Error) -> Error {
+    Error::Io { step: "write manifest", path: path.display().to_string(), source }
+}
+
+impl Writer {
+    /// Writes to `path` (`-` for stdout).
+    pub fn create(path: &Path) -> Result<Writer> {
+        let (out, rename): (Box<dyn Write + Send>, _) = if path == Path::new("-") {
+            (Box::new(io::stdout()), None)
+        } else {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            (Box::new(File::create(&tmp).map_err(|e| err(&tmp, e))?), Some((tmp, path.to_path_buf())))
+        };
+        let mut w = Writer { out: BufWriter::with_capacity(1 << 20, out), rename, entries: 0 };
+        w.line(HEADER)?;
+        Ok(w)
+    }
+
+    fn target(&self) -> PathBuf {
+        self.rename.as_ref().map(|(_, p)| p.clone()).unwrap_or_else(|| PathBuf::from("-"))
+    }
+
+    fn line(&mut self, s: &str) -> Result<()> {
+        let r = self.out.write_all(s.as_bytes()).and_then(|_| self.out.write_all(b"\n"));
+        r.map_err(|e| err(&self.target(), e))
+    }
+
+    pub fn push(&mut self, r: &Record) -> Result<()> {
+        self.entries += 1;
+        self.line(&r.to_line())
+    }
+
+    /// Writes the trailer, flushes, fsyncs and renames into place.
+    pub fn finish(mut self) -> Result<u64> {
+        let n = self.entries;
+        self.line(&format!("{TRAILER_PREFIX}{n}"))?;
+        let target = self.target();
+        let inner = self.out.into_inner().map_err(|e| err(&target, e.into_error()))?;
+        drop(inner);
+        if let Some((tmp, path)) = &self.rename {
+            File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| err(tmp, e))?;
+            std::fs::rename(tmp, path).map_err(|e| err(path, e))?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,57 @@
+//! Applies an entry's metadata in the order that keeps every bit: owner first
+//! (chown clears setuid/setgid and security.capability), then mode, then
+//! xattrs, then times last (every other change moves them).
+
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::manifest::escape::display;
+use crate::sys::{self, Kind, Meta, xattr::Xattrs};
+
+/// The metadata to apply.
+pub struct Attrs<'a> {
+    pub meta: &'a Meta,
+    pub xattrs: &'a Xattrs,
+}
+
+fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> Error {
+    Error::Xattr { step: "set", name: display(&name), path: crate::error::show(root, rel), source: e }
+}
+
+/// Applies metadata to `name` in `dir` (any type but directories, which go
+/// through [`apply_dir`]). `exact` also removes xattrs the source lacks.
+pub fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+    let m = a.meta;
+    sys::chown_at(dir, name, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    if m.kind != Kind::Symlink {
+        sys::chmod_at(dir, name, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
+    }
+    if !a.xattrs.is_empty() || exact {
+        sys::xattr::write_at(dir, name, a.xattrs, exact).map_err(|e| xattr_err(root, rel, e))?;
+    }
+    sys::set_times_at(dir, name, m.atime, m.mtime).map_err(|e| Error::io("set times", root, rel, e))
+}
+
+/// Applies metadata to an open regular file (cheaper than by name).
+pub fn apply_file(f: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+    let m = a.meta;
+    sys::fchown(f, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    sys::fchmod(f, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
+    if !a.xattrs.is_empty() || exact {
+        sys::xattr::write_at(dir, name, a.xattrs, exact).map_err(|e| xattr_err(root, rel, e))?;
+    }
+    sys::futimens(f, m.atime, m.mtime).map_err(|e| Error::io("set times", root, rel, e))
+}
+
+/// Applies metadata to a directory through its own fd.
+pub fn apply_dir(d: BorrowedFd<'_>, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+    let m = a.meta;
+    sys::fchown(d, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    sys::fchmod(d, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
+    if !a.xattrs.is_empty() || exact {
+        sys::xattr::write_at(d, sys::DOT, a.xattrs, exact).map_err(|e| xattr_err(root, rel, e))?;
+    }
+    sys::futimens(d, m.atime, m.mtime).map_err(|e| Error::io("set times", root, rel, e))
+}

@@ -1,0 +1,70 @@
+//! Reads a regular file's content extent by extent. Data extents come as
+//! bytes, holes as lengths, so a copy can leave holes as holes while the hash
+//! still covers the file's logical content (holes read as zeros).
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::sys::holes::data_extents;
+
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    Hole(u64),
+}
+
+const BUF: usize = 1 << 20;
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF]);
+}
+
+/// Calls `f(offset, chunk)` for the whole file in order. Stops early (without
+/// error) if the file turns out shorter than `size`: the caller's post-read
+/// stat reports that change.
+pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk) -> io::Result<()>) -> io::Result<()> {
+    // A file with as many blocks as bytes has no holes: skip the two lseeks.
+    let extents = if size == 0 {
+        Vec::new()
+    } else if blocks * 512 >= size {
+        vec![(0, size)]
+    } else {
+        data_extents(file, size)?
+    };
+    BUFFER.with(|b| {
+        let buf = &mut b.borrow_mut()[..];
+        let mut pos = 0u64;
+        for (start, len) in extents {
+            if start > pos {
+                f(pos, Chunk::Hole(start - pos))?;
+            }
+            let end = start + len;
+            pos = start;
+            while pos < end {
+                let want = ((end - pos) as usize).min(buf.len());
+                let n = file.read_at(&mut buf[..want], pos)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                f(pos, Chunk::Data(&buf[..n]))?;
+                pos += n as u64;
+            }
+        }
+        if pos < size {
+            f(pos, Chunk::Hole(size - pos))?;
+        }
+        Ok(())
+    })
+}
+
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Feeds `len` zero bytes into a hasher (a hole's logical content).
+pub fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
+    while len > 0 {
+        let n = len.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..n]);
+        len -= n as u64;
+    }
+}

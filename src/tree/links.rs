@@ -1,0 +1,80 @@
+//! Hardlink groups. The walker sees entries in order, so the first name of an
+//! inode with several links becomes the group's head and later names become
+//! members that link to it. A member being copied waits until its head's file
+//! exists; the head was dispatched earlier from a FIFO queue, so it is already
+//! being worked on and the wait cannot deadlock.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::node::DirNode;
+
+/// Where the head of a group ended up in the destination.
+pub struct HeadPlace {
+    pub dir: Arc<DirNode>,
+    pub name: CString,
+}
+
+/// Published once by the head's worker: `Some(place)`, or `None` when the head
+/// failed (its members then fail too, with a pointer to the head's error).
+#[derive(Default)]
+pub struct LinkSlot {
+    state: Mutex<Option<Option<HeadPlace>>>,
+    ready: Condvar,
+}
+
+impl LinkSlot {
+    pub fn publish(&self, place: Option<HeadPlace>) {
+        *self.state.lock().unwrap() = Some(place);
+        self.ready.notify_all();
+    }
+
+    /// Waits for the head and calls `f` with its place.
+    pub fn with_head<R>(&self, f: impl FnOnce(Option<&HeadPlace>) -> R) -> R {
+        let mut g = self.state.lock().unwrap();
+        while g.is_none() {
+            g = self.ready.wait(g).unwrap();
+        }
+        f(g.as_ref().unwrap().as_ref())
+    }
+}
+
+pub enum LinkRole {
+    Head(Arc<LinkSlot>),
+    Member { head_rel: Vec<u8>, slot: Arc<LinkSlot> },
+}
+
+struct Group {
+    head_rel: Vec<u8>,
+    slot: Arc<LinkSlot>,
+    remaining: u64,
+}
+
+/// The walker's map of open groups, keyed by (device, inode). A group is
+/// dropped once all its links were seen, so memory stays proportional to the
+/// groups still open.
+#[derive(Default)]
+pub struct Groups {
+    open: HashMap<(u64, u64), Group>,
+}
+
+impl Groups {
+    pub fn role(&mut self, dev: u64, ino: u64, nlink: u64, rel: &[u8]) -> Option<LinkRole> {
+        if nlink < 2 {
+            return None;
+        }
+        let key = (dev, ino);
+        if let Some(g) = self.open.get_mut(&key) {
+            g.remaining = g.remaining.saturating_sub(1);
+            let role = LinkRole::Member { head_rel: g.head_rel.clone(), slot: g.slot.clone() };
+            if g.remaining == 0 {
+                self.open.remove(&key);
+            }
+            return Some(role);
+        }
+        let slot = Arc::new(LinkSlot::default());
+        self.open.insert(key, Group { head_rel: rel.to_vec(), slot: slot.clone(), remaining: nlink - 1 });
+        Some(LinkRole::Head(slot))
+    }
+}

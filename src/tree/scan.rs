@@ -1,0 +1,120 @@
+//! Reads entries into manifest records without changing anything: the visitor
+//! behind `dockroot manifest` and `dockroot verify`.
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use super::content::{Chunk, hash_zeros, stream};
+use super::links::LinkRole;
+use super::node::Item;
+use super::walk::{Entered, Outcome, Visitor};
+use crate::error::{Error, Result};
+use crate::manifest::{Body, Record};
+use crate::sys::{self, Kind, Meta};
+
+/// Builds the record of an entry from its stat, xattrs and (for files) a
+/// content hash supplied by the caller.
+pub fn record_for(item: &Item, meta: &Meta, body: Body, root: &std::path::Path) -> Result<Record> {
+    record_with(item, meta, body, root, None)
+}
+
+/// As [`record_for`], reading xattrs through `open` when the entry is open.
+pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &std::path::Path, open: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Record> {
+    let dir = item.parent.src.as_fd();
+    let xattrs = match open {
+        Some(fd) => sys::xattr::read_fd(fd),
+        None => sys::xattr::read_at(dir, &item.name),
+    };
+    let xattrs = xattrs.map_err(|e| Error::Xattr {
+        step: "read",
+        name: "*".into(),
+        path: crate::error::show(root, &item.rel),
+        source: e,
+    })?;
+    Ok(Record { path: item.rel.clone(), body, perm: meta.perm, uid: meta.uid, gid: meta.gid, mtime: meta.mtime, xattrs })
+}
+
+/// The body of a non-file, non-directory entry.
+pub fn special_body(item: &Item, root: &std::path::Path) -> Result<Body> {
+    Ok(match item.meta.kind {
+        Kind::Symlink => Body::Symlink {
+            target: sys::readlink_at(item.parent.src.as_fd(), &item.name)
+                .map_err(|e| Error::io("read link", root, &item.rel, e))?,
+        },
+        Kind::Char => Body::Char { rdev: item.meta.rdev },
+        Kind::Block => Body::Block { rdev: item.meta.rdev },
+        Kind::Fifo => Body::Fifo,
+        Kind::Socket => Body::Socket,
+        Kind::Dir => Body::Dir,
+        Kind::File => unreachable!("files are hashed"),
+    })
+}
+
+/// Compares the stat before and after a read: a change means the content read
+/// may be a mix of old and new.
+pub fn changed_during_read(before: &Meta, after: &Meta) -> bool {
+    before.ctime != after.ctime || before.size != after.size || before.mtime != after.mtime || before.ino != after.ino
+}
+
+pub struct Scan {
+    pub root: PathBuf,
+    pub live: bool,
+}
+
+impl Scan {
+    /// Turns a failure into a race when the tree is live and the entry vanished.
+    fn race(&self, r: Result<Outcome>) -> Result<Outcome> {
+        match r {
+            Err(e) if self.live && e.is_vanished() => Ok(Outcome { raced: true, ..Outcome::default() }),
+            r => r,
+        }
+    }
+
+    fn hash_file(&self, item: &Item) -> Result<Outcome> {
+        let root = &self.root;
+        let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::io("open", root, &item.rel, e))?;
+        let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+        let mut h = blake3::Hasher::new();
+        stream(&f, before.size, before.blocks, |_, c| {
+            match c {
+                Chunk::Data(d) => {
+                    h.update(d);
+                }
+                Chunk::Hole(n) => hash_zeros(&mut h, n),
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::io("read", root, &item.rel, e))?;
+        let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+        let raced = changed_during_read(&before, &after);
+        if raced && !self.live {
+            return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" });
+        }
+        let body = Body::File { size: before.size, blake3: *h.finalize().as_bytes(), ino: before.ino, ctime: before.ctime };
+        let record = record_with(item, &before, body, root, Some(f.as_fd()))?;
+        Ok(Outcome { record: Some(record), bytes: before.size, raced, ..Outcome::default() })
+    }
+}
+
+impl Visitor for Scan {
+    fn enter_dir(&self, item: &Item) -> Result<Entered> {
+        let rec = record_for(item, &item.meta, Body::Dir, &self.root)?;
+        Ok(Entered { outcome: Outcome { record: Some(rec), ..Outcome::default() }, ..Entered::default() })
+    }
+
+    fn entry(&self, item: &Item) -> Result<Outcome> {
+        let r = match (&item.meta.kind, &item.link) {
+            (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
+                let body = Body::Hardlink { target: head_rel.clone() };
+                let record = Record { path: item.rel.clone(), body, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
+                Ok(Outcome { record: Some(record), ..Outcome::default() })
+            }
+            (Kind::File, _) => self.hash_file(item),
+            _ => special_body(item, &self.root).and_then(|b| record_for(item, &item.meta, b, &self.root)).map(|record| Outcome {
+                record: Some(record),
+                ..Outcome::default()
+            }),
+        };
+        self.race(r)
+    }
+}

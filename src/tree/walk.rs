@@ -1,0 +1,353 @@
+//! The parallel, ordered walk.
+//!
+//! One walker thread lists directories in sorted order, stats every entry and
+//! handles directories itself (so a directory always exists before its
+//! children are written). Other entries go to a pool of workers through a FIFO
+//! queue. Results come back to the calling thread, which puts them back in
+//! walk order before handing them to the sink (a manifest writer or a
+//! comparer). A window of tokens bounds the entries in flight, which bounds
+//! memory and open file descriptors however large the tree is.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::links::Groups;
+use super::node::{DirNode, Item};
+use crate::error::{Error, Result};
+use crate::manifest::order::join;
+use crate::manifest::{Reader, Record};
+use crate::sys::{self, Kind};
+
+/// What processing one entry produced.
+#[derive(Default)]
+pub struct Outcome {
+    pub record: Option<Record>,
+    /// Content bytes read or written.
+    pub bytes: u64,
+    /// The entry vanished or changed during a live walk.
+    pub raced: bool,
+    /// Zero bytes turned into holes by --sparsify.
+    pub sparsified: u64,
+    /// Content rewritten (delta mode counts what it had to copy).
+    pub rewritten: bool,
+}
+
+/// What entering a directory produced.
+#[derive(Default)]
+pub struct Entered {
+    /// The destination directory, when copying.
+    pub dst: Option<std::os::fd::OwnedFd>,
+    /// Runs when everything below the directory is done.
+    pub finaliser: Option<super::node::Finaliser>,
+    pub outcome: Outcome,
+}
+
+/// The operation run on every entry: a copy, a scan for a manifest, a verify.
+pub trait Visitor: Sync {
+    /// On the walker thread, for each directory (the root included) before its
+    /// children. Returns the destination directory fd, if any, and sets the
+    /// node's finaliser.
+    fn enter_dir(&self, item: &Item) -> Result<Entered>;
+    /// On the walker thread, after `enter_dir`, with the sorted source names:
+    /// delta copies remove what the source no longer has.
+    fn prune(&self, _node: &DirNode, _src_names: &[CString]) -> Result<()> {
+        Ok(())
+    }
+    /// On a worker thread, for every non-directory entry.
+    fn entry(&self, item: &Item) -> Result<Outcome>;
+    /// Errors raised after an entry's outcome was reported (directory
+    /// finalisers); drained at the end of the walk.
+    fn late_errors(&self) -> Vec<Error> {
+        Vec::new()
+    }
+}
+
+pub struct WalkOptions {
+    pub root: PathBuf,
+    pub threads: usize,
+    /// Vanished entries are counted, not errors.
+    pub live: bool,
+    /// A baseline manifest merged into the walk (delta copies).
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct WalkStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub raced: u64,
+    pub sparsified: u64,
+    pub rewritten: u64,
+    /// Mount points found below the root; they were not descended into.
+    pub mount_points: Vec<String>,
+}
+
+type Msg = (u64, Result<Outcome>);
+
+struct Frame {
+    node: Arc<DirNode>,
+    names: std::vec::IntoIter<CString>,
+}
+
+struct Walker<'a, V: Visitor> {
+    opts: &'a WalkOptions,
+    visitor: &'a V,
+    jobs: Sender<Item>,
+    results: Sender<Msg>,
+    tokens: Sender<()>,
+    seq: u64,
+    groups: Groups,
+    baseline: Option<Reader>,
+    root_dev: u64,
+    mounts: Vec<String>,
+}
+
+impl<V: Visitor> Walker<'_, V> {
+    fn next_seq(&mut self) -> u64 {
+        // Blocks while the window is full; the collector returns tokens.
+        let _ = self.tokens.send(());
+        self.seq += 1;
+        self.seq - 1
+    }
+
+    fn report(&mut self, seq: u64, r: Result<Outcome>) {
+        let _ = self.results.send((seq, r));
+    }
+
+    fn baseline_for(&mut self, rel: &[u8]) -> Result<Option<Record>> {
+        match &mut self.baseline {
+            Some(b) => b.seek_to(rel),
+            None => Ok(None),
+        }
+    }
+
+    /// Enters a directory: reports its outcome and returns its node, or `None`
+    /// when it could not be entered (the error is reported at its seq).
+    fn enter(&mut self, item: Item) -> Option<Arc<DirNode>> {
+        let seq = item.seq;
+        let root = &self.opts.root;
+        let src = if item.rel.is_empty() {
+            sys::open_dir_at(item.parent.src.as_fd(), sys::DOT)
+        } else {
+            sys::open_dir_at(item.parent.src.as_fd(), &item.name)
+        };
+        let src = match src {
+            Ok(fd) => fd,
+            Err(e) if self.opts.live && vanished(&e) => {
+                self.report(seq, Ok(Outcome { raced: true, ..Outcome::default() }));
+                return None;
+            }
+            Err(e) => {
+                let err = Error::io("open directory", root, &item.rel, e);
+                self.report(seq, Err(err));
+                return None;
+            }
+        };
+        match self.visitor.enter_dir(&item) {
+            Ok(entered) => {
+                let parent = if item.rel.is_empty() { None } else { Some(item.parent.clone()) };
+                let node = Arc::new(DirNode::new(item.rel.clone(), src, entered.dst, parent));
+                if let Some(f) = entered.finaliser {
+                    node.set_finaliser(f);
+                }
+                self.report(seq, Ok(entered.outcome));
+                Some(node)
+            }
+            Err(e) if self.opts.live && e.is_vanished() => {
+                self.report(seq, Ok(Outcome { raced: true, ..Outcome::default() }));
+                None
+            }
+            Err(e) => {
+                self.report(seq, Err(e));
+                None
+            }
+        }
+    }
+
+    fn run(&mut self, root_node: Arc<DirNode>, root_meta: sys::Meta) {
+        self.root_dev = root_meta.dev;
+        let seq = self.next_seq();
+        let baseline = self.baseline_for(b"").unwrap_or(None);
+        let root_item = Item { seq, rel: Vec::new(), name: sys::DOT.to_owned(), parent: root_node, meta: root_meta, link: None, baseline };
+        let Some(node) = self.enter(root_item) else { return };
+        let mut stack = Vec::new();
+        self.push_frame(&mut stack, node);
+        while let Some(top) = stack.last_mut() {
+            let Some(name) = top.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let node = top.node.clone();
+            if let Some(child) = self.visit_child(node, name) {
+                self.push_frame(&mut stack, child);
+            }
+        }
+    }
+
+    fn push_frame(&mut self, stack: &mut Vec<Frame>, node: Arc<DirNode>) {
+        let names = match sys::list_dir(node.src.as_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                let seq = self.next_seq();
+                self.report(seq, Err(Error::io("list directory", &self.opts.root, &node.rel, e)));
+                return;
+            }
+        };
+        if let Err(e) = self.visitor.prune(&node, &names) {
+            let seq = self.next_seq();
+            self.report(seq, Err(e));
+        }
+        stack.push(Frame { node, names: names.into_iter() });
+    }
+
+    /// Stats one child and dispatches it; returns the node of a directory to
+    /// descend into.
+    fn visit_child(&mut self, parent: Arc<DirNode>, name: CString) -> Option<Arc<DirNode>> {
+        let rel = join(&parent.rel, name.as_bytes());
+        let seq = self.next_seq();
+        let meta = match sys::stat::lstat_at(parent.src.as_fd(), &name) {
+            Ok(m) => m,
+            Err(e) => {
+                let vanished = e.raw_os_error() == Some(libc::ENOENT);
+                let r = if vanished && self.opts.live {
+                    Ok(Outcome { raced: true, ..Outcome::default() })
+                } else if vanished {
+                    Err(Error::Changed { path: crate::error::show(&self.opts.root, &rel), what: "vanished" })
+                } else {
+                    Err(Error::io("stat", &self.opts.root, &rel, e))
+                };
+                self.report(seq, r);
+                return None;
+            }
+        };
+        let baseline = match self.baseline_for(&rel) {
+            Ok(b) => b,
+            Err(e) => {
+                self.report(seq, Err(e));
+                None
+            }
+        };
+        let link = if meta.kind == Kind::File { self.groups.role(meta.dev, meta.ino, meta.nlink, &rel) } else { None };
+        let item = Item { seq, rel, name, parent, meta, link, baseline };
+        if meta.kind != Kind::Dir {
+            let _ = self.jobs.send(item);
+            return None;
+        }
+        let mount = meta.dev != self.root_dev || sys::stat::is_mount_root(item.parent.src.as_fd(), &item.name).unwrap_or(false);
+        let node = self.enter(item)?;
+        if mount {
+            // Stay on one filesystem: record the directory, skip its contents.
+            self.mounts.push(crate::error::show(&self.opts.root, &node.rel));
+            return None;
+        }
+        Some(node)
+    }
+}
+
+/// Walks `opts.root` with `visitor`, handing each outcome to `sink` in walk
+/// order. `dst_root` is the destination root directory for copies.
+pub fn walk<V: Visitor>(
+    opts: &WalkOptions,
+    visitor: &V,
+    dst_root: Option<std::os::fd::OwnedFd>,
+    progress: &dyn crate::progress::Progress,
+    mut sink: impl FnMut(Result<Outcome>),
+) -> Result<WalkStats> {
+    sys::raise_nofile_limit();
+    let root = &opts.root;
+    let root_fd = sys::open_dir_path(root).map_err(|e| Error::io("open", root, b"", e))?;
+    let root_meta = sys::stat::fstat(root_fd.as_fd()).map_err(|e| Error::io("stat", root, b"", e))?;
+    let baseline = opts.baseline.as_deref().map(Reader::open).transpose()?;
+    // The pseudo-parent of the root: the root itself, addressed as ".".
+    let root_node = Arc::new(DirNode::new(Vec::new(), root_fd, dst_root, None));
+
+    let (job_tx, job_rx) = unbounded::<Item>();
+    let (res_tx, res_rx) = unbounded::<Msg>();
+    let (tok_tx, tok_rx) = bounded::<()>(8192);
+    let stats = std::thread::scope(|s| {
+        for _ in 0..opts.threads.max(1) {
+            let (rx, tx) = (job_rx.clone(), res_tx.clone());
+            s.spawn(move || worker(visitor, rx, tx));
+        }
+        drop(job_rx);
+        let walker = Walker {
+            opts,
+            visitor,
+            jobs: job_tx,
+            results: res_tx,
+            tokens: tok_tx,
+            seq: 0,
+            groups: Groups::default(),
+            baseline,
+            root_dev: 0,
+            mounts: Vec::new(),
+        };
+        let mounts = s.spawn(move || {
+            let mut w = walker;
+            w.run(root_node, root_meta);
+            // Dropping the walker closes the job and result channels.
+            std::mem::take(&mut w.mounts)
+        });
+        let stats = collect(res_rx, tok_rx, progress, &mut sink);
+        let mut stats = stats;
+        stats.mount_points = mounts.join().unwrap_or_default();
+        stats
+    });
+    for e in visitor.late_errors() {
+        sink(Err(e));
+    }
+    Ok(stats)
+}
+
+fn worker<V: Visitor>(visitor: &V, jobs: Receiver<Item>, results: Sender<Msg>) {
+    for item in jobs {
+        let seq = item.seq;
+        let r = visitor.entry(&item);
+        drop(item);
+        if results.send((seq, r)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Puts outcomes back in walk order and hands them to the sink.
+fn collect(
+    results: Receiver<Msg>,
+    tokens: Receiver<()>,
+    progress: &dyn crate::progress::Progress,
+    sink: &mut impl FnMut(Result<Outcome>),
+) -> WalkStats {
+    let mut next = 0u64;
+    let mut pending: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
+    let mut stats = WalkStats::default();
+    let done = AtomicU64::new(0);
+    for (seq, r) in results {
+        pending.insert(seq, r);
+        while let Some(r) = pending.remove(&next) {
+            next += 1;
+            let _ = tokens.try_recv();
+            if let Ok(o) = &r {
+                stats.entries += u64::from(o.record.is_some());
+                stats.bytes += o.bytes;
+                stats.raced += u64::from(o.raced);
+                stats.sparsified += o.sparsified;
+                stats.rewritten += u64::from(o.rewritten);
+                progress.advance(1, o.bytes);
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+            sink(r);
+        }
+    }
+    stats
+}
+
+/// A convenience for visitors: whether an I/O error means the entry vanished.
+pub fn vanished(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
