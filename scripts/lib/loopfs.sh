@@ -30,7 +30,7 @@ loopfs_make() {
         ext4) mkfs.ext4 -q -F "$img" ;;
         # ftype=1 is the default, but say it: overlay2 needs d_type.
         xfs) mkfs.xfs -q -f -n ftype=1 "$img" ;;
-        xfs-noftype) mkfs.xfs -q -f -m crc=0 -n ftype=0 "$img" 2>/dev/null ;;
+        xfs-noftype) mkfs.xfs -q -f -m crc=0 -n ftype=0 "$img" >/dev/null 2>&1 ;;
         ext4-nodtype) mkfs.ext4 -q -F -O ^filetype "$img" ;;
         btrfs) mkfs.btrfs -q -f "$img" >/dev/null ;;
         *) echo "loopfs.sh: unknown type $type" >&2; rm -f "$img"; return 2 ;;
