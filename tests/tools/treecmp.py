@@ -128,8 +128,7 @@ class Tree:
     """All entries of one tree: rel path (bytes) -> dict of fields."""
 
     def __init__(self, root):
-        # Absolute: the walk fchdir()s around (for the xattr calls).
-        self.root = os.path.abspath(os.fsencode(root))
+        self.root = root  # absolute: the walk fchdir()s (for the xattr calls)
         self.entries = {}
         self.inodes = {}  # (dev, ino) -> [rel paths], non-directories only
 
@@ -208,6 +207,8 @@ def fmt(v):
 
 def compare(a_root, b_root, ignore_root_mtime=False, blocks=True):
     """Return the list of (path, field, a, b) differences, sorted by path."""
+    # Both made absolute before the first walk changes the working directory.
+    a_root, b_root = (os.path.abspath(os.fsencode(r)) for r in (a_root, b_root))
     a, b = Tree(a_root).load(), Tree(b_root).load()
     diffs = []
 
