@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test.sh: the one command that runs every test.
+#
+# Usage: scripts/test.sh [ARGS...]    ARGS go to cargo nextest run (or cargo test)
+#
+# 1. Runs setup.sh if packages or the release binary are missing.
+# 2. Builds the fixture caches in $DOCKROOT_FIXTURES (default
+#    /var/tmp/dockroot-fixtures; reused across runs, flock-guarded):
+#    the debootstrap rootfs for systemd-host.sh (~2.5 min the first time)
+#    and the busybox base-image tarball.
+# 3. Runs the tools' own selftest, then the Rust tests, which read:
+#      DOCKROOT_FIXTURES  the cache directory above
+#      DOCKROOT_BIN       absolute path of target/release/dockroot
+#      DOCKROOT_SCRIPTS   absolute path of scripts/lib (loopfs, dockerd, ...)
+#      DOCKROOT_TOOLS     absolute path of tests/tools (treecmp.py, mkfidelity.py)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+[[ -r $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
+if ! bash scripts/setup.sh --check || [[ ! -x target/release/dockroot ]] || ! command -v cargo >/dev/null; then
+    bash scripts/setup.sh
+    [[ -r $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
+fi
+# Cheap when up to date; never test a stale binary.
+cargo build --release
+
+export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+export DOCKROOT_BIN=$root/target/release/dockroot
+export DOCKROOT_SCRIPTS=$root/scripts/lib
+export DOCKROOT_TOOLS=$root/tests/tools
+mkdir -p "$DOCKROOT_FIXTURES"
+
+bash scripts/lib/systemd-host.sh build >/dev/null
+if [[ ! -e $DOCKROOT_FIXTURES/busybox-base.tar ]]; then
+    # Write-then-rename so a concurrent run never sees half a tarball.
+    bash scripts/lib/docker-fixture.sh base-tar "$DOCKROOT_FIXTURES/busybox-base.tar.$$"
+    mv "$DOCKROOT_FIXTURES/busybox-base.tar.$$" "$DOCKROOT_FIXTURES/busybox-base.tar"
+fi
+
+python3 tests/tools/treecmp.py --selftest
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --release --no-fail-fast "$@"
+else
+    cargo test --release --no-fail-fast "$@"
+fi
