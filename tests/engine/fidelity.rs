@@ -1,0 +1,76 @@
+//! The fidelity tree copied onto ext4, xfs and btrfs, checked by the
+//! independent comparer and by dockroot's own verify.
+
+use std::process::Command;
+
+use crate::util::*;
+
+/// Builds the fidelity tree on `src_fs`, copies it onto `dst_fs` with a
+/// manifest and --verify, then compares.
+fn copy_between(src_fs: &str, dst_fs: &str) {
+    require_root();
+    let s = Scratch::new(&format!("fid-{src_fs}-{dst_fs}"));
+    let src = LoopFs::new(&s, src_fs, "3G");
+    let dst = LoopFs::new(&s, dst_fs, "3G");
+    let (tree, copy, m) = (src.mnt.join("tree"), dst.mnt.join("copy"), s.join("m"));
+    fidelity_tree(&tree);
+    let out = dockroot([
+        "copy".as_ref(), tree.as_os_str(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str(), "--verify".as_ref(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_same_tree(&tree, &copy);
+    let out = dockroot(["verify".as_ref(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // No XFS ACL aliases may leak onto the target as ordinary xattrs.
+    let leaked = run(Command::new("bash").arg("-c").arg(format!("getfattr -R -h -d -m '^trusted.SGI' '{}' 2>/dev/null | grep -c SGI_ACL || true", copy.display())));
+    if dst_fs != "xfs" {
+        assert_eq!(String::from_utf8_lossy(&leaked.stdout).trim(), "0", "XFS ACL aliases leaked onto {dst_fs}");
+    }
+}
+
+#[test]
+fn fidelity_ext4_to_ext4() {
+    copy_between("ext4", "ext4");
+}
+
+#[test]
+fn fidelity_ext4_to_xfs() {
+    copy_between("ext4", "xfs");
+}
+
+#[test]
+fn fidelity_ext4_to_btrfs() {
+    copy_between("ext4", "btrfs");
+}
+
+#[test]
+fn fidelity_xfs_to_ext4_drops_sgi_acl_aliases() {
+    copy_between("xfs", "ext4");
+}
+
+#[test]
+fn sparse_file_stays_sparse_and_sparsify_punches_zero_blocks() {
+    require_root();
+    let s = Scratch::new("sparse");
+    let src = s.join("src");
+    std::fs::create_dir(&src).unwrap();
+    // 1 GiB with 3 MiB of data, and 8 MiB of written zeros.
+    sh(&format!(
+        "cd {d} && truncate -s 1G sparse && for o in 0 400 900; do dd if=/dev/urandom of=sparse bs=1M count=1 seek=$o conv=notrunc status=none; done && dd if=/dev/zero of=zeros bs=1M count=8 status=none",
+        d = src.display()
+    ));
+    let plain = s.join("plain");
+    let out = dockroot(["copy".as_ref(), src.as_os_str(), plain.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_same_tree(&src, &plain);
+    let blocks = |p: &std::path::Path| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512;
+    assert!(blocks(&plain.join("sparse")) < 8 << 20, "holes were filled: {}", blocks(&plain.join("sparse")));
+    assert!(blocks(&plain.join("zeros")) >= 8 << 20, "written zeros must stay allocated by default");
+
+    let sp = s.join("sparsified");
+    let out = dockroot(["--json".as_ref(), "copy".as_ref(), src.as_os_str(), sp.as_os_str(), "--sparsify".as_ref()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(json(&out)["summary"]["sparsified"], 8 << 20);
+    assert!(blocks(&sp.join("zeros")) < 64 << 10);
+    assert_eq!(std::fs::read(sp.join("zeros")).unwrap(), vec![0u8; 8 << 20]);
+}

@@ -1,0 +1,6 @@
+//! dockroot's integration tests: one binary, real filesystems, real tools.
+//! They run as root (CI does); a non-root run fails loudly instead of
+//! skipping.
+
+mod util;
+mod engine;
