@@ -39,10 +39,16 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new().prefix("dr").tempdir_in("/tmp").unwrap();
         let d = Self { dir };
+        let mut argv = d.argv();
+        argv.extend(extra.iter().map(|s| s.to_string()));
         let cmd = DaemonCommand {
-            argv: d.argv(),
+            argv,
             env: std::env::vars().collect(),
             cwd: d.dir.path().into(),
             log: d.path("dockerd.log"),
@@ -108,6 +114,8 @@ impl Drop for Daemon {
         if let Err(e) = svc.stop() {
             eprintln!("cleanup: cannot stop test dockerd: {e}");
         }
+        // With live-restore, dockerd leaves its data-root bind-mounted on itself.
+        let _ = nix::mount::umount2(&self.root(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -194,4 +202,40 @@ fn check_guards_while_running(d: &Daemon) {
     std::fs::write(d.path("lr.json"), r#"{"live-restore":true}"#).unwrap();
     let cfg = DaemonJson::load(&d.path("lr.json")).unwrap();
     check_live_restore(&cfg, &d.api()).unwrap();
+}
+
+/// live-restore keeps a container running after dockerd stops: the check
+/// before stopping must refuse, and verify_stopped must see what is left.
+#[test]
+fn live_restore_running_container_is_caught() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("lr").tempdir_in("/tmp").unwrap();
+    let cfg_path = dir.path().join("daemon.json");
+    std::fs::write(&cfg_path, r#"{"live-restore": true}"#).unwrap();
+    let d = Daemon::start_with(&["--config-file", cfg_path.to_str().unwrap()]);
+    d.import_busybox();
+    d.docker(&["run", "-d", "--name", "r1", "--network", "none", "bbtest:1", "sleep", "600"], None);
+    let cfg = DaemonJson::load(&cfg_path).unwrap();
+    let e = check_live_restore(&cfg, &d.api()).unwrap_err();
+    assert!(matches!(e, ServiceError::LiveRestore { running: 1, .. }), "{e}");
+    assert!(e.to_string().contains("docker stop"));
+
+    let svc = PidfileService::new(d.path("d.pid"), timing());
+    svc.stop().unwrap();
+    let e = verify_stopped(&d.root()).unwrap_err();
+    match &e {
+        ServiceError::NotStopped { leftovers, .. } => {
+            assert!(leftovers.iter().any(|l| matches!(l, Leftover::Mount { fstype, .. } if fstype == "overlay")), "{e}")
+        }
+        other => panic!("expected NotStopped, got {other:?}"),
+    }
+    assert!(e.to_string().contains("live-restore"), "{e}");
+
+    // Clean up: restart, remove the container, stop; then nothing is left.
+    svc.start().unwrap();
+    d.docker(&["rm", "-f", "r1"], None);
+    svc.stop().unwrap();
+    verify_stopped(&d.root()).unwrap();
 }

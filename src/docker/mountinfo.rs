@@ -80,6 +80,13 @@ pub fn containing<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a Mount
     mounts.iter().filter(|m| path.starts_with(&m.mount_point)).max_by_key(|m| m.mount_point.as_os_str().len())
 }
 
+/// Whether `path` itself is a mount point. dockerd with live-restore
+/// bind-mounts its data-root onto itself and leaves that mount after exit,
+/// so a move must unmount it before renaming or removing the old data-root.
+pub fn is_mount_point(mounts: &[MountEntry], path: &Path) -> bool {
+    mounts.iter().any(|m| m.mount_point == path)
+}
+
 /// Reads and parses `/proc/self/mountinfo`.
 pub fn read_self() -> Result<Vec<MountEntry>> {
     read(Path::new("/proc/self/mountinfo"))
@@ -122,6 +129,8 @@ bogus line
         let m = parse(SAMPLE);
         assert_eq!(below(&m, Path::new("/var/lib/docker")).len(), 1);
         assert!(below(&m, Path::new("/var/lib/dock")).is_empty());
+        assert!(is_mount_point(&m, Path::new("/mnt/my disk")));
+        assert!(!is_mount_point(&m, Path::new("/mnt")));
         let c = containing(&m, Path::new("/mnt/my disk/docker")).unwrap();
         assert_eq!(c.mount_id, 41);
     }

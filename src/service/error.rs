@@ -34,9 +34,15 @@ impl fmt::Display for Leftover {
             Self::Holder { pid, comm, path } => {
                 write!(f, "process {pid} ({comm}) uses {}: stop or move it away", path.display())
             }
+            Self::Mount { mount_point, fstype } if fstype == "overlay" => write!(
+                f,
+                "overlay mount on {} is still active: a container is still running (live-restore keeps \
+                 containers across a daemon stop); start Docker, `docker stop` it, and retry, or `umount` it",
+                mount_point.display()
+            ),
             Self::Mount { mount_point, fstype } => write!(
                 f,
-                "{fstype} mount on {} is still active: stop its container or `umount` it",
+                "{fstype} mount on {} is still active: stop the container using it or `umount` it",
                 mount_point.display()
             ),
         }
