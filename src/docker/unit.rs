@@ -74,11 +74,10 @@ fn service_values(text: &str, key: &str) -> Vec<String> {
         let t = line.trim();
         if t.starts_with('[') {
             in_service = t == "[Service]";
-        } else if in_service && !t.starts_with('#') && !t.starts_with(';') {
-            if let Some((k, v)) = t.split_once('=') {
-                if k.trim() == key {
-                    out.push(v.trim().to_string());
-                }
+        } else if in_service && !t.starts_with(['#', ';']) {
+            match t.split_once('=') {
+                Some((k, v)) if k.trim() == key => out.push(v.trim().to_string()),
+                _ => {}
             }
         }
     }

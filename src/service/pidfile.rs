@@ -53,14 +53,14 @@ impl DaemonCommand {
     /// The unix socket this daemon listens on (`-H`/`--host unix://...`),
     /// or the default socket.
     pub fn socket(&self) -> PathBuf {
-        let hosts = self.argv.iter().enumerate().filter_map(|(i, a)| {
+        let mut hosts = self.argv.iter().enumerate().filter_map(|(i, a)| {
             match a.split_once('=') {
                 Some((n, v)) if n == "-H" || n == "--host" => Some(v.to_string()),
                 _ if a == "-H" || a == "--host" => self.argv.get(i + 1).cloned(),
                 _ => None,
             }
         });
-        let unix = hosts.filter(|h| h.starts_with("unix://")).next();
+        let unix = hosts.find(|h| h.starts_with("unix://"));
         socket_from_host(unix.as_deref())
     }
 
