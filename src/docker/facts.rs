@@ -78,6 +78,18 @@ pub struct ContainerdStore {
     pub reason: String,
 }
 
+impl ContainerdStore {
+    /// A warning for the user: these images are not inside the data-root.
+    pub fn warning(&self) -> String {
+        format!(
+            "the containerd image store is in use ({}); images and snapshots live in {}, \
+             which dockroot does not move or back up with the data-root",
+            self.reason,
+            self.path.display()
+        )
+    }
+}
+
 /// Detects the containerd image store: `features.containerd-snapshotter` in
 /// daemon.json (images in `/var/lib/containerd`, outside the data-root) or a
 /// `<data-root>/containerd/daemon` directory (managed containerd inside it).

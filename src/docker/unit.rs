@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 
 /// The directories systemd searches for system units, highest priority first.
-pub const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system"];
+pub const UNIT_DIRS: [&str; 4] =
+    ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
 
 /// A unit file that was read, with its text.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 use super::command::{CommandRunner, SystemRunner};
 use super::error::{Result, ServiceError};
 use super::wait::Timing;
-use super::ServiceManager;
+use super::{ServiceKind, ServiceManager};
 use crate::docker::api::DockerApi;
 
 /// Which init-script front end to call.
@@ -82,6 +82,13 @@ impl<R: CommandRunner> ServiceManager for InitScript<R> {
             secs: self.timing.secs(),
             log: None,
         })
+    }
+
+    fn kind(&self) -> ServiceKind {
+        match self.flavor {
+            Flavor::Sysv => ServiceKind::Sysv,
+            Flavor::OpenRc => ServiceKind::OpenRc,
+        }
     }
 
     fn is_running(&self) -> Result<bool> {

@@ -17,6 +17,7 @@ pub use error::{Leftover, ServiceError};
 pub use verify::{check_live_restore, verify_stopped};
 
 use crate::docker::api::DockerApi;
+use pidfile::DaemonCommand;
 use error::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -34,6 +35,38 @@ pub trait ServiceManager: Send + Sync {
     fn start(&self) -> Result<()>;
     /// Whether Docker is running according to this manager.
     fn is_running(&self) -> Result<bool>;
+    /// The kind this manager was built from (for the journal).
+    fn kind(&self) -> ServiceKind;
+    /// The command line recorded by `stop`, for managers that need one to start again.
+    fn recorded_command(&self) -> Option<DaemonCommand> {
+        None
+    }
+    /// What a later process needs to rebuild this manager and start Docker again.
+    fn record(&self) -> ServiceRecord {
+        ServiceRecord { kind: self.kind(), command: self.recorded_command() }
+    }
+}
+
+/// A serialisable description of a manager after `stop`, kept in the journal
+/// so that a rollback in another process can start Docker again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// The resolved kind (never `Auto`).
+    pub kind: ServiceKind,
+    /// The dockerd command line, for `pidfile` managers.
+    pub command: Option<DaemonCommand>,
+}
+
+impl ServiceRecord {
+    /// Rebuilds the manager, with the recorded command line if any.
+    pub fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+        match (&self.kind, &self.command) {
+            (ServiceKind::Pidfile(p), Some(cmd)) => {
+                Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone()))
+            }
+            (kind, _) => kind.clone().build(ctx),
+        }
+    }
 }
 
 /// The `--service` choice, as given or as detected.
@@ -174,5 +207,24 @@ mod tests {
         assert_eq!(detect(r.path()), ServiceKind::OpenRc);
         mk("lib/systemd/system/docker.service");
         assert_eq!(detect(r.path()), ServiceKind::Systemd);
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip_rebuilds_pidfile_manager() {
+        let cmd = DaemonCommand { argv: vec!["dockerd".into()], env: vec![], cwd: "/".into(), log: "/l".into() };
+        let svc = pidfile::PidfileService::with_command("/run/x.pid", Timing::default(), cmd.clone());
+        let rec = svc.record();
+        assert_eq!(rec.kind, ServiceKind::Pidfile("/run/x.pid".into()));
+        let json = serde_json::to_string(&rec).unwrap();
+        let back: ServiceRecord = serde_json::from_str(&json).unwrap();
+        let ctx = ServiceContext { data_root: "/d".into(), api: DockerApi::new("/x.sock"), timing: Timing::default() };
+        let rebuilt = back.rebuild(&ctx);
+        assert_eq!(rebuilt.recorded_command(), Some(cmd));
+        assert_eq!(none::NoService::new("/d").record().kind, ServiceKind::None);
     }
 }

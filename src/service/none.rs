@@ -3,7 +3,7 @@
 
 use super::error::{Result, ServiceError};
 use super::procscan;
-use super::ServiceManager;
+use super::{ServiceKind, ServiceManager};
 use std::path::{Path, PathBuf};
 
 /// Starts and stops nothing; `stop` only checks.
@@ -49,6 +49,10 @@ impl ServiceManager for NoService {
 
     fn start(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::None
     }
 
     fn is_running(&self) -> Result<bool> {

@@ -7,7 +7,7 @@
 use super::error::{Result, ServiceError};
 use super::procscan;
 use super::wait::Timing;
-use super::ServiceManager;
+use super::{ServiceKind, ServiceManager};
 use crate::docker::api::{DockerApi, socket_from_host};
 use crate::docker::unit;
 use nix::sys::signal::{Signal, kill};
@@ -178,6 +178,14 @@ impl ServiceManager for PidfileService {
             secs: self.timing.secs(),
             log: Some(cmd.log),
         })
+    }
+
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Pidfile(self.pidfile.clone())
+    }
+
+    fn recorded_command(&self) -> Option<DaemonCommand> {
+        self.recorded()
     }
 
     fn is_running(&self) -> Result<bool> {

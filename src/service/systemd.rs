@@ -6,7 +6,7 @@
 use super::command::{CommandRunner, SystemRunner};
 use super::error::{Result, ServiceError};
 use super::wait::Timing;
-use super::ServiceManager;
+use super::{ServiceKind, ServiceManager};
 use crate::docker::api::DockerApi;
 
 const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
@@ -55,16 +55,21 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
 
     fn stop(&self) -> Result<()> {
         self.runner.run_ok("systemctl", &["stop", UNITS[0], UNITS[1]])?;
-        let mut last = Vec::new();
+        let (mut last, mut failed) = (Vec::new(), None);
         let ok = self.timing.wait_until(|| match self.states() {
             Ok(s) => {
                 last = s;
                 all_stopped(&last)
             }
-            Err(_) => false,
+            Err(e) => {
+                failed = Some(e);
+                true
+            }
         });
-        if ok {
-            return Ok(());
+        match failed {
+            Some(e) => return Err(e),
+            None if ok => return Ok(()),
+            None => {}
         }
         let state = UNITS.iter().zip(&last).map(|(u, s)| format!("{u}={s}")).collect::<Vec<_>>().join(", ");
         Err(ServiceError::StopTimeout { what: UNITS.join(" and "), secs: self.timing.secs(), state })
@@ -83,6 +88,10 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
             secs: self.timing.secs(),
             log: None,
         })
+    }
+
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Systemd
     }
 
     fn is_running(&self) -> Result<bool> {
