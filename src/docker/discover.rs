@@ -54,7 +54,7 @@ pub enum Source {
 pub struct Conflict {
     /// The daemon.json key, e.g. `data-root`.
     pub directive: String,
-    /// Value of the flag, and the unit file holding it.
+    /// Value of the flag.
     pub flag_value: String,
     /// The unit file holding the flag.
     pub flag_source: PathBuf,

@@ -27,7 +27,7 @@ impl Response {
 }
 
 /// Sends `GET path` to the unix socket and reads the whole response.
-/// `timeout` bounds connecting aside, each read and write.
+/// `timeout` bounds each read and each write on the socket.
 pub fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(timeout))?;
@@ -110,5 +110,37 @@ mod tests {
         assert!(decode_chunked(b"5\r\nab").is_err());
         assert!(decode_chunked(b"zz\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    fn serve_once(reply: &'static [u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = c.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"GET /info HTTP/1.1\r\n"));
+            if !reply.is_empty() {
+                c.write_all(reply).unwrap();
+            } else {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+        (dir, sock)
+    }
+
+    #[test]
+    fn chunked_over_a_real_socket() {
+        let (_d, sock) = serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nOK\r\n0\r\n\r\n");
+        assert_eq!(get(&sock, "/info", Duration::from_secs(5)).unwrap().body, b"OK");
+    }
+
+    #[test]
+    fn silent_server_times_out() {
+        let (_d, sock) = serve_once(b"");
+        let t = std::time::Instant::now();
+        assert!(get(&sock, "/info", Duration::from_millis(200)).is_err());
+        assert!(t.elapsed() < Duration::from_secs(2));
     }
 }
