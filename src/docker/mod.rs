@@ -1,1 +1,25 @@
-//! TODO
+//! Everything dockroot needs to know about the Docker engine itself: where its
+//! data-root lives and why (`discover`), how to change that durably
+//! (`daemon_json`, `fstab`, `atomic`), what the running daemon holds (`api`,
+//! `snapshot`) and facts about the host that change how a move must be done
+//! (`facts`, `mountinfo`). Nothing here starts or stops the daemon; that is
+//! `crate::service`.
+
+pub mod api;
+pub mod atomic;
+pub mod daemon_json;
+pub mod discover;
+pub mod error;
+pub mod facts;
+pub mod fstab;
+pub mod http;
+pub mod mountinfo;
+pub mod snapshot;
+pub mod unit;
+
+pub use error::DockerError;
+
+/// The data-root Docker uses when nothing configures another one.
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
+/// The daemon configuration file Docker reads by default.
+pub const DEFAULT_DAEMON_JSON: &str = "/etc/docker/daemon.json";

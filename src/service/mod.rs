@@ -1,1 +1,230 @@
-//! TODO
+//! Stopping and starting the Docker daemon around a copy or move, whatever
+//! supervises it: systemd, a SysV or OpenRC init script, a bare pidfile, or
+//! nothing (`none`: the user does it and dockroot only checks). After any
+//! stop, [`verify::verify_stopped`] proves nothing still uses the data-root.
+
+pub mod command;
+pub mod error;
+pub mod initscript;
+pub mod none;
+pub mod pidfile;
+pub mod procscan;
+pub mod systemd;
+pub mod verify;
+pub mod wait;
+
+pub use error::{Leftover, ServiceError};
+pub use verify::{check_live_restore, verify_stopped};
+
+use crate::docker::api::DockerApi;
+use pidfile::DaemonCommand;
+use error::Result;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use wait::Timing;
+
+/// Something that can stop and start the Docker daemon.
+pub trait ServiceManager: Send + Sync {
+    /// A short name for messages and the journal (`systemd`, `pidfile:/run/docker.pid`, ...).
+    fn name(&self) -> String;
+    /// Stops Docker and waits until it is stopped.
+    fn stop(&self) -> Result<()>;
+    /// Starts Docker and waits until the daemon answers.
+    fn start(&self) -> Result<()>;
+    /// Whether Docker is running according to this manager.
+    fn is_running(&self) -> Result<bool>;
+    /// The kind this manager was built from (for the journal).
+    fn kind(&self) -> ServiceKind;
+    /// The command line recorded by `stop`, for managers that need one to start again.
+    fn recorded_command(&self) -> Option<DaemonCommand> {
+        None
+    }
+    /// What a later process needs to rebuild this manager and start Docker again.
+    fn record(&self) -> ServiceRecord {
+        ServiceRecord { kind: self.kind(), command: self.recorded_command() }
+    }
+}
+
+/// A serialisable description of a manager after `stop`, kept in the journal
+/// so that a rollback in another process can start Docker again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// The resolved kind (never `Auto`).
+    pub kind: ServiceKind,
+    /// The dockerd command line, for `pidfile` managers.
+    pub command: Option<DaemonCommand>,
+}
+
+impl ServiceRecord {
+    /// Rebuilds the manager, with the recorded command line if any.
+    pub fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+        match (&self.kind, &self.command) {
+            (ServiceKind::Pidfile(p), Some(cmd)) => {
+                Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone()))
+            }
+            (kind, _) => kind.clone().build(ctx),
+        }
+    }
+}
+
+/// The `--service` choice, as given or as detected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceKind {
+    /// Detect at run time, see [`detect`].
+    Auto,
+    /// `systemctl` on docker.socket and docker.service.
+    Systemd,
+    /// `service docker ...`
+    Sysv,
+    /// `rc-service docker ...`
+    OpenRc,
+    /// A daemon known by its pidfile.
+    Pidfile(PathBuf),
+    /// Start/stop nothing, only check.
+    None,
+}
+
+impl FromStr for ServiceKind {
+    type Err = ServiceError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "systemd" => Self::Systemd,
+            "sysv" => Self::Sysv,
+            "openrc" => Self::OpenRc,
+            "none" => Self::None,
+            _ => match s.strip_prefix("pidfile:") {
+                Some(p) if !p.is_empty() => Self::Pidfile(p.into()),
+                _ => return Err(ServiceError::UnknownKind { value: s.into() }),
+            },
+        })
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Systemd => f.write_str("systemd"),
+            Self::Sysv => f.write_str("sysv"),
+            Self::OpenRc => f.write_str("openrc"),
+            Self::Pidfile(p) => write!(f, "pidfile:{}", p.display()),
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+
+/// The default pidfile of dockerd.
+pub const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
+
+/// Detects how Docker is supervised on the host whose `/` is `root`:
+/// systemd if `/run/systemd/system` exists and a docker.service unit does;
+/// else OpenRC if `/sbin/openrc-run` or `rc-service` exists; else SysV if
+/// `/etc/init.d/docker` exists; else the default pidfile if present; else none.
+pub fn detect(root: &Path) -> ServiceKind {
+    let has = |p: &str| root.join(p.trim_start_matches('/')).exists();
+    let unit = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+        .iter()
+        .any(|d| has(&format!("{d}/docker.service")));
+    if has("/run/systemd/system") && unit {
+        ServiceKind::Systemd
+    } else if ["/sbin/openrc-run", "/sbin/rc-service", "/usr/sbin/rc-service", "/bin/rc-service"].iter().any(|p| has(p)) {
+        ServiceKind::OpenRc
+    } else if has("/etc/init.d/docker") {
+        ServiceKind::Sysv
+    } else if has(DEFAULT_PIDFILE) {
+        ServiceKind::Pidfile(DEFAULT_PIDFILE.into())
+    } else {
+        ServiceKind::None
+    }
+}
+
+/// What a manager needs to know besides its kind.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The data-root being protected (used by `none`).
+    pub data_root: PathBuf,
+    /// The daemon's API, to wait for it after a start.
+    pub api: DockerApi,
+    /// Timeouts for stop and start.
+    pub timing: Timing,
+}
+
+impl ServiceKind {
+    /// Resolves `Auto` against this host.
+    pub fn resolve(self) -> Self {
+        match self {
+            Self::Auto => detect(Path::new("/")),
+            k => k,
+        }
+    }
+
+    /// Builds the manager (resolving `Auto` first).
+    pub fn build(self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+        use initscript::{Flavor, InitScript};
+        match self.resolve() {
+            Self::Systemd => Box::new(systemd::Systemd::new(ctx.api.clone(), ctx.timing)),
+            Self::Sysv => Box::new(InitScript::new(Flavor::Sysv, ctx.api.clone(), ctx.timing)),
+            Self::OpenRc => Box::new(InitScript::new(Flavor::OpenRc, ctx.api.clone(), ctx.timing)),
+            Self::Pidfile(p) => Box::new(pidfile::PidfileService::new(p, ctx.timing)),
+            Self::None | Self::Auto => Box::new(none::NoService::new(ctx.data_root.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display() {
+        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid"] {
+            assert_eq!(s.parse::<ServiceKind>().unwrap().to_string(), s);
+        }
+        assert!("pidfile:".parse::<ServiceKind>().is_err());
+        assert!("upstart".parse::<ServiceKind>().unwrap_err().to_string().contains("pidfile:PATH"));
+    }
+
+    #[test]
+    fn detection_order() {
+        let r = tempfile::tempdir().unwrap();
+        let mk = |p: &str| {
+            let p = r.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        };
+        assert_eq!(detect(r.path()), ServiceKind::None);
+        mk("var/run/docker.pid");
+        assert_eq!(detect(r.path()), ServiceKind::Pidfile(DEFAULT_PIDFILE.into()));
+        mk("etc/init.d/docker");
+        assert_eq!(detect(r.path()), ServiceKind::Sysv);
+        mk("sbin/openrc-run");
+        assert_eq!(detect(r.path()), ServiceKind::OpenRc);
+        std::fs::create_dir_all(r.path().join("run/systemd/system")).unwrap();
+        assert_eq!(detect(r.path()), ServiceKind::OpenRc);
+        mk("lib/systemd/system/docker.service");
+        assert_eq!(detect(r.path()), ServiceKind::Systemd);
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip_rebuilds_pidfile_manager() {
+        let cmd = DaemonCommand { argv: vec!["dockerd".into()], env: vec![], cwd: "/".into(), log: "/l".into() };
+        let svc = pidfile::PidfileService::with_command("/run/x.pid", Timing::default(), cmd.clone());
+        let rec = svc.record();
+        assert_eq!(rec.kind, ServiceKind::Pidfile("/run/x.pid".into()));
+        let json = serde_json::to_string(&rec).unwrap();
+        let back: ServiceRecord = serde_json::from_str(&json).unwrap();
+        let ctx = ServiceContext { data_root: "/d".into(), api: DockerApi::new("/x.sock"), timing: Timing::default() };
+        let rebuilt = back.rebuild(&ctx);
+        assert_eq!(rebuilt.recorded_command(), Some(cmd));
+        assert_eq!(none::NoService::new("/d").record().kind, ServiceKind::None);
+    }
+}

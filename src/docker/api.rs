@@ -1,0 +1,233 @@
+//! A small, typed, read-only client for the Docker Engine API over its unix
+//! socket. dockroot uses it to find the data-root of a running daemon, to
+//! check that no container would survive a stop (live-restore), and to take
+//! the before/after [`super::snapshot::DockerState`] that proves a move kept
+//! every image, container and volume.
+
+use super::error::{DockerError, Result};
+use super::http;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The socket dockerd listens on by default.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Part of `GET /info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Info {
+    /// The data-root the daemon is using.
+    pub docker_root_dir: PathBuf,
+    /// The storage driver, e.g. `overlay2`.
+    pub driver: String,
+    /// The engine version, e.g. `20.10.24+dfsg1`.
+    pub server_version: String,
+    /// Number of containers (all states).
+    pub containers: u64,
+    /// Number of running containers.
+    pub containers_running: u64,
+    /// Number of images.
+    pub images: u64,
+}
+
+/// One entry of `GET /images/json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// `sha256:...`
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// `name:tag` references; empty for dangling images.
+    #[serde(rename = "RepoTags", default, deserialize_with = "null_as_empty")]
+    pub repo_tags: Vec<String>,
+}
+
+/// One container, from `GET /containers/json` plus its restart policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    /// Full container id.
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Names, each with a leading `/`.
+    #[serde(rename = "Names", default, deserialize_with = "null_as_empty")]
+    pub names: Vec<String>,
+    /// The image reference the container was created from.
+    #[serde(rename = "Image")]
+    pub image: String,
+    /// `created`, `running`, `exited`, ...
+    #[serde(rename = "State")]
+    pub state: String,
+    /// Restart policy name (`no`, `always`, ...), from `/containers/{id}/json`.
+    #[serde(default)]
+    pub restart_policy: String,
+}
+
+/// One volume of `GET /volumes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Volume {
+    /// Volume name.
+    pub name: String,
+    /// Volume driver, normally `local`.
+    pub driver: String,
+    /// Where the volume's data lives (under the data-root for `local`).
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct VolumeList {
+    #[serde(rename = "Volumes", default, deserialize_with = "null_as_empty")]
+    volumes: Vec<Volume>,
+}
+
+#[derive(Deserialize)]
+struct Inspect {
+    #[serde(rename = "HostConfig")]
+    host_config: Option<HostConfig>,
+}
+
+#[derive(Deserialize)]
+struct HostConfig {
+    #[serde(rename = "RestartPolicy")]
+    restart_policy: Option<RestartPolicy>,
+}
+
+#[derive(Deserialize)]
+struct RestartPolicy {
+    #[serde(rename = "Name", default)]
+    name: String,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A client bound to one daemon socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerApi {
+    /// The unix socket path.
+    pub socket: PathBuf,
+    /// Per-request I/O timeout.
+    pub timeout: Duration,
+}
+
+impl DockerApi {
+    /// A client for `socket` with a 10 s timeout.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self { socket: socket.into(), timeout: Duration::from_secs(10) }
+    }
+
+    /// The client the docker CLI would use: `DOCKER_HOST=unix://...` if set
+    /// (other schemes are ignored), else [`DEFAULT_SOCKET`].
+    pub fn from_env() -> Self {
+        let host = std::env::var("DOCKER_HOST").ok();
+        Self::new(socket_from_host(host.as_deref()))
+    }
+
+    /// `GET /_ping`: true when the daemon answers `OK`.
+    pub fn ping(&self) -> bool {
+        matches!(self.raw("/_ping"), Ok(b) if b == b"OK")
+    }
+
+    /// `GET /info`.
+    pub fn info(&self) -> Result<Info> {
+        self.get_json("/info")
+    }
+
+    /// `GET /images/json?all=1`.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.get_json("/images/json?all=1")
+    }
+
+    /// `GET /containers/json?all=1`, with each container's restart policy.
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        let mut list: Vec<Container> = self.get_json("/containers/json?all=1")?;
+        for c in &mut list {
+            let inspect: Inspect = self.get_json(&format!("/containers/{}/json", c.id))?;
+            c.restart_policy = inspect
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .map(|r| r.name)
+                .unwrap_or_default();
+        }
+        Ok(list)
+    }
+
+    /// `GET /volumes`.
+    pub fn volumes(&self) -> Result<Vec<Volume>> {
+        Ok(self.get_json::<VolumeList>("/volumes")?.volumes)
+    }
+
+    /// GETs `endpoint` and decodes its JSON body.
+    pub fn get_json<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T> {
+        let body = self.raw(endpoint)?;
+        serde_json::from_slice(&body).map_err(|source| DockerError::Decode { endpoint: endpoint.into(), source })
+    }
+
+    /// GETs `endpoint` and returns the body of a 2xx answer.
+    pub fn raw(&self, endpoint: &str) -> Result<Vec<u8>> {
+        let resp = http::get(&self.socket, endpoint, self.timeout).map_err(|e| self.io_error(endpoint, e))?;
+        if !(200..300).contains(&resp.status) {
+            let body = String::from_utf8_lossy(&resp.body).trim().to_string();
+            return Err(DockerError::Status { endpoint: endpoint.into(), status: resp.status, body });
+        }
+        Ok(resp.body)
+    }
+
+    fn io_error(&self, endpoint: &str, e: std::io::Error) -> DockerError {
+        use std::io::ErrorKind::*;
+        match e.kind() {
+            NotFound | ConnectionRefused | PermissionDenied => {
+                DockerError::Connect { socket: self.socket.clone(), source: e }
+            }
+            _ => DockerError::Http { socket: self.socket.clone(), endpoint: endpoint.into(), reason: e.to_string() },
+        }
+    }
+}
+
+/// The socket path named by a `DOCKER_HOST` value, or the default.
+pub fn socket_from_host(host: Option<&str>) -> PathBuf {
+    match host.and_then(|h| h.strip_prefix("unix://")) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_SOCKET),
+    }
+}
+
+/// Whether `socket` exists and is a socket (a cheap pre-check before `ping`).
+pub fn socket_exists(socket: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(socket).map(|m| m.file_type().is_socket()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_host_parsing() {
+        assert_eq!(socket_from_host(Some("unix:///tmp/d.sock")), PathBuf::from("/tmp/d.sock"));
+        assert_eq!(socket_from_host(Some("tcp://1.2.3.4:2375")), PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(socket_from_host(None), PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn decodes_nulls() {
+        let i: Vec<Image> = serde_json::from_str(r#"[{"Id":"sha256:1","RepoTags":null,"Size":3}]"#).unwrap();
+        assert!(i[0].repo_tags.is_empty());
+        let v: VolumeList = serde_json::from_str(r#"{"Volumes":null,"Warnings":null}"#).unwrap();
+        assert!(v.volumes.is_empty());
+    }
+
+    #[test]
+    fn missing_socket_is_connect_error() {
+        let api = DockerApi::new("/nonexistent/dockroot.sock");
+        assert!(!api.ping());
+        let e = api.info().unwrap_err();
+        assert!(matches!(e, DockerError::Connect { .. }), "{e}");
+        assert!(e.to_string().contains("/nonexistent/dockroot.sock"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Crash-safe replacement of small configuration files (daemon.json,
+//! /etc/fstab). A half-written daemon.json stops Docker from starting and a
+//! half-written fstab can stop the host from booting, so we write a temporary
+//! file in the same directory, fsync it, rename it over the original and fsync
+//! the directory. The original is first copied to a timestamped backup so the
+//! user (or a rollback) can restore it.
+
+use super::error::{DockerError, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Suffix put between the file name and the timestamp of backups.
+pub const BACKUP_INFIX: &str = ".dockroot-bak-";
+
+/// Atomically replaces `path` with `contents`, keeping a backup of the
+/// previous version. Returns the backup path, or `None` when `path` did not
+/// exist before. The mode of the original file is kept (0644 for new files).
+pub fn replace_with_backup(path: &Path, contents: &[u8]) -> Result<Option<PathBuf>> {
+    let dir = parent_dir(path);
+    let old_mode = fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777);
+    let backup = match old_mode {
+        Some(_) => Some(make_backup(path)?),
+        None => None,
+    };
+    let tmp = temp_name(path);
+    write_synced(&tmp, contents, old_mode.unwrap_or(0o644))?;
+    if let Err(source) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(DockerError::Write { path: path.to_path_buf(), source });
+    }
+    fsync_dir(&dir)?;
+    Ok(backup)
+}
+
+/// Copies `path` to `<path>.dockroot-bak-<UTC timestamp>` and syncs it.
+pub fn make_backup(path: &Path) -> Result<PathBuf> {
+    let stamp = utc_timestamp(SystemTime::now());
+    let mut backup = with_suffix(path, &format!("{BACKUP_INFIX}{stamp}"));
+    let mut n = 1;
+    while backup.exists() {
+        backup = with_suffix(path, &format!("{BACKUP_INFIX}{stamp}.{n}"));
+        n += 1;
+    }
+    let data = fs::read(path).map_err(|source| DockerError::Read { path: path.into(), source })?;
+    let mode = fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
+    write_synced(&backup, &data, mode)?;
+    fsync_dir(&parent_dir(path))?;
+    Ok(backup)
+}
+
+/// Formats a time as `YYYYMMDDTHHMMSSZ` (UTC), e.g. `20261123T112040Z`.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+/// Converts days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let err = |source| DockerError::Write { path: path.to_path_buf(), source };
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(err)?;
+    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
+    f.write_all(contents).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    let err = |source| DockerError::Write { path: dir.to_path_buf(), source };
+    File::open(dir).map_err(err)?.sync_all().map_err(err)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    with_suffix(path, &format!(".dockroot-tmp-{}", std::process::id()))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamp_is_utc_civil() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_432_840);
+        assert_eq!(utc_timestamp(t), "20261123T112040Z");
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "19700101T000000Z");
+    }
+
+    #[test]
+    fn replace_keeps_backup_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert_eq!(replace_with_backup(&p, b"one").unwrap(), None);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        let bak = replace_with_backup(&p, b"two").unwrap().unwrap();
+        assert_eq!(fs::read(&bak).unwrap(), b"one");
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(bak.to_str().unwrap().contains(BACKUP_INFIX));
+        let bak2 = replace_with_backup(&p, b"three").unwrap().unwrap();
+        assert_ne!(bak, bak2);
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors of the `docker` module. Each variant names the file, socket or
+//! command involved and its message says what the user can do about it.
+
+use std::path::PathBuf;
+
+/// Result alias for the `docker` module.
+pub type Result<T, E = DockerError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while inspecting or configuring Docker.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}; check that it exists and is readable by root")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A file could not be written or replaced.
+    #[error("cannot write {path}: {source}; check free space and that the filesystem is writable")]
+    Write { path: PathBuf, source: std::io::Error },
+    /// daemon.json is not strict JSON.
+    #[error("{path} is not valid JSON ({source}); daemon.json allows no comments or trailing commas, fix the file first")]
+    Json { path: PathBuf, source: serde_json::Error },
+    /// daemon.json holds something else than a JSON object.
+    #[error("{path} must contain a JSON object at top level; fix the file first")]
+    NotObject { path: PathBuf },
+    /// The Docker socket could not be reached.
+    #[error("cannot connect to the Docker daemon at {socket}: {source}; is dockerd running? set DOCKER_HOST=unix://PATH if it listens elsewhere")]
+    Connect { socket: PathBuf, source: std::io::Error },
+    /// Talking HTTP over the socket failed.
+    #[error("request {endpoint} on {socket} failed: {reason}")]
+    Http { socket: PathBuf, endpoint: String, reason: String },
+    /// The daemon answered with a non-2xx status.
+    #[error("Docker API {endpoint} returned HTTP {status}: {body}")]
+    Status { endpoint: String, status: u16, body: String },
+    /// The daemon's answer did not have the expected shape.
+    #[error("cannot decode the answer of Docker API {endpoint}: {source}")]
+    Decode { endpoint: String, source: serde_json::Error },
+    /// A helper command could not be run.
+    #[error("cannot run `{command}`: {source}; is it installed and in PATH?")]
+    Command { command: String, source: std::io::Error },
+    /// A helper command printed something we do not understand.
+    #[error("unexpected output of `{command}`: {output:?}")]
+    CommandOutput { command: String, output: String },
+    /// An fstab line we were asked to add conflicts with an existing one.
+    #[error("{path} already mounts something on {mount_point} (line {line}); remove or fix that line first")]
+    FstabConflict { path: PathBuf, mount_point: String, line: usize },
+}

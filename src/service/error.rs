@@ -1,0 +1,111 @@
+//! Errors of the `service` module. Stopping Docker is the step users fear
+//! most, so every message says what is still running and what to do next.
+
+use crate::docker::DockerError;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Result alias for the `service` module.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Something that still uses the data-root after a stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leftover {
+    /// A dockerd process for this data-root.
+    Daemon { pid: u32, argv: Vec<String> },
+    /// A process with an open file or its cwd below the data-root.
+    Holder { pid: u32, comm: String, path: PathBuf },
+    /// A mount at or below the data-root.
+    Mount { mount_point: PathBuf, fstype: String },
+}
+
+impl fmt::Display for Leftover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Daemon { pid, argv } => {
+                write!(f, "dockerd pid {pid} ({}) is still running: stop it first", argv.join(" "))
+            }
+            Self::Holder { pid, comm, path } if comm.starts_with("containerd-shim") => write!(
+                f,
+                "{comm} pid {pid} holds {}: a container is still running (live-restore?); \
+                 `docker stop` it or disable live-restore before stopping dockerd",
+                path.display()
+            ),
+            Self::Holder { pid, comm, path } => {
+                write!(f, "process {pid} ({comm}) uses {}: stop or move it away", path.display())
+            }
+            Self::Mount { mount_point, fstype } if fstype == "overlay" => write!(
+                f,
+                "overlay mount on {} is still active: a container is still running (live-restore keeps \
+                 containers across a daemon stop); start Docker, `docker stop` it, and retry, or `umount` it",
+                mount_point.display()
+            ),
+            Self::Mount { mount_point, fstype } => write!(
+                f,
+                "{fstype} mount on {} is still active: stop the container using it or `umount` it",
+                mount_point.display()
+            ),
+        }
+    }
+}
+
+fn list(items: &[Leftover]) -> String {
+    items.iter().map(|l| format!("\n  - {l}")).collect()
+}
+
+fn join_pids(p: &[u32]) -> String {
+    p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Everything that can go wrong while stopping, starting or checking Docker.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A service command could not be run at all.
+    #[error("cannot run `{command}`: {source}; is it installed? choose another --service mode if not")]
+    Command { command: String, source: std::io::Error },
+    /// A service command exited with failure.
+    #[error("`{command}` failed (exit code {code:?}): {stderr}")]
+    CommandFailed { command: String, code: Option<i32>, stderr: String },
+    /// A service did not reach the stopped state in time.
+    #[error("{what} still not stopped after {secs}s (state: {state}); look at `journalctl -u docker` or the daemon log, stop it by hand and retry")]
+    StopTimeout { what: String, secs: u64, state: String },
+    /// The daemon was started but its socket never answered.
+    #[error("{what} was started but {} did not answer /_ping within {secs}s; check the daemon log{}", socket.display(), log.as_ref().map(|l| format!(" ({})", l.display())).unwrap_or_default())]
+    StartTimeout { what: String, socket: PathBuf, secs: u64, log: Option<PathBuf> },
+    /// The pidfile exists but could not be read or parsed.
+    #[error("cannot use pidfile {}: {reason}; pass the pidfile dockerd was started with (--pidfile) or use another --service mode", path.display())]
+    Pidfile { path: PathBuf, reason: String },
+    /// A /proc file of the daemon could not be read.
+    #[error("cannot read {} of dockerd pid {pid}: {source}; did it exit meanwhile?", path.display())]
+    Proc { pid: u32, path: PathBuf, source: std::io::Error },
+    /// Sending a signal failed.
+    #[error("cannot send SIGTERM to dockerd pid {pid}: {source}")]
+    Signal { pid: u32, source: nix::Error },
+    /// The daemon ignored SIGTERM for too long.
+    #[error("dockerd pid {pid} did not exit within {secs}s after SIGTERM; it may be stopping containers: check its log, `docker stop` the containers, or kill it yourself (dockroot never sends SIGKILL)")]
+    ExitTimeout { pid: u32, secs: u64 },
+    /// `start` was called without a recorded command line.
+    #[error("no recorded dockerd command line for pidfile {}; dockroot can only restart a daemon it stopped (or one recorded in its journal)", pidfile.display())]
+    NothingRecorded { pidfile: PathBuf },
+    /// The daemon could not be started.
+    #[error("cannot start `{program}`: {source}; start Docker by hand with the same command line")]
+    Spawn { program: String, source: std::io::Error },
+    /// The daemon log could not be opened.
+    #[error("cannot open daemon log {}: {source}", path.display())]
+    Log { path: PathBuf, source: std::io::Error },
+    /// `none` mode found a daemon using the data-root.
+    #[error("dockerd (pid {}) is using {}; stop Docker first, or let dockroot stop it with --service auto|systemd|sysv|openrc|pidfile:PATH", join_pids(.pids), data_root.display())]
+    DaemonRunning { data_root: PathBuf, pids: Vec<u32> },
+    /// After a stop, something still uses the data-root.
+    #[error("{} is still in use after stopping Docker:{}", data_root.display(), list(.leftovers))]
+    NotStopped { data_root: PathBuf, leftovers: Vec<Leftover> },
+    /// live-restore would keep containers running across the stop.
+    #[error("live-restore is enabled in {} and {running} container(s) are running; they would keep using the data-root after dockerd stops. Stop them (`docker stop $(docker ps -q)`) or set \"live-restore\": false and reload dockerd, then retry", daemon_json.display())]
+    LiveRestore { daemon_json: PathBuf, running: u64 },
+    /// An unknown `--service` value.
+    #[error("unknown service manager {value:?}; use auto, systemd, sysv, openrc, pidfile:PATH or none")]
+    UnknownKind { value: String },
+    /// Talking to Docker failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}

@@ -1,0 +1,185 @@
+//! Stopping and starting Docker under systemd. Both `docker.socket` and
+//! `docker.service` must be stopped: with only the service stopped, the first
+//! client touching /var/run/docker.sock would socket-activate dockerd again
+//! in the middle of a copy.
+
+use super::command::{CommandRunner, SystemRunner};
+use super::error::{Result, ServiceError};
+use super::wait::Timing;
+use super::{ServiceKind, ServiceManager};
+use crate::docker::api::DockerApi;
+
+const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
+
+/// Docker managed by systemd units.
+pub struct Systemd<R: CommandRunner = SystemRunner> {
+    runner: R,
+    api: DockerApi,
+    timing: Timing,
+}
+
+impl Systemd<SystemRunner> {
+    /// Uses the real `systemctl`.
+    pub fn new(api: DockerApi, timing: Timing) -> Self {
+        Self::with_runner(SystemRunner, api, timing)
+    }
+}
+
+impl<R: CommandRunner> Systemd<R> {
+    /// Uses a given command runner (tests script it).
+    pub fn with_runner(runner: R, api: DockerApi, timing: Timing) -> Self {
+        Self { runner, api, timing }
+    }
+
+    /// The `is-active` state of each unit, in [`UNITS`] order.
+    fn states(&self) -> Result<Vec<String>> {
+        let out = self.runner.run("systemctl", &["is-active", UNITS[0], UNITS[1]])?;
+        Ok(parse_is_active(&out.stdout))
+    }
+}
+
+/// One state per line of `systemctl is-active` output.
+pub fn parse_is_active(stdout: &str) -> Vec<String> {
+    stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
+/// Whether every state means "not running" (`inactive`, `failed`, `unknown`).
+pub fn all_stopped(states: &[String]) -> bool {
+    !states.is_empty() && states.iter().all(|s| matches!(s.as_str(), "inactive" | "failed" | "unknown"))
+}
+
+impl<R: CommandRunner> ServiceManager for Systemd<R> {
+    fn name(&self) -> String {
+        "systemd".into()
+    }
+
+    fn stop(&self) -> Result<()> {
+        self.runner.run_ok("systemctl", &["stop", UNITS[0], UNITS[1]])?;
+        let (mut last, mut failed) = (Vec::new(), None);
+        let ok = self.timing.wait_until(|| match self.states() {
+            Ok(s) => {
+                last = s;
+                all_stopped(&last)
+            }
+            Err(e) => {
+                failed = Some(e);
+                true
+            }
+        });
+        match failed {
+            Some(e) => return Err(e),
+            None if ok => return Ok(()),
+            None => {}
+        }
+        let state = UNITS.iter().zip(&last).map(|(u, s)| format!("{u}={s}")).collect::<Vec<_>>().join(", ");
+        Err(ServiceError::StopTimeout { what: UNITS.join(" and "), secs: self.timing.secs(), state })
+    }
+
+    fn start(&self) -> Result<()> {
+        for unit in UNITS {
+            self.runner.run_ok("systemctl", &["start", unit])?;
+        }
+        if self.timing.wait_until(|| self.api.ping()) {
+            return Ok(());
+        }
+        Err(ServiceError::StartTimeout {
+            what: "docker.service".into(),
+            socket: self.api.socket.clone(),
+            secs: self.timing.secs(),
+            log: None,
+        })
+    }
+
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Systemd
+    }
+
+    fn is_running(&self) -> Result<bool> {
+        Ok(!all_stopped(&self.states()?))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::service::command::CmdOutput;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Replies to commands from a script and records them.
+    #[derive(Default)]
+    pub struct FakeRunner {
+        pub calls: Mutex<Vec<String>>,
+        pub replies: Mutex<Vec<(String, CmdOutput)>>,
+    }
+
+    impl FakeRunner {
+        pub fn reply(&self, prefix: &str, code: i32, stdout: &str) {
+            let out = CmdOutput { code: Some(code), stdout: stdout.into(), stderr: "boom".into() };
+            self.replies.lock().unwrap().push((prefix.into(), out));
+        }
+    }
+
+    impl CommandRunner for FakeRunner {
+        fn run(&self, program: &str, args: &[&str]) -> Result<CmdOutput> {
+            let cmd = crate::service::command::display(program, args);
+            self.calls.lock().unwrap().push(cmd.clone());
+            let mut r = self.replies.lock().unwrap();
+            let i = r.iter().position(|(p, _)| cmd.starts_with(p.as_str()));
+            Ok(match i {
+                // The last reply for a prefix is sticky so polling loops keep getting it.
+                Some(i) if r.iter().filter(|(p, _)| cmd.starts_with(p.as_str())).count() == 1 => r[i].1.clone(),
+                Some(i) => r.remove(i).1,
+                None => CmdOutput { code: Some(0), ..Default::default() },
+            })
+        }
+    }
+
+    pub fn fast() -> Timing {
+        Timing { timeout: Duration::from_millis(300), poll: Duration::from_millis(10) }
+    }
+
+    #[test]
+    fn stop_waits_for_both_units() {
+        let r = FakeRunner::default();
+        r.reply("systemctl is-active", 0, "active\ndeactivating\n");
+        r.reply("systemctl is-active", 3, "inactive\ninactive\n");
+        let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
+        s.stop().unwrap();
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert_eq!(calls[0], "systemctl stop docker.socket docker.service");
+        assert_eq!(calls.len(), 3);
+        assert!(!s.is_running().unwrap());
+    }
+
+    #[test]
+    fn stop_timeout_names_states() {
+        let r = FakeRunner::default();
+        r.reply("systemctl is-active", 0, "inactive\nactive\n");
+        let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
+        let e = s.stop().unwrap_err().to_string();
+        assert!(e.contains("docker.service=active") && e.contains("journalctl"), "{e}");
+    }
+
+    #[test]
+    fn start_order_and_failure() {
+        let r = FakeRunner::default();
+        let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
+        let e = s.start().unwrap_err();
+        assert!(matches!(e, ServiceError::StartTimeout { .. }), "{e}");
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert_eq!(calls, ["systemctl start docker.socket", "systemctl start docker.service"]);
+        let r = FakeRunner::default();
+        r.reply("systemctl stop", 1, "");
+        let s = Systemd::with_runner(r, DockerApi::new("/x.sock"), fast());
+        assert!(matches!(s.stop(), Err(ServiceError::CommandFailed { .. })));
+    }
+
+    #[test]
+    fn parses_is_active() {
+        let s = parse_is_active("inactive\n\nfailed\n");
+        assert!(all_stopped(&s));
+        assert!(!all_stopped(&parse_is_active("inactive\nactivating\n")));
+        assert!(!all_stopped(&[]));
+    }
+}
