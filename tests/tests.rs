@@ -4,3 +4,4 @@
 
 mod util;
 mod engine;
+mod docker_service;
