@@ -4,7 +4,8 @@
 #
 # Usage:
 #   systemd-host.sh build                 build the cached rootfs once, print its path
-#   systemd-host.sh copy DEST             build if needed, then cp -a --reflink=auto to DEST
+#   systemd-host.sh copy DEST             build if needed, then cp -a --reflink=auto to
+#                                         DEST (which must not exist)
 #   systemd-host.sh boot ROOT NAME [--bind SRC:DST ...]
 #                                         boot ROOT with systemd-nspawn in the background,
 #                                         wait for systemd, print the container's PID 1 (host pid)
@@ -136,7 +137,8 @@ stop() {
 
 case ${1:-} in
     build) build; echo "$CACHE" ;;
-    copy) [[ $# -eq 2 ]] || die "usage: copy DEST"; build; cp -a --reflink=auto "$CACHE" "$2" ;;
+    copy) [[ $# -eq 2 ]] || die "usage: copy DEST"; [[ ! -e $2 ]] || die "copy: $2 exists"
+          build; cp -a --reflink=auto "$CACHE" "$2" ;;
     boot) [[ $# -ge 3 ]] || die "usage: boot ROOT NAME [--bind SRC:DST ...]"; shift; boot "$@" ;;
     exec) [[ $# -ge 3 ]] || die "usage: exec PID CMD..."; shift; exec_in "$@" ;;
     stop) [[ $# -eq 2 ]] || die "usage: stop PID"; stop "$2" ;;
