@@ -105,7 +105,7 @@ ensure_rust() {
     [[ -r $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
     command -v cargo >/dev/null && return 0
     echo "setup.sh: no cargo; installing rustup (needs sh.rustup.rs)" >&2
-    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal </dev/null
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     . "$HOME/.cargo/env"
 }
 

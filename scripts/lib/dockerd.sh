@@ -23,8 +23,9 @@
 # - --storage-driver=overlay2 unless DOCKROOT_STORAGE_DRIVER says otherwise
 #   (vfs works on any backing fs, e.g. xfs without ftype).
 # - --userland-proxy=false: no docker-proxy processes to leak.
-# - --shutdown-timeout 3: `sleep` as PID 1 ignores SIGTERM, and the default
-#   10 s per container makes every stop slow.
+# Stop time: dockerd stops each running container with its own stop timeout
+# (10 s default; --shutdown-timeout cannot shorten it), so fixtures run their
+# containers with --stop-timeout 2.
 set -euo pipefail
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
@@ -49,7 +50,6 @@ start() {
         -H "unix://$dir/sock" \
         --storage-driver "${DOCKROOT_STORAGE_DRIVER:-overlay2}" \
         --iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
-        --shutdown-timeout "${DOCKROOT_SHUTDOWN_TIMEOUT:-3}" \
         </dev/null >>"$dir/log" 2>&1 &
     local dpid=$!
     for ((i = 0; i < 600; i++)); do

@@ -189,13 +189,6 @@ class Tree:
                 finally:
                     os.close(cfd)
 
-    def link_group(self, rel):
-        """The sorted paths sharing rel's inode inside this tree."""
-        for paths in self.inodes.values():
-            if rel in paths:
-                return sorted(paths)
-        return [rel]
-
 
 def fmt(v):
     if isinstance(v, bytes):
