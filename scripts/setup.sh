@@ -28,6 +28,8 @@ PACKAGES=(
     busybox-static attr acl zstd python3 util-linux mount procps kmod
     # setcap is copied into the docker build context (docker-fixture.sh).
     libcap2-bin
+    # scripts/bench.sh: arithmetic and peak-memory measurement.
+    bc time tar
     # A C compiler: zstd-sys and blake3 compile C code.
     gcc libc6-dev
     ca-certificates curl

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench.sh: dockroot against the standard tools, on the same docker-like tree,
+# interleaved in one run, warm cache. Prints medians and ratios.
+#
+# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--keep]
+#   DIR (default /var/tmp/dockroot-bench) holds the generated tree (kept and
+#   reused between runs) and the scratch copies (removed after each round).
+#
+# The tree imitates /var/lib/docker/overlay2: four layers made from a real
+# Debian rootfs (the debootstrap cache of the tests, or /usr if absent), with
+# whiteouts, opaque directories and capabilities, plus large image blobs,
+# sparse container files and fully-allocated zero files.
+#
+# Compared: rsync -aHAXS --numeric-ids, cp -a, dockroot copy --manifest;
+# and for archives: tar --xattrs -S | zstd -T0 -3 against dockroot backup when
+# that command exists. Not run in CI: timings are machine-dependent.
+set -euo pipefail
+
+rounds=3 dir=/var/tmp/dockroot-bench keep=0
+while (($#)); do
+    case $1 in
+        --rounds) rounds=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--keep]" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+bin=$(pwd)/target/release/dockroot
+[[ -x $bin ]] || cargo build --release
+command -v rsync >/dev/null || { echo "bench.sh: rsync is missing: run scripts/setup.sh" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { apt-get install -y time >/dev/null 2>&1 || true; }
+
+fixtures=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+rootfs=$fixtures/bookworm-rootfs
+[[ -d $rootfs ]] || rootfs=/usr
+tree=$dir/tree/docker
+mkdir -p "$dir"
+
+make_tree() {
+    echo "bench.sh: generating the tree in $tree (once)" >&2
+    rm -rf "$dir/tree"
+    local o=$tree/overlay2 i
+    mkdir -p "$o"
+    for i in 1 2 3 4; do
+        mkdir -p "$o/layer$i"
+        cp -a "$rootfs/." "$o/layer$i/diff"
+        echo "l$i" > "$o/layer$i/link"
+        # Layer 2+ delete and replace things, as image builds do.
+        if ((i > 1)); then
+            mkdir -p "$o/layer$i/diff/etc" "$o/layer$i/diff/usr/share/doc"
+            for w in a b c d e f g h; do mknod "$o/layer$i/diff/etc/wh-$w" c 0 0; done
+            setfattr -n trusted.overlay.opaque -v y "$o/layer$i/diff/usr/share/doc"
+            cp /bin/ping "$o/layer$i/diff/ping" 2>/dev/null || cp /bin/ls "$o/layer$i/diff/ping"
+            setcap cap_net_raw+ep "$o/layer$i/diff/ping" 2>/dev/null || setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$o/layer$i/diff/ping"
+        fi
+    done
+    # Image blobs and container data: large random files, sparse files, and
+    # fully-allocated zeros (layers store sparse files that way).
+    mkdir -p "$tree/image/blobs" "$tree/volumes/db/_data" "$tree/containers/c1"
+    head -c 700M /dev/urandom > "$tree/image/blobs/big1"
+    head -c 300M /dev/urandom > "$tree/volumes/db/_data/table.ibd"
+    truncate -s 4G "$tree/containers/c1/sparse.img"
+    for off in 0 1000 3000; do dd if=/dev/urandom of="$tree/containers/c1/sparse.img" bs=1M count=4 seek=$off conv=notrunc status=none; done
+    head -c 256M /dev/zero > "$tree/volumes/db/_data/prealloc"
+    sync
+}
+
+[[ -d $tree ]] || make_tree
+read -r entries < <(find "$tree" | wc -l)
+read -r size _ < <(du -sb "$tree")
+echo "tree: $tree: $entries entries, $((size / 1048576)) MiB apparent, $(du -sh "$tree" | cut -f1) allocated"
+
+declare -A times
+out=$dir/out
+run() { # NAME CMD...: times CMD into a fresh destination, records seconds
+    local name=$1 t0 t1
+    shift
+    rm -rf "$out" "$dir/out.manifest" "$dir/out.tar.zst"
+    sync
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>"$dir/err.$name" || { echo "bench.sh: $name failed:" >&2; cat "$dir/err.$name" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    times[$name]+="$(echo "$t1 - $t0" | bc) "
+}
+
+# One warm-up pass to fill the page cache.
+cat "$tree"/image/blobs/big1 "$tree"/volumes/db/_data/* >/dev/null
+find "$tree" >/dev/null
+
+for ((r = 1; r <= rounds; r++)); do
+    echo "round $r/$rounds" >&2
+    run rsync rsync -aHAXS --numeric-ids "$tree/" "$out/"
+    run cp cp -a "$tree" "$out"
+    run dockroot "$bin" -q copy "$tree" "$out" --manifest "$dir/out.manifest"
+    run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$tree' -cf - . | zstd -q -T0 -3 -o '$dir/out.tar.zst'"
+    if "$bin" backup --help >/dev/null 2>&1; then
+        run dockroot_backup "$bin" -q --service none --data-root "$tree" backup -o "$dir/out.tar.zst" --no-config
+    fi
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A med
+printf '\n%-16s %10s   %s\n' tool "median s" "all runs"
+for k in rsync cp dockroot tar_zstd dockroot_backup; do
+    [[ -n ${times[$k]:-} ]] || continue
+    med[$k]=$(echo "${times[$k]}" | median)
+    printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${times[$k]}"
+done
+ratio() { echo "scale=3; $1 / $2" | bc; }
+echo
+echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")  (target <= 0.5)"
+echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")  (target <= 0.75)"
+if [[ -n ${med[dockroot_backup]:-} ]]; then
+    echo "dockroot backup / tar | zstd -T0         : $(ratio "${med[dockroot_backup]}" "${med[tar_zstd]}")  (target <= 1.0)"
+fi
+
+# Peak memory of one dockroot copy.
+rm -rf "$out"
+if [[ -x /usr/bin/time ]]; then
+    rss=$(/usr/bin/time -f %M "$bin" -q copy "$tree" "$out" --manifest "$dir/out.manifest" 2>&1 >/dev/null | tail -n1)
+    echo "dockroot copy peak RSS: $((rss / 1024)) MiB"
+fi
+rm -rf "$out" "$dir/out.manifest" "$dir/out.tar.zst"
+((keep)) || true
