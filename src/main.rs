@@ -10,7 +10,13 @@ use cli::{Cli, Command, output::Output};
 fn main() {
     let args = Cli::parse();
     let out = Output::new(&args.global);
-    let progress = cli::progress::make(args.global.quiet, args.global.json);
+    let source = match &args.command {
+        Command::Copy(a) => Some(a.src.clone()),
+        Command::Manifest(a) => Some(a.path.clone()),
+        Command::Verify(a) => Some(a.path.clone()),
+    };
+    let estimate = || source.map(|p| dockroot::tree::estimate::estimate(&p));
+    let progress = cli::progress::make(args.global.quiet, args.global.json, estimate);
     let g = &args.global;
     let r = match &args.command {
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),

@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use dockroot::progress::Progress;
 
-pub fn make(quiet: bool, json: bool) -> Box<dyn Progress> {
+/// Picks the renderer. `estimate` (entries, bytes) is called only for a bar,
+/// which uses it as the total for its ETA.
+pub fn make(quiet: bool, json: bool, estimate: impl FnOnce() -> Option<(u64, u64)>) -> Box<dyn Progress> {
     if quiet || json {
         Box::new(Quiet)
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bar::new())
+        Box::new(Bar::new(estimate()))
     } else {
         Box::new(Lines::new())
     }
@@ -30,12 +32,14 @@ impl Progress for Quiet {
 struct Bar {
     bar: ProgressBar,
     entries: AtomicU64,
+    /// The estimated size of the tree, for phases that report no total.
+    preset: Option<(u64, u64)>,
 }
 
 impl Bar {
-    fn new() -> Bar {
+    fn new(preset: Option<(u64, u64)>) -> Bar {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
-        Bar { bar, entries: AtomicU64::new(0) }
+        Bar { bar, entries: AtomicU64::new(0), preset }
     }
 }
 
@@ -43,7 +47,7 @@ impl Progress for Bar {
     fn phase(&self, name: &str, total: Option<(u64, u64)>) {
         self.entries.store(0, Ordering::Relaxed);
         self.bar.reset();
-        let style = match total {
+        let style = match total.or(self.preset) {
             Some((_, bytes)) => {
                 self.bar.set_length(bytes);
                 "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
@@ -70,7 +74,7 @@ impl Progress for Bar {
     fn finish(&self) {
         let n = self.entries.load(Ordering::Relaxed);
         self.bar.set_message(format!("{n} entries"));
-        self.bar.finish();
+        self.bar.finish_and_clear();
     }
 }
 

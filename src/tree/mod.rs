@@ -2,6 +2,7 @@
 //! parallel ordered walk, hardlink tracking and metadata application.
 
 pub mod apply;
+pub mod estimate;
 pub mod content;
 pub mod links;
 pub mod node;
