@@ -131,11 +131,13 @@ impl CopyVisitor {
         }
         let (rel, d) = (&item.rel, dst_dir(item));
         let src = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?;
-        let before = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
+        // The walker's stat was taken before this read: a write during the
+        // read moves ctime past it, and the stat after the read shows that.
+        let before = item.meta;
         let dst = sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?;
         let copied = copy_content(&src, &dst, before.size, before.blocks, self.opts.sparsify).map_err(|e| self.e("copy data to", rel, e))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
-        let raced = changed_during_read(&before, &after) || before.ino != item.meta.ino;
+        let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {
             return Err(Error::Changed { path: show(&self.src, rel), what: "changed" });
         }

@@ -88,7 +88,12 @@ pub struct WalkStats {
     pub mount_points: Vec<String>,
 }
 
-type Msg = (u64, Result<Outcome>);
+type Msg = Vec<(u64, Result<Outcome>)>;
+
+/// Items travel to workers, and outcomes back, in batches: one channel
+/// operation per item made the threads spin on each other (sched_yield) on a
+/// two-core machine.
+const BATCH: usize = 64;
 
 struct Frame {
     node: Arc<DirNode>,
@@ -98,7 +103,8 @@ struct Frame {
 struct Walker<'a, V: Visitor> {
     opts: &'a WalkOptions,
     visitor: &'a V,
-    jobs: Sender<Item>,
+    jobs: Sender<Vec<Item>>,
+    batch: Vec<Item>,
     results: Sender<Msg>,
     tokens: Sender<()>,
     seq: u64,
@@ -110,14 +116,31 @@ struct Walker<'a, V: Visitor> {
 
 impl<V: Visitor> Walker<'_, V> {
     fn next_seq(&mut self) -> u64 {
-        // Blocks while the window is full; the collector returns tokens.
-        let _ = self.tokens.send(());
+        // Blocks while the window is full; the collector returns tokens. The
+        // pending batch must go out first, or the window could never drain.
+        if self.tokens.try_send(()).is_err() {
+            self.flush();
+            let _ = self.tokens.send(());
+        }
         self.seq += 1;
         self.seq - 1
     }
 
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let _ = self.jobs.send(std::mem::take(&mut self.batch));
+        }
+    }
+
+    fn dispatch(&mut self, item: Item) {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
     fn report(&mut self, seq: u64, r: Result<Outcome>) {
-        let _ = self.results.send((seq, r));
+        let _ = self.results.send(vec![(seq, r)]);
     }
 
     fn baseline_for(&mut self, rel: &[u8]) -> Result<Option<Record>> {
@@ -236,7 +259,7 @@ impl<V: Visitor> Walker<'_, V> {
         let link = if meta.kind == Kind::File { self.groups.role(meta.dev, meta.ino, meta.nlink, &rel) } else { None };
         let item = Item { seq, rel, name, parent, meta, link, baseline };
         if meta.kind != Kind::Dir {
-            let _ = self.jobs.send(item);
+            self.dispatch(item);
             return None;
         }
         let mount = meta.dev != self.root_dev || sys::stat::is_mount_root(item.parent.src.as_fd(), &item.name).unwrap_or(false);
@@ -267,7 +290,7 @@ pub fn walk<V: Visitor>(
     // The pseudo-parent of the root: the root itself, addressed as ".".
     let root_node = Arc::new(DirNode::new(Vec::new(), root_fd, dst_root, None));
 
-    let (job_tx, job_rx) = unbounded::<Item>();
+    let (job_tx, job_rx) = unbounded::<Vec<Item>>();
     let (res_tx, res_rx) = unbounded::<Msg>();
     let (tok_tx, tok_rx) = bounded::<()>(8192);
     let stats = std::thread::scope(|s| {
@@ -280,6 +303,7 @@ pub fn walk<V: Visitor>(
             opts,
             visitor,
             jobs: job_tx,
+            batch: Vec::with_capacity(BATCH),
             results: res_tx,
             tokens: tok_tx,
             seq: 0,
@@ -291,6 +315,7 @@ pub fn walk<V: Visitor>(
         let mounts = s.spawn(move || {
             let mut w = walker;
             w.run(root_node, root_meta);
+            w.flush();
             // Dropping the walker closes the job and result channels.
             std::mem::take(&mut w.mounts)
         });
@@ -305,12 +330,17 @@ pub fn walk<V: Visitor>(
     Ok(stats)
 }
 
-fn worker<V: Visitor>(visitor: &V, jobs: Receiver<Item>, results: Sender<Msg>) {
-    for item in jobs {
-        let seq = item.seq;
-        let r = visitor.entry(&item);
-        drop(item);
-        if results.send((seq, r)).is_err() {
+fn worker<V: Visitor>(visitor: &V, jobs: Receiver<Vec<Item>>, results: Sender<Msg>) {
+    for batch in jobs {
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            let seq = item.seq;
+            out.push((seq, visitor.entry(&item)));
+            // Dropping the item may finalise its directory; do it before the
+            // outcome is reported, so directory errors are never lost.
+            drop(item);
+        }
+        if results.send(out).is_err() {
             return;
         }
     }
@@ -327,7 +357,7 @@ fn collect(
     let mut pending: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut stats = WalkStats::default();
     let done = AtomicU64::new(0);
-    for (seq, r) in results {
+    for (seq, r) in results.into_iter().flatten() {
         pending.insert(seq, r);
         while let Some(r) = pending.remove(&next) {
             next += 1;
