@@ -55,12 +55,20 @@ impl Writer {
         let n = self.entries;
         self.line(&format!("{TRAILER_PREFIX}{n}"))?;
         let target = self.target();
-        let inner = self.out.into_inner().map_err(|e| err(&target, e.into_error()))?;
-        drop(inner);
-        if let Some((tmp, path)) = &self.rename {
-            File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| err(tmp, e))?;
-            std::fs::rename(tmp, path).map_err(|e| err(path, e))?;
+        self.out.flush().map_err(|e| err(&target, e))?;
+        if let Some((tmp, path)) = self.rename.take() {
+            File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| err(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
         }
         Ok(n)
+    }
+}
+
+impl Drop for Writer {
+    /// A manifest that was not finished is removed, never left half-written.
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = &self.rename {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }

@@ -20,27 +20,34 @@ fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTSUP))
 }
 
-/// Reads every xattr of `name` in `dir`.
-pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
-    let path = super::proc_path(dir, name);
-    let names = match xattr::list(&path) {
+/// Collects name/value pairs from a list call and a get call, skipping the
+/// XFS aliases. A value removed between list and get is simply gone.
+fn collect<I: Iterator<Item = OsString>>(
+    list: io::Result<I>,
+    get: impl Fn(&OsStr) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<Xattrs> {
+    let names = match list {
         Ok(n) => n,
         Err(e) if unsupported(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for n in names {
-        let nb = n.as_bytes();
-        if is_alias(nb) {
+        if is_alias(n.as_bytes()) {
             continue;
         }
-        // A value removed between list and get is simply gone.
-        if let Some(v) = xattr::get(&path, &n)? {
-            out.push((nb.to_vec(), v));
+        if let Some(v) = get(&n)? {
+            out.push((n.into_vec(), v));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Reads every xattr of `name` in `dir`.
+pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
+    let path = super::proc_path(dir, name);
+    collect(xattr::list(&path), |n| xattr::get(&path, n))
 }
 
 /// Reads every xattr of an open file or directory (cheaper than a /proc path).
@@ -49,23 +56,7 @@ pub fn read_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
     use xattr::FileExt;
     // SAFETY: the File is never dropped, so the borrowed fd is not closed.
     let f = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd.as_raw_fd()) });
-    let names = match f.list_xattr() {
-        Ok(n) => n,
-        Err(e) if unsupported(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for n in names {
-        let nb = n.as_bytes();
-        if is_alias(nb) {
-            continue;
-        }
-        if let Some(v) = f.get_xattr(&n)? {
-            out.push((nb.to_vec(), v));
-        }
-    }
-    out.sort();
-    Ok(out)
+    collect(f.list_xattr(), |n| f.get_xattr(n))
 }
 
 /// Makes the xattrs of `name` in `dir` exactly `want`: sets each value and,
