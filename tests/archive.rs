@@ -270,7 +270,8 @@ fn gnu_tar_restores_the_same_tree() {
     let err = String::from_utf8_lossy(&out.stderr);
     // GNU tar cannot create the > PATH_MAX path; nothing else may fail.
     for line in err.lines() {
-        assert!(line.contains("too long") || line.contains("Exiting with failure"), "GNU tar: {line}\n{err}");
+        let ok = line.contains("too long") || line.contains("Exiting with failure") || line.contains("unknown extended header keyword 'DOCKROOT.type'");
+        assert!(ok, "GNU tar: {line}");
     }
     assert_eq!(fs::read(base.join("gnu/.dockroot/meta.json")).unwrap(), br#"{"version":1}"#);
     let s = snapshot(&base.join("src"));
@@ -342,7 +343,8 @@ fn rejects_dotdot_and_absolute_paths() {
     expect(extract_err(&with_meta(|t| member(t, &[], file(b"data/../pwned"), b"x"))), "`..`");
     expect(extract_err(&with_meta(|t| member(t, &[(b"path", b"data/a/../../../pwned")], file(b"x"), b"x"))), "`..`");
     expect(extract_err(&with_meta(|t| member(t, &[], file(b"/tmp/dockroot-pwned"), b"x"))), "outside data/");
-    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data//tmp/x"), b"x"))), "empty path component");
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data//tmp/x"), b"x"))), "absolute path");
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data/a//x"), b"x"))), "empty path component");
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! tar, hardlinks as type `1` members, holes as PAX sparse 1.0 members (map
 //! at the start of the data, as GNU tar `--sparse --format=posix` writes),
 //! sockets as empty regular files with `DOCKROOT.type=socket`, long and
-//! non-UTF-8 names as PAX `path`/`linkpath` with `hdrcharset=BINARY`.
+//! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
+//! which GNU tar 1.34 warns about and ignores).
 
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -180,9 +181,6 @@ impl<W: Write> ArchiveWriter<W> {
     /// Writes the PAX header (if any record is needed) and the ustar header.
     fn header(&mut self, f: &mut Fields, mut pax: Vec<u8>, mtime: crate::sys::Timespec) -> Result<()> {
         let binary = std::str::from_utf8(&f.name).is_err() || std::str::from_utf8(&f.linkname).is_err();
-        if binary {
-            header::pax_record(&mut pax, b"hdrcharset", b"BINARY");
-        }
         if f.name.len() > 100 || binary {
             header::pax_record(&mut pax, b"path", &f.name);
         }
@@ -269,7 +267,6 @@ impl<W: Write> ArchiveWriter<W> {
         // The real name travels in GNU.sparse.name only; `path` would override it in some readers.
         let binary = std::str::from_utf8(&f.name).is_err();
         if binary {
-            header::pax_record(&mut pax, b"hdrcharset", b"BINARY");
             hf.name = b"GNUSparseFile.0/binary-name".to_vec();
         }
         self.header(&mut hf, pax, mtime)?;
