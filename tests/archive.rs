@@ -454,3 +454,30 @@ fn verify_detects_truncation_and_bit_flips() {
 
 #[allow(dead_code)]
 fn unused(_: &CStr) {}
+
+/// Throughput of the writer and extractor on `DOCKROOT_BENCH_SRC` (e.g. a copy
+/// of /usr); compare with `tar --xattrs -S -cf - | zstd -T0 -3` by hand.
+/// Run: `DOCKROOT_BENCH_SRC=/var/tmp/x cargo test --release --test archive bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_writer_and_extractor() {
+    let src = PathBuf::from(std::env::var("DOCKROOT_BENCH_SRC").expect("set DOCKROOT_BENCH_SRC"));
+    let t = tmp();
+    let a = t.path().join("bench.tar.zst");
+    fs::write(t.path().join("cfg"), b"{}").unwrap();
+    let start = std::time::Instant::now();
+    let recs = write_archive(&src, &a, &t.path().join("cfg"));
+    let wt = start.elapsed().as_secs_f64();
+    let bytes: u64 = recs.iter().filter(|r| r.hardlink_to.is_none()).map(|r| r.size).sum();
+    let csize = fs::metadata(&a).unwrap().len();
+    println!("write: {} entries, {:.1} MB in {wt:.2}s = {:.1} MB/s, archive {:.1} MB", recs.len(), bytes as f64 / 1e6, bytes as f64 / 1e6 / wt, csize as f64 / 1e6);
+    fs::create_dir(t.path().join("x")).unwrap();
+    let start = std::time::Instant::now();
+    let fd = sys::open_dir_path(&t.path().join("x")).unwrap();
+    archive::extract(&mut archive::open(&a).unwrap(), fd.as_fd(), &ExtractOptions::default()).unwrap();
+    let xt = start.elapsed().as_secs_f64();
+    println!("extract: {xt:.2}s = {:.1} MB/s", bytes as f64 / 1e6 / xt);
+    let start = std::time::Instant::now();
+    archive::verify(archive::open(&a).unwrap()).unwrap();
+    println!("verify: {:.2}s", start.elapsed().as_secs_f64());
+}
