@@ -11,7 +11,7 @@ pub const DEFAULT: &[u8] = b"system.posix_acl_default";
 
 /// Converts a binary ACL xattr value to text; None if it is malformed.
 pub fn to_text(v: &[u8]) -> Option<String> {
-    if v.len() < 4 || (v.len() - 4) % 8 != 0 || u32::from_le_bytes(v[..4].try_into().ok()?) != 2 {
+    if v.len() < 4 || !(v.len() - 4).is_multiple_of(8) || u32::from_le_bytes(v[..4].try_into().ok()?) != 2 {
         return None;
     }
     let mut parts = Vec::new();

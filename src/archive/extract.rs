@@ -360,7 +360,7 @@ impl Ex<'_> {
     /// Applies directory metadata deepest first, after all children exist.
     fn apply_dirs(&mut self) -> Result<()> {
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by(|a, b| b.comps.len().cmp(&a.comps.len()));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.comps.len()));
         for d in dirs {
             let path = d.comps.join(&b'/');
             let mut fd: Option<OwnedFd> = None;

@@ -170,8 +170,11 @@ pub fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'\n');
 }
 
+/// PAX keyword/value pairs in archive order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Parses PAX records; values may contain newlines and NULs (length-delimited).
-pub fn parse_pax(data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub fn parse_pax(data: &[u8]) -> Result<Records, String> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {

@@ -55,7 +55,7 @@ fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
     move |source| ArchiveError::Output { step, source }
 }
 
-const ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
 
 pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
     while n > 0 {
@@ -103,9 +103,10 @@ impl<W: Write> ArchiveWriter<W> {
             let mut key = b"SCHILY.xattr.".to_vec();
             key.extend_from_slice(k);
             header::pax_record(&mut pax, &key, v);
-            let text = |key: &[u8], pax: &mut Vec<u8>| match acl::to_text(v) {
-                Some(t) => header::pax_record(pax, key, t.as_bytes()),
-                None => {}
+            let text = |key: &[u8], pax: &mut Vec<u8>| {
+                if let Some(t) = acl::to_text(v) {
+                    header::pax_record(pax, key, t.as_bytes());
+                }
             };
             if k == acl::ACCESS {
                 text(b"SCHILY.acl.access", &mut pax);
