@@ -457,12 +457,14 @@ fn unused(_: &CStr) {}
 
 /// Throughput of the writer and extractor on `DOCKROOT_BENCH_SRC` (e.g. a copy
 /// of /usr); compare with `tar --xattrs -S -cf - | zstd -T0 -3` by hand.
+/// `DOCKROOT_BENCH_TMP` (default /var/tmp) holds the archive and the extracted tree.
 /// Run: `DOCKROOT_BENCH_SRC=/var/tmp/x cargo test --release --test archive bench -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn bench_writer_and_extractor() {
     let src = PathBuf::from(std::env::var("DOCKROOT_BENCH_SRC").expect("set DOCKROOT_BENCH_SRC"));
-    let t = tmp();
+    let dir = std::env::var("DOCKROOT_BENCH_TMP").unwrap_or_else(|_| "/var/tmp".into());
+    let t = tempfile::Builder::new().prefix("dockroot-bench-").tempdir_in(dir).unwrap();
     let a = t.path().join("bench.tar.zst");
     fs::write(t.path().join("cfg"), b"{}").unwrap();
     let start = std::time::Instant::now();
