@@ -97,7 +97,7 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 /// Extracts the data members of `a` into `staging` (an empty directory whose
 /// own metadata becomes that of the archived root) and collects the config and
 /// manifest members.
-pub fn extract<R: Read>(a: &mut ArchiveReader<R>, staging: BorrowedFd<'_>, _opts: &ExtractOptions) -> Result<Extracted> {
+pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, _opts: &ExtractOptions) -> Result<Extracted> {
     let mut ex = Ex { staging, stack: Vec::new(), seen: HashSet::new(), dirs: Vec::new(), buf: vec![0; 1 << 20] };
     let mut out = Extracted::default();
     let mut in_data = false;

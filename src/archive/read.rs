@@ -240,9 +240,84 @@ impl<R: Read> TarReader<R> {
 }
 
 /// An opened archive: the decompressed member stream and the `meta.json` bytes.
-pub struct ArchiveReader<R: Read> {
-    pub tar: TarReader<zstd::stream::read::Decoder<'static, BufReader<R>>>,
+pub struct ArchiveReader {
+    pub tar: TarReader<Pipe>,
     pub meta: Vec<u8>,
+}
+
+/// The decompressed stream, produced on a helper thread so that
+/// decompression overlaps with file creation (as `zstd -d | tar -x` does with
+/// two processes). Decoder errors arrive in order, as read errors.
+pub struct Pipe {
+    rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.cur.len() {
+                let n = buf.len().min(self.cur.len() - self.pos);
+                buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(v)) if v.is_empty() => self.done = true,
+                Ok(Ok(v)) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => return Err(io::Error::other("the decompression thread stopped")),
+            }
+        }
+    }
+}
+
+/// Runs `r` on a helper thread; the thread ends at EOF, on an error, or when
+/// the [`Pipe`] is dropped.
+fn spawn_pipe<R: Read + Send + 'static>(mut r: R) -> Pipe {
+    let (tx, rx) = crossbeam_channel::bounded(8);
+    std::thread::spawn(move || loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        let res = loop {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break Ok(()),
+                Ok(k) => {
+                    n += k;
+                    if n == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(n);
+        let last = n == 0 || res.is_err();
+        if n > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = res {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        if last {
+            let _ = tx.send(Ok(Vec::new()));
+            return;
+        }
+    });
+    Pipe { rx, cur: Vec::new(), pos: 0, done: false }
 }
 
 /// A reader that first returns some already-read bytes.
@@ -272,7 +347,7 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
 
 /// Opens an archive from any reader: checks for zstd, then requires the first
 /// member to be `.dockroot/meta.json`.
-pub fn open_reader<R: Read>(mut r: R) -> Result<ArchiveReader<Peeked<R>>> {
+pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> {
     let mut head = Vec::with_capacity(512);
     (&mut r).take(512).read_to_end(&mut head).map_err(input("read the start"))?;
     if let Some(what) = sniff(&head) {
@@ -280,7 +355,7 @@ pub fn open_reader<R: Read>(mut r: R) -> Result<ArchiveReader<Peeked<R>>> {
     }
     let p = Peeked { head: io::Cursor::new(head), rest: r };
     let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, p)).map_err(input("start zstd"))?;
-    let mut tar = TarReader::new(dec);
+    let mut tar = TarReader::new(spawn_pipe(dec));
     let first = match tar.next_member() {
         Ok(Some(m)) => m,
         Ok(None) => return Err(ArchiveError::NotArchive { what: "empty tar stream".into() }),
@@ -295,9 +370,9 @@ pub fn open_reader<R: Read>(mut r: R) -> Result<ArchiveReader<Peeked<R>>> {
 }
 
 /// Opens an archive file, or stdin for `-`.
-pub fn open(path: &Path) -> Result<ArchiveReader<Peeked<Box<dyn Read>>>> {
-    let r: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(io::stdin().lock())
+pub fn open(path: &Path) -> Result<ArchiveReader> {
+    let r: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
     } else {
         Box::new(File::open(path).map_err(input("open the archive file"))?)
     };
@@ -316,7 +391,7 @@ pub struct VerifyReport {
 
 /// Reads a whole archive: every zstd block and checksum, every header, and
 /// checks that `.dockroot/manifest` is the last member.
-pub fn verify<R: Read>(mut a: ArchiveReader<R>) -> Result<VerifyReport> {
+pub fn verify(mut a: ArchiveReader) -> Result<VerifyReport> {
     let mut rep = VerifyReport { members: 1, data_bytes: a.meta.len() as u64, meta: std::mem::take(&mut a.meta), manifest: Vec::new() };
     let mut manifest: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; 1 << 20];
