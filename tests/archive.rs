@@ -87,6 +87,9 @@ fn build_tree(root: &Path) -> Vec<u8> {
     fs::set_permissions(root.join("overlay2/abc/work"), fs::Permissions::from_mode(0o1777)).unwrap();
     std::os::unix::fs::lchown(root.join("overlay2/abc/diff/etc/hosts"), Some(231072), Some(231072)).unwrap();
     std::os::unix::fs::lchown(root.join("image/overlay2/l/ABS"), Some(231073), Some(231074)).unwrap();
+    // An id too large for the octal header field travels as PAX uid/gid.
+    fs::write(root.join("overlay2/abc/diff/bigid"), b"x").unwrap();
+    std::os::unix::fs::lchown(root.join("overlay2/abc/diff/bigid"), Some(4_000_000_000), Some(3_000_000)).unwrap();
     // chown clears the capability: set it again.
     std::os::unix::fs::lchown(root.join("overlay2/abc/diff/ping"), Some(0), Some(0)).unwrap();
     // Non-UTF-8 name.
