@@ -486,3 +486,24 @@ fn bench_writer_and_extractor() {
     archive::verify(archive::open(&a).unwrap()).unwrap();
     println!("verify: {:.2}s", start.elapsed().as_secs_f64());
 }
+
+#[test]
+fn manifest_must_be_last() {
+    let mut t = Vec::new();
+    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
+    member(&mut t, &[], file(b".dockroot/manifest"), b"m");
+    member(&mut t, &[], file(b"data/late"), b"x");
+    t.extend_from_slice(&[0u8; 1024]);
+    let z = zstd::encode_all(&t[..], 3).unwrap();
+    expect(extract_err(&z), "member after the manifest");
+    let dir = tmp();
+    let p = dir.path().join("late.tar.zst");
+    fs::write(&p, &z).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "member after the manifest");
+    // No manifest at all: an interrupted backup.
+    let mut t = Vec::new();
+    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
+    t.extend_from_slice(&[0u8; 1024]);
+    fs::write(&p, zstd::encode_all(&t[..], 3).unwrap()).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "no .dockroot/manifest");
+}
