@@ -16,6 +16,7 @@ pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
+pub mod pipe;
 pub mod read;
 pub mod walk;
 pub mod writer;
