@@ -1,0 +1,36 @@
+//! The input of the writer (one walked entry) and the per-entry record that the
+//! writer and the extractor return for the manifest.
+
+use std::fs::File;
+
+use crate::sys::{xattr::Xattrs, Kind, Meta};
+
+/// One entry of the source tree, as a walker hands it to the writer.
+#[derive(Debug)]
+pub struct ArchiveEntry {
+    /// Path relative to the data-root, `/`-separated raw bytes; empty for the root.
+    pub rel_path: Vec<u8>,
+    pub meta: Meta,
+    pub xattrs: Xattrs,
+    /// Target of a symlink.
+    pub link_target: Option<Vec<u8>>,
+    /// Set for the second and later names of a hardlinked file: the
+    /// `rel_path` of the first name, already written to this archive.
+    pub hardlink_to: Option<Vec<u8>>,
+    /// An open regular file (not for hardlinks): its bytes are archived.
+    pub data: Option<File>,
+}
+
+/// What was written or extracted for one entry, for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// Path relative to the data-root (without the `data/` prefix).
+    pub path: Vec<u8>,
+    pub kind: Kind,
+    /// Logical size of a regular file (holes count as zeros).
+    pub size: u64,
+    /// blake3 of the logical content of a regular file (holes hashed as zeros).
+    pub hash: Option<[u8; 32]>,
+    /// The first name of a hardlinked file.
+    pub hardlink_to: Option<Vec<u8>>,
+}

@@ -1,0 +1,339 @@
+//! Opening and reading archives: input detection (zstd only), a member
+//! iterator over the tar stream that applies PAX records with hard limits, and
+//! [`verify`], which reads a whole archive checking zstd checksums and layout.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use super::error::{ArchiveError, Result};
+use super::header::{self, flag, Block, Fields, BLOCK, MAX_PAX};
+use super::pipe::{spawn_pipe, Pipe};
+use super::{layout, show};
+
+/// Largest `meta.json`, manifest or config member kept in memory.
+pub const MAX_SMALL: u64 = 256 << 20;
+/// Largest total of xattr values on one entry.
+pub const MAX_XATTRS: usize = 1 << 20;
+
+/// One member with its PAX records applied.
+#[derive(Debug, Default)]
+pub struct Member {
+    /// Position in the archive (counting PAX headers as part of their member).
+    pub index: u64,
+    pub path: Vec<u8>,
+    pub fields: Fields,
+    pub mtime_nsec: u32,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `GNU.sparse.realsize` of a PAX sparse 1.0 member.
+    pub sparse_size: Option<u64>,
+    /// `DOCKROOT.type=socket`.
+    pub socket: bool,
+}
+
+impl Member {
+    pub fn malformed(&self, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::Malformed { index: self.index, member: show(&self.path), reason: reason.into() }
+    }
+}
+
+/// Iterates the members of a tar stream.
+pub struct TarReader<R: Read> {
+    r: R,
+    /// Unread data bytes of the current member, then its padding.
+    left: u64,
+    pad: u64,
+    index: u64,
+    ended: bool,
+}
+
+fn input(step: &'static str) -> impl FnOnce(io::Error) -> ArchiveError {
+    move |source| ArchiveError::Input { step, source }
+}
+
+impl<R: Read> TarReader<R> {
+    pub fn new(r: R) -> Self {
+        TarReader { r, left: 0, pad: 0, index: 0, ended: false }
+    }
+
+    /// Reads data of the current member (0 at its end).
+    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let k = (buf.len() as u64).min(self.left) as usize;
+        let n = self.r.read(&mut buf[..k]).map_err(input("read member data"))?;
+        if n == 0 {
+            return Err(ArchiveError::Input { step: "read member data", source: io::ErrorKind::UnexpectedEof.into() });
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    /// Reads exactly `buf.len()` bytes of data of the current member.
+    pub fn read_data_exact(&mut self, mut buf: &mut [u8]) -> Result<()> {
+        while !buf.is_empty() {
+            let n = self.read_data(buf)?;
+            if n == 0 {
+                return Err(ArchiveError::Input { step: "read member data", source: io::ErrorKind::UnexpectedEof.into() });
+            }
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Remaining data bytes of the current member.
+    pub fn data_left(&self) -> u64 {
+        self.left
+    }
+
+    fn skip_rest(&mut self) -> Result<()> {
+        let n = self.left + self.pad;
+        let got = io::copy(&mut (&mut self.r).take(n), &mut io::sink()).map_err(input("skip member data"))?;
+        if got != n {
+            return Err(ArchiveError::Input { step: "skip member data", source: io::ErrorKind::UnexpectedEof.into() });
+        }
+        self.left = 0;
+        self.pad = 0;
+        Ok(())
+    }
+
+    fn block(&mut self) -> Result<[u8; BLOCK]> {
+        let mut b = [0u8; BLOCK];
+        self.r.read_exact(&mut b).map_err(input("read header"))?;
+        Ok(b)
+    }
+
+    /// The next member, or None after the end-of-archive marker.
+    pub fn next_member(&mut self) -> Result<Option<Member>> {
+        if self.ended {
+            return Ok(None);
+        }
+        self.skip_rest()?;
+        self.index += 1;
+        let mut m = Member { index: self.index, ..Default::default() };
+        let mut pax: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+        loop {
+            let f = match header::parse(&self.block()?).map_err(|r| m.malformed(r))? {
+                Block::Zero => {
+                    if pax.is_some() {
+                        return Err(m.malformed("PAX header without a member"));
+                    }
+                    match header::parse(&self.block()?).map_err(|r| m.malformed(r))? {
+                        Block::Zero => {
+                            self.ended = true;
+                            return Ok(None);
+                        }
+                        Block::Header(_) => return Err(m.malformed("lone zero block inside the archive")),
+                    }
+                }
+                Block::Header(f) => f,
+            };
+            m.path = f.name.clone();
+            match f.typeflag {
+                flag::PAX => {
+                    if pax.is_some() {
+                        return Err(m.malformed("two PAX headers in a row"));
+                    }
+                    if f.size > MAX_PAX {
+                        return Err(m.malformed(format!("PAX header of {} bytes exceeds the {MAX_PAX}-byte limit", f.size)));
+                    }
+                    let mut data = vec![0u8; f.size as usize];
+                    self.r.read_exact(&mut data).map_err(input("read PAX header"))?;
+                    let mut p = vec![0u8; header::padding(f.size) as usize];
+                    self.r.read_exact(&mut p).map_err(input("read PAX header"))?;
+                    pax = Some(header::parse_pax(&data).map_err(|r| m.malformed(r))?);
+                }
+                flag::GLOBAL | b'L' | b'K' => {
+                    return Err(m.malformed(format!("unsupported header type `{}` (not written by dockroot)", f.typeflag as char)))
+                }
+                _ => {
+                    m.fields = f;
+                    break;
+                }
+            }
+        }
+        for (k, v) in pax.unwrap_or_default() {
+            self.apply_pax(&mut m, k, v)?;
+        }
+        let size = m.fields.size;
+        let t = m.fields.typeflag;
+        if size > 0 && !matches!(t, flag::FILE | flag::OLD_FILE) {
+            return Err(m.malformed(format!("type `{}` member carries {size} data bytes", t as char)));
+        }
+        self.left = size;
+        self.pad = header::padding(size);
+        Ok(Some(m))
+    }
+
+    fn apply_pax(&self, m: &mut Member, k: Vec<u8>, v: Vec<u8>) -> Result<()> {
+        let num = |v: &[u8]| header::parse_pax_num(v).map_err(|r| m.malformed(r));
+        match k.as_slice() {
+            b"path" => m.path = v,
+            b"linkpath" => m.fields.linkname = v,
+            b"size" => m.fields.size = num(&v)?,
+            b"uid" => m.fields.uid = num(&v)?,
+            b"gid" => m.fields.gid = num(&v)?,
+            b"mtime" => {
+                let (s, ns) = header::parse_pax_time(&v).map_err(|r| m.malformed(r))?;
+                m.fields.mtime = s;
+                m.mtime_nsec = ns;
+            }
+            b"GNU.sparse.name" => m.path = v,
+            b"GNU.sparse.realsize" => m.sparse_size = Some(num(&v)?),
+            b"GNU.sparse.major" | b"GNU.sparse.minor" => {
+                if v != b"1" && v != b"0" {
+                    return Err(m.malformed("unsupported GNU sparse format version"));
+                }
+            }
+            b"DOCKROOT.type" => {
+                if v != b"socket" {
+                    return Err(m.malformed(format!("unknown DOCKROOT.type `{}`", show(&v))));
+                }
+                m.socket = true;
+            }
+            _ if k.starts_with(b"SCHILY.xattr.") => {
+                let name = k[13..].to_vec();
+                if name.is_empty() || name.len() > 255 || name.contains(&0) || v.len() > 65536 {
+                    return Err(m.malformed(format!("xattr `{}` has an invalid name or a value over 64 KiB", show(&name))));
+                }
+                let total: usize = m.xattrs.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>() + name.len() + v.len();
+                if total > MAX_XATTRS {
+                    return Err(m.malformed("xattrs exceed 1 MiB on one entry"));
+                }
+                m.xattrs.push((name, v));
+            }
+            _ if k.starts_with(b"GNU.sparse.") => {
+                return Err(m.malformed(format!("unsupported sparse record `{}` (only PAX sparse 1.0)", show(&k))))
+            }
+            // atime, ctime, hdrcharset, SCHILY.acl.* (the binary xattr is authoritative), comments.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the whole data of a small member.
+    pub fn read_small(&mut self, m: &Member) -> Result<Vec<u8>> {
+        if self.left > MAX_SMALL {
+            return Err(m.malformed("member too large"));
+        }
+        let mut v = vec![0u8; self.left as usize];
+        self.read_data_exact(&mut v)?;
+        Ok(v)
+    }
+
+    /// After the end marker: everything left must decompress cleanly (this is
+    /// where zstd checks the frame checksum) and be zero padding.
+    pub fn finish(mut self) -> Result<u64> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = self.r.read(&mut buf).map_err(input("read end of archive"))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Err(ArchiveError::Malformed { index: self.index, member: "(after end of archive)".into(), reason: "data after the end-of-archive marker".into() });
+            }
+            total += n as u64;
+        }
+    }
+}
+
+/// An opened archive: the decompressed member stream and the `meta.json` bytes.
+pub struct ArchiveReader {
+    pub tar: TarReader<Pipe>,
+    pub meta: Vec<u8>,
+}
+
+/// A reader that first returns some already-read bytes.
+pub struct Peeked<R> {
+    head: io::Cursor<Vec<u8>>,
+    rest: R,
+}
+
+impl<R: Read> Read for Peeked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.head.read(buf)?;
+        if n > 0 { Ok(n) } else { self.rest.read(buf) }
+    }
+}
+
+fn sniff(head: &[u8]) -> Option<&'static str> {
+    Some(match head {
+        [] => "empty input",
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => return None,
+        [0x1f, 0x8b, ..] => "gzip data",
+        [0xfd, b'7', b'z', b'X', b'Z', ..] => "xz data",
+        [b'B', b'Z', b'h', ..] => "bzip2 data",
+        _ if head.len() >= 262 && &head[257..262] == b"ustar" => "uncompressed tar",
+        _ => "unrecognized data, not zstd",
+    })
+}
+
+/// Opens an archive from any reader: checks for zstd, then requires the first
+/// member to be `.dockroot/meta.json`.
+pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> {
+    let mut head = Vec::with_capacity(512);
+    (&mut r).take(512).read_to_end(&mut head).map_err(input("read the start"))?;
+    if let Some(what) = sniff(&head) {
+        return Err(ArchiveError::NotArchive { what: what.into() });
+    }
+    let p = Peeked { head: io::Cursor::new(head), rest: r };
+    let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, p)).map_err(input("start zstd"))?;
+    let mut tar = TarReader::new(spawn_pipe(dec));
+    let first = match tar.next_member() {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(ArchiveError::NotArchive { what: "empty tar stream".into() }),
+        Err(ArchiveError::Malformed { .. }) => return Err(ArchiveError::NotArchive { what: "zstd data that is not a tar stream".into() }),
+        Err(e) => return Err(e),
+    };
+    if first.path != layout::META || !matches!(first.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+        return Err(ArchiveError::NotArchive { what: format!("first member is `{}`, not .dockroot/meta.json", show(&first.path)) });
+    }
+    let meta = tar.read_small(&first)?;
+    Ok(ArchiveReader { tar, meta })
+}
+
+/// Opens an archive file, or stdin for `-`.
+pub fn open(path: &Path) -> Result<ArchiveReader> {
+    let r: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(path).map_err(input("open the archive file"))?)
+    };
+    open_reader(r)
+}
+
+/// What [`verify`] found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    pub members: u64,
+    /// Data bytes of all members.
+    pub data_bytes: u64,
+    pub meta: Vec<u8>,
+    pub manifest: Vec<u8>,
+}
+
+/// Reads a whole archive: every zstd block and checksum, every header, and
+/// checks that `.dockroot/manifest` is the last member.
+pub fn verify(mut a: ArchiveReader) -> Result<VerifyReport> {
+    let mut rep = VerifyReport { members: 1, data_bytes: a.meta.len() as u64, meta: std::mem::take(&mut a.meta), manifest: Vec::new() };
+    let mut manifest: Option<Vec<u8>> = None;
+    let mut buf = vec![0u8; 1 << 20];
+    while let Some(m) = a.tar.next_member()? {
+        if manifest.is_some() {
+            return Err(m.malformed("member after the manifest (the manifest must be last)"));
+        }
+        rep.members += 1;
+        rep.data_bytes += a.tar.data_left();
+        if m.path == layout::MANIFEST {
+            manifest = Some(a.tar.read_small(&m)?);
+        } else {
+            while a.tar.read_data(&mut buf)? > 0 {}
+        }
+    }
+    a.tar.finish()?;
+    rep.manifest = manifest.ok_or_else(|| ArchiveError::Malformed { index: rep.members, member: "(end)".into(), reason: "no .dockroot/manifest member: the backup did not finish".into() })?;
+    Ok(rep)
+}

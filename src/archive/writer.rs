@@ -1,0 +1,306 @@
+//! Writes a dockroot archive: PAX tar framing into a multi-threaded zstd
+//! encoder with content checksums.
+//!
+//! Per entry: numeric uid/gid (PAX `uid`/`gid` when large, empty uname/gname),
+//! PAX `mtime=sec.nsec`, every xattr as `SCHILY.xattr.<name>` (binary-safe),
+//! POSIX ACLs also as `SCHILY.acl.access`/`SCHILY.acl.default` text for GNU
+//! tar, hardlinks as type `1` members, holes as PAX sparse 1.0 members (map
+//! at the start of the data, as GNU tar `--sparse --format=posix` writes),
+//! sockets as empty regular files with `DOCKROOT.type=socket`, long and
+//! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
+//! which GNU tar 1.34 warns about and ignores).
+
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::error::{ArchiveError, Result};
+use super::header::{self, flag, Fields, BLOCK};
+use super::{acl, layout, show, ArchiveEntry, EntryRecord};
+use crate::sys::Kind;
+
+/// Compression settings.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// zstd level (1..=19); 3 is zstd's default.
+    pub level: i32,
+    /// zstd worker threads (0 = compress on the calling thread).
+    pub threads: u32,
+    /// Buffer in front of the encoder, so small tar writes keep the workers busy.
+    pub buffer: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        WriterOptions { level: 3, threads: n, buffer: 4 << 20 }
+    }
+}
+
+#[derive(PartialEq, PartialOrd)]
+enum Stage {
+    Config,
+    Data,
+}
+
+/// A streaming archive writer; see the module docs for the format.
+pub struct ArchiveWriter<W: Write> {
+    out: BufWriter<zstd::stream::write::Encoder<'static, W>>,
+    stage: Stage,
+    buf: Vec<u8>,
+    now: i64,
+}
+
+fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    move |source| ArchiveError::Output { step, source }
+}
+
+static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
+
+pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..k]);
+        n -= k as u64;
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive on `out` and writes the first member, `meta.json`.
+    pub fn new(out: W, opts: &WriterOptions, meta_json: &[u8]) -> Result<Self> {
+        let mut enc = zstd::stream::write::Encoder::new(out, opts.level).map_err(out_err("start zstd"))?;
+        if opts.threads > 0 {
+            enc.multithread(opts.threads).map_err(out_err("start zstd workers"))?;
+        }
+        enc.include_checksum(true).map_err(out_err("enable zstd checksums"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let mut w = ArchiveWriter { out: BufWriter::with_capacity(opts.buffer, enc), stage: Stage::Config, buf: vec![0; 1 << 20], now };
+        w.small_file(layout::META, meta_json, 0o600)?;
+        Ok(w)
+    }
+
+    /// Adds a host configuration file as `.dockroot/config/<name>`.
+    pub fn add_config(&mut self, name: &[u8], host: &Path) -> Result<()> {
+        if self.stage != Stage::Config {
+            return Err(ArchiveError::Layout { what: "config member after data members".into() });
+        }
+        let src = |step, source| ArchiveError::Source { path: host.display().to_string(), step, source };
+        let bytes = std::fs::read(host).map_err(|e| src("read", e))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(host).map_err(|e| src("stat", e))?.permissions());
+        let mut path = layout::CONFIG_DIR.to_vec();
+        path.extend_from_slice(name);
+        self.small_file(&path, &bytes, mode & 0o7777)
+    }
+
+    /// Adds one entry of the data-root under `data/`; returns its record.
+    pub fn add_entry(&mut self, mut e: ArchiveEntry) -> Result<EntryRecord> {
+        self.stage = Stage::Data;
+        let path = data_path(&e.rel_path, e.meta.kind == Kind::Dir);
+        let m = &e.meta;
+        let mut f = Fields { name: path.clone(), mode: m.perm, uid: m.uid.into(), gid: m.gid.into(), mtime: m.mtime.sec, ..Default::default() };
+        let mut pax = Vec::new();
+        for (k, v) in &e.xattrs {
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k);
+            header::pax_record(&mut pax, &key, v);
+            let text = |key: &[u8], pax: &mut Vec<u8>| {
+                if let Some(t) = acl::to_text(v) {
+                    header::pax_record(pax, key, t.as_bytes());
+                }
+            };
+            if k == acl::ACCESS {
+                text(b"SCHILY.acl.access", &mut pax);
+            } else if k == acl::DEFAULT {
+                text(b"SCHILY.acl.default", &mut pax);
+            }
+        }
+        let mut record = EntryRecord { path: e.rel_path.clone(), kind: m.kind, size: 0, hash: None, hardlink_to: None };
+        if let Some(first) = &e.hardlink_to {
+            f.typeflag = flag::LINK;
+            f.linkname = data_path(first, false);
+            record.hardlink_to = Some(first.clone());
+            record.size = m.size;
+            self.header(&mut f, pax, m.mtime)?;
+            return Ok(record);
+        }
+        match m.kind {
+            Kind::Dir => f.typeflag = flag::DIR,
+            Kind::Symlink => {
+                f.typeflag = flag::SYMLINK;
+                f.linkname = e.link_target.clone().unwrap_or_default();
+            }
+            Kind::Char | Kind::Block => {
+                f.typeflag = if m.kind == Kind::Char { flag::CHAR } else { flag::BLOCK };
+                f.devmajor = libc::major(m.rdev).into();
+                f.devminor = libc::minor(m.rdev).into();
+            }
+            Kind::Fifo => f.typeflag = flag::FIFO,
+            Kind::Socket => {
+                f.typeflag = flag::FILE;
+                header::pax_record(&mut pax, b"DOCKROOT.type", b"socket");
+            }
+            Kind::File => {
+                let file = e.data.take().ok_or_else(|| ArchiveError::Layout { what: format!("no data for file `{}`", show(&e.rel_path)) })?;
+                f.typeflag = flag::FILE;
+                record.size = m.size;
+                let extents = if m.size > 0 && m.blocks * 512 < m.size {
+                    crate::sys::holes::data_extents(&file, m.size)
+                        .map_err(|source| ArchiveError::Source { path: show(&e.rel_path), step: "find holes of", source })?
+                } else {
+                    vec![(0, m.size)]
+                };
+                let hash = if extents.len() == 1 && extents[0] == (0, m.size) {
+                    f.size = m.size;
+                    self.header(&mut f, pax, m.mtime)?;
+                    self.plain_data(&file, m.size, &e.rel_path)?
+                } else {
+                    self.sparse(&mut f, pax, &file, m.size, extents, &e.rel_path, m.mtime)?
+                };
+                record.hash = Some(hash);
+                return Ok(record);
+            }
+        }
+        self.header(&mut f, pax, m.mtime)?;
+        Ok(record)
+    }
+
+    /// Writes the manifest as the last member and finishes the zstd frame.
+    pub fn finish(mut self, manifest: &[u8]) -> Result<W> {
+        self.small_file(layout::MANIFEST, manifest, 0o600)?;
+        self.out.write_all(&[0u8; 2 * BLOCK]).map_err(out_err("write end of archive"))?;
+        let enc = self.out.into_inner().map_err(|e| ArchiveError::Output { step: "flush", source: e.into_error() })?;
+        enc.finish().map_err(out_err("finish zstd frame"))
+    }
+
+    fn small_file(&mut self, path: &[u8], data: &[u8], mode: u32) -> Result<()> {
+        let mut f = Fields { name: path.to_vec(), mode, size: data.len() as u64, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
+        self.header(&mut f, Vec::new(), crate::sys::Timespec { sec: self.now, nsec: 0 })?;
+        self.out.write_all(data).map_err(out_err("write member"))?;
+        self.pad(data.len() as u64)
+    }
+
+    /// Writes the PAX header (if any record is needed) and the ustar header.
+    fn header(&mut self, f: &mut Fields, mut pax: Vec<u8>, mtime: crate::sys::Timespec) -> Result<()> {
+        let binary = std::str::from_utf8(&f.name).is_err() || std::str::from_utf8(&f.linkname).is_err();
+        if f.name.len() > 100 || binary {
+            header::pax_record(&mut pax, b"path", &f.name);
+        }
+        if f.linkname.len() > 100 || binary {
+            header::pax_record(&mut pax, b"linkpath", &f.linkname);
+        }
+        if f.uid > header::octal_max(8) {
+            header::pax_record(&mut pax, b"uid", f.uid.to_string().as_bytes());
+        }
+        if f.gid > header::octal_max(8) {
+            header::pax_record(&mut pax, b"gid", f.gid.to_string().as_bytes());
+        }
+        if f.size > header::octal_max(12) {
+            header::pax_record(&mut pax, b"size", f.size.to_string().as_bytes());
+        }
+        if mtime.nsec != 0 || mtime.sec < 0 || mtime.sec as u64 > header::octal_max(12) {
+            header::pax_record(&mut pax, b"mtime", header::pax_time(mtime.sec, mtime.nsec).as_bytes());
+        }
+        if !pax.is_empty() {
+            let base = f.name.rsplit(|&c| c == b'/').find(|s| !s.is_empty()).unwrap_or(b"x");
+            let mut name = b"PaxHeaders/".to_vec();
+            name.extend_from_slice(&base[..base.len().min(80)]);
+            let h = header::build(&Fields { name, mode: 0o644, size: pax.len() as u64, mtime: self.now, typeflag: flag::PAX, ..Default::default() });
+            self.out.write_all(&h).map_err(out_err("write header"))?;
+            self.out.write_all(&pax).map_err(out_err("write header"))?;
+            self.pad(pax.len() as u64)?;
+        }
+        self.out.write_all(&header::build(f)).map_err(out_err("write header"))
+    }
+
+    fn pad(&mut self, len: u64) -> Result<()> {
+        let p = header::padding(len) as usize;
+        self.out.write_all(&[0u8; BLOCK][..p]).map_err(out_err("write padding"))
+    }
+
+    /// Copies `size` bytes of `file`, hashing them; the file must not shrink.
+    fn plain_data(&mut self, file: &std::fs::File, size: u64, rel: &[u8]) -> Result<[u8; 32]> {
+        let mut h = blake3::Hasher::new();
+        let mut r = file.take(size);
+        let mut done = 0u64;
+        loop {
+            let n = r.read(&mut self.buf).map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&self.buf[..n]);
+            self.out.write_all(&self.buf[..n]).map_err(out_err("write data"))?;
+            done += n as u64;
+        }
+        if done != size {
+            return Err(ArchiveError::SourceChanged { path: show(rel), what: format!("read {done} of {size} bytes") });
+        }
+        self.pad(size)?;
+        Ok(*h.finalize().as_bytes())
+    }
+
+    /// Writes a PAX sparse 1.0 member: header named `GNUSparseFile.0/<base>`,
+    /// `GNU.sparse.{major,minor,name,realsize}`, and the map in decimal lines
+    /// (count, then offset/length pairs) padded to a block before the data.
+    #[allow(clippy::too_many_arguments)]
+    fn sparse(
+        &mut self, f: &mut Fields, mut pax: Vec<u8>, file: &std::fs::File, size: u64, mut extents: Vec<(u64, u64)>, rel: &[u8],
+        mtime: crate::sys::Timespec,
+    ) -> Result<[u8; 32]> {
+        // GNU tar ends the map with a zero-length extent at the real size when the file ends in a hole.
+        if extents.last().map(|&(o, l)| o + l) != Some(size) {
+            extents.push((size, 0));
+        }
+        let mut map = format!("{}\n", extents.len());
+        for (o, l) in &extents {
+            map.push_str(&format!("{o}\n{l}\n"));
+        }
+        let mut map = map.into_bytes();
+        map.resize(map.len() + header::padding(map.len() as u64) as usize, 0);
+        let data: u64 = extents.iter().map(|e| e.1).sum();
+        header::pax_record(&mut pax, b"GNU.sparse.major", b"1");
+        header::pax_record(&mut pax, b"GNU.sparse.minor", b"0");
+        header::pax_record(&mut pax, b"GNU.sparse.name", &f.name);
+        header::pax_record(&mut pax, b"GNU.sparse.realsize", size.to_string().as_bytes());
+        let base = f.name.rsplit(|&c| c == b'/').next().unwrap_or(b"x");
+        let mut name = b"GNUSparseFile.0/".to_vec();
+        name.extend_from_slice(&base[..base.len().min(80)]);
+        let mut hf = Fields { name, size: map.len() as u64 + data, ..f.clone() };
+        // The real name travels in GNU.sparse.name only; `path` would override it in some readers.
+        let binary = std::str::from_utf8(&f.name).is_err();
+        if binary {
+            hf.name = b"GNUSparseFile.0/binary-name".to_vec();
+        }
+        self.header(&mut hf, pax, mtime)?;
+        self.out.write_all(&map).map_err(out_err("write sparse map"))?;
+        let mut h = blake3::Hasher::new();
+        let mut pos = 0u64;
+        for &(off, len) in &extents {
+            hash_zeros(&mut h, off - pos);
+            let mut done = 0u64;
+            while done < len {
+                let k = (len - done).min(self.buf.len() as u64) as usize;
+                let n = file.read_at(&mut self.buf[..k], off + done).map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
+                if n == 0 {
+                    return Err(ArchiveError::SourceChanged { path: show(rel), what: "file shrank".into() });
+                }
+                h.update(&self.buf[..n]);
+                self.out.write_all(&self.buf[..n]).map_err(out_err("write data"))?;
+                done += n as u64;
+            }
+            pos = off + len;
+        }
+        hash_zeros(&mut h, size - pos);
+        self.pad(hf.size)?;
+        Ok(*h.finalize().as_bytes())
+    }
+}
+
+/// `data/<rel>` (with a trailing `/` for directories; the root is `data/`).
+pub fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
+    let mut p = layout::DATA_DIR.to_vec();
+    p.extend_from_slice(rel);
+    if dir && !rel.is_empty() {
+        p.push(b'/');
+    }
+    p
+}

@@ -1,0 +1,509 @@
+//! Archive round trips on a real filesystem (run as root): every entry type
+//! through dockroot's writer and extractor, GNU tar interop, hostile archives,
+//! and damage detection by `verify`.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dockroot::archive::header::{self, flag, Fields};
+use dockroot::archive::{self, ArchiveError, ArchiveWriter, ExtractOptions, WriterOptions};
+use dockroot::sys::{self, stat, Kind, Timespec};
+
+fn tmp() -> tempfile::TempDir {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "tests/archive.rs needs root (devices, chown, trusted.* xattrs)");
+    tempfile::Builder::new().prefix("dockroot-archive-").tempdir_in("/var/tmp").unwrap()
+}
+
+fn c(s: &[u8]) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn set_time(p: &Path, sec: i64, nsec: u32) {
+    let dir = sys::open_dir_path(p.parent().unwrap()).unwrap();
+    let t = Timespec { sec, nsec };
+    sys::set_times_at(dir.as_fd(), &c(p.file_name().unwrap().as_bytes()), t, t).unwrap();
+}
+
+fn setx(p: &Path, k: &str, v: &[u8]) {
+    xattr::set(p, k, v).unwrap_or_else(|e| panic!("setxattr {k} on {}: {e}", p.display()));
+}
+
+/// Builds a tree with every entry type and tricky metadata. Returns the
+/// relative path of the > PATH_MAX file.
+fn build_tree(root: &Path) -> Vec<u8> {
+    let d = |p: &str| fs::create_dir_all(root.join(p)).unwrap();
+    d("image/overlay2/l");
+    d("overlay2/abc/diff/etc");
+    d("overlay2/abc/work");
+    d("volumes/v1/_data");
+    fs::write(root.join("overlay2/abc/diff/etc/hosts"), b"127.0.0.1 localhost\n").unwrap();
+    fs::write(root.join("overlay2/abc/diff/empty"), b"").unwrap();
+    let mut big = Vec::new();
+    for i in 0..300_000u32 {
+        big.extend_from_slice(&i.to_le_bytes());
+    }
+    fs::write(root.join("volumes/v1/_data/big.bin"), &big).unwrap();
+    // Sparse: 1 GiB with 3 MiB of data in three places.
+    let f = File::create(root.join("volumes/v1/_data/sparse.img")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    for (i, off) in [0u64, 300 << 20, 700 << 20].iter().enumerate() {
+        f.write_all_at(&vec![i as u8 + 1; 1 << 20], *off).unwrap();
+    }
+    drop(f);
+    // Hardlinks across directories.
+    fs::hard_link(root.join("overlay2/abc/diff/etc/hosts"), root.join("volumes/v1/_data/hosts.link")).unwrap();
+    symlink("../diff", root.join("overlay2/abc/work/rel")).unwrap();
+    symlink("/nonexistent/abs", root.join("image/overlay2/l/ABS")).unwrap();
+    let mk = |p: &str, mode: u32, dev: u64| {
+        let cp = c(root.join(p).as_os_str().as_bytes());
+        assert_eq!(unsafe { libc::mknod(cp.as_ptr(), mode | 0o640, dev) }, 0, "mknod {p}");
+    };
+    mk("overlay2/abc/diff/whiteout", libc::S_IFCHR, 0);
+    mk("overlay2/abc/diff/loop", libc::S_IFBLK, libc::makedev(7, 200));
+    mk("overlay2/abc/diff/fifo", libc::S_IFIFO, 0);
+    let _sock = std::os::unix::net::UnixListener::bind(root.join("overlay2/abc/diff/sock")).unwrap();
+    // xattrs.
+    setx(&root.join("overlay2/abc/diff/etc"), "trusted.overlay.opaque", b"y");
+    let cap = [0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    fs::write(root.join("overlay2/abc/diff/ping"), b"\x7fELF fake").unwrap();
+    setx(&root.join("overlay2/abc/diff/ping"), "security.capability", &cap);
+    setx(&root.join("overlay2/abc/diff/etc/hosts"), "user.multi", b"line1\nline2\0nul\n");
+    setx(&root.join("volumes/v1/_data"), "user.dir", b"d\nx");
+    setx(&root.join("image/overlay2/l/ABS"), "trusted.sym", b"on a symlink");
+    let st = Command::new("setfacl").args(["-m", "u:1000:rw,g:2000:r", "-d", "-m", "u:1000:rwx"]).arg(root.join("volumes/v1")).status().unwrap();
+    assert!(st.success());
+    let st = Command::new("setfacl").args(["-m", "u:1001:r"]).arg(root.join("volumes/v1/_data/big.bin")).status().unwrap();
+    assert!(st.success());
+    // Modes and owners.
+    fs::set_permissions(root.join("overlay2/abc/diff/ping"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(root.join("overlay2/abc/work"), fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::lchown(root.join("overlay2/abc/diff/etc/hosts"), Some(231072), Some(231072)).unwrap();
+    std::os::unix::fs::lchown(root.join("image/overlay2/l/ABS"), Some(231073), Some(231074)).unwrap();
+    // An id too large for the octal header field travels as PAX uid/gid.
+    fs::write(root.join("overlay2/abc/diff/bigid"), b"x").unwrap();
+    std::os::unix::fs::lchown(root.join("overlay2/abc/diff/bigid"), Some(4_000_000_000), Some(3_000_000)).unwrap();
+    // chown clears the capability: set it again.
+    std::os::unix::fs::lchown(root.join("overlay2/abc/diff/ping"), Some(0), Some(0)).unwrap();
+    // Non-UTF-8 name.
+    fs::write(root.join(OsStr::from_bytes(b"overlay2/abc/diff/caf\xe9\xff")), b"latin1").unwrap();
+    // Path longer than PATH_MAX, created fd by fd.
+    let mut fd = sys::open_dir_path(&root.join("overlay2")).unwrap();
+    let mut rel = b"overlay2".to_vec();
+    let comp = vec![b'd'; 200];
+    for _ in 0..25 {
+        sys::mkdir_at(fd.as_fd(), &c(&comp), 0o755).unwrap();
+        fd = sys::open_dir_at(fd.as_fd(), &c(&comp)).unwrap();
+        rel.push(b'/');
+        rel.extend_from_slice(&comp);
+    }
+    let f = sys::create_file_at(fd.as_fd(), c"deep").unwrap();
+    (&f).write_all(b"deep file").unwrap();
+    sys::fchmod(f.as_fd(), 0o644).unwrap();
+    rel.extend_from_slice(b"/deep");
+    // ns mtimes last (files, symlinks, dirs), deepest first.
+    set_time(&root.join("overlay2/abc/diff/etc/hosts"), 1_600_000_000, 123_456_789);
+    set_time(&root.join("image/overlay2/l/ABS"), 1_500_000_000, 987_654_321);
+    set_time(&root.join("overlay2/abc/work/rel"), 1_400_000_000, 1);
+    for (i, p) in ["overlay2/abc/diff/etc", "overlay2/abc/diff", "overlay2/abc/work", "volumes/v1/_data", "volumes/v1", "image/overlay2/l"].iter().enumerate() {
+        set_time(&root.join(p), 1_700_000_000 + i as i64, 111_111_111 * (i as u32 + 1));
+    }
+    rel
+}
+
+#[derive(Debug, PartialEq)]
+struct Snap {
+    kind: Kind,
+    perm: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: Timespec,
+    rdev: u64,
+    target: Option<Vec<u8>>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    hash: Option<[u8; 32]>,
+    /// The first path (in walk order) with the same inode.
+    link: Option<Vec<u8>>,
+}
+
+/// Snapshots a tree fd by fd (so > PATH_MAX works). Blocks of big sparse files are checked separately.
+fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Snap> {
+    fn rec(dir: BorrowedFd<'_>, rel: Vec<u8>, out: &mut BTreeMap<Vec<u8>, Snap>, inos: &mut BTreeMap<u64, Vec<u8>>) {
+        for name in sys::list_dir(dir).unwrap() {
+            let mut r = rel.clone();
+            if !r.is_empty() {
+                r.push(b'/');
+            }
+            r.extend_from_slice(name.as_bytes());
+            let m = stat::lstat_at(dir, &name).unwrap();
+            let mut s = Snap {
+                kind: m.kind,
+                perm: if m.kind == Kind::Symlink { 0 } else { m.perm },
+                uid: m.uid,
+                gid: m.gid,
+                size: if m.kind == Kind::File { m.size } else { 0 },
+                mtime: m.mtime,
+                rdev: m.rdev,
+                target: None,
+                xattrs: sys::xattr::read_at(dir, &name).unwrap(),
+                hash: None,
+                link: None,
+            };
+            if m.kind != Kind::Dir && m.nlink > 1 {
+                s.link = Some(inos.entry(m.ino).or_insert_with(|| r.clone()).clone());
+            }
+            match m.kind {
+                Kind::Symlink => s.target = Some(sys::readlink_at(dir, &name).unwrap()),
+                Kind::File => {
+                    let f = sys::open_read_at(dir, &name).unwrap();
+                    let mut h = blake3::Hasher::new();
+                    h.update_reader(&f).unwrap();
+                    s.hash = Some(*h.finalize().as_bytes());
+                }
+                Kind::Dir => {
+                    let sub = sys::open_dir_at(dir, &name).unwrap();
+                    rec(sub.as_fd(), r.clone(), out, inos);
+                }
+                _ => {}
+            }
+            out.insert(r, s);
+        }
+    }
+    let fd = sys::open_dir_path(root).unwrap();
+    let mut out = BTreeMap::new();
+    rec(fd.as_fd(), Vec::new(), &mut out, &mut BTreeMap::new());
+    out
+}
+
+fn compare(a: &BTreeMap<Vec<u8>, Snap>, b: &BTreeMap<Vec<u8>, Snap>, skip: &dyn Fn(&[u8]) -> bool) {
+    let keys: std::collections::BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).filter(|k| !skip(k)).collect();
+    let mut bad = Vec::new();
+    for k in keys {
+        if a.get(k) != b.get(k) {
+            bad.push(format!("{}:\n  src: {:?}\n  dst: {:?}", k.escape_ascii(), a.get(k), b.get(k)));
+        }
+    }
+    assert!(bad.is_empty(), "trees differ:\n{}", bad.join("\n"));
+}
+
+fn write_archive(src: &Path, out: &Path, host_cfg: &Path) -> Vec<archive::EntryRecord> {
+    let f = File::create(out).unwrap();
+    let mut w = ArchiveWriter::new(f, &WriterOptions::default(), br#"{"version":1}"#).unwrap();
+    w.add_config(b"daemon.json", host_cfg).unwrap();
+    let mut recs = Vec::new();
+    archive::walk(src, &mut |e| {
+        recs.push(w.add_entry(e)?);
+        Ok(())
+    })
+    .unwrap();
+    w.finish(b"manifest-bytes").unwrap();
+    recs
+}
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    base: PathBuf,
+    deep: Vec<u8>,
+    records: Vec<archive::EntryRecord>,
+}
+
+fn fixture() -> Fixture {
+    let t = tmp();
+    let base = t.path().to_path_buf();
+    fs::create_dir(base.join("src")).unwrap();
+    fs::write(base.join("daemon.json"), b"{\"data-root\":\"/x\"}").unwrap();
+    let deep = build_tree(&base.join("src"));
+    let records = write_archive(&base.join("src"), &base.join("a.tar.zst"), &base.join("daemon.json"));
+    Fixture { _t: t, base, deep, records }
+}
+
+#[test]
+fn round_trip_every_type() {
+    let fx = fixture();
+    let base = &fx.base;
+    fs::create_dir(base.join("dst")).unwrap();
+    let mut a = archive::open(&base.join("a.tar.zst")).unwrap();
+    assert_eq!(a.meta, br#"{"version":1}"#);
+    let dst = sys::open_dir_path(&base.join("dst")).unwrap();
+    let ex = archive::extract(&mut a, dst.as_fd(), &ExtractOptions::default()).unwrap();
+    assert_eq!(ex.manifest, b"manifest-bytes");
+    assert_eq!(ex.config, vec![(b"daemon.json".to_vec(), b"{\"data-root\":\"/x\"}".to_vec())]);
+    // The extractor's records match the writer's (same paths, kinds, hashes).
+    assert_eq!(ex.records.len(), fx.records.len());
+    for (w, x) in fx.records.iter().zip(&ex.records) {
+        assert_eq!((&w.path, w.kind, w.hash, &w.hardlink_to), (&x.path, x.kind, x.hash, &x.hardlink_to), "{}", w.path.escape_ascii());
+    }
+    let s = snapshot(&base.join("src"));
+    let d = snapshot(&base.join("dst"));
+    assert!(s.contains_key(&fx.deep), "deep path present in the source");
+    assert_eq!(s.get(&b"overlay2/abc/diff/sock".to_vec()).unwrap().kind, Kind::Socket);
+    compare(&s, &d, &|_| false);
+    // The root's own metadata.
+    let (rs, rd) = (fs::metadata(base.join("src")).unwrap(), fs::metadata(base.join("dst")).unwrap());
+    assert_eq!(rs.permissions().mode(), rd.permissions().mode());
+    // Holes survived: 1 GiB logical, about 3 MiB allocated.
+    let m = fs::metadata(base.join("dst/volumes/v1/_data/sparse.img")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(m.size(), 1 << 30);
+    assert!(m.blocks() * 512 < 8 << 20, "sparse file allocated {} bytes", m.blocks() * 512);
+    let rep = archive::verify(archive::open(&base.join("a.tar.zst")).unwrap()).unwrap();
+    assert_eq!(rep.manifest, b"manifest-bytes");
+}
+
+#[test]
+fn gnu_tar_restores_the_same_tree() {
+    let fx = fixture();
+    let base = &fx.base;
+    fs::create_dir(base.join("gnu")).unwrap();
+    let out = Command::new("tar")
+        .args(["--zstd", "--xattrs", "--xattrs-include=*", "--acls", "-xpf"])
+        .arg(base.join("a.tar.zst"))
+        .arg("-C")
+        .arg(base.join("gnu"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // GNU tar cannot create the > PATH_MAX path; nothing else may fail.
+    for line in err.lines() {
+        let ok = line.contains("too long") || line.contains("Exiting with failure") || line.contains("unknown extended header keyword 'DOCKROOT.type'");
+        assert!(ok, "GNU tar: {line}");
+    }
+    assert_eq!(fs::read(base.join("gnu/.dockroot/meta.json")).unwrap(), br#"{"version":1}"#);
+    let s = snapshot(&base.join("src"));
+    let g = snapshot(&base.join("gnu/data"));
+    let deep = fx.deep.clone();
+    compare(&s, &g, &|k: &[u8]| k == b"overlay2/abc/diff/sock" || k.starts_with(&deep[..209]));
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(base.join("gnu/data/volumes/v1/_data/sparse.img")).unwrap();
+    assert!(m.blocks() * 512 < 8 << 20, "GNU tar kept holes: {} bytes allocated", m.blocks() * 512);
+}
+
+// ---- hostile archives ----
+
+fn member(out: &mut Vec<u8>, pax: &[(&[u8], &[u8])], f: Fields, data: &[u8]) {
+    if !pax.is_empty() {
+        let mut p = Vec::new();
+        for (k, v) in pax {
+            header::pax_record(&mut p, k, v);
+        }
+        raw_member(out, Fields { name: b"PaxHeaders/x".to_vec(), typeflag: flag::PAX, size: p.len() as u64, ..Default::default() }, &p);
+    }
+    raw_member(out, Fields { size: data.len() as u64, ..f }, data);
+}
+
+fn raw_member(out: &mut Vec<u8>, f: Fields, data: &[u8]) {
+    out.extend_from_slice(&header::build(&f));
+    out.extend_from_slice(data);
+    out.resize(out.len() + header::padding(data.len() as u64) as usize, 0);
+}
+
+fn file(name: &[u8]) -> Fields {
+    Fields { name: name.to_vec(), mode: 0o644, typeflag: flag::FILE, ..Default::default() }
+}
+
+fn with_meta(body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut t = Vec::new();
+    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
+    member(&mut t, &[], Fields { name: b"data/".to_vec(), mode: 0o755, typeflag: flag::DIR, ..Default::default() }, b"");
+    body(&mut t);
+    member(&mut t, &[], file(b".dockroot/manifest"), b"m");
+    t.extend_from_slice(&[0u8; 1024]);
+    zstd::encode_all(&t[..], 3).unwrap()
+}
+
+/// Extracts `bytes` into base/out/staging and returns the error; asserts
+/// that nothing appeared in base/out besides the staging directory.
+fn extract_err(bytes: &[u8]) -> ArchiveError {
+    let t = tmp();
+    fs::create_dir_all(t.path().join("out/staging")).unwrap();
+    let p = t.path().join("evil.tar.zst");
+    fs::write(&p, bytes).unwrap();
+    let r = archive::open(&p).and_then(|mut a| {
+        let fd = sys::open_dir_path(&t.path().join("out/staging")).unwrap();
+        archive::extract(&mut a, fd.as_fd(), &ExtractOptions::default())
+    });
+    let names: Vec<_> = fs::read_dir(t.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![OsStr::new("staging")], "something was written outside staging");
+    assert!(!Path::new("/tmp/dockroot-pwned").exists());
+    r.expect_err("hostile archive was accepted")
+}
+
+fn expect(e: ArchiveError, what: &str) {
+    let s = e.to_string();
+    assert!(s.contains(what), "error `{s}` does not mention `{what}`");
+}
+
+#[test]
+fn rejects_dotdot_and_absolute_paths() {
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data/../pwned"), b"x"))), "`..`");
+    expect(extract_err(&with_meta(|t| member(t, &[(b"path", b"data/a/../../../pwned")], file(b"x"), b"x"))), "`..`");
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"/tmp/dockroot-pwned"), b"x"))), "outside data/");
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data//tmp/x"), b"x"))), "absolute path");
+    expect(extract_err(&with_meta(|t| member(t, &[], file(b"data/a//x"), b"x"))), "empty path component");
+}
+
+#[test]
+fn rejects_paths_through_symlinks() {
+    let e = extract_err(&with_meta(|t| {
+        member(t, &[], Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"../..".to_vec(), ..Default::default() }, b"");
+        member(t, &[], file(b"data/l/pwned"), b"x");
+    }));
+    expect(e, "not a directory");
+    let e = extract_err(&with_meta(|t| {
+        member(t, &[], Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"/tmp/dockroot-pwned".to_vec(), ..Default::default() }, b"");
+        member(t, &[], file(b"data/l"), b"x");
+    }));
+    expect(e, "already extracted");
+}
+
+#[test]
+fn rejects_bad_hardlinks() {
+    let link = |target: &[u8]| Fields { name: b"data/h".to_vec(), typeflag: flag::LINK, linkname: target.to_vec(), ..Default::default() };
+    expect(extract_err(&with_meta(|t| member(t, &[], link(b"/etc/passwd"), b""))), "outside data/");
+    expect(extract_err(&with_meta(|t| member(t, &[], link(b"data/../../etc/passwd"), b""))), "`..`");
+    expect(extract_err(&with_meta(|t| member(t, &[], link(b"data/later"), b""))), "not an earlier member");
+}
+
+#[test]
+fn rejects_huge_and_malformed_pax() {
+    let huge = vec![b'a'; 2 << 20];
+    expect(extract_err(&with_meta(|t| member(t, &[(b"comment", &huge)], file(b"data/x"), b""))), "limit");
+    // A record whose length points into the next record.
+    let e = extract_err(&with_meta(|t| {
+        let p = b"9 path=data/x\nsecret=1\n".to_vec();
+        raw_member(t, Fields { name: b"P".to_vec(), typeflag: flag::PAX, size: p.len() as u64, ..Default::default() }, &p);
+        raw_member(t, file(b"data/y"), b"");
+    }));
+    expect(e, "malformed");
+    // Newlines in values are fine for xattrs, but a bad number is not.
+    expect(extract_err(&with_meta(|t| member(t, &[(b"uid", b"12\n34")], file(b"data/x"), b""))), "bad PAX number");
+    expect(extract_err(&with_meta(|t| member(t, &[(b"path", b"data/a\n/../../pwned")], file(b"x"), b""))), "`..`");
+    // A header with a bad octal field.
+    let e = extract_err(&with_meta(|t| {
+        let mut h = header::build(&file(b"data/x"));
+        h[100..108].copy_from_slice(b"9999999\0");
+        let sum: u32 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        t.extend_from_slice(&h);
+    }));
+    expect(e, "bad octal");
+}
+
+#[test]
+fn newline_xattr_values_are_kept() {
+    let t = tmp();
+    let bytes = with_meta(|t| member(t, &[(b"SCHILY.xattr.user.a", b"x\ny\0z"), (b"SCHILY.xattr.user.b", b"2")], file(b"data/f"), b"hi"));
+    let p = t.path().join("ok.tar.zst");
+    fs::write(&p, bytes).unwrap();
+    fs::create_dir(t.path().join("s")).unwrap();
+    let fd = sys::open_dir_path(&t.path().join("s")).unwrap();
+    archive::extract(&mut archive::open(&p).unwrap(), fd.as_fd(), &ExtractOptions::default()).unwrap();
+    assert_eq!(xattr::get(t.path().join("s/f"), "user.a").unwrap().unwrap(), b"x\ny\0z");
+    assert_eq!(xattr::get(t.path().join("s/f"), "user.b").unwrap().unwrap(), b"2");
+}
+
+#[test]
+fn rejects_non_dockroot_inputs() {
+    let mut gz = Vec::new();
+    gz.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    expect(extract_err(&gz), "not a dockroot archive (gzip data)");
+    expect(extract_err(b""), "empty input");
+    let mut plain = Vec::new();
+    member(&mut plain, &[], file(b"etc/passwd"), b"root");
+    plain.extend_from_slice(&[0; 1024]);
+    expect(extract_err(&zstd::encode_all(&plain[..], 3).unwrap()), "not .dockroot/meta.json");
+    expect(extract_err(&plain), "uncompressed tar");
+    expect(extract_err(b"garbage garbage"), "not a dockroot archive");
+}
+
+#[test]
+fn verify_detects_truncation_and_bit_flips() {
+    let t = tmp();
+    fs::create_dir(t.path().join("src")).unwrap();
+    fs::write(t.path().join("cfg"), b"{}").unwrap();
+    let mut data = Vec::new();
+    let mut x: u64 = 42;
+    for _ in 0..2_000_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        data.push((x >> 56) as u8 & 0x0f);
+    }
+    fs::write(t.path().join("src/f"), &data).unwrap();
+    let a = t.path().join("a.tar.zst");
+    write_archive(&t.path().join("src"), &a, &t.path().join("cfg"));
+    archive::verify(archive::open(&a).unwrap()).unwrap();
+    let good = fs::read(&a).unwrap();
+    let cut = t.path().join("cut.tar.zst");
+    fs::write(&cut, &good[..good.len() / 2]).unwrap();
+    assert!(archive::open(&cut).and_then(archive::verify).is_err(), "truncated archive passed verify");
+    let cut = t.path().join("cut2.tar.zst");
+    fs::write(&cut, &good[..good.len() - 3]).unwrap();
+    assert!(archive::open(&cut).and_then(archive::verify).is_err(), "archive missing its last bytes passed verify");
+    for pos in [good.len() / 3, good.len() / 2, good.len() - 40] {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x10;
+        let p = t.path().join("flip.tar.zst");
+        fs::write(&p, &bad).unwrap();
+        assert!(archive::open(&p).and_then(archive::verify).is_err(), "bit flip at {pos} passed verify");
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: &CStr) {}
+
+/// Throughput of the writer and extractor on `DOCKROOT_BENCH_SRC` (e.g. a copy
+/// of /usr); compare with `tar --xattrs -S -cf - | zstd -T0 -3` by hand.
+/// `DOCKROOT_BENCH_TMP` (default /var/tmp) holds the archive and the extracted tree.
+/// Run: `DOCKROOT_BENCH_SRC=/var/tmp/x cargo test --release --test archive bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_writer_and_extractor() {
+    let src = PathBuf::from(std::env::var("DOCKROOT_BENCH_SRC").expect("set DOCKROOT_BENCH_SRC"));
+    let dir = std::env::var("DOCKROOT_BENCH_TMP").unwrap_or_else(|_| "/var/tmp".into());
+    let t = tempfile::Builder::new().prefix("dockroot-bench-").tempdir_in(dir).unwrap();
+    let a = t.path().join("bench.tar.zst");
+    fs::write(t.path().join("cfg"), b"{}").unwrap();
+    let start = std::time::Instant::now();
+    let recs = write_archive(&src, &a, &t.path().join("cfg"));
+    let wt = start.elapsed().as_secs_f64();
+    let bytes: u64 = recs.iter().filter(|r| r.hardlink_to.is_none()).map(|r| r.size).sum();
+    let csize = fs::metadata(&a).unwrap().len();
+    println!("write: {} entries, {:.1} MB in {wt:.2}s = {:.1} MB/s, archive {:.1} MB", recs.len(), bytes as f64 / 1e6, bytes as f64 / 1e6 / wt, csize as f64 / 1e6);
+    fs::create_dir(t.path().join("x")).unwrap();
+    let start = std::time::Instant::now();
+    let fd = sys::open_dir_path(&t.path().join("x")).unwrap();
+    archive::extract(&mut archive::open(&a).unwrap(), fd.as_fd(), &ExtractOptions::default()).unwrap();
+    let xt = start.elapsed().as_secs_f64();
+    println!("extract: {xt:.2}s = {:.1} MB/s", bytes as f64 / 1e6 / xt);
+    let start = std::time::Instant::now();
+    archive::verify(archive::open(&a).unwrap()).unwrap();
+    println!("verify: {:.2}s", start.elapsed().as_secs_f64());
+}
+
+#[test]
+fn manifest_must_be_last() {
+    let mut t = Vec::new();
+    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
+    member(&mut t, &[], file(b".dockroot/manifest"), b"m");
+    member(&mut t, &[], file(b"data/late"), b"x");
+    t.extend_from_slice(&[0u8; 1024]);
+    let z = zstd::encode_all(&t[..], 3).unwrap();
+    expect(extract_err(&z), "member after the manifest");
+    let dir = tmp();
+    let p = dir.path().join("late.tar.zst");
+    fs::write(&p, &z).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "member after the manifest");
+    // No manifest at all: an interrupted backup.
+    let mut t = Vec::new();
+    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
+    t.extend_from_slice(&[0u8; 1024]);
+    fs::write(&p, zstd::encode_all(&t[..], 3).unwrap()).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "no .dockroot/manifest");
+}
