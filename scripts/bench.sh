@@ -2,9 +2,12 @@
 # bench.sh: dockroot against the standard tools, on the same docker-like tree,
 # interleaved in one run, warm cache. Prints medians and ratios.
 #
-# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--keep]
-#   DIR (default /var/tmp/dockroot-bench) holds the generated tree (kept and
-#   reused between runs) and the scratch copies (removed after each round).
+# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR]
+#   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
+#   reused between runs.
+#   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
+#   after each run. On tmpfs the timings show the tools' own cost; on a disk
+#   they mostly show the disk's write-back speed, which is the same for all.
 #
 # The tree imitates /var/lib/docker/overlay2: four layers made from a real
 # Debian rootfs (the debootstrap cache of the tests, or /usr if absent), with
@@ -16,13 +19,13 @@
 # that command exists. Not run in CI: timings are machine-dependent.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench keep=0
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
-        --keep) keep=1; shift ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--keep]" >&2; exit 2 ;;
+        --out) outdir=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 
@@ -43,6 +46,9 @@ make_tree() {
     rm -rf "$dir/tree"
     local o=$tree/overlay2 i
     mkdir -p "$o"
+    # A fifth, larger layer (/usr/share) brings the tree to ~100k entries.
+    mkdir -p "$o/layer5"
+    cp -a /usr/share "$o/layer5/diff"
     for i in 1 2 3 4; do
         mkdir -p "$o/layer$i"
         cp -a "$rootfs/." "$o/layer$i/diff"
@@ -73,11 +79,13 @@ read -r size _ < <(du -sb "$tree")
 echo "tree: $tree: $entries entries, $((size / 1048576)) MiB apparent, $(du -sh "$tree" | cut -f1) allocated"
 
 declare -A times
-out=$dir/out
+mkdir -p "$outdir"
+out=$outdir/copy
+arc=$outdir/archive.tar.zst
 run() { # NAME CMD...: times CMD into a fresh destination, records seconds
     local name=$1 t0 t1
     shift
-    rm -rf "$out" "$dir/out.manifest" "$dir/out.tar.zst"
+    rm -rf "$out" "$dir/out.manifest" "$arc"
     sync
     t0=$(date +%s.%N)
     "$@" >/dev/null 2>"$dir/err.$name" || { echo "bench.sh: $name failed:" >&2; cat "$dir/err.$name" >&2; exit 1; }
@@ -94,9 +102,9 @@ for ((r = 1; r <= rounds; r++)); do
     run rsync rsync -aHAXS --numeric-ids "$tree/" "$out/"
     run cp cp -a "$tree" "$out"
     run dockroot "$bin" -q copy "$tree" "$out" --manifest "$dir/out.manifest"
-    run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$tree' -cf - . | zstd -q -T0 -3 -o '$dir/out.tar.zst'"
+    run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$tree' -cf - . | zstd -q -T0 -3 -o '$arc'"
     if "$bin" backup --help >/dev/null 2>&1; then
-        run dockroot_backup "$bin" -q --service none --data-root "$tree" backup -o "$dir/out.tar.zst" --no-config
+        run dockroot_backup "$bin" -q --service none --data-root "$tree" backup -o "$arc" --no-config
     fi
 done
 
@@ -122,5 +130,4 @@ if [[ -x /usr/bin/time ]]; then
     rss=$(/usr/bin/time -f %M "$bin" -q copy "$tree" "$out" --manifest "$dir/out.manifest" 2>&1 >/dev/null | tail -n1)
     echo "dockroot copy peak RSS: $((rss / 1024)) MiB"
 fi
-rm -rf "$out" "$dir/out.manifest" "$dir/out.tar.zst"
-((keep)) || true
+rm -rf "$outdir" "$dir/out.manifest"
