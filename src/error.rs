@@ -64,13 +64,19 @@ impl Error {
         Error::Io { step, path: show(root, rel), source }
     }
 
-    /// Whether the error means the entry no longer exists (a race in a live tree).
-    pub fn is_vanished(&self) -> bool {
-        match self {
-            Error::Io { source, .. } | Error::Xattr { source, .. } => {
-                matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
-            }
-            _ => false,
+    /// An error on the *source* side: an entry that no longer exists becomes
+    /// `Changed { what: "vanished" }`, which a live walk counts as a race.
+    /// Destination errors never go through here, so they are never excused.
+    pub fn source(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
+        if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
+            return Error::Changed { path: show(root, rel), what: "vanished" };
         }
+        Error::io(step, root, rel, source)
+    }
+
+    /// Whether the error is a race with a writer (the entry vanished or
+    /// changed while it was read).
+    pub fn is_race(&self) -> bool {
+        matches!(self, Error::Changed { .. })
     }
 }

@@ -56,7 +56,7 @@ impl CopyVisitor {
     }
 
     fn es(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
-        Error::io(step, &self.src, rel, e)
+        Error::source(step, &self.src, rel, e)
     }
 
     /// In delta mode, clears a destination entry that cannot be reused.
@@ -206,7 +206,7 @@ impl Visitor for CopyVisitor {
     fn entry(&self, item: &Item) -> Result<Outcome> {
         let r = if item.meta.kind == Kind::File { self.copy_file(item) } else { self.copy_special(item) };
         match r {
-            Err(e) if self.opts.live && e.is_vanished() => Ok(Outcome { raced: true, ..Outcome::default() }),
+            Err(e) if self.opts.live && e.is_race() => Ok(Outcome { raced: true, ..Outcome::default() }),
             r => r,
         }
     }

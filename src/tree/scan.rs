@@ -25,11 +25,9 @@ pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &std::path::Path,
         Some(fd) => sys::xattr::read_fd(fd),
         None => sys::xattr::read_at(dir, &item.name),
     };
-    let xattrs = xattrs.map_err(|e| Error::Xattr {
-        step: "read",
-        name: "*".into(),
-        path: crate::error::show(root, &item.rel),
-        source: e,
+    let xattrs = xattrs.map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::source("read xattrs of", root, &item.rel, e),
+        _ => Error::Xattr { step: "read", name: "*".into(), path: crate::error::show(root, &item.rel), source: e },
     })?;
     Ok(Record { path: item.rel.clone(), body, perm: meta.perm, uid: meta.uid, gid: meta.gid, mtime: meta.mtime, xattrs })
 }
@@ -39,7 +37,7 @@ pub fn special_body(item: &Item, root: &std::path::Path) -> Result<Body> {
     Ok(match item.meta.kind {
         Kind::Symlink => Body::Symlink {
             target: sys::readlink_at(item.parent.src.as_fd(), &item.name)
-                .map_err(|e| Error::io("read link", root, &item.rel, e))?,
+                .map_err(|e| Error::source("read link", root, &item.rel, e))?,
         },
         Kind::Char => Body::Char { rdev: item.meta.rdev },
         Kind::Block => Body::Block { rdev: item.meta.rdev },
@@ -65,14 +63,14 @@ impl Scan {
     /// Turns a failure into a race when the tree is live and the entry vanished.
     fn race(&self, r: Result<Outcome>) -> Result<Outcome> {
         match r {
-            Err(e) if self.live && e.is_vanished() => Ok(Outcome { raced: true, ..Outcome::default() }),
+            Err(e) if self.live && e.is_race() => Ok(Outcome { raced: true, ..Outcome::default() }),
             r => r,
         }
     }
 
     fn hash_file(&self, item: &Item) -> Result<Outcome> {
         let root = &self.root;
-        let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::io("open", root, &item.rel, e))?;
+        let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?;
         let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
         let mut h = blake3::Hasher::new();
         stream(&f, before.size, before.blocks, |_, c| {

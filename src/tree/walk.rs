@@ -182,7 +182,7 @@ impl<V: Visitor> Walker<'_, V> {
                 self.report(seq, Ok(entered.outcome));
                 Some(node)
             }
-            Err(e) if self.opts.live && e.is_vanished() => {
+            Err(e) if self.opts.live && e.is_race() => {
                 self.report(seq, Ok(Outcome { raced: true, ..Outcome::default() }));
                 None
             }
