@@ -3,6 +3,7 @@
 //! skipping.
 
 mod util;
+mod systemd_host;
 mod engine;
 mod docker_service;
 mod archive;
