@@ -5,3 +5,4 @@
 mod util;
 mod engine;
 mod docker_service;
+mod plan;

@@ -23,8 +23,8 @@ pub enum PlanError {
     #[error("another dockroot is running (lock {} is held); wait for it to finish", path.display())]
     Locked { path: PathBuf },
     /// A move was left unfinished.
-    #[error("an unfinished {operation} of {} is recorded in {}; run `dockroot rollback` or `dockroot move --resume` first", data_root.display(), path.display())]
-    Unfinished { operation: String, data_root: PathBuf, path: PathBuf },
+    #[error("{state} {operation} of {} is recorded in {}; {hint}", data_root.display(), path.display())]
+    Unfinished { state: &'static str, operation: String, data_root: PathBuf, path: PathBuf, hint: &'static str },
     /// There is no journal for rollback/finalize.
     #[error("no journal in {}: there is nothing to {what}", path.display())]
     NoJournal { path: PathBuf, what: &'static str },

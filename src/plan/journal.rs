@@ -190,6 +190,12 @@ impl StateDir {
     pub fn refuse_unfinished(&self) -> Result<()> {
         match self.load()? {
             Some(j) if j.outcome != Outcome::RolledBack => Err(PlanError::Unfinished {
+                state: if j.outcome == Outcome::Moved { "a finished but not finalized" } else { "an unfinished" },
+                hint: if j.outcome == Outcome::Moved {
+                    "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first"
+                } else {
+                    "run `dockroot rollback` first (`dockroot move --resume` is not implemented)"
+                },
                 operation: j.operation,
                 data_root: j.data_root,
                 path: self.journal_path(),
