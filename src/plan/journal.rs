@@ -169,7 +169,12 @@ impl StateDir {
         let path = self.journal_path();
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec_pretty(j).map_err(|e| self.err(&path, e))?;
-        let mut f = File::create(&tmp).map_err(|e| self.err(&tmp, e))?;
+        // 0600: the journal holds dockerd's environment, which may carry secrets.
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
+        }
+        .map_err(|e| self.err(&tmp, e))?;
         f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| self.err(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| self.err(&path, e))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))

@@ -266,14 +266,18 @@ fn check_target(dr: &Path, target: &Path) -> Result<()> {
         Ok(m) if !m.is_dir() => Err(PlanError::preflight(format!("target {} exists and is not a directory", target.display()))),
         Ok(_) => {
             let mut rd = std::fs::read_dir(target).map_err(|e| PlanError::preflight(format!("target {}: {e}", target.display())))?;
-            // A fresh filesystem's lost+found is not data.
-            if rd.any(|e| e.is_ok_and(|e| e.file_name() != "lost+found")) {
-                return Err(PlanError::preflight(format!(
+            match rd.next() {
+                None => Ok(()),
+                Some(Ok(e)) if e.file_name() == "lost+found" => Err(PlanError::preflight(format!(
+                    "target {} is the root of a filesystem (it holds lost+found); use a directory inside it, e.g. {}",
+                    target.display(),
+                    target.join("docker").display()
+                ))),
+                Some(_) => Err(PlanError::preflight(format!(
                     "target {} is not empty; choose an empty or absent directory",
                     target.display()
-                )));
+                ))),
             }
-            Ok(())
         }
     }
 }

@@ -225,3 +225,84 @@ fn undo_rename(j: &Journal) -> Result<()> {
     }
     std::fs::rename(old, dr).map_err(|e| PlanError::io("undo rename", old, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::journal::{Backups, Outcome};
+    use crate::progress::Silent;
+
+    fn journal(dir: &Path, method: Method) -> Journal {
+        Journal {
+            id: "t".into(),
+            operation: "move".into(),
+            outcome: Outcome::InProgress,
+            data_root: dir.join("root"),
+            target: dir.join("target"),
+            method,
+            rewrite_argv: false,
+            service: None,
+            socket: dir.join("sock"),
+            fstab: dir.join("fstab"),
+            daemon_json: dir.join("daemon.json"),
+            dropin: None,
+            steps: vec![],
+            backups: Backups::default(),
+            old_tree: None,
+            downtime_secs: None,
+        }
+    }
+
+    #[test]
+    fn daemon_json_edit_is_undone_byte_for_byte() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let original = "{\n  \"debug\": true,\n  \"data-root\": \"/old\"\n}\n";
+        std::fs::write(d.path().join("daemon.json"), original).unwrap();
+        let mut r = Runner { state: &state, j: journal(d.path(), Method::DataRoot), progress: &Silent };
+        apply(&mut r, false).unwrap();
+        let cfg = DaemonJson::load(&d.path().join("daemon.json")).unwrap();
+        assert_eq!(cfg.data_root().unwrap().0, d.path().join("target"));
+        assert_eq!(cfg.map()["debug"], true);
+        let mut j = state.load().unwrap().unwrap();
+        assert_eq!(j.state("daemon-json"), Some(StepState::Done));
+        undo(&state, &mut j, &Silent).unwrap();
+        assert_eq!(std::fs::read_to_string(d.path().join("daemon.json")).unwrap(), original);
+        assert_eq!(state.load().unwrap().unwrap().state("daemon-json"), Some(StepState::Undone));
+    }
+
+    #[test]
+    fn created_daemon_json_is_removed_on_undo() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let mut r = Runner { state: &state, j: journal(d.path(), Method::DataRoot), progress: &Silent };
+        apply(&mut r, false).unwrap();
+        assert!(d.path().join("daemon.json").exists());
+        undo(&state, &mut r.j, &Silent).unwrap();
+        assert!(!d.path().join("daemon.json").exists());
+    }
+
+    #[test]
+    fn rename_and_fstab_are_undone_after_a_crash() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let mut j = journal(d.path(), Method::Bind);
+        std::fs::create_dir(&j.data_root).unwrap();
+        std::fs::write(j.data_root.join("keep"), "data").unwrap();
+        rename_old(&mut j).unwrap();
+        j.set("rename", StepState::Done);
+        let old = j.old_tree.clone().unwrap();
+        assert!(old.join("keep").exists() && std::fs::read_dir(&j.data_root).unwrap().count() == 0);
+        std::fs::write(&j.fstab, "UUID=1 / ext4 defaults 0 1\n").unwrap();
+        Fstab::ensure_bind(&j.fstab, &j.target, &j.data_root).unwrap();
+        // Crashed while the fstab step was running.
+        j.set("fstab", StepState::Started);
+        undo(&state, &mut j, &Silent).unwrap();
+        assert_eq!(std::fs::read_to_string(&j.fstab).unwrap(), "UUID=1 / ext4 defaults 0 1\n");
+        assert_eq!(std::fs::read_to_string(j.data_root.join("keep")).unwrap(), "data");
+        assert!(!old.exists());
+    }
+}
