@@ -39,7 +39,6 @@ pub struct MoveReport {
 pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<MoveReport> {
     let _lock = env.state.lock()?;
     env.state.refuse_unfinished()?;
-    signal::install();
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);
     std::fs::create_dir_all(&work).map_err(|e| PlanError::io("journal", &work, e))?;
@@ -100,6 +99,11 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         return Err(e);
     }
 
+    // From here on a signal must not kill us with Docker down: it sets a flag
+    // checked between steps, and the move undoes itself. Before this point
+    // the default action (exit) is right: nothing on the host has changed,
+    // and `rollback` only closes the journal.
+    signal::install();
     let stopped_at = Instant::now();
     let after_stop = (|| -> Result<()> {
         r.step("stop", |j| {

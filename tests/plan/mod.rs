@@ -208,21 +208,13 @@ fn plan_faults_small_target_and_kill_mid_move() {
     // kill -9 after Docker was stopped, then rollback.
     let disk = LoopFs::new(&s, "xfs", "3G");
     let t = disk.mnt.join("docker").display().to_string();
-    let mut child = Command::new(crate::util::bin()).args(with(&g, &["-q", "move", "--to", &t, "--yes"])).spawn().unwrap();
     let journal = s.join("state/journal.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = std::fs::read_to_string(&journal).unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
-        let stopped = v["steps"].as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "stop" && s["state"] == "done"));
-        if stopped || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "move never reached the stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = start_move_until_stopped(&g, &t, &journal);
     let _ = child.kill();
     let _ = child.wait();
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "in-progress", "the kill came too late: {j}");
+    assert!(!d.api().ping(), "Docker should be down after the kill");
 
     let o = dockroot(with(&g, &["move", "--to", &format!("{t}2"), "--yes"]));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -233,4 +225,39 @@ fn plan_faults_small_target_and_kill_mid_move() {
     assert_eq!(d.root_dir(), d.root());
     assert_eq!(d.state(), before);
     d.check_fixture();
+
+    // SIGTERM after the stop: the move undoes itself and exits 1.
+    let t3 = disk.mnt.join("docker3").display().to_string();
+    let child = start_move_until_stopped(&g, &t3, &journal);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("interrupted") && text(&o).contains("undone"), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "rolled-back");
+    d.check_fixture();
+}
+
+/// Starts `dockroot move` and returns once its journal shows Docker stopped.
+fn start_move_until_stopped(g: &[String], target: &str, journal: &Path) -> std::process::Child {
+    let mut child = Command::new(crate::util::bin())
+        .args(with(g, &["-q", "move", "--to", target, "--yes"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = std::fs::read_to_string(journal).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+        let mine = v["target"] == target;
+        let stopped = v["steps"].as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "stop" && s["state"] == "done"));
+        if (mine && stopped) || child.try_wait().unwrap().is_some() {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "move never reached the stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
