@@ -2,6 +2,25 @@
 //! verify, switch, start, health check. Every step is journaled; any failure
 //! or signal after the stop undoes the switch and starts Docker on the old
 //! data before the error is returned.
+//!
+//! How Docker is pointed at the target depends on the method and on how it
+//! is supervised:
+//! - `bind`: the data-root path stays; the target is bind-mounted on it and an
+//!   fstab line (with `x-systemd.requires-mounts-for=TARGET`) makes that
+//!   survive a reboot. Under systemd a drop-in
+//!   (`systemd/docker.service.d/dockroot-mount.conf`, `RequiresMountsFor=`)
+//!   keeps docker.service from starting before the bind is mounted.
+//! - `data-root`: `data-root` is set in daemon.json (other keys kept, backup
+//!   taken). Refused when docker.service passes `--data-root` itself, since
+//!   dockerd rejects a directive given twice. In pidfile mode dockerd is
+//!   restarted from its recorded command line; if that line carries
+//!   `--data-root` (or `-g`/`--graph`), the flag's value is rewritten to the
+//!   target and daemon.json is left alone. Whoever starts that dockerd later
+//!   must pass the new path too, or it comes up on the old (empty after
+//!   `finalize`) directory.
+//!
+//! A signal is checked between steps: the copy and the verify of a step in
+//! progress run to their end first.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
