@@ -152,6 +152,12 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         ));
     }
 
+    if !env.api.ping() {
+        return Err(PlanError::preflight(format!(
+            "Docker does not answer on {}; start it first (the move compares its images, containers and volumes before and after), or pass --docker-socket",
+            env.api.socket.display()
+        )));
+    }
     let mounts = mountinfo::read_self().map_err(PlanError::docker("preflight"))?;
     let foreign: Vec<String> = mountinfo::below(&mounts, &dr)
         .into_iter()
@@ -222,13 +228,12 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
     if req.method == Method::DataRoot && service == ServiceKind::Systemd {
         let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
-        if let Some((argv, path)) = unit::exec_start(&files) {
-            if let Some((flag, _)) = unit::find_flag(&argv, unit::DATA_ROOT_FLAGS) {
-                return Err(PlanError::preflight(format!(
-                    "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
-                    path.display()
-                )));
-            }
+        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
+        if let Some((flag, path)) = flag {
+            return Err(PlanError::preflight(format!(
+                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
+                path.display()
+            )));
         }
     }
     let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;

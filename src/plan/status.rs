@@ -34,8 +34,36 @@ pub struct Status {
     pub service_manager: String,
     pub running_containers: Option<u64>,
     /// An unfinished or un-finalized move.
-    pub journal: Option<Journal>,
+    pub journal: Option<JournalSummary>,
     pub target: Option<TargetStatus>,
+}
+
+/// The journal without the recorded dockerd environment (it may hold secrets).
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalSummary {
+    pub id: String,
+    pub operation: String,
+    pub outcome: super::journal::Outcome,
+    pub data_root: PathBuf,
+    pub target: PathBuf,
+    pub method: super::journal::Method,
+    pub steps: Vec<super::journal::StepRecord>,
+    pub old_tree: Option<PathBuf>,
+}
+
+impl From<Journal> for JournalSummary {
+    fn from(j: Journal) -> Self {
+        Self {
+            id: j.id,
+            operation: j.operation,
+            outcome: j.outcome,
+            data_root: j.data_root,
+            target: j.target,
+            method: j.method,
+            steps: j.steps,
+            old_tree: j.old_tree,
+        }
+    }
 }
 
 /// Facts about a prospective target.
@@ -83,7 +111,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         entries: size.entries,
         service_manager: env.service.clone().resolve().to_string(),
         running_containers: info.as_ref().map(|i| i.containers_running),
-        journal: super::move_::pending(&env.state),
+        journal: super::move_::pending(&env.state).map(JournalSummary::from),
         target,
         data_root,
     })

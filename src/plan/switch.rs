@@ -73,7 +73,7 @@ fn self_bind(path: &Path) -> Result<bool> {
 pub fn apply(r: &mut Runner, use_dropin: bool) -> Result<()> {
     match r.j.method {
         Method::Bind => {
-            r.step("rename", |j| rename_old(j))?;
+            r.step("rename", rename_old)?;
             r.step("mount", |j| {
                 nix::mount::mount(Some(&j.target), &j.data_root, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                     .map_err(|e| PlanError::io("mount", &j.data_root, std::io::Error::from(e)))
@@ -133,7 +133,7 @@ fn install_dropin(j: &mut Journal) -> Result<()> {
     }
     let text = super::DROPIN_TEMPLATE.replace("@DATA_ROOT@", &j.data_root.to_string_lossy());
     atomic::replace_with_backup(&path, text.as_bytes()).map_err(PlanError::docker("dropin"))?;
-    daemon_reload();
+    daemon_reload(&path);
     Ok(())
 }
 
@@ -145,8 +145,12 @@ fn backup_if_exists(step: &'static str, path: &Path) -> Result<Option<PathBuf>> 
     atomic::make_backup(path).map(Some).map_err(PlanError::docker(step))
 }
 
-fn daemon_reload() {
-    let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
+/// Makes systemd read a changed drop-in (only for drop-ins under systemd's
+/// own directories on a host that runs systemd).
+fn daemon_reload(dropin: &Path) {
+    if Path::new("/run/systemd/system").is_dir() && dropin.starts_with("/etc/systemd") {
+        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
+    }
 }
 
 /// Puts a configuration file back: the backup's contents, or no file at all
@@ -176,7 +180,7 @@ pub fn undo(state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Resul
         progress.phase("undo dropin", None);
         if let Some(p) = j.dropin.clone() {
             restore("undo dropin", &p, j.backups.dropin.as_ref())?;
-            daemon_reload();
+            daemon_reload(&p);
         }
         mark(j, "dropin")?;
     }
@@ -282,6 +286,22 @@ mod tests {
         assert!(d.path().join("daemon.json").exists());
         undo(&state, &mut r.j, &Silent).unwrap();
         assert!(!d.path().join("daemon.json").exists());
+    }
+
+    #[test]
+    fn dropin_is_installed_from_the_template_and_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let mut j = journal(d.path(), Method::Bind);
+        let p = d.path().join("docker.service.d/dockroot-mount.conf");
+        j.dropin = Some(p.clone());
+        install_dropin(&mut j).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(&format!("[Unit]\nRequiresMountsFor={}\n", j.data_root.display())), "{text}");
+        j.set("dropin", StepState::Done);
+        undo(&state, &mut j, &Silent).unwrap();
+        assert!(!p.exists());
     }
 
     #[test]

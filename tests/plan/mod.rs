@@ -118,6 +118,15 @@ fn plan_move_bind_then_rollback() {
     let before = d.state();
     let t = target.display().to_string();
 
+    let o = dockroot(with(&g, &["--json", "status", "--to", &t]));
+    assert!(o.status.success(), "{}", text(&o));
+    let st = json(&o);
+    assert_eq!(st["data_root"], d.root().display().to_string());
+    assert_eq!(st["target"]["fs_type"], "xfs");
+    assert_eq!(st["target"]["probe"]["d_type"], true);
+    assert_eq!(st["target"]["in_fstab"], false);
+    assert_eq!(st["running_containers"], 1);
+
     // --dry-run prints the plan and changes nothing.
     let o = dockroot(with(&g, &["move", "--to", &t, "--dry-run"]));
     assert!(o.status.success(), "{}", text(&o));
@@ -204,6 +213,12 @@ fn plan_faults_small_target_and_kill_mid_move() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("preflight") && text(&o).contains("free"), "{}", text(&o));
     assert!(d.api().ping(), "Docker must still run after a refused preflight");
+
+    // A filesystem whose readdir reports no d_type cannot hold overlay2 layers.
+    let nodtype = LoopFs::new(&s, "ext4-nodtype", "256M");
+    let o = dockroot(with(&g, &["move", "--to", &nodtype.mnt.join("d").display().to_string(), "--yes"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("d_type"), "{}", text(&o));
 
     // kill -9 after Docker was stopped, then rollback.
     let disk = LoopFs::new(&s, "xfs", "3G");
