@@ -276,3 +276,30 @@ fn start_move_until_stopped(g: &[String], target: &str, journal: &Path) -> std::
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Pidfile mode with `--data-root` on dockerd's command line: the data-root
+/// method restarts dockerd with the flag rewritten (daemon.json untouched),
+/// and rollback restarts it with the original command line.
+#[test]
+fn plan_move_data_root_rewrites_pidfile_argv_then_rollback() {
+    let s = Scratch::new("plan-argv");
+    let d = Daemon::start(false);
+    let disk = LoopFs::new(&s, "btrfs", "3G");
+    let target = disk.mnt.join("docker");
+    let t = target.display().to_string();
+    let g = d.args(&s);
+    let before = d.state();
+    let json_before = std::fs::read(d.dir.join("daemon.json")).unwrap();
+    let o = dockroot(with(&g, &["move", "--method", "data-root", "--to", &t, "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.root_dir(), target);
+    assert_eq!(std::fs::read(d.dir.join("daemon.json")).unwrap(), json_before);
+    assert_eq!(d.state(), before);
+    d.check_fixture();
+
+    let o = dockroot(with(&g, &["rollback", "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    d.check_fixture();
+}
