@@ -151,7 +151,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         let starter = target_starter(&r.j, env);
         r.step("start", |_| starter.start().map_err(PlanError::service("start")))?;
         let expected = expected_root(&r.j);
-        r.step("health", |_| health(env, &expected, Some(&before)))?;
+        r.step("health", |_| health(env, &expected, Some(&before), progress))?;
         Ok(())
     })();
     if let Err(cause) = after_stop {
@@ -226,10 +226,26 @@ pub fn rewrite_data_root(cmd: &DaemonCommand, target: &Path) -> DaemonCommand {
     out
 }
 
+/// Whether dockerd restarts a container that ran when it stopped.
+fn restarts(policy: &str) -> bool {
+    matches!(policy, "always" | "unless-stopped")
+}
+
+/// `s` with the state of containers dockerd does not restart by itself
+/// blanked: such a container is down after any daemon restart, move or not.
+fn comparable(s: &DockerState) -> DockerState {
+    let mut s = s.clone();
+    for c in s.containers.iter_mut().filter(|c| !restarts(&c.restart_policy)) {
+        c.state = String::new();
+    }
+    s
+}
+
 /// The daemon answers, uses `expected` as its root, holds the same images,
-/// containers and volumes as `before`, and containers running before run
-/// again (waiting up to 60 s for restart policies).
-pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>) -> Result<()> {
+/// containers and volumes as `before`, and containers that were running with
+/// a restart policy of `always`/`unless-stopped` run again (waiting up to
+/// 60 s). Running containers without such a policy are reported as warnings.
+pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
     let h = |msg: String| PlanError::Health { msg };
     if !env.api.ping() {
         return Err(h(format!("Docker does not answer on {}", env.api.socket.display())));
@@ -244,10 +260,19 @@ pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>) -> Resul
         )));
     }
     let Some(before) = before else { return Ok(()) };
+    for c in before.containers.iter().filter(|c| c.state == "running" && !restarts(&c.restart_policy)) {
+        progress.warn(&format!(
+            "container {} ({}) was running and has restart policy {:?}: dockerd does not restart it, start it with `docker start`",
+            c.names.join(","),
+            &c.id[..c.id.len().min(12)],
+            c.restart_policy
+        ));
+    }
+    let want = comparable(before);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = DockerState::capture(&env.api).map_err(PlanError::docker("health"))?;
-        let diff = before.diff(&now);
+        let diff = want.diff(&comparable(&now));
         if diff.is_empty() {
             return Ok(());
         }
@@ -276,6 +301,23 @@ pub fn pending(state: &StateDir) -> Option<Journal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_ignores_state_of_containers_dockerd_does_not_restart() {
+        use crate::docker::snapshot::ContainerState;
+        let c = |id: &str, state: &str, policy: &str| ContainerState {
+            id: id.into(),
+            names: vec![format!("/{id}")],
+            image: "i".into(),
+            state: state.into(),
+            restart_policy: policy.into(),
+        };
+        let before = DockerState::new(vec![], vec![c("a", "running", "no"), c("b", "running", "unless-stopped")], vec![]);
+        let after = DockerState::new(vec![], vec![c("a", "exited", "no"), c("b", "running", "unless-stopped")], vec![]);
+        assert!(comparable(&before).diff(&comparable(&after)).is_empty());
+        let down = DockerState::new(vec![], vec![c("a", "exited", "no"), c("b", "exited", "unless-stopped")], vec![]);
+        assert_eq!(comparable(&before).diff(&comparable(&down)).len(), 1);
+    }
 
     #[test]
     fn rewrites_every_data_root_flag_form() {

@@ -49,15 +49,19 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
     if current.is_running().map_err(PlanError::service("undo stop"))? {
         current.stop().map_err(PlanError::service("undo stop"))?;
     }
+    // Before unmounting and renaming back, nothing may use the trees. When
+    // the switch never began (the stop itself failed), Docker is just
+    // started again.
+    let switched = ["rename", "mount", "fstab", "dropin", "daemon-json"].iter().any(|s| j.touched(s));
     for p in [&j.data_root, &j.target] {
-        if p.exists() {
+        if switched && p.exists() {
             verify_stopped(p).map_err(PlanError::service("undo stop"))?;
         }
     }
     switch::undo(state, j, progress)?;
     progress.phase("start", None);
     rec.rebuild(&ctx).start().map_err(PlanError::service("undo start"))?;
-    health(env, &j.data_root, None)?;
+    health(env, &j.data_root, None, progress)?;
     j.outcome = Outcome::RolledBack;
     state.save(j)?;
     progress.finish();
