@@ -191,9 +191,12 @@ impl StateDir {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))
     }
 
-    /// Refuses when an unfinished move is recorded.
+    /// Refuses when an unfinished move is recorded. A move that ended before
+    /// it stopped Docker (e.g. ^C during the pre-copy) changed nothing on the
+    /// host and does not block a new one (a running one holds the lock).
     pub fn refuse_unfinished(&self) -> Result<()> {
         match self.load()? {
+            Some(j) if j.outcome == Outcome::InProgress && j.state("stop").is_none() => Ok(()),
             Some(j) if j.outcome != Outcome::RolledBack => Err(PlanError::Unfinished {
                 state: if j.outcome == Outcome::Moved { "a finished but not finalized" } else { "an unfinished" },
                 hint: if j.outcome == Outcome::Moved {
@@ -243,6 +246,9 @@ mod tests {
         let _l = s.lock().unwrap();
         assert!(matches!(s.lock(), Err(PlanError::Locked { .. })));
         let mut j = sample();
+        j.set("precopy", StepState::Started);
+        s.save(&j).unwrap();
+        assert!(s.refuse_unfinished().is_ok(), "nothing changed before the stop");
         j.set("stop", StepState::Started);
         j.set("stop", StepState::Done);
         s.save(&j).unwrap();

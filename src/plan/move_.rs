@@ -58,6 +58,10 @@ pub struct MoveReport {
 pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<MoveReport> {
     let _lock = env.state.lock()?;
     env.state.refuse_unfinished()?;
+    if let Some(old) = env.state.load()? {
+        // A rolled-back or abandoned move's manifests are of no further use.
+        let _ = std::fs::remove_dir_all(env.state.work_dir(&old.id));
+    }
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);
     std::fs::create_dir_all(&work).map_err(|e| PlanError::io("journal", &work, e))?;
