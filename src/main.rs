@@ -22,6 +22,10 @@ fn main() {
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
         Command::Manifest(a) => cli::commands::manifest(a, g, &out, progress.as_ref()),
         Command::Verify(a) => cli::commands::verify(a, g, &out, progress.as_ref()),
+        Command::Status(a) => cli::relocate::status(a, g, &out),
+        Command::Move(a) => cli::relocate::move_(a, g, &out, progress.as_ref()),
+        Command::Rollback(a) => cli::relocate::rollback(a, g, &out, progress.as_ref()),
+        Command::Finalize(a) => cli::relocate::finalize(a, g, &out, progress.as_ref()),
     };
     let code = match r {
         Ok(code) => code,

@@ -7,3 +7,4 @@ mod systemd_host;
 mod engine;
 mod docker_service;
 mod archive;
+mod plan;

@@ -22,6 +22,8 @@
 #   and tests never need container networking (nothing can be pulled anyway).
 # - --storage-driver=overlay2 unless DOCKROOT_STORAGE_DRIVER says otherwise
 #   (vfs works on any backing fs, e.g. xfs without ftype).
+# - DOCKROOT_DATA_ROOT_IN_JSON=1: no --data-root flag; a new DIR/daemon.json
+#   holds {"data-root": "DIR/root"} instead (to test moving by daemon.json).
 # - --userland-proxy=false: no docker-proxy processes to leak.
 # Stop time: dockerd stops each running container with its own stop timeout
 # (10 s default; --shutdown-timeout cannot shorten it), so fixtures run their
@@ -39,12 +41,17 @@ start() {
         die "a dockerd already runs for $dir (pid $(cat "$dir/pid"))"
     fi
     mkdir -p "$dir/root" "$dir/exec"
+    local root_flag=(--data-root "$dir/root")
+    if [[ -n ${DOCKROOT_DATA_ROOT_IN_JSON:-} ]]; then
+        [[ -e $dir/daemon.json ]] || printf '{"data-root": "%s"}\n' "$dir/root" >"$dir/daemon.json"
+        root_flag=()
+    fi
     [[ -e $dir/daemon.json ]] || echo '{}' >"$dir/daemon.json"
     rm -f "$dir/sock" "$dir/pid"
     # setsid: the daemon must outlive this script and not get the test's ^C.
     setsid dockerd \
         --config-file "$dir/daemon.json" \
-        --data-root "$dir/root" \
+        "${root_flag[@]}" \
         --exec-root "$dir/exec" \
         --pidfile "$dir/pid" \
         -H "unix://$dir/sock" \

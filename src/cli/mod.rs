@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod output;
 pub mod progress;
+pub mod relocate;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,24 @@ pub struct Global {
     /// Worker threads (default: cores + 1).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// The Docker data-root (default: discovered from daemon.json, docker.service, the daemon).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub data_root: Option<PathBuf>,
+    /// How Docker is stopped and started: auto, systemd, sysv, openrc, pidfile:PATH or none.
+    #[arg(long, global = true, value_name = "KIND", default_value = "auto")]
+    pub service: String,
+    /// Where dockroot keeps its journal, lock and manifests.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/dockroot")]
+    pub state_dir: PathBuf,
+    /// The Docker API socket (default: $DOCKER_HOST or /var/run/docker.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
+    /// daemon.json to read and (with --method data-root) edit.
+    #[arg(long, global = true, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
+    pub daemon_config: PathBuf,
+    /// fstab to add the bind line to.
+    #[arg(long, global = true, value_name = "FILE", default_value = "/etc/fstab")]
+    pub fstab: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,6 +61,56 @@ pub enum Command {
     Manifest(ManifestArgs),
     /// Check a tree against a manifest; print every difference.
     Verify(VerifyArgs),
+    /// Show the data-root, how Docker runs, and (with --to) whether a target can take it.
+    Status(StatusArgs),
+    /// Relocate the data-root to another disk with a short downtime; undone on failure.
+    Move(MoveArgs),
+    /// Undo the last move (from any step, also after a crash) and start Docker on the old data.
+    Rollback(ConfirmArgs),
+    /// After a successful move: delete the old tree and clear the journal.
+    Finalize(ConfirmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A prospective target directory to check.
+    #[arg(long, value_name = "PATH")]
+    pub to: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodArg {
+    /// Bind-mount the target on the old data-root path (fstab line).
+    Bind,
+    /// Point data-root in daemon.json at the target.
+    DataRoot,
+}
+
+#[derive(Args, Debug)]
+pub struct MoveArgs {
+    /// The new location (absent or empty directory).
+    #[arg(long, value_name = "PATH", required_unless_present = "resume")]
+    pub to: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "bind")]
+    pub method: MethodArg,
+    /// Skip the copy while Docker runs (longer downtime).
+    #[arg(long)]
+    pub no_precopy: bool,
+    /// Print the plan and exit without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue an interrupted move (not implemented: use rollback).
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,1 +1,335 @@
-//! TODO
+//! Relocating a Docker data-root as a plan of journaled steps.
+//!
+//! A [`MovePlan`] is computed by a preflight that changes nothing
+//! ([`preflight`]); printing it is the dry run. Executing it ([`move_::execute`])
+//! records every system-changing step in a [`journal`] before and after it
+//! runs, so a failure, a signal or a crash can be undone ([`rollback`]) and a
+//! successful move can be made final ([`rollback::finalize`]).
+
+pub mod error;
+pub mod journal;
+pub mod move_;
+pub mod probe;
+pub mod rollback;
+pub mod signal;
+pub mod status;
+pub mod switch;
+
+pub use error::{PlanError, Result};
+pub use journal::{Method, StateDir};
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::docker::api::DockerApi;
+use crate::docker::daemon_json::DaemonJson;
+use crate::docker::{discover, facts, fstab::Fstab, mountinfo, unit};
+use crate::service::pidfile::{DaemonCommand, PidfileService};
+use crate::service::wait::Timing;
+use crate::service::{ServiceContext, ServiceKind, ServiceRecord};
+
+/// Where the systemd drop-in goes.
+pub const DEFAULT_DROPIN: &str = "/etc/systemd/system/docker.service.d/dockroot-mount.conf";
+/// The drop-in template shipped in `systemd/`.
+pub const DROPIN_TEMPLATE: &str = include_str!("../../systemd/docker.service.d/dockroot-mount.conf");
+/// Free space required beyond the data-root's size, in percent.
+pub const SPACE_MARGIN_PERCENT: u64 = 10;
+
+/// The host as the plan sees it (built by the CLI from its options).
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The data-root, if given; else discovered.
+    pub data_root: Option<PathBuf>,
+    pub service: ServiceKind,
+    pub state: StateDir,
+    pub api: DockerApi,
+    pub daemon_json: PathBuf,
+    pub fstab: PathBuf,
+    pub dropin: PathBuf,
+    pub threads: usize,
+    pub timing: Timing,
+}
+
+impl Env {
+    /// The data-root: as given, or discovered the way dockerd would find it.
+    pub fn data_root(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.data_root {
+            return Ok(d.clone());
+        }
+        let opts = discover::DiscoverOptions {
+            daemon_json: self.daemon_json.clone(),
+            api: Some(self.api.clone()),
+            ..Default::default()
+        };
+        Ok(discover::discover(&opts).map_err(PlanError::docker("discover"))?.data_root)
+    }
+
+    pub fn ctx(&self, data_root: &Path) -> ServiceContext {
+        ServiceContext { data_root: data_root.into(), api: self.api.clone(), timing: self.timing }
+    }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    pub target: PathBuf,
+    pub method: Method,
+    pub precopy: bool,
+}
+
+/// One step of the plan with what it will do, in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub name: &'static str,
+    pub description: String,
+}
+
+/// The result of the preflight: everything the move will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct MovePlan {
+    pub data_root: PathBuf,
+    pub target: PathBuf,
+    pub method: Method,
+    pub precopy: bool,
+    pub service: ServiceKind,
+    /// The running dockerd's command line (pidfile mode), captured now.
+    #[serde(skip)]
+    pub daemon_command: Option<DaemonCommand>,
+    /// Pidfile mode with `--data-root` on dockerd's command line: the
+    /// data-root method rewrites that flag instead of editing daemon.json.
+    pub rewrite_argv: bool,
+    pub size_bytes: u64,
+    pub entries: u64,
+    pub free_bytes: u64,
+    pub fs_type: String,
+    pub use_dropin: bool,
+    pub warnings: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+}
+
+impl MovePlan {
+    /// The record that restarts Docker as it runs now.
+    pub fn service_record(&self) -> ServiceRecord {
+        ServiceRecord { kind: self.service.clone(), command: self.daemon_command.clone() }
+    }
+}
+
+/// Canonical form of a path that may not exist yet (its existing ancestor is
+/// canonicalised, the rest appended).
+pub fn absolute(p: &Path) -> PathBuf {
+    let base = probe::existing_ancestor(p);
+    let rest = p.strip_prefix(&base).unwrap_or(Path::new(""));
+    std::fs::canonicalize(&base).unwrap_or(base).join(rest)
+}
+
+/// Whether a mount below the data-root belongs to a running Docker
+/// (container layers, shm, plugins) rather than to the host.
+fn docker_own_mount(data_root: &Path, m: &mountinfo::MountEntry) -> bool {
+    m.fstype == "overlay"
+        || m.mount_point.starts_with(data_root.join("containers"))
+        || m.mount_point.starts_with(data_root.join("plugins"))
+        || m.mount_point.starts_with(data_root.join("overlay2"))
+        || m.mount_point == data_root
+}
+
+/// Checks everything and computes the plan; changes nothing on the host.
+pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
+    let dr = env.data_root()?;
+    let dr_meta = std::fs::metadata(&dr).map_err(|e| PlanError::preflight(format!("data-root {}: {e}", dr.display())))?;
+    if !dr_meta.is_dir() {
+        return Err(PlanError::preflight(format!("data-root {} is not a directory", dr.display())));
+    }
+    let dr = std::fs::canonicalize(&dr).map_err(|e| PlanError::io("preflight", &dr, e))?;
+    let target = absolute(&req.target);
+    let mut warnings = Vec::new();
+
+    check_target(&dr, &target)?;
+    let service = env.service.clone().resolve();
+    if service == ServiceKind::None {
+        return Err(PlanError::preflight(
+            "--service none cannot stop and start Docker, which a move needs; choose auto, systemd, sysv, openrc or pidfile:PATH",
+        ));
+    }
+
+    if !env.api.ping() {
+        return Err(PlanError::preflight(format!(
+            "Docker does not answer on {}; start it first (the move compares its images, containers and volumes before and after), or pass --docker-socket",
+            env.api.socket.display()
+        )));
+    }
+    let mounts = mountinfo::read_self().map_err(PlanError::docker("preflight"))?;
+    let foreign: Vec<String> = mountinfo::below(&mounts, &dr)
+        .into_iter()
+        .filter(|m| !docker_own_mount(&dr, m))
+        .map(|m| format!("{} ({})", m.mount_point.display(), m.fstype))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(PlanError::preflight(format!(
+            "mounts below {} that are not Docker's own: {}; unmount them or move them out first",
+            dr.display(),
+            foreign.join(", ")
+        )));
+    }
+    if req.method == Method::Bind {
+        check_not_own_fs(&mounts, &dr)?;
+    }
+
+    let size = facts::tree_size(&dr).map_err(PlanError::docker("preflight"))?;
+    let pr = probe::probe(&target);
+    if !pr.ok() {
+        return Err(PlanError::preflight(format!("target {} ({}): {}", target.display(), pr.fs_type, pr.problems.join("; "))));
+    }
+    let need = size.bytes + size.bytes * SPACE_MARGIN_PERCENT / 100;
+    if pr.free_bytes < need {
+        return Err(PlanError::preflight(format!(
+            "target {} has {} bytes free, but {} holds {} bytes (+{SPACE_MARGIN_PERCENT}% margin = {need}); choose a larger disk or free space",
+            target.display(),
+            pr.free_bytes,
+            dr.display(),
+            size.bytes
+        )));
+    }
+
+    let fst = Fstab::load(&env.fstab).map_err(PlanError::docker("preflight"))?;
+    let target_mount = mountinfo::containing(&mounts, &target).map(|m| m.mount_point.clone());
+    if let Some(mp) = target_mount.filter(|mp| !fst.entries().iter().any(|e| &e.file == mp)) {
+        warnings.push(format!(
+            "{} is on {}, which {} does not list; make sure it is mounted at boot before Docker starts",
+            target.display(),
+            mp.display(),
+            env.fstab.display()
+        ));
+    }
+    let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("preflight"))?;
+    if let Some(store) = facts::containerd_store(&dr, &cfg) {
+        warnings.push(store.warning());
+    }
+    crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("preflight"))?;
+
+    let daemon_command = match &service {
+        ServiceKind::Pidfile(p) => {
+            let svc = PidfileService::new(p, env.timing);
+            match svc.live_pid().map_err(PlanError::service("preflight"))? {
+                Some(pid) => Some(
+                    DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?,
+                ),
+                None => {
+                    return Err(PlanError::preflight(format!(
+                        "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        _ => None,
+    };
+    let rewrite_argv = req.method == Method::DataRoot
+        && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
+    if req.method == Method::DataRoot && service == ServiceKind::Systemd {
+        let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
+        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
+        if let Some((flag, path)) = flag {
+            return Err(PlanError::preflight(format!(
+                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
+                path.display()
+            )));
+        }
+    }
+    let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;
+    let mut plan = MovePlan {
+        data_root: dr,
+        target,
+        method: req.method,
+        precopy: req.precopy,
+        service,
+        daemon_command,
+        rewrite_argv,
+        size_bytes: size.bytes,
+        entries: size.entries,
+        free_bytes: pr.free_bytes,
+        fs_type: pr.fs_type,
+        use_dropin,
+        warnings,
+        steps: Vec::new(),
+    };
+    plan.steps = describe(&plan, env);
+    Ok(plan)
+}
+
+fn check_target(dr: &Path, target: &Path) -> Result<()> {
+    if target.starts_with(dr) || dr.starts_with(target) {
+        return Err(PlanError::preflight(format!(
+            "target {} and data-root {} contain one another; choose a directory outside the data-root",
+            target.display(),
+            dr.display()
+        )));
+    }
+    match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PlanError::preflight(format!("target {}: {e}", target.display()))),
+        Ok(m) if !m.is_dir() => Err(PlanError::preflight(format!("target {} exists and is not a directory", target.display()))),
+        Ok(_) => {
+            let mut rd = std::fs::read_dir(target).map_err(|e| PlanError::preflight(format!("target {}: {e}", target.display())))?;
+            match rd.next() {
+                None => Ok(()),
+                Some(Ok(e)) if e.file_name() == "lost+found" => Err(PlanError::preflight(format!(
+                    "target {} is the root of a filesystem (it holds lost+found); use a directory inside it, e.g. {}",
+                    target.display(),
+                    target.join("docker").display()
+                ))),
+                Some(_) => Err(PlanError::preflight(format!(
+                    "target {} is not empty; choose an empty or absent directory",
+                    target.display()
+                ))),
+            }
+        }
+    }
+}
+
+/// The bind method renames the data-root; that fails when it is a
+/// filesystem of its own (another device than its parent).
+fn check_not_own_fs(mounts: &[mountinfo::MountEntry], dr: &Path) -> Result<()> {
+    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == dr) else { return Ok(()) };
+    let parent = dr.parent().and_then(|p| mountinfo::containing(mounts, p));
+    if parent.is_some_and(|p| p.major_minor != me.major_minor) {
+        return Err(PlanError::preflight(format!(
+            "{} is a filesystem of its own ({} on {}); the bind method cannot rename it: use --method data-root",
+            dr.display(),
+            me.fstype,
+            me.source
+        )));
+    }
+    Ok(())
+}
+
+fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
+    let (dr, t) = (p.data_root.display(), p.target.display());
+    let mut s = Vec::new();
+    let mut add = |name, description: String| s.push(PlannedStep { name, description });
+    if p.precopy {
+        add("precopy", format!("copy {dr} to {t} while Docker runs ({} bytes, {} entries)", p.size_bytes, p.entries));
+    }
+    add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
+    add("sync", format!("copy what changed since the pre-copy into {t}, deleting what is gone"));
+    add("verify", format!("re-read {t} and compare it with the manifest of {dr}"));
+    match p.method {
+        Method::Bind => {
+            add("rename", format!("rename {dr} to {dr}{}<UTC time> and create an empty {dr}", switch::OLD_INFIX));
+            add("mount", format!("mount --bind {t} {dr}"));
+            add("fstab", format!("add `{}` to {}", Fstab::bind_line(&p.target, &p.data_root), env.fstab.display()));
+            if p.use_dropin {
+                add("dropin", format!("install {} (RequiresMountsFor={dr})", env.dropin.display()));
+            }
+        }
+        Method::DataRoot if p.rewrite_argv => {
+            add("daemon-json", format!("restart dockerd with --data-root {t} (its recorded command line)"));
+        }
+        Method::DataRoot => {
+            add("daemon-json", format!("set \"data-root\": \"{t}\" in {} (backup kept)", env.daemon_json.display()));
+        }
+    }
+    add("start", "start Docker".into());
+    add("health", "check the API, DockerRootDir, images, containers, volumes and that running containers run again".into());
+    s
+}

@@ -1,0 +1,187 @@
+//! Command glue for relocation: `status`, `move`, `rollback`, `finalize`.
+//! Builds the plan's [`Env`] from the global options, asks for confirmation,
+//! prints the plan and the outcome (human lines or `--json`).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use serde_json::json;
+
+use dockroot::docker::api::DockerApi;
+use dockroot::plan::{self, Env, Method, MoveRequest, PlanError, StateDir};
+use dockroot::progress::Progress;
+use dockroot::service::ServiceKind;
+
+use super::output::{Output, bytes};
+use super::{ConfirmArgs, Global, MethodArg, MoveArgs, StatusArgs};
+
+fn env(g: &Global) -> Result<Env> {
+    let service: ServiceKind = g.service.parse()?;
+    let api = g.docker_socket.as_ref().map(DockerApi::new).unwrap_or_else(DockerApi::from_env);
+    Ok(Env {
+        data_root: g.data_root.clone(),
+        service,
+        state: StateDir::new(&g.state_dir),
+        api,
+        daemon_json: g.daemon_config.clone(),
+        fstab: g.fstab.clone(),
+        dropin: plan::DEFAULT_DROPIN.into(),
+        threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
+        timing: Default::default(),
+    })
+}
+
+/// Exit code for a plan error: 2 when refused before anything changed, 1 otherwise.
+fn fail(out: &Output, e: &PlanError) -> i32 {
+    out.problem(&e.to_string());
+    out.json(&json!({"ok": false, "error": e.to_string()}));
+    match e {
+        PlanError::Preflight { .. } | PlanError::Unfinished { .. } | PlanError::Locked { .. } | PlanError::Refused { .. } | PlanError::NoJournal { .. } => 2,
+        _ => 1,
+    }
+}
+
+/// Asks y/N on a TTY unless --yes; refuses without a TTY.
+fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
+    if c.yes {
+        return None;
+    }
+    if !std::io::stdin().is_terminal() {
+        out.problem(&format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
+        return Some(2);
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") { None } else {
+        out.problem("aborted; nothing was changed");
+        Some(2)
+    }
+}
+
+pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
+    let env = env(g)?;
+    let s = match plan::status::status(&env, a.to.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(out, &e)),
+    };
+    out.json(&serde_json::to_value(&s)?);
+    out.say(&format!("data-root:        {} (from {:?})", s.data_root.display(), s.source));
+    for c in &s.conflicts {
+        out.say(&format!("CONFLICT:         {} set as flag in {} and in {}", c.directive, c.flag_source.display(), c.json_source.display()));
+    }
+    out.say(&format!("daemon:           {}", if s.daemon_running { "running" } else { "not answering" }));
+    if let Some(v) = &s.engine_version {
+        out.say(&format!("engine version:   {v}"));
+    }
+    out.say(&format!("storage driver:   {}", s.storage_driver.as_deref().unwrap_or("unknown")));
+    out.say(&format!("live-restore:     {}", s.live_restore.unwrap_or(false)));
+    out.say(&format!("service manager:  {}", s.service_manager));
+    out.say(&format!("size:             {} in {} entries", bytes(s.size_bytes), s.entries));
+    if let Some(n) = s.running_containers {
+        out.say(&format!("running:          {n} container(s)"));
+    }
+    for d in &s.userns_dirs {
+        out.say(&format!("userns-remap dir: {}", d.display()));
+    }
+    if let Some(w) = &s.containerd_warning {
+        out.say(&format!("WARNING:          {w}"));
+    }
+    for m in &s.mounts_below {
+        out.say(&format!("mount below:      {m}"));
+    }
+    if let Some(j) = &s.journal {
+        out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
+    }
+    if let Some(t) = &s.target {
+        out.say(&format!("target:           {} ({}, {} free{})", t.path.display(), t.fs_type, bytes(t.free_bytes), if t.enough_space { "" } else { ", NOT ENOUGH" }));
+        out.say(&format!("target in fstab:  {}", if t.in_fstab { "yes" } else { "no (mount it at boot before Docker starts)" }));
+        out.say(&format!("target probe:     {}", if t.probe.ok() { "ok (whiteouts, xattrs, d_type)".to_string() } else { t.probe.problems.join("; ") }));
+    }
+    Ok(0)
+}
+
+pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let env = env(g)?;
+    if a.resume {
+        out.problem("move --resume is not implemented; an interrupted move is undone with `dockroot rollback`");
+        return Ok(2);
+    }
+    let Some(to) = &a.to else { return Ok(2) };
+    let req = MoveRequest {
+        target: to.clone(),
+        method: match a.method {
+            MethodArg::Bind => Method::Bind,
+            MethodArg::DataRoot => Method::DataRoot,
+        },
+        precopy: !a.no_precopy,
+    };
+    if let Err(e) = env.state.refuse_unfinished() {
+        return Ok(fail(out, &e));
+    }
+    let p = match plan::preflight(&env, &req) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(out, &e)),
+    };
+    for w in &p.warnings {
+        progress.warn(w);
+    }
+    out.say(&format!("plan: move {} to {} ({:?}, {} on {}, {} free)", p.data_root.display(), p.target.display(), p.method, bytes(p.size_bytes), p.fs_type, bytes(p.free_bytes)));
+    for (i, s) in p.steps.iter().enumerate() {
+        out.say(&format!("  {}. {:<11} {}", i + 1, s.name, s.description));
+    }
+    if a.dry_run {
+        out.json(&json!({"ok": true, "dry_run": true, "plan": p}));
+        return Ok(0);
+    }
+    if let Some(code) = confirm(&a.confirm, out, "Docker will be stopped during the move. Proceed?") {
+        return Ok(code);
+    }
+    match plan::move_::execute(&env, &p, progress) {
+        Ok(r) => {
+            out.json(&json!({"ok": true, "plan": p, "result": r}));
+            out.say(&format!("moved {} to {} ({:?}); Docker was down {:.1}s", r.data_root.display(), r.target.display(), r.method, r.downtime_secs));
+            if let Some(old) = &r.old_tree {
+                out.say(&format!("the old data is kept in {}", old.display()));
+            }
+            out.say("check your containers, then run `dockroot finalize` to delete the old data, or `dockroot rollback` to go back");
+            Ok(0)
+        }
+        Err(e) => Ok(fail(out, &e)),
+    }
+}
+
+pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let env = env(g)?;
+    if let Some(code) = confirm(a, out, "Roll back the last move (changes made to Docker since then are lost)?") {
+        return Ok(code);
+    }
+    match plan::rollback::rollback(&env, progress) {
+        Ok(r) => {
+            out.json(&json!({"ok": true, "result": r}));
+            out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
+            out.say(&format!("the copy in {} was left in place; delete it when you no longer need it", r.target.display()));
+            Ok(0)
+        }
+        Err(e) => Ok(fail(out, &e)),
+    }
+}
+
+pub fn finalize(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let env = env(g)?;
+    if let Some(code) = confirm(a, out, "Delete the old data-root permanently?") {
+        return Ok(code);
+    }
+    match plan::rollback::finalize(&env, progress) {
+        Ok(r) => {
+            out.json(&json!({"ok": true, "result": r}));
+            match &r.removed {
+                Some(p) => out.say(&format!("deleted {}; the move is final", p.display())),
+                None => out.say("the move is final"),
+            }
+            Ok(0)
+        }
+        Err(e) => Ok(fail(out, &e)),
+    }
+}

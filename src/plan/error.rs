@@ -1,0 +1,82 @@
+//! Errors of a relocation. Every message names the path and the step that
+//! failed and says what to do next; engine, Docker and service errors are
+//! wrapped with the step they happened in.
+
+use std::path::PathBuf;
+
+use crate::docker::DockerError;
+use crate::service::ServiceError;
+
+/// Result alias for `plan`.
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// Everything that can stop a move, rollback or finalize.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The preflight found a reason not to start; nothing was changed.
+    #[error("preflight: {msg}; nothing was changed")]
+    Preflight { msg: String },
+    /// The journal or lock in the state directory could not be used.
+    #[error("journal {}: {msg}", path.display())]
+    Journal { path: PathBuf, msg: String },
+    /// Another dockroot holds the lock.
+    #[error("another dockroot is running (lock {} is held); wait for it to finish", path.display())]
+    Locked { path: PathBuf },
+    /// A move was left unfinished.
+    #[error("{state} {operation} of {} is recorded in {}; {hint}", data_root.display(), path.display())]
+    Unfinished { state: &'static str, operation: String, data_root: PathBuf, path: PathBuf, hint: &'static str },
+    /// There is no journal for rollback/finalize.
+    #[error("no journal in {}: there is nothing to {what}", path.display())]
+    NoJournal { path: PathBuf, what: &'static str },
+    /// A step failed on a path.
+    #[error("step {step}: {} : {source}", path.display())]
+    Io { step: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    /// The copy engine failed.
+    #[error("step {step}: {source}")]
+    Engine { step: &'static str, #[source] source: crate::error::Error },
+    /// The copy finished with per-entry errors.
+    #[error("step {step}: {} error(s) copying into {}, first: {}", errors.len(), target.display(), errors.first().map(String::as_str).unwrap_or(""))]
+    CopyErrors { step: &'static str, target: PathBuf, errors: Vec<String> },
+    /// The copy does not match the source manifest.
+    #[error("step verify: {} differs from the source ({count} difference(s), first: {first})", target.display())]
+    VerifyFailed { target: PathBuf, count: usize, first: String },
+    /// Docker configuration or API.
+    #[error("step {step}: {source}")]
+    Docker { step: &'static str, #[source] source: DockerError },
+    /// Stopping or starting Docker.
+    #[error("step {step}: {source}")]
+    Service { step: &'static str, #[source] source: ServiceError },
+    /// Docker came back but not as it was.
+    #[error("step health: {msg}")]
+    Health { msg: String },
+    /// SIGINT or SIGTERM arrived.
+    #[error("interrupted by a signal during step {step}")]
+    Interrupted { step: &'static str },
+    /// The move failed and was undone; Docker runs on the old data again.
+    #[error("{cause}\nthe move was undone: Docker runs on {} again; the partial copy in {} can be deleted", data_root.display(), target.display())]
+    RolledBack { cause: Box<PlanError>, data_root: PathBuf, target: PathBuf },
+    /// The move failed and undoing it failed too.
+    #[error("{cause}\nundoing the move failed too: {undo}\nthe journal {} records what was done; fix the cause and run `dockroot rollback`", journal.display())]
+    UndoFailed { cause: Box<PlanError>, undo: Box<PlanError>, journal: PathBuf },
+    /// A refusal that is not a preflight check (finalize too early, ...).
+    #[error("{msg}")]
+    Refused { msg: String },
+}
+
+impl PlanError {
+    pub fn io(step: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { step, path: path.into(), source }
+    }
+    pub fn preflight(msg: impl Into<String>) -> Self {
+        Self::Preflight { msg: msg.into() }
+    }
+    pub fn docker(step: &'static str) -> impl FnOnce(DockerError) -> Self {
+        move |source| Self::Docker { step, source }
+    }
+    pub fn service(step: &'static str) -> impl FnOnce(ServiceError) -> Self {
+        move |source| Self::Service { step, source }
+    }
+    pub fn engine(step: &'static str) -> impl FnOnce(crate::error::Error) -> Self {
+        move |source| Self::Engine { step, source }
+    }
+}

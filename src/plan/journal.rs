@@ -1,0 +1,263 @@
+//! The move journal: one JSON file in the state directory, rewritten
+//! atomically (temp file, fsync, rename, fsync of the directory) before and
+//! after every step that changes the system, so that a `rollback` in another
+//! process (after a crash, kill -9 or power loss) knows exactly what to undo.
+//! A `flock` on `<state-dir>/lock` keeps two dockroot runs apart.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{PlanError, Result};
+use crate::service::ServiceRecord;
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/dockroot";
+const FILE: &str = "journal.json";
+
+/// How the new location is made Docker's data-root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Bind-mount the target on the old data-root path (fstab line).
+    Bind,
+    /// Point `data-root` in daemon.json at the target.
+    DataRoot,
+}
+
+/// The state of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Started,
+    Done,
+    Undone,
+}
+
+/// One step as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    pub state: StepState,
+}
+
+/// Backups of configuration files taken before editing them; `None` when
+/// the file did not exist (undo then removes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backups {
+    pub fstab: Option<PathBuf>,
+    pub daemon_json: Option<PathBuf>,
+    pub dropin: Option<PathBuf>,
+}
+
+/// The overall state of the recorded operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Steps are running or were interrupted.
+    InProgress,
+    /// The move finished and Docker passed the health check; `finalize` may delete the old tree.
+    Moved,
+    /// The move was undone.
+    RolledBack,
+}
+
+/// Everything a later process needs to undo or finish a move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub id: String,
+    pub operation: String,
+    pub outcome: Outcome,
+    pub data_root: PathBuf,
+    pub target: PathBuf,
+    pub method: Method,
+    /// Pidfile mode: dockerd's `--data-root` flag is rewritten instead of daemon.json.
+    #[serde(default)]
+    pub rewrite_argv: bool,
+    /// How to start Docker again as it was (filled at the stop step).
+    pub service: Option<ServiceRecord>,
+    pub socket: PathBuf,
+    pub fstab: PathBuf,
+    pub daemon_json: PathBuf,
+    pub dropin: Option<PathBuf>,
+    pub steps: Vec<StepRecord>,
+    pub backups: Backups,
+    /// Where the old data-root was renamed to (bind method).
+    pub old_tree: Option<PathBuf>,
+    /// Seconds Docker was down (stop → healthy start).
+    pub downtime_secs: Option<f64>,
+}
+
+impl Journal {
+    /// The recorded state of `name`, if the step began.
+    pub fn state(&self, name: &str) -> Option<StepState> {
+        self.steps.iter().rev().find(|s| s.name == name).map(|s| s.state)
+    }
+
+    /// Whether `name` was started (done or not) and not undone.
+    pub fn touched(&self, name: &str) -> bool {
+        matches!(self.state(name), Some(StepState::Started | StepState::Done))
+    }
+
+    pub fn set(&mut self, name: &str, state: StepState) {
+        match self.steps.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.state = state,
+            None => self.steps.push(StepRecord { name: name.into(), state }),
+        }
+    }
+}
+
+/// The state directory: journal, lock and manifests.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// Where the manifests of move `id` go.
+    pub fn work_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn err(&self, path: &Path, e: impl std::fmt::Display) -> PlanError {
+        PlanError::Journal { path: path.into(), msg: e.to_string() }
+    }
+
+    /// Creates the directory (0700) if missing.
+    pub fn ensure(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| self.err(&self.dir, e))
+    }
+
+    /// Takes the exclusive lock without waiting; held until the returned file is dropped.
+    pub fn lock(&self) -> Result<File> {
+        self.ensure()?;
+        let path = self.dir.join("lock");
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| self.err(&path, e))?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(PlanError::Locked { path });
+        }
+        Ok(f)
+    }
+
+    /// Reads the journal, if any.
+    pub fn load(&self) -> Result<Option<Journal>> {
+        let path = self.journal_path();
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                self.err(&path, format!("{e}; the file is damaged: repair it by hand or move it away"))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(&path, e)),
+        }
+    }
+
+    /// Atomically writes the journal: temp file, fsync, rename, fsync dir.
+    pub fn save(&self, j: &Journal) -> Result<()> {
+        let path = self.journal_path();
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(j).map_err(|e| self.err(&path, e))?;
+        // 0600: the journal holds dockerd's environment, which may carry secrets.
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
+        }
+        .map_err(|e| self.err(&tmp, e))?;
+        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| self.err(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| self.err(&path, e))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))
+    }
+
+    /// Removes the journal and the move's work directory.
+    pub fn clear(&self, j: &Journal) -> Result<()> {
+        let path = self.journal_path();
+        let _ = fs::remove_dir_all(self.work_dir(&j.id));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&path, e)),
+            _ => {}
+        }
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))
+    }
+
+    /// Refuses when an unfinished move is recorded. A move that ended before
+    /// it stopped Docker (e.g. ^C during the pre-copy) changed nothing on the
+    /// host and does not block a new one (a running one holds the lock).
+    pub fn refuse_unfinished(&self) -> Result<()> {
+        match self.load()? {
+            Some(j) if j.outcome == Outcome::InProgress && j.state("stop").is_none() => Ok(()),
+            Some(j) if j.outcome != Outcome::RolledBack => Err(PlanError::Unfinished {
+                state: if j.outcome == Outcome::Moved { "a finished but not finalized" } else { "an unfinished" },
+                hint: if j.outcome == Outcome::Moved {
+                    "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first"
+                } else {
+                    "run `dockroot rollback` first (`dockroot move --resume` is not implemented)"
+                },
+                operation: j.operation,
+                data_root: j.data_root,
+                path: self.journal_path(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Journal {
+        Journal {
+            id: "x".into(),
+            operation: "move".into(),
+            outcome: Outcome::InProgress,
+            data_root: "/var/lib/docker".into(),
+            target: "/mnt/d".into(),
+            method: Method::Bind,
+            rewrite_argv: false,
+            service: None,
+            socket: "/s".into(),
+            fstab: "/etc/fstab".into(),
+            daemon_json: "/etc/docker/daemon.json".into(),
+            dropin: None,
+            steps: vec![],
+            backups: Backups::default(),
+            old_tree: None,
+            downtime_secs: None,
+        }
+    }
+
+    #[test]
+    fn save_load_lock_refuse() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::new(d.path().join("state"));
+        assert!(s.load().unwrap().is_none());
+        let _l = s.lock().unwrap();
+        assert!(matches!(s.lock(), Err(PlanError::Locked { .. })));
+        let mut j = sample();
+        j.set("precopy", StepState::Started);
+        s.save(&j).unwrap();
+        assert!(s.refuse_unfinished().is_ok(), "nothing changed before the stop");
+        j.set("stop", StepState::Started);
+        j.set("stop", StepState::Done);
+        s.save(&j).unwrap();
+        let back = s.load().unwrap().unwrap();
+        assert_eq!(back, j);
+        assert_eq!(back.state("stop"), Some(StepState::Done));
+        let e = s.refuse_unfinished().unwrap_err().to_string();
+        assert!(e.contains("dockroot rollback"), "{e}");
+        s.clear(&j).unwrap();
+        assert!(s.refuse_unfinished().is_ok());
+    }
+}

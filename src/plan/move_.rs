@@ -1,0 +1,337 @@
+//! Executing a [`MovePlan`]: pre-copy while Docker runs, stop, delta sync,
+//! verify, switch, start, health check. Every step is journaled; any failure
+//! or signal after the stop undoes the switch and starts Docker on the old
+//! data before the error is returned.
+//!
+//! How Docker is pointed at the target depends on the method and on how it
+//! is supervised:
+//! - `bind`: the data-root path stays; the target is bind-mounted on it and an
+//!   fstab line (with `x-systemd.requires-mounts-for=TARGET`) makes that
+//!   survive a reboot. Under systemd a drop-in
+//!   (`systemd/docker.service.d/dockroot-mount.conf`, `RequiresMountsFor=`)
+//!   keeps docker.service from starting before the bind is mounted.
+//! - `data-root`: `data-root` is set in daemon.json (other keys kept, backup
+//!   taken). Refused when docker.service passes `--data-root` itself, since
+//!   dockerd rejects a directive given twice. In pidfile mode dockerd is
+//!   restarted from its recorded command line; if that line carries
+//!   `--data-root` (or `-g`/`--graph`), the flag's value is rewritten to the
+//!   target and daemon.json is left alone. Whoever starts that dockerd later
+//!   must pass the new path too, or it comes up on the old (empty after
+//!   `finalize`) directory.
+//!
+//! A signal is checked between steps: the copy and the verify of a step in
+//! progress run to their end first.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::error::{PlanError, Result};
+use super::journal::{Backups, Journal, Method, Outcome, StateDir};
+use super::switch::{self, Runner};
+use super::{Env, MovePlan, signal};
+use crate::copy::{CopyOptions, copy_tree};
+use crate::docker::snapshot::DockerState;
+use crate::docker::{atomic, unit};
+use crate::manifest::verify::verify_tree;
+use crate::progress::Progress;
+use crate::service::pidfile::{DaemonCommand, PidfileService};
+use crate::service::{ServiceKind, ServiceManager, ServiceRecord, verify_stopped};
+
+/// What a finished move reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveReport {
+    pub id: String,
+    pub data_root: PathBuf,
+    pub target: PathBuf,
+    pub method: Method,
+    pub old_tree: Option<PathBuf>,
+    pub downtime_secs: f64,
+    pub precopy_entries: u64,
+    pub sync_rewritten: u64,
+    pub verified_entries: u64,
+    pub journal: PathBuf,
+}
+
+/// Runs the plan. The caller holds no lock; this takes it.
+pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<MoveReport> {
+    let _lock = env.state.lock()?;
+    env.state.refuse_unfinished()?;
+    if let Some(old) = env.state.load()? {
+        // A rolled-back or abandoned move's manifests are of no further use.
+        let _ = std::fs::remove_dir_all(env.state.work_dir(&old.id));
+    }
+    let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
+    let work = env.state.work_dir(&id);
+    std::fs::create_dir_all(&work).map_err(|e| PlanError::io("journal", &work, e))?;
+    let j = Journal {
+        id: id.clone(),
+        operation: "move".into(),
+        outcome: Outcome::InProgress,
+        data_root: plan.data_root.clone(),
+        target: plan.target.clone(),
+        method: plan.method,
+        rewrite_argv: plan.rewrite_argv,
+        service: Some(plan.service_record()),
+        socket: env.api.socket.clone(),
+        fstab: env.fstab.clone(),
+        daemon_json: env.daemon_json.clone(),
+        dropin: plan.use_dropin.then(|| env.dropin.clone()),
+        steps: Vec::new(),
+        backups: Backups::default(),
+        old_tree: None,
+        downtime_secs: None,
+    };
+    let mut r = Runner { state: &env.state, j, progress };
+    r.save()?;
+    let ctx = env.ctx(&plan.data_root);
+    let svc = plan.service_record().rebuild(&ctx);
+    let before = DockerState::capture(&env.api).map_err(PlanError::docker("snapshot"))?;
+    let (m1, m2) = (work.join("precopy.manifest"), work.join("final.manifest"));
+    let mut report = MoveReport {
+        id,
+        data_root: plan.data_root.clone(),
+        target: plan.target.clone(),
+        method: plan.method,
+        old_tree: None,
+        downtime_secs: 0.0,
+        precopy_entries: 0,
+        sync_rewritten: 0,
+        verified_entries: 0,
+        journal: env.state.journal_path(),
+    };
+
+    // Before the stop nothing on the host has changed: a failure only ends the move.
+    let pre = (|| -> Result<()> {
+        if plan.precopy {
+            let opts = copy_opts(env, false, true, None, Some(m1.clone()));
+            let s = r.step("precopy", |j| copy_step("precopy", &j.data_root, &j.target, &opts, progress))?;
+            report.precopy_entries = s;
+        }
+        let cfg = crate::docker::daemon_json::DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("stop"))?;
+        crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("stop"))?;
+        if signal::caught() {
+            return Err(PlanError::Interrupted { step: "precopy" });
+        }
+        Ok(())
+    })();
+    if let Err(e) = pre {
+        r.j.outcome = Outcome::RolledBack;
+        r.save()?;
+        return Err(e);
+    }
+
+    // From here on a signal must not kill us with Docker down: it sets a flag
+    // checked between steps, and the move undoes itself. Before this point
+    // the default action (exit) is right: nothing on the host has changed,
+    // and `rollback` only closes the journal.
+    signal::install();
+    let stopped_at = Instant::now();
+    let after_stop = (|| -> Result<()> {
+        r.step("stop", |j| {
+            svc.stop().map_err(PlanError::service("stop"))?;
+            if svc.recorded_command().is_some() {
+                j.service = Some(svc.record());
+            }
+            verify_stopped(&j.data_root).map_err(PlanError::service("stop"))
+        })?;
+        let baseline = plan.precopy.then(|| m1.clone());
+        let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
+        report.sync_rewritten = r.step("sync", |j| copy_step("sync", &j.data_root, &j.target, &opts, progress))?;
+        report.verified_entries = r.step("verify", |j| {
+            let rep = verify_tree(&j.target, &m2, env.threads, progress).map_err(PlanError::engine("verify"))?;
+            if !rep.ok() {
+                let first = rep.differences.first().map(|d| format!("{d:?}")).or_else(|| rep.errors.first().cloned());
+                return Err(PlanError::VerifyFailed {
+                    target: j.target.clone(),
+                    count: rep.differences.len() + rep.errors.len(),
+                    first: first.unwrap_or_default(),
+                });
+            }
+            Ok(rep.entries)
+        })?;
+        switch::apply(&mut r, plan.use_dropin)?;
+        let starter = target_starter(&r.j, env);
+        r.step("start", |_| starter.start().map_err(PlanError::service("start")))?;
+        let expected = expected_root(&r.j);
+        r.step("health", |_| health(env, &expected, Some(&before), progress))?;
+        Ok(())
+    })();
+    if let Err(cause) = after_stop {
+        return Err(undo_after_failure(env, &mut r, cause));
+    }
+    report.downtime_secs = stopped_at.elapsed().as_secs_f64();
+    r.j.downtime_secs = Some(report.downtime_secs);
+    r.j.outcome = Outcome::Moved;
+    if r.j.method == Method::DataRoot {
+        // The old data stays where it was; finalize deletes it.
+        r.j.old_tree = Some(r.j.data_root.clone());
+    }
+    report.old_tree = r.j.old_tree.clone();
+    r.save()?;
+    Ok(report)
+}
+
+fn copy_opts(env: &Env, delete: bool, live: bool, baseline: Option<PathBuf>, manifest: Option<PathBuf>) -> CopyOptions {
+    CopyOptions { delete, checksum: false, live, sparsify: false, baseline, manifest, threads: env.threads }
+}
+
+fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Progress) -> Result<u64> {
+    let s = copy_tree(src, dst, opts, progress).map_err(PlanError::engine(step))?;
+    if !s.ok() {
+        return Err(PlanError::CopyErrors { step, target: dst.into(), errors: s.errors });
+    }
+    for m in &s.stats.mount_points {
+        progress.warn(&format!("{step}: skipped mount point {m}"));
+    }
+    Ok(if opts.delete { s.stats.rewritten } else { s.stats.entries })
+}
+
+/// The data-root Docker must report after the move.
+pub fn expected_root(j: &Journal) -> PathBuf {
+    match j.method {
+        Method::Bind => j.data_root.clone(),
+        Method::DataRoot => j.target.clone(),
+    }
+}
+
+/// The manager that starts Docker on the new location: the recorded one,
+/// except in pidfile mode with `--data-root` on the command line, where the
+/// flag is rewritten to the target.
+pub fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
+    let ctx = env.ctx(&j.data_root);
+    let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None });
+    match (&rec.kind, &rec.command) {
+        (ServiceKind::Pidfile(p), Some(cmd)) if j.rewrite_argv => {
+            Box::new(PidfileService::with_command(p.clone(), env.timing, rewrite_data_root(cmd, &j.target)))
+        }
+        _ => rec.rebuild(&ctx),
+    }
+}
+
+/// `cmd` with the value of its `--data-root`/`-g`/`--graph` flag replaced.
+pub fn rewrite_data_root(cmd: &DaemonCommand, target: &Path) -> DaemonCommand {
+    let t = target.to_string_lossy().to_string();
+    let mut out = cmd.clone();
+    let mut i = 0;
+    while i < out.argv.len() {
+        let a = out.argv[i].clone();
+        for f in unit::DATA_ROOT_FLAGS {
+            if a == *f && i + 1 < out.argv.len() {
+                out.argv[i + 1] = t.clone();
+                i += 1;
+            } else if a.starts_with(&format!("{f}=")) {
+                out.argv[i] = format!("{f}={t}");
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether dockerd restarts a container that ran when it stopped.
+fn restarts(policy: &str) -> bool {
+    matches!(policy, "always" | "unless-stopped")
+}
+
+/// `s` with the state of containers dockerd does not restart by itself
+/// blanked: such a container is down after any daemon restart, move or not.
+fn comparable(s: &DockerState) -> DockerState {
+    let mut s = s.clone();
+    for c in s.containers.iter_mut().filter(|c| !restarts(&c.restart_policy)) {
+        c.state = String::new();
+    }
+    s
+}
+
+/// The daemon answers, uses `expected` as its root, holds the same images,
+/// containers and volumes as `before`, and containers that were running with
+/// a restart policy of `always`/`unless-stopped` run again (waiting up to
+/// 60 s). Running containers without such a policy are reported as warnings.
+pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
+    let h = |msg: String| PlanError::Health { msg };
+    if !env.api.ping() {
+        return Err(h(format!("Docker does not answer on {}", env.api.socket.display())));
+    }
+    let info = env.api.info().map_err(PlanError::docker("health"))?;
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canon(&info.docker_root_dir) != canon(expected) {
+        return Err(h(format!(
+            "Docker reports DockerRootDir {} instead of {}",
+            info.docker_root_dir.display(),
+            expected.display()
+        )));
+    }
+    let Some(before) = before else { return Ok(()) };
+    for c in before.containers.iter().filter(|c| c.state == "running" && !restarts(&c.restart_policy)) {
+        progress.warn(&format!(
+            "container {} ({}) was running and has restart policy {:?}: dockerd does not restart it, start it with `docker start`",
+            c.names.join(","),
+            &c.id[..c.id.len().min(12)],
+            c.restart_policy
+        ));
+    }
+    let want = comparable(before);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = DockerState::capture(&env.api).map_err(PlanError::docker("health"))?;
+        let diff = want.diff(&comparable(&now));
+        if diff.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline || signal::caught() {
+            return Err(h(format!("Docker's objects differ from before the move: {}", diff.join("; "))));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// After a failure past the stop: stop Docker if it runs, undo the switch,
+/// start Docker on the old data.
+fn undo_after_failure(env: &Env, r: &mut Runner, cause: PlanError) -> PlanError {
+    r.progress.warn(&format!("{cause}; undoing the move"));
+    match super::rollback::undo_journal(env, &env.state, &mut r.j, r.progress) {
+        Ok(_) => PlanError::RolledBack { cause: Box::new(cause), data_root: r.j.data_root.clone(), target: r.j.target.clone() },
+        Err(undo) => PlanError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo), journal: env.state.journal_path() },
+    }
+}
+
+/// Whether a journal at `state` refuses new moves (for `status`).
+pub fn pending(state: &StateDir) -> Option<Journal> {
+    state.load().ok().flatten().filter(|j| j.outcome != Outcome::RolledBack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_ignores_state_of_containers_dockerd_does_not_restart() {
+        use crate::docker::snapshot::ContainerState;
+        let c = |id: &str, state: &str, policy: &str| ContainerState {
+            id: id.into(),
+            names: vec![format!("/{id}")],
+            image: "i".into(),
+            state: state.into(),
+            restart_policy: policy.into(),
+        };
+        let before = DockerState::new(vec![], vec![c("a", "running", "no"), c("b", "running", "unless-stopped")], vec![]);
+        let after = DockerState::new(vec![], vec![c("a", "exited", "no"), c("b", "running", "unless-stopped")], vec![]);
+        assert!(comparable(&before).diff(&comparable(&after)).is_empty());
+        let down = DockerState::new(vec![], vec![c("a", "exited", "no"), c("b", "exited", "unless-stopped")], vec![]);
+        assert_eq!(comparable(&before).diff(&comparable(&down)).len(), 1);
+    }
+
+    #[test]
+    fn rewrites_every_data_root_flag_form() {
+        let c = DaemonCommand {
+            argv: ["dockerd", "--data-root", "/a", "-g=/b", "--pidfile", "/p"].iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            cwd: "/".into(),
+            log: "/l".into(),
+        };
+        let r = rewrite_data_root(&c, Path::new("/new"));
+        assert_eq!(r.argv, ["dockerd", "--data-root", "/new", "-g=/new", "--pidfile", "/p"]);
+    }
+}

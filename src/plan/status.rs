@@ -1,0 +1,136 @@
+//! `dockroot status`: what a move would have to deal with, gathered without
+//! changing anything; with a target, whether that target can take the data.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::{PlanError, Result};
+use super::journal::Journal;
+use super::probe::{self, ProbeResult};
+use super::{Env, absolute};
+use crate::docker::daemon_json::DaemonJson;
+use crate::docker::discover::{self, Conflict, Source};
+use crate::docker::fstab::Fstab;
+use crate::docker::{facts, mountinfo};
+
+/// The report (also the `--json` output).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub data_root: PathBuf,
+    pub source: Source,
+    pub conflicts: Vec<Conflict>,
+    pub running_data_root: Option<PathBuf>,
+    pub daemon_running: bool,
+    pub engine_version: Option<String>,
+    pub storage_driver: Option<String>,
+    pub live_restore: Option<bool>,
+    pub userns_dirs: Vec<PathBuf>,
+    pub containerd_warning: Option<String>,
+    /// Mounts below the data-root (container layers while Docker runs).
+    pub mounts_below: Vec<String>,
+    pub size_bytes: u64,
+    pub entries: u64,
+    pub service_manager: String,
+    pub running_containers: Option<u64>,
+    /// An unfinished or un-finalized move.
+    pub journal: Option<JournalSummary>,
+    pub target: Option<TargetStatus>,
+}
+
+/// The journal without the recorded dockerd environment (it may hold secrets).
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalSummary {
+    pub id: String,
+    pub operation: String,
+    pub outcome: super::journal::Outcome,
+    pub data_root: PathBuf,
+    pub target: PathBuf,
+    pub method: super::journal::Method,
+    pub steps: Vec<super::journal::StepRecord>,
+    pub old_tree: Option<PathBuf>,
+}
+
+impl From<Journal> for JournalSummary {
+    fn from(j: Journal) -> Self {
+        Self {
+            id: j.id,
+            operation: j.operation,
+            outcome: j.outcome,
+            data_root: j.data_root,
+            target: j.target,
+            method: j.method,
+            steps: j.steps,
+            old_tree: j.old_tree,
+        }
+    }
+}
+
+/// Facts about a prospective target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub path: PathBuf,
+    pub fs_type: String,
+    pub free_bytes: u64,
+    /// The fstab line mounting the target's filesystem, if any.
+    pub in_fstab: bool,
+    pub probe: ProbeResult,
+    pub enough_space: bool,
+}
+
+/// Gathers the status; `to` adds the target checks.
+pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
+    let opts = discover::DiscoverOptions {
+        daemon_json: env.daemon_json.clone(),
+        api: Some(env.api.clone()),
+        ..Default::default()
+    };
+    let d = discover::discover(&opts).map_err(PlanError::docker("status"))?;
+    let data_root = env.data_root.clone().unwrap_or(d.data_root.clone());
+    let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("status"))?;
+    let info = env.api.ping().then(|| env.api.info().ok()).flatten();
+    let size = facts::tree_size(&data_root).unwrap_or_default();
+    let mounts = mountinfo::read_self().map_err(PlanError::docker("status"))?;
+    let below = mountinfo::below(&mounts, &data_root)
+        .into_iter()
+        .map(|m| format!("{} ({})", m.mount_point.display(), m.fstype))
+        .collect();
+    let target = to.map(|t| target_status(env, &mounts, &absolute(t), size.bytes));
+    Ok(Status {
+        source: d.source,
+        conflicts: d.conflicts,
+        running_data_root: info.as_ref().map(|i| i.docker_root_dir.clone()),
+        daemon_running: info.is_some(),
+        engine_version: info.as_ref().map(|i| i.server_version.clone()),
+        storage_driver: d.storage_driver,
+        live_restore: d.live_restore,
+        userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
+        containerd_warning: facts::containerd_store(&data_root, &cfg).map(|c| c.warning()),
+        mounts_below: below,
+        size_bytes: size.bytes,
+        entries: size.entries,
+        service_manager: env.service.clone().resolve().to_string(),
+        running_containers: info.as_ref().map(|i| i.containers_running),
+        journal: super::move_::pending(&env.state).map(JournalSummary::from),
+        target,
+        data_root,
+    })
+}
+
+fn target_status(env: &Env, mounts: &[mountinfo::MountEntry], t: &Path, need: u64) -> TargetStatus {
+    let pr = probe::probe(t);
+    let fst = Fstab::load(&env.fstab).ok();
+    let mp = mountinfo::containing(mounts, t).map(|m| m.mount_point.clone());
+    let in_fstab = match (fst, mp) {
+        (Some(f), Some(mp)) => f.entries().iter().any(|e| e.file == mp),
+        _ => false,
+    };
+    TargetStatus {
+        path: t.into(),
+        fs_type: pr.fs_type.clone(),
+        free_bytes: pr.free_bytes,
+        in_fstab,
+        enough_space: pr.free_bytes >= need + need * super::SPACE_MARGIN_PERCENT / 100,
+        probe: pr,
+    }
+}
