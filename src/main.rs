@@ -14,6 +14,7 @@ fn main() {
         Command::Copy(a) => Some(a.src.clone()),
         Command::Manifest(a) => Some(a.path.clone()),
         Command::Verify(a) => Some(a.path.clone()),
+        _ => None,
     };
     let estimate = || source.map(|p| dockroot::tree::estimate::estimate(&p));
     let progress = cli::progress::make(args.global.quiet, args.global.json, estimate);
