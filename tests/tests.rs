@@ -8,3 +8,4 @@ mod engine;
 mod docker_service;
 mod archive;
 mod plan;
+mod systemd_move;

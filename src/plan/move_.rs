@@ -48,10 +48,18 @@ pub struct MoveReport {
     pub method: Method,
     pub old_tree: Option<PathBuf>,
     pub downtime_secs: f64,
+    /// Wall-clock seconds since the epoch when Docker was stopped and when it
+    /// was started again (for logs and tests that correlate events).
+    pub stopped_at_unix: f64,
+    pub started_at_unix: f64,
     pub precopy_entries: u64,
     pub sync_rewritten: u64,
     pub verified_entries: u64,
     pub journal: PathBuf,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Runs the plan. The caller holds no lock; this takes it.
@@ -96,6 +104,8 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         method: plan.method,
         old_tree: None,
         downtime_secs: 0.0,
+        stopped_at_unix: 0.0,
+        started_at_unix: 0.0,
         precopy_entries: 0,
         sync_rewritten: 0,
         verified_entries: 0,
@@ -128,6 +138,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     // and `rollback` only closes the journal.
     signal::install();
     let stopped_at = Instant::now();
+    report.stopped_at_unix = unix_now();
     let after_stop = (|| -> Result<()> {
         r.step("stop", |j| {
             svc.stop().map_err(PlanError::service("stop"))?;
@@ -153,6 +164,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         })?;
         switch::apply(&mut r, plan.use_dropin)?;
         let starter = target_starter(&r.j, env);
+        report.started_at_unix = unix_now();
         r.step("start", |_| starter.start().map_err(PlanError::service("start")))?;
         let expected = expected_root(&r.j);
         r.step("health", |_| health(env, &expected, Some(&before), progress))?;
