@@ -80,7 +80,8 @@ impl Progress for Bar {
 
 /// Periodic one-line progress for logs (non-TTY stderr).
 struct Lines {
-    state: Mutex<(String, Instant, Instant)>,
+    /// (phase, its start, the last line printed, finished already)
+    state: Mutex<(String, Instant, Instant, bool)>,
     entries: AtomicU64,
     bytes: AtomicU64,
 }
@@ -88,12 +89,17 @@ struct Lines {
 impl Lines {
     fn new() -> Lines {
         let now = Instant::now();
-        Lines { state: Mutex::new((String::new(), now, now)), entries: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+        Lines { state: Mutex::new((String::new(), now, now, true)), entries: AtomicU64::new(0), bytes: AtomicU64::new(0) }
     }
 
     fn line(&self, phase: &str, start: Instant) {
         let (n, b) = (self.entries.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed));
         let secs = start.elapsed().as_secs_f64().max(0.001);
+        if n == 0 {
+            // A step that is not a walk (stop, mount, start…): just its time.
+            eprintln!("dockroot: {phase}: done in {secs:.1}s");
+            return;
+        }
         eprintln!(
             "dockroot: {phase}: {n} entries, {} ({}/s), {:.1}s",
             indicatif::HumanBytes(b),
@@ -106,7 +112,7 @@ impl Lines {
 impl Progress for Lines {
     fn phase(&self, name: &str, _total: Option<(u64, u64)>) {
         let now = Instant::now();
-        *self.state.lock().unwrap() = (name.to_string(), now, now);
+        *self.state.lock().unwrap() = (name.to_string(), now, now, false);
         self.entries.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
     }
@@ -126,7 +132,10 @@ impl Progress for Lines {
     }
 
     fn finish(&self) {
-        let s = self.state.lock().unwrap();
-        self.line(&s.0, s.1);
+        // Nested phases (a plan step that runs a copy) finish twice: one line.
+        let mut s = self.state.lock().unwrap();
+        if !std::mem::replace(&mut s.3, true) {
+            self.line(&s.0, s.1);
+        }
     }
 }

@@ -67,7 +67,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         Err(e) => return Ok(fail(out, &e)),
     };
     out.json(&serde_json::to_value(&s)?);
-    out.say(&format!("data-root:        {} (from {:?})", s.data_root.display(), s.source));
+    out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
     for c in &s.conflicts {
         out.say(&format!("CONFLICT:         {} set as flag in {} and in {}", c.directive, c.flag_source.display(), c.json_source.display()));
     }
@@ -127,7 +127,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     for w in &p.warnings {
         progress.warn(w);
     }
-    out.say(&format!("plan: move {} to {} ({:?}, {} on {}, {} free)", p.data_root.display(), p.target.display(), p.method, bytes(p.size_bytes), p.fs_type, bytes(p.free_bytes)));
+    out.say(&format!("plan: move {} to {} ({}, {} on {}, {} free)", p.data_root.display(), p.target.display(), p.method, bytes(p.size_bytes), p.fs_type, bytes(p.free_bytes)));
     for (i, s) in p.steps.iter().enumerate() {
         out.say(&format!("  {}. {:<11} {}", i + 1, s.name, s.description));
     }
@@ -141,7 +141,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     match plan::move_::execute(&env, &p, progress) {
         Ok(r) => {
             out.json(&json!({"ok": true, "plan": p, "result": r}));
-            out.say(&format!("moved {} to {} ({:?}); Docker was down {:.1}s", r.data_root.display(), r.target.display(), r.method, r.downtime_secs));
+            out.say(&format!("moved {} to {} ({}); Docker was down {:.1}s", r.data_root.display(), r.target.display(), r.method, r.downtime_secs));
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
             }

@@ -49,6 +49,17 @@ pub enum Source {
     Default,
 }
 
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::DaemonJson { path, key } => write!(f, "`{key}` in {}", path.display()),
+            Source::UnitFlag { path, flag } => write!(f, "{flag} in {}", path.display()),
+            Source::RunningDaemon { socket } => write!(f, "the running daemon on {}", socket.display()),
+            Source::Default => write!(f, "Docker's default"),
+        }
+    }
+}
+
 /// A directive set both as a dockerd flag and in daemon.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {

@@ -93,12 +93,12 @@ impl ContainerdStore {
 /// Detects the containerd image store: `features.containerd-snapshotter` in
 /// daemon.json (images in `/var/lib/containerd`, outside the data-root) or a
 /// `<data-root>/containerd/daemon` directory (managed containerd inside it).
-pub fn containerd_store(data_root: &Path, cfg: &DaemonJson) -> Option<ContainerdStore> {
-    let inner = data_root.join("containerd").join("daemon");
-    if inner.is_dir() {
-        let reason = format!("{} exists (dockerd-managed containerd)", inner.display());
-        return Some(ContainerdStore { path: inner, reason });
-    }
+///
+/// `<data-root>/containerd/daemon` is not a sign of it: that is the state of
+/// the containerd that dockerd starts itself, inside the data-root, and it
+/// moves with it. Only the snapshotter feature puts images in containerd's
+/// own root, outside the data-root.
+pub fn containerd_store(_data_root: &Path, cfg: &DaemonJson) -> Option<ContainerdStore> {
     cfg.containerd_snapshotter().then(|| ContainerdStore {
         path: PathBuf::from("/var/lib/containerd"),
         reason: format!("features.containerd-snapshotter is true in {}", cfg.path().display()),
@@ -172,7 +172,8 @@ mod tests {
         let dirs = userns_dirs(d.path()).unwrap();
         assert_eq!(dirs, vec![d.path().join("100000.100000")]);
         let cfg = DaemonJson::parse(Path::new("/d.json"), b"{}").unwrap();
-        assert!(containerd_store(d.path(), &cfg).unwrap().reason.contains("containerd/daemon"));
+        // dockerd's own containerd state lives inside the data-root: no warning.
+        assert!(containerd_store(d.path(), &cfg).is_none());
         let cfg = DaemonJson::parse(Path::new("/d.json"), br#"{"features":{"containerd-snapshotter":true}}"#).unwrap();
         let other = tempfile::tempdir().unwrap();
         assert_eq!(containerd_store(other.path(), &cfg).unwrap().path, PathBuf::from("/var/lib/containerd"));

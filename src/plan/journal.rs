@@ -28,6 +28,15 @@ pub enum Method {
     DataRoot,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Bind => "bind mount",
+            Method::DataRoot => "data-root in daemon.json",
+        })
+    }
+}
+
 /// The state of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

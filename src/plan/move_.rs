@@ -194,9 +194,7 @@ fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, pro
     if !s.ok() {
         return Err(PlanError::CopyErrors { step, target: dst.into(), errors: s.errors });
     }
-    for m in &s.stats.mount_points {
-        progress.warn(&format!("{step}: skipped mount point {m}"));
-    }
+    // The engine has already warned about each mount point it skipped.
     Ok(if opts.delete { s.stats.rewritten } else { s.stats.entries })
 }
 
