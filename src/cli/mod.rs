@@ -1,6 +1,7 @@
 //! Command-line types (clap) and their translation into engine options. The
 //! engine never sees these types.
 
+pub mod archive_cmds;
 pub mod commands;
 pub mod output;
 pub mod progress;
@@ -32,6 +33,18 @@ pub struct Global {
     /// Worker threads (default: cores + 1).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// The Docker data-root (default: discovered from daemon.json, docker.service, the daemon).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub data_root: Option<PathBuf>,
+    /// How Docker is stopped and started: auto, systemd, sysv, openrc, pidfile:PATH or none.
+    #[arg(long, global = true, value_name = "KIND", default_value = "auto")]
+    pub service: String,
+    /// Where dockroot keeps its journal, lock and manifests.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/dockroot")]
+    pub state_dir: PathBuf,
+    /// The Docker API socket (default: $DOCKER_HOST or /var/run/docker.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,6 +55,12 @@ pub enum Command {
     Manifest(ManifestArgs),
     /// Check a tree against a manifest; print every difference.
     Verify(VerifyArgs),
+    /// Stop Docker, write the data-root to a .tar.zst archive, start Docker again.
+    Backup(BackupArgs),
+    /// Replace the data-root with a verified archive; undone on failure.
+    Restore(RestoreArgs),
+    /// Show an archive's metadata and Docker objects without extracting it.
+    Inspect(InspectArgs),
 }
 
 #[derive(Args, Debug)]
@@ -82,7 +101,53 @@ pub struct ManifestArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// A tree (with --manifest) or a backup archive.
     pub path: PathBuf,
     #[arg(long)]
-    pub manifest: PathBuf,
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Archive file, directory (DIR/: a timestamped name inside it) or `-` for stdout.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// With -o DIR/: keep only the newest N dockroot archives there.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Leave out /etc/docker and the docker.service drop-ins.
+    #[arg(long)]
+    pub no_config: bool,
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = 3)]
+    pub level: i32,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The archive, or `-` for stdin.
+    pub archive: PathBuf,
+    /// Replace a non-empty data-root (it is kept aside) and ignore an engine version mismatch.
+    #[arg(long)]
+    pub force: bool,
+    /// Also restore /etc/docker and docker.service drop-ins from the archive (backups kept).
+    #[arg(long)]
+    pub with_config: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    pub archive: PathBuf,
 }

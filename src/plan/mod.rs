@@ -1,1 +1,5 @@
 //! TODO
+
+pub mod archive_error;
+pub mod backup;
+pub mod restore;
