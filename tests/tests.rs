@@ -6,3 +6,4 @@ mod util;
 mod engine;
 mod docker_service;
 mod archive;
+mod backup;

@@ -8,24 +8,24 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// A file-system step of the backup or restore failed.
-    #[error("cannot {step} {}: {source}", path.display())]
-    Io { step: &'static str, path: PathBuf, source: io::Error },
+    #[error("cannot {step} {}: {err}", path.display())]
+    Io { step: &'static str, path: PathBuf, err: io::Error },
 
     /// The archive layer failed (reading, writing, extracting).
-    #[error("{0}")]
+    #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
 
     /// The manifest layer failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] crate::error::Error),
 
     /// Stopping or starting Docker failed.
-    #[error("{step}: {source}")]
-    Service { step: &'static str, source: crate::service::ServiceError },
+    #[error("{step}: {err}")]
+    Service { step: &'static str, err: crate::service::ServiceError },
 
     /// Talking to Docker or reading its configuration failed.
-    #[error("{step}: {source}")]
-    Docker { step: &'static str, source: crate::docker::DockerError },
+    #[error("{step}: {err}")]
+    Docker { step: &'static str, err: crate::docker::DockerError },
 
     /// `meta.json` is missing fields or is not JSON.
     #[error("the archive's meta.json is invalid: {0}; the archive was not written by this dockroot")]
@@ -55,13 +55,13 @@ pub enum BackupError {
 impl BackupError {
     pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BackupError {
         let path = path.into();
-        move |source| BackupError::Io { step, path, source }
+        move |err| BackupError::Io { step, path, err }
     }
     pub fn service(step: &'static str) -> impl FnOnce(crate::service::ServiceError) -> BackupError {
-        move |source| BackupError::Service { step, source }
+        move |err| BackupError::Service { step, err }
     }
     pub fn docker(step: &'static str) -> impl FnOnce(crate::docker::DockerError) -> BackupError {
-        move |source| BackupError::Docker { step, source }
+        move |err| BackupError::Docker { step, err }
     }
 }
 

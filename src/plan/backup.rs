@@ -48,7 +48,8 @@ pub struct BackupMeta {
     pub hostname: String,
     /// UTC, `YYYYMMDDTHHMMSSZ`.
     pub created: String,
-    /// Entries and bytes of the data-root, counted after Docker stopped.
+    /// Entries and bytes of the data-root, counted after Docker stopped
+    /// (an estimate: the manifest's trailer has the exact entry count).
     pub entries: u64,
     pub bytes: u64,
     /// Images, containers and volumes as the daemon listed them before the stop.
@@ -248,7 +249,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     svc.stop().map_err(BackupError::service("stop Docker"))?;
     let stopped = Instant::now();
     let result: Result<_> = (|| {
-        let size = facts::tree_size(&dr).map_err(BackupError::docker("measure the data-root"))?;
+        // Counted before the archive, so meta.json (the first member) can carry them.
+        let (entries, bytes) = crate::tree::estimate::estimate(&dr);
         let meta = BackupMeta {
             format: META_FORMAT,
             tool: "dockroot".into(),
@@ -258,8 +260,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             data_root: dr.clone(),
             hostname: hostname(),
             created: atomic::utc_timestamp(SystemTime::now()),
-            entries: size.entries,
-            bytes: size.bytes,
+            entries,
+            bytes,
             docker,
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
