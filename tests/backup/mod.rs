@@ -278,3 +278,67 @@ fn inspect_verify_and_keep() {
     assert!(names.contains(&"unrelated.tar.zst".to_string()) && !names.iter().any(|n| n.contains("20000101")), "{names:?}");
     assert!(!names.iter().any(|n| n.ends_with(".partial")));
 }
+
+/// (6) A failure after the stop is undone: here the swap fails because the
+/// data-root is a mount point (rename gives EBUSY). The old data stays, the
+/// staging tree is removed and the journal says `undone`.
+#[test]
+fn failed_swap_is_undone() {
+    require_root();
+    let s = Scratch::new("bk-undo");
+    let (_src, a) = fidelity_archive(&s);
+    let fs = LoopFs::new(&s, "ext4", "256M");
+    std::fs::write(fs.mnt.join("keep"), b"old data").unwrap();
+    let st = s.join("st");
+    let o = d(&[&"--service", &"none", &"--data-root", &fs.mnt, &"--state-dir", &st, &"restore", &a, &"--yes", &"--force"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("undone"), "{}", text(&o));
+    assert_eq!(std::fs::read(fs.mnt.join("keep")).unwrap(), b"old data");
+    let names: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(st.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "undone", "{j}");
+}
+
+/// (g) The shipped service and timer in a real systemd host (nspawn): the
+/// service writes a verified archive and Docker runs again afterwards.
+#[test]
+fn systemd_backup_service_writes_a_verified_archive() {
+    require_root();
+    let s = Scratch::new("bk-systemd");
+    let root = s.join("host");
+    ok(Command::new("bash").arg(script("systemd-host.sh")).arg("copy").arg(&root));
+    std::fs::copy(bin(), root.join("usr/local/bin/dockroot")).unwrap();
+    for u in ["dockroot-backup.service", "dockroot-backup.timer"] {
+        std::fs::copy(repo().join("systemd").join(u), root.join("etc/systemd/system").join(u)).unwrap();
+    }
+    std::fs::write(root.join("etc/default/dockroot-backup"), "DOCKROOT_BACKUP_KEEP=2\n").unwrap();
+    let name = format!("dockroot-bk-{}", std::process::id());
+    let o = ok(Command::new("bash").arg(script("systemd-host.sh")).arg("boot").arg(&root).arg(&name));
+    let pid = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    struct Host(String);
+    impl Drop for Host {
+        fn drop(&mut self) {
+            let _ = Command::new("bash").arg(script("systemd-host.sh")).arg("stop").arg(&self.0).status();
+        }
+    }
+    let host = Host(pid.clone());
+    let inside = |cmd: &str| {
+        let o = run(Command::new("bash").arg(script("systemd-host.sh")).args(["exec", &pid, "sh", "-c", cmd]));
+        (o.status.success(), text(&o))
+    };
+    let (okv, out) = inside("docker volume create bkvol && mkdir -p /etc/docker && echo '{}' > /etc/docker/daemon.json && systemctl daemon-reload && systemctl enable --now dockroot-backup.timer");
+    assert!(okv, "{out}");
+    let t = std::time::Instant::now();
+    let (okv, out) = inside("systemctl start dockroot-backup.service");
+    assert!(okv, "{out}\n{}", inside("journalctl -u dockroot-backup.service --no-pager | tail -30").1);
+    eprintln!("dockroot-backup.service in nspawn: {:.1}s", t.elapsed().as_secs_f64());
+    let (okv, out) = inside("ls /var/backups/dockroot/");
+    assert!(okv && out.lines().filter(|l| l.starts_with("dockroot-") && l.ends_with(".tar.zst")).count() == 1, "{out}");
+    let (okv, out) = inside("dockroot verify /var/backups/dockroot/dockroot-*.tar.zst && dockroot --json inspect /var/backups/dockroot/dockroot-*.tar.zst");
+    assert!(okv, "{out}");
+    assert!(out.contains("\"bkvol\""), "{out}");
+    let (okv, out) = inside("systemctl is-active docker.service && systemctl show -p NextElapseUSecRealtime dockroot-backup.timer");
+    assert!(okv && out.contains("active") && !out.contains("NextElapseUSecRealtime=\n"), "{out}");
+    drop(host);
+}
