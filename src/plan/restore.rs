@@ -181,6 +181,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         outcome: "running",
         path: opts.state_dir.join("restore.json"),
     };
+    let _lock = lock(&opts.state_dir)?;
     // (3) Stop Docker.
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
@@ -235,6 +236,20 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             Err(BackupError::Undone { error: Box::new(e), undo })
         }
     }
+}
+
+/// Takes `<state-dir>/lock` (the same lock as `move`), so a restore and a
+/// move or another restore never run at once; released when dropped.
+fn lock(state_dir: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(state_dir).map_err(BackupError::io("create the state directory", state_dir))?;
+    let p = state_dir.join("lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(BackupError::io("open", &p))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(BackupError::Refused(format!("another dockroot run holds {}; wait for it to finish", p.display())));
+    }
+    Ok(f)
 }
 
 /// Removes a tree whose directories may lack write permission for us.

@@ -342,3 +342,72 @@ fn systemd_backup_service_writes_a_verified_archive() {
     assert!(okv && out.contains("active") && !out.contains("NextElapseUSecRealtime=\n"), "{out}");
     drop(host);
 }
+
+fn meta_for(src: &Path) -> BackupMeta {
+    BackupMeta {
+        format: 1,
+        tool: "dockroot".into(),
+        tool_version: "0".into(),
+        engine_version: None,
+        storage_driver: None,
+        data_root: src.to_path_buf(),
+        hostname: "h".into(),
+        created: "20260101T000000Z".into(),
+        entries: 2,
+        bytes: 1,
+        docker: None,
+    }
+}
+
+fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::plan::restore::RestoreOptions {
+    dockroot::plan::restore::RestoreOptions {
+        source: src.to_path_buf(),
+        data_root: Some(dst.to_path_buf()),
+        service: dockroot::service::ServiceKind::None,
+        api: dockroot::docker::api::DockerApi::new("/nonexistent.sock"),
+        state_dir: st.to_path_buf(),
+        force: false,
+        with_config: true,
+        host_root: host.to_path_buf(),
+        dockerd: "dockerd".into(),
+        threads: 2,
+        timing: Default::default(),
+    }
+}
+
+/// `--with-config` writes only /etc/docker files and docker.service drop-ins
+/// (keeping backups of what it replaces); any other name undoes the restore.
+#[test]
+fn with_config_restores_docker_files_and_rejects_others() {
+    require_root();
+    let s = Scratch::new("bk-config");
+    let src = s.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let cfg = s.join("daemon.json");
+    std::fs::write(&cfg, b"{\"log-level\":\"warn\"}").unwrap();
+    let host = s.join("host");
+    std::fs::create_dir_all(host.join("etc/docker")).unwrap();
+    std::fs::write(host.join("etc/docker/daemon.json"), b"{}").unwrap();
+    let good = s.join("good.tar.zst");
+    let config = vec![
+        (b"etc/docker/daemon.json".to_vec(), cfg.clone()),
+        (b"etc/systemd/system/docker.service.d/override.conf".to_vec(), cfg.clone()),
+    ];
+    write_archive(std::fs::File::create(&good).unwrap(), &src, &meta_for(&src), &config, &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst = s.join("dst");
+    let r = dockroot::plan::restore::restore(&restore_opts(&good, &dst, &host, &s.join("st")), &dockroot::progress::Silent).unwrap();
+    assert_eq!(r.config_restored.len(), 2);
+    assert_eq!(std::fs::read(host.join("etc/docker/daemon.json")).unwrap(), b"{\"log-level\":\"warn\"}");
+    assert!(host.join("etc/systemd/system/docker.service.d/override.conf").is_file());
+    let backups = std::fs::read_dir(host.join("etc/docker")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".dockroot-bak-")).count();
+    assert_eq!(backups, 1, "the replaced daemon.json is kept");
+    assert_same_tree(&src, &dst);
+
+    let bad = s.join("bad.tar.zst");
+    write_archive(std::fs::File::create(&bad).unwrap(), &src, &meta_for(&src), &[(b"etc/passwd".to_vec(), cfg)], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst2 = s.join("dst2");
+    let e = dockroot::plan::restore::restore(&restore_opts(&bad, &dst2, &host, &s.join("st")), &dockroot::progress::Silent).unwrap_err();
+    assert!(e.to_string().contains("etc/passwd") && e.to_string().contains("undone"), "{e}");
+    assert!(!dst2.exists() && !host.join("etc/passwd").exists());
+}
