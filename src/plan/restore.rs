@@ -88,7 +88,7 @@ impl Journal {
     fn save(&self) {
         if std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new("/"))).is_ok() {
             if let Ok(j) = serde_json::to_vec_pretty(self) {
-                let _ = atomic::replace_with_backup(&self.path, &j).map(|b| b.map(|b| std::fs::remove_file(b)));
+                let _ = atomic::replace_with_backup(&self.path, &j).map(|b| b.map(std::fs::remove_file));
             }
         }
     }
@@ -208,8 +208,11 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         }
         Err(e) => {
             let mut undo = Vec::new();
-            if !none {
-                let _ = svc.stop();
+            // Docker may already run on the restored tree (health check failed).
+            if !none && svc.is_running().unwrap_or(false) {
+                if let Err(x) = svc.stop() {
+                    undo.push(format!("stop Docker: {x}"));
+                }
             }
             if let Some(prev) = swapped {
                 // Put the restored tree back aside, then the previous data-root back.

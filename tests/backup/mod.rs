@@ -411,3 +411,37 @@ fn with_config_restores_docker_files_and_rejects_others() {
     assert!(e.to_string().contains("etc/passwd") && e.to_string().contains("undone"), "{e}");
     assert!(!dst2.exists() && !host.join("etc/passwd").exists());
 }
+
+/// (6) A failed health check after the swap is undone: Docker is stopped,
+/// the previous data-root is put back and Docker starts on it again.
+#[test]
+fn failed_health_check_restarts_docker_on_the_old_data() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let s = Scratch::new("bk-health");
+    let dir = short_dir("bkh");
+    let dm = Daemon::start(dir.path());
+    dm.docker(&["volume", "create", "v1"]);
+    dm.stop();
+    // The archive's meta claims a volume its data does not hold.
+    let root = dir.path().join("root");
+    let mut meta = meta_for(&root);
+    meta.engine_version = dockroot::docker::facts::engine_version(Path::new("dockerd")).ok().map(|v| v.version);
+    meta.docker = Some(dockroot::docker::snapshot::DockerState::new(vec![], vec![], vec!["v1".into(), "ghost".into()]));
+    let a = s.join("lying.tar.zst");
+    write_archive(std::fs::File::create(&a).unwrap(), &root, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dm = Daemon::start(dir.path());
+    dm.docker(&["volume", "create", "only-in-old-data"]);
+    let state = s.join("st");
+    let mut r = dm.args(&state);
+    r.extend(["restore".into(), a.display().to_string(), "--yes".into(), "--force".into()]);
+    let o = dockroot(&r);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ghost") && text(&o).contains("undone"), "{}", text(&o));
+    let vols = dm.docker(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(vols.contains("only-in-old-data"), "Docker must run on the old data again: {vols}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "undone", "{j}");
+}
