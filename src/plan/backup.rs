@@ -144,10 +144,8 @@ pub fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
     let mut out = Vec::new();
     for d in CONFIG_DIRS {
         for e in walkdir::WalkDir::new(host_root.join(d)).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
-            if e.file_type().is_file() {
-                if let Ok(rel) = e.path().strip_prefix(host_root) {
-                    out.push((rel.as_os_str().as_encoded_bytes().to_vec(), e.path().to_path_buf()));
-                }
+            if let (true, Ok(rel)) = (e.file_type().is_file(), e.path().strip_prefix(host_root)) {
+                out.push((rel.as_os_str().as_encoded_bytes().to_vec(), e.path().to_path_buf()));
             }
         }
     }
@@ -178,6 +176,12 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         }
         (Some(opts.output.clone()), Vec::new())
     };
+    if let Some(out) = &output {
+        let abs = super::restore::absolute(out);
+        if abs.starts_with(&dr) {
+            return Err(BackupError::Refused(format!("the archive {} would be inside the data-root {}; write it elsewhere", abs.display(), dr.display())));
+        }
+    }
     let config_files = if opts.config { config_files(&opts.host_root).into_iter().map(|c| c.1).collect() } else { Vec::new() };
     Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune })
 }
@@ -339,8 +343,9 @@ mod tests {
             std::fs::write(d.path().join(format!("dockroot-h-{ts}.tar.zst")), b"x").unwrap();
         }
         std::fs::write(d.path().join("other.tar.zst"), b"x").unwrap();
+        let src = tempfile::tempdir().unwrap();
         let opts = BackupOptions {
-            data_root: Some(d.path().to_path_buf()),
+            data_root: Some(src.path().to_path_buf()),
             service: ServiceKind::None,
             api: DockerApi::new("/nonexistent.sock"),
             output: d.path().to_path_buf(),
@@ -354,5 +359,8 @@ mod tests {
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["dockroot-h-20260102T000000Z.tar.zst", "dockroot-h-20260101T000000Z.tar.zst"]);
+        // An archive inside the data-root would archive itself.
+        let inside = BackupOptions { output: src.path().join("a.tar.zst"), keep: None, ..opts };
+        assert!(plan(&inside).unwrap_err().to_string().contains("inside the data-root"));
     }
 }

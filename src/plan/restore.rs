@@ -160,7 +160,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // (2) Engine version.
     check_engine(&meta, opts, &mut warnings)?;
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
-    let dr = super_absolute(&dr);
+    let dr = absolute(&dr);
     if non_empty(&dr) && !opts.force {
         return Err(BackupError::Refused(format!(
             "data-root {} is not empty; pass --force to keep it as {}<UTC time> and restore in its place",
@@ -260,8 +260,23 @@ fn remove_tree(p: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(p)
 }
 
-fn super_absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf()) }
+/// `p` made absolute, its existing part canonicalised (symlinks resolved).
+pub fn absolute(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+    let mut base = p.as_path();
+    let mut rest = Vec::new();
+    while !base.exists() {
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                base = parent;
+            }
+            _ => return p.clone(),
+        }
+    }
+    let mut out = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
 }
 
 /// Steps (3)–(5) after the stop. `swapped` becomes `Some(old path if any)` once
