@@ -238,12 +238,13 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     let start = Instant::now();
     let plan = plan(opts)?;
     let dr = plan.data_root.clone();
-    let running = opts.api.ping();
-    let (docker, driver) = if running {
-        let st = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
-        (Some(st), opts.api.info().ok().map(|i| i.driver))
-    } else {
-        (None, None)
+    // Only a daemon that owns this data-root describes it (a system dockerd
+    // next to a `--service none --data-root` tree does not).
+    let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
+    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let (docker, driver) = match info {
+        Some(i) => (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver)),
+        None => (None, None),
     };
     let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
     let config: Vec<(Vec<u8>, PathBuf)> = if opts.config { config_files(&opts.host_root) } else { Vec::new() };
