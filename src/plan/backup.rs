@@ -205,7 +205,7 @@ fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
 }
 
 /// Writes the whole archive to `out`; returns (entries, data bytes).
-pub fn write_archive<W: Write>(
+pub fn write_archive<W: Write + Send + 'static>(
     out: W, root: &Path, meta: &BackupMeta, config: &[(Vec<u8>, PathBuf)], wopts: &WriterOptions, progress: &dyn Progress,
 ) -> Result<(W, u64, u64)> {
     let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Meta(e.to_string()))?;
@@ -271,7 +271,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
-                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
                 let (mut out, e, b) = write_archive(out, &dr, &meta, &config, &opts.writer, progress)?;
                 out.flush().map_err(BackupError::io("write", "stdout"))?;
                 (e, b, 0)
