@@ -86,10 +86,10 @@ impl Journal {
     }
     /// Best effort: the journal documents a restore, it does not drive one.
     fn save(&self) {
-        if std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new("/"))).is_ok() {
-            if let Ok(j) = serde_json::to_vec_pretty(self) {
-                let _ = atomic::replace_with_backup(&self.path, &j).map(|b| b.map(std::fs::remove_file));
-            }
+        if std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new("/"))).is_ok()
+            && let Ok(j) = serde_json::to_vec_pretty(self)
+        {
+            let _ = atomic::replace_with_backup(&self.path, &j).map(|b| b.map(std::fs::remove_file));
         }
     }
 }
@@ -209,28 +209,29 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         Err(e) => {
             let mut undo = Vec::new();
             // Docker may already run on the restored tree (health check failed).
-            if !none && svc.is_running().unwrap_or(false) {
-                if let Err(x) = svc.stop() {
-                    undo.push(format!("stop Docker: {x}"));
-                }
+            if !none
+                && svc.is_running().unwrap_or(false)
+                && let Err(x) = svc.stop()
+            {
+                undo.push(format!("stop Docker: {x}"));
             }
             if let Some(prev) = swapped {
                 // Put the restored tree back aside, then the previous data-root back.
-                if dr.exists() {
-                    if let Err(x) = std::fs::rename(&dr, &staging) {
-                        undo.push(format!("rename {} back to {}: {x}", dr.display(), staging.display()));
-                    }
+                if dr.exists()
+                    && let Err(x) = std::fs::rename(&dr, &staging)
+                {
+                    undo.push(format!("rename {} back to {}: {x}", dr.display(), staging.display()));
                 }
-                if let Some(prev) = prev {
-                    if let Err(x) = std::fs::rename(&prev, &dr) {
-                        undo.push(format!("rename {} back to {}: {x}", prev.display(), dr.display()));
-                    }
+                if let Some(prev) = prev
+                    && let Err(x) = std::fs::rename(&prev, &dr)
+                {
+                    undo.push(format!("rename {} back to {}: {x}", prev.display(), dr.display()));
                 }
             }
-            if staging.exists() {
-                if let Err(x) = remove_tree(&staging) {
-                    undo.push(format!("remove {}: {x}", staging.display()));
-                }
+            if staging.exists()
+                && let Err(x) = remove_tree(&staging)
+            {
+                undo.push(format!("remove {}: {x}", staging.display()));
             }
             if let Err(x) = svc.start() {
                 undo.push(format!("start Docker: {x}"));
@@ -296,10 +297,10 @@ fn run(
     let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions::default())?;
     progress.finish();
     drop(fd);
-    if let Some(m) = expected {
-        if m != ex.manifest {
-            return Err(BackupError::Refused("the archive changed between its verification and the extraction".into()));
-        }
+    if let Some(m) = expected
+        && m != ex.manifest
+    {
+        return Err(BackupError::Refused("the archive changed between its verification and the extraction".into()));
     }
     j.step("extracted");
     // Verify the staging tree against the archive's manifest.
@@ -343,15 +344,13 @@ fn run(
     // (5) Start and health check.
     svc.start().map_err(BackupError::service("start Docker"))?;
     j.step("started");
-    if !none {
-        if let Some(want) = &meta.docker {
-            let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
-            let d = identity(want).diff(&identity(&got));
-            if !d.is_empty() {
-                return Err(BackupError::Health(d.join("; ")));
-            }
-            j.step("healthy");
+    if !none && let Some(want) = &meta.docker {
+        let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
+        let d = identity(want).diff(&identity(&got));
+        if !d.is_empty() {
+            return Err(BackupError::Health(d.join("; ")));
         }
+        j.step("healthy");
     }
     Ok((ex.records.len() as u64, config))
 }

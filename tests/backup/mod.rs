@@ -174,17 +174,18 @@ fn stream_backup_into_restore() {
     let src = s.join("src");
     fidelity_tree(&src);
     let dst = s.join("dst");
-    let b = Command::new(bin()).args(["-q", "--service", "none", "--data-root"]).arg(&src).args(["backup", "-o", "-", "--no-config"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut b = Command::new(bin()).args(["-q", "--service", "none", "--data-root"]).arg(&src).args(["backup", "-o", "-", "--no-config"]).stdout(Stdio::piped()).spawn().unwrap();
     let r = Command::new(bin())
         .args(["-q", "--service", "none", "--data-root"])
         .arg(&dst)
         .arg("--state-dir")
         .arg(s.join("st"))
         .args(["restore", "-", "--yes"])
-        .stdin(b.stdout.unwrap())
+        .stdin(b.stdout.take().unwrap())
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", text(&r));
+    assert!(b.wait().unwrap().success(), "backup -o - failed");
     assert_same_tree(&src, &dst);
 }
 
