@@ -13,7 +13,8 @@ fn main() {
     let source = match &args.command {
         Command::Copy(a) => Some(a.src.clone()),
         Command::Manifest(a) => Some(a.path.clone()),
-        Command::Verify(a) => Some(a.path.clone()),
+        Command::Verify(a) if a.manifest.is_some() => Some(a.path.clone()),
+        Command::Backup(_) => args.global.data_root.clone(),
         _ => None,
     };
     let estimate = || source.map(|p| dockroot::tree::estimate::estimate(&p));
@@ -22,11 +23,15 @@ fn main() {
     let r = match &args.command {
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
         Command::Manifest(a) => cli::commands::manifest(a, g, &out, progress.as_ref()),
+        Command::Verify(a) if a.manifest.is_none() => cli::archive_cmds::verify_archive(a, &out),
         Command::Verify(a) => cli::commands::verify(a, g, &out, progress.as_ref()),
         Command::Status(a) => cli::relocate::status(a, g, &out),
         Command::Move(a) => cli::relocate::move_(a, g, &out, progress.as_ref()),
         Command::Rollback(a) => cli::relocate::rollback(a, g, &out, progress.as_ref()),
         Command::Finalize(a) => cli::relocate::finalize(a, g, &out, progress.as_ref()),
+        Command::Backup(a) => cli::archive_cmds::backup(a, g, &out, progress.as_ref()),
+        Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
+        Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),
     };
     let code = match r {
         Ok(code) => code,

@@ -7,5 +7,6 @@ mod systemd_host;
 mod engine;
 mod docker_service;
 mod archive;
+mod backup;
 mod plan;
 mod systemd_move;

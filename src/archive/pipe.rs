@@ -78,3 +78,75 @@ pub(crate) fn spawn_pipe<R: Read + Send + 'static>(mut r: R) -> Pipe {
     });
     Pipe { rx, cur: Vec::new(), pos: 0, done: false }
 }
+
+/// The writing side: the zstd encoder runs on a helper thread fed with 1 MiB
+/// chunks through a bounded channel, so reading and hashing the source
+/// overlap with compression (as `tar -c | zstd` does with two processes).
+pub struct WritePipe<W> {
+    tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<io::Result<W>>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl<W: Send + 'static> WritePipe<W> {
+    /// Runs `sink` on a helper thread: it gets every chunk in order, then
+    /// `finish` once the pipe is finished, and returns the output.
+    pub(crate) fn spawn<S>(mut sink: S, mut write: impl FnMut(&mut S, &[u8]) -> io::Result<()> + Send + 'static, finish: impl FnOnce(S) -> io::Result<W> + Send + 'static) -> Self
+    where
+        S: Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(8);
+        let handle = std::thread::spawn(move || {
+            for chunk in rx {
+                write(&mut sink, &chunk)?;
+            }
+            finish(sink)
+        });
+        WritePipe { tx: Some(tx), handle: Some(handle), buf: Vec::with_capacity(CHUNK) }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk).is_ok()).unwrap_or(false);
+        if sent { Ok(()) } else { Err(self.thread_error()) }
+    }
+
+    /// The helper thread stopped early: its error.
+    fn thread_error(&mut self) -> io::Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the compression thread stopped"),
+        }
+    }
+
+    /// Sends what is buffered, closes the channel and waits for the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.send()?;
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(io::Error::other("the compression thread panicked")),
+        }
+    }
+}
+
+impl<W: Send + 'static> io::Write for WritePipe<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

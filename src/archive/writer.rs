@@ -10,12 +10,13 @@
 //! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
 //! which GNU tar 1.34 warns about and ignores).
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
 use super::header::{self, flag, Fields, BLOCK};
+use super::pipe::WritePipe;
 use super::{acl, layout, show, ArchiveEntry, EntryRecord};
 use crate::sys::Kind;
 
@@ -44,8 +45,9 @@ enum Stage {
 }
 
 /// A streaming archive writer; see the module docs for the format.
-pub struct ArchiveWriter<W: Write> {
-    out: BufWriter<zstd::stream::write::Encoder<'static, W>>,
+pub struct ArchiveWriter<W: Write + Send + 'static> {
+    /// The zstd encoder runs behind this pipe on a helper thread.
+    out: WritePipe<W>,
     stage: Stage,
     buf: Vec<u8>,
     now: i64,
@@ -65,7 +67,7 @@ pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
     }
 }
 
-impl<W: Write> ArchiveWriter<W> {
+impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// Starts an archive on `out` and writes the first member, `meta.json`.
     pub fn new(out: W, opts: &WriterOptions, meta_json: &[u8]) -> Result<Self> {
         let mut enc = zstd::stream::write::Encoder::new(out, opts.level).map_err(out_err("start zstd"))?;
@@ -74,7 +76,9 @@ impl<W: Write> ArchiveWriter<W> {
         }
         enc.include_checksum(true).map_err(out_err("enable zstd checksums"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let mut w = ArchiveWriter { out: BufWriter::with_capacity(opts.buffer, enc), stage: Stage::Config, buf: vec![0; 1 << 20], now };
+        let _ = opts.buffer;
+        let out = WritePipe::spawn(enc, |e, chunk| e.write_all(chunk), |e| e.finish());
+        let mut w = ArchiveWriter { out, stage: Stage::Config, buf: vec![0; 1 << 20], now };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
     }
@@ -168,8 +172,7 @@ impl<W: Write> ArchiveWriter<W> {
     pub fn finish(mut self, manifest: &[u8]) -> Result<W> {
         self.small_file(layout::MANIFEST, manifest, 0o600)?;
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(out_err("write end of archive"))?;
-        let enc = self.out.into_inner().map_err(|e| ArchiveError::Output { step: "flush", source: e.into_error() })?;
-        enc.finish().map_err(out_err("finish zstd frame"))
+        self.out.finish().map_err(out_err("finish zstd frame"))
     }
 
     fn small_file(&mut self, path: &[u8], data: &[u8], mode: u32) -> Result<()> {

@@ -104,7 +104,8 @@ pub fn manifest(a: &ManifestArgs, g: &Global, out: &Output, progress: &dyn Progr
 }
 
 pub fn verify(a: &VerifyArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
-    let r = verify_tree(&a.path, &a.manifest, threads(g), progress)?;
+    let m = a.manifest.as_ref().context("--manifest is required to verify a tree")?;
+    let r = verify_tree(&a.path, m, threads(g), progress)?;
     print_report(out, &r);
     if r.ok() {
         out.say(&format!("OK: {} entries, {} match the manifest", r.entries, bytes(r.bytes)));

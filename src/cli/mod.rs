@@ -1,6 +1,7 @@
 //! Command-line types (clap) and their translation into engine options. The
 //! engine never sees these types.
 
+pub mod archive_cmds;
 pub mod commands;
 pub mod output;
 pub mod progress;
@@ -69,6 +70,12 @@ pub enum Command {
     Rollback(ConfirmArgs),
     /// After a successful move: delete the old tree and clear the journal.
     Finalize(ConfirmArgs),
+    /// Stop Docker, write the data-root to a .tar.zst archive, start Docker again.
+    Backup(BackupArgs),
+    /// Replace the data-root with a verified archive; undone on failure.
+    Restore(RestoreArgs),
+    /// Show an archive's metadata and Docker objects without extracting it.
+    Inspect(InspectArgs),
 }
 
 #[derive(Args, Debug)]
@@ -151,7 +158,53 @@ pub struct ManifestArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// A tree (with --manifest) or a backup archive.
     pub path: PathBuf,
     #[arg(long)]
-    pub manifest: PathBuf,
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Archive file, directory (DIR/: a timestamped name inside it) or `-` for stdout.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// With -o DIR/: keep only the newest N dockroot archives there.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Leave out /etc/docker and the docker.service drop-ins.
+    #[arg(long)]
+    pub no_config: bool,
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = 3)]
+    pub level: i32,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The archive, or `-` for stdin.
+    pub archive: PathBuf,
+    /// Replace a non-empty data-root (it is kept aside) and ignore an engine version mismatch.
+    #[arg(long)]
+    pub force: bool,
+    /// Also restore /etc/docker and docker.service drop-ins from the archive (backups kept).
+    #[arg(long)]
+    pub with_config: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    pub archive: PathBuf,
 }

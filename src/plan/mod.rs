@@ -6,10 +6,13 @@
 //! runs, so a failure, a signal or a crash can be undone ([`rollback`]) and a
 //! successful move can be made final ([`rollback::finalize`]).
 
+pub mod archive_error;
+pub mod backup;
 pub mod error;
 pub mod journal;
 pub mod move_;
 pub mod probe;
+pub mod restore;
 pub mod rollback;
 pub mod signal;
 pub mod status;

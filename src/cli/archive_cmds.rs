@@ -1,0 +1,233 @@
+//! The archive commands: `backup`, `restore`, `inspect` and `verify ARCHIVE`.
+//! They turn arguments into plan options, ask for confirmation and render
+//! the result; the work is in `dockroot::plan::{backup, restore}`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::output::{Output, bytes};
+use super::{BackupArgs, Global, InspectArgs, RestoreArgs, VerifyArgs};
+use dockroot::archive::{self, WriterOptions};
+use dockroot::docker::api::DockerApi;
+use dockroot::plan::backup::{self as bk, BackupMeta, BackupOptions};
+use dockroot::plan::restore::{self as rs, RestoreOptions};
+use dockroot::progress::Progress;
+use dockroot::service::ServiceKind;
+use dockroot::service::wait::Timing;
+
+fn api(g: &Global) -> DockerApi {
+    match &g.docker_socket {
+        Some(s) => DockerApi::new(s),
+        None => DockerApi::from_env(),
+    }
+}
+
+fn service(g: &Global) -> Result<ServiceKind> {
+    g.service.parse::<ServiceKind>().map_err(|e| anyhow::anyhow!("--service {}: {e}", g.service))
+}
+
+fn threads(g: &Global) -> usize {
+    g.threads.unwrap_or_else(dockroot::copy::default_threads)
+}
+
+/// Prints a result line; on stderr when stdout carries the archive.
+fn say(out: &Output, to_stderr: bool, line: &str) {
+    if to_stderr {
+        if !out.quiet && !out.json {
+            eprintln!("{line}");
+        }
+    } else {
+        out.say(line);
+    }
+}
+
+pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let mut writer = WriterOptions { level: a.level, ..WriterOptions::default() };
+    if let Some(t) = g.threads {
+        writer.threads = t as u32;
+    }
+    let opts = BackupOptions {
+        data_root: g.data_root.clone(),
+        service: service(g)?,
+        api: api(g),
+        output: a.output.clone(),
+        keep: a.keep,
+        config: !a.no_config,
+        host_root: "/".into(),
+        dockerd: "dockerd".into(),
+        writer,
+        timing: Timing::default(),
+    };
+    let stdout = a.output == Path::new("-");
+    if stdout && std::io::stdout().is_terminal() {
+        bail!("refusing to write the archive to a terminal; redirect stdout or use -o FILE");
+    }
+    if a.dry_run {
+        let p = bk::plan(&opts)?;
+        say(out, stdout, &format!("would stop Docker ({}), archive {} to {}", p.service, p.data_root.display(), p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())));
+        for c in &p.config_files {
+            say(out, stdout, &format!("  with config file {}", c.display()));
+        }
+        for r in &p.prune {
+            say(out, stdout, &format!("  then delete old archive {}", r.display()));
+        }
+        say(out, stdout, "then start Docker again");
+        if !stdout {
+            out.json(&json!({"command": "backup", "dry_run": true, "plan": p}));
+        }
+        return Ok(0);
+    }
+    let s = bk::backup(&opts, progress)?;
+    let dest = s.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
+    say(
+        out,
+        stdout,
+        &format!(
+            "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s)",
+            s.entries,
+            bytes(s.bytes),
+            if stdout { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
+            s.seconds,
+            s.downtime_seconds
+        ),
+    );
+    for r in &s.removed {
+        say(out, stdout, &format!("removed old archive {}", r.display()));
+    }
+    if !stdout {
+        out.json(&json!({"command": "backup", "ok": true, "summary": s}));
+    }
+    Ok(0)
+}
+
+/// Asks on a TTY; without one, `--yes` is required.
+fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if stdin_is_data || !std::io::stdin().is_terminal() {
+        bail!("{question}: no terminal to ask on; pass --yes to confirm");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("read the answer")?;
+    if !matches!(line.trim(), "y" | "Y" | "yes") {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}
+
+pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let opts = RestoreOptions {
+        source: a.archive.clone(),
+        data_root: g.data_root.clone(),
+        service: service(g)?,
+        api: api(g),
+        state_dir: g.state_dir.clone(),
+        force: a.force,
+        with_config: a.with_config,
+        host_root: "/".into(),
+        dockerd: "dockerd".into(),
+        threads: threads(g),
+        timing: Timing::default(),
+    };
+    let dr = g.data_root.clone().map(|d| d.display().to_string()).unwrap_or("the discovered data-root".into());
+    if a.dry_run {
+        let r = archive::open(&a.archive)?;
+        let meta = BackupMeta::parse(&r.meta)?;
+        out.say(&format!("would verify {}, stop Docker ({}), extract into {dr}{}<UTC time>, verify it,", a.archive.display(), g.service, rs::STAGING_INFIX));
+        out.say(&format!("rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
+            rs::OLD_INFIX,
+            if a.with_config { ", restore the configuration" } else { "" },
+            meta.docker.as_ref().map_or(0, |d| d.images.len()),
+            meta.docker.as_ref().map_or(0, |d| d.containers.len()),
+            meta.docker.as_ref().map_or(0, |d| d.volumes.len())));
+        out.json(&json!({"command": "restore", "dry_run": true, "meta": meta}));
+        return Ok(0);
+    }
+    confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))?;
+    let s = rs::restore(&opts, progress)?;
+    for w in &s.warnings {
+        out.problem(&format!("warning: {w}"));
+    }
+    out.say(&format!(
+        "restored {} entries into {} in {:.2}s (Docker down {:.2}s){}",
+        s.meta.entries,
+        s.data_root.display(),
+        s.seconds,
+        s.downtime_seconds,
+        s.old.as_ref().map(|o| format!("; the previous data-root is kept as {}", o.display())).unwrap_or_default()
+    ));
+    out.json(&json!({"command": "restore", "ok": true, "summary": s}));
+    Ok(0)
+}
+
+pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
+    let r = archive::open(&a.archive)?;
+    let meta = BackupMeta::parse(&r.meta)?;
+    let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
+    if out.json {
+        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta}));
+        return Ok(0);
+    }
+    let mut lines = vec![
+        format!("archive:        {}{}", a.archive.display(), size.map(|s| format!(" ({})", bytes(s))).unwrap_or_default()),
+        format!("created:        {} on {} by dockroot {}", meta.created, meta.hostname, meta.tool_version),
+        format!("data-root:      {}", meta.data_root.display()),
+        format!("engine:         {}", meta.engine_version.as_deref().unwrap_or("unknown")),
+        format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
+        format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
+    ];
+    if let Some(d) = &meta.docker {
+        lines.push(format!("images ({}):", d.images.len()));
+        lines.extend(d.images.iter().map(|i| format!("  {} {}", short(&i.id), i.tags.join(" "))));
+        lines.push(format!("containers ({}):", d.containers.len()));
+        lines.extend(d.containers.iter().map(|c| format!("  {} {} {} ({})", short(&c.id), c.names.join(","), c.image, c.state)));
+        lines.push(format!("volumes ({}):", d.volumes.len()));
+        lines.extend(d.volumes.iter().map(|v| format!("  {v}")));
+    }
+    for l in lines {
+        out.say(&sanitize(&l));
+    }
+    Ok(0)
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+/// Names come from containers: escape control characters before printing.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
+    let md = std::fs::metadata(&a.path).with_context(|| format!("{}", a.path.display()))?;
+    if md.is_dir() {
+        bail!("{} is a directory: give --manifest to verify a tree, or an archive file", a.path.display());
+    }
+    let rep = archive::verify(archive::open(&a.path)?)?;
+    let meta = BackupMeta::parse(&rep.meta)?;
+    let entries = manifest_entries(&rep.manifest);
+    out.say(&format!(
+        "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries",
+        a.path.display(),
+        rep.members,
+        bytes(rep.data_bytes),
+        entries.map(|e| e.to_string()).unwrap_or("?".into())
+    ));
+    out.json(&json!({"command": "verify", "ok": true, "archive": a.path, "members": rep.members, "data_bytes": rep.data_bytes, "entries": entries, "meta": meta}));
+    Ok(0)
+}
+
+fn manifest_entries(m: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(m).ok()?;
+    let last = text.lines().last()?;
+    last.strip_prefix(dockroot::manifest::format::TRAILER_PREFIX)?.parse().ok()
+}
+

@@ -1,0 +1,367 @@
+//! `dockroot backup`: stop Docker, stream the data-root (and optionally the
+//! host's Docker configuration) into a zstd tar archive with a manifest as
+//! its last member, and start Docker again, always, also on failure.
+//!
+//! The archive is written to `FILE.partial` and renamed only when complete,
+//! so an interrupted backup never looks like a finished one. With an output
+//! directory, the archive gets a timestamped name and `--keep N` prunes older
+//! dockroot archives there.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::archive_error::{BackupError, Result};
+use crate::archive::{self, ArchiveEntry, EntryRecord, WriterOptions};
+use crate::docker::api::DockerApi;
+use crate::docker::snapshot::DockerState;
+use crate::docker::{atomic, discover, facts};
+use crate::manifest::format::{HEADER, TRAILER_PREFIX};
+use crate::manifest::{Body, Record};
+use crate::progress::Progress;
+use crate::service::wait::Timing;
+use crate::service::{ServiceContext, ServiceKind};
+use crate::sys::Kind;
+
+/// Version of the `meta.json` layout.
+pub const META_FORMAT: u32 = 1;
+/// Prefix and suffix of archive names written into a directory.
+pub const NAME_PREFIX: &str = "dockroot-";
+pub const NAME_SUFFIX: &str = ".tar.zst";
+
+/// Config sources: every regular file below `/etc/docker` and the docker
+/// unit drop-ins. Their archive names are the host paths without the leading `/`.
+pub const CONFIG_DIRS: &[&str] = &["etc/docker", "etc/systemd/system/docker.service.d"];
+
+/// `.dockroot/meta.json`: what `inspect` shows and `restore` checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupMeta {
+    pub format: u32,
+    pub tool: String,
+    pub tool_version: String,
+    /// `dockerd --version` of the engine that owned the data (`None` if unknown).
+    pub engine_version: Option<String>,
+    pub storage_driver: Option<String>,
+    pub data_root: PathBuf,
+    pub hostname: String,
+    /// UTC, `YYYYMMDDTHHMMSSZ`.
+    pub created: String,
+    /// Entries and bytes of the data-root, counted after Docker stopped
+    /// (an estimate: the manifest's trailer has the exact entry count).
+    pub entries: u64,
+    pub bytes: u64,
+    /// Images, containers and volumes as the daemon listed them before the stop.
+    pub docker: Option<DockerState>,
+}
+
+impl BackupMeta {
+    pub fn parse(bytes: &[u8]) -> Result<BackupMeta> {
+        serde_json::from_slice(bytes).map_err(|e| BackupError::Meta(e.to_string()))
+    }
+}
+
+/// What the caller asked for (built by the CLI).
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub data_root: Option<PathBuf>,
+    pub service: ServiceKind,
+    pub api: DockerApi,
+    /// A file, a directory (existing, or ending in `/`), or `-` for stdout.
+    pub output: PathBuf,
+    /// With a directory output: keep only the newest N dockroot archives.
+    pub keep: Option<usize>,
+    /// Include `/etc/docker` and drop-ins.
+    pub config: bool,
+    /// Root of the host's configuration (`/`; tests use another).
+    pub host_root: PathBuf,
+    pub dockerd: PathBuf,
+    pub writer: WriterOptions,
+    pub timing: Timing,
+}
+
+/// The plan (the dry run prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupPlan {
+    pub data_root: PathBuf,
+    pub service: String,
+    /// `None` for stdout.
+    pub output: Option<PathBuf>,
+    pub config_files: Vec<PathBuf>,
+    /// Archives that `--keep` would delete after a successful backup.
+    pub prune: Vec<PathBuf>,
+}
+
+/// The result of a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSummary {
+    pub output: Option<PathBuf>,
+    pub entries: u64,
+    pub bytes: u64,
+    pub archive_bytes: u64,
+    pub seconds: f64,
+    /// From the stop of Docker to its start.
+    pub downtime_seconds: f64,
+    pub removed: Vec<PathBuf>,
+    pub meta: BackupMeta,
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+/// The data-root: as given, or discovered the way dockerd would find it.
+pub fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
+    }
+    let opts = discover::DiscoverOptions { api: Some(api.clone()), ..Default::default() };
+    Ok(discover::discover(&opts).map_err(BackupError::docker("discover the data-root"))?.data_root)
+}
+
+fn is_dir_output(p: &Path) -> bool {
+    p.as_os_str().as_encoded_bytes().ends_with(b"/") || p.is_dir()
+}
+
+/// Dockroot archives in `dir`, oldest first (names sort by their UTC time).
+pub fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(BackupError::io("list", dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.starts_with(NAME_PREFIX) && n.ends_with(NAME_SUFFIX) && p.is_file()
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Regular files below the config directories of `host_root`.
+pub fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
+    let mut out = Vec::new();
+    for d in CONFIG_DIRS {
+        for e in walkdir::WalkDir::new(host_root.join(d)).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
+            if let (true, Ok(rel)) = (e.file_type().is_file(), e.path().strip_prefix(host_root)) {
+                out.push((rel.as_os_str().as_encoded_bytes().to_vec(), e.path().to_path_buf()));
+            }
+        }
+    }
+    out
+}
+
+/// Computes what a backup will do; changes nothing.
+pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
+    let dr = data_root(opts.data_root.as_deref(), &opts.api)?;
+    if !dr.is_dir() {
+        return Err(BackupError::Refused(format!("data-root {} is not a directory", dr.display())));
+    }
+    let dr = std::fs::canonicalize(&dr).map_err(BackupError::io("resolve", &dr))?;
+    let (output, prune) = if opts.output == Path::new("-") {
+        (None, Vec::new())
+    } else if is_dir_output(&opts.output) {
+        let name = format!("{NAME_PREFIX}{}-{}{NAME_SUFFIX}", hostname(), atomic::utc_timestamp(SystemTime::now()));
+        let existing = if opts.output.is_dir() { archives_in(&opts.output)? } else { Vec::new() };
+        // The new archive counts as one of the kept.
+        let prune = match opts.keep {
+            Some(n) => existing.iter().rev().skip(n.saturating_sub(1)).cloned().collect(),
+            None => Vec::new(),
+        };
+        (Some(opts.output.join(name)), prune)
+    } else {
+        if opts.keep.is_some() {
+            return Err(BackupError::Refused("--keep needs a directory as output (-o DIR/)".into()));
+        }
+        (Some(opts.output.clone()), Vec::new())
+    };
+    if let Some(out) = &output {
+        let abs = super::restore::absolute(out);
+        if abs.starts_with(&dr) {
+            return Err(BackupError::Refused(format!("the archive {} would be inside the data-root {}; write it elsewhere", abs.display(), dr.display())));
+        }
+    }
+    let config_files = if opts.config { config_files(&opts.host_root).into_iter().map(|c| c.1).collect() } else { Vec::new() };
+    Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune })
+}
+
+/// The manifest record of a walked entry, given what the writer recorded.
+fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
+    let m = &e.meta;
+    if let Some(t) = &r.hardlink_to {
+        return Record { path: e.rel_path.clone(), body: Body::Hardlink { target: t.clone() }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
+    }
+    let body = match m.kind {
+        Kind::File => Body::File { size: r.size, blake3: r.hash.unwrap_or_default(), ino: m.ino, ctime: m.ctime },
+        Kind::Dir => Body::Dir,
+        Kind::Symlink => Body::Symlink { target: e.link_target.clone().unwrap_or_default() },
+        Kind::Char => Body::Char { rdev: m.rdev },
+        Kind::Block => Body::Block { rdev: m.rdev },
+        Kind::Fifo => Body::Fifo,
+        Kind::Socket => Body::Socket,
+    };
+    Record { path: e.rel_path.clone(), body, perm: m.perm, uid: m.uid, gid: m.gid, mtime: m.mtime, xattrs: e.xattrs.clone() }
+}
+
+/// Writes the whole archive to `out`; returns (entries, data bytes).
+pub fn write_archive<W: Write + Send + 'static>(
+    out: W, root: &Path, meta: &BackupMeta, config: &[(Vec<u8>, PathBuf)], wopts: &WriterOptions, progress: &dyn Progress,
+) -> Result<(W, u64, u64)> {
+    let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Meta(e.to_string()))?;
+    let mut w = archive::ArchiveWriter::new(out, wopts, &meta_json)?;
+    for (name, host) in config {
+        w.add_config(name, host)?;
+    }
+    let mut manifest = format!("{HEADER}\n").into_bytes();
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    progress.phase("backup", Some((meta.entries, meta.bytes)));
+    archive::walk(root, &mut |e: ArchiveEntry| {
+        let shell = ArchiveEntry { rel_path: e.rel_path.clone(), meta: e.meta, xattrs: e.xattrs.clone(), link_target: e.link_target.clone(), hardlink_to: None, data: None };
+        let rec = w.add_entry(e)?;
+        manifest.extend_from_slice(record(&shell, &rec).to_line().as_bytes());
+        manifest.push(b'\n');
+        entries += 1;
+        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
+        bytes += b;
+        progress.advance(1, b);
+        Ok(())
+    })?;
+    progress.finish();
+    manifest.extend_from_slice(format!("{TRAILER_PREFIX}{entries}\n").as_bytes());
+    let out = w.finish(&manifest)?;
+    Ok((out, entries, bytes))
+}
+
+/// Runs the backup: snapshot, stop, archive, start (always), prune.
+pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+    let start = Instant::now();
+    let plan = plan(opts)?;
+    let dr = plan.data_root.clone();
+    // Only a daemon that owns this data-root describes it (a system dockerd
+    // next to a `--service none --data-root` tree does not).
+    let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
+    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let (docker, driver) = match info {
+        Some(i) => (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver)),
+        None => (None, None),
+    };
+    let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
+    let config: Vec<(Vec<u8>, PathBuf)> = if opts.config { config_files(&opts.host_root) } else { Vec::new() };
+
+    let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
+    let svc = opts.service.clone().build(&ctx);
+    svc.stop().map_err(BackupError::service("stop Docker"))?;
+    let stopped = Instant::now();
+    let result: Result<_> = (|| {
+        // Counted before the archive, so meta.json (the first member) can carry them.
+        let (entries, bytes) = crate::tree::estimate::estimate(&dr);
+        let meta = BackupMeta {
+            format: META_FORMAT,
+            tool: "dockroot".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            engine_version: engine,
+            storage_driver: driver,
+            data_root: dr.clone(),
+            hostname: hostname(),
+            created: atomic::utc_timestamp(SystemTime::now()),
+            entries,
+            bytes,
+            docker,
+        };
+        let (entries, bytes, archive_bytes) = match &plan.output {
+            None => {
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+                let (mut out, e, b) = write_archive(out, &dr, &meta, &config, &opts.writer, progress)?;
+                out.flush().map_err(BackupError::io("write", "stdout"))?;
+                (e, b, 0)
+            }
+            Some(path) => write_file(path, &dr, &meta, &config, &opts.writer, progress)?,
+        };
+        Ok((meta, entries, bytes, archive_bytes))
+    })();
+    // Docker starts again whatever happened above.
+    let started = svc.start().map_err(BackupError::service("start Docker again"));
+    let downtime = stopped.elapsed().as_secs_f64();
+    let (meta, entries, bytes, archive_bytes) = result?;
+    started?;
+    let mut removed = Vec::new();
+    for p in &plan.prune {
+        std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
+        removed.push(p.clone());
+    }
+    Ok(BackupSummary { output: plan.output, entries, bytes, archive_bytes, seconds: start.elapsed().as_secs_f64(), downtime_seconds: downtime, removed, meta })
+}
+
+/// Writes `path.partial`, fsyncs it and renames it to `path`.
+fn write_file(
+    path: &Path, dr: &Path, meta: &BackupMeta, config: &[(Vec<u8>, PathBuf)], wopts: &WriterOptions, progress: &dyn Progress,
+) -> Result<(u64, u64, u64)> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode_0600()
+        .open(&partial)
+        .map_err(BackupError::io("create", &partial))?;
+    let r: Result<_> = (|| {
+        let (f, e, b) = write_archive(f, dr, meta, config, wopts, progress)?;
+        f.sync_all().map_err(BackupError::io("fsync", &partial))?;
+        let len = f.metadata().map_err(BackupError::io("stat", &partial))?.len();
+        std::fs::rename(&partial, path).map_err(BackupError::io("rename into place", path))?;
+        Ok((e, b, len))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    r
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_prunes_oldest_and_counts_the_new_archive() {
+        let d = tempfile::tempdir().unwrap();
+        for ts in ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"] {
+            std::fs::write(d.path().join(format!("dockroot-h-{ts}.tar.zst")), b"x").unwrap();
+        }
+        std::fs::write(d.path().join("other.tar.zst"), b"x").unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let opts = BackupOptions {
+            data_root: Some(src.path().to_path_buf()),
+            service: ServiceKind::None,
+            api: DockerApi::new("/nonexistent.sock"),
+            output: d.path().to_path_buf(),
+            keep: Some(2),
+            config: false,
+            host_root: "/".into(),
+            dockerd: "dockerd".into(),
+            writer: WriterOptions::default(),
+            timing: Timing::default(),
+        };
+        let p = plan(&opts).unwrap();
+        let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["dockroot-h-20260102T000000Z.tar.zst", "dockroot-h-20260101T000000Z.tar.zst"]);
+        // An archive inside the data-root would archive itself.
+        let inside = BackupOptions { output: src.path().join("a.tar.zst"), keep: None, ..opts };
+        assert!(plan(&inside).unwrap_err().to_string().contains("inside the data-root"));
+    }
+}

@@ -1,0 +1,448 @@
+//! `dockroot backup` / `restore` / `inspect` / `verify ARCHIVE` end to end:
+//! against a real private dockerd (scripts/lib/dockerd.sh) filled with the
+//! offline fixture, and on the fidelity tree with `--service none`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+use dockroot::archive::WriterOptions;
+use dockroot::plan::backup::{BackupMeta, write_archive};
+
+/// A private dockerd in a short directory under /tmp; stopped on drop.
+struct Daemon {
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        ok(Command::new("bash").arg(script("dockerd.sh")).arg("start").arg(dir));
+        Daemon { dir: dir.to_path_buf() }
+    }
+    fn stop(&self) {
+        ok(Command::new("bash").arg(script("dockerd.sh")).arg("stop").arg(&self.dir));
+    }
+    fn sock(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+    fn docker(&self, args: &[&str]) -> String {
+        let o = ok(Command::new("docker").arg("-H").arg(format!("unix://{}", self.sock().display())).args(args));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    /// Images, containers (without state) and volumes, sorted, as text.
+    fn lists(&self) -> String {
+        let mut parts = Vec::new();
+        for args in [
+            &["images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"][..],
+            &["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}}"][..],
+            &["volume", "ls", "--format", "{{.Name}}"][..],
+        ] {
+            let mut l: Vec<String> = self.docker(args).lines().map(str::to_owned).collect();
+            l.sort();
+            parts.push(l.join("\n"));
+        }
+        parts.join("\n--\n")
+    }
+    fn args(&self, state: &Path) -> Vec<String> {
+        vec![
+            "--service".into(),
+            format!("pidfile:{}", self.dir.join("pid").display()),
+            "--data-root".into(),
+            self.dir.join("root").display().to_string(),
+            "--docker-socket".into(),
+            self.sock().display().to_string(),
+            "--state-dir".into(),
+            state.display().to_string(),
+        ]
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script("dockerd.sh")).arg("stop").arg(&self.dir).status();
+    }
+}
+
+fn have_docker() -> bool {
+    let ok = |p: &str| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+    ok("dockerd") && ok("docker")
+}
+
+fn short_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(tag).tempdir_in("/tmp").unwrap()
+}
+
+fn d(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    dockroot(args.iter().map(|a| a.as_ref()))
+}
+
+fn must(o: std::process::Output) -> std::process::Output {
+    assert!(o.status.success(), "dockroot failed: {}", text(&o));
+    o
+}
+
+/// (a) Backup a live private dockerd, restore over it (pidfile: stop, swap,
+/// start, health check), then restore a stopped-daemon backup onto a fresh
+/// ext4 loop filesystem and run the restored engine.
+#[test]
+fn docker_round_trip_onto_a_fresh_ext4() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let s = Scratch::new("bk-docker");
+    let dir = short_dir("bk");
+    let dm = Daemon::start(dir.path());
+    ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(dm.sock()));
+    let before = dm.lists();
+    let state = s.join("state");
+    let a1 = s.join("a1.tar.zst");
+    let t = std::time::Instant::now();
+    let mut args = dm.args(&state);
+    args.extend(["-q".into(), "backup".into(), "-o".into(), a1.display().to_string(), "--no-config".into(), "--yes".into()]);
+    must(dockroot(&args));
+    eprintln!("backup of the fixture: {:.1}s, {} bytes", t.elapsed().as_secs_f64(), std::fs::metadata(&a1).unwrap().len());
+    assert_eq!(dm.lists(), before, "Docker must come back after the backup with the same objects");
+
+    // inspect --json lists what the daemon had.
+    let j = json(&must(d(&[&"--json", &"inspect", &a1])));
+    assert_eq!(j["meta"]["docker"]["volumes"], serde_json::json!(["dockroot-vol"]));
+    assert!(j["meta"]["docker"]["images"].as_array().unwrap().len() >= 2);
+    assert!(j["meta"]["engine_version"].is_string());
+
+    // Restore over the running daemon's data-root: refused without --force, then done with it.
+    let mut r = dm.args(&state);
+    r.extend(["restore".into(), a1.display().to_string(), "--yes".into()]);
+    let o = dockroot(&r);
+    assert!(!o.status.success() && text(&o).contains("not empty"), "{}", text(&o));
+    r.push("--force".into());
+    let t = std::time::Instant::now();
+    must(dockroot(&r));
+    eprintln!("restore over the live daemon: {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(dm.lists(), before);
+    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(journal["outcome"], "done", "{journal}");
+
+    // Stopped daemon: back it up with --service none and restore onto ext4.
+    dm.stop();
+    let a2 = s.join("a2.tar.zst");
+    let root = dir.path().join("root");
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &root, &"backup", &"-o", &a2, &"--no-config"]));
+    must(d(&[&"verify", &a2]));
+    let fs = LoopFs::new(&s, "ext4", "2G");
+    let newroot = fs.mnt.join("docker");
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &newroot, &"--state-dir", &state, &"restore", &a2, &"--yes"]));
+    assert_same_tree(&root, &newroot);
+
+    // A dockerd on the restored tree has the same objects, runs the app image and has the volume data.
+    let dir2 = short_dir("bk2");
+    std::os::unix::fs::symlink(&newroot, dir2.path().join("root")).unwrap();
+    let d2 = Daemon::start(dir2.path());
+    assert_eq!(d2.lists(), before);
+    let out = d2.docker(&["run", "--rm", "--network", "none", "-v", "dockroot-vol:/vol", "dockroot-test/app:1", "sh", "-c", "cat /vol/hello.txt; cd /vol && sha256sum -c SHA256SUMS"]);
+    assert!(out.starts_with("dockroot volume\n") && out.contains("OK"), "{out}");
+    d2.stop();
+}
+
+fn fidelity_archive(s: &Scratch) -> (PathBuf, PathBuf) {
+    let src = s.join("src");
+    fidelity_tree(&src);
+    let a = s.join("f.tar.zst");
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &src, &"backup", &"-o", &a, &"--no-config"]));
+    (src, a)
+}
+
+/// (b) Every entry type and metadata kind survives backup and restore.
+#[test]
+fn fidelity_tree_round_trip() {
+    require_root();
+    let s = Scratch::new("bk-fid");
+    let (src, a) = fidelity_archive(&s);
+    let dst = s.join("restored/dr");
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes"]));
+    assert_same_tree(&src, &dst);
+    // Without a TTY and without --yes, restore refuses (exit 2) and changes nothing.
+    let dst2 = s.join("restored2");
+    let o = d(&[&"--service", &"none", &"--data-root", &dst2, &"restore", &a]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!dst2.exists());
+}
+
+/// (c) `backup -o - | restore -`.
+#[test]
+fn stream_backup_into_restore() {
+    require_root();
+    let s = Scratch::new("bk-stream");
+    let src = s.join("src");
+    fidelity_tree(&src);
+    let dst = s.join("dst");
+    let mut b = Command::new(bin()).args(["-q", "--service", "none", "--data-root"]).arg(&src).args(["backup", "-o", "-", "--no-config"]).stdout(Stdio::piped()).spawn().unwrap();
+    let r = Command::new(bin())
+        .args(["-q", "--service", "none", "--data-root"])
+        .arg(&dst)
+        .arg("--state-dir")
+        .arg(s.join("st"))
+        .args(["restore", "-", "--yes"])
+        .stdin(b.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(b.wait().unwrap().success(), "backup -o - failed");
+    assert_same_tree(&src, &dst);
+}
+
+/// (d) A truncated or bit-flipped archive is refused before anything changes.
+#[test]
+fn damaged_archives_are_refused_before_anything_changes() {
+    require_root();
+    let s = Scratch::new("bk-damage");
+    let (_src, a) = fidelity_archive(&s);
+    let bytes = std::fs::read(&a).unwrap();
+    let dst = s.join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::write(dst.join("keep"), b"old data").unwrap();
+    let trunc = s.join("trunc.tar.zst");
+    std::fs::write(&trunc, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let mut flipped = bytes.clone();
+    let i = flipped.len() / 2;
+    flipped[i] ^= 0x10;
+    let flip = s.join("flip.tar.zst");
+    std::fs::write(&flip, &flipped).unwrap();
+    for bad in [&trunc, &flip] {
+        let o = d(&[&"verify", bad]);
+        assert!(!o.status.success(), "verify accepted {}", bad.display());
+        let o = d(&[&"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", bad, &"--yes", &"--force"]);
+        assert!(!o.status.success(), "restore accepted {}", bad.display());
+        let names: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+        assert_eq!(std::fs::read(dst.join("keep")).unwrap(), b"old data");
+        assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1);
+    }
+}
+
+/// (e) An archive from another engine version is refused unless --force.
+#[test]
+fn engine_version_mismatch_needs_force() {
+    require_root();
+    let s = Scratch::new("bk-engine");
+    let src = s.join("src");
+    std::fs::create_dir_all(src.join("image")).unwrap();
+    std::fs::write(src.join("image/x"), b"x").unwrap();
+    let meta = BackupMeta {
+        format: 1,
+        tool: "dockroot".into(),
+        tool_version: "0".into(),
+        engine_version: Some("1.2.3-fake".into()),
+        storage_driver: Some("overlay2".into()),
+        data_root: src.clone(),
+        hostname: "h".into(),
+        created: "20260101T000000Z".into(),
+        entries: 3,
+        bytes: 1,
+        docker: None,
+    };
+    let a = s.join("fake.tar.zst");
+    let f = std::fs::File::create(&a).unwrap();
+    write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst = s.join("dst");
+    let o = d(&[&"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes"]);
+    assert!(!o.status.success() && text(&o).contains("1.2.3-fake"), "{}", text(&o));
+    assert!(!dst.exists());
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes", &"--force"]));
+    assert_same_tree(&src, &dst);
+}
+
+/// (f) inspect --json and verify on an archive; --keep prunes a directory.
+#[test]
+fn inspect_verify_and_keep() {
+    require_root();
+    let s = Scratch::new("bk-inspect");
+    let (_src, a) = fidelity_archive(&s);
+    let j = json(&must(d(&[&"--json", &"inspect", &a])));
+    assert_eq!(j["meta"]["tool"], "dockroot");
+    assert!(j["meta"]["entries"].as_u64().unwrap() > 10);
+    assert_eq!(j["size"].as_u64().unwrap(), std::fs::metadata(&a).unwrap().len());
+    let v = json(&must(d(&[&"--json", &"verify", &a])));
+    assert_eq!(v["ok"], true);
+    // --keep 2 in a directory: three backups leave the newest two.
+    let dir = s.join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let src = s.join("small");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(dir.join("dockroot-old-20000101T000000Z.tar.zst"), b"x").unwrap();
+    std::fs::write(dir.join("unrelated.tar.zst"), b"x").unwrap();
+    for _ in 0..2 {
+        must(d(&[&"-q", &"--service", &"none", &"--data-root", &src, &"backup", &"-o", &format!("{}/", dir.display()), &"--keep", &"2", &"--no-config"]));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"unrelated.tar.zst".to_string()) && !names.iter().any(|n| n.contains("20000101")), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".partial")));
+}
+
+/// (6) A failure after the stop is undone: here the swap fails because the
+/// data-root is a mount point (rename gives EBUSY). The old data stays, the
+/// staging tree is removed and the journal says `undone`.
+#[test]
+fn failed_swap_is_undone() {
+    require_root();
+    let s = Scratch::new("bk-undo");
+    let (_src, a) = fidelity_archive(&s);
+    let fs = LoopFs::new(&s, "ext4", "256M");
+    std::fs::write(fs.mnt.join("keep"), b"old data").unwrap();
+    let st = s.join("st");
+    let o = d(&[&"--service", &"none", &"--data-root", &fs.mnt, &"--state-dir", &st, &"restore", &a, &"--yes", &"--force"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("undone"), "{}", text(&o));
+    assert_eq!(std::fs::read(fs.mnt.join("keep")).unwrap(), b"old data");
+    let names: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(st.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "undone", "{j}");
+}
+
+/// (g) The shipped service and timer in a real systemd host (nspawn): the
+/// service writes a verified archive and Docker runs again afterwards.
+#[test]
+fn systemd_backup_service_writes_a_verified_archive() {
+    require_root();
+    let s = Scratch::new("bk-systemd");
+    let root = s.join("host");
+    ok(Command::new("bash").arg(script("systemd-host.sh")).arg("copy").arg(&root));
+    std::fs::copy(bin(), root.join("usr/local/bin/dockroot")).unwrap();
+    for u in ["dockroot-backup.service", "dockroot-backup.timer"] {
+        std::fs::copy(repo().join("systemd").join(u), root.join("etc/systemd/system").join(u)).unwrap();
+    }
+    std::fs::write(root.join("etc/default/dockroot-backup"), "DOCKROOT_BACKUP_KEEP=2\n").unwrap();
+    let name = format!("dockroot-bk-{}", std::process::id());
+    let o = ok(Command::new("bash").arg(script("systemd-host.sh")).arg("boot").arg(&root).arg(&name));
+    let pid = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    struct Host(String);
+    impl Drop for Host {
+        fn drop(&mut self) {
+            let _ = Command::new("bash").arg(script("systemd-host.sh")).arg("stop").arg(&self.0).status();
+        }
+    }
+    let host = Host(pid.clone());
+    let inside = |cmd: &str| {
+        let o = run(Command::new("bash").arg(script("systemd-host.sh")).args(["exec", &pid, "sh", "-c", cmd]));
+        (o.status.success(), text(&o))
+    };
+    let (okv, out) = inside("docker volume create bkvol && mkdir -p /etc/docker && echo '{}' > /etc/docker/daemon.json && systemctl daemon-reload && systemctl enable --now dockroot-backup.timer");
+    assert!(okv, "{out}");
+    let t = std::time::Instant::now();
+    let (okv, out) = inside("systemctl start dockroot-backup.service");
+    assert!(okv, "{out}\n{}", inside("journalctl -u dockroot-backup.service --no-pager | tail -30").1);
+    eprintln!("dockroot-backup.service in nspawn: {:.1}s", t.elapsed().as_secs_f64());
+    let (okv, out) = inside("ls /var/backups/dockroot/");
+    assert!(okv && out.lines().filter(|l| l.starts_with("dockroot-") && l.ends_with(".tar.zst")).count() == 1, "{out}");
+    let (okv, out) = inside("dockroot verify /var/backups/dockroot/dockroot-*.tar.zst && dockroot --json inspect /var/backups/dockroot/dockroot-*.tar.zst");
+    assert!(okv, "{out}");
+    assert!(out.contains("\"bkvol\""), "{out}");
+    let (okv, out) = inside("systemctl is-active docker.service && systemctl show -p NextElapseUSecRealtime dockroot-backup.timer");
+    assert!(okv && out.contains("active") && !out.contains("NextElapseUSecRealtime=\n"), "{out}");
+    drop(host);
+}
+
+fn meta_for(src: &Path) -> BackupMeta {
+    BackupMeta {
+        format: 1,
+        tool: "dockroot".into(),
+        tool_version: "0".into(),
+        engine_version: None,
+        storage_driver: None,
+        data_root: src.to_path_buf(),
+        hostname: "h".into(),
+        created: "20260101T000000Z".into(),
+        entries: 2,
+        bytes: 1,
+        docker: None,
+    }
+}
+
+fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::plan::restore::RestoreOptions {
+    dockroot::plan::restore::RestoreOptions {
+        source: src.to_path_buf(),
+        data_root: Some(dst.to_path_buf()),
+        service: dockroot::service::ServiceKind::None,
+        api: dockroot::docker::api::DockerApi::new("/nonexistent.sock"),
+        state_dir: st.to_path_buf(),
+        force: false,
+        with_config: true,
+        host_root: host.to_path_buf(),
+        dockerd: "dockerd".into(),
+        threads: 2,
+        timing: Default::default(),
+    }
+}
+
+/// `--with-config` writes only /etc/docker files and docker.service drop-ins
+/// (keeping backups of what it replaces); any other name undoes the restore.
+#[test]
+fn with_config_restores_docker_files_and_rejects_others() {
+    require_root();
+    let s = Scratch::new("bk-config");
+    let src = s.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let cfg = s.join("daemon.json");
+    std::fs::write(&cfg, b"{\"log-level\":\"warn\"}").unwrap();
+    let host = s.join("host");
+    std::fs::create_dir_all(host.join("etc/docker")).unwrap();
+    std::fs::write(host.join("etc/docker/daemon.json"), b"{}").unwrap();
+    let good = s.join("good.tar.zst");
+    let config = vec![
+        (b"etc/docker/daemon.json".to_vec(), cfg.clone()),
+        (b"etc/systemd/system/docker.service.d/override.conf".to_vec(), cfg.clone()),
+    ];
+    write_archive(std::fs::File::create(&good).unwrap(), &src, &meta_for(&src), &config, &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst = s.join("dst");
+    let r = dockroot::plan::restore::restore(&restore_opts(&good, &dst, &host, &s.join("st")), &dockroot::progress::Silent).unwrap();
+    assert_eq!(r.config_restored.len(), 2);
+    assert_eq!(std::fs::read(host.join("etc/docker/daemon.json")).unwrap(), b"{\"log-level\":\"warn\"}");
+    assert!(host.join("etc/systemd/system/docker.service.d/override.conf").is_file());
+    let backups = std::fs::read_dir(host.join("etc/docker")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".dockroot-bak-")).count();
+    assert_eq!(backups, 1, "the replaced daemon.json is kept");
+    assert_same_tree(&src, &dst);
+
+    let bad = s.join("bad.tar.zst");
+    write_archive(std::fs::File::create(&bad).unwrap(), &src, &meta_for(&src), &[(b"etc/passwd".to_vec(), cfg)], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst2 = s.join("dst2");
+    let e = dockroot::plan::restore::restore(&restore_opts(&bad, &dst2, &host, &s.join("st")), &dockroot::progress::Silent).unwrap_err();
+    assert!(e.to_string().contains("etc/passwd") && e.to_string().contains("undone"), "{e}");
+    assert!(!dst2.exists() && !host.join("etc/passwd").exists());
+}
+
+/// (6) A failed health check after the swap is undone: Docker is stopped,
+/// the previous data-root is put back and Docker starts on it again.
+#[test]
+fn failed_health_check_restarts_docker_on_the_old_data() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let s = Scratch::new("bk-health");
+    let dir = short_dir("bkh");
+    let dm = Daemon::start(dir.path());
+    dm.docker(&["volume", "create", "v1"]);
+    dm.stop();
+    // The archive's meta claims a volume its data does not hold.
+    let root = dir.path().join("root");
+    let mut meta = meta_for(&root);
+    meta.engine_version = dockroot::docker::facts::engine_version(Path::new("dockerd")).ok().map(|v| v.version);
+    meta.docker = Some(dockroot::docker::snapshot::DockerState::new(vec![], vec![], vec!["v1".into(), "ghost".into()]));
+    let a = s.join("lying.tar.zst");
+    write_archive(std::fs::File::create(&a).unwrap(), &root, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dm = Daemon::start(dir.path());
+    dm.docker(&["volume", "create", "only-in-old-data"]);
+    let state = s.join("st");
+    let mut r = dm.args(&state);
+    r.extend(["restore".into(), a.display().to_string(), "--yes".into(), "--force".into()]);
+    let o = dockroot(&r);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ghost") && text(&o).contains("undone"), "{}", text(&o));
+    let vols = dm.docker(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(vols.contains("only-in-old-data"), "Docker must run on the old data again: {vols}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "undone", "{j}");
+}
