@@ -27,8 +27,19 @@ fn env(g: &Global) -> Result<Env> {
         fstab: g.fstab.clone(),
         dropin: plan::DEFAULT_DROPIN.into(),
         threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
-        timing: Default::default(),
+        timing: timing(),
     })
+}
+
+/// Service wait timing. `DOCKROOT_STOP_TIMEOUT` (seconds) shortens how long
+/// dockroot waits for dockerd to exit/answer; it is meant for tests (a daemon
+/// that will not stop) and is not a documented option.
+fn timing() -> dockroot::service::wait::Timing {
+    let mut t = dockroot::service::wait::Timing::default();
+    if let Some(secs) = std::env::var("DOCKROOT_STOP_TIMEOUT").ok().and_then(|v| v.parse::<u64>().ok()) {
+        t.timeout = std::time::Duration::from_secs(secs.max(1));
+    }
+    t
 }
 
 /// Exit code for a plan error: 2 when refused before anything changed, 1 otherwise.
@@ -37,6 +48,8 @@ fn fail(out: &Output, e: &PlanError) -> i32 {
     out.json(&json!({"ok": false, "error": e.to_string()}));
     match e {
         PlanError::Preflight { .. } | PlanError::Unfinished { .. } | PlanError::Locked { .. } | PlanError::Refused { .. } | PlanError::NoJournal { .. } => 2,
+        // Refused by a service check before anything changed (e.g. live-restore with running containers).
+        PlanError::Service { step: "preflight", .. } => 2,
         _ => 1,
     }
 }

@@ -68,3 +68,120 @@ fn plan_crash_in_switch_then_rollback_and_move_again() {
     d.check_fixture();
     assert!(std::fs::read_to_string(s.join("fstab")).unwrap().contains(&t));
 }
+
+/// A dockerd that will not stop (SIGSTOPped, so SIGTERM is not acted on):
+/// the move fails naming the pid and what to do, nothing is switched, the
+/// journal is closed, exit 1. After SIGCONT the pending SIGTERM ends dockerd;
+/// started again, it runs on the old data with nothing lost, and a move works.
+#[test]
+fn plan_daemon_that_will_not_stop() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let s = Scratch::new("plan-nostop");
+    let d = Daemon::start(false);
+    let disk = LoopFs::new(&s, "xfs", "3G");
+    let fstab0 = "# scratch fstab\n";
+    std::fs::write(s.join("fstab"), fstab0).unwrap();
+    let g = d.args(&s);
+    let before = d.state();
+    let t = disk.mnt.join("docker").display().to_string();
+    let pid: i32 = std::fs::read_to_string(d.dir.join("pid")).unwrap().trim().parse().unwrap();
+
+    // SIGSTOP dockerd while the precopy runs (it needs no API); the stop
+    // that follows then sends a SIGTERM that is not acted on.
+    let child = Command::new(crate::util::bin())
+        .args(with(&g, &["move", "--to", &t, "--yes"]))
+        .env("DOCKROOT_STOP_TIMEOUT", "3")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = std::fs::read_to_string(s.join("state/journal.json")).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+        if v["steps"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == "precopy")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "move never reached the precopy");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let msg = text(&o);
+    kill(Pid::from_raw(pid), Signal::SIGCONT).unwrap();
+    eprintln!("{msg}");
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(msg.contains(&format!("pid {pid}")) && msg.contains("did not exit"), "{msg}");
+    assert!(msg.contains("kill it yourself") && msg.contains("undone"), "{msg}");
+    assert_eq!(std::fs::read_to_string(s.join("fstab")).unwrap(), fstab0);
+    assert_eq!(journal(&s)["outcome"], "rolled-back");
+    assert!(d.root().join("overlay2").is_dir(), "data-root was renamed");
+    // dockroot never starts a second dockerd next to the live one.
+    let out = crate::util::sh(&format!("pgrep -f '[d]ockerd --config-file {}/' | wc -l", d.dir.display()));
+    assert_eq!(text(&out).trim(), "1", "{}", text(&out));
+
+    // The SIGTERM sent by dockroot is pending: after SIGCONT dockerd exits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kill(Pid::from_raw(pid), None).is_ok() && std::path::Path::new(&format!("/proc/{pid}/status")).exists() {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if st.contains("State:\tZ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "dockerd did not exit after SIGCONT");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    crate::util::ok(Command::new("bash").arg(crate::util::script("dockerd.sh")).arg("start").arg(&d.dir));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    d.check_fixture();
+
+    // The partial copy left in the target must be deleted (or another target chosen).
+    let t2 = disk.mnt.join("docker2").display().to_string();
+    let o = dockroot(with(&g, &["move", "--to", &t2, "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.state(), before);
+    d.check_fixture();
+}
+
+/// live-restore with a running container: refused before Docker is stopped,
+/// exit 2, Docker untouched; after `docker stop` of the container the move
+/// succeeds (the self-bind mount of the data-root that dockerd leaves behind
+/// with live-restore is handled).
+#[test]
+fn plan_live_restore_refuses_then_moves() {
+    let s = Scratch::new("plan-live");
+    let d = Daemon::start_with_config(false, Some("{\"live-restore\": true}\n"));
+    let disk = LoopFs::new(&s, "xfs", "3G");
+    std::fs::write(s.join("fstab"), "# scratch fstab\n").unwrap();
+    let g = d.args(&s);
+    let t = disk.mnt.join("docker").display().to_string();
+    let before = d.state();
+
+    let o = dockroot(with(&g, &["move", "--to", &t, "--yes"]));
+    let msg = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("live-restore") && msg.contains("docker stop") && msg.contains("\"live-restore\": false"), "{msg}");
+    assert!(msg.contains(&d.dir.join("daemon.json").display().to_string()), "{msg}");
+    assert!(d.api().ping());
+    assert_eq!(d.state(), before);
+    assert!(!std::path::Path::new(&t).exists(), "nothing may be copied before the refusal");
+
+    d.docker(&["stop", "dockroot-runner"]);
+    let stopped = d.state();
+    let o = dockroot(with(&g, &["move", "--to", &t, "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), stopped);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let on_root = format!(" {} ", d.root().display());
+    assert!(mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "target not mounted on the data-root:\n{mounts}");
+
+    // Rollback too needs no running container with live-restore.
+    let o = dockroot(with(&g, &["rollback", "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), stopped);
+    d.docker(&["start", "dockroot-runner"]);
+    d.check_fixture();
+}

@@ -22,8 +22,16 @@ pub(super) struct Daemon {
 
 impl Daemon {
     pub(super) fn start(root_in_json: bool) -> Daemon {
+        Self::start_with_config(root_in_json, None)
+    }
+
+    /// Like [`Daemon::start`], with `config` as the initial daemon.json.
+    pub(super) fn start_with_config(root_in_json: bool, config: Option<&str>) -> Daemon {
         crate::util::require_root();
         let dir = tempfile::Builder::new().prefix("dp").tempdir_in("/tmp").unwrap().keep();
+        if let Some(cfg) = config {
+            std::fs::write(dir.join("daemon.json"), cfg).unwrap();
+        }
         let mut c = Command::new("bash");
         c.arg(script("dockerd.sh")).arg("start").arg(&dir);
         if root_in_json {
