@@ -185,3 +185,40 @@ fn plan_live_restore_refuses_then_moves() {
     d.docker(&["start", "dockroot-runner"]);
     d.check_fixture();
 }
+
+/// `move --resume` after a crash in the switch: the pre-move state is
+/// restored from the journal, then the move runs again to the same target.
+#[test]
+fn plan_resume_after_crash() {
+    let s = Scratch::new("plan-resume");
+    let d = Daemon::start(false);
+    let disk = LoopFs::new(&s, "xfs", "3G");
+    std::fs::write(s.join("fstab"), "# scratch fstab\n").unwrap();
+    let g = d.args(&s);
+    let before = d.state();
+    let t = disk.mnt.join("docker").display().to_string();
+
+    let o = dockroot(with(&g, &["move", "--resume", "--yes"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("nothing to resume"), "{}", text(&o));
+
+    let o = move_crashing_at(&g, &t, "fstab");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(journal(&s)["outcome"], "in-progress");
+    let o = dockroot(with(&g, &["move", "--to", &t, "--yes"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--resume"), "{}", text(&o));
+
+    let o = dockroot(with(&g, &["move", "--resume", "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("undone"), "{}", text(&o));
+    assert_eq!(journal(&s)["outcome"], "moved");
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    d.check_fixture();
+    let fstab = std::fs::read_to_string(s.join("fstab")).unwrap();
+    assert_eq!(fstab.matches(&t).count(), 2, "{fstab}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let on_root = format!(" {} ", d.root().display());
+    assert!(mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "{mounts}");
+}
