@@ -106,7 +106,8 @@ pub struct MoveArgs {
     /// Print the plan and exit without changing anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Continue an interrupted move (not implemented: use rollback).
+    /// After an interrupted move: restore the pre-move state from the journal,
+    /// then run the move again from the start (to the journaled target).
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]

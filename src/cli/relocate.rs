@@ -27,8 +27,19 @@ fn env(g: &Global) -> Result<Env> {
         fstab: g.fstab.clone(),
         dropin: plan::DEFAULT_DROPIN.into(),
         threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
-        timing: Default::default(),
+        timing: timing(),
     })
+}
+
+/// Service wait timing. `DOCKROOT_STOP_TIMEOUT` (seconds) shortens how long
+/// dockroot waits for dockerd to exit/answer; it is meant for tests (a daemon
+/// that will not stop) and is not a documented option.
+fn timing() -> dockroot::service::wait::Timing {
+    let mut t = dockroot::service::wait::Timing::default();
+    if let Some(secs) = std::env::var("DOCKROOT_STOP_TIMEOUT").ok().and_then(|v| v.parse::<u64>().ok()) {
+        t.timeout = std::time::Duration::from_secs(secs.max(1));
+    }
+    t
 }
 
 /// Exit code for a plan error: 2 when refused before anything changed, 1 otherwise.
@@ -37,6 +48,8 @@ fn fail(out: &Output, e: &PlanError) -> i32 {
     out.json(&json!({"ok": false, "error": e.to_string()}));
     match e {
         PlanError::Preflight { .. } | PlanError::Unfinished { .. } | PlanError::Locked { .. } | PlanError::Refused { .. } | PlanError::NoJournal { .. } => 2,
+        // Refused by a service check before anything changed (e.g. live-restore with running containers).
+        PlanError::Service { step: "preflight", .. } => 2,
         _ => 1,
     }
 }
@@ -104,19 +117,59 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
 
 pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
     let env = env(g)?;
-    if a.resume {
-        out.problem("move --resume is not implemented; an interrupted move is undone with `dockroot rollback`");
-        return Ok(2);
-    }
-    let Some(to) = &a.to else { return Ok(2) };
-    let req = MoveRequest {
-        target: to.clone(),
-        method: match a.method {
-            MethodArg::Bind => Method::Bind,
-            MethodArg::DataRoot => Method::DataRoot,
-        },
-        precopy: !a.no_precopy,
+    let mut method = match a.method {
+        MethodArg::Bind => Method::Bind,
+        MethodArg::DataRoot => Method::DataRoot,
     };
+    let mut to = a.to.clone();
+    if a.resume {
+        // Resuming = restoring the pre-move state from the journal, then
+        // running the move again from the start (to the recorded target and
+        // method unless --to is given).
+        let j = match env.state.load() {
+            Ok(Some(j)) => j,
+            Ok(None) => {
+                out.problem(&format!("move --resume: no journal in {}; nothing to resume, run `dockroot move --to PATH`", env.state.dir.display()));
+                return Ok(2);
+            }
+            Err(e) => return Ok(fail(out, &e)),
+        };
+        if j.outcome == plan::journal::Outcome::Moved {
+            out.problem(&format!(
+                "move --resume: the move of {} to {} finished; run `dockroot finalize` to keep it or `dockroot rollback` to undo it",
+                j.data_root.display(),
+                j.target.display()
+            ));
+            return Ok(2);
+        }
+        if a.dry_run {
+            out.say(&format!("resume: would roll back the interrupted move of {} to {} and run it again", j.data_root.display(), j.target.display()));
+        } else {
+            if let Some(code) = confirm(&a.confirm, out, "Undo the interrupted move and run it again (Docker will be stopped)?") {
+                return Ok(code);
+            }
+            if j.outcome == plan::journal::Outcome::InProgress {
+                if let Err(e) = plan::rollback::rollback(&env, progress) {
+                    return Ok(fail(out, &e));
+                }
+                out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
+            }
+            if to.is_none() || to.as_deref() == Some(j.target.as_path()) {
+                // Preflight required the target empty or absent, so what is in
+                // it is the partial copy of the interrupted move: start afresh.
+                if let Err(e) = clear_dir(&j.target) {
+                    out.problem(&format!("move --resume: cannot empty the partial copy in {}: {e}; delete its contents by hand and run `dockroot move --to {}`", j.target.display(), j.target.display()));
+                    return Ok(1);
+                }
+            }
+        }
+        if to.is_none() {
+            to = Some(j.target.clone());
+            method = j.method;
+        }
+    }
+    let Some(to) = &to else { return Ok(2) };
+    let req = MoveRequest { target: to.clone(), method, precopy: !a.no_precopy };
     if let Err(e) = env.state.refuse_unfinished() {
         return Ok(fail(out, &e));
     }
@@ -150,6 +203,24 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         }
         Err(e) => Ok(fail(out, &e)),
     }
+}
+
+/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
+fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+        } else {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }
 
 pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {

@@ -211,7 +211,7 @@ impl StateDir {
                 hint: if j.outcome == Outcome::Moved {
                     "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first"
                 } else {
-                    "run `dockroot rollback` first (`dockroot move --resume` is not implemented)"
+                    "run `dockroot rollback` first, or `dockroot move --resume` to undo it and move again"
                 },
                 operation: j.operation,
                 data_root: j.data_root,

@@ -141,10 +141,14 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     report.stopped_at_unix = unix_now();
     let after_stop = (|| -> Result<()> {
         r.step("stop", |j| {
-            svc.stop().map_err(PlanError::service("stop"))?;
+            // Record how to start Docker again even when the stop fails, so
+            // that the undo can tell a daemon that would not stop (still
+            // running: nothing to undo) from one that went down.
+            let stopped = svc.stop();
             if svc.recorded_command().is_some() {
                 j.service = Some(svc.record());
             }
+            stopped.map_err(PlanError::service("stop"))?;
             verify_stopped(&j.data_root).map_err(PlanError::service("stop"))
         })?;
         let baseline = plan.precopy.then(|| m1.clone());

@@ -45,6 +45,18 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
     })?;
     let ctx = env.ctx(&j.data_root);
     let current = rec.kind.clone().build(&ctx);
+    let switched = ["rename", "mount", "fstab", "dropin", "daemon-json"].iter().any(|s| j.touched(s));
+    // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
+    // still runs on the old data: nothing was changed, do not stop it again.
+    if j.state("stop") == Some(super::journal::StepState::Started)
+        && !switched
+        && current.is_running().map_err(PlanError::service("undo stop"))?
+    {
+        j.set("stop", super::journal::StepState::Undone);
+        j.outcome = Outcome::RolledBack;
+        state.save(j)?;
+        return Ok(false);
+    }
     progress.phase("stop", None);
     if current.is_running().map_err(PlanError::service("undo stop"))? {
         current.stop().map_err(PlanError::service("undo stop"))?;
@@ -52,7 +64,6 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
     // Before unmounting and renaming back, nothing may use the trees. When
     // the switch never began (the stop itself failed), Docker is just
     // started again.
-    let switched = ["rename", "mount", "fstab", "dropin", "daemon-json"].iter().any(|s| j.touched(s));
     for p in [&j.data_root, &j.target] {
         if switched && p.exists() {
             verify_stopped(p).map_err(PlanError::service("undo stop"))?;

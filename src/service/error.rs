@@ -82,7 +82,7 @@ pub enum ServiceError {
     #[error("cannot send SIGTERM to dockerd pid {pid}: {source}")]
     Signal { pid: u32, source: nix::Error },
     /// The daemon ignored SIGTERM for too long.
-    #[error("dockerd pid {pid} did not exit within {secs}s after SIGTERM; it may be stopping containers: check its log, `docker stop` the containers, or kill it yourself (dockroot never sends SIGKILL)")]
+    #[error("dockerd pid {pid} did not exit within {secs}s after SIGTERM; it may be stopping containers or be hung (see `ps -o stat= -p {pid}`): check its log, `docker stop` the containers, or kill it yourself (dockroot never sends SIGKILL)")]
     ExitTimeout { pid: u32, secs: u64 },
     /// `start` was called without a recorded command line.
     #[error("no recorded dockerd command line for pidfile {}; dockroot can only restart a daemon it stopped (or one recorded in its journal)", pidfile.display())]

@@ -11,17 +11,27 @@ use std::time::{Duration, Instant};
 use dockroot::docker::api::DockerApi;
 use dockroot::docker::snapshot::DockerState;
 
+mod faults;
+
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 
 /// A private dockerd under a short /tmp dir, populated; stopped on drop.
-struct Daemon {
-    dir: PathBuf,
+pub(super) struct Daemon {
+    pub(super) dir: PathBuf,
 }
 
 impl Daemon {
-    fn start(root_in_json: bool) -> Daemon {
+    pub(super) fn start(root_in_json: bool) -> Daemon {
+        Self::start_with_config(root_in_json, None)
+    }
+
+    /// Like [`Daemon::start`], with `config` as the initial daemon.json.
+    pub(super) fn start_with_config(root_in_json: bool, config: Option<&str>) -> Daemon {
         crate::util::require_root();
         let dir = tempfile::Builder::new().prefix("dp").tempdir_in("/tmp").unwrap().keep();
+        if let Some(cfg) = config {
+            std::fs::write(dir.join("daemon.json"), cfg).unwrap();
+        }
         let mut c = Command::new("bash");
         c.arg(script("dockerd.sh")).arg("start").arg(&dir);
         if root_in_json {
@@ -33,28 +43,28 @@ impl Daemon {
         d
     }
 
-    fn sock(&self) -> PathBuf {
+    pub(super) fn sock(&self) -> PathBuf {
         self.dir.join("sock")
     }
-    fn root(&self) -> PathBuf {
+    pub(super) fn root(&self) -> PathBuf {
         self.dir.join("root")
     }
-    fn api(&self) -> DockerApi {
+    pub(super) fn api(&self) -> DockerApi {
         DockerApi::new(self.sock())
     }
-    fn state(&self) -> DockerState {
+    pub(super) fn state(&self) -> DockerState {
         DockerState::capture(&self.api()).unwrap()
     }
-    fn root_dir(&self) -> PathBuf {
+    pub(super) fn root_dir(&self) -> PathBuf {
         self.api().info().unwrap().docker_root_dir
     }
 
-    fn docker(&self, args: &[&str]) -> Output {
+    pub(super) fn docker(&self, args: &[&str]) -> Output {
         ok(Command::new("docker").arg("-H").arg(format!("unix://{}", self.sock().display())).args(args))
     }
 
     /// The global options pointing dockroot at this daemon and at scratch config files.
-    fn args(&self, s: &Scratch) -> Vec<String> {
+    pub(super) fn args(&self, s: &Scratch) -> Vec<String> {
         let p = |x: PathBuf| x.display().to_string();
         vec![
             "--service".into(),
@@ -73,7 +83,7 @@ impl Daemon {
     /// Checks what the fixture put in: files deleted in the app image stay
     /// deleted, the opaque dir hides the base's files, the volume's data is
     /// intact, the runner runs.
-    fn check_fixture(&self) {
+    pub(super) fn check_fixture(&self) {
         let out = self.docker(&[
             "run", "--rm", "--network", "none", "-v", "dockroot-vol:/v", "dockroot-test/app:1", "sh", "-c",
             "test ! -e /usr/share/doc/base/README && test ! -e /opt/data/a.txt && cd /v && sha256sum -c SHA256SUMS && cat hello.txt",
@@ -95,7 +105,7 @@ impl Drop for Daemon {
     }
 }
 
-fn with(args: &[String], more: &[&str]) -> Vec<String> {
+pub(super) fn with(args: &[String], more: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = more.iter().map(|s| s.to_string()).collect();
     v.extend(args.iter().cloned());
     v
