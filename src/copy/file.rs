@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::tree::content::{Chunk, hash_update, hash_zeros, stream};
+use crate::tree::content::{Chunk, hash_zeros, stream};
 
 const BLOCK: usize = 4096;
 
@@ -44,7 +44,7 @@ pub fn copy_content(src: &File, dst: &File, size: u64, blocks: u64, sparsify: bo
     stream(src, size, blocks, |off, c| {
         match c {
             Chunk::Data(d) => {
-                hash_update(&mut h, d);
+                h.update(d);
                 if sparsify {
                     sparsified += write_sparse(dst, d, off)?;
                 } else {
@@ -69,7 +69,7 @@ pub fn hash_content(f: &File, size: u64, blocks: u64) -> io::Result<[u8; 32]> {
     stream(f, size, blocks, |_, c| {
         match c {
             Chunk::Data(d) => {
-                hash_update(&mut h, d);
+                h.update(d);
             }
             Chunk::Hole(n) => hash_zeros(&mut h, n),
         }

@@ -58,26 +58,13 @@ pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk)
     })
 }
 
-static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
-
-/// Inputs at least this large are hashed on all cores (BLAKE3 is a tree hash,
-/// so one large file need not hold up a two-core machine on one thread).
-const PARALLEL_HASH: usize = 512 * 1024;
-
-/// Feeds `data` into a hasher, on several threads when it is large.
-pub fn hash_update(h: &mut blake3::Hasher, data: &[u8]) {
-    if data.len() >= PARALLEL_HASH {
-        h.update_rayon(data);
-    } else {
-        h.update(data);
-    }
-}
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// Feeds `len` zero bytes into a hasher (a hole's logical content).
 pub fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
     while len > 0 {
         let n = len.min(ZEROS.len() as u64) as usize;
-        hash_update(h, &ZEROS[..n]);
+        h.update(&ZEROS[..n]);
         len -= n as u64;
     }
 }

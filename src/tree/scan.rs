@@ -4,7 +4,7 @@
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use super::content::{Chunk, hash_update, hash_zeros, stream};
+use super::content::{Chunk, hash_zeros, stream};
 use super::links::LinkRole;
 use super::node::Item;
 use super::walk::{Entered, Outcome, Visitor};
@@ -76,7 +76,7 @@ impl Scan {
         stream(&f, before.size, before.blocks, |_, c| {
             match c {
                 Chunk::Data(d) => {
-                    hash_update(&mut h, d);
+                    h.update(d);
                 }
                 Chunk::Hole(n) => hash_zeros(&mut h, n),
             }
