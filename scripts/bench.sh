@@ -15,8 +15,8 @@
 # sparse container files and fully-allocated zero files.
 #
 # Compared: rsync -aHAXS --numeric-ids, cp -a, dockroot copy --manifest;
-# and for archives: tar --xattrs -S | zstd -T0 -3 against dockroot backup when
-# that command exists. Not run in CI: timings are machine-dependent.
+# for archives: tar --xattrs -S | zstd -T0 -3 against dockroot backup, and
+# GNU tar's extraction of a dockroot archive against dockroot restore. Not run in CI: timings are machine-dependent.
 set -euo pipefail
 
 rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out
@@ -103,15 +103,19 @@ for ((r = 1; r <= rounds; r++)); do
     run cp cp -a "$tree" "$out"
     run dockroot "$bin" -q copy "$tree" "$out" --manifest "$dir/out.manifest"
     run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$tree' -cf - . | zstd -q -T0 -3 -o '$arc'"
-    if "$bin" backup --help >/dev/null 2>&1; then
-        run dockroot_backup "$bin" -q --service none --data-root "$tree" backup -o "$arc" --no-config
-    fi
+    run dockroot_backup "$bin" -q --service none --data-root "$tree" backup -o "$arc" --no-config
+    # Extraction of the same dockroot archive: GNU tar, then dockroot restore
+    # (which also verifies the archive first and the restored tree after).
+    "$bin" -q --service none --data-root "$tree" backup -o "$outdir/keep.tar.zst" --no-config
+    run tar_extract bash -c "mkdir -p '$out' && tar --zstd --xattrs --xattrs-include='*' --acls -xpf '$outdir/keep.tar.zst' -C '$out'"
+    run dockroot_restore "$bin" -q --service none --data-root "$out" restore "$outdir/keep.tar.zst" --yes --force
+    rm -f "$outdir/keep.tar.zst"
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
 printf '\n%-16s %10s   %s\n' tool "median s" "all runs"
-for k in rsync cp dockroot tar_zstd dockroot_backup; do
+for k in rsync cp dockroot tar_zstd dockroot_backup tar_extract dockroot_restore; do
     [[ -n ${times[$k]:-} ]] || continue
     med[$k]=$(echo "${times[$k]}" | median)
     printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${times[$k]}"
@@ -120,9 +124,8 @@ ratio() { echo "scale=3; $1 / $2" | bc; }
 echo
 echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")  (target <= 0.5)"
 echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")  (target <= 0.75)"
-if [[ -n ${med[dockroot_backup]:-} ]]; then
-    echo "dockroot backup / tar | zstd -T0         : $(ratio "${med[dockroot_backup]}" "${med[tar_zstd]}")  (target <= 1.0)"
-fi
+echo "dockroot backup / tar | zstd -T0         : $(ratio "${med[dockroot_backup]}" "${med[tar_zstd]}")  (target <= 1.0)"
+echo "dockroot restore / tar --zstd -x         : $(ratio "${med[dockroot_restore]}" "${med[tar_extract]}")  (target <= 1.0)"
 
 # Peak memory of one dockroot copy.
 rm -rf "$out"

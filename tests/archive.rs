@@ -3,7 +3,7 @@
 //! and damage detection by `verify`.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -453,57 +453,4 @@ fn verify_detects_truncation_and_bit_flips() {
         fs::write(&p, &bad).unwrap();
         assert!(archive::open(&p).and_then(archive::verify).is_err(), "bit flip at {pos} passed verify");
     }
-}
-
-#[allow(dead_code)]
-fn unused(_: &CStr) {}
-
-/// Throughput of the writer and extractor on `DOCKROOT_BENCH_SRC` (e.g. a copy
-/// of /usr); compare with `tar --xattrs -S -cf - | zstd -T0 -3` by hand.
-/// `DOCKROOT_BENCH_TMP` (default /var/tmp) holds the archive and the extracted tree.
-/// Run: `DOCKROOT_BENCH_SRC=/var/tmp/x cargo test --release --test archive bench -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_writer_and_extractor() {
-    let src = PathBuf::from(std::env::var("DOCKROOT_BENCH_SRC").expect("set DOCKROOT_BENCH_SRC"));
-    let dir = std::env::var("DOCKROOT_BENCH_TMP").unwrap_or_else(|_| "/var/tmp".into());
-    let t = tempfile::Builder::new().prefix("dockroot-bench-").tempdir_in(dir).unwrap();
-    let a = t.path().join("bench.tar.zst");
-    fs::write(t.path().join("cfg"), b"{}").unwrap();
-    let start = std::time::Instant::now();
-    let recs = write_archive(&src, &a, &t.path().join("cfg"));
-    let wt = start.elapsed().as_secs_f64();
-    let bytes: u64 = recs.iter().filter(|r| r.hardlink_to.is_none()).map(|r| r.size).sum();
-    let csize = fs::metadata(&a).unwrap().len();
-    println!("write: {} entries, {:.1} MB in {wt:.2}s = {:.1} MB/s, archive {:.1} MB", recs.len(), bytes as f64 / 1e6, bytes as f64 / 1e6 / wt, csize as f64 / 1e6);
-    fs::create_dir(t.path().join("x")).unwrap();
-    let start = std::time::Instant::now();
-    let fd = sys::open_dir_path(&t.path().join("x")).unwrap();
-    archive::extract(&mut archive::open(&a).unwrap(), fd.as_fd(), &ExtractOptions::default()).unwrap();
-    let xt = start.elapsed().as_secs_f64();
-    println!("extract: {xt:.2}s = {:.1} MB/s", bytes as f64 / 1e6 / xt);
-    let start = std::time::Instant::now();
-    archive::verify(archive::open(&a).unwrap()).unwrap();
-    println!("verify: {:.2}s", start.elapsed().as_secs_f64());
-}
-
-#[test]
-fn manifest_must_be_last() {
-    let mut t = Vec::new();
-    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
-    member(&mut t, &[], file(b".dockroot/manifest"), b"m");
-    member(&mut t, &[], file(b"data/late"), b"x");
-    t.extend_from_slice(&[0u8; 1024]);
-    let z = zstd::encode_all(&t[..], 3).unwrap();
-    expect(extract_err(&z), "member after the manifest");
-    let dir = tmp();
-    let p = dir.path().join("late.tar.zst");
-    fs::write(&p, &z).unwrap();
-    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "member after the manifest");
-    // No manifest at all: an interrupted backup.
-    let mut t = Vec::new();
-    member(&mut t, &[], file(b".dockroot/meta.json"), b"{}");
-    t.extend_from_slice(&[0u8; 1024]);
-    fs::write(&p, zstd::encode_all(&t[..], 3).unwrap()).unwrap();
-    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "no .dockroot/manifest");
 }

@@ -147,13 +147,9 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 let file = e.data.take().ok_or_else(|| ArchiveError::Layout { what: format!("no data for file `{}`", show(&e.rel_path)) })?;
                 f.typeflag = flag::FILE;
                 record.size = m.size;
-                let extents = if m.size > 0 && m.blocks * 512 < m.size {
-                    crate::sys::holes::data_extents(&file, m.size)
-                        .map_err(|source| ArchiveError::Source { path: show(&e.rel_path), step: "find holes of", source })?
-                } else {
-                    vec![(0, m.size)]
-                };
-                let hash = if extents.len() == 1 && extents[0] == (0, m.size) {
+                let extents = crate::tree::content::extents(&file, m.size, m.blocks)
+                    .map_err(|source| ArchiveError::Source { path: show(&e.rel_path), step: "find holes of", source })?;
+                let hash = if m.size == 0 || extents == [(0, m.size)] {
                     f.size = m.size;
                     self.header(&mut f, pax, m.mtime)?;
                     self.plain_data(&file, m.size, &e.rel_path)?

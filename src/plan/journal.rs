@@ -223,22 +223,21 @@ impl StateDir {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Journal {
+impl Journal {
+    /// A move journal with every path below `dir`, for unit tests.
+    pub(crate) fn for_test(dir: &Path, method: Method) -> Journal {
         Journal {
-            id: "x".into(),
+            id: "t".into(),
             operation: "move".into(),
             outcome: Outcome::InProgress,
-            data_root: "/var/lib/docker".into(),
-            target: "/mnt/d".into(),
-            method: Method::Bind,
+            data_root: dir.join("root"),
+            target: dir.join("target"),
+            method,
             rewrite_argv: false,
             service: None,
-            socket: "/s".into(),
-            fstab: "/etc/fstab".into(),
-            daemon_json: "/etc/docker/daemon.json".into(),
+            socket: dir.join("sock"),
+            fstab: dir.join("fstab"),
+            daemon_json: dir.join("daemon.json"),
             dropin: None,
             steps: vec![],
             backups: Backups::default(),
@@ -246,6 +245,11 @@ mod tests {
             downtime_secs: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn save_load_lock_refuse() {
@@ -254,7 +258,7 @@ mod tests {
         assert!(s.load().unwrap().is_none());
         let _l = s.lock().unwrap();
         assert!(matches!(s.lock(), Err(PlanError::Locked { .. })));
-        let mut j = sample();
+        let mut j = Journal::for_test(Path::new("/x"), Method::Bind);
         j.set("precopy", StepState::Started);
         s.save(&j).unwrap();
         assert!(s.refuse_unfinished().is_ok(), "nothing changed before the stop");

@@ -244,29 +244,7 @@ fn undo_rename(j: &Journal) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::journal::{Backups, Outcome};
     use crate::progress::Silent;
-
-    fn journal(dir: &Path, method: Method) -> Journal {
-        Journal {
-            id: "t".into(),
-            operation: "move".into(),
-            outcome: Outcome::InProgress,
-            data_root: dir.join("root"),
-            target: dir.join("target"),
-            method,
-            rewrite_argv: false,
-            service: None,
-            socket: dir.join("sock"),
-            fstab: dir.join("fstab"),
-            daemon_json: dir.join("daemon.json"),
-            dropin: None,
-            steps: vec![],
-            backups: Backups::default(),
-            old_tree: None,
-            downtime_secs: None,
-        }
-    }
 
     #[test]
     fn daemon_json_edit_is_undone_byte_for_byte() {
@@ -275,7 +253,7 @@ mod tests {
         state.ensure().unwrap();
         let original = "{\n  \"debug\": true,\n  \"data-root\": \"/old\"\n}\n";
         std::fs::write(d.path().join("daemon.json"), original).unwrap();
-        let mut r = Runner { state: &state, j: journal(d.path(), Method::DataRoot), progress: &Silent };
+        let mut r = Runner { state: &state, j: Journal::for_test(d.path(), Method::DataRoot), progress: &Silent };
         apply(&mut r, false).unwrap();
         let cfg = DaemonJson::load(&d.path().join("daemon.json")).unwrap();
         assert_eq!(cfg.data_root().unwrap().0, d.path().join("target"));
@@ -292,7 +270,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("state"));
         state.ensure().unwrap();
-        let mut r = Runner { state: &state, j: journal(d.path(), Method::DataRoot), progress: &Silent };
+        let mut r = Runner { state: &state, j: Journal::for_test(d.path(), Method::DataRoot), progress: &Silent };
         apply(&mut r, false).unwrap();
         assert!(d.path().join("daemon.json").exists());
         undo(&state, &mut r.j, &Silent).unwrap();
@@ -304,7 +282,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("state"));
         state.ensure().unwrap();
-        let mut j = journal(d.path(), Method::Bind);
+        let mut j = Journal::for_test(d.path(), Method::Bind);
         let p = d.path().join("docker.service.d/dockroot-mount.conf");
         j.dropin = Some(p.clone());
         install_dropin(&mut j).unwrap();
@@ -320,7 +298,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("state"));
         state.ensure().unwrap();
-        let mut j = journal(d.path(), Method::Bind);
+        let mut j = Journal::for_test(d.path(), Method::Bind);
         std::fs::create_dir(&j.data_root).unwrap();
         std::fs::write(j.data_root.join("keep"), "data").unwrap();
         rename_old(&mut j).unwrap();

@@ -24,14 +24,7 @@ thread_local! {
 /// error) if the file turns out shorter than `size`: the caller's post-read
 /// stat reports that change.
 pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk) -> io::Result<()>) -> io::Result<()> {
-    // A file with as many blocks as bytes has no holes: skip the two lseeks.
-    let extents = if size == 0 {
-        Vec::new()
-    } else if blocks * 512 >= size {
-        vec![(0, size)]
-    } else {
-        data_extents(file, size)?
-    };
+    let extents = extents(file, size, blocks)?;
     BUFFER.with(|b| {
         let buf = &mut b.borrow_mut()[..];
         let mut pos = 0u64;
@@ -56,6 +49,19 @@ pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk)
         }
         Ok(())
     })
+}
+
+/// The data extents of a file of `size` bytes and `blocks` 512-byte blocks.
+/// A file with as many blocks as bytes has no holes: the two lseeks per
+/// extent are skipped.
+pub fn extents(file: &File, size: u64, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
+    if size == 0 {
+        Ok(Vec::new())
+    } else if blocks * 512 >= size {
+        Ok(vec![(0, size)])
+    } else {
+        data_extents(file, size)
+    }
 }
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
