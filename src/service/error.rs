@@ -53,6 +53,14 @@ fn list(items: &[Leftover]) -> String {
     items.iter().map(|l| format!("\n  - {l}")).collect()
 }
 
+fn journal_tail(journal: &str) -> String {
+    if journal.trim().is_empty() {
+        return String::new();
+    }
+    let lines: String = journal.trim_end().lines().map(|l| format!("\n  | {l}")).collect();
+    format!(". Its last log lines:{lines}")
+}
+
 fn join_pids(p: &[u32]) -> String {
     p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
@@ -72,6 +80,9 @@ pub enum ServiceError {
     /// The daemon was started but its socket never answered.
     #[error("{what} was started but {} did not answer /_ping within {secs}s; check the daemon log{}", socket.display(), log.as_ref().map(|l| format!(" ({})", l.display())).unwrap_or_default())]
     StartTimeout { what: String, socket: PathBuf, secs: u64, log: Option<PathBuf> },
+    /// systemd could not start docker.service, even after a retry.
+    #[error("{unit} did not start: {reason}; fix the cause shown by `journalctl -u {unit}`, then run `systemctl start {unit}`{}", journal_tail(.journal))]
+    StartFailed { unit: String, reason: String, journal: String },
     /// The pidfile exists but could not be read or parsed.
     #[error("cannot use pidfile {}: {reason}; pass the pidfile dockerd was started with (--pidfile) or use another --service mode", path.display())]
     Pidfile { path: PathBuf, reason: String },

@@ -75,19 +75,45 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
         Err(ServiceError::StopTimeout { what: UNITS.join(" and "), secs: self.timing.secs(), state })
     }
 
+    /// Starts both units and waits for /_ping. A failed first start is
+    /// retried once: docker.service has `Restart=on-failure`, and a dockerd
+    /// that trips over a leftover of its predecessor (a containerd
+    /// reconnect, a lock) usually comes up on the next try. Docker must not
+    /// be left down after dockroot stopped it.
     fn start(&self) -> Result<()> {
-        for unit in UNITS {
-            self.runner.run_ok("systemctl", &["start", unit])?;
-        }
-        if self.timing.wait_until(|| self.api.ping()) {
+        self.runner.run_ok("systemctl", &["start", UNITS[0]])?;
+        let mut failure = self.runner.run_ok("systemctl", &["start", UNITS[1]]).err();
+        let mut retried = false;
+        let up = self.timing.wait_until(|| {
+            if self.api.ping() {
+                return true;
+            }
+            let failed = matches!(self.states().ok().as_deref(), Some([_, s]) if s == "failed" || s == "inactive");
+            if failure.is_some() && failed && !retried {
+                retried = true;
+                let _ = self.runner.run("systemctl", &["reset-failed", UNITS[1]]);
+                failure = self.runner.run_ok("systemctl", &["start", UNITS[1]]).err();
+            }
+            // Only an unrecoverable failed state ends the wait early.
+            failed && retried && failure.is_some()
+        });
+        if up && self.api.ping() {
             return Ok(());
         }
-        Err(ServiceError::StartTimeout {
-            what: "docker.service".into(),
-            socket: self.api.socket.clone(),
-            secs: self.timing.secs(),
-            log: None,
-        })
+        let journal = self
+            .runner
+            .run("journalctl", &["-u", UNITS[1], "-n", "15", "--no-pager", "-o", "short-iso"])
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        match failure {
+            Some(e) => Err(ServiceError::StartFailed { unit: UNITS[1].into(), reason: e.to_string(), journal }),
+            None => Err(ServiceError::StartTimeout {
+                what: UNITS[1].into(),
+                socket: self.api.socket.clone(),
+                secs: self.timing.secs(),
+                log: None,
+            }),
+        }
     }
 
     fn kind(&self) -> ServiceKind {
@@ -168,11 +194,27 @@ pub(crate) mod tests {
         let e = s.start().unwrap_err();
         assert!(matches!(e, ServiceError::StartTimeout { .. }), "{e}");
         let calls = s.runner.calls.lock().unwrap().clone();
-        assert_eq!(calls, ["systemctl start docker.socket", "systemctl start docker.service"]);
+        assert_eq!(calls[..2], ["systemctl start docker.socket", "systemctl start docker.service"]);
         let r = FakeRunner::default();
         r.reply("systemctl stop", 1, "");
         let s = Systemd::with_runner(r, DockerApi::new("/x.sock"), fast());
         assert!(matches!(s.stop(), Err(ServiceError::CommandFailed { .. })));
+    }
+
+    #[test]
+    fn failed_start_is_retried_once_then_reported_with_the_journal() {
+        let r = FakeRunner::default();
+        r.reply("systemctl start docker.service", 1, "");
+        r.reply("systemctl is-active", 3, "active\nfailed\n");
+        r.reply("journalctl", 0, "dockerd[9]: failed to start daemon: boom\n");
+        let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
+        let e = s.start().unwrap_err();
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().filter(|c| *c == "systemctl start docker.service").count(), 2, "{calls:?}");
+        assert!(calls.contains(&"systemctl reset-failed docker.service".to_string()), "{calls:?}");
+        let msg = e.to_string();
+        assert!(matches!(e, ServiceError::StartFailed { .. }) && msg.contains("| dockerd[9]: failed to start daemon: boom"), "{msg}");
+        assert!(msg.contains("systemctl start docker.service"), "{msg}");
     }
 
     #[test]
