@@ -244,7 +244,7 @@ fn round_trip_every_type() {
     let s = snapshot(&base.join("src"));
     let d = snapshot(&base.join("dst"));
     assert!(s.contains_key(&fx.deep), "deep path present in the source");
-    assert_eq!(s.get(&b"overlay2/abc/diff/sock".to_vec()).unwrap().kind, Kind::Socket);
+    assert_eq!(s.get(b"overlay2/abc/diff/sock".as_slice()).unwrap().kind, Kind::Socket);
     compare(&s, &d, &|_| false);
     // The root's own metadata.
     let (rs, rd) = (fs::metadata(base.join("src")).unwrap(), fs::metadata(base.join("dst")).unwrap());

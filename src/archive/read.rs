@@ -181,11 +181,10 @@ impl<R: Read> TarReader<R> {
             }
             b"GNU.sparse.name" => m.path = v,
             b"GNU.sparse.realsize" => m.sparse_size = Some(num(&v)?),
-            b"GNU.sparse.major" | b"GNU.sparse.minor" => {
-                if v != b"1" && v != b"0" {
+            b"GNU.sparse.major" | b"GNU.sparse.minor"
+                if v != b"1" && v != b"0" => {
                     return Err(m.malformed("unsupported GNU sparse format version"));
                 }
-            }
             b"DOCKROOT.type" => {
                 if v != b"socket" {
                     return Err(m.malformed(format!("unknown DOCKROOT.type `{}`", show(&v))));

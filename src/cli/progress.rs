@@ -62,7 +62,7 @@ impl Progress for Bar {
     fn advance(&self, entries: u64, bytes: u64) {
         let n = self.entries.fetch_add(entries, Ordering::Relaxed) + entries;
         self.bar.inc(bytes);
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             self.bar.set_message(format!("{n} entries"));
         }
     }

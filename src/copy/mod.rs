@@ -72,14 +72,13 @@ fn open_dst(dst: &Path, delete: bool) -> Result<std::os::fd::OwnedFd> {
 
 fn check_disjoint(src: &Path, dst: &Path) -> Result<()> {
     let (s, d) = (std::fs::canonicalize(src), std::fs::canonicalize(dst));
-    if let (Ok(s), Ok(d)) = (s, d) {
-        if d.starts_with(&s) || s.starts_with(&d) {
+    if let (Ok(s), Ok(d)) = (s, d)
+        && (d.starts_with(&s) || s.starts_with(&d)) {
             return Err(Error::Refused {
                 path: dst.display().to_string(),
                 msg: format!("the destination and the source {} overlap; choose a directory outside the source", s.display()),
             });
         }
-    }
     Ok(())
 }
 
@@ -99,11 +98,10 @@ pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Prog
     progress.phase("copy", None);
     summary.stats = walk(&wopts, &visitor, Some(dst_fd), progress, |r| match r {
         Ok(o) => {
-            if let (Some(w), Some(rec), None) = (writer.as_mut(), o.record, &fatal) {
-                if let Err(e) = w.push(&rec) {
+            if let (Some(w), Some(rec), None) = (writer.as_mut(), o.record, &fatal)
+                && let Err(e) = w.push(&rec) {
                     fatal = Some(e);
                 }
-            }
         }
         Err(e) => summary.errors.push(e.to_string()),
     })?;

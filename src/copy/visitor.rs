@@ -81,15 +81,14 @@ impl CopyVisitor {
                 });
             };
             let hd = head.dir.dst.as_ref().expect("destination").as_fd();
-            if self.opts.delete {
-                if let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? {
+            if self.opts.delete
+                && let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? {
                     let hm = sys::stat::lstat_at(hd, &head.name).map_err(|e| self.e("stat", head_rel, e))?;
                     if (m.dev, m.ino) == (hm.dev, hm.ino) {
                         return Ok(());
                     }
                     delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", &item.rel, e))?;
                 }
-            }
             sys::link_at(hd, &head.name, d, &item.name).map_err(|e| self.e("link", &item.rel, e))
         })?;
         let record = Record { path: item.rel.clone(), body: Body::Hardlink { target: head_rel.to_vec() }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };

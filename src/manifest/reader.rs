@@ -76,11 +76,10 @@ impl Reader {
             return Ok(None);
         }
         let rec = Record::parse(&line).map_err(|m| self.bad(m))?;
-        if let Some(last) = &self.last {
-            if order::cmp(last, &rec.path) != Ordering::Less {
+        if let Some(last) = &self.last
+            && order::cmp(last, &rec.path) != Ordering::Less {
                 return Err(self.bad("entries are not in walk order".into()));
             }
-        }
         self.last = Some(rec.path.clone());
         self.count += 1;
         Ok(Some(rec))

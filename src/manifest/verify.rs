@@ -203,11 +203,10 @@ pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Pr
     progress.phase("manifest", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {
         Ok(o) => {
-            if let (Some(rec), None) = (o.record, &fatal) {
-                if let Err(e) = w.push(&rec) {
+            if let (Some(rec), None) = (o.record, &fatal)
+                && let Err(e) = w.push(&rec) {
                     fatal = Some(e);
                 }
-            }
         }
         Err(e) => summary.errors.push(e.to_string()),
     })?;

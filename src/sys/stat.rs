@@ -127,7 +127,7 @@ impl Meta {
             dev: st.st_dev,
             ino: st.st_ino,
             rdev: st.st_rdev,
-            nlink: st.st_nlink as u64,
+            nlink: st.st_nlink,
             blocks: st.st_blocks as u64,
         })
     }
