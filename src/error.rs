@@ -13,14 +13,27 @@ use crate::manifest::escape::display;
 pub enum Error {
     /// A system call on an entry failed.
     #[error("{step} {path}: {source}{}", hint(source))]
-    Io { step: &'static str, path: String, #[source] source: io::Error },
+    Io {
+        step: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 
     /// Setting or reading one extended attribute failed.
     #[error("{step} xattr {name} on {path}: {source}{}", hint(source))]
-    Xattr { step: &'static str, name: String, path: String, #[source] source: io::Error },
+    Xattr {
+        step: &'static str,
+        name: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 
     /// An entry changed or vanished while it was copied without `--live`.
-    #[error("{path}: {what} while it was being read; stop whatever writes to the tree (e.g. Docker) or pass --live and run a --delete pass afterwards")]
+    #[error(
+        "{path}: {what} while it was being read; stop whatever writes to the tree (e.g. Docker) or pass --live and run a --delete pass afterwards"
+    )]
     Changed { path: String, what: &'static str },
 
     /// A manifest file could not be parsed.

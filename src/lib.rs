@@ -5,13 +5,13 @@
 //! → `tree` (fd-based walk, entry model, metadata application) → `sys` (raw fd-relative syscalls).
 //! Nothing in the library prints; it reports through [`progress::Progress`].
 
+pub mod archive;
+pub mod copy;
+pub mod docker;
 pub mod error;
+pub mod manifest;
+pub mod plan;
 pub mod progress;
+pub mod service;
 pub mod sys;
 pub mod tree;
-pub mod manifest;
-pub mod copy;
-pub mod archive;
-pub mod docker;
-pub mod service;
-pub mod plan;

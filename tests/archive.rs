@@ -8,13 +8,13 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dockroot::archive::header::{self, flag, Fields};
+use dockroot::archive::header::{self, Fields, flag};
 use dockroot::archive::{self, ArchiveError, ArchiveWriter, ExtractOptions, WriterOptions};
-use dockroot::sys::{self, stat, Kind, Timespec};
+use dockroot::sys::{self, Kind, Timespec, stat};
 
 fn tmp() -> tempfile::TempDir {
     assert_eq!(unsafe { libc::geteuid() }, 0, "tests/archive.rs needs root (devices, chown, trusted.* xattrs)");
@@ -78,7 +78,8 @@ fn build_tree(root: &Path) -> Vec<u8> {
     setx(&root.join("overlay2/abc/diff/etc/hosts"), "user.multi", b"line1\nline2\0nul\n");
     setx(&root.join("volumes/v1/_data"), "user.dir", b"d\nx");
     setx(&root.join("image/overlay2/l/ABS"), "trusted.sym", b"on a symlink");
-    let st = Command::new("setfacl").args(["-m", "u:1000:rw,g:2000:r", "-d", "-m", "u:1000:rwx"]).arg(root.join("volumes/v1")).status().unwrap();
+    let st =
+        Command::new("setfacl").args(["-m", "u:1000:rw,g:2000:r", "-d", "-m", "u:1000:rwx"]).arg(root.join("volumes/v1")).status().unwrap();
     assert!(st.success());
     let st = Command::new("setfacl").args(["-m", "u:1001:r"]).arg(root.join("volumes/v1/_data/big.bin")).status().unwrap();
     assert!(st.success());
@@ -112,7 +113,10 @@ fn build_tree(root: &Path) -> Vec<u8> {
     set_time(&root.join("overlay2/abc/diff/etc/hosts"), 1_600_000_000, 123_456_789);
     set_time(&root.join("image/overlay2/l/ABS"), 1_500_000_000, 987_654_321);
     set_time(&root.join("overlay2/abc/work/rel"), 1_400_000_000, 1);
-    for (i, p) in ["overlay2/abc/diff/etc", "overlay2/abc/diff", "overlay2/abc/work", "volumes/v1/_data", "volumes/v1", "image/overlay2/l"].iter().enumerate() {
+    for (i, p) in ["overlay2/abc/diff/etc", "overlay2/abc/diff", "overlay2/abc/work", "volumes/v1/_data", "volumes/v1", "image/overlay2/l"]
+        .iter()
+        .enumerate()
+    {
         set_time(&root.join(p), 1_700_000_000 + i as i64, 111_111_111 * (i as u32 + 1));
     }
     rel
@@ -273,7 +277,9 @@ fn gnu_tar_restores_the_same_tree() {
     let err = String::from_utf8_lossy(&out.stderr);
     // GNU tar cannot create the > PATH_MAX path; nothing else may fail.
     for line in err.lines() {
-        let ok = line.contains("too long") || line.contains("Exiting with failure") || line.contains("unknown extended header keyword 'DOCKROOT.type'");
+        let ok = line.contains("too long")
+            || line.contains("Exiting with failure")
+            || line.contains("unknown extended header keyword 'DOCKROOT.type'");
         assert!(ok, "GNU tar: {line}");
     }
     assert_eq!(fs::read(base.join("gnu/.dockroot/meta.json")).unwrap(), br#"{"version":1}"#);
@@ -353,12 +359,22 @@ fn rejects_dotdot_and_absolute_paths() {
 #[test]
 fn rejects_paths_through_symlinks() {
     let e = extract_err(&with_meta(|t| {
-        member(t, &[], Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"../..".to_vec(), ..Default::default() }, b"");
+        member(
+            t,
+            &[],
+            Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"../..".to_vec(), ..Default::default() },
+            b"",
+        );
         member(t, &[], file(b"data/l/pwned"), b"x");
     }));
     expect(e, "not a directory");
     let e = extract_err(&with_meta(|t| {
-        member(t, &[], Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"/tmp/dockroot-pwned".to_vec(), ..Default::default() }, b"");
+        member(
+            t,
+            &[],
+            Fields { name: b"data/l".to_vec(), typeflag: flag::SYMLINK, linkname: b"/tmp/dockroot-pwned".to_vec(), ..Default::default() },
+            b"",
+        );
         member(t, &[], file(b"data/l"), b"x");
     }));
     expect(e, "already extracted");

@@ -47,12 +47,7 @@ impl Daemon {
         let d = Self { dir };
         let mut argv = d.argv();
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let cmd = DaemonCommand {
-            argv,
-            env: std::env::vars().collect(),
-            cwd: d.dir.path().into(),
-            log: d.path("dockerd.log"),
-        };
+        let cmd = DaemonCommand { argv, env: std::env::vars().collect(), cwd: d.dir.path().into(), log: d.path("dockerd.log") };
         cmd.spawn().unwrap();
         assert!(timing().wait_until(|| d.api().ping()), "dockerd did not come up; see {}", d.path("dockerd.log").display());
         d
@@ -70,8 +65,16 @@ impl Daemon {
         let p = |r: &str| self.path(r).display().to_string();
         let s = |x: &str| x.to_string();
         vec![
-            s("dockerd"), s("--data-root"), p("root"), s("--exec-root"), p("ex"), s("--pidfile"), p("d.pid"),
-            format!("-H=unix://{}", p("d.sock")), s("--iptables=false"), s("--bridge=none"),
+            s("dockerd"),
+            s("--data-root"),
+            p("root"),
+            s("--exec-root"),
+            p("ex"),
+            s("--pidfile"),
+            p("d.pid"),
+            format!("-H=unix://{}", p("d.sock")),
+            s("--iptables=false"),
+            s("--bridge=none"),
         ]
     }
 

@@ -36,7 +36,8 @@ fn systemd_move_bind_keeps_socket_down_and_survives_daemon_reload() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| serde_json::json!({}));
     let answers = std::fs::read_to_string(host.path("/root/answers")).unwrap_or_default();
     assert!(!answers.is_empty(), "the poker never reached Docker");
-    let times = (j.pointer("/result/stopped_at_unix").and_then(|v| v.as_f64()), j.pointer("/result/started_at_unix").and_then(|v| v.as_f64()));
+    let times =
+        (j.pointer("/result/stopped_at_unix").and_then(|v| v.as_f64()), j.pointer("/result/started_at_unix").and_then(|v| v.as_f64()));
     let (Some(stop), Some(start)) = times else { panic!("no stop/start times in the move's JSON: {j}") };
     {
         let woke: Vec<f64> = answers.lines().filter_map(|l| l.parse().ok()).filter(|t| *t > stop + 0.5 && *t < start - 0.5).collect();
@@ -44,7 +45,11 @@ fn systemd_move_bind_keeps_socket_down_and_survives_daemon_reload() {
     }
 
     let fstab = std::fs::read_to_string(host.path("/etc/fstab")).unwrap();
-    assert!(fstab.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["/data/docker", "/var/lib/docker", "none", "bind,x-systemd.requires-mounts-for=/data/docker", "0", "0"]), "fstab:\n{fstab}");
+    assert!(
+        fstab.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["/data/docker", "/var/lib/docker", "none", "bind,x-systemd.requires-mounts-for=/data/docker", "0", "0"]),
+        "fstab:\n{fstab}"
+    );
     let dropin = std::fs::read_to_string(host.path("/etc/systemd/system/docker.service.d/dockroot-mount.conf")).unwrap();
     assert!(dropin.contains("RequiresMountsFor=/var/lib/docker"), "{dropin}");
     let mounted = host.ok("findmnt -n -o SOURCE,TARGET /var/lib/docker");

@@ -2,11 +2,11 @@
 //! They run as root (CI does); a non-root run fails loudly instead of
 //! skipping.
 
-mod util;
-mod systemd_host;
-mod engine;
-mod docker_service;
 mod archive;
 mod backup;
+mod docker_service;
+mod engine;
 mod plan;
+mod systemd_host;
 mod systemd_move;
+mod util;

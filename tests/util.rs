@@ -80,7 +80,10 @@ impl Drop for Scratch {
             return;
         }
         // Unmount anything a failed test left below.
-        let _ = Command::new("bash").arg("-c").arg(format!("grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l", self.0.display())).status();
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg(format!("grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l", self.0.display()))
+            .status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use crate::sys::{xattr::Xattrs, Kind, Meta};
+use crate::sys::{Kind, Meta, xattr::Xattrs};
 
 /// One entry of the source tree, as a walker hands it to the writer.
 #[derive(Debug)]

@@ -39,7 +39,9 @@ pub enum ArchiveError {
     Unsafe { member: String, reason: String },
 
     /// A filesystem operation in the staging directory failed.
-    #[error("cannot {step} `{path}` in the staging directory: {source}; check free space and that the staging filesystem supports xattrs, devices and ACLs")]
+    #[error(
+        "cannot {step} `{path}` in the staging directory: {source}; check free space and that the staging filesystem supports xattrs, devices and ACLs"
+    )]
     Staging { path: String, step: &'static str, source: io::Error },
 }
 

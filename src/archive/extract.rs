@@ -18,10 +18,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use super::error::{ArchiveError, Result};
-use super::header::{flag, BLOCK};
+use super::header::{BLOCK, flag};
 use super::read::{ArchiveReader, Member, TarReader};
-use super::{layout, show, EntryRecord};
-use crate::sys::{self, stat, Kind, Timespec};
+use super::{EntryRecord, layout, show};
+use crate::sys::{self, Kind, Timespec, stat};
 
 /// Extraction settings (reserved; the defaults restore everything).
 #[derive(Debug, Clone, Default)]
@@ -188,7 +188,7 @@ impl Ex<'_> {
             match sys::mkdir_at(dir, &name, 0o700) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    if stat::lstat_at(dir, &name).map(|s| s.kind) .ok() != Some(Kind::Dir) {
+                    if stat::lstat_at(dir, &name).map(|s| s.kind).ok() != Some(Kind::Dir) {
                         return Err(unsafe_(m, "directory declared over an existing non-directory"));
                     }
                 }
@@ -269,7 +269,9 @@ impl Ex<'_> {
                 set_x(dir)?;
                 sys::set_times_at(dir, &name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
-            other => return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii()))),
+            other => {
+                return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii())));
+            }
         }
         self.seen.insert(rel);
         Ok(rec)

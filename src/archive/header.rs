@@ -205,17 +205,16 @@ pub fn parse_pax(data: &[u8]) -> Result<Records, String> {
 
 /// Formats a time as a PAX decimal `sec.nsec` (negative times included).
 pub fn pax_time(sec: i64, nsec: u32) -> String {
-    if sec < 0 && nsec > 0 {
-        format!("-{}.{:09}", -(sec + 1), 1_000_000_000 - nsec)
-    } else {
-        format!("{sec}.{nsec:09}")
-    }
+    if sec < 0 && nsec > 0 { format!("-{}.{:09}", -(sec + 1), 1_000_000_000 - nsec) } else { format!("{sec}.{nsec:09}") }
 }
 
 /// Parses a PAX time `[-]sec[.frac]` into (sec, nsec).
 pub fn parse_pax_time(v: &[u8]) -> Result<(i64, u32), String> {
     let s = std::str::from_utf8(v).map_err(|_| "non-ASCII time")?;
-    let (neg, s) = match s.strip_prefix('-') { Some(r) => (true, r), None => (false, s) };
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
         return Err(format!("bad PAX time `{}`", s.escape_default()));
@@ -225,7 +224,13 @@ pub fn parse_pax_time(v: &[u8]) -> Result<(i64, u32), String> {
     for (i, c) in frac.bytes().take(9).enumerate() {
         ns += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
     }
-    Ok(if !neg { (sec, ns) } else if ns == 0 { (-sec, 0) } else { (-sec - 1, 1_000_000_000 - ns) })
+    Ok(if !neg {
+        (sec, ns)
+    } else if ns == 0 {
+        (-sec, 0)
+    } else {
+        (-sec - 1, 1_000_000_000 - ns)
+    })
 }
 
 /// Parses a PAX decimal number strictly.

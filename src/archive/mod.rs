@@ -23,8 +23,8 @@ pub mod writer;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;
-pub use extract::{extract, ExtractOptions, Extracted};
-pub use read::{open, open_reader, verify, ArchiveReader, VerifyReport};
+pub use extract::{ExtractOptions, Extracted, extract};
+pub use read::{ArchiveReader, VerifyReport, open, open_reader, verify};
 pub use walk::walk;
 pub use writer::{ArchiveWriter, WriterOptions};
 

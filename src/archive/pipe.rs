@@ -46,34 +46,36 @@ impl Read for Pipe {
 /// the [`Pipe`] is dropped.
 pub(crate) fn spawn_pipe<R: Read + Send + 'static>(mut r: R) -> Pipe {
     let (tx, rx) = crossbeam_channel::bounded(8);
-    std::thread::spawn(move || loop {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0;
-        let res = loop {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break Ok(()),
-                Ok(k) => {
-                    n += k;
-                    if n == buf.len() {
-                        break Ok(());
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            let res = loop {
+                match r.read(&mut buf[n..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(k) => {
+                        n += k;
+                        if n == buf.len() {
+                            break Ok(());
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+            };
+            buf.truncate(n);
+            let last = n == 0 || res.is_err();
+            if n > 0 && tx.send(Ok(buf)).is_err() {
+                return;
             }
-        };
-        buf.truncate(n);
-        let last = n == 0 || res.is_err();
-        if n > 0 && tx.send(Ok(buf)).is_err() {
-            return;
-        }
-        if let Err(e) = res {
-            let _ = tx.send(Err(e));
-            return;
-        }
-        if last {
-            let _ = tx.send(Ok(Vec::new()));
-            return;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e));
+                return;
+            }
+            if last {
+                let _ = tx.send(Ok(Vec::new()));
+                return;
+            }
         }
     });
     Pipe { rx, cur: Vec::new(), pos: 0, done: false }
@@ -93,7 +95,11 @@ const CHUNK: usize = 1 << 20;
 impl<W: Send + 'static> WritePipe<W> {
     /// Runs `sink` on a helper thread: it gets every chunk in order, then
     /// `finish` once the pipe is finished, and returns the output.
-    pub(crate) fn spawn<S>(mut sink: S, mut write: impl FnMut(&mut S, &[u8]) -> io::Result<()> + Send + 'static, finish: impl FnOnce(S) -> io::Result<W> + Send + 'static) -> Self
+    pub(crate) fn spawn<S>(
+        mut sink: S,
+        mut write: impl FnMut(&mut S, &[u8]) -> io::Result<()> + Send + 'static,
+        finish: impl FnOnce(S) -> io::Result<W> + Send + 'static,
+    ) -> Self
     where
         S: Send + 'static,
     {

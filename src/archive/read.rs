@@ -7,8 +7,8 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
-use super::header::{self, flag, Block, Fields, BLOCK, MAX_PAX};
-use super::pipe::{spawn_pipe, Pipe};
+use super::header::{self, BLOCK, Block, Fields, MAX_PAX, flag};
+use super::pipe::{Pipe, spawn_pipe};
 use super::{layout, show};
 
 /// Largest `meta.json`, manifest or config member kept in memory.
@@ -124,7 +124,9 @@ impl<R: Read> TarReader<R> {
                             self.ended = true;
                             return Ok(None);
                         }
-                        Block::Header(_) => return Err(m.malformed("lone zero block inside the archive")),
+                        Block::Header(_) => {
+                            return Err(m.malformed("lone zero block inside the archive"));
+                        }
                     }
                 }
                 Block::Header(f) => f,
@@ -145,7 +147,7 @@ impl<R: Read> TarReader<R> {
                     pax = Some(header::parse_pax(&data).map_err(|r| m.malformed(r))?);
                 }
                 flag::GLOBAL | b'L' | b'K' => {
-                    return Err(m.malformed(format!("unsupported header type `{}` (not written by dockroot)", f.typeflag as char)))
+                    return Err(m.malformed(format!("unsupported header type `{}` (not written by dockroot)", f.typeflag as char)));
                 }
                 _ => {
                     m.fields = f;
@@ -181,10 +183,11 @@ impl<R: Read> TarReader<R> {
             }
             b"GNU.sparse.name" => m.path = v,
             b"GNU.sparse.realsize" => m.sparse_size = Some(num(&v)?),
-            b"GNU.sparse.major" | b"GNU.sparse.minor"
-                if v != b"1" && v != b"0" => {
-                    return Err(m.malformed("unsupported GNU sparse format version"));
-                }
+            // PAX sparse 1.0 only: major 1, minor 0.
+            b"GNU.sparse.major" | b"GNU.sparse.minor" if v != b"1" && v != b"0" => {
+                return Err(m.malformed("unsupported GNU sparse format version"));
+            }
+            b"GNU.sparse.major" | b"GNU.sparse.minor" => {}
             b"DOCKROOT.type" => {
                 if v != b"socket" {
                     return Err(m.malformed(format!("unknown DOCKROOT.type `{}`", show(&v))));
@@ -203,7 +206,7 @@ impl<R: Read> TarReader<R> {
                 m.xattrs.push((name, v));
             }
             _ if k.starts_with(b"GNU.sparse.") => {
-                return Err(m.malformed(format!("unsupported sparse record `{}` (only PAX sparse 1.0)", show(&k))))
+                return Err(m.malformed(format!("unsupported sparse record `{}` (only PAX sparse 1.0)", show(&k))));
             }
             // atime, ctime, hdrcharset, SCHILY.acl.* (the binary xattr is authoritative), comments.
             _ => {}
@@ -232,7 +235,11 @@ impl<R: Read> TarReader<R> {
                 return Ok(total);
             }
             if buf[..n].iter().any(|&b| b != 0) {
-                return Err(ArchiveError::Malformed { index: self.index, member: "(after end of archive)".into(), reason: "data after the end-of-archive marker".into() });
+                return Err(ArchiveError::Malformed {
+                    index: self.index,
+                    member: "(after end of archive)".into(),
+                    reason: "data after the end-of-archive marker".into(),
+                });
             }
             total += n as u64;
         }
@@ -283,8 +290,12 @@ pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> 
     let mut tar = TarReader::new(spawn_pipe(dec));
     let first = match tar.next_member() {
         Ok(Some(m)) => m,
-        Ok(None) => return Err(ArchiveError::NotArchive { what: "empty tar stream".into() }),
-        Err(ArchiveError::Malformed { .. }) => return Err(ArchiveError::NotArchive { what: "zstd data that is not a tar stream".into() }),
+        Ok(None) => {
+            return Err(ArchiveError::NotArchive { what: "empty tar stream".into() });
+        }
+        Err(ArchiveError::Malformed { .. }) => {
+            return Err(ArchiveError::NotArchive { what: "zstd data that is not a tar stream".into() });
+        }
         Err(e) => return Err(e),
     };
     if first.path != layout::META || !matches!(first.fields.typeflag, flag::FILE | flag::OLD_FILE) {
@@ -296,11 +307,8 @@ pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> 
 
 /// Opens an archive file, or stdin for `-`.
 pub fn open(path: &Path) -> Result<ArchiveReader> {
-    let r: Box<dyn Read + Send> = if path == Path::new("-") {
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(path).map_err(input("open the archive file"))?)
-    };
+    let r: Box<dyn Read + Send> =
+        if path == Path::new("-") { Box::new(io::stdin()) } else { Box::new(File::open(path).map_err(input("open the archive file"))?) };
     open_reader(r)
 }
 
@@ -333,6 +341,10 @@ pub fn verify(mut a: ArchiveReader) -> Result<VerifyReport> {
         }
     }
     a.tar.finish()?;
-    rep.manifest = manifest.ok_or_else(|| ArchiveError::Malformed { index: rep.members, member: "(end)".into(), reason: "no .dockroot/manifest member: the backup did not finish".into() })?;
+    rep.manifest = manifest.ok_or_else(|| ArchiveError::Malformed {
+        index: rep.members,
+        member: "(end)".into(),
+        reason: "no .dockroot/manifest member: the backup did not finish".into(),
+    })?;
     Ok(rep)
 }

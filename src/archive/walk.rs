@@ -10,8 +10,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
-use super::{show, ArchiveEntry};
-use crate::sys::{self, stat, Kind, Meta};
+use super::{ArchiveEntry, show};
+use crate::sys::{self, Kind, Meta, stat};
 
 struct Walk<'a> {
     dev: u64,

@@ -15,9 +15,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
-use super::header::{self, flag, Fields, BLOCK};
+use super::header::{self, BLOCK, Fields, flag};
 use super::pipe::WritePipe;
-use super::{acl, layout, show, ArchiveEntry, EntryRecord};
+use super::{ArchiveEntry, EntryRecord, acl, layout, show};
 use crate::sys::Kind;
 
 /// Compression settings.
@@ -101,7 +101,8 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         self.stage = Stage::Data;
         let path = data_path(&e.rel_path, e.meta.kind == Kind::Dir);
         let m = &e.meta;
-        let mut f = Fields { name: path.clone(), mode: m.perm, uid: m.uid.into(), gid: m.gid.into(), mtime: m.mtime.sec, ..Default::default() };
+        let mut f =
+            Fields { name: path.clone(), mode: m.perm, uid: m.uid.into(), gid: m.gid.into(), mtime: m.mtime.sec, ..Default::default() };
         let mut pax = Vec::new();
         for (k, v) in &e.xattrs {
             let mut key = b"SCHILY.xattr.".to_vec();
@@ -144,11 +145,15 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 header::pax_record(&mut pax, b"DOCKROOT.type", b"socket");
             }
             Kind::File => {
-                let file = e.data.take().ok_or_else(|| ArchiveError::Layout { what: format!("no data for file `{}`", show(&e.rel_path)) })?;
+                let file =
+                    e.data.take().ok_or_else(|| ArchiveError::Layout { what: format!("no data for file `{}`", show(&e.rel_path)) })?;
                 f.typeflag = flag::FILE;
                 record.size = m.size;
-                let extents = crate::tree::content::extents(&file, m.size, m.blocks)
-                    .map_err(|source| ArchiveError::Source { path: show(&e.rel_path), step: "find holes of", source })?;
+                let extents = crate::tree::content::extents(&file, m.size, m.blocks).map_err(|source| ArchiveError::Source {
+                    path: show(&e.rel_path),
+                    step: "find holes of",
+                    source,
+                })?;
                 let hash = if m.size == 0 || extents == [(0, m.size)] {
                     f.size = m.size;
                     self.header(&mut f, pax, m.mtime)?;
@@ -172,7 +177,8 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 
     fn small_file(&mut self, path: &[u8], data: &[u8], mode: u32) -> Result<()> {
-        let mut f = Fields { name: path.to_vec(), mode, size: data.len() as u64, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
+        let mut f =
+            Fields { name: path.to_vec(), mode, size: data.len() as u64, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
         self.header(&mut f, Vec::new(), crate::sys::Timespec { sec: self.now, nsec: 0 })?;
         self.out.write_all(data).map_err(out_err("write member"))?;
         self.pad(data.len() as u64)
@@ -203,7 +209,14 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             let base = f.name.rsplit(|&c| c == b'/').find(|s| !s.is_empty()).unwrap_or(b"x");
             let mut name = b"PaxHeaders/".to_vec();
             name.extend_from_slice(&base[..base.len().min(80)]);
-            let h = header::build(&Fields { name, mode: 0o644, size: pax.len() as u64, mtime: self.now, typeflag: flag::PAX, ..Default::default() });
+            let h = header::build(&Fields {
+                name,
+                mode: 0o644,
+                size: pax.len() as u64,
+                mtime: self.now,
+                typeflag: flag::PAX,
+                ..Default::default()
+            });
             self.out.write_all(&h).map_err(out_err("write header"))?;
             self.out.write_all(&pax).map_err(out_err("write header"))?;
             self.pad(pax.len() as u64)?;
@@ -242,7 +255,13 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// (count, then offset/length pairs) padded to a block before the data.
     #[allow(clippy::too_many_arguments)]
     fn sparse(
-        &mut self, f: &mut Fields, mut pax: Vec<u8>, file: &std::fs::File, size: u64, mut extents: Vec<(u64, u64)>, rel: &[u8],
+        &mut self,
+        f: &mut Fields,
+        mut pax: Vec<u8>,
+        file: &std::fs::File,
+        size: u64,
+        mut extents: Vec<(u64, u64)>,
+        rel: &[u8],
         mtime: crate::sys::Timespec,
     ) -> Result<[u8; 32]> {
         // GNU tar ends the map with a zero-length extent at the real size when the file ends in a hole.
@@ -278,7 +297,11 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             let mut done = 0u64;
             while done < len {
                 let k = (len - done).min(self.buf.len() as u64) as usize;
-                let n = file.read_at(&mut self.buf[..k], off + done).map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
+                let n = file.read_at(&mut self.buf[..k], off + done).map_err(|source| ArchiveError::Source {
+                    path: show(rel),
+                    step: "read",
+                    source,
+                })?;
                 if n == 0 {
                     return Err(ArchiveError::SourceChanged { path: show(rel), what: "file shrank".into() });
                 }

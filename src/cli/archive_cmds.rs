@@ -67,7 +67,16 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
-        say(out, stdout, &format!("would stop Docker ({}), archive {} to {}", p.service, p.data_root.display(), p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())));
+        say(
+            out,
+            stdout,
+            &format!(
+                "would stop Docker ({}), archive {} to {}",
+                p.service,
+                p.data_root.display(),
+                p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
+            ),
+        );
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
@@ -139,7 +148,12 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
     if a.dry_run {
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
-        out.say(&format!("would verify {}, stop Docker ({}), extract into {dr}{}<UTC time>, verify it,", a.archive.display(), g.service, rs::STAGING_INFIX));
+        out.say(&format!(
+            "would verify {}, stop Docker ({}), extract into {dr}{}<UTC time>, verify it,",
+            a.archive.display(),
+            g.service,
+            rs::STAGING_INFIX
+        ));
         out.say(&format!("rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
             rs::OLD_INFIX,
             if a.with_config { ", restore the configuration" } else { "" },
@@ -230,4 +244,3 @@ fn manifest_entries(m: &[u8]) -> Option<u64> {
     let last = text.lines().last()?;
     last.strip_prefix(dockroot::manifest::format::TRAILER_PREFIX)?.parse().ok()
 }
-

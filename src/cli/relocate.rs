@@ -47,7 +47,11 @@ fn fail(out: &Output, e: &PlanError) -> i32 {
     out.problem(&e.to_string());
     out.json(&json!({"ok": false, "error": e.to_string()}));
     match e {
-        PlanError::Preflight { .. } | PlanError::Unfinished { .. } | PlanError::Locked { .. } | PlanError::Refused { .. } | PlanError::NoJournal { .. } => 2,
+        PlanError::Preflight { .. }
+        | PlanError::Unfinished { .. }
+        | PlanError::Locked { .. }
+        | PlanError::Refused { .. }
+        | PlanError::NoJournal { .. } => 2,
         // Refused by a service check before anything changed (e.g. live-restore with running containers).
         PlanError::Service { step: "preflight", .. } => 2,
         _ => 1,
@@ -67,7 +71,9 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
-    if matches!(line.trim(), "y" | "Y" | "yes") { None } else {
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        None
+    } else {
         out.problem("aborted; nothing was changed");
         Some(2)
     }
@@ -82,7 +88,12 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     out.json(&serde_json::to_value(&s)?);
     out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
     for c in &s.conflicts {
-        out.say(&format!("CONFLICT:         {} set as flag in {} and in {}", c.directive, c.flag_source.display(), c.json_source.display()));
+        out.say(&format!(
+            "CONFLICT:         {} set as flag in {} and in {}",
+            c.directive,
+            c.flag_source.display(),
+            c.json_source.display()
+        ));
     }
     out.say(&format!("daemon:           {}", if s.daemon_running { "running" } else { "not answering" }));
     if let Some(v) = &s.engine_version {
@@ -108,9 +119,18 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
     if let Some(t) = &s.target {
-        out.say(&format!("target:           {} ({}, {} free{})", t.path.display(), t.fs_type, bytes(t.free_bytes), if t.enough_space { "" } else { ", NOT ENOUGH" }));
+        out.say(&format!(
+            "target:           {} ({}, {} free{})",
+            t.path.display(),
+            t.fs_type,
+            bytes(t.free_bytes),
+            if t.enough_space { "" } else { ", NOT ENOUGH" }
+        ));
         out.say(&format!("target in fstab:  {}", if t.in_fstab { "yes" } else { "no (mount it at boot before Docker starts)" }));
-        out.say(&format!("target probe:     {}", if t.probe.ok() { "ok (whiteouts, xattrs, d_type)".to_string() } else { t.probe.problems.join("; ") }));
+        out.say(&format!(
+            "target probe:     {}",
+            if t.probe.ok() { "ok (whiteouts, xattrs, d_type)".to_string() } else { t.probe.problems.join("; ") }
+        ));
     }
     Ok(0)
 }
@@ -129,7 +149,10 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         let j = match env.state.load() {
             Ok(Some(j)) => j,
             Ok(None) => {
-                out.problem(&format!("move --resume: no journal in {}; nothing to resume, run `dockroot move --to PATH`", env.state.dir.display()));
+                out.problem(&format!(
+                    "move --resume: no journal in {}; nothing to resume, run `dockroot move --to PATH`",
+                    env.state.dir.display()
+                ));
                 return Ok(2);
             }
             Err(e) => return Ok(fail(out, &e)),
@@ -143,7 +166,11 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             return Ok(2);
         }
         if a.dry_run {
-            out.say(&format!("resume: would roll back the interrupted move of {} to {} and run it again", j.data_root.display(), j.target.display()));
+            out.say(&format!(
+                "resume: would roll back the interrupted move of {} to {} and run it again",
+                j.data_root.display(),
+                j.target.display()
+            ));
         } else {
             if let Some(code) = confirm(&a.confirm, out, "Undo the interrupted move and run it again (Docker will be stopped)?") {
                 return Ok(code);
@@ -180,7 +207,15 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     for w in &p.warnings {
         progress.warn(w);
     }
-    out.say(&format!("plan: move {} to {} ({}, {} on {}, {} free)", p.data_root.display(), p.target.display(), p.method, bytes(p.size_bytes), p.fs_type, bytes(p.free_bytes)));
+    out.say(&format!(
+        "plan: move {} to {} ({}, {} on {}, {} free)",
+        p.data_root.display(),
+        p.target.display(),
+        p.method,
+        bytes(p.size_bytes),
+        p.fs_type,
+        bytes(p.free_bytes)
+    ));
     for (i, s) in p.steps.iter().enumerate() {
         out.say(&format!("  {}. {:<11} {}", i + 1, s.name, s.description));
     }
@@ -194,7 +229,13 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     match plan::move_::execute(&env, &p, progress) {
         Ok(r) => {
             out.json(&json!({"ok": true, "plan": p, "result": r}));
-            out.say(&format!("moved {} to {} ({}); Docker was down {:.1}s", r.data_root.display(), r.target.display(), r.method, r.downtime_secs));
+            out.say(&format!(
+                "moved {} to {} ({}); Docker was down {:.1}s",
+                r.data_root.display(),
+                r.target.display(),
+                r.method,
+                r.downtime_secs
+            ));
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
             }

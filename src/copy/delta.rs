@@ -8,9 +8,13 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
+use crate::tree::Item;
+use crate::tree::pool::Pool;
+use crate::tree::split::hash_content;
 
 pub enum Decision {
     /// The destination file already holds this content.
@@ -21,9 +25,7 @@ pub enum Decision {
 /// Whether the baseline proves the source file unchanged since the last copy.
 fn baseline_unchanged(b: &Record, src: &Meta) -> Option<[u8; 32]> {
     match b.body {
-        Body::File { size, blake3, ino, ctime }
-            if ino == src.ino && ctime == src.ctime && size == src.size && b.mtime == src.mtime =>
-        {
+        Body::File { size, blake3, ino, ctime } if ino == src.ino && ctime == src.ctime && size == src.size && b.mtime == src.mtime => {
             Some(blake3)
         }
         _ => None,
@@ -31,15 +33,9 @@ fn baseline_unchanged(b: &Record, src: &Meta) -> Option<[u8; 32]> {
 }
 
 /// Decides for a regular file whose destination is also a regular file.
-pub fn decide(
-    baseline: Option<&Record>,
-    checksum: bool,
-    src_dir: BorrowedFd<'_>,
-    dst_dir: BorrowedFd<'_>,
-    name: &CString,
-    src: &Meta,
-    dst: &Meta,
-) -> std::io::Result<Decision> {
+/// `item` is the source entry, `dst` the stat of its namesake in `dst_dir`.
+pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>, dst: &Meta) -> std::io::Result<Decision> {
+    let (baseline, src, name) = (item.baseline.as_ref(), &item.meta, &item.name);
     if dst.size != src.size {
         return Ok(Decision::Rewrite);
     }
@@ -52,10 +48,10 @@ pub fn decide(
         }
     }
     // No baseline, or --checksum: compare the content itself.
-    let s = sys::open_read_at(src_dir, name)?;
-    let d = sys::open_read_at(dst_dir, name)?;
-    let hs = super::file::hash_content(&s, src.size, src.blocks)?;
-    let hd = super::file::hash_content(&d, dst.size, dst.blocks)?;
+    let s = Arc::new(sys::open_read_at(item.parent.src.as_fd(), name)?);
+    let d = Arc::new(sys::open_read_at(dst_dir, name)?);
+    let hs = hash_content(pool, s, src.size, src.blocks)?;
+    let hd = hash_content(pool, d, dst.size, dst.blocks)?;
     Ok(if hs == hd { Decision::Keep(hs) } else { Decision::Rewrite })
 }
 

@@ -1,12 +1,17 @@
 //! Copies one regular file's content: data extents only (holes stay holes),
 //! hashing every byte as it passes (read once), optionally turning aligned
-//! zero blocks into holes (--sparsify).
+//! zero blocks into holes (--sparsify). Large files are copied in BLAKE3
+//! subtree pieces by several workers (see `tree::split`).
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
-use crate::tree::content::{Chunk, hash_zeros, stream};
+use crate::tree::content::{Chunk, extents, hash_zeros, stream_range};
+use crate::tree::pool::Pool;
+use crate::tree::split::{Leaf, PIECE, hash_pieces};
 
 const BLOCK: usize = 4096;
 
@@ -37,43 +42,34 @@ fn write_sparse(dst: &File, data: &[u8], off: u64) -> io::Result<u64> {
 }
 
 /// Copies `size` bytes of `src` into the new, empty `dst`.
-pub fn copy_content(src: &File, dst: &File, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
-    let mut h = blake3::Hasher::new();
-    let mut sparsified = 0u64;
-    let mut written_to = 0u64;
-    stream(src, size, blocks, |off, c| {
-        match c {
-            Chunk::Data(d) => {
-                h.update(d);
-                if sparsify {
-                    sparsified += write_sparse(dst, d, off)?;
-                } else {
-                    dst.write_all_at(d, off)?;
+pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
+    let ex = Arc::new(extents(&src, size, blocks)?);
+    let out = dst.clone();
+    // Each piece returns (zero bytes skipped, end of the data it wrote).
+    let leaf: Arc<Leaf<(u64, u64)>> = Arc::new(move |r: Range<u64>, h: &mut blake3::Hasher| {
+        let (mut skipped, mut written_to) = (0u64, 0u64);
+        stream_range(&src, &ex, r, |off, c| {
+            match c {
+                Chunk::Data(d) => {
+                    h.update(d);
+                    if sparsify {
+                        skipped += write_sparse(&out, d, off)?;
+                    } else {
+                        out.write_all_at(d, off)?;
+                    }
+                    written_to = off + d.len() as u64;
                 }
-                written_to = off + d.len() as u64;
+                Chunk::Hole(n) => hash_zeros(h, n),
             }
-            Chunk::Hole(n) => hash_zeros(&mut h, n),
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+        Ok((skipped, written_to))
+    });
+    let (blake3, pieces) = hash_pieces(pool, size, PIECE, leaf)?;
+    let written_to = pieces.iter().map(|p| p.1).max().unwrap_or(0);
     // A trailing hole (or skipped zeros) leaves the file short: extend it.
     if written_to < size || sparsify {
         dst.set_len(size)?;
     }
-    Ok(Copied { blake3: *h.finalize().as_bytes(), sparsified })
-}
-
-/// Hashes a file's content (holes as zeros).
-pub fn hash_content(f: &File, size: u64, blocks: u64) -> io::Result<[u8; 32]> {
-    let mut h = blake3::Hasher::new();
-    stream(f, size, blocks, |_, c| {
-        match c {
-            Chunk::Data(d) => {
-                h.update(d);
-            }
-            Chunk::Hole(n) => hash_zeros(&mut h, n),
-        }
-        Ok(())
-    })?;
-    Ok(*h.finalize().as_bytes())
+    Ok(Copied { blake3, sparsified: pieces.iter().map(|p| p.0).sum() })
 }

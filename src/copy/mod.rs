@@ -60,7 +60,9 @@ fn open_dst(dst: &Path, delete: bool) -> Result<std::os::fd::OwnedFd> {
             std::fs::create_dir(dst).map_err(|e| Error::io("create", dst, b"", e))?;
         }
         Err(e) => return Err(Error::io("stat", dst, b"", e)),
-        Ok(m) if !m.is_dir() => return Err(refuse("the destination exists and is not a directory")),
+        Ok(m) if !m.is_dir() => {
+            return Err(refuse("the destination exists and is not a directory"));
+        }
         Ok(_) => {}
     }
     let fd = sys::open_dir_path(dst).map_err(|e| Error::io("open", dst, b"", e))?;
@@ -73,12 +75,13 @@ fn open_dst(dst: &Path, delete: bool) -> Result<std::os::fd::OwnedFd> {
 fn check_disjoint(src: &Path, dst: &Path) -> Result<()> {
     let (s, d) = (std::fs::canonicalize(src), std::fs::canonicalize(dst));
     if let (Ok(s), Ok(d)) = (s, d)
-        && (d.starts_with(&s) || s.starts_with(&d)) {
-            return Err(Error::Refused {
-                path: dst.display().to_string(),
-                msg: format!("the destination and the source {} overlap; choose a directory outside the source", s.display()),
-            });
-        }
+        && (d.starts_with(&s) || s.starts_with(&d))
+    {
+        return Err(Error::Refused {
+            path: dst.display().to_string(),
+            msg: format!("the destination and the source {} overlap; choose a directory outside the source", s.display()),
+        });
+    }
     Ok(())
 }
 
@@ -99,9 +102,10 @@ pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Prog
     summary.stats = walk(&wopts, &visitor, Some(dst_fd), progress, |r| match r {
         Ok(o) => {
             if let (Some(w), Some(rec), None) = (writer.as_mut(), o.record, &fatal)
-                && let Err(e) = w.push(&rec) {
-                    fatal = Some(e);
-                }
+                && let Err(e) = w.push(&rec)
+            {
+                fatal = Some(e);
+            }
         }
         Err(e) => summary.errors.push(e.to_string()),
     })?;

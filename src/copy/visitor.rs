@@ -13,6 +13,7 @@ use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
 use crate::tree::apply::{Attrs, apply_at, apply_dir, apply_file};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
+use crate::tree::pool::Pool;
 use crate::tree::scan::{changed_during_read, record_for, record_with, special_body};
 use crate::tree::{Entered, Item, Outcome, Visitor};
 
@@ -82,59 +83,73 @@ impl CopyVisitor {
             };
             let hd = head.dir.dst.as_ref().expect("destination").as_fd();
             if self.opts.delete
-                && let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? {
-                    let hm = sys::stat::lstat_at(hd, &head.name).map_err(|e| self.e("stat", head_rel, e))?;
-                    if (m.dev, m.ino) == (hm.dev, hm.ino) {
-                        return Ok(());
-                    }
-                    delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", &item.rel, e))?;
+                && let Some(m) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))?
+            {
+                let hm = sys::stat::lstat_at(hd, &head.name).map_err(|e| self.e("stat", head_rel, e))?;
+                if (m.dev, m.ino) == (hm.dev, hm.ino) {
+                    return Ok(());
                 }
+                delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", &item.rel, e))?;
+            }
             sys::link_at(hd, &head.name, d, &item.name).map_err(|e| self.e("link", &item.rel, e))
         })?;
-        let record = Record { path: item.rel.clone(), body: Body::Hardlink { target: head_rel.to_vec() }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
+        let record = Record {
+            path: item.rel.clone(),
+            body: Body::Hardlink { target: head_rel.to_vec() },
+            perm: 0,
+            uid: 0,
+            gid: 0,
+            mtime: Default::default(),
+            xattrs: vec![],
+        };
         Ok(Outcome { record: Some(record), ..Outcome::default() })
     }
 
     /// Delta mode: keeps the destination file when it provably holds the content.
-    fn try_keep(&self, item: &Item) -> Result<Option<Outcome>> {
+    fn try_keep(&self, item: &Item, pool: &Pool) -> Result<Option<Outcome>> {
         let d = dst_dir(item);
-        let Some(dm) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? else { return Ok(None) };
+        let Some(dm) = delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", &item.rel, e))? else {
+            return Ok(None);
+        };
         let sole = matches!(item.link, Some(LinkRole::Head(_))) || dm.nlink == 1;
         if dm.kind != Kind::File || !sole {
             return Ok(None);
         }
-        let s = item.parent.src.as_fd();
-        let decision = delta::decide(item.baseline.as_ref(), self.opts.checksum, s, d, &item.name, &item.meta, &dm)
-            .map_err(|e| self.es("compare", &item.rel, e))?;
-        let Decision::Keep(hash) = decision else { return Ok(None) };
+        let decision = delta::decide(pool, item, self.opts.checksum, d, &dm).map_err(|e| self.es("compare", &item.rel, e))?;
+        let Decision::Keep(hash) = decision else {
+            return Ok(None);
+        };
         let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
         let record = record_for(item, &item.meta, body, &self.src)?;
         apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
         Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
     }
 
-    fn copy_file(&self, item: &Item) -> Result<Outcome> {
+    fn copy_file(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let slot = match &item.link {
-            Some(LinkRole::Member { head_rel, slot }) => return self.link_member(item, head_rel, slot),
+            Some(LinkRole::Member { head_rel, slot }) => {
+                return self.link_member(item, head_rel, slot);
+            }
             Some(LinkRole::Head(slot)) => Some(slot.as_ref()),
             None => None,
         };
         let guard = HeadGuard(slot);
         let place = || HeadPlace { dir: item.parent.clone(), name: item.name.clone() };
         if self.opts.delete {
-            if let Some(o) = self.try_keep(item)? {
+            if let Some(o) = self.try_keep(item, pool)? {
                 guard.done(place());
                 return Ok(o);
             }
             self.clear_existing(item)?;
         }
         let (rel, d) = (&item.rel, dst_dir(item));
-        let src = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?;
+        let src = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?);
         // The walker's stat was taken before this read: a write during the
         // read moves ctime past it, and the stat after the read shows that.
         let before = item.meta;
-        let dst = sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?;
-        let copied = copy_content(&src, &dst, before.size, before.blocks, self.opts.sparsify).map_err(|e| self.e("copy data to", rel, e))?;
+        let dst = Arc::new(sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?);
+        let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
+            .map_err(|e| self.e("copy data to", rel, e))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {
@@ -168,7 +183,9 @@ impl CopyVisitor {
         }
         if self.opts.delete {
             match delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", rel, e))? {
-                Some(m) if m.kind == Kind::Dir => return sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e)),
+                Some(m) if m.kind == Kind::Dir => {
+                    return sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e));
+                }
                 Some(m) => delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", rel, e))?,
                 None => {}
             }
@@ -202,8 +219,8 @@ impl Visitor for CopyVisitor {
         delta::prune(d, src_names).map_err(|(n, e)| self.e("remove", &crate::manifest::order::join(&node.rel, n.as_bytes()), e))
     }
 
-    fn entry(&self, item: &Item) -> Result<Outcome> {
-        let r = if item.meta.kind == Kind::File { self.copy_file(item) } else { self.copy_special(item) };
+    fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
+        let r = if item.meta.kind == Kind::File { self.copy_file(item, pool) } else { self.copy_special(item) };
         match r {
             Err(e) if self.opts.live && e.is_race() => Ok(Outcome { raced: true, ..Outcome::default() }),
             r => r,

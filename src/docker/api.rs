@@ -148,11 +148,7 @@ impl DockerApi {
         let mut list: Vec<Container> = self.get_json("/containers/json?all=1")?;
         for c in &mut list {
             let inspect: Inspect = self.get_json(&format!("/containers/{}/json", c.id))?;
-            c.restart_policy = inspect
-                .host_config
-                .and_then(|h| h.restart_policy)
-                .map(|r| r.name)
-                .unwrap_or_default();
+            c.restart_policy = inspect.host_config.and_then(|h| h.restart_policy).map(|r| r.name).unwrap_or_default();
         }
         Ok(list)
     }
@@ -181,9 +177,7 @@ impl DockerApi {
     fn io_error(&self, endpoint: &str, e: std::io::Error) -> DockerError {
         use std::io::ErrorKind::*;
         match e.kind() {
-            NotFound | ConnectionRefused | PermissionDenied => {
-                DockerError::Connect { socket: self.socket.clone(), source: e }
-            }
+            NotFound | ConnectionRefused | PermissionDenied => DockerError::Connect { socket: self.socket.clone(), source: e },
             _ => DockerError::Http { socket: self.socket.clone(), endpoint: endpoint.into(), reason: e.to_string() },
         }
     }

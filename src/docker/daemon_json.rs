@@ -26,9 +26,7 @@ impl DaemonJson {
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read(path) {
             Ok(bytes) => Self::parse(path, &bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Self { path: path.into(), exists: false, map: Map::new() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self { path: path.into(), exists: false, map: Map::new() }),
             Err(source) => Err(DockerError::Read { path: path.into(), source }),
         }
     }
@@ -39,8 +37,7 @@ impl DaemonJson {
         let map = if bytes.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {
-            let v: Value = serde_json::from_slice(bytes)
-                .map_err(|source| DockerError::Json { path: path.into(), source })?;
+            let v: Value = serde_json::from_slice(bytes).map_err(|source| DockerError::Json { path: path.into(), source })?;
             match v {
                 Value::Object(m) => m,
                 _ => return Err(DockerError::NotObject { path: path.into() }),
@@ -67,9 +64,9 @@ impl DaemonJson {
     /// The configured data-root and the key it came from (`data-root`
     /// wins over the legacy `graph`).
     pub fn data_root(&self) -> Option<(PathBuf, &'static str)> {
-        [DATA_ROOT_KEY, LEGACY_GRAPH_KEY].into_iter().find_map(|k| {
-            self.str_value(k).filter(|s| !s.is_empty()).map(|s| (PathBuf::from(s), k))
-        })
+        [DATA_ROOT_KEY, LEGACY_GRAPH_KEY]
+            .into_iter()
+            .find_map(|k| self.str_value(k).filter(|s| !s.is_empty()).map(|s| (PathBuf::from(s), k)))
     }
 
     /// Sets `data-root` (dropping a legacy `graph` key, since dockerd refuses both).
@@ -103,11 +100,7 @@ impl DaemonJson {
 
     /// Whether `features.containerd-snapshotter` is true (containerd image store).
     pub fn containerd_snapshotter(&self) -> bool {
-        self.map
-            .get("features")
-            .and_then(|f| f.get("containerd-snapshotter"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.map.get("features").and_then(|f| f.get("containerd-snapshotter")).and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// A string value of a top-level key.
@@ -117,8 +110,7 @@ impl DaemonJson {
 
     /// Renders the file as dockerd-compatible pretty JSON with a final newline.
     pub fn to_text(&self) -> String {
-        let mut s = serde_json::to_string_pretty(&Value::Object(self.map.clone()))
-            .expect("a JSON map always serialises");
+        let mut s = serde_json::to_string_pretty(&Value::Object(self.map.clone())).expect("a JSON map always serialises");
         s.push('\n');
         s
     }

@@ -54,7 +54,9 @@ impl std::fmt::Display for Source {
         match self {
             Source::DaemonJson { path, key } => write!(f, "`{key}` in {}", path.display()),
             Source::UnitFlag { path, flag } => write!(f, "{flag} in {}", path.display()),
-            Source::RunningDaemon { socket } => write!(f, "the running daemon on {}", socket.display()),
+            Source::RunningDaemon { socket } => {
+                write!(f, "the running daemon on {}", socket.display())
+            }
             Source::Default => write!(f, "Docker's default"),
         }
     }
@@ -140,7 +142,9 @@ fn choose(cfg: &DaemonJson, flag: Option<&Flag>, running: Option<(&PathBuf, &Pat
 }
 
 fn conflicts(cfg: &DaemonJson, exec: Option<&(Vec<String>, PathBuf)>) -> Vec<Conflict> {
-    let Some((argv, unit_path)) = exec else { return Vec::new() };
+    let Some((argv, unit_path)) = exec else {
+        return Vec::new();
+    };
     let checks: [(&str, Option<String>, &[&str]); 2] = [
         ("data-root", cfg.data_root().map(|(p, _)| p.display().to_string()), DATA_ROOT_FLAGS),
         ("storage-driver", cfg.storage_driver().map(String::from), STORAGE_DRIVER_FLAGS),
@@ -206,8 +210,10 @@ mod tests {
     fn unit_flag_then_daemon_json_with_conflict() {
         let h = Host::new();
         h.write("lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
-        h.write("etc/systemd/system/docker.service.d/override.conf",
-            "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --graph=/srv/g -s overlay2\n");
+        h.write(
+            "etc/systemd/system/docker.service.d/override.conf",
+            "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --graph=/srv/g -s overlay2\n",
+        );
         let d = discover(&h.opts()).unwrap();
         assert_eq!(d.data_root, PathBuf::from("/srv/g"));
         assert!(matches!(&d.source, Source::UnitFlag { flag, .. } if flag == "--graph"));

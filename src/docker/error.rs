@@ -22,7 +22,9 @@ pub enum DockerError {
     #[error("{path} must contain a JSON object at top level; fix the file first")]
     NotObject { path: PathBuf },
     /// The Docker socket could not be reached.
-    #[error("cannot connect to the Docker daemon at {socket}: {source}; is dockerd running? set DOCKER_HOST=unix://PATH if it listens elsewhere")]
+    #[error(
+        "cannot connect to the Docker daemon at {socket}: {source}; is dockerd running? set DOCKER_HOST=unix://PATH if it listens elsewhere"
+    )]
     Connect { socket: PathBuf, source: std::io::Error },
     /// Talking HTTP over the socket failed.
     #[error("request {endpoint} on {socket} failed: {reason}")]

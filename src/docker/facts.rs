@@ -42,10 +42,8 @@ pub fn parse_dockerd_version(text: &str) -> Option<EngineVersion> {
 /// Runs `<dockerd> --version` and parses it.
 pub fn engine_version(dockerd: &Path) -> Result<EngineVersion> {
     let command = format!("{} --version", dockerd.display());
-    let out = Command::new(dockerd)
-        .arg("--version")
-        .output()
-        .map_err(|source| DockerError::Command { command: command.clone(), source })?;
+    let out =
+        Command::new(dockerd).arg("--version").output().map_err(|source| DockerError::Command { command: command.clone(), source })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     parse_dockerd_version(&text).ok_or(DockerError::CommandOutput { command, output: text })
 }

@@ -49,7 +49,9 @@ impl Fstab {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(DockerError::Read { path: path.into(), source }),
+            Err(source) => {
+                return Err(DockerError::Read { path: path.into(), source });
+            }
         };
         Ok(Self::parse(path, &text))
     }
@@ -67,10 +69,7 @@ impl Fstab {
     /// The listed mount whose mount point covers `path` (longest prefix), i.e.
     /// whether the filesystem holding `path` is mounted persistently.
     pub fn covering(&self, path: &Path) -> Option<FstabEntry> {
-        self.entries()
-            .into_iter()
-            .filter(|e| e.file.is_absolute() && path.starts_with(&e.file))
-            .max_by_key(|e| e.file.as_os_str().len())
+        self.entries().into_iter().filter(|e| e.file.is_absolute() && path.starts_with(&e.file)).max_by_key(|e| e.file.as_os_str().len())
     }
 
     /// The exact bind line for `target` on `data_root`.
@@ -98,9 +97,7 @@ impl Fstab {
     pub fn remove_bind(&mut self, target: &Path, data_root: &Path) -> bool {
         let before = self.lines.len();
         let t = target.to_string_lossy();
-        self.lines.retain(|l| {
-            !parse_line(0, l).is_some_and(|e| e.file == data_root && e.spec == t && is_bind(&e))
-        });
+        self.lines.retain(|l| !parse_line(0, l).is_some_and(|e| e.file == data_root && e.spec == t && is_bind(&e)));
         before != self.lines.len()
     }
 
@@ -195,9 +192,11 @@ mod tests {
         let root = Path::new("/var/lib/docker");
         assert!(t.add_bind(target, root).unwrap());
         assert!(!t.add_bind(target, root).unwrap());
-        assert!(t.to_text().ends_with(
-            "/mnt/big\\040disk/docker /var/lib/docker none bind,x-systemd.requires-mounts-for=/mnt/big\\040disk/docker 0 0\n"
-        ));
+        assert!(
+            t.to_text().ends_with(
+                "/mnt/big\\040disk/docker /var/lib/docker none bind,x-systemd.requires-mounts-for=/mnt/big\\040disk/docker 0 0\n"
+            )
+        );
         assert!(matches!(t.add_bind(Path::new("/other"), root), Err(DockerError::FstabConflict { line: 4, .. })));
         assert!(t.remove_bind(target, root));
         assert_eq!(t.to_text(), TAB);

@@ -76,13 +76,7 @@ impl DockerState {
     }
 }
 
-fn diff_list<T: PartialEq + std::fmt::Debug>(
-    kind: &str,
-    before: &[T],
-    after: &[T],
-    key: impl Fn(&T) -> &String,
-    out: &mut Vec<String>,
-) {
+fn diff_list<T: PartialEq + std::fmt::Debug>(kind: &str, before: &[T], after: &[T], key: impl Fn(&T) -> &String, out: &mut Vec<String>) {
     for b in before {
         match after.iter().find(|a| key(a) == key(b)) {
             None => out.push(format!("{kind} {} missing after: {b:?}", key(b))),

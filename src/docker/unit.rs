@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 
 /// The directories systemd searches for system units, highest priority first.
-pub const UNIT_DIRS: [&str; 4] =
-    ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+pub const UNIT_DIRS: [&str; 4] = ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
 
 /// A unit file that was read, with its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +31,9 @@ pub fn load_unit(dirs: &[PathBuf], unit: &str) -> Vec<UnitFile> {
     }
     let mut dropins: Vec<(String, PathBuf)> = Vec::new();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir.join(format!("{unit}.d"))) else { continue };
+        let Ok(rd) = std::fs::read_dir(dir.join(format!("{unit}.d"))) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".conf") && !dropins.iter().any(|(n, _)| *n == name) {
@@ -177,10 +178,11 @@ mod tests {
 
     #[test]
     fn dropin_reset_replaces_exec_start() {
-        let main = uf("/lib/systemd/system/docker.service",
-            "[Unit]\nExecStart=/bogus\n[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
-        let drop = uf("/etc/systemd/system/docker.service.d/10.conf",
-            "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd \\\n  --data-root /srv/docker -H fd://\n");
+        let main = uf("/lib/systemd/system/docker.service", "[Unit]\nExecStart=/bogus\n[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
+        let drop = uf(
+            "/etc/systemd/system/docker.service.d/10.conf",
+            "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd \\\n  --data-root /srv/docker -H fd://\n",
+        );
         let (argv, from) = exec_start(&[main.clone(), drop]).unwrap();
         assert_eq!(flag_value(&argv, DATA_ROOT_FLAGS).as_deref(), Some("/srv/docker"));
         assert!(from.ends_with("10.conf"));

@@ -20,15 +20,28 @@ pub const TRAILER_PREFIX: &str = "#end entries=";
 pub enum Body {
     /// `ino` and `ctime` are the source's, recorded so that a later delta pass
     /// can tell a rewrite that kept size and mtime.
-    File { size: u64, blake3: [u8; 32], ino: u64, ctime: Timespec },
+    File {
+        size: u64,
+        blake3: [u8; 32],
+        ino: u64,
+        ctime: Timespec,
+    },
     Dir,
-    Symlink { target: Vec<u8> },
-    Char { rdev: u64 },
-    Block { rdev: u64 },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Char {
+        rdev: u64,
+    },
+    Block {
+        rdev: u64,
+    },
     Fifo,
     Socket,
     /// Another name of the file recorded earlier at `target`.
-    Hardlink { target: Vec<u8> },
+    Hardlink {
+        target: Vec<u8>,
+    },
 }
 
 impl Body {
@@ -250,14 +263,27 @@ mod tests {
 
     #[test]
     fn hardlink_lines_carry_only_the_target() {
-        let r = Record { perm: 0, uid: 0, gid: 0, mtime: Timespec::default(), xattrs: vec![], ..rec(b"b", Body::Hardlink { target: b"a".to_vec() }) };
+        let r = Record {
+            perm: 0,
+            uid: 0,
+            gid: 0,
+            mtime: Timespec::default(),
+            xattrs: vec![],
+            ..rec(b"b", Body::Hardlink { target: b"a".to_vec() })
+        };
         assert_eq!(r.to_line(), "b type=hardlink target=a");
         assert_eq!(Record::parse(&r.to_line()).unwrap(), r);
     }
 
     #[test]
     fn malformed_lines_are_rejected() {
-        for l in ["x", "x type=file", "x type=dir mode=9z uid=0 gid=0 mtime=1.000000000", "x type=nope mode=0 uid=0 gid=0 mtime=1.000000000", "x type=dir mode=0 uid=0 gid=0 mtime=1.000000000 bogus=1"] {
+        for l in [
+            "x",
+            "x type=file",
+            "x type=dir mode=9z uid=0 gid=0 mtime=1.000000000",
+            "x type=nope mode=0 uid=0 gid=0 mtime=1.000000000",
+            "x type=dir mode=0 uid=0 gid=0 mtime=1.000000000 bogus=1",
+        ] {
             assert!(Record::parse(l).is_err(), "{l}");
         }
     }

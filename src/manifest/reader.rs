@@ -23,8 +23,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
-        let f = File::open(path)
-            .map_err(|e| Error::Io { step: "open manifest", path: path.display().to_string(), source: e })?;
+        let f = File::open(path).map_err(|e| Error::Io { step: "open manifest", path: path.display().to_string(), source: e })?;
         Reader::new(Box::new(BufReader::with_capacity(1 << 20, f)), path)
     }
 
@@ -77,9 +76,10 @@ impl Reader {
         }
         let rec = Record::parse(&line).map_err(|m| self.bad(m))?;
         if let Some(last) = &self.last
-            && order::cmp(last, &rec.path) != Ordering::Less {
-                return Err(self.bad("entries are not in walk order".into()));
-            }
+            && order::cmp(last, &rec.path) != Ordering::Less
+        {
+            return Err(self.bad("entries are not in walk order".into()));
+        }
         self.last = Some(rec.path.clone());
         self.count += 1;
         Ok(Some(rec))

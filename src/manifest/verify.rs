@@ -204,9 +204,10 @@ pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Pr
     let stats = walk(&opts, &scan, None, progress, |r| match r {
         Ok(o) => {
             if let (Some(rec), None) = (o.record, &fatal)
-                && let Err(e) = w.push(&rec) {
-                    fatal = Some(e);
-                }
+                && let Err(e) = w.push(&rec)
+            {
+                fatal = Some(e);
+            }
         }
         Err(e) => summary.errors.push(e.to_string()),
     })?;

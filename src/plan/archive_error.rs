@@ -32,7 +32,9 @@ pub enum BackupError {
     Meta(String),
 
     /// The archive was made by another engine version than the one installed.
-    #[error("the archive was made with Docker {archive}, but the installed dockerd is {installed}; install the same version or pass --force")]
+    #[error(
+        "the archive was made with Docker {archive}, but the installed dockerd is {installed}; install the same version or pass --force"
+    )]
     EngineMismatch { archive: String, installed: String },
 
     /// A precondition is not met; nothing was changed.

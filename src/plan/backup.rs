@@ -179,7 +179,11 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     if let Some(out) = &output {
         let abs = super::restore::absolute(out);
         if abs.starts_with(&dr) {
-            return Err(BackupError::Refused(format!("the archive {} would be inside the data-root {}; write it elsewhere", abs.display(), dr.display())));
+            return Err(BackupError::Refused(format!(
+                "the archive {} would be inside the data-root {}; write it elsewhere",
+                abs.display(),
+                dr.display()
+            )));
         }
     }
     let config_files = if opts.config { config_files(&opts.host_root).into_iter().map(|c| c.1).collect() } else { Vec::new() };
@@ -190,7 +194,15 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
 fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
     let m = &e.meta;
     if let Some(t) = &r.hardlink_to {
-        return Record { path: e.rel_path.clone(), body: Body::Hardlink { target: t.clone() }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
+        return Record {
+            path: e.rel_path.clone(),
+            body: Body::Hardlink { target: t.clone() },
+            perm: 0,
+            uid: 0,
+            gid: 0,
+            mtime: Default::default(),
+            xattrs: vec![],
+        };
     }
     let body = match m.kind {
         Kind::File => Body::File { size: r.size, blake3: r.hash.unwrap_or_default(), ino: m.ino, ctime: m.ctime },
@@ -206,7 +218,12 @@ fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
 
 /// Writes the whole archive to `out`; returns (entries, data bytes).
 pub fn write_archive<W: Write + Send + 'static>(
-    out: W, root: &Path, meta: &BackupMeta, config: &[(Vec<u8>, PathBuf)], wopts: &WriterOptions, progress: &dyn Progress,
+    out: W,
+    root: &Path,
+    meta: &BackupMeta,
+    config: &[(Vec<u8>, PathBuf)],
+    wopts: &WriterOptions,
+    progress: &dyn Progress,
 ) -> Result<(W, u64, u64)> {
     let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Meta(e.to_string()))?;
     let mut w = archive::ArchiveWriter::new(out, wopts, &meta_json)?;
@@ -217,7 +234,14 @@ pub fn write_archive<W: Write + Send + 'static>(
     let (mut entries, mut bytes) = (0u64, 0u64);
     progress.phase("backup", Some((meta.entries, meta.bytes)));
     archive::walk(root, &mut |e: ArchiveEntry| {
-        let shell = ArchiveEntry { rel_path: e.rel_path.clone(), meta: e.meta, xattrs: e.xattrs.clone(), link_target: e.link_target.clone(), hardlink_to: None, data: None };
+        let shell = ArchiveEntry {
+            rel_path: e.rel_path.clone(),
+            meta: e.meta,
+            xattrs: e.xattrs.clone(),
+            link_target: e.link_target.clone(),
+            hardlink_to: None,
+            data: None,
+        };
         let rec = w.add_entry(e)?;
         manifest.extend_from_slice(record(&shell, &rec).to_line().as_bytes());
         manifest.push(b'\n');
@@ -243,7 +267,9 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
     let (docker, driver) = match info {
-        Some(i) => (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver)),
+        Some(i) => {
+            (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
+        }
         None => (None, None),
     };
     let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
@@ -290,12 +316,26 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
         removed.push(p.clone());
     }
-    Ok(BackupSummary { output: plan.output, entries, bytes, archive_bytes, seconds: start.elapsed().as_secs_f64(), downtime_seconds: downtime, removed, meta })
+    Ok(BackupSummary {
+        output: plan.output,
+        entries,
+        bytes,
+        archive_bytes,
+        seconds: start.elapsed().as_secs_f64(),
+        downtime_seconds: downtime,
+        removed,
+        meta,
+    })
 }
 
 /// Writes `path.partial`, fsyncs it and renames it to `path`.
 fn write_file(
-    path: &Path, dr: &Path, meta: &BackupMeta, config: &[(Vec<u8>, PathBuf)], wopts: &WriterOptions, progress: &dyn Progress,
+    path: &Path,
+    dr: &Path,
+    meta: &BackupMeta,
+    config: &[(Vec<u8>, PathBuf)],
+    wopts: &WriterOptions,
+    progress: &dyn Progress,
 ) -> Result<(u64, u64, u64)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;

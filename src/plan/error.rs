@@ -30,10 +30,19 @@ pub enum PlanError {
     NoJournal { path: PathBuf, what: &'static str },
     /// A step failed on a path.
     #[error("step {step}: {} : {source}", path.display())]
-    Io { step: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The copy engine failed.
     #[error("step {step}: {source}")]
-    Engine { step: &'static str, #[source] source: crate::error::Error },
+    Engine {
+        step: &'static str,
+        #[source]
+        source: crate::error::Error,
+    },
     /// The copy finished with per-entry errors.
     #[error("step {step}: {} error(s) copying into {}, first: {}", errors.len(), target.display(), errors.first().map(String::as_str).unwrap_or(""))]
     CopyErrors { step: &'static str, target: PathBuf, errors: Vec<String> },
@@ -42,10 +51,18 @@ pub enum PlanError {
     VerifyFailed { target: PathBuf, count: usize, first: String },
     /// Docker configuration or API.
     #[error("step {step}: {source}")]
-    Docker { step: &'static str, #[source] source: DockerError },
+    Docker {
+        step: &'static str,
+        #[source]
+        source: DockerError,
+    },
     /// Stopping or starting Docker.
     #[error("step {step}: {source}")]
-    Service { step: &'static str, #[source] source: ServiceError },
+    Service {
+        step: &'static str,
+        #[source]
+        source: ServiceError,
+    },
     /// Docker came back but not as it was.
     #[error("step health: {msg}")]
     Health { msg: String },

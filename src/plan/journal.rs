@@ -165,9 +165,9 @@ impl StateDir {
     pub fn load(&self) -> Result<Option<Journal>> {
         let path = self.journal_path();
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                self.err(&path, format!("{e}; the file is damaged: repair it by hand or move it away"))
-            }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| self.err(&path, format!("{e}; the file is damaged: repair it by hand or move it away"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(&path, e)),
         }

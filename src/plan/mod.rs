@@ -60,11 +60,7 @@ impl Env {
         if let Some(d) = &self.data_root {
             return Ok(d.clone());
         }
-        let opts = discover::DiscoverOptions {
-            daemon_json: self.daemon_json.clone(),
-            api: Some(self.api.clone()),
-            ..Default::default()
-        };
+        let opts = discover::DiscoverOptions { daemon_json: self.daemon_json.clone(), api: Some(self.api.clone()), ..Default::default() };
         Ok(discover::discover(&opts).map_err(PlanError::docker("discover"))?.data_root)
     }
 
@@ -214,9 +210,9 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         ServiceKind::Pidfile(p) => {
             let svc = PidfileService::new(p, env.timing);
             match svc.live_pid().map_err(PlanError::service("preflight"))? {
-                Some(pid) => Some(
-                    DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?,
-                ),
+                Some(pid) => {
+                    Some(DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?)
+                }
                 None => {
                     return Err(PlanError::preflight(format!(
                         "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
@@ -281,10 +277,9 @@ fn check_target(dr: &Path, target: &Path) -> Result<()> {
                     target.display(),
                     target.join("docker").display()
                 ))),
-                Some(_) => Err(PlanError::preflight(format!(
-                    "target {} is not empty; choose an empty or absent directory",
-                    target.display()
-                ))),
+                Some(_) => {
+                    Err(PlanError::preflight(format!("target {} is not empty; choose an empty or absent directory", target.display())))
+                }
             }
         }
     }
@@ -293,7 +288,9 @@ fn check_target(dr: &Path, target: &Path) -> Result<()> {
 /// The bind method renames the data-root; that fails when it is a
 /// filesystem of its own (another device than its parent).
 fn check_not_own_fs(mounts: &[mountinfo::MountEntry], dr: &Path) -> Result<()> {
-    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == dr) else { return Ok(()) };
+    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == dr) else {
+        return Ok(());
+    };
     let parent = dr.parent().and_then(|p| mountinfo::containing(mounts, p));
     if parent.is_some_and(|p| p.major_minor != me.major_minor) {
         return Err(PlanError::preflight(format!(

@@ -271,11 +271,7 @@ pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress
     let info = env.api.info().map_err(PlanError::docker("health"))?;
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canon(&info.docker_root_dir) != canon(expected) {
-        return Err(h(format!(
-            "Docker reports DockerRootDir {} instead of {}",
-            info.docker_root_dir.display(),
-            expected.display()
-        )));
+        return Err(h(format!("Docker reports DockerRootDir {} instead of {}", info.docker_root_dir.display(), expected.display())));
     }
     let Some(before) = before else { return Ok(()) };
     for c in before.containers.iter().filter(|c| c.state == "running" && !restarts(&c.restart_policy)) {

@@ -123,7 +123,8 @@ fn run_probes(dir: &Path, r: &mut ProbeResult) {
 
 /// Whether readdir reports `sub` as DT_DIR (not DT_UNKNOWN).
 fn d_type_works(dir: &Path) -> bool {
-    let Ok(mut d) = nix::dir::Dir::open(dir, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()) else {
+    let Ok(mut d) = nix::dir::Dir::open(dir, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
+    else {
         return false;
     };
     d.iter().flatten().any(|e| e.file_name().to_bytes() == b"sub" && e.file_type() == Some(nix::dir::Type::Directory))

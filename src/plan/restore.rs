@@ -104,7 +104,9 @@ fn with_suffix(p: &Path, infix: &str, ts: &str) -> PathBuf {
 /// Checks a config name from the archive: only files below /etc/docker and
 /// `*.conf` drop-ins of docker.service, no `.` or `..` components.
 pub fn config_name_ok(name: &[u8]) -> bool {
-    let Ok(s) = std::str::from_utf8(name) else { return false };
+    let Ok(s) = std::str::from_utf8(name) else {
+        return false;
+    };
     let comps: Vec<&str> = s.split('/').collect();
     if comps.iter().any(|c| c.is_empty() || *c == "." || *c == "..") {
         return false;
@@ -284,8 +286,17 @@ pub fn absolute(p: &Path) -> PathBuf {
 /// the staging tree is the data-root.
 #[allow(clippy::too_many_arguments)]
 fn run(
-    opts: &RestoreOptions, reader: &mut archive::ArchiveReader, expected: Option<Vec<u8>>, meta: &BackupMeta, dr: &Path,
-    staging: &Path, old: &Path, swapped: &mut Option<Option<PathBuf>>, j: &mut Journal, svc: &dyn ServiceManager, none: bool,
+    opts: &RestoreOptions,
+    reader: &mut archive::ArchiveReader,
+    expected: Option<Vec<u8>>,
+    meta: &BackupMeta,
+    dr: &Path,
+    staging: &Path,
+    old: &Path,
+    swapped: &mut Option<Option<PathBuf>>,
+    j: &mut Journal,
+    svc: &dyn ServiceManager,
+    none: bool,
     progress: &dyn Progress,
 ) -> Result<(u64, Vec<PathBuf>)> {
     let parent = staging.parent().unwrap_or(Path::new("/"));
@@ -330,7 +341,10 @@ fn run(
     if opts.with_config {
         for (name, bytes) in &ex.config {
             if !config_name_ok(name) {
-                return Err(BackupError::Refused(format!("config member `{}` is outside /etc/docker and docker.service.d", archive_show(name))));
+                return Err(BackupError::Refused(format!(
+                    "config member `{}` is outside /etc/docker and docker.service.d",
+                    archive_show(name)
+                )));
             }
             let path = opts.host_root.join(String::from_utf8_lossy(name).as_ref());
             if let Some(p) = path.parent() {
@@ -368,7 +382,9 @@ mod tests {
         assert!(config_name_ok(b"etc/docker/daemon.json"));
         assert!(config_name_ok(b"etc/docker/certs.d/x/ca.crt"));
         assert!(config_name_ok(b"etc/systemd/system/docker.service.d/override.conf"));
-        for bad in [&b"etc/passwd"[..], b"etc/docker/../shadow", b"/etc/docker/x", b"etc/systemd/system/docker.service.d/x.sh", b"etc/docker//x"] {
+        for bad in
+            [&b"etc/passwd"[..], b"etc/docker/../shadow", b"/etc/docker/x", b"etc/systemd/system/docker.service.d/x.sh", b"etc/docker//x"]
+        {
             assert!(!config_name_ok(bad), "{}", String::from_utf8_lossy(bad));
         }
     }

@@ -85,7 +85,11 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "roll back" })?;
     if j.outcome == Outcome::RolledBack {
         return Err(PlanError::Refused {
-            msg: format!("the move of {} recorded in {} was already rolled back", j.data_root.display(), env.state.journal_path().display()),
+            msg: format!(
+                "the move of {} recorded in {} was already rolled back",
+                j.data_root.display(),
+                env.state.journal_path().display()
+            ),
         });
     }
     let docker_restarted = undo_journal(env, &env.state, &mut j, progress)?;

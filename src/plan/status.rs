@@ -80,21 +80,14 @@ pub struct TargetStatus {
 
 /// Gathers the status; `to` adds the target checks.
 pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
-    let opts = discover::DiscoverOptions {
-        daemon_json: env.daemon_json.clone(),
-        api: Some(env.api.clone()),
-        ..Default::default()
-    };
+    let opts = discover::DiscoverOptions { daemon_json: env.daemon_json.clone(), api: Some(env.api.clone()), ..Default::default() };
     let d = discover::discover(&opts).map_err(PlanError::docker("status"))?;
     let data_root = env.data_root.clone().unwrap_or(d.data_root.clone());
     let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("status"))?;
     let info = env.api.ping().then(|| env.api.info().ok()).flatten();
     let size = facts::tree_size(&data_root).unwrap_or_default();
     let mounts = mountinfo::read_self().map_err(PlanError::docker("status"))?;
-    let below = mountinfo::below(&mounts, &data_root)
-        .into_iter()
-        .map(|m| format!("{} ({})", m.mount_point.display(), m.fstype))
-        .collect();
+    let below = mountinfo::below(&mounts, &data_root).into_iter().map(|m| format!("{} ({})", m.mount_point.display(), m.fstype)).collect();
     let target = to.map(|t| target_status(env, &mounts, &absolute(t), size.bytes));
     Ok(Status {
         source: d.source,

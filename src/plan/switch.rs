@@ -67,15 +67,16 @@ pub fn unmount_all(path: &Path) -> Result<()> {
         if !mountinfo::is_mount_point(&mounts, path) {
             return Ok(());
         }
-        nix::mount::umount2(path, MntFlags::empty())
-            .map_err(|e| PlanError::io("unmount", path, std::io::Error::from(e)))?;
+        nix::mount::umount2(path, MntFlags::empty()).map_err(|e| PlanError::io("unmount", path, std::io::Error::from(e)))?;
     }
     Ok(())
 }
 
 fn self_bind(path: &Path) -> Result<bool> {
     let mounts = mountinfo::read_self().map_err(PlanError::docker("rename"))?;
-    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == path) else { return Ok(false) };
+    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == path) else {
+        return Ok(false);
+    };
     let parent = path.parent().and_then(|p| mountinfo::containing(&mounts, p));
     Ok(parent.is_some_and(|p| p.major_minor == me.major_minor))
 }
@@ -133,8 +134,7 @@ fn rename_old(j: &mut Journal) -> Result<()> {
     std::fs::rename(&dr, &old).map_err(|e| PlanError::io("rename", &dr, e))?;
     std::fs::create_dir(&dr).map_err(|e| PlanError::io("rename", &dr, e))?;
     std::os::unix::fs::chown(&dr, Some(meta.uid()), Some(meta.gid())).map_err(|e| PlanError::io("rename", &dr, e))?;
-    std::fs::set_permissions(&dr, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(|e| PlanError::io("rename", &dr, e))
+    std::fs::set_permissions(&dr, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(|e| PlanError::io("rename", &dr, e))
 }
 
 fn install_dropin(j: &mut Journal) -> Result<()> {
@@ -173,7 +173,9 @@ fn restore(step: &'static str, path: &Path, backup: Option<&PathBuf>) -> Result<
             atomic::replace_with_backup(path, &data).map_err(PlanError::docker(step))?;
         }
         None => match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(PlanError::io(step, path, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(PlanError::io(step, path, e));
+            }
             _ => {}
         },
     }
@@ -221,7 +223,9 @@ pub fn undo(state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Resul
 }
 
 fn undo_rename(j: &Journal) -> Result<()> {
-    let Some(old) = &j.old_tree else { return Ok(()) };
+    let Some(old) = &j.old_tree else {
+        return Ok(());
+    };
     if !old.exists() {
         // The rename never happened (crash before it).
         return Ok(());
@@ -233,7 +237,10 @@ fn undo_rename(j: &Journal) -> Result<()> {
             return Err(PlanError::io(
                 "undo rename",
                 dr,
-                std::io::Error::new(e.kind(), format!("{e}; it should be the empty directory dockroot created, the old data is in {}", old.display())),
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{e}; it should be the empty directory dockroot created, the old data is in {}", old.display()),
+                ),
             ));
         }
         _ => {}

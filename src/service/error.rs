@@ -40,11 +40,9 @@ impl fmt::Display for Leftover {
                  containers across a daemon stop); start Docker, `docker stop` it, and retry, or `umount` it",
                 mount_point.display()
             ),
-            Self::Mount { mount_point, fstype } => write!(
-                f,
-                "{fstype} mount on {} is still active: stop the container using it or `umount` it",
-                mount_point.display()
-            ),
+            Self::Mount { mount_point, fstype } => {
+                write!(f, "{fstype} mount on {} is still active: stop the container using it or `umount` it", mount_point.display())
+            }
         }
     }
 }
@@ -75,7 +73,9 @@ pub enum ServiceError {
     #[error("`{command}` failed (exit code {code:?}): {stderr}")]
     CommandFailed { command: String, code: Option<i32>, stderr: String },
     /// A service did not reach the stopped state in time.
-    #[error("{what} still not stopped after {secs}s (state: {state}); look at `journalctl -u docker` or the daemon log, stop it by hand and retry")]
+    #[error(
+        "{what} still not stopped after {secs}s (state: {state}); look at `journalctl -u docker` or the daemon log, stop it by hand and retry"
+    )]
     StopTimeout { what: String, secs: u64, state: String },
     /// The daemon was started but its socket never answered.
     #[error("{what} was started but {} did not answer /_ping within {secs}s; check the daemon log{}", socket.display(), log.as_ref().map(|l| format!(" ({})", l.display())).unwrap_or_default())]
@@ -93,7 +93,9 @@ pub enum ServiceError {
     #[error("cannot send SIGTERM to dockerd pid {pid}: {source}")]
     Signal { pid: u32, source: nix::Error },
     /// The daemon ignored SIGTERM for too long.
-    #[error("dockerd pid {pid} did not exit within {secs}s after SIGTERM; it may be stopping containers or be hung (see `ps -o stat= -p {pid}`): check its log, `docker stop` the containers, or kill it yourself (dockroot never sends SIGKILL)")]
+    #[error(
+        "dockerd pid {pid} did not exit within {secs}s after SIGTERM; it may be stopping containers or be hung (see `ps -o stat= -p {pid}`): check its log, `docker stop` the containers, or kill it yourself (dockroot never sends SIGKILL)"
+    )]
     ExitTimeout { pid: u32, secs: u64 },
     /// `start` was called without a recorded command line.
     #[error("no recorded dockerd command line for pidfile {}; dockroot can only restart a daemon it stopped (or one recorded in its journal)", pidfile.display())]

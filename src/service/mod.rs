@@ -17,8 +17,8 @@ pub use error::{Leftover, ServiceError};
 pub use verify::{check_live_restore, verify_stopped};
 
 use crate::docker::api::DockerApi;
-use pidfile::DaemonCommand;
 use error::Result;
+use pidfile::DaemonCommand;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,9 +61,7 @@ impl ServiceRecord {
     /// Rebuilds the manager, with the recorded command line if any.
     pub fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
         match (&self.kind, &self.command) {
-            (ServiceKind::Pidfile(p), Some(cmd)) => {
-                Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone()))
-            }
+            (ServiceKind::Pidfile(p), Some(cmd)) => Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone())),
             (kind, _) => kind.clone().build(ctx),
         }
     }

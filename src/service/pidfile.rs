@@ -53,12 +53,10 @@ impl DaemonCommand {
     /// The unix socket this daemon listens on (`-H`/`--host unix://...`),
     /// or the default socket.
     pub fn socket(&self) -> PathBuf {
-        let mut hosts = self.argv.iter().enumerate().filter_map(|(i, a)| {
-            match a.split_once('=') {
-                Some((n, v)) if n == "-H" || n == "--host" => Some(v.to_string()),
-                _ if a == "-H" || a == "--host" => self.argv.get(i + 1).cloned(),
-                _ => None,
-            }
+        let mut hosts = self.argv.iter().enumerate().filter_map(|(i, a)| match a.split_once('=') {
+            Some((n, v)) if n == "-H" || n == "--host" => Some(v.to_string()),
+            _ if a == "-H" || a == "--host" => self.argv.get(i + 1).cloned(),
+            _ => None,
         });
         let unix = hosts.find(|h| h.starts_with("unix://"));
         socket_from_host(unix.as_deref())
@@ -135,7 +133,9 @@ impl PidfileService {
         let text = match std::fs::read_to_string(&self.pidfile) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ServiceError::Pidfile { path: self.pidfile.clone(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(ServiceError::Pidfile { path: self.pidfile.clone(), reason: e.to_string() });
+            }
         };
         let pid: u32 = text.trim().parse().map_err(|_| ServiceError::Pidfile {
             path: self.pidfile.clone(),
@@ -154,7 +154,9 @@ impl ServiceManager for PidfileService {
     /// Records the command line, sends SIGTERM and waits for the exit.
     /// Stopping a daemon that is not running succeeds and records nothing.
     fn stop(&self) -> Result<()> {
-        let Some(pid) = self.live_pid()? else { return Ok(()) };
+        let Some(pid) = self.live_pid()? else {
+            return Ok(());
+        };
         let cmd = DaemonCommand::capture(&self.proc_root, pid, self.log_path())?;
         *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(cmd);
         kill(Pid::from_raw(pid as i32), Signal::SIGTERM).map_err(|source| ServiceError::Signal { pid, source })?;
@@ -172,12 +174,7 @@ impl ServiceManager for PidfileService {
         if self.timing.wait_until(|| api.ping()) {
             return Ok(());
         }
-        Err(ServiceError::StartTimeout {
-            what: cmd.argv.join(" "),
-            socket: api.socket,
-            secs: self.timing.secs(),
-            log: Some(cmd.log),
-        })
+        Err(ServiceError::StartTimeout { what: cmd.argv.join(" "), socket: api.socket, secs: self.timing.secs(), log: Some(cmd.log) })
     }
 
     fn kind(&self) -> ServiceKind {

@@ -3,10 +3,10 @@
 //! working directory are below it (typically `containerd-shim` of containers
 //! kept alive by live-restore). The proc root is a parameter for tests.
 
+use super::error::Leftover;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::unit::{self, DATA_ROOT_FLAGS};
 use crate::docker::{DEFAULT_DAEMON_JSON, DEFAULT_DATA_ROOT};
-use super::error::Leftover;
 use std::path::{Path, PathBuf};
 
 /// A process seen in /proc.
@@ -22,7 +22,9 @@ pub struct ProcInfo {
 
 /// All numeric entries of `proc_root`, skipping those that vanish meanwhile.
 pub fn pids(proc_root: &Path) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir(proc_root) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
     let mut v: Vec<u32> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     v.sort_unstable();
     v
@@ -67,10 +69,7 @@ pub fn dockerd_data_root(argv: &[String]) -> PathBuf {
         return PathBuf::from(v);
     }
     let cfg = unit::flag_value(argv, &["--config-file"]).unwrap_or_else(|| DEFAULT_DAEMON_JSON.into());
-    DaemonJson::load(Path::new(&cfg))
-        .ok()
-        .and_then(|c| c.data_root().map(|(p, _)| p))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT))
+    DaemonJson::load(Path::new(&cfg)).ok().and_then(|c| c.data_root().map(|(p, _)| p)).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT))
 }
 
 /// Resolves symlinks when possible so `/var/lib/docker` and its target compare equal.

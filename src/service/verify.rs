@@ -27,18 +27,18 @@ pub fn verify_stopped_in(proc_root: &Path, mounts: &[mountinfo::MountEntry], dat
 
 /// Everything still using `data_root`.
 pub fn leftovers(proc_root: &Path, mounts: &[mountinfo::MountEntry], data_root: &Path) -> Vec<Leftover> {
-    let mut out: Vec<Leftover> = procscan::dockerds_using(proc_root, data_root)
-        .into_iter()
-        .map(|p| Leftover::Daemon { pid: p.pid, argv: p.argv })
-        .collect();
+    let mut out: Vec<Leftover> =
+        procscan::dockerds_using(proc_root, data_root).into_iter().map(|p| Leftover::Daemon { pid: p.pid, argv: p.argv }).collect();
     out.extend(procscan::holders_below(proc_root, data_root));
     let norm = procscan::normalize(data_root);
     let below = mountinfo::below(mounts, &norm);
     // The data-root itself may be a mount point (a bind or dedicated disk); that is expected.
-    out.extend(below.into_iter().filter(|m| m.mount_point != norm).map(|m| Leftover::Mount {
-        mount_point: m.mount_point.clone(),
-        fstype: m.fstype.clone(),
-    }));
+    out.extend(
+        below
+            .into_iter()
+            .filter(|m| m.mount_point != norm)
+            .map(|m| Leftover::Mount { mount_point: m.mount_point.clone(), fstype: m.fstype.clone() }),
+    );
     out
 }
 

@@ -88,8 +88,7 @@ pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
 /// Makes `new_dir/new_name` another name of `old_dir/old_name` (never follows symlinks).
 pub fn link_at(old_dir: BorrowedFd<'_>, old_name: &CStr, new_dir: BorrowedFd<'_>, new_name: &CStr) -> io::Result<()> {
     // SAFETY: valid fds and names.
-    check(unsafe { libc::linkat(old_dir.as_raw_fd(), old_name.as_ptr(), new_dir.as_raw_fd(), new_name.as_ptr(), 0) })
-        .map(drop)
+    check(unsafe { libc::linkat(old_dir.as_raw_fd(), old_name.as_ptr(), new_dir.as_raw_fd(), new_name.as_ptr(), 0) }).map(drop)
 }
 
 /// `fchownat(AT_SYMLINK_NOFOLLOW)`: numeric ids, never follows a symlink.

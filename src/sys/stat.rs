@@ -55,9 +55,7 @@ impl Kind {
     }
 
     pub fn from_name(s: &str) -> Option<Kind> {
-        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Char, Kind::Block, Kind::Fifo, Kind::Socket]
-            .into_iter()
-            .find(|k| k.name() == s)
+        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Char, Kind::Block, Kind::Fifo, Kind::Socket].into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -162,9 +160,7 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
 pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
-    let rc = unsafe {
-        libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS, stx.as_mut_ptr())
-    };
+    let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS, stx.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

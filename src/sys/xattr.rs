@@ -22,10 +22,7 @@ fn unsupported(e: &io::Error) -> bool {
 
 /// Collects name/value pairs from a list call and a get call, skipping the
 /// XFS aliases. A value removed between list and get is simply gone.
-fn collect<I: Iterator<Item = OsString>>(
-    list: io::Result<I>,
-    get: impl Fn(&OsStr) -> io::Result<Option<Vec<u8>>>,
-) -> io::Result<Xattrs> {
+fn collect<I: Iterator<Item = OsString>>(list: io::Result<I>, get: impl Fn(&OsStr) -> io::Result<Option<Vec<u8>>>) -> io::Result<Xattrs> {
     let names = match list {
         Ok(n) => n,
         Err(e) if unsupported(&e) => return Ok(Vec::new()),

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
 use crate::sys::holes::data_extents;
@@ -23,16 +24,29 @@ thread_local! {
 /// Calls `f(offset, chunk)` for the whole file in order. Stops early (without
 /// error) if the file turns out shorter than `size`: the caller's post-read
 /// stat reports that change.
-pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk) -> io::Result<()>) -> io::Result<()> {
-    let extents = extents(file, size, blocks)?;
+pub fn stream(file: &File, size: u64, blocks: u64, f: impl FnMut(u64, Chunk) -> io::Result<()>) -> io::Result<()> {
+    stream_range(file, &extents(file, size, blocks)?, 0..size, f)
+}
+
+/// As [`stream`], for the bytes in `range` of a file with data `extents`
+/// (sorted `(start, len)` pairs; everything else is a hole).
+pub fn stream_range(
+    file: &File,
+    extents: &[(u64, u64)],
+    range: Range<u64>,
+    mut f: impl FnMut(u64, Chunk) -> io::Result<()>,
+) -> io::Result<()> {
     BUFFER.with(|b| {
         let buf = &mut b.borrow_mut()[..];
-        let mut pos = 0u64;
-        for (start, len) in extents {
+        let mut pos = range.start;
+        for &(start, len) in extents {
+            let (start, end) = (start.max(range.start), (start + len).min(range.end));
+            if start >= end {
+                continue;
+            }
             if start > pos {
                 f(pos, Chunk::Hole(start - pos))?;
             }
-            let end = start + len;
             pos = start;
             while pos < end {
                 let want = ((end - pos) as usize).min(buf.len());
@@ -44,8 +58,8 @@ pub fn stream(file: &File, size: u64, blocks: u64, mut f: impl FnMut(u64, Chunk)
                 pos += n as u64;
             }
         }
-        if pos < size {
-            f(pos, Chunk::Hole(size - pos))?;
+        if pos < range.end {
+            f(pos, Chunk::Hole(range.end - pos))?;
         }
         Ok(())
     })

@@ -2,11 +2,13 @@
 //! parallel ordered walk, hardlink tracking and metadata application.
 
 pub mod apply;
-pub mod estimate;
 pub mod content;
+pub mod estimate;
 pub mod links;
 pub mod node;
+pub mod pool;
 pub mod scan;
+pub mod split;
 pub mod walk;
 
 pub use node::{DirNode, Item};

@@ -3,10 +3,12 @@
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::content::{Chunk, hash_zeros, stream};
 use super::links::LinkRole;
 use super::node::Item;
+use super::pool::Pool;
+use super::split::hash_content;
 use super::walk::{Entered, Outcome, Visitor};
 use crate::error::{Error, Result};
 use crate::manifest::{Body, Record};
@@ -19,7 +21,13 @@ pub fn record_for(item: &Item, meta: &Meta, body: Body, root: &std::path::Path) 
 }
 
 /// As [`record_for`], reading xattrs through `open` when the entry is open.
-pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &std::path::Path, open: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Record> {
+pub fn record_with(
+    item: &Item,
+    meta: &Meta,
+    body: Body,
+    root: &std::path::Path,
+    open: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Record> {
     let dir = item.parent.src.as_fd();
     let xattrs = match open {
         Some(fd) => sys::xattr::read_fd(fd),
@@ -36,8 +44,7 @@ pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &std::path::Path,
 pub fn special_body(item: &Item, root: &std::path::Path) -> Result<Body> {
     Ok(match item.meta.kind {
         Kind::Symlink => Body::Symlink {
-            target: sys::readlink_at(item.parent.src.as_fd(), &item.name)
-                .map_err(|e| Error::source("read link", root, &item.rel, e))?,
+            target: sys::readlink_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("read link", root, &item.rel, e))?,
         },
         Kind::Char => Body::Char { rdev: item.meta.rdev },
         Kind::Block => Body::Block { rdev: item.meta.rdev },
@@ -68,27 +75,17 @@ impl Scan {
         }
     }
 
-    fn hash_file(&self, item: &Item) -> Result<Outcome> {
+    fn hash_file(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let root = &self.root;
-        let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?;
+        let f = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?);
         let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
-        let mut h = blake3::Hasher::new();
-        stream(&f, before.size, before.blocks, |_, c| {
-            match c {
-                Chunk::Data(d) => {
-                    h.update(d);
-                }
-                Chunk::Hole(n) => hash_zeros(&mut h, n),
-            }
-            Ok(())
-        })
-        .map_err(|e| Error::io("read", root, &item.rel, e))?;
+        let hash = hash_content(pool, f.clone(), before.size, before.blocks).map_err(|e| Error::io("read", root, &item.rel, e))?;
         let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.live {
             return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" });
         }
-        let body = Body::File { size: before.size, blake3: *h.finalize().as_bytes(), ino: before.ino, ctime: before.ctime };
+        let body = Body::File { size: before.size, blake3: hash, ino: before.ino, ctime: before.ctime };
         let record = record_with(item, &before, body, root, Some(f.as_fd()))?;
         Ok(Outcome { record: Some(record), bytes: before.size, raced, ..Outcome::default() })
     }
@@ -100,18 +97,17 @@ impl Visitor for Scan {
         Ok(Entered { outcome: Outcome { record: Some(rec), ..Outcome::default() }, ..Entered::default() })
     }
 
-    fn entry(&self, item: &Item) -> Result<Outcome> {
+    fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let r = match (&item.meta.kind, &item.link) {
             (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
                 let body = Body::Hardlink { target: head_rel.clone() };
                 let record = Record { path: item.rel.clone(), body, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
                 Ok(Outcome { record: Some(record), ..Outcome::default() })
             }
-            (Kind::File, _) => self.hash_file(item),
-            _ => special_body(item, &self.root).and_then(|b| record_for(item, &item.meta, b, &self.root)).map(|record| Outcome {
-                record: Some(record),
-                ..Outcome::default()
-            }),
+            (Kind::File, _) => self.hash_file(item, pool),
+            _ => special_body(item, &self.root)
+                .and_then(|b| record_for(item, &item.meta, b, &self.root))
+                .map(|record| Outcome { record: Some(record), ..Outcome::default() }),
         };
         self.race(r)
     }

@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use super::links::Groups;
 use super::node::{DirNode, Item};
+use super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::manifest::order::join;
 use crate::manifest::{Reader, Record};
@@ -59,8 +60,9 @@ pub trait Visitor: Sync {
     fn prune(&self, _node: &DirNode, _src_names: &[CString]) -> Result<()> {
         Ok(())
     }
-    /// On a worker thread, for every non-directory entry.
-    fn entry(&self, item: &Item) -> Result<Outcome>;
+    /// On a worker thread, for every non-directory entry. Large files may be
+    /// split into tasks on `pool`.
+    fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome>;
     /// Errors raised after an entry's outcome was reported (directory
     /// finalisers); drained at the end of the walk.
     fn late_errors(&self) -> Vec<Error> {
@@ -198,7 +200,9 @@ impl<V: Visitor> Walker<'_, V> {
         let seq = self.next_seq();
         let baseline = self.baseline_for(b"").unwrap_or(None);
         let root_item = Item { seq, rel: Vec::new(), name: sys::DOT.to_owned(), parent: root_node, meta: root_meta, link: None, baseline };
-        let Some(node) = self.enter(root_item) else { return };
+        let Some(node) = self.enter(root_item) else {
+            return;
+        };
         let mut stack = Vec::new();
         self.push_frame(&mut stack, node);
         while let Some(top) = stack.last_mut() {
@@ -293,10 +297,11 @@ pub fn walk<V: Visitor>(
     let (job_tx, job_rx) = unbounded::<Vec<Item>>();
     let (res_tx, res_rx) = unbounded::<Msg>();
     let (tok_tx, tok_rx) = bounded::<()>(8192);
+    let pool = Pool::default();
     let stats = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
-            let (rx, tx) = (job_rx.clone(), res_tx.clone());
-            s.spawn(move || worker(visitor, rx, tx));
+            let (rx, tx, pool) = (job_rx.clone(), res_tx.clone(), &pool);
+            s.spawn(move || worker(visitor, pool, rx, tx));
         }
         drop(job_rx);
         let walker = Walker {
@@ -330,12 +335,25 @@ pub fn walk<V: Visitor>(
     Ok(stats)
 }
 
-fn worker<V: Visitor>(visitor: &V, jobs: Receiver<Vec<Item>>, results: Sender<Msg>) {
-    for batch in jobs {
+fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>) {
+    loop {
+        // Pieces of a large file first: the ordered collector may be waiting for it.
+        let batch = select! {
+            recv(pool.tasks()) -> t => {
+                if let Ok(t) = t {
+                    t();
+                }
+                continue;
+            }
+            recv(jobs) -> b => match b {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
             let seq = item.seq;
-            out.push((seq, visitor.entry(&item)));
+            out.push((seq, visitor.entry(&item, pool)));
             // Dropping the item may finalise its directory; do it before the
             // outcome is reported, so directory errors are never lost.
             drop(item);

@@ -137,7 +137,18 @@ fn docker_round_trip_onto_a_fresh_ext4() {
     std::os::unix::fs::symlink(&newroot, dir2.path().join("root")).unwrap();
     let d2 = Daemon::start(dir2.path());
     assert_eq!(d2.lists(), before);
-    let out = d2.docker(&["run", "--rm", "--network", "none", "-v", "dockroot-vol:/vol", "dockroot-test/app:1", "sh", "-c", "cat /vol/hello.txt; cd /vol && sha256sum -c SHA256SUMS"]);
+    let out = d2.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "dockroot-vol:/vol",
+        "dockroot-test/app:1",
+        "sh",
+        "-c",
+        "cat /vol/hello.txt; cd /vol && sha256sum -c SHA256SUMS",
+    ]);
     assert!(out.starts_with("dockroot volume\n") && out.contains("OK"), "{out}");
     d2.stop();
 }
@@ -174,7 +185,13 @@ fn stream_backup_into_restore() {
     let src = s.join("src");
     fidelity_tree(&src);
     let dst = s.join("dst");
-    let mut b = Command::new(bin()).args(["-q", "--service", "none", "--data-root"]).arg(&src).args(["backup", "-o", "-", "--no-config"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut b = Command::new(bin())
+        .args(["-q", "--service", "none", "--data-root"])
+        .arg(&src)
+        .args(["backup", "-o", "-", "--no-config"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let r = Command::new(bin())
         .args(["-q", "--service", "none", "--data-root"])
         .arg(&dst)
@@ -270,7 +287,19 @@ fn inspect_verify_and_keep() {
     std::fs::write(dir.join("dockroot-old-20000101T000000Z.tar.zst"), b"x").unwrap();
     std::fs::write(dir.join("unrelated.tar.zst"), b"x").unwrap();
     for _ in 0..2 {
-        must(d(&[&"-q", &"--service", &"none", &"--data-root", &src, &"backup", &"-o", &format!("{}/", dir.display()), &"--keep", &"2", &"--no-config"]));
+        must(d(&[
+            &"-q",
+            &"--service",
+            &"none",
+            &"--data-root",
+            &src,
+            &"backup",
+            &"-o",
+            &format!("{}/", dir.display()),
+            &"--keep",
+            &"2",
+            &"--no-config",
+        ]));
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -337,18 +366,28 @@ fn systemd_backup_service_writes_a_verified_archive() {
         "[Service]\nExecStartPre=/bin/sh -c 'test ! -e /run/armed || test -e /run/failed-once || { touch /run/failed-once; exit 1; }'\n",
     )
     .unwrap();
-    let (okv, out) = inside("docker volume create bkvol && mkdir -p /etc/docker && echo '{}' > /etc/docker/daemon.json && systemctl daemon-reload && systemctl enable --now dockroot-backup.timer && touch /run/armed");
+    let (okv, out) = inside(
+        "docker volume create bkvol && mkdir -p /etc/docker && echo '{}' > /etc/docker/daemon.json && systemctl daemon-reload && systemctl enable --now dockroot-backup.timer && touch /run/armed",
+    );
     assert!(okv, "{out}");
     let t = std::time::Instant::now();
     let (okv, out) = inside("systemctl start dockroot-backup.service");
-    assert!(okv, "{out}\n{}", inside("journalctl -u dockroot-backup.service -u docker.service -u docker.socket -u containerd.service --no-pager | tail -80").1);
+    assert!(
+        okv,
+        "{out}\n{}",
+        inside("journalctl -u dockroot-backup.service -u docker.service -u docker.socket -u containerd.service --no-pager | tail -80").1
+    );
     eprintln!("dockroot-backup.service in nspawn: {:.1}s", t.elapsed().as_secs_f64());
     let (okv, out) = inside("ls /var/backups/dockroot/");
     assert!(okv && out.lines().filter(|l| l.starts_with("dockroot-") && l.ends_with(".tar.zst")).count() == 1, "{out}");
-    let (okv, out) = inside("dockroot verify /var/backups/dockroot/dockroot-*.tar.zst && dockroot --json inspect /var/backups/dockroot/dockroot-*.tar.zst");
+    let (okv, out) = inside(
+        "dockroot verify /var/backups/dockroot/dockroot-*.tar.zst && dockroot --json inspect /var/backups/dockroot/dockroot-*.tar.zst",
+    );
     assert!(okv, "{out}");
     assert!(out.contains("\"bkvol\""), "{out}");
-    let (okv, out) = inside("test -e /run/failed-once && systemctl is-active docker.service && systemctl show -p NextElapseUSecRealtime dockroot-backup.timer");
+    let (okv, out) = inside(
+        "test -e /run/failed-once && systemctl is-active docker.service && systemctl show -p NextElapseUSecRealtime dockroot-backup.timer",
+    );
     assert!(okv && out.contains("active") && !out.contains("NextElapseUSecRealtime=\n"), "{out}");
     drop(host);
 }
@@ -404,18 +443,37 @@ fn with_config_restores_docker_files_and_rejects_others() {
         (b"etc/docker/daemon.json".to_vec(), cfg.clone()),
         (b"etc/systemd/system/docker.service.d/override.conf".to_vec(), cfg.clone()),
     ];
-    write_archive(std::fs::File::create(&good).unwrap(), &src, &meta_for(&src), &config, &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(
+        std::fs::File::create(&good).unwrap(),
+        &src,
+        &meta_for(&src),
+        &config,
+        &WriterOptions::default(),
+        &dockroot::progress::Silent,
+    )
+    .unwrap();
     let dst = s.join("dst");
     let r = dockroot::plan::restore::restore(&restore_opts(&good, &dst, &host, &s.join("st")), &dockroot::progress::Silent).unwrap();
     assert_eq!(r.config_restored.len(), 2);
     assert_eq!(std::fs::read(host.join("etc/docker/daemon.json")).unwrap(), b"{\"log-level\":\"warn\"}");
     assert!(host.join("etc/systemd/system/docker.service.d/override.conf").is_file());
-    let backups = std::fs::read_dir(host.join("etc/docker")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".dockroot-bak-")).count();
+    let backups = std::fs::read_dir(host.join("etc/docker"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".dockroot-bak-"))
+        .count();
     assert_eq!(backups, 1, "the replaced daemon.json is kept");
     assert_same_tree(&src, &dst);
 
     let bad = s.join("bad.tar.zst");
-    write_archive(std::fs::File::create(&bad).unwrap(), &src, &meta_for(&src), &[(b"etc/passwd".to_vec(), cfg)], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(
+        std::fs::File::create(&bad).unwrap(),
+        &src,
+        &meta_for(&src),
+        &[(b"etc/passwd".to_vec(), cfg)],
+        &WriterOptions::default(),
+        &dockroot::progress::Silent,
+    )
+    .unwrap();
     let dst2 = s.join("dst2");
     let e = dockroot::plan::restore::restore(&restore_opts(&bad, &dst2, &host, &s.join("st")), &dockroot::progress::Silent).unwrap_err();
     assert!(e.to_string().contains("etc/passwd") && e.to_string().contains("undone"), "{e}");

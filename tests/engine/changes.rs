@@ -109,7 +109,11 @@ fn unchanged_copy_verifies_clean() {
     let out = dockroot(["manifest".as_ref(), copy.as_os_str(), "-o".as_ref(), m2.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
     let strip = |p: &Path| -> Vec<String> {
-        std::fs::read_to_string(p).unwrap().lines().map(|l| l.split(' ').filter(|f| !f.starts_with("ino=") && !f.starts_with("ctime=")).collect::<Vec<_>>().join(" ")).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').filter(|f| !f.starts_with("ino=") && !f.starts_with("ctime=")).collect::<Vec<_>>().join(" "))
+            .collect()
     };
     assert_eq!(strip(&m), strip(&m2));
 }

@@ -31,7 +31,16 @@ fn delta_round(tag: &str, with_baseline: bool) {
     let out = dockroot(["copy".as_ref(), src.as_os_str(), copy.as_os_str(), "--manifest".as_ref(), m1.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
     mutate(&src);
-    let mut args: Vec<std::ffi::OsString> = vec!["--json".into(), "copy".into(), src.clone().into(), copy.clone().into(), "--delete".into(), "--manifest".into(), m2.clone().into(), "--verify".into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--json".into(),
+        "copy".into(),
+        src.clone().into(),
+        copy.clone().into(),
+        "--delete".into(),
+        "--manifest".into(),
+        m2.clone().into(),
+        "--verify".into(),
+    ];
     if with_baseline {
         args.extend(["--baseline".into(), m1.clone().into_os_string()]);
     }
@@ -79,11 +88,27 @@ fn live_copy_counts_races_and_a_delta_pass_converges() {
         .arg(format!("cd {s}; for r in $(seq 1 100000); do echo $r > churn/x$((r % 50)); rm -f churn/x$(((r + 25) % 50)); echo $r >> f$((r % 3000 + 1)); done", s = src.display()))
         .spawn()
         .unwrap();
-    let out = dockroot(["--json".as_ref(), "copy".as_ref(), src.as_os_str(), copy.as_os_str(), "--live".as_ref(), "--manifest".as_ref(), m1.as_os_str()]);
+    let out = dockroot([
+        "--json".as_ref(),
+        "copy".as_ref(),
+        src.as_os_str(),
+        copy.as_os_str(),
+        "--live".as_ref(),
+        "--manifest".as_ref(),
+        m1.as_os_str(),
+    ]);
     let _ = writer.kill();
     let _ = writer.wait();
     assert!(out.status.success(), "a live copy must not fail on races: {}", text(&out));
-    let out = dockroot(["copy".as_ref(), src.as_os_str(), copy.as_os_str(), "--delete".as_ref(), "--baseline".as_ref(), m1.as_os_str(), "--verify".as_ref()]);
+    let out = dockroot([
+        "copy".as_ref(),
+        src.as_os_str(),
+        copy.as_os_str(),
+        "--delete".as_ref(),
+        "--baseline".as_ref(),
+        m1.as_os_str(),
+        "--verify".as_ref(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_same_tree(&src, &copy);
 }

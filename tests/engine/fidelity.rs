@@ -14,15 +14,15 @@ fn copy_between(src_fs: &str, dst_fs: &str) {
     let dst = LoopFs::new(&s, dst_fs, "3G");
     let (tree, copy, m) = (src.mnt.join("tree"), dst.mnt.join("copy"), s.join("m"));
     fidelity_tree(&tree);
-    let out = dockroot([
-        "copy".as_ref(), tree.as_os_str(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str(), "--verify".as_ref(),
-    ]);
+    let out = dockroot(["copy".as_ref(), tree.as_os_str(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str(), "--verify".as_ref()]);
     assert!(out.status.success(), "{}", text(&out));
     assert_same_tree(&tree, &copy);
     let out = dockroot(["verify".as_ref(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
     // No XFS ACL aliases may leak onto the target as ordinary xattrs.
-    let leaked = run(Command::new("bash").arg("-c").arg(format!("getfattr -R -h -d -m '^trusted.SGI' '{}' 2>/dev/null | grep -c SGI_ACL || true", copy.display())));
+    let leaked = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("getfattr -R -h -d -m '^trusted.SGI' '{}' 2>/dev/null | grep -c SGI_ACL || true", copy.display())));
     if dst_fs != "xfs" {
         assert_eq!(String::from_utf8_lossy(&leaked.stdout).trim(), "0", "XFS ACL aliases leaked onto {dst_fs}");
     }

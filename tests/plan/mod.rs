@@ -85,7 +85,15 @@ impl Daemon {
     /// intact, the runner runs.
     pub(super) fn check_fixture(&self) {
         let out = self.docker(&[
-            "run", "--rm", "--network", "none", "-v", "dockroot-vol:/v", "dockroot-test/app:1", "sh", "-c",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "dockroot-vol:/v",
+            "dockroot-test/app:1",
+            "sh",
+            "-c",
             "test ! -e /usr/share/doc/base/README && test ! -e /opt/data/a.txt && cd /v && sha256sum -c SHA256SUMS && cat hello.txt",
         ]);
         assert!(text(&out).contains("dockroot volume"), "{}", text(&out));
