@@ -54,23 +54,37 @@ fn sparse_file_stays_sparse_and_sparsify_punches_zero_blocks() {
     let s = Scratch::new("sparse");
     let src = s.join("src");
     std::fs::create_dir(&src).unwrap();
-    // 1 GiB with 3 MiB of data, and 8 MiB of written zeros.
+    // 1 GiB with 3 MiB of data (one piece straddles a 16 MiB piece
+    // boundary), 40 MiB of written zeros, and 33 MiB of data: all three are
+    // copied and hashed in pieces by several workers.
     sh(&format!(
-        "cd {d} && truncate -s 1G sparse && for o in 0 400 900; do dd if=/dev/urandom of=sparse bs=1M count=1 seek=$o conv=notrunc status=none; done && dd if=/dev/zero of=zeros bs=1M count=8 status=none",
+        "cd {d} && truncate -s 1G sparse && for o in 0 400 900; do dd if=/dev/urandom of=sparse bs=1M count=1 seek=$o conv=notrunc status=none; done \
+         && dd if=/dev/urandom of=sparse bs=1000 count=50 seek=16777 conv=notrunc status=none \
+         && dd if=/dev/zero of=zeros bs=1M count=40 status=none && head -c 34600000 /dev/urandom > data",
         d = src.display()
     ));
     let plain = s.join("plain");
-    let out = dockroot(["copy".as_ref(), src.as_os_str(), plain.as_os_str()]);
+    let m = s.join("m");
+    let out = dockroot(["copy".as_ref(), src.as_os_str(), plain.as_os_str(), "--manifest".as_ref(), m.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
     assert_same_tree(&src, &plain);
+    // The pieces' hashes merge into the plain sequential BLAKE3 of the file.
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    for name in ["sparse", "zeros", "data"] {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(src.join(name)).unwrap()).unwrap();
+        let want = format!("blake3={}", h.finalize().to_hex());
+        assert!(manifest.lines().any(|l| l.starts_with(&format!("{name} ")) && l.contains(&want)), "{name}: {want} not in\n{manifest}");
+    }
     let blocks = |p: &std::path::Path| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512;
     assert!(blocks(&plain.join("sparse")) < 8 << 20, "holes were filled: {}", blocks(&plain.join("sparse")));
-    assert!(blocks(&plain.join("zeros")) >= 8 << 20, "written zeros must stay allocated by default");
+    assert!(blocks(&plain.join("zeros")) >= 40 << 20, "written zeros must stay allocated by default");
 
     let sp = s.join("sparsified");
     let out = dockroot(["--json".as_ref(), "copy".as_ref(), src.as_os_str(), sp.as_os_str(), "--sparsify".as_ref()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(json(&out)["summary"]["sparsified"], 8 << 20);
+    assert_eq!(json(&out)["summary"]["sparsified"], 40 << 20);
     assert!(blocks(&sp.join("zeros")) < 64 << 10);
-    assert_eq!(std::fs::read(sp.join("zeros")).unwrap(), vec![0u8; 8 << 20]);
+    assert_eq!(std::fs::read(sp.join("zeros")).unwrap(), vec![0u8; 40 << 20]);
+    assert_eq!(std::fs::read(sp.join("data")).unwrap(), std::fs::read(src.join("data")).unwrap());
 }
