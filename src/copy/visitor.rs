@@ -56,6 +56,15 @@ impl CopyVisitor {
         Error::io(step, &self.dst, rel, e)
     }
 
+    /// A failure while the source was being rewritten (it shrank under the
+    /// mapping, say) is that change, not a fault of the destination.
+    fn content_error(&self, src: &std::fs::File, before: &Meta, rel: &[u8], step: &'static str, e: std::io::Error) -> Error {
+        match sys::stat::fstat(src.as_fd()) {
+            Ok(after) if changed_during_read(before, &after) => Error::Changed { path: show(&self.src, rel), what: "changed" },
+            _ => self.e(step, rel, e),
+        }
+    }
+
     fn es(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
         Error::source(step, &self.src, rel, e)
     }
@@ -149,7 +158,7 @@ impl CopyVisitor {
         let before = item.meta;
         let dst = Arc::new(sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?);
         let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
-            .map_err(|e| self.e("copy data to", rel, e))?;
+            .map_err(|e| self.content_error(&src, &before, rel, "copy data to", e))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {

@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod holes;
+pub mod mapped;
 pub mod stat;
 pub mod xattr;
 

@@ -79,7 +79,13 @@ impl Scan {
         let root = &self.root;
         let f = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?);
         let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
-        let hash = hash_content(pool, f.clone(), before.size, before.blocks).map_err(|e| Error::io("read", root, &item.rel, e))?;
+        let hash = hash_content(pool, f.clone(), before.size, before.blocks).map_err(|e| match sys::stat::fstat(f.as_fd()) {
+            // It shrank under the mapping: a change, not a read fault.
+            Ok(after) if changed_during_read(&before, &after) => {
+                Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" }
+            }
+            _ => Error::io("read", root, &item.rel, e),
+        })?;
         let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.live {

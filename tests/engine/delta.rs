@@ -81,11 +81,20 @@ fn live_copy_counts_races_and_a_delta_pass_converges() {
     require_root();
     let s = Scratch::new("live");
     let (src, copy, m1) = (s.join("src"), s.join("copy"), s.join("m1"));
-    sh(&format!("set -e; mkdir -p {s}/churn; for i in $(seq 1 3000); do echo $i > {s}/f$i; done", s = src.display()));
-    // A writer that keeps creating, rewriting and deleting files during the copy.
+    sh(&format!(
+        "set -e; mkdir -p {s}/churn; for i in $(seq 1 3000); do echo $i > {s}/f$i; done; for i in 1 2 3 4 5 6; do head -c 24M /dev/urandom > {s}/big$i; done",
+        s = src.display()
+    ));
+    // A writer that keeps creating, rewriting and deleting files during the
+    // copy, and shrinks large files under the copy's mappings (SIGBUS there
+    // must become a counted race, not a crash).
     let mut writer = std::process::Command::new("bash")
         .arg("-c")
-        .arg(format!("cd {s}; for r in $(seq 1 100000); do echo $r > churn/x$((r % 50)); rm -f churn/x$(((r + 25) % 50)); echo $r >> f$((r % 3000 + 1)); done", s = src.display()))
+        .arg(format!(
+            "cd {s}; for r in $(seq 1 100000); do echo $r > churn/x$((r % 50)); rm -f churn/x$(((r + 25) % 50)); echo $r >> f$((r % 3000 + 1)); \
+             truncate -s 4096 big$((r % 6 + 1)); truncate -s 24M big$((r % 6 + 1)); done",
+            s = src.display()
+        ))
         .spawn()
         .unwrap();
     let out = dockroot([
