@@ -142,7 +142,9 @@ impl Window {
         let r = f(bytes);
         GUARD.with(|g| g.set((0, 0)));
         if FAULTED.with(|x| x.replace(false)) {
-            return Err(io::Error::new(io::ErrorKind::Other, "the file shrank or could not be read while mapped (SIGBUS)"));
+            return Err(io::Error::other(
+                "the file shrank or a page could not be read while mapped (SIGBUS); check the disk (dmesg) if the file did not change",
+            ));
         }
         Ok(r)
     }
