@@ -343,7 +343,7 @@ impl Ex<'_> {
         let mut h = blake3::Hasher::new();
         let mut pos = 0u64;
         for (o, l) in extents {
-            super::writer::hash_zeros(&mut h, o - pos);
+            crate::tree::content::hash_zeros(&mut h, o - pos);
             let mut done = 0u64;
             while done < l {
                 let k = (l - done).min(buf.len() as u64) as usize;
@@ -354,7 +354,7 @@ impl Ex<'_> {
             }
             pos = o + l;
         }
-        super::writer::hash_zeros(&mut h, real - pos);
+        crate::tree::content::hash_zeros(&mut h, real - pos);
         f.set_len(real).map_err(staging(&m.path, "set size of"))?;
         Ok((real, *h.finalize().as_bytes()))
     }

@@ -10,15 +10,14 @@
 //! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
 //! which GNU tar 1.34 warns about and ignores).
 
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::Write;
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
 use super::header::{self, BLOCK, Fields, flag};
-use super::pipe::WritePipe;
 use super::{ArchiveEntry, EntryRecord, acl, layout, show};
 use crate::sys::Kind;
+use crate::tree::content::{Chunk, hash_zeros, stream_range};
 
 /// Compression settings.
 #[derive(Debug, Clone)]
@@ -46,25 +45,16 @@ enum Stage {
 
 /// A streaming archive writer; see the module docs for the format.
 pub struct ArchiveWriter<W: Write + Send + 'static> {
-    /// The zstd encoder runs behind this pipe on a helper thread.
-    out: WritePipe<W>,
+    /// With worker threads, zstd copies each write into a job buffer and
+    /// compresses on its workers: the caller only blocks when every job
+    /// slot is full, so reading and hashing overlap with compression.
+    out: zstd::stream::write::Encoder<'static, W>,
     stage: Stage,
-    buf: Vec<u8>,
     now: i64,
 }
 
 fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
     move |source| ArchiveError::Output { step, source }
-}
-
-static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
-
-pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        h.update(&ZEROS[..k]);
-        n -= k as u64;
-    }
 }
 
 impl<W: Write + Send + 'static> ArchiveWriter<W> {
@@ -77,8 +67,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         enc.include_checksum(true).map_err(out_err("enable zstd checksums"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let _ = opts.buffer;
-        let out = WritePipe::spawn(enc, |e, chunk| e.write_all(chunk), |e| e.finish());
-        let mut w = ArchiveWriter { out, stage: Stage::Config, buf: vec![0; 1 << 20], now };
+        let mut w = ArchiveWriter { out: enc, stage: Stage::Config, now };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
     }
@@ -157,7 +146,9 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 let hash = if m.size == 0 || extents == [(0, m.size)] {
                     f.size = m.size;
                     self.header(&mut f, pax, m.mtime)?;
-                    self.plain_data(&file, m.size, &e.rel_path)?
+                    let h = self.content(&file, m.size, &extents, &e.rel_path)?;
+                    self.pad(m.size)?;
+                    h
                 } else {
                     self.sparse(&mut f, pax, &file, m.size, extents, &e.rel_path, m.mtime)?
                 };
@@ -229,24 +220,36 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         self.out.write_all(&[0u8; BLOCK][..p]).map_err(out_err("write padding"))
     }
 
-    /// Copies `size` bytes of `file`, hashing them; the file must not shrink.
-    fn plain_data(&mut self, file: &std::fs::File, size: u64, rel: &[u8]) -> Result<[u8; 32]> {
+    /// Writes the data extents of `file` (holes are left out, as the
+    /// sparse map says) and returns the BLAKE3 of its whole content; the
+    /// file must not shrink.
+    fn content(&mut self, file: &std::fs::File, size: u64, extents: &[(u64, u64)], rel: &[u8]) -> Result<[u8; 32]> {
         let mut h = blake3::Hasher::new();
-        let mut r = file.take(size);
-        let mut done = 0u64;
-        loop {
-            let n = r.read(&mut self.buf).map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
-            if n == 0 {
-                break;
+        let (mut written, mut out_err) = (0u64, None);
+        let out = &mut self.out;
+        let read = stream_range(file, extents, 0..size, |_, c| {
+            match c {
+                Chunk::Data(d) => {
+                    h.update(d);
+                    if let Err(e) = out.write_all(d) {
+                        // Keep the two failures apart: this one is the output's.
+                        out_err = Some(e);
+                        return Err(std::io::Error::other("output failed"));
+                    }
+                    written += d.len() as u64;
+                }
+                Chunk::Hole(n) => hash_zeros(&mut h, n),
             }
-            h.update(&self.buf[..n]);
-            self.out.write_all(&self.buf[..n]).map_err(out_err("write data"))?;
-            done += n as u64;
+            Ok(())
+        });
+        if let Some(e) = out_err {
+            return Err(ArchiveError::Output { step: "write data", source: e });
         }
-        if done != size {
-            return Err(ArchiveError::SourceChanged { path: show(rel), what: format!("read {done} of {size} bytes") });
+        read.map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
+        let want: u64 = extents.iter().map(|e| e.1).sum();
+        if written != want {
+            return Err(ArchiveError::SourceChanged { path: show(rel), what: format!("read {written} of {want} bytes") });
         }
-        self.pad(size)?;
         Ok(*h.finalize().as_bytes())
     }
 
@@ -290,30 +293,10 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         }
         self.header(&mut hf, pax, mtime)?;
         self.out.write_all(&map).map_err(out_err("write sparse map"))?;
-        let mut h = blake3::Hasher::new();
-        let mut pos = 0u64;
-        for &(off, len) in &extents {
-            hash_zeros(&mut h, off - pos);
-            let mut done = 0u64;
-            while done < len {
-                let k = (len - done).min(self.buf.len() as u64) as usize;
-                let n = file.read_at(&mut self.buf[..k], off + done).map_err(|source| ArchiveError::Source {
-                    path: show(rel),
-                    step: "read",
-                    source,
-                })?;
-                if n == 0 {
-                    return Err(ArchiveError::SourceChanged { path: show(rel), what: "file shrank".into() });
-                }
-                h.update(&self.buf[..n]);
-                self.out.write_all(&self.buf[..n]).map_err(out_err("write data"))?;
-                done += n as u64;
-            }
-            pos = off + len;
-        }
-        hash_zeros(&mut h, size - pos);
+        let data_extents: Vec<(u64, u64)> = extents.iter().copied().filter(|e| e.1 > 0).collect();
+        let hash = self.content(file, size, &data_extents, rel)?;
         self.pad(hf.size)?;
-        Ok(*h.finalize().as_bytes())
+        Ok(hash)
     }
 }
 
