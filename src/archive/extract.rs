@@ -23,9 +23,19 @@ use super::read::{ArchiveReader, Member, TarReader};
 use super::{EntryRecord, layout, show};
 use crate::sys::{self, Kind, Timespec, stat};
 
-/// Extraction settings (reserved; the defaults restore everything).
-#[derive(Debug, Clone, Default)]
-pub struct ExtractOptions {}
+/// Extraction settings.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Hash file content as it is written (into the records). A caller that
+    /// verifies the extracted tree from disk afterwards can skip it.
+    pub hash: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions { hash: true }
+    }
+}
 
 /// What an extraction produced besides the tree in the staging directory.
 #[derive(Debug, Default)]
@@ -56,6 +66,7 @@ struct Ex<'a> {
     seen: HashSet<Vec<u8>>,
     dirs: Vec<DirMeta>,
     buf: Vec<u8>,
+    hash: bool,
 }
 
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
@@ -97,8 +108,8 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 /// Extracts the data members of `a` into `staging` (an empty directory whose
 /// own metadata becomes that of the archived root) and collects the config and
 /// manifest members.
-pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, _opts: &ExtractOptions) -> Result<Extracted> {
-    let mut ex = Ex { staging, stack: Vec::new(), seen: HashSet::new(), dirs: Vec::new(), buf: vec![0; 1 << 20] };
+pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, opts: &ExtractOptions) -> Result<Extracted> {
+    let mut ex = Ex { staging, stack: Vec::new(), seen: HashSet::new(), dirs: Vec::new(), buf: vec![0; 1 << 20], hash: opts.hash };
     let mut out = Extracted::default();
     let mut in_data = false;
     let mut manifest = None;
@@ -230,12 +241,13 @@ impl Ex<'_> {
         match t {
             flag::FILE | flag::OLD_FILE if !m.socket => {
                 let f = sys::create_file_at(dir, &name).map_err(exists)?;
+                let h = self.hash.then(blake3::Hasher::new);
                 let (size, hash) = match m.sparse_size {
-                    Some(real) => Self::sparse_data(&mut self.buf, m, &f, real, tar)?,
-                    None => Self::plain_data(&mut self.buf, m, &f, tar)?,
+                    Some(real) => Self::sparse_data(&mut self.buf, m, &f, real, tar, h)?,
+                    None => Self::plain_data(&mut self.buf, m, &f, tar, h)?,
                 };
                 rec.size = size;
-                rec.hash = Some(hash);
+                rec.hash = hash;
                 sys::fchown(f.as_fd(), uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::fchmod(f.as_fd(), m.fields.mode).map_err(staging(&m.path, "chmod"))?;
                 set_x(dir)?;
@@ -277,24 +289,38 @@ impl Ex<'_> {
         Ok(rec)
     }
 
-    fn plain_data<R: Read>(buf: &mut [u8], m: &Member, f: &std::fs::File, tar: &mut TarReader<R>) -> Result<(u64, [u8; 32])> {
-        let mut h = blake3::Hasher::new();
+    fn plain_data<R: Read>(
+        buf: &mut [u8],
+        m: &Member,
+        f: &std::fs::File,
+        tar: &mut TarReader<R>,
+        mut h: Option<blake3::Hasher>,
+    ) -> Result<(u64, Option<[u8; 32]>)> {
         let mut pos = 0u64;
         loop {
             let n = tar.read_data(buf)?;
             if n == 0 {
                 break;
             }
-            h.update(&buf[..n]);
+            if let Some(h) = &mut h {
+                h.update(&buf[..n]);
+            }
             f.write_all_at(&buf[..n], pos).map_err(staging(&m.path, "write"))?;
             pos += n as u64;
         }
-        Ok((pos, *h.finalize().as_bytes()))
+        Ok((pos, h.map(|h| *h.finalize().as_bytes())))
     }
 
     /// Restores a PAX sparse 1.0 member: the decimal map at the start of the
     /// data, then the extents, written at their offsets; holes stay holes.
-    fn sparse_data<R: Read>(buf: &mut [u8], m: &Member, f: &std::fs::File, real: u64, tar: &mut TarReader<R>) -> Result<(u64, [u8; 32])> {
+    fn sparse_data<R: Read>(
+        buf: &mut [u8],
+        m: &Member,
+        f: &std::fs::File,
+        real: u64,
+        tar: &mut TarReader<R>,
+        mut h: Option<blake3::Hasher>,
+    ) -> Result<(u64, Option<[u8; 32]>)> {
         let mut nums: Vec<u64> = Vec::new();
         let mut want: Option<u64> = None;
         let mut cur: Option<u64> = None;
@@ -340,23 +366,28 @@ impl Ex<'_> {
         if total != tar.data_left() {
             return Err(m.malformed("sparse map does not match the data size"));
         }
-        let mut h = blake3::Hasher::new();
         let mut pos = 0u64;
         for (o, l) in extents {
-            crate::tree::content::hash_zeros(&mut h, o - pos);
+            if let Some(h) = &mut h {
+                crate::tree::content::hash_zeros(h, o - pos);
+            }
             let mut done = 0u64;
             while done < l {
                 let k = (l - done).min(buf.len() as u64) as usize;
                 tar.read_data_exact(&mut buf[..k])?;
-                h.update(&buf[..k]);
+                if let Some(h) = &mut h {
+                    h.update(&buf[..k]);
+                }
                 f.write_all_at(&buf[..k], o + done).map_err(staging(&m.path, "write"))?;
                 done += k as u64;
             }
             pos = o + l;
         }
-        crate::tree::content::hash_zeros(&mut h, real - pos);
+        if let Some(h) = &mut h {
+            crate::tree::content::hash_zeros(h, real - pos);
+        }
         f.set_len(real).map_err(staging(&m.path, "set size of"))?;
-        Ok((real, *h.finalize().as_bytes()))
+        Ok((real, h.map(|h| *h.finalize().as_bytes())))
     }
 
     /// Applies directory metadata deepest first, after all children exist.

@@ -266,8 +266,23 @@ fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
     let env = env(g)?;
-    if let Some(code) = confirm(a, out, "Roll back the last move (changes made to Docker since then are lost)?") {
+    if let Some(code) = confirm(a, out, "Roll back the last move or interrupted restore (changes made to Docker since then are lost)?") {
         return Ok(code);
+    }
+    // An interrupted restore comes first: its journal says Docker may be down.
+    match plan::restore::rollback(&env.state.dir, &env.api, env.timing) {
+        Ok(Some(r)) => {
+            out.json(&json!({"ok": true, "result": r}));
+            let started = if r.docker_restarted { " and Docker was started again" } else { "" };
+            out.say(&format!("rolled back the interrupted restore: {} holds its previous data{started}", r.data_root.display()));
+            return Ok(0);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            out.problem(&e.to_string());
+            out.json(&json!({"ok": false, "error": e.to_string()}));
+            return Ok(2);
+        }
     }
     match plan::rollback::rollback(&env, progress) {
         Ok(r) => {

@@ -19,20 +19,27 @@ pub const BACKUP_INFIX: &str = ".dockroot-bak-";
 /// previous version. Returns the backup path, or `None` when `path` did not
 /// exist before. The mode of the original file is kept (0644 for new files).
 pub fn replace_with_backup(path: &Path, contents: &[u8]) -> Result<Option<PathBuf>> {
-    let dir = parent_dir(path);
     let old_mode = fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777);
     let backup = match old_mode {
         Some(_) => Some(make_backup(path)?),
         None => None,
     };
+    write_atomic(path, contents, old_mode.unwrap_or(0o644))?;
+    Ok(backup)
+}
+
+/// Replaces (or creates) `path` with `contents` and `mode`: a synced
+/// temporary file renamed over it, then the directory synced, so a crash
+/// leaves either the old or the new file, never a torn one.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let tmp = temp_name(path);
-    write_synced(&tmp, contents, old_mode.unwrap_or(0o644))?;
+    let _ = fs::remove_file(&tmp);
+    write_synced(&tmp, contents, mode)?;
     if let Err(source) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(DockerError::Write { path: path.to_path_buf(), source });
     }
-    fsync_dir(&dir)?;
-    Ok(backup)
+    fsync_dir(&parent_dir(path))
 }
 
 /// Copies `path` to `<path>.dockroot-bak-<UTC timestamp>` and syncs it.

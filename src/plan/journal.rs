@@ -5,7 +5,6 @@
 //! A `flock` on `<state-dir>/lock` keeps two dockroot runs apart.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -176,17 +175,9 @@ impl StateDir {
     /// Atomically writes the journal: temp file, fsync, rename, fsync dir.
     pub fn save(&self, j: &Journal) -> Result<()> {
         let path = self.journal_path();
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec_pretty(j).map_err(|e| self.err(&path, e))?;
         // 0600: the journal holds dockerd's environment, which may carry secrets.
-        let mut f = {
-            use std::os::unix::fs::OpenOptionsExt;
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
-        }
-        .map_err(|e| self.err(&tmp, e))?;
-        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| self.err(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| self.err(&path, e))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))
+        crate::docker::atomic::write_atomic(&path, &text, 0o600).map_err(|e| self.err(&path, e))
     }
 
     /// Removes the journal and the move's work directory.

@@ -333,3 +333,14 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
     add("health", "check the API, DockerRootDir, images, containers, volumes and that running containers run again".into());
     s
 }
+
+/// TEST-ONLY fault injection: when `DOCKROOT_TEST_CRASH_AT` names this step,
+/// the process aborts right after the step is journaled (as started for a
+/// move, as done for a restore), as if it were killed with SIGKILL there.
+/// Used by tests/plan/faults.rs and tests/backup to exercise `rollback` after
+/// a crash; never set it in production.
+pub(crate) fn crash_hook(name: &str) {
+    if std::env::var_os("DOCKROOT_TEST_CRASH_AT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}

@@ -40,22 +40,12 @@ impl Runner<'_> {
         self.progress.phase(name, None);
         self.j.set(name, StepState::Started);
         self.save()?;
-        crash_hook(name);
+        super::crash_hook(name);
         let r = f(&mut self.j)?;
         self.j.set(name, StepState::Done);
         self.save()?;
         self.progress.finish();
         Ok(r)
-    }
-}
-
-/// TEST-ONLY fault injection: when `DOCKROOT_TEST_CRASH_AT` names this step,
-/// the process aborts right after the step is journaled as started (as if it
-/// were killed with SIGKILL there). Used by tests/plan/faults.rs to exercise
-/// `rollback` after a crash inside the switch; never set it in production.
-fn crash_hook(name: &str) {
-    if std::env::var_os("DOCKROOT_TEST_CRASH_AT").is_some_and(|v| v == name) {
-        std::process::abort();
     }
 }
 

@@ -513,3 +513,48 @@ fn failed_health_check_restarts_docker_on_the_old_data() {
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
     assert_eq!(j["outcome"], "undone", "{j}");
 }
+
+/// (6b) A restore killed with Docker down, between the two renames of the
+/// swap, is undone by `dockroot rollback`: the old data-root is back, the
+/// staging tree is gone and Docker runs on the old data again. A new restore
+/// is refused until then.
+#[test]
+fn interrupted_restore_is_rolled_back() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let s = Scratch::new("bk-crash");
+    let dir = short_dir("bkc");
+    let dm = Daemon::start(dir.path());
+    dm.docker(&["volume", "create", "in-archive"]);
+    let state = s.join("st");
+    let a = s.join("a.tar.zst");
+    let mut b = dm.args(&state);
+    b.extend(["backup".into(), "-o".into(), a.display().to_string(), "--no-config".into()]);
+    must(dockroot(&b));
+    dm.docker(&["volume", "create", "only-in-old-data"]);
+    let mut r = dm.args(&state);
+    r.extend(["restore".into(), a.display().to_string(), "--yes".into(), "--force".into()]);
+    let o = run(Command::new(bin()).args(&r).env("DOCKROOT_TEST_CRASH_AT", "restore:old-aside"));
+    assert!(!o.status.success(), "the crash hook did not fire: {}", text(&o));
+    // Killed with Docker down and the data-root renamed aside.
+    assert!(!dir.path().join("root").exists());
+    let o = dockroot(&r);
+    assert!(!o.status.success() && text(&o).contains("dockroot rollback"), "{}", text(&o));
+    let mut rb = dm.args(&state);
+    rb.extend(["rollback".into(), "--yes".into()]);
+    let o = dockroot(&rb);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("interrupted restore") && text(&o).contains("started again"), "{}", text(&o));
+    let vols = dm.docker(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(vols.contains("only-in-old-data"), "Docker must run on the old data again: {vols}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "rolled-back", "{j}");
+    // Now the restore goes through, and Docker runs on the archive's data.
+    let o = dockroot(&r);
+    assert!(o.status.success(), "{}", text(&o));
+    let vols = dm.docker(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(vols.contains("in-archive") && !vols.contains("only-in-old-data"), "{vols}");
+    dm.stop();
+}

@@ -1,15 +1,20 @@
 //! `dockroot restore`: put a backup archive back as the data-root.
 //!
-//! Order of steps, so that a bad archive never costs the current data:
-//! verify the whole archive (file input), check the engine version, stop
-//! Docker, extract into `<data-root>.dockroot-staging-<ts>` on the same
-//! filesystem, verify the staging tree against the archive's manifest, then
-//! swap by two renames (the current data-root is kept as
-//! `<data-root>.dockroot-old-<ts>`), optionally restore the configuration,
-//! start Docker and compare its images, containers and volumes with the
-//! archive's. Any failure after the stop renames back, removes the staging
-//! tree and starts Docker on the old data. Each step is recorded in a small
-//! JSON journal (`<state-dir>/restore.json`).
+//! Order of steps, so that a bad archive never costs the current data nor
+//! any downtime: read the archive's meta and check the engine version, then,
+//! while Docker keeps running on the current data, extract the archive into
+//! `<data-root>.dockroot-staging-<ts>` on the same filesystem (the zstd frame
+//! checksums and the tar structure are checked as it streams) and verify the
+//! staging tree against the archive's manifest, its last member. Only a
+//! verified tree goes on: stop Docker, swap by two renames (the current
+//! data-root is kept as `<data-root>.dockroot-old-<ts>`), optionally restore
+//! the configuration, start Docker and compare its images, containers and
+//! volumes with the archive's. A failure before the stop only removes the
+//! staging tree; after it, everything is put back and Docker is started on
+//! the old data. Every step is journaled (`<state-dir>/restore.json`), and
+//! `dockroot rollback` undoes a restore that was interrupted.
+
+pub mod journal;
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,7 @@ use crate::docker::{atomic, facts};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind, ServiceManager};
+use journal::{Journal, step};
 
 pub const STAGING_INFIX: &str = ".dockroot-staging-";
 pub const OLD_INFIX: &str = ".dockroot-old-";
@@ -59,39 +65,6 @@ pub struct RestoreSummary {
     pub downtime_seconds: f64,
     pub meta: BackupMeta,
     pub warnings: Vec<String>,
-}
-
-/// The journal: the steps done so far, rewritten after each one.
-#[derive(Debug, Serialize)]
-struct Journal {
-    operation: &'static str,
-    archive: PathBuf,
-    data_root: PathBuf,
-    staging: PathBuf,
-    old: PathBuf,
-    steps: Vec<String>,
-    outcome: &'static str,
-    #[serde(skip)]
-    path: PathBuf,
-}
-
-impl Journal {
-    fn step(&mut self, s: &str) {
-        self.steps.push(s.to_string());
-        self.save();
-    }
-    fn end(&mut self, outcome: &'static str) {
-        self.outcome = outcome;
-        self.save();
-    }
-    /// Best effort: the journal documents a restore, it does not drive one.
-    fn save(&self) {
-        if std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new("/"))).is_ok()
-            && let Ok(j) = serde_json::to_vec_pretty(self)
-        {
-            let _ = atomic::replace_with_backup(&self.path, &j).map(|b| b.map(std::fs::remove_file));
-        }
-    }
 }
 
 fn with_suffix(p: &Path, infix: &str, ts: &str) -> PathBuf {
@@ -147,19 +120,8 @@ fn identity(s: &DockerState) -> DockerState {
 pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
     let start = Instant::now();
     let mut warnings = Vec::new();
-    let stdin = opts.source == Path::new("-");
-    // (1) A file is read completely before anything changes.
-    let mut expected_manifest = None;
     let mut reader = archive::open(&opts.source)?;
-    if !stdin {
-        progress.phase("verify archive", None);
-        let rep = archive::verify(reader)?;
-        progress.finish();
-        expected_manifest = Some(rep.manifest);
-        reader = archive::open(&opts.source)?;
-    }
     let meta = BackupMeta::parse(&reader.meta)?;
-    // (2) Engine version.
     check_engine(&meta, opts, &mut warnings)?;
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
     let dr = absolute(&dr);
@@ -170,36 +132,47 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             with_suffix(&dr, OLD_INFIX, "").display()
         )));
     }
+    let _lock = lock(&opts.state_dir)?;
+    if let Some(j) = Journal::load(&opts.state_dir)?
+        && j.outcome == "running"
+    {
+        return Err(BackupError::Refused(format!(
+            "a restore into {} was interrupted (journal {}); run `dockroot rollback` first",
+            j.data_root.display(),
+            j.path.display()
+        )));
+    }
     let ts = atomic::utc_timestamp(SystemTime::now());
     let staging = with_suffix(&dr, STAGING_INFIX, &ts);
     let old = with_suffix(&dr, OLD_INFIX, &ts);
-    let mut j = Journal {
-        operation: "restore",
-        archive: opts.source.clone(),
-        data_root: dr.clone(),
-        staging: staging.clone(),
-        old: old.clone(),
-        steps: Vec::new(),
-        outcome: "running",
-        path: opts.state_dir.join("restore.json"),
-    };
-    let _lock = lock(&opts.state_dir)?;
-    // (3) Stop Docker.
+    let mut j = Journal::new(&opts.state_dir, &opts.source, &dr, &staging, &old);
+    j.save()?;
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
+
+    // (1) Extract and verify while Docker still runs on the current data.
+    let ex = match extract_and_verify(opts, &mut reader, &meta, &mut j, progress) {
+        Ok(ex) => ex,
+        Err(e) => {
+            let undo = j.undo(&ctx);
+            j.end("refused")?;
+            return Err(if undo.is_empty() { e } else { BackupError::Undone { error: Box::new(e), undo } });
+        }
+    };
+
+    // (2) Stop, swap, start. From here a signal only sets a flag, checked
+    // between steps, so the restore undoes itself instead of dying with
+    // Docker down.
+    super::signal::install();
     let svc = opts.service.clone().build(&ctx);
     let none = svc.kind() == ServiceKind::None;
-    svc.stop().map_err(BackupError::service("stop Docker"))?;
     let stopped = Instant::now();
-    j.step("stopped");
-    let mut swapped = None;
-    let r = run(opts, &mut reader, expected_manifest, &meta, &dr, &staging, &old, &mut swapped, &mut j, svc.as_ref(), none, progress);
-    match r {
-        Ok((entries, config_restored)) => {
-            j.end("done");
+    match swap_and_start(opts, &ex, &meta, &mut j, svc.as_ref(), none) {
+        Ok(config_restored) => {
+            j.end("done")?;
             Ok(RestoreSummary {
                 data_root: dr,
-                old: swapped.flatten(),
-                entries,
+                old: j.done(journal::step::ASIDE).then_some(old),
+                entries: ex.records.len() as u64,
                 config_restored,
                 health_checked: !none && meta.docker.is_some(),
                 seconds: start.elapsed().as_secs_f64(),
@@ -209,39 +182,41 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             })
         }
         Err(e) => {
-            let mut undo = Vec::new();
-            // Docker may already run on the restored tree (health check failed).
-            if !none
-                && svc.is_running().unwrap_or(false)
-                && let Err(x) = svc.stop()
-            {
-                undo.push(format!("stop Docker: {x}"));
-            }
-            if let Some(prev) = swapped {
-                // Put the restored tree back aside, then the previous data-root back.
-                if dr.exists()
-                    && let Err(x) = std::fs::rename(&dr, &staging)
-                {
-                    undo.push(format!("rename {} back to {}: {x}", dr.display(), staging.display()));
-                }
-                if let Some(prev) = prev
-                    && let Err(x) = std::fs::rename(&prev, &dr)
-                {
-                    undo.push(format!("rename {} back to {}: {x}", prev.display(), dr.display()));
-                }
-            }
-            if staging.exists()
-                && let Err(x) = remove_tree(&staging)
-            {
-                undo.push(format!("remove {}: {x}", staging.display()));
-            }
-            if let Err(x) = svc.start() {
-                undo.push(format!("start Docker: {x}"));
-            }
-            j.end(if undo.is_empty() { "undone" } else { "undo-failed" });
+            let undo = j.undo(&ctx);
+            j.end(if undo.is_empty() { "undone" } else { "undo-failed" })?;
             Err(BackupError::Undone { error: Box::new(e), undo })
         }
     }
+}
+
+/// `dockroot rollback` for a restore that was interrupted: undoes what its
+/// journal shows was done and starts Docker again if it was stopped.
+pub fn rollback(state_dir: &Path, api: &DockerApi, timing: Timing) -> Result<Option<RestoreRollback>> {
+    let _lock = lock(state_dir)?;
+    let Some(mut j) = Journal::load(state_dir)? else { return Ok(None) };
+    if j.outcome != "running" {
+        return Ok(None);
+    }
+    let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
+    let undo = j.undo(&ctx);
+    if !undo.is_empty() {
+        j.end("undo-failed")?;
+        return Err(BackupError::Refused(format!(
+            "rolling back the restore into {} failed: {}; fix this by hand (journal {})",
+            j.data_root.display(),
+            undo.join("; "),
+            j.path.display()
+        )));
+    }
+    j.end("rolled-back")?;
+    Ok(Some(RestoreRollback { data_root: j.data_root.clone(), docker_restarted: j.done(journal::step::STOPPED), journal: j.path.clone() }))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreRollback {
+    pub data_root: PathBuf,
+    pub docker_restarted: bool,
+    pub journal: PathBuf,
 }
 
 /// Takes `<state-dir>/lock` (the same lock as `move`), so a restore and a
@@ -256,11 +231,6 @@ fn lock(state_dir: &Path) -> Result<std::fs::File> {
         return Err(BackupError::Refused(format!("another dockroot run holds {}; wait for it to finish", p.display())));
     }
     Ok(f)
-}
-
-/// Removes a tree whose directories may lack write permission for us.
-fn remove_tree(p: &Path) -> std::io::Result<()> {
-    std::fs::remove_dir_all(p)
 }
 
 /// `p` made absolute, its existing part canonicalised (symlinks resolved).
@@ -282,61 +252,76 @@ pub fn absolute(p: &Path) -> PathBuf {
     out
 }
 
-/// Steps (3)–(5) after the stop. `swapped` becomes `Some(old path if any)` once
-/// the staging tree is the data-root.
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// Extracts into the staging directory and verifies it against the
+/// archive's manifest. Nothing outside the staging directory changes.
+fn extract_and_verify(
     opts: &RestoreOptions,
     reader: &mut archive::ArchiveReader,
-    expected: Option<Vec<u8>>,
     meta: &BackupMeta,
-    dr: &Path,
-    staging: &Path,
-    old: &Path,
-    swapped: &mut Option<Option<PathBuf>>,
     j: &mut Journal,
-    svc: &dyn ServiceManager,
-    none: bool,
     progress: &dyn Progress,
-) -> Result<(u64, Vec<PathBuf>)> {
+) -> Result<archive::Extracted> {
+    let staging = j.staging.clone();
     let parent = staging.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    std::fs::create_dir(staging).map_err(BackupError::io("create the staging directory", staging))?;
-    j.step("staging-created");
-    let fd = crate::sys::open_dir_path(staging).map_err(BackupError::io("open", staging))?;
+    std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
+    j.step(step::STAGING)?;
+    let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
     progress.phase("extract", Some((meta.entries, meta.bytes)));
-    let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions::default())?;
+    // verify_tree below hashes the tree as written; hashing while extracting would do it twice.
+    let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions { hash: false });
     progress.finish();
+    let ex = ex?;
     drop(fd);
-    if let Some(m) = expected
-        && m != ex.manifest
-    {
-        return Err(BackupError::Refused("the archive changed between its verification and the extraction".into()));
-    }
-    j.step("extracted");
-    // Verify the staging tree against the archive's manifest.
-    let mpath = with_suffix(staging, ".manifest", "");
+    j.step(step::EXTRACTED)?;
+    interrupted("extract")?;
+    let mpath = with_suffix(&staging, ".manifest", "");
     std::fs::write(&mpath, &ex.manifest).map_err(BackupError::io("write", &mpath))?;
-    let rep = crate::manifest::verify::verify_tree(staging, &mpath, opts.threads, progress);
+    let rep = crate::manifest::verify::verify_tree(&staging, &mpath, opts.threads, progress);
     let _ = std::fs::remove_file(&mpath);
     let rep = rep?;
     if !rep.ok() {
         let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
         return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
     }
-    j.step("verified");
-    // (4) Swap.
-    let prev = if dr.symlink_metadata().is_ok() {
-        std::fs::rename(dr, old).map_err(BackupError::io("rename the current data-root aside", dr))?;
-        Some(old.to_path_buf())
-    } else {
-        None
-    };
-    *swapped = Some(prev.clone());
-    if let Err(e) = std::fs::rename(staging, dr) {
-        return Err(BackupError::io("rename the staging tree into place", dr)(e));
+    j.step(step::VERIFIED)?;
+    interrupted("verify")?;
+    Ok(ex)
+}
+
+fn interrupted(step: &'static str) -> Result<()> {
+    if super::signal::caught() {
+        return Err(BackupError::Refused(format!("interrupted by a signal after the {step} step")));
     }
-    j.step("swapped");
+    Ok(())
+}
+
+/// Stops Docker, swaps the verified staging tree in, restores the config if
+/// asked, starts Docker and checks its health. Returns the config files written.
+fn swap_and_start(
+    opts: &RestoreOptions,
+    ex: &archive::Extracted,
+    meta: &BackupMeta,
+    j: &mut Journal,
+    svc: &dyn ServiceManager,
+    none: bool,
+) -> Result<Vec<PathBuf>> {
+    let (dr, staging, old) = (j.data_root.clone(), j.staging.clone(), j.old.clone());
+    // Recorded before the stop: even a half-done stop must be undone by starting again.
+    let stop = svc.stop();
+    j.service = Some(svc.record());
+    j.step(step::STOPPED)?;
+    stop.map_err(BackupError::service("stop Docker"))?;
+    if dr.exists() {
+        crate::service::verify_stopped(&dr).map_err(BackupError::service("stop Docker"))?;
+    }
+    interrupted("stop")?;
+    if dr.symlink_metadata().is_ok() {
+        std::fs::rename(&dr, &old).map_err(BackupError::io("rename the current data-root aside", &dr))?;
+        j.step(step::ASIDE)?;
+    }
+    std::fs::rename(&staging, &dr).map_err(BackupError::io("rename the staging tree into place", &dr))?;
+    j.step(step::SWAPPED)?;
     let mut config = Vec::new();
     if opts.with_config {
         for (name, bytes) in &ex.config {
@@ -350,23 +335,25 @@ fn run(
             if let Some(p) = path.parent() {
                 std::fs::create_dir_all(p).map_err(BackupError::io("create", p))?;
             }
-            atomic::replace_with_backup(&path, bytes).map_err(BackupError::docker("restore config"))?;
+            let backup = atomic::replace_with_backup(&path, bytes).map_err(BackupError::docker("restore config"))?;
+            j.config.push(journal::ConfigChange { path: path.clone(), backup });
+            j.save()?;
             config.push(path);
         }
-        j.step("config");
+        j.step(step::CONFIG)?;
     }
-    // (5) Start and health check.
+    interrupted("swap")?;
     svc.start().map_err(BackupError::service("start Docker"))?;
-    j.step("started");
+    j.step(step::STARTED)?;
     if !none && let Some(want) = &meta.docker {
         let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
         let d = identity(want).diff(&identity(&got));
         if !d.is_empty() {
             return Err(BackupError::Health(d.join("; ")));
         }
-        j.step("healthy");
+        j.step(step::HEALTHY)?;
     }
-    Ok((ex.records.len() as u64, config))
+    Ok(config)
 }
 
 fn archive_show(b: &[u8]) -> String {
