@@ -149,12 +149,12 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
         out.say(&format!(
-            "would verify {}, stop Docker ({}), extract into {dr}{}<UTC time>, verify it,",
+            "would extract {} into {dr}{}<UTC time> and verify it against its manifest while Docker runs,",
             a.archive.display(),
-            g.service,
             rs::STAGING_INFIX
         ));
-        out.say(&format!("rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
+        out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
+            g.service,
             rs::OLD_INFIX,
             if a.with_config { ", restore the configuration" } else { "" },
             meta.docker.as_ref().map_or(0, |d| d.images.len()),
