@@ -10,6 +10,10 @@ pub enum ArchiveError {
     #[error("cannot {step} `{path}` while writing the archive: {source}; check that the source is readable and that Docker is stopped")]
     Source { path: String, step: &'static str, source: io::Error },
 
+    /// Walking the source tree failed (the engine's error names the path and step).
+    #[error("{0}; check that the source is readable and that Docker is stopped")]
+    Walk(#[from] crate::error::Error),
+
     /// The source changed while it was archived (a file shrank).
     #[error("`{path}` changed while it was archived ({what}); stop Docker and run the backup again")]
     SourceChanged { path: String, what: String },

@@ -1,87 +1,96 @@
-//! A simple sequential walker that feeds the writer: sorted names, recursion
-//! through directory fds (so trees deeper than PATH_MAX work), hardlinks
-//! detected by (dev, ino) for nlink > 1, and no crossing into other
-//! filesystems (a mount point below the root is archived as an empty
-//! directory). It stands in until the engine's walker (src/tree) is merged.
+//! The archive's view of the engine walk: a visitor that stats, reads xattrs
+//! and opens files on the walk's workers, and hands each entry (its record,
+//! stat and open file) to the writer in walk order. The walk is the same as
+//! `copy`'s: sorted names, fd-relative (deeper than PATH_MAX), hardlink
+//! groups by (dev, ino), and mount points below the root recorded as empty
+//! directories, not descended into.
 
-use std::collections::HashMap;
-use std::ffi::CStr;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
-use super::error::{ArchiveError, Result};
-use super::{ArchiveEntry, show};
-use crate::sys::{self, Kind, Meta, stat};
+use crate::error::{Error, Result};
+use crate::manifest::{Body, Record};
+use crate::sys::{self, Kind};
+use crate::tree::links::LinkRole;
+use crate::tree::pool::Pool;
+use crate::tree::scan::{record_for, record_with, special_body};
+use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions};
 
-struct Walk<'a> {
-    dev: u64,
-    links: HashMap<(u64, u64), Vec<u8>>,
-    visit: &'a mut dyn FnMut(ArchiveEntry) -> Result<()>,
+use super::ArchiveEntry;
+
+pub struct Source {
+    pub root: PathBuf,
 }
 
-fn src<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
-    move |source| ArchiveError::Source { path: show(path), step, source }
+impl Visitor for Source {
+    fn enter_dir(&self, item: &Item) -> Result<Entered> {
+        let record = record_for(item, &item.meta, Body::Dir, &self.root)?;
+        Ok(Entered {
+            outcome: Outcome { record: Some(record), source: Some((item.meta, None)), ..Outcome::default() },
+            ..Entered::default()
+        })
+    }
+
+    fn entry(&self, item: &Item, _pool: &Pool) -> Result<Outcome> {
+        let root = &self.root;
+        let (record, source) = match (&item.meta.kind, &item.link) {
+            (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
+                let body = Body::Hardlink { target: head_rel.clone() };
+                (
+                    Record { path: item.rel.clone(), body, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] },
+                    (item.meta, None),
+                )
+            }
+            (Kind::File, _) => {
+                let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?;
+                // The stat of the open file: the content read later belongs to this inode.
+                let now = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+                if now.ino != item.meta.ino || now.kind != Kind::File {
+                    return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "replaced" });
+                }
+                let body = Body::File { size: now.size, blake3: [0; 32], ino: now.ino, ctime: now.ctime };
+                (record_with(item, &now, body, root, Some(f.as_fd()))?, (now, Some(f)))
+            }
+            _ => (record_for(item, &item.meta, special_body(item, root)?, root)?, (item.meta, None)),
+        };
+        let bytes = if source.1.is_some() { source.0.size } else { 0 };
+        Ok(Outcome { record: Some(record), bytes, source: Some(source), ..Outcome::default() })
+    }
 }
 
 /// Walks `root` and calls `visit` for the root (empty `rel_path`) and every
-/// entry below it, parents before children, names sorted bytewise.
-pub fn walk(root: &Path, visit: &mut dyn FnMut(ArchiveEntry) -> Result<()>) -> Result<()> {
-    let rootb = root.as_os_str().as_encoded_bytes();
-    let fd = sys::open_dir_path(root).map_err(src(rootb, "open"))?;
-    let meta = stat::fstat(fd.as_fd()).map_err(src(rootb, "stat"))?;
-    let mut w = Walk { dev: meta.dev, links: HashMap::new(), visit };
-    let xattrs = sys::xattr::read_at(fd.as_fd(), sys::DOT).map_err(src(rootb, "read xattrs of"))?;
-    (w.visit)(ArchiveEntry { rel_path: Vec::new(), meta, xattrs, link_target: None, hardlink_to: None, data: None })?;
-    w.dir(fd.as_fd(), &mut Vec::new())
+/// entry below it, in walk order (parents first, names sorted bytewise). The
+/// first error (of the walk or of `visit`) ends it. Returns the mount points
+/// found below the root, archived as empty directories.
+pub fn walk(root: &Path, visit: &mut dyn FnMut(ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
+    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::copy::default_threads(), live: false, baseline: None };
+    let source = Source { root: root.to_path_buf() };
+    let mut fatal = None;
+    let stats = crate::tree::walk(&opts, &source, None, &crate::progress::Silent, |r| {
+        if fatal.is_some() {
+            return;
+        }
+        let r = r.map_err(super::ArchiveError::from).and_then(|o| match o.record.and_then(|rec| entry(rec, o.source)) {
+            Some(e) => visit(e),
+            None => Ok(()),
+        });
+        if let Err(e) = r {
+            fatal = Some(e);
+        }
+    })?;
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(stats.mount_points),
+    }
 }
 
-impl Walk<'_> {
-    fn dir(&mut self, dir: BorrowedFd<'_>, rel: &mut Vec<u8>) -> Result<()> {
-        let names = sys::list_dir(dir).map_err(src(rel, "list"))?;
-        for name in names {
-            let len = rel.len();
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(name.as_bytes());
-            self.entry(dir, &name, rel)?;
-            rel.truncate(len);
-        }
-        Ok(())
-    }
-
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &CStr, rel: &mut Vec<u8>) -> Result<()> {
-        let meta = stat::lstat_at(dir, name).map_err(src(rel, "stat"))?;
-        let xattrs = sys::xattr::read_at(dir, name).map_err(src(rel, "read xattrs of"))?;
-        let mut e = ArchiveEntry { rel_path: rel.clone(), meta, xattrs, link_target: None, hardlink_to: None, data: None };
-        match meta.kind {
-            Kind::Dir => {
-                (self.visit)(e)?;
-                if meta.dev != self.dev {
-                    return Ok(());
-                }
-                let sub = sys::open_dir_at(dir, name).map_err(src(rel, "open"))?;
-                return self.dir(sub.as_fd(), rel);
-            }
-            Kind::Symlink => e.link_target = Some(sys::readlink_at(dir, name).map_err(src(rel, "read link"))?),
-            Kind::File => {
-                if meta.nlink > 1 {
-                    if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {
-                        e.hardlink_to = Some(first.clone());
-                        return (self.visit)(e);
-                    }
-                    self.links.insert((meta.dev, meta.ino), rel.clone());
-                }
-                let f = sys::open_read_at(dir, name).map_err(src(rel, "open"))?;
-                let now: Meta = stat::fstat(f.as_fd()).map_err(src(rel, "stat"))?;
-                if now.ino != meta.ino || now.kind != Kind::File {
-                    return Err(ArchiveError::SourceChanged { path: show(rel), what: "replaced while walking".into() });
-                }
-                e.meta = now;
-                e.data = Some(f);
-            }
-            _ => {}
-        }
-        (self.visit)(e)
-    }
+/// The writer's input for one walked entry.
+fn entry(record: Record, source: Option<(sys::Meta, Option<std::fs::File>)>) -> Option<ArchiveEntry> {
+    let (meta, data) = source?;
+    let (link_target, hardlink_to) = match &record.body {
+        Body::Symlink { target } => (Some(target.clone()), None),
+        Body::Hardlink { target } => (None, Some(target.clone())),
+        _ => (None, None),
+    };
+    Some(ArchiveEntry { rel_path: record.path, meta, xattrs: record.xattrs, link_target, hardlink_to, data })
 }

@@ -168,7 +168,7 @@ impl CopyVisitor {
         let record = record_with(item, &before, body, &self.src, Some(src.as_fd()))?;
         apply_file(dst.as_fd(), d, &item.name, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
-        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true })
+        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true, source: None })
     }
 
     fn copy_special(&self, item: &Item) -> Result<Outcome> {

@@ -37,6 +37,9 @@ pub struct Outcome {
     pub sparsified: u64,
     /// Content rewritten (delta mode counts what it had to copy).
     pub rewritten: bool,
+    /// For sinks that need more than the record (archives): the entry's stat
+    /// and, for a regular file, the open file, read by the sink in walk order.
+    pub source: Option<(crate::sys::Meta, Option<std::fs::File>)>,
 }
 
 /// What entering a directory produced.
