@@ -6,8 +6,6 @@
 
 use super::daemon_json::DaemonJson;
 use super::error::{DockerError, Result};
-use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -114,35 +112,11 @@ pub struct TreeSize {
 
 /// Measures `root` with lstat, never following symlinks nor crossing into
 /// other filesystems (overlay mounts of running containers are skipped).
+/// `bytes` is the allocated size, each hardlinked inode counted once.
 pub fn tree_size(root: &Path) -> Result<TreeSize> {
-    let meta = std::fs::symlink_metadata(root).map_err(|source| DockerError::Read { path: root.into(), source })?;
-    let dev = meta.dev();
-    let mut seen = HashSet::new();
-    let mut size = TreeSize::default();
-    let mut stack = vec![(root.to_path_buf(), meta)];
-    while let Some((path, m)) = stack.pop() {
-        size.entries += 1;
-        if m.nlink() <= 1 || m.is_dir() || seen.insert((m.dev(), m.ino())) {
-            size.bytes += m.blocks() * 512;
-        }
-        if m.is_dir() && m.dev() == dev {
-            push_children(&path, dev, &mut stack)?;
-        }
-    }
-    Ok(size)
-}
-
-fn push_children(dir: &Path, dev: u64, stack: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|source| DockerError::Read { path: dir.into(), source })?;
-    for e in rd {
-        let e = e.map_err(|source| DockerError::Read { path: dir.into(), source })?;
-        let p = e.path();
-        let m = std::fs::symlink_metadata(&p).map_err(|source| DockerError::Read { path: p.clone(), source })?;
-        if m.dev() == dev {
-            stack.push((p, m));
-        }
-    }
-    Ok(())
+    let s = crate::tree::estimate::measure(root, true)
+        .map_err(|e| DockerError::Read { path: e.path().unwrap_or(root).to_path_buf(), source: std::io::Error::from(e) })?;
+    Ok(TreeSize { entries: s.entries, bytes: s.allocated })
 }
 
 #[cfg(test)]
@@ -185,6 +159,7 @@ mod tests {
         std::os::unix::fs::symlink("/", d.path().join("l")).unwrap();
         let s = tree_size(d.path()).unwrap();
         assert_eq!(s.entries, 4);
+        use std::os::unix::fs::MetadataExt;
         let one = std::fs::metadata(d.path().join("a")).unwrap().blocks() * 512;
         let root = std::fs::metadata(d.path()).unwrap().blocks() * 512;
         assert!(s.bytes >= one + root && s.bytes < 2 * one + root, "{s:?}");
