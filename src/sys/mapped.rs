@@ -14,12 +14,15 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering, compiler_fence};
 
 thread_local! {
     /// The window (start, len) this thread is reading; (0, 0) when none.
     static GUARD: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    /// Set by the handler when a fault hit the guarded window.
-    static FAULTED: Cell<bool> = const { Cell::new(false) };
+    /// Set by the handler when a fault hit the guarded window. Atomic, with
+    /// compiler fences around the guarded code: the compiler must not assume
+    /// it unchanged across code that cannot write it (the handler can).
+    static FAULTED: AtomicBool = const { AtomicBool::new(false) };
 }
 
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
@@ -48,7 +51,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 0,
             );
         }
-        FAULTED.with(|f| f.set(true));
+        FAULTED.with(|f| f.store(true, Ordering::SeqCst));
         return;
     }
     match PREVIOUS.get() {
@@ -135,13 +138,15 @@ impl Window {
     /// with them must be discarded.
     pub fn read<R>(&self, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
         GUARD.with(|g| g.set((self.base as usize, self.map_len)));
-        FAULTED.with(|x| x.set(false));
+        FAULTED.with(|x| x.store(false, Ordering::SeqCst));
+        compiler_fence(Ordering::SeqCst);
         // SAFETY: the mapping is live for &self and PROT_READ; faults inside
         // it are turned into zero pages by the handler.
         let bytes = unsafe { std::slice::from_raw_parts((self.base as *const u8).add(self.skip), self.len) };
         let r = f(bytes);
+        compiler_fence(Ordering::SeqCst);
         GUARD.with(|g| g.set((0, 0)));
-        if FAULTED.with(|x| x.replace(false)) {
+        if FAULTED.with(|x| x.swap(false, Ordering::SeqCst)) {
             return Err(io::Error::other(
                 "the file shrank or a page could not be read while mapped (SIGBUS); check the disk (dmesg) if the file did not change",
             ));
@@ -167,9 +172,12 @@ mod tests {
     #[test]
     fn truncation_while_mapped_is_an_error_not_a_crash() {
         let mut f = tempfile::tempfile().unwrap();
-        f.write_all(&vec![7u8; 64 << 10]).unwrap();
-        let w = Window::map(&f, 4096, 60 << 10).unwrap();
-        assert_eq!(w.read(|b| b.iter().map(|&x| x as u64).sum::<u64>()).unwrap(), 7 * (60 << 10));
+        f.write_all(&vec![7u8; 8 << 20]).unwrap();
+        let w = Window::map(&f, (4 << 20) + 4096, 3 << 20).unwrap();
+        assert_eq!(w.read(|b| b.iter().map(|&x| x as u64).sum::<u64>()).unwrap(), 7 * (3 << 20));
+        // Far beyond the new end: those pages are gone (a large folio holding
+        // the new end may keep its tail mapped as zeros instead; the stat
+        // after a read catches that case).
         f.set_len(8192).unwrap();
         let e = w.read(|b| b.iter().map(|&x| x as u64).sum::<u64>()).unwrap_err();
         assert!(e.to_string().contains("SIGBUS"), "{e}");
