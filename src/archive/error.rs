@@ -43,6 +43,14 @@ pub enum ArchiveError {
         "cannot {step} `{path}` in the staging directory: {source}; check free space and that the staging filesystem supports xattrs, devices and ACLs"
     )]
     Staging { path: String, step: &'static str, source: io::Error },
+
+    /// The temporary manifest of a verification could not be written or read.
+    #[error("cannot {step} the temporary manifest of the archive's members: {source}; set TMPDIR to a directory with free space")]
+    Scratch { step: &'static str, source: io::Error },
+
+    /// A manifest (the archive's, or the temporary one) is damaged or cannot be written.
+    #[error(transparent)]
+    Manifest(#[from] crate::error::Error),
 }
 
 pub type Result<T> = std::result::Result<T, ArchiveError>;

@@ -41,6 +41,12 @@ pub enum BackupError {
     #[error("{0}")]
     Refused(String),
 
+    /// The archive's members differ from its own manifest.
+    #[error(
+        "the archive's members differ from its manifest ({count} differences, first: {first}); the archive is damaged, nothing was changed (run `dockroot verify` on it)"
+    )]
+    ArchiveDiffers { count: u64, first: String },
+
     /// The staging tree differs from the archive's manifest.
     #[error("the extracted tree differs from the archive's manifest ({count} differences, first: {first}); nothing was replaced")]
     StagingDiffers { count: u64, first: String },

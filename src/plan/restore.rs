@@ -155,6 +155,11 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         progress.phase("verify archive", None);
         let rep = archive::verify(reader)?;
         progress.finish();
+        if !rep.ok() {
+            let r = &rep.report;
+            let first = r.differences.first().map(|d| d.to_string()).unwrap_or_default();
+            return Err(BackupError::ArchiveDiffers { count: r.differences.len() as u64 + r.more, first });
+        }
         expected_manifest = Some(rep.manifest);
         reader = archive::open(&opts.source)?;
     }
