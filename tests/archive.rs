@@ -14,6 +14,8 @@ use std::process::Command;
 
 use dockroot::archive::header::{self, Fields, flag};
 use dockroot::archive::{self, ArchiveError, ArchiveWriter, ExtractOptions, WriterOptions};
+use dockroot::manifest::format::{HEADER, TRAILER_PREFIX};
+use dockroot::manifest::{Body, Field, Record};
 use dockroot::sys::{self, Kind, Timespec, stat};
 
 fn tmp() -> tempfile::TempDir {
@@ -198,18 +200,50 @@ fn compare(a: &BTreeMap<Vec<u8>, Snap>, b: &BTreeMap<Vec<u8>, Snap>, skip: &dyn 
     assert!(bad.is_empty(), "trees differ:\n{}", bad.join("\n"));
 }
 
-fn write_archive(src: &Path, out: &Path, host_cfg: &Path) -> Vec<archive::EntryRecord> {
+fn write_archive(src: &Path, out: &Path, host_cfg: &Path) -> (Vec<archive::EntryRecord>, Vec<u8>) {
+    write_archive_with(src, out, br#"{"version":1}"#, &[(b"daemon.json", host_cfg)], &mut |r| vec![r])
+}
+
+/// Writes `src` as an archive whose manifest is made the way `backup` makes
+/// it, except that `alter` replaces each record by what it returns (none:
+/// the member is extra; more: entries that are missing). Returns the
+/// writer's records and the manifest.
+pub(crate) fn write_archive_with(
+    src: &Path,
+    out: &Path,
+    meta_json: &[u8],
+    config: &[(&[u8], &Path)],
+    alter: &mut dyn FnMut(Record) -> Vec<Record>,
+) -> (Vec<archive::EntryRecord>, Vec<u8>) {
     let f = File::create(out).unwrap();
-    let mut w = ArchiveWriter::new(f, &WriterOptions::default(), br#"{"version":1}"#).unwrap();
-    w.add_config(b"daemon.json", host_cfg).unwrap();
+    let mut w = ArchiveWriter::new(f, &WriterOptions::default(), meta_json).unwrap();
+    for (name, host) in config {
+        w.add_config(name, host).unwrap();
+    }
     let mut recs = Vec::new();
+    let mut manifest = Vec::new();
+    let mut n = 0;
     archive::walk(src, &mut |e| {
-        recs.push(w.add_entry(e)?);
+        let shell = archive::ArchiveEntry {
+            rel_path: e.rel_path.clone(),
+            meta: e.meta,
+            xattrs: e.xattrs.clone(),
+            link_target: e.link_target.clone(),
+            hardlink_to: None,
+            data: None,
+        };
+        let r = w.add_entry(e)?;
+        for m in alter(dockroot::plan::backup::record(&shell, &r)) {
+            manifest.extend_from_slice(format!("{}\n", m.to_line()).as_bytes());
+            n += 1;
+        }
+        recs.push(r);
         Ok(())
     })
     .unwrap();
-    w.finish(b"manifest-bytes").unwrap();
-    recs
+    let manifest = format!("{HEADER}\n{}{TRAILER_PREFIX}{n}\n", String::from_utf8(manifest).unwrap()).into_bytes();
+    w.finish(&manifest).unwrap();
+    (recs, manifest)
 }
 
 struct Fixture {
@@ -217,6 +251,7 @@ struct Fixture {
     base: PathBuf,
     deep: Vec<u8>,
     records: Vec<archive::EntryRecord>,
+    manifest: Vec<u8>,
 }
 
 fn fixture() -> Fixture {
@@ -225,8 +260,8 @@ fn fixture() -> Fixture {
     fs::create_dir(base.join("src")).unwrap();
     fs::write(base.join("daemon.json"), b"{\"data-root\":\"/x\"}").unwrap();
     let deep = build_tree(&base.join("src"));
-    let records = write_archive(&base.join("src"), &base.join("a.tar.zst"), &base.join("daemon.json"));
-    Fixture { _t: t, base, deep, records }
+    let (records, manifest) = write_archive(&base.join("src"), &base.join("a.tar.zst"), &base.join("daemon.json"));
+    Fixture { _t: t, base, deep, records, manifest }
 }
 
 #[test]
@@ -238,7 +273,7 @@ fn round_trip_every_type() {
     assert_eq!(a.meta, br#"{"version":1}"#);
     let dst = sys::open_dir_path(&base.join("dst")).unwrap();
     let ex = archive::extract(&mut a, dst.as_fd(), &ExtractOptions::default()).unwrap();
-    assert_eq!(ex.manifest, b"manifest-bytes");
+    assert_eq!(ex.manifest, fx.manifest);
     assert_eq!(ex.config, vec![(b"daemon.json".to_vec(), b"{\"data-root\":\"/x\"}".to_vec())]);
     // The extractor's records match the writer's (same paths, kinds, hashes).
     assert_eq!(ex.records.len(), fx.records.len());
@@ -258,8 +293,6 @@ fn round_trip_every_type() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(m.size(), 1 << 30);
     assert!(m.blocks() * 512 < 8 << 20, "sparse file allocated {} bytes", m.blocks() * 512);
-    let rep = archive::verify(archive::open(&base.join("a.tar.zst")).unwrap()).unwrap();
-    assert_eq!(rep.manifest, b"manifest-bytes");
 }
 
 #[test]
@@ -469,4 +502,94 @@ fn verify_detects_truncation_and_bit_flips() {
         fs::write(&p, &bad).unwrap();
         assert!(archive::open(&p).and_then(archive::verify).is_err(), "bit flip at {pos} passed verify");
     }
+}
+
+// ---- members against the manifest ----
+
+/// Every entry type (files, a 1 GiB sparse file, hardlinks, symlinks,
+/// devices, a fifo, a socket, xattrs and ACLs, big ids, a non-UTF-8 name, a
+/// path beyond PATH_MAX): the members match the manifest, ino and ctime
+/// (not in archives) aside.
+#[test]
+fn verify_matches_every_member_with_the_manifest() {
+    let fx = fixture();
+    let rep = archive::verify(archive::open(&fx.base.join("a.tar.zst")).unwrap()).unwrap();
+    assert!(rep.report.differences.is_empty(), "{:#?}", rep.report.differences);
+    assert!(rep.ok());
+    assert_eq!(rep.manifest, fx.manifest);
+    assert_eq!(rep.report.entries, fx.records.len() as u64);
+    let files: u64 = fx.records.iter().filter(|r| r.kind == Kind::File && r.hardlink_to.is_none()).map(|r| r.size).sum();
+    assert_eq!(rep.report.bytes, files);
+    assert!(files > 1 << 30, "the sparse file's logical size counts");
+}
+
+/// A manifest that disagrees with the members: each kind of difference is
+/// reported once, with its path and field.
+#[test]
+fn verify_reports_members_that_differ_from_the_manifest() {
+    let t = tmp();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    build_tree(&src);
+    let a = t.path().join("lying.tar.zst");
+    let ghost = |path: &[u8]| Record {
+        path: path.to_vec(),
+        body: Body::Fifo,
+        perm: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: Timespec::default(),
+        xattrs: vec![],
+    };
+    write_archive_with(&src, &a, b"{}", &[], &mut |mut r| {
+        match r.path.as_slice() {
+            b"overlay2/abc/diff/etc/hosts" | b"volumes/v1/_data/sparse.img" => {
+                if let Body::File { blake3, .. } = &mut r.body {
+                    blake3[0] ^= 1;
+                }
+            }
+            b"overlay2/abc/diff/ping" => r.perm = 0o700,
+            b"overlay2/abc/diff/etc" => r.xattrs.clear(),
+            b"overlay2/abc/diff/loop" => r.body = Body::Block { rdev: libc::makedev(7, 201) },
+            b"volumes/v1/_data/hosts.link" => r.body = Body::Hardlink { target: b"overlay2/abc/diff/empty".to_vec() },
+            b"overlay2/abc/diff/fifo" => return vec![],
+            b"overlay2/abc/diff/whiteout" => return vec![r, ghost(b"overlay2/abc/diff/zz-ghost")],
+            _ => {}
+        }
+        vec![r]
+    });
+    let rep = archive::verify(archive::open(&a).unwrap()).unwrap();
+    assert!(!rep.ok());
+    let mut got: Vec<(String, Field)> = rep.report.differences.iter().map(|d| (d.path.clone(), d.field)).collect();
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    let want = vec![
+        ("overlay2/abc/diff/etc".to_string(), Field::Xattr),
+        ("overlay2/abc/diff/etc/hosts".into(), Field::Content),
+        ("overlay2/abc/diff/fifo".into(), Field::Extra),
+        ("overlay2/abc/diff/loop".into(), Field::Rdev),
+        ("overlay2/abc/diff/ping".into(), Field::Mode),
+        ("overlay2/abc/diff/zz-ghost".into(), Field::Missing),
+        ("volumes/v1/_data/hosts.link".into(), Field::HardlinkGroup),
+        ("volumes/v1/_data/sparse.img".into(), Field::Content),
+    ];
+    assert_eq!(got, want, "{:#?}", rep.report.differences);
+    let hosts = rep.report.differences.iter().find(|d| d.path.ends_with("etc/hosts")).unwrap();
+    assert!(hosts.to_string().starts_with("overlay2/abc/diff/etc/hosts: content: expected "), "{hosts}");
+    assert!(hosts.detail.contains(", found "), "{hosts}");
+}
+
+/// A manifest that is not one is damage, not a difference.
+#[test]
+fn verify_rejects_an_archive_whose_manifest_is_not_a_manifest() {
+    let t = tmp();
+    let p = t.path().join("m.tar.zst");
+    fs::write(&p, with_meta(|t| member(t, &[], file(b"data/f"), b"hi"))).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), ".dockroot/manifest in the archive, line 1");
+    // Data members out of walk order are malformed.
+    let bytes = with_meta(|t| {
+        member(t, &[], file(b"data/b"), b"");
+        member(t, &[], file(b"data/a"), b"");
+    });
+    fs::write(&p, bytes).unwrap();
+    expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "out of walk order");
 }

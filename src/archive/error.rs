@@ -10,10 +10,6 @@ pub enum ArchiveError {
     #[error("cannot {step} `{path}` while writing the archive: {source}; check that the source is readable and that Docker is stopped")]
     Source { path: String, step: &'static str, source: io::Error },
 
-    /// Walking the source tree failed (the engine's error names the path and step).
-    #[error("{0}; check that the source is readable and that Docker is stopped")]
-    Walk(#[from] crate::error::Error),
-
     /// The source changed while it was archived (a file shrank).
     #[error("`{path}` changed while it was archived ({what}); stop Docker and run the backup again")]
     SourceChanged { path: String, what: String },
@@ -47,6 +43,16 @@ pub enum ArchiveError {
         "cannot {step} `{path}` in the staging directory: {source}; check free space and that the staging filesystem supports xattrs, devices and ACLs"
     )]
     Staging { path: String, step: &'static str, source: io::Error },
+
+    /// The temporary manifest of a verification could not be written or read.
+    #[error("cannot {step} the temporary manifest of the archive's members: {source}; set TMPDIR to a directory with free space")]
+    Scratch { step: &'static str, source: io::Error },
+
+    /// The engine failed: walking the source tree, or a manifest (the
+    /// archive's, or the temporary one) is damaged or cannot be written. The
+    /// engine's error names the path and the step.
+    #[error(transparent)]
+    Manifest(#[from] crate::error::Error),
 }
 
 pub type Result<T> = std::result::Result<T, ArchiveError>;

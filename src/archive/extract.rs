@@ -18,9 +18,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use super::error::{ArchiveError, Result};
-use super::header::{BLOCK, flag};
+use super::header::flag;
 use super::read::{ArchiveReader, Member, TarReader};
-use super::{EntryRecord, layout, show};
+use super::records::{components, ids, mtime, rdev};
+use super::{EntryRecord, data, layout, show};
 use crate::sys::{self, Kind, Timespec, stat};
 
 /// Extraction settings.
@@ -47,9 +48,6 @@ pub struct Extracted {
     pub records: Vec<EntryRecord>,
 }
 
-/// Largest number of extents in a sparse map.
-const MAX_EXTENTS: u64 = 1 << 20;
-
 struct DirMeta {
     comps: Vec<Vec<u8>>,
     uid: u32,
@@ -70,35 +68,11 @@ struct Ex<'a> {
 }
 
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
-    ArchiveError::Unsafe { member: show(&m.path), reason: reason.into() }
+    m.rejected(reason)
 }
 
 fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
     move |source| ArchiveError::Staging { path: show(path), step, source }
-}
-
-/// Splits a member path below `data/` into safe components.
-fn components(m: &Member, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let rel = rel.strip_suffix(b"/").unwrap_or(rel);
-    if rel.first() == Some(&b'/') {
-        return Err(unsafe_(m, "absolute path"));
-    }
-    let mut out = Vec::new();
-    for c in rel.split(|&b| b == b'/') {
-        match c {
-            b"" => return Err(unsafe_(m, "empty path component")),
-            b"." | b".." => return Err(unsafe_(m, "`.` or `..` path component")),
-            _ if c.contains(&0) => return Err(unsafe_(m, "NUL byte in path")),
-            _ => out.push(c.to_vec()),
-        }
-    }
-    Ok(out)
-}
-
-fn ids(m: &Member) -> Result<(u32, u32)> {
-    let u = u32::try_from(m.fields.uid).map_err(|_| m.malformed("uid out of range"))?;
-    let g = u32::try_from(m.fields.gid).map_err(|_| m.malformed("gid out of range"))?;
-    Ok((u, g))
 }
 
 fn cname(m: &Member, c: &[u8]) -> Result<CString> {
@@ -176,7 +150,7 @@ impl Ex<'_> {
 
     fn defer_dir(&mut self, m: &Member, comps: Vec<Vec<u8>>) -> Result<()> {
         let (uid, gid) = ids(m)?;
-        let mtime = Timespec { sec: m.fields.mtime, nsec: m.mtime_nsec };
+        let mtime = mtime(m);
         self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone() });
         Ok(())
     }
@@ -188,7 +162,7 @@ impl Ex<'_> {
         let rel = comps.join(&b'/');
         let mut rec = EntryRecord { path: rel.clone(), kind: Kind::File, size: 0, hash: None, hardlink_to: None };
         let (uid, gid) = ids(m)?;
-        let mtime = Timespec { sec: m.fields.mtime, nsec: m.mtime_nsec };
+        let mtime = mtime(m);
         let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
         let exists = |e: std::io::Error| match e.raw_os_error() {
             Some(libc::EEXIST) => unsafe_(m, "an entry of that name was already extracted"),
@@ -241,11 +215,12 @@ impl Ex<'_> {
         match t {
             flag::FILE | flag::OLD_FILE if !m.socket => {
                 let f = sys::create_file_at(dir, &name).map_err(exists)?;
-                let h = self.hash.then(blake3::Hasher::new);
-                let (size, hash) = match m.sparse_size {
-                    Some(real) => Self::sparse_data(&mut self.buf, m, &f, real, tar, h)?,
-                    None => Self::plain_data(&mut self.buf, m, &f, tar, h)?,
-                };
+                let write = |off: u64, d: &[u8]| f.write_all_at(d, off).map_err(staging(&m.path, "write"));
+                let (size, hash) = data::content(tar, m, &mut self.buf, self.hash, write)?;
+                if m.sparse_size.is_some() {
+                    // A trailing hole: holes stay holes.
+                    f.set_len(size).map_err(staging(&m.path, "set size of"))?;
+                }
                 rec.size = size;
                 rec.hash = hash;
                 sys::fchown(f.as_fd(), uid, gid).map_err(staging(&m.path, "chown"))?;
@@ -270,11 +245,7 @@ impl Ex<'_> {
                     flag::FIFO => Kind::Fifo,
                     _ => Kind::Socket,
                 };
-                let (ma, mi) = (u32::try_from(m.fields.devmajor), u32::try_from(m.fields.devminor));
-                let rdev = match (ma, mi) {
-                    (Ok(a), Ok(b)) => libc::makedev(a, b),
-                    _ => return Err(m.malformed("device number out of range")),
-                };
+                let rdev = rdev(m)?;
                 sys::mknod_at(dir, &name, rec.kind, rdev).map_err(exists)?;
                 sys::chown_at(dir, &name, uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::chmod_at(dir, &name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
@@ -287,107 +258,6 @@ impl Ex<'_> {
         }
         self.seen.insert(rel);
         Ok(rec)
-    }
-
-    fn plain_data<R: Read>(
-        buf: &mut [u8],
-        m: &Member,
-        f: &std::fs::File,
-        tar: &mut TarReader<R>,
-        mut h: Option<blake3::Hasher>,
-    ) -> Result<(u64, Option<[u8; 32]>)> {
-        let mut pos = 0u64;
-        loop {
-            let n = tar.read_data(buf)?;
-            if n == 0 {
-                break;
-            }
-            if let Some(h) = &mut h {
-                h.update(&buf[..n]);
-            }
-            f.write_all_at(&buf[..n], pos).map_err(staging(&m.path, "write"))?;
-            pos += n as u64;
-        }
-        Ok((pos, h.map(|h| *h.finalize().as_bytes())))
-    }
-
-    /// Restores a PAX sparse 1.0 member: the decimal map at the start of the
-    /// data, then the extents, written at their offsets; holes stay holes.
-    fn sparse_data<R: Read>(
-        buf: &mut [u8],
-        m: &Member,
-        f: &std::fs::File,
-        real: u64,
-        tar: &mut TarReader<R>,
-        mut h: Option<blake3::Hasher>,
-    ) -> Result<(u64, Option<[u8; 32]>)> {
-        let mut nums: Vec<u64> = Vec::new();
-        let mut want: Option<u64> = None;
-        let mut cur: Option<u64> = None;
-        let mut block = [0u8; BLOCK];
-        'map: loop {
-            if tar.data_left() < BLOCK as u64 {
-                return Err(m.malformed("sparse map truncated"));
-            }
-            tar.read_data_exact(&mut block)?;
-            for &b in &block {
-                match b {
-                    b'0'..=b'9' => {
-                        let v = cur.unwrap_or(0).checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0')));
-                        cur = Some(v.ok_or_else(|| m.malformed("sparse map number overflows"))?);
-                    }
-                    b'\n' => {
-                        nums.push(cur.take().ok_or_else(|| m.malformed("empty number in sparse map"))?);
-                        if want.is_none() {
-                            if nums[0] > MAX_EXTENTS {
-                                return Err(m.malformed("sparse map has too many extents"));
-                            }
-                            want = Some(1 + 2 * nums[0]);
-                        }
-                        if Some(nums.len() as u64) == want {
-                            break 'map;
-                        }
-                    }
-                    _ => return Err(m.malformed("bad byte in sparse map")),
-                }
-            }
-        }
-        let extents: Vec<(u64, u64)> = nums[1..].chunks_exact(2).map(|c| (c[0], c[1])).collect();
-        let mut pos = 0u64;
-        let mut total = 0u64;
-        for &(o, l) in &extents {
-            let end = o.checked_add(l).ok_or_else(|| m.malformed("sparse extent overflows"))?;
-            if o < pos || end > real {
-                return Err(m.malformed("sparse extents overlap, go backwards or pass the real size"));
-            }
-            pos = end;
-            total += l;
-        }
-        if total != tar.data_left() {
-            return Err(m.malformed("sparse map does not match the data size"));
-        }
-        let mut pos = 0u64;
-        for (o, l) in extents {
-            if let Some(h) = &mut h {
-                crate::tree::content::hash_zeros(h, o - pos);
-            }
-            let mut done = 0u64;
-            while done < l {
-                let k = (l - done).min(buf.len() as u64) as usize;
-                tar.read_data_exact(&mut buf[..k])?;
-                if let Some(h) = &mut h {
-                    h.update(&buf[..k]);
-                }
-                f.write_all_at(&buf[..k], o + done).map_err(staging(&m.path, "write"))?;
-                done += k as u64;
-            }
-            pos = o + l;
-        }
-        if let Some(h) = &mut h {
-            crate::tree::content::hash_zeros(h, real - pos);
-        }
-        f.set_len(real).map_err(staging(&m.path, "set size of"))?;
-        Ok((real, h.map(|h| *h.finalize().as_bytes())))
     }
 
     /// Applies directory metadata deepest first, after all children exist.

@@ -9,22 +9,27 @@
 //! The extractor ([`extract`]) treats the archive as untrusted input: it parses
 //! headers itself and creates every entry with fd-relative calls below a
 //! staging directory, never following a symlink and never leaving the staging
-//! directory. [`read`] opens and verifies archives.
+//! directory. [`read`] opens archives; [`verify`] checks a whole archive,
+//! every data member against the manifest, without extracting it.
 
 pub mod acl;
+pub mod data;
 pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
 pub mod pipe;
 pub mod read;
+pub mod records;
+pub mod verify;
 pub mod walk;
 pub mod writer;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;
 pub use extract::{ExtractOptions, Extracted, extract};
-pub use read::{ArchiveReader, VerifyReport, open, open_reader, verify};
+pub use read::{ArchiveReader, open, open_reader};
+pub use verify::{VerifyReport, verify};
 pub use walk::walk;
 pub use writer::{ArchiveWriter, WriterOptions};
 

@@ -1,6 +1,5 @@
 //! Opening and reading archives: input detection (zstd only), a member
-//! iterator over the tar stream that applies PAX records with hard limits, and
-//! [`verify`], which reads a whole archive checking zstd checksums and layout.
+//! iterator over the tar stream that applies PAX records with hard limits.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -34,6 +33,11 @@ pub struct Member {
 impl Member {
     pub fn malformed(&self, reason: impl Into<String>) -> ArchiveError {
         ArchiveError::Malformed { index: self.index, member: show(&self.path), reason: reason.into() }
+    }
+
+    /// The member is unsafe to restore (escapes, out of place).
+    pub fn rejected(&self, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::Unsafe { member: show(&self.path), reason: reason.into() }
     }
 }
 
@@ -310,41 +314,4 @@ pub fn open(path: &Path) -> Result<ArchiveReader> {
     let r: Box<dyn Read + Send> =
         if path == Path::new("-") { Box::new(io::stdin()) } else { Box::new(File::open(path).map_err(input("open the archive file"))?) };
     open_reader(r)
-}
-
-/// What [`verify`] found.
-#[derive(Debug)]
-pub struct VerifyReport {
-    pub members: u64,
-    /// Data bytes of all members.
-    pub data_bytes: u64,
-    pub meta: Vec<u8>,
-    pub manifest: Vec<u8>,
-}
-
-/// Reads a whole archive: every zstd block and checksum, every header, and
-/// checks that `.dockroot/manifest` is the last member.
-pub fn verify(mut a: ArchiveReader) -> Result<VerifyReport> {
-    let mut rep = VerifyReport { members: 1, data_bytes: a.meta.len() as u64, meta: std::mem::take(&mut a.meta), manifest: Vec::new() };
-    let mut manifest: Option<Vec<u8>> = None;
-    let mut buf = vec![0u8; 1 << 20];
-    while let Some(m) = a.tar.next_member()? {
-        if manifest.is_some() {
-            return Err(m.malformed("member after the manifest (the manifest must be last)"));
-        }
-        rep.members += 1;
-        rep.data_bytes += a.tar.data_left();
-        if m.path == layout::MANIFEST {
-            manifest = Some(a.tar.read_small(&m)?);
-        } else {
-            while a.tar.read_data(&mut buf)? > 0 {}
-        }
-    }
-    a.tar.finish()?;
-    rep.manifest = manifest.ok_or_else(|| ArchiveError::Malformed {
-        index: rep.members,
-        member: "(end)".into(),
-        reason: "no .dockroot/manifest member: the backup did not finish".into(),
-    })?;
-    Ok(rep)
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
+use super::commands::print_report;
 use super::output::{Output, bytes};
 use super::{BackupArgs, Global, InspectArgs, RestoreArgs, VerifyArgs};
 use dockroot::archive::{self, WriterOptions};
@@ -220,6 +221,8 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
+/// Checks an archive: its structure and zstd checksums, and every data
+/// member against the manifest. Exit 1 when a member differs.
 pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let md = std::fs::metadata(&a.path).with_context(|| format!("{}", a.path.display()))?;
     if md.is_dir() {
@@ -228,15 +231,35 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let rep = archive::verify(archive::open(&a.path)?)?;
     let meta = BackupMeta::parse(&rep.meta)?;
     let entries = manifest_entries(&rep.manifest);
-    out.say(&format!(
-        "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries",
-        a.path.display(),
-        rep.members,
-        bytes(rep.data_bytes),
-        entries.map(|e| e.to_string()).unwrap_or("?".into())
-    ));
-    out.json(&json!({"command": "verify", "ok": true, "archive": a.path, "members": rep.members, "data_bytes": rep.data_bytes, "entries": entries, "meta": meta}));
-    Ok(0)
+    let r = &rep.report;
+    print_report(out, r);
+    if rep.ok() {
+        out.say(&format!(
+            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries match their members",
+            a.path.display(),
+            rep.members,
+            bytes(rep.data_bytes),
+            entries.map(|e| e.to_string()).unwrap_or("?".into())
+        ));
+    } else {
+        out.say(&format!(
+            "FAILED: {} differences between the members of {} and its manifest",
+            r.differences.len() as u64 + r.more,
+            a.path.display()
+        ));
+    }
+    out.json(&json!({
+        "command": "verify",
+        "ok": rep.ok(),
+        "archive": a.path,
+        "members": rep.members,
+        "data_bytes": rep.data_bytes,
+        "entries": entries,
+        "meta": meta,
+        "differences": r.differences,
+        "more": r.more,
+    }));
+    Ok(if rep.ok() { 0 } else { 1 })
 }
 
 fn manifest_entries(m: &[u8]) -> Option<u64> {

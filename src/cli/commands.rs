@@ -27,7 +27,8 @@ fn copy_options(a: &CopyArgs, g: &Global) -> CopyOptions {
     }
 }
 
-fn print_report(out: &Output, r: &Report) {
+/// Prints every difference as `differs: PATH: FIELD: detail`, then the errors.
+pub fn print_report(out: &Output, r: &Report) {
     for d in &r.differences {
         out.problem(&format!("differs: {d}"));
     }

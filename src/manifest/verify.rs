@@ -1,6 +1,7 @@
 //! Compares a tree with a manifest, field by field, streaming both in walk
 //! order. Each difference is one readable line: the path, then the field.
 
+use std::cmp::Ordering;
 use std::path::Path;
 
 use super::escape::display;
@@ -184,6 +185,48 @@ pub fn verify_tree(root: &Path, manifest: &Path, threads: usize, progress: &dyn 
     Ok(report)
 }
 
+/// Compares two manifests entry by entry, streaming both in walk order:
+/// `want` says what should be there, `got` what is. Entries only in `want`
+/// are missing, entries only in `got` are extra. `entries` and `bytes` count
+/// `got`.
+pub fn compare_manifests(want: &mut Reader, got: &mut Reader) -> Result<Report> {
+    let mut report = Report::default();
+    let (mut w, mut g) = (want.next_record()?, got.next_record()?);
+    loop {
+        let step = match (&w, &g) {
+            (Some(a), Some(b)) => order::cmp(&a.path, &b.path),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        match (step, w.take(), g.take()) {
+            (Ordering::Less, Some(a), b) => {
+                report.add(diff(&a.path, Field::Missing, String::new()));
+                (w, g) = (want.next_record()?, b);
+            }
+            (Ordering::Greater, a, Some(b)) => {
+                count(&mut report, &b);
+                report.add(diff(&b.path, Field::Extra, String::new()));
+                (w, g) = (a, got.next_record()?);
+            }
+            (Ordering::Equal, Some(a), Some(b)) => {
+                count(&mut report, &b);
+                compare(&a, &b).into_iter().for_each(|d| report.add(d));
+                (w, g) = (want.next_record()?, got.next_record()?);
+            }
+            _ => break,
+        }
+    }
+    Ok(report)
+}
+
+fn count(report: &mut Report, r: &Record) {
+    report.entries += 1;
+    if let Body::File { size, .. } = r.body {
+        report.bytes += size;
+    }
+}
+
 /// Summary of writing a manifest.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ScanSummary {
@@ -222,4 +265,34 @@ pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Pr
     summary.bytes = stats.bytes;
     summary.mount_points = stats.mount_points;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::format::{HEADER, TRAILER_PREFIX};
+    use std::io::Cursor;
+
+    fn reader(lines: &[&str]) -> Reader {
+        let text = format!("{HEADER}\n{}{TRAILER_PREFIX}{}\n", lines.iter().map(|l| format!("{l}\n")).collect::<String>(), lines.len());
+        Reader::new(Box::new(Cursor::new(text.into_bytes())), Path::new("m")).unwrap()
+    }
+
+    const D: &str = "type=dir mode=0755 uid=0 gid=0 mtime=1.000000000";
+    const F: &str = "type=file mode=0644 uid=0 gid=0 mtime=1.000000000 size=3";
+
+    #[test]
+    fn manifests_merge_in_walk_order() {
+        let h = |b: u8| format!("blake3={}", hex(&[b; 32]));
+        let want = [format!(". {D}"), format!("a {D}"), format!("a/b {F} {} ino=1 ctime=5.000000000", h(1)), format!("a/c {F} {}", h(1))];
+        let got = [format!(". {D}"), format!("a {D}"), format!("a/b {F} {} ino=9", h(1)), format!("a.b {F} {}", h(2)), format!("z {D}")];
+        let (want, got): (Vec<&str>, Vec<&str>) = (want.iter().map(|s| s.as_str()).collect(), got.iter().map(|s| s.as_str()).collect());
+        let r = compare_manifests(&mut reader(&want), &mut reader(&got)).unwrap();
+        let found: Vec<(&str, Field)> = r.differences.iter().map(|d| (d.path.as_str(), d.field)).collect();
+        // ino and ctime differ on a/b and are not differences.
+        assert_eq!(found, [("a/c", Field::Missing), ("a.b", Field::Extra), ("z", Field::Extra)]);
+        assert_eq!((r.entries, r.bytes), (5, 6));
+        let same = compare_manifests(&mut reader(&want), &mut reader(&want)).unwrap();
+        assert!(same.ok() && same.entries == 4);
+    }
 }

@@ -13,6 +13,8 @@ pub struct Writer {
     out: BufWriter<Box<dyn Write + Send>>,
     /// (temporary path, final path) when writing a file.
     rename: Option<(PathBuf, PathBuf)>,
+    /// What error messages call the output.
+    name: PathBuf,
     entries: u64,
 }
 
@@ -23,21 +25,28 @@ fn err(path: &Path, source: io::Error) -> Error {
 impl Writer {
     /// Writes to `path` (`-` for stdout).
     pub fn create(path: &Path) -> Result<Writer> {
-        let (out, rename): (Box<dyn Write + Send>, _) = if path == Path::new("-") {
-            (Box::new(io::stdout()), None)
-        } else {
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            let tmp = PathBuf::from(tmp);
-            (Box::new(File::create(&tmp).map_err(|e| err(&tmp, e))?), Some((tmp, path.to_path_buf())))
-        };
-        let mut w = Writer { out: BufWriter::with_capacity(1 << 20, out), rename, entries: 0 };
+        if path == Path::new("-") {
+            return Writer::new(Box::new(io::stdout()), path);
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(|e| err(&tmp, e))?;
+        let mut w = Writer::new(Box::new(file), path)?;
+        w.rename = Some((tmp, path.to_path_buf()));
+        Ok(w)
+    }
+
+    /// Writes to `out` (flushed by [`Writer::finish`], never renamed);
+    /// `name` is what error messages call it.
+    pub fn new(out: Box<dyn Write + Send>, name: &Path) -> Result<Writer> {
+        let mut w = Writer { out: BufWriter::with_capacity(1 << 20, out), rename: None, name: name.to_path_buf(), entries: 0 };
         w.line(HEADER)?;
         Ok(w)
     }
 
     fn target(&self) -> PathBuf {
-        self.rename.as_ref().map(|(_, p)| p.clone()).unwrap_or_else(|| PathBuf::from("-"))
+        self.name.clone()
     }
 
     fn line(&mut self, s: &str) -> Result<()> {

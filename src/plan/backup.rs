@@ -191,7 +191,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
 }
 
 /// The manifest record of a walked entry, given what the writer recorded.
-fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
+pub fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
     let m = &e.meta;
     if let Some(t) = &r.hardlink_to {
         return Record {

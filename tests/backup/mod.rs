@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 
 use crate::util::*;
 use dockroot::archive::WriterOptions;
+use dockroot::manifest::Body;
+use dockroot::manifest::escape::display;
 use dockroot::plan::backup::{BackupMeta, write_archive};
 
 /// A private dockerd in a short directory under /tmp; stopped on drop.
@@ -233,6 +235,51 @@ fn damaged_archives_are_refused_before_anything_changes() {
         assert_eq!(std::fs::read(dst.join("keep")).unwrap(), b"old data");
         assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1);
     }
+}
+
+/// (d') An archive whose members differ from its manifest: `verify` names the
+/// path and the field and exits 1, `restore` refuses it before anything changes.
+#[test]
+fn damaged_members_fail_verify_and_restore() {
+    require_root();
+    let s = Scratch::new("bk-members");
+    let src = s.join("src");
+    fidelity_tree(&src);
+    let a = s.join("lying.tar.zst");
+    let meta = serde_json::to_vec(&meta_for(&src)).unwrap();
+    let mut altered = None;
+    crate::archive::write_archive_with(&src, &a, &meta, &[], &mut |mut r| {
+        if let (None, Body::File { blake3, size, .. }) = (&altered, &mut r.body)
+            && *size > 0
+        {
+            blake3[7] ^= 0x40;
+            altered = Some(display(&r.path));
+        }
+        vec![r]
+    });
+    let altered = altered.expect("the fidelity tree has files");
+    let o = d(&[&"verify", &a]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let line = format!("differs: {altered}: content: expected ");
+    assert!(text(&o).contains(&line) && text(&o).contains(", found ") && text(&o).contains("FAILED: 1 differences"), "{}", text(&o));
+    let j = json(&d(&[&"--json", &"verify", &a]));
+    assert_eq!(j["ok"], false, "{j}");
+    assert_eq!(j["differences"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j["differences"][0]["path"], altered.as_str());
+    assert_eq!(j["differences"][0]["field"], "content");
+    let dst = s.join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::write(dst.join("keep"), b"old data").unwrap();
+    let o = d(&[&"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes", &"--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("differs from the archive's manifest") && text(&o).contains(&altered), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1);
+    assert_eq!(std::fs::read(dst.join("keep")).unwrap(), b"old data");
+    // The same tree archived faithfully verifies clean (exit 0, no differences).
+    let good = s.join("good.tar.zst");
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &src, &"backup", &"-o", &good, &"--no-config"]));
+    let j = json(&must(d(&[&"--json", &"verify", &good])));
+    assert_eq!((j["ok"].clone(), j["differences"].clone()), (serde_json::json!(true), serde_json::json!([])), "{j}");
 }
 
 /// (e) An archive from another engine version is refused unless --force.
