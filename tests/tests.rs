@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod docker_service;
 mod engine;
+mod output;
 mod plan;
 mod systemd_host;
 mod systemd_move;

@@ -270,7 +270,7 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
         return Ok(code);
     }
     // An interrupted restore comes first: its journal says Docker may be down.
-    match plan::restore::rollback(&env.state.dir, &env.api, env.timing) {
+    match plan::restore::rollback(&env.state.dir, &env.api, env.timing, progress) {
         Ok(Some(r)) => {
             out.json(&json!({"ok": true, "result": r}));
             let started = if r.docker_restarted { " and Docker was started again" } else { "" };
