@@ -118,6 +118,17 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     if let Some(j) = &s.journal {
         out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
+    out.say("disks:            (* holds the data-root)");
+    for d in &s.disks {
+        out.say(&format!(
+            "  {} {} ({}, {} available of {})",
+            if d.data_root { '*' } else { ' ' },
+            d.mount_point.display(),
+            d.fs_type,
+            bytes(d.available_bytes),
+            bytes(d.total_bytes)
+        ));
+    }
     if let Some(t) = &s.target {
         out.say(&format!(
             "target:           {} ({}, {} free{})",
