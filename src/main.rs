@@ -18,7 +18,7 @@ fn main() {
         _ => None,
     };
     let estimate = || source.map(|p| dockroot::tree::estimate::estimate(&p));
-    let progress = cli::progress::make(args.global.quiet, args.global.json, estimate);
+    let progress = cli::progress::make(args.global.quiet, args.global.json, args.global.verbose > 0, estimate);
     let g = &args.global;
     let r = match &args.command {
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),

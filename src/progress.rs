@@ -11,6 +11,9 @@ pub trait Progress: Sync {
     /// Something the user should know that is not an error (a mount point
     /// skipped, an entry that changed during a live copy).
     fn warn(&self, _msg: &str) {}
+    /// A detail line (a service command run, what a phase skipped), shown
+    /// only with `-v`; it must not matter to a user who did not ask for it.
+    fn log(&self, _msg: &str) {}
     /// The phase is over.
     fn finish(&self) {}
 }

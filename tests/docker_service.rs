@@ -7,6 +7,7 @@ use dockroot::docker::daemon_json::DaemonJson;
 use dockroot::docker::discover::{DiscoverOptions, Source, discover};
 use dockroot::docker::facts;
 use dockroot::docker::snapshot::DockerState;
+use dockroot::progress::Silent;
 use dockroot::service::none::NoService;
 use dockroot::service::pidfile::{DaemonCommand, PidfileService};
 use dockroot::service::wait::Timing;
@@ -114,7 +115,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         let svc = PidfileService::new(self.path("d.pid"), timing());
-        if let Err(e) = svc.stop() {
+        if let Err(e) = svc.stop(&Silent) {
             eprintln!("cleanup: cannot stop test dockerd: {e}");
         }
         // With live-restore, dockerd leaves its data-root bind-mounted on itself.
@@ -146,10 +147,10 @@ fn real_daemon_api_pidfile_restart_and_none_guard() {
 
     let svc = PidfileService::new(d.path("d.pid"), timing());
     assert!(svc.is_running().unwrap());
-    svc.stop().unwrap();
+    svc.stop(&Silent).unwrap();
     assert!(!api.ping());
     verify_stopped(&d.root()).unwrap();
-    NoService::new(d.root()).stop().unwrap();
+    NoService::new(d.root()).stop(&Silent).unwrap();
 
     // A later process (rollback after a crash) restarts it from the persisted record.
     let json = serde_json::to_string(&svc.recorded().unwrap()).unwrap();
@@ -157,7 +158,7 @@ fn real_daemon_api_pidfile_restart_and_none_guard() {
     assert_eq!(record.argv, d.argv());
     assert_eq!(record.socket(), d.path("d.sock"));
     let again = PidfileService::with_command(d.path("d.pid"), timing(), record);
-    again.start().unwrap();
+    again.start(&Silent).unwrap();
     assert!(api.ping());
     let after = DockerState::capture(&api).unwrap();
     assert_eq!(before.diff(&after), Vec::<String>::new());
@@ -192,7 +193,7 @@ fn check_discovery_and_facts(d: &Daemon) {
 fn check_guards_while_running(d: &Daemon) {
     let none = NoService::new(d.root());
     assert!(none.is_running().unwrap());
-    let e = none.stop().unwrap_err();
+    let e = none.stop(&Silent).unwrap_err();
     assert!(matches!(e, ServiceError::DaemonRunning { .. }), "{e}");
     assert!(e.to_string().contains(&d.root().display().to_string()));
     match verify_stopped(&d.root()) {
@@ -226,7 +227,7 @@ fn live_restore_running_container_is_caught() {
     assert!(e.to_string().contains("docker stop"));
 
     let svc = PidfileService::new(d.path("d.pid"), timing());
-    svc.stop().unwrap();
+    svc.stop(&Silent).unwrap();
     let e = verify_stopped(&d.root()).unwrap_err();
     match &e {
         ServiceError::NotStopped { leftovers, .. } => {
@@ -237,8 +238,8 @@ fn live_restore_running_container_is_caught() {
     assert!(e.to_string().contains("live-restore"), "{e}");
 
     // Clean up: restart, remove the container, stop; then nothing is left.
-    svc.start().unwrap();
+    svc.start(&Silent).unwrap();
     d.docker(&["rm", "-f", "r1"], None);
-    svc.stop().unwrap();
+    svc.stop(&Silent).unwrap();
     verify_stopped(&d.root()).unwrap();
 }

@@ -28,7 +28,7 @@ pub struct Global {
     /// Print a machine-readable JSON summary on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More detail (repeat for more).
+    /// Detail on stderr: each phase's time and throughput, the service commands run, what a copy skipped.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Worker threads (default: cores + 1).

@@ -1,5 +1,7 @@
 //! Progress renderers: an indicatif bar on a TTY, a log line every few seconds
-//! otherwise, nothing with --quiet or --json.
+//! otherwise, nothing with --quiet. With -v every renderer also prints each
+//! phase's time and throughput when it ends and the engine's detail lines;
+//! with --json those go to stderr, so stdout stays one JSON document.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -11,14 +13,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use dockroot::progress::Progress;
 
 /// Picks the renderer. `estimate` (entries, bytes) is called only for a bar,
-/// which uses it as the total for its ETA.
-pub fn make(quiet: bool, json: bool, estimate: impl FnOnce() -> Option<(u64, u64)>) -> Box<dyn Progress> {
-    if quiet || json {
+/// which uses it as the total for its ETA. --quiet wins over -v.
+pub fn make(quiet: bool, json: bool, verbose: bool, estimate: impl FnOnce() -> Option<(u64, u64)>) -> Box<dyn Progress> {
+    if quiet || (json && !verbose) {
         Box::new(Quiet)
+    } else if json {
+        Box::new(Lines::new(false, true))
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bar::new(estimate()))
+        Box::new(Bar::new(estimate(), verbose))
     } else {
-        Box::new(Lines::new())
+        Box::new(Lines::new(true, verbose))
     }
 }
 
@@ -29,38 +33,135 @@ impl Progress for Quiet {
     }
 }
 
+/// What a phase did, measured from its start.
+struct Summary {
+    phase: String,
+    entries: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+impl Summary {
+    /// The short line of a non-verbose log.
+    fn brief(&self) -> String {
+        if self.entries == 0 {
+            // A step that is not a walk (stop, mount, start…): just its time.
+            return format!("dockroot: {}: done in {:.1}s", self.phase, self.secs);
+        }
+        format!(
+            "dockroot: {}: {} entries, {} ({}/s), {:.1}s",
+            self.phase,
+            self.entries,
+            indicatif::HumanBytes(self.bytes),
+            indicatif::HumanBytes((self.bytes as f64 / self.secs) as u64),
+            self.secs
+        )
+    }
+
+    /// The -v line: exact counts, so runs can be compared.
+    fn detail(&self) -> String {
+        if self.entries == 0 && self.bytes == 0 {
+            return format!("dockroot: {}: done in {:.3}s", self.phase, self.secs);
+        }
+        format!(
+            "dockroot: {}: done in {:.3}s: {} entries, {} bytes, {:.1} MB/s",
+            self.phase,
+            self.secs,
+            self.entries,
+            self.bytes,
+            self.bytes as f64 / self.secs / 1e6
+        )
+    }
+}
+
+/// The running phase and its counts, shared by the renderers.
+struct Tally {
+    /// (phase, its start, finished already)
+    state: Mutex<(String, Instant, bool)>,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally { state: Mutex::new((String::new(), Instant::now(), true)), entries: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+    }
+
+    fn start(&self, name: &str) {
+        *self.state.lock().unwrap() = (name.to_string(), Instant::now(), false);
+        self.entries.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Adds to the counts; returns the entries so far.
+    fn add(&self, entries: u64, bytes: u64) -> u64 {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.entries.fetch_add(entries, Ordering::Relaxed) + entries
+    }
+
+    fn summary(&self) -> Summary {
+        let s = self.state.lock().unwrap();
+        Summary {
+            phase: s.0.clone(),
+            entries: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            secs: s.1.elapsed().as_secs_f64().max(0.001),
+        }
+    }
+
+    /// Ends the phase. `None` if it had ended already: nested phases (a plan
+    /// step that runs a copy) finish twice and must print one line.
+    fn end(&self) -> Option<Summary> {
+        let done = std::mem::replace(&mut self.state.lock().unwrap().2, true);
+        (!done).then(|| self.summary())
+    }
+}
+
 struct Bar {
     bar: ProgressBar,
-    entries: AtomicU64,
+    tally: Tally,
     /// The estimated size of the tree, for phases that report no total.
     preset: Option<(u64, u64)>,
+    verbose: bool,
 }
 
 impl Bar {
-    fn new(preset: Option<(u64, u64)>) -> Bar {
+    fn new(preset: Option<(u64, u64)>, verbose: bool) -> Bar {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
-        Bar { bar, entries: AtomicU64::new(0), preset }
+        Bar { bar, tally: Tally::new(), preset, verbose }
+    }
+
+    /// Prints a line above the bar. Between phases the bar is cleared, and
+    /// `suspend` would draw it again below the line.
+    fn print(&self, line: &str) {
+        if self.bar.is_finished() {
+            eprintln!("{line}");
+        } else {
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
     }
 }
 
 impl Progress for Bar {
     fn phase(&self, name: &str, total: Option<(u64, u64)>) {
-        self.entries.store(0, Ordering::Relaxed);
-        self.bar.reset();
-        let style = match total.or(self.preset) {
-            Some((_, bytes)) => {
-                self.bar.set_length(bytes);
-                "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
-            }
+        self.tally.start(name);
+        // Prefix and style first: each setter may redraw the bar.
+        self.bar.set_prefix(name.to_string());
+        let total = total.or(self.preset);
+        let style = match total {
+            Some(_) => "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
             None => "{prefix:>8} [{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec} {msg}",
         };
         self.bar.set_style(ProgressStyle::with_template(style).unwrap());
-        self.bar.set_prefix(name.to_string());
+        self.bar.reset();
+        if let Some((_, bytes)) = total {
+            self.bar.set_length(bytes);
+        }
         self.bar.enable_steady_tick(Duration::from_millis(200));
     }
 
     fn advance(&self, entries: u64, bytes: u64) {
-        let n = self.entries.fetch_add(entries, Ordering::Relaxed) + entries;
+        let n = self.tally.add(entries, bytes);
         self.bar.inc(bytes);
         if n.is_multiple_of(256) {
             self.bar.set_message(format!("{n} entries"));
@@ -68,62 +169,56 @@ impl Progress for Bar {
     }
 
     fn warn(&self, msg: &str) {
-        self.bar.suspend(|| eprintln!("dockroot: warning: {msg}"));
+        self.print(&format!("dockroot: warning: {msg}"));
+    }
+
+    fn log(&self, msg: &str) {
+        if self.verbose {
+            self.print(&format!("dockroot: {msg}"));
+        }
     }
 
     fn finish(&self) {
-        let n = self.entries.load(Ordering::Relaxed);
-        self.bar.set_message(format!("{n} entries"));
         self.bar.finish_and_clear();
+        if let Some(s) = self.tally.end()
+            && self.verbose
+        {
+            eprintln!("{}", s.detail());
+        }
     }
 }
 
-/// Periodic one-line progress for logs (non-TTY stderr).
+/// One-line progress for logs (non-TTY stderr): every few seconds when
+/// `periodic`, and once when a phase ends.
 struct Lines {
-    /// (phase, its start, the last line printed, finished already)
-    state: Mutex<(String, Instant, Instant, bool)>,
-    entries: AtomicU64,
-    bytes: AtomicU64,
+    tally: Tally,
+    /// When the last periodic line was printed.
+    last: Mutex<Instant>,
+    periodic: bool,
+    verbose: bool,
 }
 
 impl Lines {
-    fn new() -> Lines {
-        let now = Instant::now();
-        Lines { state: Mutex::new((String::new(), now, now, true)), entries: AtomicU64::new(0), bytes: AtomicU64::new(0) }
-    }
-
-    fn line(&self, phase: &str, start: Instant) {
-        let (n, b) = (self.entries.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed));
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        if n == 0 {
-            // A step that is not a walk (stop, mount, start…): just its time.
-            eprintln!("dockroot: {phase}: done in {secs:.1}s");
-            return;
-        }
-        eprintln!(
-            "dockroot: {phase}: {n} entries, {} ({}/s), {:.1}s",
-            indicatif::HumanBytes(b),
-            indicatif::HumanBytes((b as f64 / secs) as u64),
-            secs
-        );
+    fn new(periodic: bool, verbose: bool) -> Lines {
+        Lines { tally: Tally::new(), last: Mutex::new(Instant::now()), periodic, verbose }
     }
 }
 
 impl Progress for Lines {
     fn phase(&self, name: &str, _total: Option<(u64, u64)>) {
-        let now = Instant::now();
-        *self.state.lock().unwrap() = (name.to_string(), now, now, false);
-        self.entries.store(0, Ordering::Relaxed);
-        self.bytes.store(0, Ordering::Relaxed);
+        self.tally.start(name);
+        *self.last.lock().unwrap() = Instant::now();
     }
 
     fn advance(&self, entries: u64, bytes: u64) {
-        self.entries.fetch_add(entries, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        let mut s = self.state.lock().unwrap();
-        if s.2.elapsed() >= Duration::from_secs(5) {
-            s.2 = Instant::now();
-            self.line(&s.0, s.1);
+        self.tally.add(entries, bytes);
+        if !self.periodic {
+            return;
+        }
+        let mut last = self.last.lock().unwrap();
+        if last.elapsed() >= Duration::from_secs(5) {
+            *last = Instant::now();
+            eprintln!("{}", self.tally.summary().brief());
         }
     }
 
@@ -131,11 +226,15 @@ impl Progress for Lines {
         eprintln!("dockroot: warning: {msg}");
     }
 
+    fn log(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("dockroot: {msg}");
+        }
+    }
+
     fn finish(&self) {
-        // Nested phases (a plan step that runs a copy) finish twice: one line.
-        let mut s = self.state.lock().unwrap();
-        if !std::mem::replace(&mut s.3, true) {
-            self.line(&s.0, s.1);
+        if let Some(s) = self.tally.end() {
+            eprintln!("{}", if self.verbose { s.detail() } else { s.brief() });
         }
     }
 }

@@ -118,6 +118,17 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     if let Some(j) = &s.journal {
         out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
+    out.say("disks:            (* holds the data-root)");
+    for d in &s.disks {
+        out.say(&format!(
+            "  {} {} ({}, {} available of {})",
+            if d.data_root { '*' } else { ' ' },
+            d.mount_point.display(),
+            d.fs_type,
+            bytes(d.available_bytes),
+            bytes(d.total_bytes)
+        ));
+    }
     if let Some(t) = &s.target {
         out.say(&format!(
             "target:           {} ({}, {} free{})",
@@ -270,7 +281,7 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
         return Ok(code);
     }
     // An interrupted restore comes first: its journal says Docker may be down.
-    match plan::restore::rollback(&env.state.dir, &env.api, env.timing) {
+    match plan::restore::rollback(&env.state.dir, &env.api, env.timing, progress) {
         Ok(Some(r)) => {
             out.json(&json!({"ok": true, "result": r}));
             let started = if r.docker_restarted { " and Docker was started again" } else { "" };

@@ -113,6 +113,13 @@ pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Prog
     for m in &summary.stats.mount_points {
         progress.warn(&format!("{m}: a mount point; its contents were not copied (dockroot stays on one filesystem)"));
     }
+    let st = &summary.stats;
+    progress.log(&format!(
+        "copy: {} mount points skipped, {} entries changed or vanished during the copy{}",
+        st.mount_points.len(),
+        st.raced,
+        if opts.delete { format!(", {} rewritten", st.rewritten) } else { String::new() }
+    ));
     if let Some(e) = fatal {
         return Err(e);
     }

@@ -277,7 +277,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
-    svc.stop().map_err(BackupError::service("stop Docker"))?;
+    svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
     let stopped = Instant::now();
     let result: Result<_> = (|| {
         // Counted before the archive, so meta.json (the first member) can carry them.
@@ -307,7 +307,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         Ok((meta, entries, bytes, archive_bytes))
     })();
     // Docker starts again whatever happened above.
-    let started = svc.start().map_err(BackupError::service("start Docker again"));
+    let started = svc.start(progress).map_err(BackupError::service("start Docker again"));
     let downtime = stopped.elapsed().as_secs_f64();
     let (meta, entries, bytes, archive_bytes) = result?;
     started?;

@@ -8,6 +8,7 @@
 
 pub mod archive_error;
 pub mod backup;
+pub mod disks;
 pub mod error;
 pub mod journal;
 pub mod move_;

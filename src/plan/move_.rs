@@ -144,7 +144,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             // Record how to start Docker again even when the stop fails, so
             // that the undo can tell a daemon that would not stop (still
             // running: nothing to undo) from one that went down.
-            let stopped = svc.stop();
+            let stopped = svc.stop(progress);
             if svc.recorded_command().is_some() {
                 j.service = Some(svc.record());
             }
@@ -169,7 +169,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         switch::apply(&mut r, plan.use_dropin)?;
         let starter = target_starter(&r.j, env);
         report.started_at_unix = unix_now();
-        r.step("start", |_| starter.start().map_err(PlanError::service("start")))?;
+        r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
         let expected = expected_root(&r.j);
         r.step("health", |_| health(env, &expected, Some(&before), progress))?;
         Ok(())

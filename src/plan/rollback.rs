@@ -59,7 +59,7 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
     }
     progress.phase("stop", None);
     if current.is_running().map_err(PlanError::service("undo stop"))? {
-        current.stop().map_err(PlanError::service("undo stop"))?;
+        current.stop(progress).map_err(PlanError::service("undo stop"))?;
     }
     // Before unmounting and renaming back, nothing may use the trees. When
     // the switch never began (the stop itself failed), Docker is just
@@ -71,7 +71,7 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
     }
     switch::undo(state, j, progress)?;
     progress.phase("start", None);
-    rec.rebuild(&ctx).start().map_err(PlanError::service("undo start"))?;
+    rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
     health(env, &j.data_root, None, progress)?;
     j.outcome = Outcome::RolledBack;
     state.save(j)?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::disks::{self, Disk};
 use super::error::{PlanError, Result};
 use super::journal::Journal;
 use super::probe::{self, ProbeResult};
@@ -33,6 +34,8 @@ pub struct Status {
     pub entries: u64,
     pub service_manager: String,
     pub running_containers: Option<u64>,
+    /// The mounted disks, the data-root's marked: where it could move.
+    pub disks: Vec<Disk>,
     /// An unfinished or un-finalized move.
     pub journal: Option<JournalSummary>,
     pub target: Option<TargetStatus>,
@@ -104,6 +107,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         entries: size.entries,
         service_manager: env.service.clone().resolve().to_string(),
         running_containers: info.as_ref().map(|i| i.containers_running),
+        disks: disks::list(&mounts, &data_root),
         journal: super::move_::pending(&env.state).map(JournalSummary::from),
         target,
         data_root,

@@ -7,6 +7,7 @@ use super::error::{Result, ServiceError};
 use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
 use crate::docker::api::DockerApi;
+use crate::progress::Progress;
 
 /// Which init-script front end to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +61,9 @@ impl<R: CommandRunner> ServiceManager for InitScript<R> {
         }
     }
 
-    fn stop(&self) -> Result<()> {
+    fn stop(&self, log: &dyn Progress) -> Result<()> {
         let prog = self.flavor.program();
+        log.log(&format!("run: {prog} docker stop"));
         self.runner.run_ok(prog, &["docker", "stop"])?;
         if self.timing.wait_until(|| matches!(self.status_running(), Ok(false))) {
             return Ok(());
@@ -70,8 +72,9 @@ impl<R: CommandRunner> ServiceManager for InitScript<R> {
         Err(ServiceError::StopTimeout { what, secs: self.timing.secs(), state: "running".into() })
     }
 
-    fn start(&self) -> Result<()> {
+    fn start(&self, log: &dyn Progress) -> Result<()> {
         let prog = self.flavor.program();
+        log.log(&format!("run: {prog} docker start"));
         self.runner.run_ok(prog, &["docker", "start"])?;
         if self.timing.wait_until(|| self.api.ping()) {
             return Ok(());
@@ -99,6 +102,7 @@ impl<R: CommandRunner> ServiceManager for InitScript<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
     use crate::service::systemd::tests::{FakeRunner, fast};
 
     #[test]
@@ -107,7 +111,7 @@ mod tests {
         r.reply("rc-service docker status", 0, "started");
         r.reply("rc-service docker status", 3, "stopped");
         let s = InitScript::with_runner(Flavor::OpenRc, r, DockerApi::new("/x.sock"), fast());
-        s.stop().unwrap();
+        s.stop(&Silent).unwrap();
         assert_eq!(s.runner.calls.lock().unwrap()[0], "rc-service docker stop");
         assert_eq!(s.name(), "openrc");
     }
@@ -117,6 +121,6 @@ mod tests {
         let r = FakeRunner::default();
         r.reply("service docker status", 0, "running");
         let s = InitScript::with_runner(Flavor::Sysv, r, DockerApi::new("/x.sock"), fast());
-        assert!(matches!(s.stop(), Err(ServiceError::StopTimeout { .. })));
+        assert!(matches!(s.stop(&Silent), Err(ServiceError::StopTimeout { .. })));
     }
 }

@@ -17,6 +17,7 @@ pub use error::{Leftover, ServiceError};
 pub use verify::{check_live_restore, verify_stopped};
 
 use crate::docker::api::DockerApi;
+use crate::progress::Progress;
 use error::Result;
 use pidfile::DaemonCommand;
 use serde::{Deserialize, Serialize};
@@ -29,10 +30,11 @@ use wait::Timing;
 pub trait ServiceManager: Send + Sync {
     /// A short name for messages and the journal (`systemd`, `pidfile:/run/docker.pid`, ...).
     fn name(&self) -> String;
-    /// Stops Docker and waits until it is stopped.
-    fn stop(&self) -> Result<()>;
-    /// Starts Docker and waits until the daemon answers.
-    fn start(&self) -> Result<()>;
+    /// Stops Docker and waits until it is stopped. What it runs (a command,
+    /// a signal) is reported to `log` for `-v`.
+    fn stop(&self, log: &dyn Progress) -> Result<()>;
+    /// Starts Docker and waits until the daemon answers; reports like `stop`.
+    fn start(&self, log: &dyn Progress) -> Result<()>;
     /// Whether Docker is running according to this manager.
     fn is_running(&self) -> Result<bool>;
     /// The kind this manager was built from (for the journal).

@@ -4,6 +4,7 @@
 use super::error::{Result, ServiceError};
 use super::procscan;
 use super::{ServiceKind, ServiceManager};
+use crate::progress::Progress;
 use std::path::{Path, PathBuf};
 
 /// Starts and stops nothing; `stop` only checks.
@@ -39,7 +40,8 @@ impl ServiceManager for NoService {
     }
 
     /// Fails with [`ServiceError::DaemonRunning`] if a dockerd uses the data-root.
-    fn stop(&self) -> Result<()> {
+    fn stop(&self, log: &dyn Progress) -> Result<()> {
+        log.log(&format!("service none: stopping nothing, checking that no dockerd uses {}", self.data_root.display()));
         let pids = self.daemon_pids();
         if pids.is_empty() {
             return Ok(());
@@ -47,7 +49,8 @@ impl ServiceManager for NoService {
         Err(ServiceError::DaemonRunning { data_root: self.data_root.clone(), pids })
     }
 
-    fn start(&self) -> Result<()> {
+    fn start(&self, log: &dyn Progress) -> Result<()> {
+        log.log("service none: starting nothing");
         Ok(())
     }
 

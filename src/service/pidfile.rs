@@ -10,6 +10,7 @@ use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
 use crate::docker::api::{DockerApi, socket_from_host};
 use crate::docker::unit;
+use crate::progress::Progress;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -153,12 +154,14 @@ impl ServiceManager for PidfileService {
 
     /// Records the command line, sends SIGTERM and waits for the exit.
     /// Stopping a daemon that is not running succeeds and records nothing.
-    fn stop(&self) -> Result<()> {
+    fn stop(&self, log: &dyn Progress) -> Result<()> {
         let Some(pid) = self.live_pid()? else {
+            log.log(&format!("no live dockerd in {}: nothing to stop", self.pidfile.display()));
             return Ok(());
         };
         let cmd = DaemonCommand::capture(&self.proc_root, pid, self.log_path())?;
         *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(cmd);
+        log.log(&format!("send SIGTERM to dockerd pid {pid} (from {})", self.pidfile.display()));
         kill(Pid::from_raw(pid as i32), Signal::SIGTERM).map_err(|source| ServiceError::Signal { pid, source })?;
         if self.timing.wait_until(|| !procscan::alive(&self.proc_root, pid)) {
             return Ok(());
@@ -167,8 +170,9 @@ impl ServiceManager for PidfileService {
     }
 
     /// Starts the recorded command and waits until its socket answers.
-    fn start(&self) -> Result<()> {
+    fn start(&self, log: &dyn Progress) -> Result<()> {
         let cmd = self.recorded().ok_or_else(|| ServiceError::NothingRecorded { pidfile: self.pidfile.clone() })?;
+        log.log(&format!("run: {} (output appended to {})", cmd.argv.join(" "), cmd.log.display()));
         cmd.spawn()?;
         let api = DockerApi::new(cmd.socket());
         if self.timing.wait_until(|| api.ping()) {
@@ -193,6 +197,7 @@ impl ServiceManager for PidfileService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
 
     fn cmd(argv: &[&str]) -> DaemonCommand {
         DaemonCommand { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec![], cwd: "/".into(), log: "/l".into() }
@@ -220,8 +225,8 @@ mod tests {
         let p = d.path().join("docker.pid");
         let s = PidfileService::new(&p, Timing::default());
         assert_eq!(s.live_pid().unwrap(), None);
-        s.stop().unwrap();
-        assert!(matches!(s.start(), Err(ServiceError::NothingRecorded { .. })));
+        s.stop(&Silent).unwrap();
+        assert!(matches!(s.start(&Silent), Err(ServiceError::NothingRecorded { .. })));
         std::fs::write(&p, "garbage").unwrap();
         assert!(s.live_pid().unwrap_err().to_string().contains("not a pid"));
         // Our own pid is alive but not dockerd: a stale pidfile.

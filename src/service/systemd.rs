@@ -3,11 +3,12 @@
 //! client touching /var/run/docker.sock would socket-activate dockerd again
 //! in the middle of a copy.
 
-use super::command::{CommandRunner, SystemRunner};
+use super::command::{CommandRunner, SystemRunner, display};
 use super::error::{Result, ServiceError};
 use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
 use crate::docker::api::DockerApi;
+use crate::progress::Progress;
 
 const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
 
@@ -29,6 +30,13 @@ impl<R: CommandRunner> Systemd<R> {
     /// Uses a given command runner (tests script it).
     pub fn with_runner(runner: R, api: DockerApi, timing: Timing) -> Self {
         Self { runner, api, timing }
+    }
+
+    /// Runs `systemctl args…`, which must succeed, and reports it to `log`.
+    /// The `is-active` polls are not reported: they change nothing.
+    fn systemctl(&self, log: &dyn Progress, args: &[&str]) -> Result<()> {
+        log.log(&format!("run: {}", display("systemctl", args)));
+        self.runner.run_ok("systemctl", args).map(drop)
     }
 
     /// The `is-active` state of each unit, in [`UNITS`] order.
@@ -53,8 +61,8 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
         "systemd".into()
     }
 
-    fn stop(&self) -> Result<()> {
-        self.runner.run_ok("systemctl", &["stop", UNITS[0], UNITS[1]])?;
+    fn stop(&self, log: &dyn Progress) -> Result<()> {
+        self.systemctl(log, &["stop", UNITS[0], UNITS[1]])?;
         let (mut last, mut failed) = (Vec::new(), None);
         let ok = self.timing.wait_until(|| match self.states() {
             Ok(s) => {
@@ -80,9 +88,9 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
     /// that trips over a leftover of its predecessor (a containerd
     /// reconnect, a lock) usually comes up on the next try. Docker must not
     /// be left down after dockroot stopped it.
-    fn start(&self) -> Result<()> {
-        self.runner.run_ok("systemctl", &["start", UNITS[0]])?;
-        let mut failure = self.runner.run_ok("systemctl", &["start", UNITS[1]]).err();
+    fn start(&self, log: &dyn Progress) -> Result<()> {
+        self.systemctl(log, &["start", UNITS[0]])?;
+        let mut failure = self.systemctl(log, &["start", UNITS[1]]).err();
         let mut retried = false;
         let up = self.timing.wait_until(|| {
             if self.api.ping() {
@@ -91,8 +99,8 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
             let failed = matches!(self.states().ok().as_deref(), Some([_, s]) if s == "failed" || s == "inactive");
             if failure.is_some() && failed && !retried {
                 retried = true;
-                let _ = self.runner.run("systemctl", &["reset-failed", UNITS[1]]);
-                failure = self.runner.run_ok("systemctl", &["start", UNITS[1]]).err();
+                let _ = self.systemctl(log, &["reset-failed", UNITS[1]]);
+                failure = self.systemctl(log, &["start", UNITS[1]]).err();
             }
             // Only an unrecoverable failed state ends the wait early.
             failed && retried && failure.is_some()
@@ -128,6 +136,7 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::progress::Silent;
     use crate::service::command::CmdOutput;
     use std::sync::Mutex;
     use std::time::Duration;
@@ -161,6 +170,16 @@ pub(crate) mod tests {
         }
     }
 
+    /// Keeps the detail lines a manager reports.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    impl Progress for Log {
+        fn log(&self, msg: &str) {
+            self.0.lock().unwrap().push(msg.into());
+        }
+    }
+
     pub fn fast() -> Timing {
         Timing { timeout: Duration::from_millis(300), poll: Duration::from_millis(10) }
     }
@@ -171,10 +190,13 @@ pub(crate) mod tests {
         r.reply("systemctl is-active", 0, "active\ndeactivating\n");
         r.reply("systemctl is-active", 3, "inactive\ninactive\n");
         let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
-        s.stop().unwrap();
+        let log = Log::default();
+        s.stop(&log).unwrap();
         let calls = s.runner.calls.lock().unwrap().clone();
         assert_eq!(calls[0], "systemctl stop docker.socket docker.service");
         assert_eq!(calls.len(), 3);
+        // -v shows the command that changed something, not the polls.
+        assert_eq!(*log.0.lock().unwrap(), ["run: systemctl stop docker.socket docker.service"]);
         assert!(!s.is_running().unwrap());
     }
 
@@ -183,7 +205,7 @@ pub(crate) mod tests {
         let r = FakeRunner::default();
         r.reply("systemctl is-active", 0, "inactive\nactive\n");
         let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
-        let e = s.stop().unwrap_err().to_string();
+        let e = s.stop(&Silent).unwrap_err().to_string();
         assert!(e.contains("docker.service=active") && e.contains("journalctl"), "{e}");
     }
 
@@ -191,14 +213,14 @@ pub(crate) mod tests {
     fn start_order_and_failure() {
         let r = FakeRunner::default();
         let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
-        let e = s.start().unwrap_err();
+        let e = s.start(&Silent).unwrap_err();
         assert!(matches!(e, ServiceError::StartTimeout { .. }), "{e}");
         let calls = s.runner.calls.lock().unwrap().clone();
         assert_eq!(calls[..2], ["systemctl start docker.socket", "systemctl start docker.service"]);
         let r = FakeRunner::default();
         r.reply("systemctl stop", 1, "");
         let s = Systemd::with_runner(r, DockerApi::new("/x.sock"), fast());
-        assert!(matches!(s.stop(), Err(ServiceError::CommandFailed { .. })));
+        assert!(matches!(s.stop(&Silent), Err(ServiceError::CommandFailed { .. })));
     }
 
     #[test]
@@ -208,7 +230,7 @@ pub(crate) mod tests {
         r.reply("systemctl is-active", 3, "active\nfailed\n");
         r.reply("journalctl", 0, "dockerd[9]: failed to start daemon: boom\n");
         let s = Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast());
-        let e = s.start().unwrap_err();
+        let e = s.start(&Silent).unwrap_err();
         let calls = s.runner.calls.lock().unwrap().clone();
         assert_eq!(calls.iter().filter(|c| *c == "systemctl start docker.service").count(), 2, "{calls:?}");
         assert!(calls.contains(&"systemctl reset-failed docker.service".to_string()), "{calls:?}");

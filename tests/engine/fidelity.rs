@@ -1,7 +1,10 @@
 //! The fidelity tree copied onto ext4, xfs and btrfs, checked by the
 //! independent comparer and by dockroot's own verify.
 
+use std::path::Path;
 use std::process::Command;
+
+use filetime::FileTime;
 
 use crate::util::*;
 
@@ -87,4 +90,56 @@ fn sparse_file_stays_sparse_and_sparsify_punches_zero_blocks() {
     assert!(blocks(&sp.join("zeros")) < 64 << 10);
     assert_eq!(std::fs::read(sp.join("zeros")).unwrap(), vec![0u8; 40 << 20]);
     assert_eq!(std::fs::read(sp.join("data")).unwrap(), std::fs::read(src.join("data")).unwrap());
+}
+
+/// (atime, mtime) of `p` itself (a symlink is not followed).
+fn times(p: &Path) -> (FileTime, FileTime) {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (FileTime::from_last_access_time(&m), FileTime::from_last_modification_time(&m))
+}
+
+/// Distinct atimes and mtimes with odd nanoseconds survive a copy onto each
+/// filesystem, on a file, a symlink, directories and the root.
+/// mkfidelity.py sets atime = mtime and treecmp.py compares mtimes only;
+/// this pins atimes too. The atimes are older than the mtimes, so with
+/// relatime a read of the source would move them: the copy must take the
+/// times it applies from before it reads.
+#[test]
+fn copy_keeps_ns_atimes_and_mtimes() {
+    require_root();
+    let s = Scratch::new("times");
+    let src_fs = LoopFs::new(&s, "ext4", "256M");
+    let src = src_fs.mnt.join("tree");
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    std::fs::write(src.join("dir/file"), b"some bytes").unwrap();
+    std::os::unix::fs::symlink("file", src.join("dir/link")).unwrap();
+    // Children before parents: setting a child's times does not move its
+    // parent's, but creating it did.
+    let want: Vec<(&str, FileTime, FileTime)> = ["dir/file", "dir/link", "dir/sub", "dir", ""]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let i = i as i64;
+            (
+                *p,
+                FileTime::from_unix_time(1_500_000_000 + i, 100_000_001 + 2 * i as u32),
+                FileTime::from_unix_time(1_600_000_000 + i, 999_999_999 - 2 * i as u32),
+            )
+        })
+        .collect();
+    for dst_fs in ["ext4", "xfs", "btrfs"] {
+        // The previous copy read the source directories and the symlink,
+        // which moved their atimes (only files are read with O_NOATIME).
+        for (p, atime, mtime) in &want {
+            filetime::set_symlink_file_times(src.join(p), *atime, *mtime).unwrap();
+        }
+        let dst = LoopFs::new(&s, dst_fs, "512M");
+        let copy = dst.mnt.join("copy");
+        // No --verify: reading the copy's directories would move their atimes.
+        let out = dockroot(["copy".as_ref(), src.as_os_str(), copy.as_os_str()]);
+        assert!(out.status.success(), "{}", text(&out));
+        for (p, atime, mtime) in &want {
+            assert_eq!(times(&copy.join(p)), (*atime, *mtime), "{dst_fs}: {p:?} (atime, mtime)");
+        }
+    }
 }

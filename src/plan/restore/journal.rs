@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::archive_error::{BackupError, Result};
 use crate::docker::atomic;
+use crate::progress::Progress;
 use crate::service::{ServiceContext, ServiceRecord};
 
 /// Steps, in the order they happen; the journal lists those done.
@@ -116,14 +117,14 @@ impl Journal {
     /// Puts everything back the way it was before the restore: config files,
     /// the previous data-root, no staging tree, and Docker running if it was
     /// stopped. Returns what could not be undone (empty when all went well).
-    pub fn undo(&mut self, ctx: &ServiceContext) -> Vec<String> {
+    pub fn undo(&mut self, ctx: &ServiceContext, progress: &dyn Progress) -> Vec<String> {
         let mut failed = Vec::new();
         let svc = self.service.as_ref().map(|r| r.rebuild(ctx));
         // Docker may already run on the restored tree (the health check failed).
         if let Some(svc) = &svc
             && self.done(step::STOPPED)
             && svc.is_running().unwrap_or(false)
-            && let Err(e) = svc.stop()
+            && let Err(e) = svc.stop(progress)
         {
             failed.push(format!("stop Docker: {e}"));
         }
@@ -158,7 +159,7 @@ impl Journal {
         if self.done(step::STOPPED) {
             match &svc {
                 Some(svc) => {
-                    if let Err(e) = svc.start() {
+                    if let Err(e) = svc.start(progress) {
                         failed.push(format!("start Docker: {e}"));
                     }
                 }
@@ -198,7 +199,7 @@ mod tests {
             api: crate::docker::api::DockerApi::new("/nonexistent.sock"),
             timing: crate::service::wait::Timing::default(),
         };
-        assert!(j.undo(&ctx).is_empty());
+        assert!(j.undo(&ctx, &crate::progress::Silent).is_empty());
         assert_eq!(std::fs::read(dr.join("keep")).unwrap(), b"x");
         assert!(!staging.exists() && !old.exists());
         assert_eq!(std::fs::read(&cfg).unwrap(), b"before");

@@ -153,7 +153,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let ex = match extract_and_verify(opts, &mut reader, &meta, &mut j, progress) {
         Ok(ex) => ex,
         Err(e) => {
-            let undo = j.undo(&ctx);
+            let undo = j.undo(&ctx, progress);
             j.end("refused")?;
             return Err(if undo.is_empty() { e } else { BackupError::Undone { error: Box::new(e), undo } });
         }
@@ -166,7 +166,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let svc = opts.service.clone().build(&ctx);
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    match swap_and_start(opts, &ex, &meta, &mut j, svc.as_ref(), none) {
+    match swap_and_start(opts, &ex, &meta, &mut j, svc.as_ref(), none, progress) {
         Ok(config_restored) => {
             j.end("done")?;
             Ok(RestoreSummary {
@@ -182,7 +182,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             })
         }
         Err(e) => {
-            let undo = j.undo(&ctx);
+            let undo = j.undo(&ctx, progress);
             j.end(if undo.is_empty() { "undone" } else { "undo-failed" })?;
             Err(BackupError::Undone { error: Box::new(e), undo })
         }
@@ -191,14 +191,14 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
 
 /// `dockroot rollback` for a restore that was interrupted: undoes what its
 /// journal shows was done and starts Docker again if it was stopped.
-pub fn rollback(state_dir: &Path, api: &DockerApi, timing: Timing) -> Result<Option<RestoreRollback>> {
+pub fn rollback(state_dir: &Path, api: &DockerApi, timing: Timing, progress: &dyn Progress) -> Result<Option<RestoreRollback>> {
     let _lock = lock(state_dir)?;
     let Some(mut j) = Journal::load(state_dir)? else { return Ok(None) };
     if j.outcome != "running" {
         return Ok(None);
     }
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
-    let undo = j.undo(&ctx);
+    let undo = j.undo(&ctx, progress);
     if !undo.is_empty() {
         j.end("undo-failed")?;
         return Err(BackupError::Refused(format!(
@@ -305,10 +305,11 @@ fn swap_and_start(
     j: &mut Journal,
     svc: &dyn ServiceManager,
     none: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>> {
     let (dr, staging, old) = (j.data_root.clone(), j.staging.clone(), j.old.clone());
     // Recorded before the stop: even a half-done stop must be undone by starting again.
-    let stop = svc.stop();
+    let stop = svc.stop(progress);
     j.service = Some(svc.record());
     j.step(step::STOPPED)?;
     stop.map_err(BackupError::service("stop Docker"))?;
@@ -343,7 +344,7 @@ fn swap_and_start(
         j.step(step::CONFIG)?;
     }
     interrupted("swap")?;
-    svc.start().map_err(BackupError::service("start Docker"))?;
+    svc.start(progress).map_err(BackupError::service("start Docker"))?;
     j.step(step::STARTED)?;
     if !none && let Some(want) = &meta.docker {
         let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
