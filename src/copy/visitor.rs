@@ -11,7 +11,7 @@ use super::file::copy_content;
 use crate::error::{Error, Result, show};
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
-use crate::tree::apply::{Attrs, apply_at, apply_dir, apply_file};
+use crate::tree::apply::{Attrs, FileTarget, apply_at, apply_dir, apply_file, preset_mode};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
 use crate::tree::pool::Pool;
 use crate::tree::scan::{changed_during_read, record_for, record_with, special_body};
@@ -156,7 +156,8 @@ impl CopyVisitor {
         // The walker's stat was taken before this read: a write during the
         // read moves ctime past it, and the stat after the read shows that.
         let before = item.meta;
-        let dst = Arc::new(sys::create_file_at(d, &item.name).map_err(|e| self.e("create", rel, e))?);
+        let preset = preset_mode(&before);
+        let dst = Arc::new(sys::create_file_mode_at(d, &item.name, preset.unwrap_or(0o600)).map_err(|e| self.e("create", rel, e))?);
         let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
             .map_err(|e| self.content_error(&src, &before, rel, "copy data to", e))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
@@ -166,7 +167,8 @@ impl CopyVisitor {
         }
         let body = Body::File { size: before.size, blake3: copied.blake3, ino: before.ino, ctime: before.ctime };
         let record = record_with(item, &before, body, &self.src, Some(src.as_fd()))?;
-        apply_file(dst.as_fd(), d, &item.name, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
+        let target = FileTarget { fd: dst.as_fd(), dir: d, name: &item.name, preset: preset.is_some() };
+        apply_file(&target, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
         Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true, source: None })
     }

@@ -46,8 +46,28 @@ pub fn open_read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
 
 /// Creates a new regular file (it must not exist) for writing.
 pub fn create_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    create_file_mode_at(dir, name, 0o600)
+}
+
+/// As [`create_file_at`], with `mode` (the umask applies).
+pub fn create_file_mode_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    Ok(File::from(openat_raw(dir, name, flags, 0o600)?))
+    Ok(File::from(openat_raw(dir, name, flags, mode)?))
+}
+
+/// What a file this process creates gets without chown/chmod: (euid, egid,
+/// umask). Read once; the umask comes from /proc (umask(2) cannot read it
+/// without setting it, which would race other threads).
+pub fn creation_defaults() -> (u32, u32, u32) {
+    static D: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *D.get_or_init(|| {
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok())))
+            // Unknown: assume everything is masked, so the mode is always set explicitly.
+            .unwrap_or(0o777);
+        (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw(), umask)
+    })
 }
 
 /// Opens an existing file for reading and writing (delta comparisons).

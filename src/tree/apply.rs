@@ -16,6 +16,16 @@ pub struct Attrs<'a> {
     pub xattrs: &'a Xattrs,
 }
 
+/// The mode to create a regular file with when it then needs neither chown
+/// nor chmod: the owner is already ours (the parent is a private 0700
+/// directory while its children are written, so no setgid inheritance), the
+/// umask strips nothing and there are no setuid/setgid/sticky bits (chown
+/// would clear them). Two syscalls fewer per file on a typical data-root.
+pub fn preset_mode(m: &Meta) -> Option<u32> {
+    let (uid, gid, umask) = sys::creation_defaults();
+    (m.kind == Kind::File && (m.uid, m.gid) == (uid, gid) && m.perm & 0o7000 == 0 && m.perm & umask == 0).then_some(m.perm)
+}
+
 fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> Error {
     Error::Xattr { step: "set", name: display(&name), path: crate::error::show(root, rel), source: e }
 }
@@ -34,11 +44,21 @@ pub fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: 
     sys::set_times_at(dir, name, m.atime, m.mtime).map_err(|e| Error::io("set times", root, rel, e))
 }
 
-/// Applies metadata to an open regular file (cheaper than by name).
-pub fn apply_file(f: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
-    let m = a.meta;
-    sys::fchown(f, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
-    sys::fchmod(f, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
+/// Applies metadata to an open regular file (cheaper than by name). `preset`:
+/// it was created with [`preset_mode`], owner and mode are already right.
+pub struct FileTarget<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub dir: BorrowedFd<'a>,
+    pub name: &'a CStr,
+    pub preset: bool,
+}
+
+pub fn apply_file(t: &FileTarget, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+    let (m, f, dir, name) = (a.meta, t.fd, t.dir, t.name);
+    if !t.preset {
+        sys::fchown(f, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+        sys::fchmod(f, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
+    }
     if !a.xattrs.is_empty() || exact {
         sys::xattr::write_at(dir, name, a.xattrs, exact).map_err(|e| xattr_err(root, rel, e))?;
     }

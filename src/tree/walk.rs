@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
@@ -301,10 +301,11 @@ pub fn walk<V: Visitor>(
     let (res_tx, res_rx) = unbounded::<Msg>();
     let (tok_tx, tok_rx) = bounded::<()>(8192);
     let pool = Pool::default();
+    let working = AtomicUsize::new(opts.threads.max(1));
     let stats = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
-            let (rx, tx, pool) = (job_rx.clone(), res_tx.clone(), &pool);
-            s.spawn(move || worker(visitor, pool, rx, tx));
+            let (rx, tx, pool, working) = (job_rx.clone(), res_tx.clone(), &pool, &working);
+            s.spawn(move || worker(visitor, pool, rx, tx, working));
         }
         drop(job_rx);
         let walker = Walker {
@@ -338,7 +339,7 @@ pub fn walk<V: Visitor>(
     Ok(stats)
 }
 
-fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>) {
+fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>, working: &AtomicUsize) {
     loop {
         // Pieces of a large file first: the ordered collector may be waiting for it.
         let batch = select! {
@@ -350,7 +351,7 @@ fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, resul
             }
             recv(jobs) -> b => match b {
                 Ok(b) => b,
-                Err(_) => return,
+                Err(_) => break,
             },
         };
         let mut out = Vec::with_capacity(batch.len());
@@ -362,7 +363,15 @@ fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, resul
             drop(item);
         }
         if results.send(out).is_err() {
-            return;
+            break;
+        }
+    }
+    // No more entries, but a worker still on its last batch may split a
+    // large file: help with its pieces until every worker is done.
+    working.fetch_sub(1, Ordering::SeqCst);
+    while working.load(Ordering::SeqCst) > 0 {
+        if let Ok(t) = pool.tasks().recv_timeout(std::time::Duration::from_millis(5)) {
+            t();
         }
     }
 }
