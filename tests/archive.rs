@@ -224,14 +224,7 @@ pub(crate) fn write_archive_with(
     let mut manifest = Vec::new();
     let mut n = 0;
     archive::walk(src, &mut |e| {
-        let shell = archive::ArchiveEntry {
-            rel_path: e.rel_path.clone(),
-            meta: e.meta,
-            xattrs: e.xattrs.clone(),
-            link_target: e.link_target.clone(),
-            hardlink_to: None,
-            data: None,
-        };
+        let shell = e.metadata_only();
         let r = w.add_entry(e)?;
         for m in alter(dockroot::plan::backup::record(&shell, &r)) {
             manifest.extend_from_slice(format!("{}\n", m.to_line()).as_bytes());

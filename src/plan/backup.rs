@@ -234,14 +234,7 @@ pub fn write_archive<W: Write + Send + 'static>(
     let (mut entries, mut bytes) = (0u64, 0u64);
     progress.phase("backup", Some((meta.entries, meta.bytes)));
     archive::walk(root, &mut |e: ArchiveEntry| {
-        let shell = ArchiveEntry {
-            rel_path: e.rel_path.clone(),
-            meta: e.meta,
-            xattrs: e.xattrs.clone(),
-            link_target: e.link_target.clone(),
-            hardlink_to: None,
-            data: None,
-        };
+        let shell = e.metadata_only();
         let rec = w.add_entry(e)?;
         manifest.extend_from_slice(record(&shell, &rec).to_line().as_bytes());
         manifest.push(b'\n');
