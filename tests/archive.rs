@@ -223,10 +223,9 @@ pub(crate) fn write_archive_with(
     let mut recs = Vec::new();
     let mut manifest = Vec::new();
     let mut n = 0;
-    archive::walk(src, &mut |e| {
-        let shell = e.metadata_only();
+    archive::walk(src, &mut |walked, e| {
         let r = w.add_entry(e)?;
-        for m in alter(dockroot::plan::backup::record(&shell, &r)) {
+        for m in alter(dockroot::plan::backup::complete(walked, &r)) {
             manifest.extend_from_slice(format!("{}\n", m.to_line()).as_bytes());
             n += 1;
         }

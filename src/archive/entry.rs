@@ -21,22 +21,6 @@ pub struct ArchiveEntry {
     pub data: Option<File>,
 }
 
-impl ArchiveEntry {
-    /// A copy without the open file (and without the hardlink target, which
-    /// the writer's [`EntryRecord`] carries): what a caller keeps to build the
-    /// manifest record after handing the entry to the writer.
-    pub fn metadata_only(&self) -> ArchiveEntry {
-        ArchiveEntry {
-            rel_path: self.rel_path.clone(),
-            meta: self.meta,
-            xattrs: self.xattrs.clone(),
-            link_target: self.link_target.clone(),
-            hardlink_to: None,
-            data: None,
-        }
-    }
-}
-
 /// What was written or extracted for one entry, for the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRecord {

@@ -80,15 +80,7 @@ pub fn record<R: Read>(m: &Member, rel: &[u8], tar: &mut TarReader<R>, buf: &mut
             let target = m.fields.linkname.strip_prefix(layout::DATA_DIR).ok_or_else(|| m.rejected("hardlink target outside data/"))?;
             let target = components(m, target)?.join(&b'/');
             // As the backup records hardlinks: the target only.
-            return Ok(Record {
-                path,
-                body: Body::Hardlink { target },
-                perm: 0,
-                uid: 0,
-                gid: 0,
-                mtime: Timespec::default(),
-                xattrs: vec![],
-            });
+            return Ok(Record::hardlink(path, target));
         }
         flag::DIR => Body::Dir,
         flag::FILE | flag::OLD_FILE if m.socket => Body::Socket,

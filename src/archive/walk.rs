@@ -35,11 +35,7 @@ impl Visitor for Source {
         let root = &self.root;
         let (record, source) = match (&item.meta.kind, &item.link) {
             (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
-                let body = Body::Hardlink { target: head_rel.clone() };
-                (
-                    Record { path: item.rel.clone(), body, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] },
-                    (item.meta, None),
-                )
+                (Record::hardlink(item.rel.clone(), head_rel.clone()), (item.meta, None))
             }
             (Kind::File, _) => {
                 let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?;
@@ -61,8 +57,10 @@ impl Visitor for Source {
 /// Walks `root` and calls `visit` for the root (empty `rel_path`) and every
 /// entry below it, in walk order (parents first, names sorted bytewise). The
 /// first error (of the walk or of `visit`) ends it. Returns the mount points
-/// found below the root, archived as empty directories.
-pub fn walk(root: &Path, visit: &mut dyn FnMut(ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
+/// found below the root, archived as empty directories. `visit` gets the
+/// entry's manifest record (a file's size and hash are filled in once the
+/// writer has read it) and the writer's input.
+pub fn walk(root: &Path, visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
     let opts = WalkOptions { root: root.to_path_buf(), threads: crate::copy::default_threads(), live: false, baseline: None };
     let source = Source { root: root.to_path_buf() };
     let mut fatal = None;
@@ -70,9 +68,12 @@ pub fn walk(root: &Path, visit: &mut dyn FnMut(ArchiveEntry) -> super::error::Re
         if fatal.is_some() {
             return;
         }
-        let r = r.map_err(super::ArchiveError::from).and_then(|o| match o.record.and_then(|rec| entry(rec, o.source)) {
-            Some(e) => visit(e),
-            None => Ok(()),
+        let r = r.map_err(super::ArchiveError::from).and_then(|o| match (o.record, o.source) {
+            (Some(rec), Some(source)) => {
+                let e = entry(&rec, source);
+                visit(rec, e)
+            }
+            _ => Ok(()),
         });
         if let Err(e) = r {
             fatal = Some(e);
@@ -85,12 +86,11 @@ pub fn walk(root: &Path, visit: &mut dyn FnMut(ArchiveEntry) -> super::error::Re
 }
 
 /// The writer's input for one walked entry.
-fn entry(record: Record, source: Option<(sys::Meta, Option<std::fs::File>)>) -> Option<ArchiveEntry> {
-    let (meta, data) = source?;
+fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>)) -> ArchiveEntry {
     let (link_target, hardlink_to) = match &record.body {
         Body::Symlink { target } => (Some(target.clone()), None),
         Body::Hardlink { target } => (None, Some(target.clone())),
         _ => (None, None),
     };
-    Some(ArchiveEntry { rel_path: record.path, meta, xattrs: record.xattrs, link_target, hardlink_to, data })
+    ArchiveEntry { rel_path: record.path.clone(), meta, xattrs: record.xattrs.clone(), link_target, hardlink_to, data }
 }

@@ -14,7 +14,7 @@ use crate::sys::{self, Kind, Meta};
 use crate::tree::apply::{Attrs, FileTarget, apply_at, apply_dir, apply_file, preset_mode};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
 use crate::tree::pool::Pool;
-use crate::tree::scan::{changed_during_read, record_for, record_with, special_body};
+use crate::tree::scan::{changed_during_read, changed_or, record_for, record_with, special_body};
 use crate::tree::{Entered, Item, Outcome, Visitor};
 
 pub struct CopyVisitor {
@@ -56,15 +56,6 @@ impl CopyVisitor {
         Error::io(step, &self.dst, rel, e)
     }
 
-    /// A failure while the source was being rewritten (it shrank under the
-    /// mapping, say) is that change, not a fault of the destination.
-    fn content_error(&self, src: &std::fs::File, before: &Meta, rel: &[u8], step: &'static str, e: std::io::Error) -> Error {
-        match sys::stat::fstat(src.as_fd()) {
-            Ok(after) if changed_during_read(before, &after) => Error::Changed { path: show(&self.src, rel), what: "changed" },
-            _ => self.e(step, rel, e),
-        }
-    }
-
     fn es(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
         Error::source(step, &self.src, rel, e)
     }
@@ -102,15 +93,7 @@ impl CopyVisitor {
             }
             sys::link_at(hd, &head.name, d, &item.name).map_err(|e| self.e("link", &item.rel, e))
         })?;
-        let record = Record {
-            path: item.rel.clone(),
-            body: Body::Hardlink { target: head_rel.to_vec() },
-            perm: 0,
-            uid: 0,
-            gid: 0,
-            mtime: Default::default(),
-            xattrs: vec![],
-        };
+        let record = Record::hardlink(item.rel.clone(), head_rel.to_vec());
         Ok(Outcome { record: Some(record), ..Outcome::default() })
     }
 
@@ -159,7 +142,7 @@ impl CopyVisitor {
         let preset = preset_mode(&before);
         let dst = Arc::new(sys::create_file_mode_at(d, &item.name, preset.unwrap_or(0o600)).map_err(|e| self.e("create", rel, e))?);
         let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
-            .map_err(|e| self.content_error(&src, &before, rel, "copy data to", e))?;
+            .map_err(|e| changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e)))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {

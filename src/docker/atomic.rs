@@ -104,7 +104,8 @@ fn temp_name(path: &Path) -> PathBuf {
     with_suffix(path, &format!(".dockroot-tmp-{}", std::process::id()))
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended to its last component (`a/b` + `.x` = `a/b.x`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)

@@ -101,6 +101,12 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 impl Record {
+    /// A later name of a hardlinked file: only the target (its group's first
+    /// name) is recorded; the inode's metadata is on the target's record.
+    pub fn hardlink(path: Vec<u8>, target: Vec<u8>) -> Record {
+        Record { path, body: Body::Hardlink { target }, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] }
+    }
+
     /// Encodes the record as one line, without the newline.
     pub fn to_line(&self) -> String {
         let mut s = String::with_capacity(128);

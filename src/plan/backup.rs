@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
-use crate::archive::{self, ArchiveEntry, EntryRecord, WriterOptions};
+use crate::archive::{self, EntryRecord, WriterOptions};
 use crate::docker::api::DockerApi;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
@@ -177,7 +177,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         (Some(opts.output.clone()), Vec::new())
     };
     if let Some(out) = &output {
-        let abs = super::restore::absolute(out);
+        let abs = super::absolute(out);
         if abs.starts_with(&dr) {
             return Err(BackupError::Refused(format!(
                 "the archive {} would be inside the data-root {}; write it elsewhere",
@@ -190,30 +190,14 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune })
 }
 
-/// The manifest record of a walked entry, given what the writer recorded.
-pub fn record(e: &ArchiveEntry, r: &EntryRecord) -> Record {
-    let m = &e.meta;
-    if let Some(t) = &r.hardlink_to {
-        return Record {
-            path: e.rel_path.clone(),
-            body: Body::Hardlink { target: t.clone() },
-            perm: 0,
-            uid: 0,
-            gid: 0,
-            mtime: Default::default(),
-            xattrs: vec![],
-        };
+/// Completes a walked entry's manifest record with what the writer read: a
+/// regular file's size and BLAKE3.
+pub fn complete(mut rec: Record, written: &EntryRecord) -> Record {
+    if let Body::File { size, blake3, .. } = &mut rec.body {
+        *size = written.size;
+        *blake3 = written.hash.unwrap_or_default();
     }
-    let body = match m.kind {
-        Kind::File => Body::File { size: r.size, blake3: r.hash.unwrap_or_default(), ino: m.ino, ctime: m.ctime },
-        Kind::Dir => Body::Dir,
-        Kind::Symlink => Body::Symlink { target: e.link_target.clone().unwrap_or_default() },
-        Kind::Char => Body::Char { rdev: m.rdev },
-        Kind::Block => Body::Block { rdev: m.rdev },
-        Kind::Fifo => Body::Fifo,
-        Kind::Socket => Body::Socket,
-    };
-    Record { path: e.rel_path.clone(), body, perm: m.perm, uid: m.uid, gid: m.gid, mtime: m.mtime, xattrs: e.xattrs.clone() }
+    rec
 }
 
 /// Writes the whole archive to `out`; returns (entries, data bytes).
@@ -233,10 +217,9 @@ pub fn write_archive<W: Write + Send + 'static>(
     let mut manifest = format!("{HEADER}\n").into_bytes();
     let (mut entries, mut bytes) = (0u64, 0u64);
     progress.phase("backup", Some((meta.entries, meta.bytes)));
-    archive::walk(root, &mut |e: ArchiveEntry| {
-        let shell = e.metadata_only();
+    archive::walk(root, &mut |walked, e| {
         let rec = w.add_entry(e)?;
-        manifest.extend_from_slice(record(&shell, &rec).to_line().as_bytes());
+        manifest.extend_from_slice(complete(walked, &rec).to_line().as_bytes());
         manifest.push(b'\n');
         entries += 1;
         let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };

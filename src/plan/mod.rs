@@ -115,12 +115,16 @@ impl MovePlan {
     }
 }
 
-/// Canonical form of a path that may not exist yet (its existing ancestor is
-/// canonicalised, the rest appended).
+/// Canonical form of a path that may not exist yet (made absolute against
+/// the working directory, its existing ancestor canonicalised, the rest
+/// appended).
 pub fn absolute(p: &Path) -> PathBuf {
+    let p = &std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let base = probe::existing_ancestor(p);
     let rest = p.strip_prefix(&base).unwrap_or(Path::new(""));
-    std::fs::canonicalize(&base).unwrap_or(base).join(rest)
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    // join("") would add a trailing slash, and `<path>/` + suffix is a path inside it.
+    if rest.as_os_str().is_empty() { base } else { base.join(rest) }
 }
 
 /// Whether a mount below the data-root belongs to a running Docker
@@ -343,5 +347,20 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
 pub(crate) fn crash_hook(name: &str) {
     if std::env::var_os("DOCKROOT_TEST_CRASH_AT").is_some_and(|v| v == name) {
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute;
+
+    #[test]
+    fn absolute_paths_have_no_trailing_slash_and_relative_ones_start_at_the_cwd() {
+        let d = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(d.path()).unwrap();
+        assert_eq!(absolute(d.path()), real);
+        assert_eq!(absolute(&d.path().join("new/sub")), real.join("new/sub"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(std::path::Path::new("no-such-dir-x")), std::fs::canonicalize(&cwd).unwrap().join("no-such-dir-x"));
     }
 }

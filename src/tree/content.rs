@@ -26,15 +26,10 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF]);
 }
 
-/// Calls `f(offset, chunk)` for the whole file in order. Stops early (without
-/// error) if the file turns out shorter than `size`: the caller's post-read
-/// stat reports that change.
-pub fn stream(file: &File, size: u64, blocks: u64, f: impl FnMut(u64, Chunk) -> io::Result<()>) -> io::Result<()> {
-    stream_range(file, &extents(file, size, blocks)?, 0..size, f)
-}
-
-/// As [`stream`], for the bytes in `range` of a file with data `extents`
-/// (sorted `(start, len)` pairs; everything else is a hole).
+/// Calls `f(offset, chunk)` for the bytes in `range` of a file, in order,
+/// with data `extents` (sorted `(start, len)` pairs; everything else is a
+/// hole). Stops early (without error) if the file turns out shorter: the
+/// caller's post-read stat reports that change.
 pub fn stream_range(
     file: &File,
     extents: &[(u64, u64)],

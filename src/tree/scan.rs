@@ -61,6 +61,16 @@ pub fn changed_during_read(before: &Meta, after: &Meta) -> bool {
     before.ctime != after.ctime || before.size != after.size || before.mtime != after.mtime || before.ino != after.ino
 }
 
+/// A content read that failed while the file was being rewritten (it shrank
+/// under the mapping, say) is that change, not a read fault: `Changed` when
+/// the open file's stat now differs from `before`, else `fault`.
+pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &std::path::Path, rel: &[u8], fault: Error) -> Error {
+    match sys::stat::fstat(f) {
+        Ok(after) if changed_during_read(before, &after) => Error::Changed { path: crate::error::show(root, rel), what: "changed" },
+        _ => fault,
+    }
+}
+
 pub struct Scan {
     pub root: PathBuf,
     pub live: bool,
@@ -79,13 +89,8 @@ impl Scan {
         let root = &self.root;
         let f = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?);
         let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
-        let hash = hash_content(pool, f.clone(), before.size, before.blocks).map_err(|e| match sys::stat::fstat(f.as_fd()) {
-            // It shrank under the mapping: a change, not a read fault.
-            Ok(after) if changed_during_read(&before, &after) => {
-                Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" }
-            }
-            _ => Error::io("read", root, &item.rel, e),
-        })?;
+        let hash = hash_content(pool, f.clone(), before.size, before.blocks)
+            .map_err(|e| changed_or(f.as_fd(), &before, root, &item.rel, Error::io("read", root, &item.rel, e)))?;
         let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.live {
@@ -106,9 +111,7 @@ impl Visitor for Scan {
     fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let r = match (&item.meta.kind, &item.link) {
             (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
-                let body = Body::Hardlink { target: head_rel.clone() };
-                let record = Record { path: item.rel.clone(), body, perm: 0, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] };
-                Ok(Outcome { record: Some(record), ..Outcome::default() })
+                Ok(Outcome { record: Some(Record::hardlink(item.rel.clone(), head_rel.clone())), ..Outcome::default() })
             }
             (Kind::File, _) => self.hash_file(item, pool),
             _ => special_body(item, &self.root)

@@ -67,13 +67,6 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
-fn with_suffix(p: &Path, infix: &str, ts: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(infix);
-    s.push(ts);
-    PathBuf::from(s)
-}
-
 /// Checks a config name from the archive: only files below /etc/docker and
 /// `*.conf` drop-ins of docker.service, no `.` or `..` components.
 pub fn config_name_ok(name: &[u8]) -> bool {
@@ -124,12 +117,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
-    let dr = absolute(&dr);
+    let dr = super::absolute(&dr);
     if non_empty(&dr) && !opts.force {
         return Err(BackupError::Refused(format!(
             "data-root {} is not empty; pass --force to keep it as {}<UTC time> and restore in its place",
             dr.display(),
-            with_suffix(&dr, OLD_INFIX, "").display()
+            atomic::with_suffix(&dr, OLD_INFIX).display()
         )));
     }
     let _lock = lock(&opts.state_dir)?;
@@ -143,8 +136,8 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         )));
     }
     let ts = atomic::utc_timestamp(SystemTime::now());
-    let staging = with_suffix(&dr, STAGING_INFIX, &ts);
-    let old = with_suffix(&dr, OLD_INFIX, &ts);
+    let staging = atomic::with_suffix(&dr, &format!("{STAGING_INFIX}{ts}"));
+    let old = atomic::with_suffix(&dr, &format!("{OLD_INFIX}{ts}"));
     let mut j = Journal::new(&opts.state_dir, &opts.source, &dr, &staging, &old);
     j.save()?;
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
@@ -219,37 +212,10 @@ pub struct RestoreRollback {
     pub journal: PathBuf,
 }
 
-/// Takes `<state-dir>/lock` (the same lock as `move`), so a restore and a
-/// move or another restore never run at once; released when dropped.
+/// Takes `<state-dir>/lock`, the lock `move` takes, so a restore and a move
+/// or another restore never run at once; released when dropped.
 fn lock(state_dir: &Path) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(state_dir).map_err(BackupError::io("create the state directory", state_dir))?;
-    let p = state_dir.join("lock");
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(BackupError::io("open", &p))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(BackupError::Refused(format!("another dockroot run holds {}; wait for it to finish", p.display())));
-    }
-    Ok(f)
-}
-
-/// `p` made absolute, its existing part canonicalised (symlinks resolved).
-pub fn absolute(p: &Path) -> PathBuf {
-    let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
-    let mut base = p.as_path();
-    let mut rest = Vec::new();
-    while !base.exists() {
-        match (base.parent(), base.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                base = parent;
-            }
-            _ => return p.clone(),
-        }
-    }
-    let mut out = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    out.extend(rest.iter().rev());
-    out
+    super::journal::StateDir::new(state_dir).lock().map_err(|e| BackupError::Refused(e.to_string()))
 }
 
 /// Extracts into the staging directory and verifies it against the
@@ -275,7 +241,7 @@ fn extract_and_verify(
     drop(fd);
     j.step(step::EXTRACTED)?;
     interrupted("extract")?;
-    let mpath = with_suffix(&staging, ".manifest", "");
+    let mpath = atomic::with_suffix(&staging, ".manifest");
     std::fs::write(&mpath, &ex.manifest).map_err(BackupError::io("write", &mpath))?;
     let rep = crate::manifest::verify::verify_tree(&staging, &mpath, opts.threads, progress);
     let _ = std::fs::remove_file(&mpath);
