@@ -8,7 +8,7 @@ use std::io::Read;
 use super::error::Result;
 use super::header::BLOCK;
 use super::read::{Member, TarReader};
-use crate::tree::content::hash_zeros;
+use crate::tree::hasher::ContentHasher;
 
 /// Largest number of extents in a sparse map.
 const MAX_EXTENTS: u64 = 1 << 20;
@@ -24,20 +24,20 @@ pub fn content<R: Read>(
     hash: bool,
     sink: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<(u64, Option<[u8; 32]>)> {
-    let h = hash.then(blake3::Hasher::new);
+    let h = hash.then(ContentHasher::new);
     let (size, h) = match m.sparse_size {
         Some(real) => sparse(tar, m, real, buf, h, sink)?,
         None => plain(tar, buf, h, sink)?,
     };
-    Ok((size, h.map(|h| *h.finalize().as_bytes())))
+    Ok((size, h.map(|h| h.finalize())))
 }
 
 fn plain<R: Read>(
     tar: &mut TarReader<R>,
     buf: &mut [u8],
-    mut h: Option<blake3::Hasher>,
+    mut h: Option<ContentHasher>,
     mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(u64, Option<blake3::Hasher>)> {
+) -> Result<(u64, Option<ContentHasher>)> {
     let mut pos = 0u64;
     loop {
         let n = tar.read_data(buf)?;
@@ -109,14 +109,14 @@ fn sparse<R: Read>(
     m: &Member,
     real: u64,
     buf: &mut [u8],
-    mut h: Option<blake3::Hasher>,
+    mut h: Option<ContentHasher>,
     mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(u64, Option<blake3::Hasher>)> {
+) -> Result<(u64, Option<ContentHasher>)> {
     let extents = sparse_map(tar, m, real)?;
     let mut pos = 0u64;
     for (o, l) in extents {
         if let Some(h) = &mut h {
-            hash_zeros(h, o - pos);
+            h.zeros(o - pos);
         }
         let mut done = 0u64;
         while done < l {
@@ -131,7 +131,7 @@ fn sparse<R: Read>(
         pos = o + l;
     }
     if let Some(h) = &mut h {
-        hash_zeros(h, real - pos);
+        h.zeros(real - pos);
     }
     Ok((real, h))
 }

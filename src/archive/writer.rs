@@ -17,7 +17,8 @@ use super::error::{ArchiveError, Result};
 use super::header::{self, BLOCK, Fields, flag};
 use super::{ArchiveEntry, EntryRecord, acl, layout, show};
 use crate::sys::Kind;
-use crate::tree::content::{Chunk, hash_zeros, stream_range};
+use crate::tree::content::{Chunk, stream_range};
+use crate::tree::hasher::ContentHasher;
 
 /// Compression settings.
 #[derive(Debug, Clone)]
@@ -224,7 +225,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// sparse map says) and returns the BLAKE3 of its whole content; the
     /// file must not shrink.
     fn content(&mut self, file: &std::fs::File, size: u64, extents: &[(u64, u64)], rel: &[u8]) -> Result<[u8; 32]> {
-        let mut h = blake3::Hasher::new();
+        let mut h = ContentHasher::new();
         let (mut written, mut out_err) = (0u64, None);
         let out = &mut self.out;
         let read = stream_range(file, extents, 0..size, |_, c| {
@@ -238,7 +239,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                     }
                     written += d.len() as u64;
                 }
-                Chunk::Hole(n) => hash_zeros(&mut h, n),
+                Chunk::Hole(n) => h.zeros(n),
             }
             Ok(())
         });
@@ -250,7 +251,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         if written != want {
             return Err(ArchiveError::SourceChanged { path: show(rel), what: format!("read {written} of {want} bytes") });
         }
-        Ok(*h.finalize().as_bytes())
+        Ok(h.finalize())
     }
 
     /// Writes a PAX sparse 1.0 member: header named `GNUSparseFile.0/<base>`,

@@ -7,9 +7,10 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::tree::content::{Chunk, extents, hash_zeros, stream_range};
+use crate::tree::content::{Chunk, extents, stream_range};
+use crate::tree::hasher::ContentHasher;
 use crate::tree::pool::Pool;
 use crate::tree::split::{Leaf, PIECE, hash_pieces};
 
@@ -45,13 +46,18 @@ fn write_sparse(dst: &File, data: &[u8], off: u64) -> io::Result<u64> {
 pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
     let ex = Arc::new(extents(&src, size, blocks)?);
     let out = dst.clone();
+    // Writes to one file serialise on its inode lock anyway; a worker that
+    // waits here sleeps (and leaves the core to others) where the kernel
+    // would spin. Between writes it hashes, so pieces pipeline.
+    let write_lock = Arc::new(Mutex::new(()));
     // Each piece returns (zero bytes skipped, end of the data it wrote).
-    let leaf: Arc<Leaf<(u64, u64)>> = Arc::new(move |r: Range<u64>, h: &mut blake3::Hasher| {
+    let leaf: Arc<Leaf<(u64, u64)>> = Arc::new(move |r: Range<u64>, h: &mut ContentHasher| {
         let (mut skipped, mut written_to) = (0u64, 0u64);
         stream_range(&src, &ex, r, |off, c| {
             match c {
                 Chunk::Data(d) => {
                     h.update(d);
+                    let _turn = write_lock.lock().unwrap_or_else(|p| p.into_inner());
                     if sparsify {
                         skipped += write_sparse(&out, d, off)?;
                     } else {
@@ -59,7 +65,7 @@ pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, bloc
                     }
                     written_to = off + d.len() as u64;
                 }
-                Chunk::Hole(n) => hash_zeros(h, n),
+                Chunk::Hole(n) => h.zeros(n),
             }
             Ok(())
         })?;

@@ -87,14 +87,3 @@ pub fn extents(file: &File, size: u64, blocks: u64) -> io::Result<Vec<(u64, u64)
         data_extents(file, size)
     }
 }
-
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-
-/// Feeds `len` zero bytes into a hasher (a hole's logical content).
-pub fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
-    while len > 0 {
-        let n = len.min(ZEROS.len() as u64) as usize;
-        h.update(&ZEROS[..n]);
-        len -= n as u64;
-    }
-}

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod content;
 pub mod estimate;
+pub mod hasher;
 pub mod links;
 pub mod node;
 pub mod pool;

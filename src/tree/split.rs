@@ -8,9 +8,10 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{ChainingValue, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 
-use super::content::{Chunk, extents, hash_zeros, stream_range};
+use super::content::{Chunk, extents, stream_range};
+use super::hasher::ContentHasher;
 use super::pool::{Job, Pool};
 
 /// Files larger than this are split. Pieces of a few MiB keep the task
@@ -54,7 +55,7 @@ fn merge(size: u64, piece: u64, cvs: &[ChainingValue]) -> [u8; 32] {
 
 /// Work on one piece: it feeds the piece's bytes into the hasher (it may feed
 /// fewer if the file shrank; the rest is hashed as zeros) and returns a value.
-pub type Leaf<T> = dyn Fn(Range<u64>, &mut blake3::Hasher) -> std::io::Result<T> + Send + Sync;
+pub type Leaf<T> = dyn Fn(Range<u64>, &mut ContentHasher) -> std::io::Result<T> + Send + Sync;
 
 /// Runs `leaf` over the pieces of a `size`-byte file, in parallel on `pool`
 /// when there are several, and returns the BLAKE3 of the whole content with
@@ -62,22 +63,23 @@ pub type Leaf<T> = dyn Fn(Range<u64>, &mut blake3::Hasher) -> std::io::Result<T>
 pub fn hash_pieces<T: Send + 'static>(pool: &Pool, size: u64, piece: u64, leaf: Arc<Leaf<T>>) -> std::io::Result<([u8; 32], Vec<T>)> {
     let ranges = pieces(size, piece);
     if ranges.len() == 1 {
-        let mut h = blake3::Hasher::new();
+        let mut h = ContentHasher::new();
         let t = leaf(0..size, &mut h)?;
-        return Ok((*h.finalize().as_bytes(), vec![t]));
+        let short = size.saturating_sub(h.count());
+        h.zeros(short);
+        return Ok((h.finalize(), vec![t]));
     }
     let jobs: Vec<Job<std::io::Result<(ChainingValue, T)>>> = ranges
         .into_iter()
         .map(|r| {
             let leaf = leaf.clone();
             Box::new(move || {
-                let mut h = blake3::Hasher::new();
-                h.set_input_offset(r.start);
+                let mut h = ContentHasher::at(r.start);
                 let t = leaf(r.clone(), &mut h)?;
                 // A short read (the file shrank; the caller's stat after the
                 // read reports it) must still give a valid subtree.
                 let short = (r.end - r.start).saturating_sub(h.count());
-                hash_zeros(&mut h, short);
+                h.zeros(short);
                 Ok((h.finalize_non_root(), t))
             }) as Job<_>
         })
@@ -95,13 +97,11 @@ pub fn hash_pieces<T: Send + 'static>(pool: &Pool, size: u64, piece: u64, leaf: 
 /// Hashes a file's content (holes as zeros).
 pub fn hash_content(pool: &Pool, f: Arc<File>, size: u64, blocks: u64) -> io::Result<[u8; 32]> {
     let ex = Arc::new(extents(&f, size, blocks)?);
-    let leaf: Arc<Leaf<()>> = Arc::new(move |r: Range<u64>, h: &mut blake3::Hasher| {
+    let leaf: Arc<Leaf<()>> = Arc::new(move |r: Range<u64>, h: &mut ContentHasher| {
         stream_range(&f, &ex, r, |_, c| {
             match c {
-                Chunk::Data(d) => {
-                    h.update(d);
-                }
-                Chunk::Hole(n) => hash_zeros(h, n),
+                Chunk::Data(d) => h.update(d),
+                Chunk::Hole(n) => h.zeros(n),
             }
             Ok(())
         })
@@ -120,7 +120,7 @@ mod tests {
         for size in [1u64, 1024, 1025, 4096, 5000, 65_536, 100_000, 300_000] {
             for piece in [1024u64, 4096, 8192, 1 << 20] {
                 let d = data.clone();
-                let leaf: Arc<Leaf<u64>> = Arc::new(move |r: Range<u64>, h: &mut blake3::Hasher| {
+                let leaf: Arc<Leaf<u64>> = Arc::new(move |r: Range<u64>, h: &mut ContentHasher| {
                     h.update(&d[r.start as usize..r.end as usize]);
                     Ok(r.end - r.start)
                 });
