@@ -17,7 +17,7 @@ fn main() {
         Command::Backup(_) => args.global.data_root.clone(),
         _ => None,
     };
-    let estimate = || source.map(|p| dockroot::tree::estimate::estimate(&p));
+    let estimate = move || source.map(|p| dockroot::tree::estimate::estimate(&p));
     let progress = cli::progress::make(args.global.quiet, args.global.json, args.global.verbose > 0, estimate);
     let g = &args.global;
     let r = match &args.command {

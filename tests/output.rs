@@ -71,3 +71,27 @@ fn verbose_copy_prints_phase_times_and_quiet_prints_nothing() {
         assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{args:?} printed: {}", text(&out));
     }
 }
+
+#[test]
+fn tty_bar_gets_its_total_from_the_background_estimate() {
+    require_root();
+    let s = Scratch::new("ttybar");
+    let src = s.join("src");
+    tree(&src);
+    std::fs::write(src.join("big"), vec![1u8; 64 << 20]).unwrap();
+    // script(1) gives the copy a terminal on stderr, so it draws the bar.
+    let cmd = format!("{} copy {} {}", bin().display(), src.display(), s.join("dst").display());
+    let out = ok(Command::new("script").args(["-qec", &cmd]).arg(s.join("typescript")));
+    let screen = String::from_utf8_lossy(&std::fs::read(s.join("typescript")).unwrap()).to_string();
+    // The bar got the tree's size as its total (bytes/total and an ETA)…
+    let total = format!("/{}", indicatif_size(64 << 20 | 300_003));
+    assert!(screen.contains(&total) && screen.contains("eta"), "no bar with a total ({total}) in:\n{screen}\n{}", text(&out));
+    // …and the bar was cleared before the summary.
+    assert!(screen.contains("copied 7 entries"), "{screen}");
+    assert_same_tree(&src, &s.join("dst"));
+}
+
+/// Bytes as indicatif's `{total_bytes}` shows them (binary units, 2 decimals).
+fn indicatif_size(b: u64) -> String {
+    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
+}

@@ -13,14 +13,29 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use dockroot::progress::Progress;
 
 /// Picks the renderer. `estimate` (entries, bytes) is called only for a bar,
-/// which uses it as the total for its ETA. --quiet wins over -v.
-pub fn make(quiet: bool, json: bool, verbose: bool, estimate: impl FnOnce() -> Option<(u64, u64)>) -> Box<dyn Progress> {
+/// which uses it as the total for its ETA. It runs on a thread of its own
+/// while the work starts: on a large tree with a cold cache, measuring first
+/// would hold everything up for as long as a walk takes. --quiet wins over -v.
+pub fn make(quiet: bool, json: bool, verbose: bool, estimate: impl FnOnce() -> Option<(u64, u64)> + Send + 'static) -> Box<dyn Progress> {
     if quiet || (json && !verbose) {
         Box::new(Quiet)
     } else if json {
         Box::new(Lines::new(false, true))
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bar::new(estimate(), verbose))
+        let bar = Bar::new(verbose);
+        let (pb, preset) = (bar.bar.clone(), bar.preset.clone());
+        std::thread::spawn(move || {
+            if let Some(total) = estimate() {
+                let mut p = preset.lock().unwrap();
+                p.total = Some(total);
+                if p.waiting {
+                    // The running phase has no total of its own: give it this one.
+                    p.waiting = false;
+                    Bar::show_total(&pb, total);
+                }
+            }
+        });
+        Box::new(bar)
     } else {
         Box::new(Lines::new(true, verbose))
     }
@@ -117,18 +132,34 @@ impl Tally {
     }
 }
 
+/// The estimated size of the tree, for phases that report no total; it
+/// arrives from a thread some time after the first phase started.
+#[derive(Default)]
+struct Preset {
+    total: Option<(u64, u64)>,
+    /// The running phase has no total and waits for this one.
+    waiting: bool,
+}
+
 struct Bar {
     bar: ProgressBar,
     tally: Tally,
-    /// The estimated size of the tree, for phases that report no total.
-    preset: Option<(u64, u64)>,
+    preset: std::sync::Arc<Mutex<Preset>>,
     verbose: bool,
 }
 
+const WITH_TOTAL: &str = "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}";
+const WITHOUT_TOTAL: &str = "{prefix:>8} [{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec} {msg}";
+
 impl Bar {
-    fn new(preset: Option<(u64, u64)>, verbose: bool) -> Bar {
+    fn new(verbose: bool) -> Bar {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
-        Bar { bar, tally: Tally::new(), preset, verbose }
+        Bar { bar, tally: Tally::new(), preset: Default::default(), verbose }
+    }
+
+    fn show_total(bar: &ProgressBar, (_, bytes): (u64, u64)) {
+        bar.set_style(ProgressStyle::with_template(WITH_TOTAL).unwrap());
+        bar.set_length(bytes);
     }
 
     /// Prints a line above the bar. Between phases the bar is cleared, and
@@ -147,16 +178,16 @@ impl Progress for Bar {
         self.tally.start(name);
         // Prefix and style first: each setter may redraw the bar.
         self.bar.set_prefix(name.to_string());
-        let total = total.or(self.preset);
-        let style = match total {
-            Some(_) => "{prefix:>8} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
-            None => "{prefix:>8} [{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec} {msg}",
-        };
+        let mut preset = self.preset.lock().unwrap();
+        let total = total.or(preset.total);
+        preset.waiting = total.is_none();
+        let style = if total.is_some() { WITH_TOTAL } else { WITHOUT_TOTAL };
         self.bar.set_style(ProgressStyle::with_template(style).unwrap());
         self.bar.reset();
         if let Some((_, bytes)) = total {
             self.bar.set_length(bytes);
         }
+        drop(preset);
         self.bar.enable_steady_tick(Duration::from_millis(200));
     }
 
@@ -179,6 +210,8 @@ impl Progress for Bar {
     }
 
     fn finish(&self) {
+        // A late estimate must not draw the cleared bar again.
+        self.preset.lock().unwrap().waiting = false;
         self.bar.finish_and_clear();
         if let Some(s) = self.tally.end()
             && self.verbose
