@@ -283,5 +283,11 @@ mod tests {
             assert_eq!(zero_cv(i), Some(compute_zero_cv(i)), "block {i}");
         }
         assert_eq!(zero_cv(n), None);
+        // Across the table's end: the last tabled block, then hashed zeros.
+        for i in [n - 1, n] {
+            let mut h = ContentHasher::at(i * ZERO_BLOCK);
+            h.zeros(ZERO_BLOCK);
+            assert_eq!(h.finalize_non_root(), compute_zero_cv(i), "block {i}");
+        }
     }
 }
