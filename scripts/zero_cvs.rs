@@ -8,9 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dockroot::tree::hasher::compute_zero_cv;
-
-const BLOCKS: u64 = 4096;
+use dockroot::tree::hasher::{TABLE_BLOCKS as BLOCKS, compute_zero_cv};
 
 fn main() {
     let out = std::env::args().nth(1).expect("usage: zero_cvs OUTPUT");

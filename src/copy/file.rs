@@ -49,7 +49,7 @@ pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, bloc
     // Writes to one file serialise on its inode lock anyway; a worker that
     // waits here sleeps (and leaves the core to others) where the kernel
     // would spin. Between writes it hashes, so pieces pipeline.
-    let write_lock = Arc::new(Mutex::new(()));
+    let write_lock = Mutex::new(());
     // Each piece returns (zero bytes skipped, end of the data it wrote).
     let leaf: Arc<Leaf<(u64, u64)>> = Arc::new(move |r: Range<u64>, h: &mut ContentHasher| {
         let (mut skipped, mut written_to) = (0u64, 0u64);

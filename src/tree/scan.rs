@@ -88,7 +88,9 @@ impl Scan {
     fn hash_file(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let root = &self.root;
         let f = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?);
-        let before = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+        // The walker's stat was taken before this read, as in copy: a write
+        // during the read moves ctime past it.
+        let before = item.meta;
         let hash = hash_content(pool, f.clone(), before.size, before.blocks)
             .map_err(|e| changed_or(f.as_fd(), &before, root, &item.rel, Error::io("read", root, &item.rel, e)))?;
         let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;

@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
@@ -386,7 +386,6 @@ fn collect(
     let mut next = 0u64;
     let mut pending: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut stats = WalkStats::default();
-    let done = AtomicU64::new(0);
     for (seq, r) in results.into_iter().flatten() {
         pending.insert(seq, r);
         while let Some(r) = pending.remove(&next) {
@@ -400,7 +399,6 @@ fn collect(
                 stats.rewritten += u64::from(o.rewritten);
                 progress.advance(1, o.bytes);
             }
-            done.fetch_add(1, Ordering::Relaxed);
             sink(r);
         }
     }
