@@ -230,7 +230,7 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     }
     let rep = archive::verify(archive::open(&a.path)?)?;
     let meta = BackupMeta::parse(&rep.meta)?;
-    let entries = manifest_entries(&rep.manifest);
+    let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
     if rep.ok() {
@@ -260,10 +260,4 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "more": r.more,
     }));
     Ok(if rep.ok() { 0 } else { 1 })
-}
-
-fn manifest_entries(m: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(m).ok()?;
-    let last = text.lines().last()?;
-    last.strip_prefix(dockroot::manifest::format::TRAILER_PREFIX)?.parse().ok()
 }

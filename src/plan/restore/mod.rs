@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::archive_error::{BackupError, Result};
 use super::backup::{self, BackupMeta, CONFIG_DIRS};
-use crate::archive::{self, ExtractOptions};
+use crate::archive;
 use crate::docker::api::DockerApi;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, facts};
@@ -165,7 +165,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             Ok(RestoreSummary {
                 data_root: dr,
                 old: j.done(journal::step::ASIDE).then_some(old),
-                entries: ex.records.len() as u64,
+                entries: ex.entries,
                 config_restored,
                 health_checked: !none && meta.docker.is_some(),
                 seconds: start.elapsed().as_secs_f64(),
@@ -234,15 +234,17 @@ fn extract_and_verify(
     j.step(step::STAGING)?;
     let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
     progress.phase("extract", Some((meta.entries, meta.bytes)));
-    // verify_tree below hashes the tree as written; hashing while extracting would do it twice.
-    let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions { hash: false });
+    // The archive's manifest streams to a file next to the staging tree (never
+    // into memory); verify_tree below hashes the tree as written against it.
+    let mpath = atomic::with_suffix(&staging, ".manifest");
+    let ex = extract_to(reader, fd.as_fd(), &mpath);
     progress.finish();
-    let ex = ex?;
+    let ex = ex.inspect_err(|_| {
+        let _ = std::fs::remove_file(&mpath);
+    })?;
     drop(fd);
     j.step(step::EXTRACTED)?;
     interrupted("extract")?;
-    let mpath = atomic::with_suffix(&staging, ".manifest");
-    std::fs::write(&mpath, &ex.manifest).map_err(BackupError::io("write", &mpath))?;
     let rep = crate::manifest::verify::verify_tree(&staging, &mpath, opts.threads, progress);
     let _ = std::fs::remove_file(&mpath);
     let rep = rep?;
@@ -252,6 +254,15 @@ fn extract_and_verify(
     }
     j.step(step::VERIFIED)?;
     interrupted("verify")?;
+    Ok(ex)
+}
+
+/// Extracts into `staging`, writing the archive's manifest to `mpath`.
+fn extract_to(reader: &mut archive::ArchiveReader, staging: std::os::fd::BorrowedFd<'_>, mpath: &Path) -> Result<archive::Extracted> {
+    let f = std::fs::File::create(mpath).map_err(BackupError::io("create", mpath))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let ex = archive::extract(reader, staging, &mut w)?;
+    std::io::Write::flush(&mut w).map_err(BackupError::io("write", mpath))?;
     Ok(ex)
 }
 
