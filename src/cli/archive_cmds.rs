@@ -199,9 +199,13 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     ];
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
-        lines.extend(d.images.iter().map(|i| format!("  {} {}", short(&i.id), i.tags.join(" "))));
+        lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
         lines.push(format!("containers ({}):", d.containers.len()));
-        lines.extend(d.containers.iter().map(|c| format!("  {} {} {} ({})", short(&c.id), c.names.join(","), c.image, c.state)));
+        lines.extend(
+            d.containers
+                .iter()
+                .map(|c| format!("  {} {} {} ({})", dockroot::docker::id::short(&c.id), c.names.join(","), c.image, c.state)),
+        );
         lines.push(format!("volumes ({}):", d.volumes.len()));
         lines.extend(d.volumes.iter().map(|v| format!("  {v}")));
     }
@@ -209,11 +213,6 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         out.say(&sanitize(&l));
     }
     Ok(0)
-}
-
-fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
 }
 
 /// Names come from containers: escape control characters before printing.

@@ -364,6 +364,37 @@ fn engine_version_mismatch_needs_force() {
     assert_same_tree(&src, &dst);
 }
 
+/// `inspect` sliced bytes 0..12 of ids from meta.json and panicked on a
+/// crafted multibyte id; it must print them cut by characters.
+#[test]
+fn inspect_panicked_on_a_crafted_multibyte_container_id() {
+    use dockroot::docker::snapshot::{ContainerState, DockerState, ImageState};
+    let s = Scratch::new("bk-mbid");
+    let src = s.join("src");
+    std::fs::create_dir(&src).unwrap();
+    // Byte 12 falls inside a character in both ids.
+    let evil = format!("a{}", "\u{e9}".repeat(40));
+    let mut meta = meta_for(&src);
+    meta.docker = Some(DockerState {
+        images: vec![ImageState { id: format!("sha256:{}\u{20ac}", "a".repeat(11)), tags: vec!["x:1".into()] }],
+        containers: vec![ContainerState {
+            id: evil.clone(),
+            names: vec!["c".into()],
+            image: "x:1".into(),
+            state: "exited".into(),
+            restart_policy: "no".into(),
+        }],
+        volumes: vec![],
+    });
+    let a = s.join("mb.tar.zst");
+    let f = std::fs::File::create(&a).unwrap();
+    write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let o = must(d(&[&"inspect", &a]));
+    let out = text(&o);
+    assert!(out.contains(&format!("  a{} c x:1", "\u{e9}".repeat(11))), "{out}");
+    assert!(out.contains(&format!("{}\u{20ac} x:1", "a".repeat(11))), "{out}");
+}
+
 /// (f) inspect --json and verify on an archive; --keep prunes a directory.
 #[test]
 fn inspect_verify_and_keep() {
