@@ -536,6 +536,42 @@ fn rejects_bad_hardlinks() {
     expect(extract_err(&with_meta(|t| member(t, &[], link(b"/etc/passwd"), b""))), "outside data/");
     expect(extract_err(&with_meta(|t| member(t, &[], link(b"data/../../etc/passwd"), b""))), "`..`");
     expect(extract_err(&with_meta(|t| member(t, &[], link(b"data/later"), b""))), "not an earlier member");
+    // Earlier in walk order but never extracted: no set of seen paths is needed to refuse it.
+    expect(extract_err(&with_meta(|t| member(t, &[], link(b"data/a"), b""))), "not an earlier member");
+    let dir = |name: &[u8]| Fields { name: name.to_vec(), mode: 0o755, typeflag: flag::DIR, ..Default::default() };
+    let e = extract_err(&with_meta(|t| {
+        member(t, &[], dir(b"data/d/"), b"");
+        member(t, &[], link(b"data/d"), b"");
+    }));
+    expect(e, "hardlink to a directory");
+}
+
+/// The extractor keeps no per-entry state, so it needs the writer's order:
+/// members out of walk order, or a path twice, are refused.
+#[test]
+fn extract_rejects_members_out_of_walk_order() {
+    expect(
+        extract_err(&with_meta(|t| {
+            member(t, &[], file(b"data/b"), b"x");
+            member(t, &[], file(b"data/a"), b"x");
+        })),
+        "out of walk order",
+    );
+    expect(
+        extract_err(&with_meta(|t| {
+            member(t, &[], file(b"data/a.b"), b"x");
+            member(t, &[], file(b"data/a/b"), b"x");
+        })),
+        "out of walk order",
+    );
+    let dir = Fields { name: b"data/d/".to_vec(), mode: 0o755, typeflag: flag::DIR, ..Default::default() };
+    expect(
+        extract_err(&with_meta(|t| {
+            member(t, &[], dir.clone(), b"");
+            member(t, &[], dir.clone(), b"");
+        })),
+        "repeat a path",
+    );
 }
 
 #[test]

@@ -105,7 +105,7 @@ stop_daemon() {
 containerd_pids() {
     local p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1/exec/containerd/" && echo "${p#/proc/}"
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$1/exec/containerd/" && echo "${p#/proc/}"
     done
     return 0
 }
@@ -131,15 +131,17 @@ reap() {
     return 1
 }
 
-# Container mounts (overlay rootfs, shm, network namespaces) left below DIR
-# by a daemon that did not stop cleanly; a filesystem mounted below DIR on
-# purpose (a test's data-root on a loop device) is not one of them.
+# Mounts a daemon that did not stop cleanly leaves below DIR: container
+# overlays, shm and network namespaces, and the bind mount of the data-root
+# onto itself that dockerd makes for mount propagation (same path as its
+# root field). A filesystem mounted below DIR on purpose (a test's
+# data-root on a loop device) is none of these.
 unmount_containers() {
     local m
     awk -v d="$1/" 'index($5, d) == 1 {
         for (i = 7; $i != "-"; i++) {}
         t = $(i + 1)
-        if (t == "overlay" || t == "nsfs" || (t == "tmpfs" && $5 ~ /\/containers\/[^\/]+\/mounts\//)) print $5
+        if (t == "overlay" || t == "nsfs" || (t == "tmpfs" && $5 ~ /\/containers\/[^\/]+\/mounts\//) || ($4 == $5 && $5 == d "root")) print $5
     }' /proc/self/mountinfo | sort -r | while read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "dockerd.sh: cannot unmount $m" >&2
     done

@@ -42,7 +42,7 @@ run_processes() {
     local top=$1 p pid c
     for p in /proc/[0-9]*; do
         pid=${p#/proc/}
-        tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "DOCKROOT_RUN_ID=$DOCKROOT_RUN_ID" || continue
+        { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "DOCKROOT_RUN_ID=$DOCKROOT_RUN_ID" || continue
         descends_from "$pid" "$top" && continue
         echo "$pid"
         for c in $(cat "$p"/task/*/children 2>/dev/null); do echo "$c"; done
@@ -70,7 +70,7 @@ check() {
     fi
     echo "leaks.sh: this run left things behind:" >&2
     for p in $procs; do
-        echo "  process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)" >&2
+        echo "  process $p: $({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | cut -c1-200)" >&2
     done
     for p in $mounts; do echo "  mount $p" >&2; done
     return 1
