@@ -451,8 +451,20 @@ mod tests {
             assert!(item.rel != b"boom.d", "walker bomb");
             Ok(Entered::default())
         }
-        fn entry(&self, item: &Item, _pool: &Pool) -> Result<Outcome> {
+        fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
             assert!(item.rel != b"boom", "worker bomb");
+            if item.rel == b"split" {
+                // Pieces on the pool, one of which panics on whichever thread runs it.
+                let jobs: Vec<super::super::pool::Job<u32>> = (0..4u32)
+                    .map(|i| {
+                        Box::new(move || {
+                            assert!(i != 3, "piece bomb");
+                            i
+                        }) as super::super::pool::Job<u32>
+                    })
+                    .collect();
+                pool.run_all(jobs);
+            }
             Ok(Outcome::default())
         }
     }
@@ -478,6 +490,18 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("boom") && errors[0].contains("worker bomb"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_panicking_piece_of_a_split_entry_fails_that_entry() {
+        let t = tempfile::tempdir().unwrap();
+        for n in ["a", "split", "z"] {
+            std::fs::write(t.path().join(n), n).unwrap();
+        }
+        let (r, errors) = run(t.path());
+        assert!(r.is_ok());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("split") && errors[0].contains("panicked"), "{errors:?}");
     }
 
     #[test]
