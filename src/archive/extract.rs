@@ -100,7 +100,7 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
                 if n == 0 {
                     break;
                 }
-                manifest.write_all(&ex.buf[..n]).map_err(|source| ArchiveError::Scratch { step: "write", source })?;
+                manifest.write_all(&ex.buf[..n]).map_err(self::staging(layout::MANIFEST, "write a copy of"))?;
             }
         } else if let Some(name) = m.path.strip_prefix(layout::CONFIG_DIR) {
             if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
