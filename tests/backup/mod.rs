@@ -364,6 +364,48 @@ fn engine_version_mismatch_needs_force() {
     assert_same_tree(&src, &dst);
 }
 
+/// This daemon's containerd and shims (they name DIR/exec/containerd/).
+fn containerd_processes(dir: &Path) -> Vec<String> {
+    let key = format!("{}/exec/containerd/", dir.display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&key) {
+            found.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// A containerd-shim-runc-v2 and its `sleep 1d` outlived their daemon after
+/// scripts/test.sh: a dockerd that dies without stopping its containers
+/// (SIGKILL, as dockerd.sh does after 30 s on a loaded machine) leaves the
+/// shim running, re-parented to init. `dockerd.sh stop` must reap them and
+/// the container's mounts.
+#[test]
+fn shim_and_sleep_outlived_their_killed_daemon() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let dir = short_dir("shim");
+    let dm = Daemon::start(dir.path());
+    let fixtures = std::env::var("DOCKROOT_FIXTURES").unwrap_or_else(|_| "/var/tmp/dockroot-fixtures".into());
+    dm.docker(&["import", &format!("{fixtures}/busybox-base.tar"), "bb:1"]);
+    dm.docker(&["run", "-d", "--network", "none", "--stop-timeout", "2", "bb:1", "sleep", "1d"]);
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).unwrap().trim().parse().unwrap();
+    ok(Command::new("kill").args(["-KILL", &pid.to_string()]));
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dir = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(containerd_processes(&dir).iter().any(|p| p.contains("containerd-shim")), "no shim survived: the premise changed");
+    dm.stop();
+    assert_eq!(containerd_processes(&dir), Vec::<String>::new(), "processes of the killed daemon survived dockerd.sh stop");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&format!(" {}/", dir.display()))).collect();
+    assert!(left.is_empty(), "mounts left below {}: {left:#?}", dir.display());
+}
+
 /// `inspect` sliced bytes 0..12 of ids from meta.json and panicked on a
 /// crafted multibyte id; it must print them cut by characters.
 #[test]
