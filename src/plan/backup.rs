@@ -252,8 +252,9 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
-    svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
+    // Downtime counts from the stop request: stopping containers is part of it.
     let stopped = Instant::now();
+    svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
     let result: Result<_> = (|| {
         // Counted before the archive, so meta.json (the first member) can carry them.
         let (entries, bytes) = crate::tree::estimate::estimate(&dr);
