@@ -78,11 +78,16 @@ impl Error {
     }
 
     /// An error on the *source* side: an entry that no longer exists becomes
-    /// `Changed { what: "vanished" }`, which a live walk counts as a race.
-    /// Destination errors never go through here, so they are never excused.
+    /// `Changed { what: "vanished" }`, one that another inode or type took the
+    /// place of (a symlink: ELOOP; see `sys::seen`) `Changed { what:
+    /// "replaced" }`. A live walk counts both as races. Destination errors
+    /// never go through here, so they are never excused.
     pub fn source(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
         if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             return Error::Changed { path: show(root, rel), what: "vanished" };
+        }
+        if crate::sys::seen::is_race(&source) {
+            return Error::Changed { path: show(root, rel), what: "replaced" };
         }
         Error::io(step, root, rel, source)
     }

@@ -1,6 +1,8 @@
 //! dockroot's binary: parse the command line, dispatch, map errors to exit
 //! codes. All the work is in the library.
 
+#![deny(unsafe_code)]
+
 mod cli;
 
 use clap::Parser;

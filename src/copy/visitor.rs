@@ -14,7 +14,7 @@ use crate::sys::{self, Kind, Meta};
 use crate::tree::apply::{Attrs, FileTarget, apply_at, apply_dir, apply_file, preset_mode};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
 use crate::tree::pool::Pool;
-use crate::tree::scan::{changed_during_read, changed_or, record_for, record_with, special_body};
+use crate::tree::scan::{Opened, changed_during_read, changed_or, open_file, open_seen, record_with, special_record};
 use crate::tree::{Entered, Item, Outcome, Visitor};
 
 pub struct CopyVisitor {
@@ -112,7 +112,7 @@ impl CopyVisitor {
             return Ok(None);
         };
         let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
-        let record = record_for(item, &item.meta, body, &self.src)?;
+        let record = record_with(item, &item.meta, body, &self.src, Opened::Path(open_seen(item, &self.src)?.as_fd()))?;
         apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
         Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
     }
@@ -135,7 +135,7 @@ impl CopyVisitor {
             self.clear_existing(item)?;
         }
         let (rel, d) = (&item.rel, dst_dir(item));
-        let src = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?);
+        let src = Arc::new(open_file(item, &self.src)?.0);
         // The walker's stat was taken before this read: a write during the
         // read moves ctime past it, and the stat after the read shows that.
         let before = item.meta;
@@ -149,7 +149,7 @@ impl CopyVisitor {
             return Err(Error::Changed { path: show(&self.src, rel), what: "changed" });
         }
         let body = Body::File { size: before.size, blake3: copied.blake3, ino: before.ino, ctime: before.ctime };
-        let record = record_with(item, &before, body, &self.src, Some(src.as_fd()))?;
+        let record = record_with(item, &before, body, &self.src, Opened::Io(src.as_fd()))?;
         let target = FileTarget { fd: dst.as_fd(), dir: d, name: &item.name, preset: preset.is_some() };
         apply_file(&target, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
@@ -158,13 +158,12 @@ impl CopyVisitor {
 
     fn copy_special(&self, item: &Item) -> Result<Outcome> {
         let (rel, d, m) = (&item.rel, dst_dir(item), &item.meta);
-        let body = special_body(item, &self.src)?;
+        let record = special_record(item, &self.src)?;
         self.clear_existing(item)?;
-        match &body {
+        match &record.body {
             Body::Symlink { target } => sys::symlink_at(target, d, &item.name).map_err(|e| self.e("create symlink", rel, e))?,
             _ => sys::mknod_at(d, &item.name, m.kind, m.rdev).map_err(|e| self.e("create node", rel, e))?,
         }
-        let record = record_for(item, m, body, &self.src)?;
         apply_at(d, &item.name, &Attrs { meta: m, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         Ok(Outcome { record: Some(record), rewritten: true, ..Outcome::default() })
     }
@@ -191,8 +190,8 @@ impl CopyVisitor {
 }
 
 impl Visitor for CopyVisitor {
-    fn enter_dir(&self, item: &Item) -> Result<Entered> {
-        let record = record_for(item, &item.meta, Body::Dir, &self.src)?;
+    fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
+        let record = record_with(item, &item.meta, Body::Dir, &self.src, Opened::Io(src))?;
         let dst = self.make_dir(item)?;
         let (meta, xattrs, exact): (Meta, _, _) = (item.meta, record.xattrs.clone(), self.opts.delete);
         let (root, rel, late) = (self.dst.clone(), item.rel.clone(), self.late.clone());

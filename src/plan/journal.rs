@@ -5,7 +5,7 @@
 //! A `flock` on `<state-dir>/lock` keeps two dockroot runs apart.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -153,8 +153,7 @@ impl StateDir {
         self.ensure()?;
         let path = self.dir.join("lock");
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| self.err(&path, e))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !crate::sys::process::try_lock_exclusive(f.as_fd()).unwrap_or(false) {
             return Err(PlanError::Locked { path });
         }
         Ok(f)

@@ -7,9 +7,13 @@
 
 pub mod fs;
 pub mod holes;
-pub mod mapped;
+pub mod process;
+pub mod seen;
 pub mod stat;
 pub mod xattr;
+
+#[cfg(test)]
+mod nofollow_audit;
 
 pub use fs::*;
 pub use stat::{Kind, Meta, Timespec};
