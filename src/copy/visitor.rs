@@ -141,12 +141,20 @@ impl CopyVisitor {
         let before = item.meta;
         let preset = preset_mode(&before);
         let dst = Arc::new(sys::create_file_mode_at(d, &item.name, preset.unwrap_or(0o600)).map_err(|e| self.e("create", rel, e))?);
+        // A file whose source changed while it was read holds a mix of old and
+        // new: without --live it must not stay in DST looking complete.
+        let discard = |e: Error| {
+            if !self.opts.live {
+                let _ = sys::unlink_at(d, &item.name);
+            }
+            e
+        };
         let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
-            .map_err(|e| changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e)))?;
+            .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {
-            return Err(Error::Changed { path: show(&self.src, rel), what: "changed" });
+            return Err(discard(Error::Changed { path: show(&self.src, rel), what: "changed" }));
         }
         let body = Body::File { size: before.size, blake3: copied.blake3, ino: before.ino, ctime: before.ctime };
         let record = record_with(item, &before, body, &self.src, Opened::Io(src.as_fd()))?;
