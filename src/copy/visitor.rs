@@ -76,6 +76,12 @@ impl CopyVisitor {
         let d = dst_dir(item);
         slot.with_head(|head| {
             let Some(head) = head else {
+                // In a live tree the first name may have raced (a container
+                // swapped it): this name is then a race too, settled by the
+                // next --delete pass, or one container could fail every copy.
+                if self.opts.live {
+                    return Err(Error::Changed { path: show(&self.src, &item.rel), what: "changed" });
+                }
                 return Err(Error::Refused {
                     path: show(&self.dst, &item.rel),
                     msg: format!("not linked: its hardlink group's first name {} failed (see that error)", show(&self.dst, head_rel)),

@@ -68,6 +68,11 @@ fn safe(name: &str, args: &str) -> Option<&'static str> {
     if args.contains("DOT") {
         return Some("addresses the directory itself");
     }
+    // Reopening an fd through its /proc magic link must follow that link,
+    // which leads only to the inode the fd holds.
+    if name == "libc::openat" && args.starts_with("(fd_dir.as_raw_fd(), n.as_ptr()") {
+        return Some("reopens a checked fd through /proc/PID/fd");
+    }
     // openat_raw passes its caller's flags through; each caller is checked.
     if name == "libc::openat" && args.contains("flags | libc::O_CLOEXEC") {
         return Some("openat_raw's own call");

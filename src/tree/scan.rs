@@ -76,7 +76,7 @@ pub fn changed_during_read(before: &Meta, after: &Meta) -> bool {
 }
 
 /// A content read that failed while the file was being rewritten (it shrank
-/// under the mapping, say) is that change, not a read fault: `Changed` when
+/// while it was read, say) is that change, not a read fault: `Changed` when
 /// the open file's stat now differs from `before`, else `fault`.
 pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, rel: &[u8], fault: Error) -> Error {
     match sys::stat::fstat(f) {

@@ -3,7 +3,8 @@
 //! A racer (tests/tools/racer.py) exchanges, with renameat2(RENAME_EXCHANGE),
 //! regular files with /dev/urandom and /dev/null nodes, a sparse file with a
 //! /dev/null node (a seek loop once), directories with symlinks to `/` and to
-//! a sentinel directory outside the tree, and a symlink with a file, while
+//! a sentinel directory outside the tree, a symlink with a file, and the
+//! first name of a hardlink group with a /dev/null node, while
 //! dockroot runs again and again. Only names move, never content, so every
 //! regular file in a copy, archive or manifest must hold one of the tree's own
 //! contents. Runs are bounded by count; a watchdog kills a run that hangs
@@ -68,10 +69,11 @@ impl Fixture {
     }
 
     /// Runs dockroot with `args`, killing it (and failing) if it hangs.
-    fn dockroot(&self, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-        let log = self.s.join("run.log");
-        let f = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(bin()).args(args).stdin(Stdio::null()).stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap();
+    /// Returns the exit code, stdout, and stdout with stderr.
+    fn dockroot(&self, args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+        let (out, err) = (self.s.join("run.out"), self.s.join("run.err"));
+        let (fo, fe) = (std::fs::File::create(&out).unwrap(), std::fs::File::create(&err).unwrap());
+        let mut child = Command::new(bin()).args(args).stdin(Stdio::null()).stdout(fo).stderr(fe).spawn().unwrap();
         let start = std::time::Instant::now();
         let status = loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -80,11 +82,13 @@ impl Fixture {
             if start.elapsed() > WATCHDOG {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("dockroot {args:?} hung (killed by the watchdog): {}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!("dockroot {args:?} hung (killed by the watchdog): {}", std::fs::read_to_string(&err).unwrap_or_default());
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
-        (status.code(), std::fs::read_to_string(&log).unwrap())
+        let stdout = std::fs::read_to_string(&out).unwrap();
+        let all = format!("{stdout}{}", std::fs::read_to_string(&err).unwrap());
+        (status.code(), stdout, all)
     }
 }
 
@@ -108,11 +112,15 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
     let fx = Fixture::new("race-copy");
     let before = fx.stamp();
     let mut racer = Racer::start(&fx.tree);
-    let (runs, mut exit0, mut strict_fail) = (40, 0, 0);
+    let (runs, mut exit0, mut strict_fail, mut raced) = (40, 0, 0, 0);
     for i in 0..runs {
         let dst = fx.s.join(&format!("copy{i}"));
-        let (code, out) = fx.dockroot(&["copy".as_ref(), "--live".as_ref(), os(&fx.tree), os(&dst)]);
+        let (code, json, out) = fx.dockroot(&["copy".as_ref(), "--json".as_ref(), "--live".as_ref(), os(&fx.tree), os(&dst)]);
         exit0 += u32::from(code == Some(0));
+        if code == Some(0) {
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+            raced += v["summary"]["raced"].as_u64().unwrap_or_else(|| panic!("no race count: {out}"));
+        }
         fx.check_tree(&dst);
         assert!(code == Some(0) || code == Some(1), "copy --live run {i}: exit {code:?}\n{out}");
         let _ = std::fs::remove_dir_all(&dst);
@@ -122,7 +130,7 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
     let strict = 10;
     for i in 0..strict {
         let dst = fx.s.join(&format!("strict{i}"));
-        let (code, out) = fx.dockroot(&["copy".as_ref(), os(&fx.tree), os(&dst)]);
+        let (code, _, out) = fx.dockroot(&["copy".as_ref(), os(&fx.tree), os(&dst)]);
         if code != Some(0) {
             strict_fail += 1;
             assert_eq!(code, Some(1), "{out}");
@@ -133,8 +141,12 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
     }
     racer.assert_running();
     drop(racer);
-    println!("race: copy --live: {runs} runs, {exit0} exited 0; copy without --live: {strict} runs, {strict_fail} reported races");
+    println!(
+        "race: copy --live: {runs} runs, {exit0} exited 0, {raced} entries counted as raced; copy without --live: {strict} runs, {strict_fail} reported races"
+    );
     assert!(exit0 * 100 >= runs * 95, "only {exit0} of {runs} live copies exited 0");
+    // Proof that the runs raced at all (each run races with high odds).
+    assert!(raced > 0, "no live copy met a race: the racer did not run against them");
     assert_eq!(fx.stamp(), before, "something outside the tree was read or changed");
 }
 
@@ -142,14 +154,14 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
 fn manifest_of_a_swapping_tree_holds_only_its_own_content() {
     let fx = Fixture::new("race-manifest");
     let refm = fx.s.join("reference.manifest");
-    let (code, out) = fx.dockroot(&["manifest".as_ref(), "-q".as_ref(), os(&fx.reference), "-o".as_ref(), os(&refm)]);
+    let (code, _, out) = fx.dockroot(&["manifest".as_ref(), "-q".as_ref(), os(&fx.reference), "-o".as_ref(), os(&refm)]);
     assert_eq!(code, Some(0), "{out}");
     let before = fx.stamp();
     let mut racer = Racer::start(&fx.tree);
     let (runs, mut exit0) = (30, 0);
     for i in 0..runs {
         let m = fx.s.join(&format!("m{i}"));
-        let (code, out) = fx.dockroot(&["manifest".as_ref(), os(&fx.tree), "-o".as_ref(), os(&m)]);
+        let (code, _, out) = fx.dockroot(&["manifest".as_ref(), os(&fx.tree), "-o".as_ref(), os(&m)]);
         if code == Some(0) {
             exit0 += 1;
             let c = run(Command::new("python3").arg(tool("racer.py")).arg("check-manifest").arg(&m).arg(&refm));
@@ -173,7 +185,7 @@ fn backup_of_a_swapping_tree_archives_only_its_own_content() {
     let (runs, mut exit0) = (20, 0);
     for i in 0..runs {
         let (a, x, st) = (fx.s.join(&format!("a{i}.tar.zst")), fx.s.join(&format!("x{i}")), fx.s.join("state"));
-        let (code, out) = fx.dockroot(&[
+        let (code, _, out) = fx.dockroot(&[
             "-q".as_ref(),
             "--service".as_ref(),
             "none".as_ref(),

@@ -16,7 +16,8 @@ The swapped pairs: a 64 KiB file with a /dev/urandom node (c 1 9), another with
 a /dev/null node (c 1 3), a sparse file with a second /dev/null node (a seek
 loop once), a directory with a symlink to /, a directory with a symlink to the
 sentinel directory OUTSIDE, and a symlink with a regular file (EINVAL from
-readlink, ELOOP on open). Nothing in the tree ever changes content; only names
+readlink, ELOOP on open), and the first name of a hardlink group with a
+/dev/null node. Nothing in the tree ever changes content; only names
 move. So any byte in a copy that is not one of the tree's own contents came
 from somewhere else.
 """
@@ -28,8 +29,8 @@ import random
 import sys
 
 RENAME_EXCHANGE = 2
-PAIRS = [("f", "urandom"), ("g", "null"), ("sparse", "null2"), ("d", "root"), ("e", "out"), ("sl", "h")]
-TOP = {n for p in PAIRS for n in p}
+PAIRS = [("f", "urandom"), ("g", "null"), ("sparse", "null2"), ("d", "root"), ("e", "out"), ("sl", "h"), ("hl1", "null3")]
+TOP = {n for p in PAIRS for n in p} | {"hl2"}
 DIRS_INNER = {"inner", "inner2"}
 
 
@@ -49,6 +50,11 @@ def make(tree, outside):
     os.mknod(os.path.join(tree, "urandom"), 0o644 | 0o020000, os.makedev(1, 9))
     os.mknod(os.path.join(tree, "null"), 0o644 | 0o020000, os.makedev(1, 3))
     os.mknod(os.path.join(tree, "null2"), 0o644 | 0o020000, os.makedev(1, 3))
+    os.mknod(os.path.join(tree, "null3"), 0o644 | 0o020000, os.makedev(1, 3))
+    # A hardlink group whose first name (the one copied) is swapped.
+    with open(os.path.join(tree, "hl1"), "wb") as w:
+        w.write(b"a hardlinked file\n")
+    os.link(os.path.join(tree, "hl1"), os.path.join(tree, "hl2"))
     for d, inner in (("d", "inner"), ("e", "inner2")):
         os.mkdir(os.path.join(tree, d))
         with open(os.path.join(tree, d, inner), "wb") as w:
