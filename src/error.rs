@@ -98,3 +98,24 @@ impl Error {
         matches!(self, Error::Changed { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Kind;
+    use crate::sys::seen::Replaced;
+
+    #[test]
+    fn source_side_races_are_changes_and_other_errors_stay_errors() {
+        let what = |e: io::Error| match Error::source("open", std::path::Path::new("/r"), b"x", e) {
+            Error::Changed { what, .. } => what,
+            other => panic!("not a race: {other}"),
+        };
+        assert_eq!(what(io::Error::from_raw_os_error(libc::ENOENT)), "vanished");
+        assert_eq!(what(io::Error::from_raw_os_error(libc::ENOTDIR)), "vanished");
+        assert_eq!(what(io::Error::from_raw_os_error(libc::ELOOP)), "replaced");
+        assert_eq!(what(io::Error::other(Replaced { saw: Kind::File, found: Kind::Char })), "replaced");
+        let e = Error::source("open", std::path::Path::new("/r"), b"x", io::Error::from_raw_os_error(libc::EIO));
+        assert!(!e.is_race(), "{e}");
+    }
+}

@@ -117,6 +117,11 @@ pub fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
     if e.raw_os_error() != Some(libc::ENOSYS) {
         return Err(e);
     }
+    chmod_through_proc(dir, name, perm)
+}
+
+/// [`chmod_at`] for kernels without fchmodat2 (before 6.6).
+fn chmod_through_proc(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
     let fd = openat_raw(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
     if super::stat::fstat(fd.as_fd())?.kind == Kind::Symlink {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
@@ -228,4 +233,28 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
     let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name.to_bytes());
     std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn chmod_never_follows_a_symlink_on_either_path() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open_dir_path(t.path()).unwrap();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        std::fs::set_permissions(t.path().join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
+        let mode = || std::fs::metadata(t.path().join("f")).unwrap().permissions().mode() & 0o7777;
+        for chmod in [chmod_at, chmod_through_proc] {
+            chmod(d.as_fd(), c"f", 0o640).unwrap();
+            assert_eq!(mode(), 0o640);
+            let e = chmod(d.as_fd(), c"l", 0o777).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}");
+            assert_eq!(mode(), 0o640, "the symlink's target was changed");
+            chmod(d.as_fd(), c"f", 0o600).unwrap();
+        }
+    }
 }

@@ -125,6 +125,20 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
         assert!(code == Some(0) || code == Some(1), "copy --live run {i}: exit {code:?}\n{out}");
         let _ = std::fs::remove_dir_all(&dst);
     }
+    // Delta passes (--delete) over one DST: the comparison reads both sides.
+    let (delta, dst) = (10, fx.s.join("delta"));
+    for i in 0..delta {
+        let (code, json, out) =
+            fx.dockroot(&["copy".as_ref(), "--json".as_ref(), "--live".as_ref(), "--delete".as_ref(), os(&fx.tree), os(&dst)]);
+        exit0 += u32::from(code == Some(0));
+        if code == Some(0) {
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+            raced += v["summary"]["raced"].as_u64().unwrap_or_else(|| panic!("no race count: {out}"));
+        }
+        fx.check_tree(&dst);
+        assert!(code == Some(0) || code == Some(1), "copy --live --delete run {i}: exit {code:?}\n{out}");
+    }
+    let runs = runs + delta;
     // Without --live: races fail the copy with their paths, and DST holds
     // only whole, right files.
     let strict = 10;
@@ -142,7 +156,7 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
     racer.assert_running();
     drop(racer);
     println!(
-        "race: copy --live: {runs} runs, {exit0} exited 0, {raced} entries counted as raced; copy without --live: {strict} runs, {strict_fail} reported races"
+        "race: copy --live: {runs} runs ({delta} of them --delete passes), {exit0} exited 0, {raced} entries counted as raced; copy without --live: {strict} runs, {strict_fail} reported races"
     );
     assert!(exit0 * 100 >= runs * 95, "only {exit0} of {runs} live copies exited 0");
     // Proof that the runs raced at all (each run races with high odds).
