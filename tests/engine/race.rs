@@ -112,33 +112,30 @@ fn live_copy_never_copies_a_device_or_outside_byte_while_names_swap() {
     let fx = Fixture::new("race-copy");
     let before = fx.stamp();
     let mut racer = Racer::start(&fx.tree);
-    let (runs, mut exit0, mut strict_fail, mut raced) = (40, 0, 0, 0);
-    for i in 0..runs {
-        let dst = fx.s.join(&format!("copy{i}"));
-        let (code, json, out) = fx.dockroot(&["copy".as_ref(), "--json".as_ref(), "--live".as_ref(), os(&fx.tree), os(&dst)]);
-        exit0 += u32::from(code == Some(0));
+    // One fresh DST per run, then --delete passes over one DST (the delta
+    // comparison reads both sides).
+    let (fresh, delta) = (40, 10);
+    let (mut exit0, mut strict_fail, mut raced) = (0, 0, 0);
+    for i in 0..fresh + delta {
+        let delete = i >= fresh;
+        let dst = fx.s.join(&if delete { "delta".to_string() } else { format!("copy{i}") });
+        let mut args: Vec<&std::ffi::OsStr> = vec!["copy".as_ref(), "--json".as_ref(), "--live".as_ref(), os(&fx.tree), os(&dst)];
+        if delete {
+            args.push("--delete".as_ref());
+        }
+        let (code, json, out) = fx.dockroot(&args);
         if code == Some(0) {
+            exit0 += 1;
             let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
             raced += v["summary"]["raced"].as_u64().unwrap_or_else(|| panic!("no race count: {out}"));
         }
         fx.check_tree(&dst);
-        assert!(code == Some(0) || code == Some(1), "copy --live run {i}: exit {code:?}\n{out}");
-        let _ = std::fs::remove_dir_all(&dst);
-    }
-    // Delta passes (--delete) over one DST: the comparison reads both sides.
-    let (delta, dst) = (10, fx.s.join("delta"));
-    for i in 0..delta {
-        let (code, json, out) =
-            fx.dockroot(&["copy".as_ref(), "--json".as_ref(), "--live".as_ref(), "--delete".as_ref(), os(&fx.tree), os(&dst)]);
-        exit0 += u32::from(code == Some(0));
-        if code == Some(0) {
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
-            raced += v["summary"]["raced"].as_u64().unwrap_or_else(|| panic!("no race count: {out}"));
+        assert!(code == Some(0) || code == Some(1), "{args:?}: exit {code:?}\n{out}");
+        if !delete {
+            let _ = std::fs::remove_dir_all(&dst);
         }
-        fx.check_tree(&dst);
-        assert!(code == Some(0) || code == Some(1), "copy --live --delete run {i}: exit {code:?}\n{out}");
     }
-    let runs = runs + delta;
+    let runs = fresh + delta;
     // Without --live: races fail the copy with their paths, and DST holds
     // only whole, right files.
     let strict = 10;
