@@ -6,8 +6,8 @@
 //! of a file with `/dev/kmsg` copied the host's kernel log). So a source entry
 //! is first opened with `O_PATH|O_NOFOLLOW`, which opens nothing for I/O and
 //! never follows a symlink, then `fstat`ed: only when it is the walker's inode
-//! (same dev, ino and type) is it reopened for reading, through
-//! `/proc/self/fd/N`, which names that inode and no other. A device node is
+//! (same dev, ino and type) is it reopened for reading, through its
+//! `/proc/self/fd/N` magic link, which names that inode and no other. A device node is
 //! never opened for I/O, and a swap is a [`Replaced`] error, which the callers
 //! count as a race.
 
