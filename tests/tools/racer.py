@@ -71,6 +71,11 @@ def make(tree, outside):
 
 def race(tree, rounds):
     libc = ctypes.CDLL(None, use_errno=True)
+    # Die with the test that started us, even if it is killed outright.
+    parent = os.getppid()
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() != parent:
+        sys.exit("racer: the test is gone")
     dfd = os.open(tree, os.O_DIRECTORY)
     pairs = [(a.encode(), b.encode()) for a, b in PAIRS]
     swaps = 0
