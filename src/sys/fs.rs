@@ -9,9 +9,7 @@ use std::path::Path;
 
 use super::stat::{Kind, Timespec};
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
-}
+use super::check;
 
 fn openat_raw(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: valid fd and NUL-terminated name; on success we own the new fd.

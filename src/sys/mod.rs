@@ -31,5 +31,10 @@ pub fn path_cstr(p: &Path) -> std::io::Result<CString> {
     cstr(p.as_os_str().as_bytes())
 }
 
+/// A libc return code as a result: negative means `errno` holds the error.
+fn check(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
+}
+
 /// The name `.`: used to address a directory through its own fd.
 pub const DOT: &CStr = c".";

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use super::check;
 use super::stat::{Kind, Meta, fstat};
 
 /// The name now refers to another inode, or another type, than the walker saw.
@@ -47,10 +48,6 @@ pub fn is_race(e: &io::Error) -> bool {
 /// Whether `e` is a [`Replaced`] error.
 pub fn replaced(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|x| x.is::<Replaced>())
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
 }
 
 /// Requires `now` to be the entry the walker saw.
