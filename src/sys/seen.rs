@@ -46,7 +46,7 @@ pub fn is_race(e: &io::Error) -> bool {
 }
 
 /// Whether `e` is a [`Replaced`] error.
-pub fn replaced(e: &io::Error) -> bool {
+fn replaced(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|x| x.is::<Replaced>())
 }
 
@@ -131,13 +131,6 @@ pub fn open_dir_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Resul
     Ok(fd)
 }
 
-/// Reads the target of the symlink `name` in `dir` that the walker saw as
-/// `seen`: a non-symlink in its place is [`Replaced`], not EINVAL.
-pub fn readlink_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<Vec<u8>> {
-    let (fd, _) = open_seen(dir, name, seen)?;
-    super::fs::readlink_at(fd.as_fd(), c"")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,12 +186,17 @@ mod tests {
         std::os::unix::fs::symlink("target", t.path().join("l")).unwrap();
         let (da, dl) = (lstat_at(d.as_fd(), c"a").unwrap(), lstat_at(d.as_fd(), c"l").unwrap());
         open_dir_seen(d.as_fd(), c"a", &da).unwrap();
-        assert_eq!(readlink_seen(d.as_fd(), c"l", &dl).unwrap(), b"target");
+        let (l, _) = open_seen(d.as_fd(), c"l", &dl).unwrap();
+        assert_eq!(crate::sys::readlink_at(l.as_fd(), c"").unwrap(), b"target");
         // Swap them: the directory name now holds the symlink and vice versa.
         std::fs::rename(t.path().join("a"), t.path().join("x")).unwrap();
         std::fs::rename(t.path().join("l"), t.path().join("a")).unwrap();
         std::fs::rename(t.path().join("x"), t.path().join("l")).unwrap();
         assert!(is_race(&open_dir_seen(d.as_fd(), c"a", &da).unwrap_err()));
-        assert!(replaced(&readlink_seen(d.as_fd(), c"l", &dl).unwrap_err()));
+        assert!(replaced(&open_seen(d.as_fd(), c"l", &dl).unwrap_err()));
+        // A fifo in a directory's place: O_DIRECTORY refuses it before the
+        // open (opening a fifo for reading would block here for ever).
+        nix::unistd::mkfifo(&t.path().join("p"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(open_dir_seen(d.as_fd(), c"p", &da).unwrap_err().raw_os_error(), Some(libc::ENOTDIR));
     }
 }
