@@ -42,20 +42,11 @@ fn timing() -> dockroot::service::wait::Timing {
     t
 }
 
-/// Exit code for a plan error: 2 when refused before anything changed, 1 otherwise.
+/// Reports a plan error; its exit code comes from the plan layer.
 fn fail(out: &Output, e: &PlanError) -> i32 {
     out.problem(&e.to_string());
     out.json(&json!({"ok": false, "error": e.to_string()}));
-    match e {
-        PlanError::Preflight { .. }
-        | PlanError::Unfinished { .. }
-        | PlanError::Locked { .. }
-        | PlanError::Refused { .. }
-        | PlanError::NoJournal { .. } => 2,
-        // Refused by a service check before anything changed (e.g. live-restore with running containers).
-        PlanError::Service { step: "preflight", .. } => 2,
-        _ => 1,
-    }
+    e.exit_code()
 }
 
 /// Asks y/N on a TTY unless --yes; refuses without a TTY.
@@ -280,26 +271,17 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
     if let Some(code) = confirm(a, out, "Roll back the last move or interrupted restore (changes made to Docker since then are lost)?") {
         return Ok(code);
     }
-    // An interrupted restore comes first: its journal says Docker may be down.
-    match plan::restore::rollback(&env.state.dir, &env.api, env.timing, progress) {
-        Ok(Some(r)) => {
-            out.json(&json!({"ok": true, "result": r}));
-            let started = if r.docker_restarted { " and Docker was started again" } else { "" };
-            out.say(&format!("rolled back the interrupted restore: {} holds its previous data{started}", r.data_root.display()));
-            return Ok(0);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            out.problem(&e.to_string());
-            out.json(&json!({"ok": false, "error": e.to_string()}));
-            return Ok(2);
-        }
-    }
     match plan::rollback::rollback(&env, progress) {
-        Ok(r) => {
+        Ok(r) if r.operation == "move" => {
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
             out.say(&format!("the copy in {} was left in place; delete it when you no longer need it", r.target.display()));
+            Ok(0)
+        }
+        Ok(r) => {
+            out.json(&json!({"ok": true, "result": r}));
+            let started = if r.docker_restarted { " and Docker was started again" } else { "" };
+            out.say(&format!("rolled back the interrupted {}: {} holds its previous data{started}", r.operation, r.data_root.display()));
             Ok(0)
         }
         Err(e) => Ok(fail(out, &e)),

@@ -100,8 +100,12 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    with_suffix(path, &format!(".dockroot-tmp-{}", std::process::id()))
+/// The temporary name `write_atomic` writes first. Fixed (no pid), so a
+/// write killed halfway leaves one known name that the next write or an undo
+/// removes, instead of a new `*.dockroot-tmp-<pid>` per attempt; the state
+/// directory's lock keeps two dockroot runs from sharing it.
+pub fn temp_name(path: &Path) -> PathBuf {
+    with_suffix(path, ".dockroot-tmp")
 }
 
 /// `path` with `suffix` appended to its last component (`a/b` + `.x` = `a/b.x`).

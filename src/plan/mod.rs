@@ -10,11 +10,13 @@ pub mod archive_error;
 pub mod backup;
 pub mod disks;
 pub mod error;
+pub mod intent;
 pub mod journal;
 pub mod move_;
 pub mod probe;
 pub mod restore;
 pub mod rollback;
+pub mod runner;
 pub mod signal;
 pub mod status;
 pub mod switch;
@@ -318,6 +320,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
     add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
     add("sync", format!("copy what changed since the pre-copy into {t}, deleting what is gone"));
     add("verify", format!("re-read {t} and compare it with the manifest of {dr}"));
+    add("flush", format!("syncfs the filesystem of {t}, so the copy is on disk before Docker is pointed at it"));
     match p.method {
         Method::Bind => {
             add("rename", format!("rename {dr} to {dr}{}<UTC time> and create an empty {dr}", switch::OLD_INFIX));
@@ -333,6 +336,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
         Method::DataRoot => {
             add("daemon-json", format!("set \"data-root\": \"{t}\" in {} (backup kept)", env.daemon_json.display()));
         }
+        Method::Swap => {}
     }
     add("start", "start Docker".into());
     add("health", "check the API, DockerRootDir, images, containers, volumes and that running containers run again".into());
@@ -340,8 +344,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
 }
 
 /// TEST-ONLY fault injection: when `DOCKROOT_TEST_CRASH_AT` names this step,
-/// the process aborts right after the step is journaled (as started for a
-/// move, as done for a restore), as if it were killed with SIGKILL there.
+/// the process aborts right after the step is journaled as started, as if it were killed with SIGKILL there.
 /// Used by tests/plan/faults.rs and tests/backup to exercise `rollback` after
 /// a crash; never set it in production.
 pub(crate) fn crash_hook(name: &str) {
