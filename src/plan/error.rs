@@ -121,3 +121,18 @@ impl PlanError {
         move |source| Self::Engine { step, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_undone_from_undo_failed() {
+        let cause = || Box::new(PlanError::Health { msg: "x".into() });
+        let undone = PlanError::RolledBack { cause: cause(), data_root: "/d".into(), target: "/t".into() };
+        let failed = PlanError::UndoFailed { cause: cause(), undo: cause(), journal: "/j".into() };
+        assert_eq!((undone.exit_code(), failed.exit_code()), (EXIT_UNDONE, EXIT_UNDO_FAILED));
+        assert_eq!(PlanError::preflight("p").exit_code(), EXIT_REFUSED);
+        assert_eq!(PlanError::Health { msg: "x".into() }.exit_code(), 1);
+    }
+}

@@ -41,6 +41,8 @@ pub enum Method {
     DataRoot,
     /// Restore: the staged tree is renamed onto the data-root path.
     Swap,
+    /// Backup: the data stays where it is.
+    None,
 }
 
 impl std::fmt::Display for Method {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Method {
             Method::Bind => "bind mount",
             Method::DataRoot => "data-root in daemon.json",
             Method::Swap => "swap of the staged tree",
+            Method::None => "none",
         })
     }
 }
@@ -93,6 +96,8 @@ pub enum Outcome {
     RolledBack,
     /// The operation finished and needs nothing more (restore, backup).
     Done,
+    /// `finalize` began deleting the old tree: only `finalize` may go on.
+    Finalizing,
 }
 
 /// Everything a later process needs to undo or finish a move.
@@ -222,6 +227,12 @@ impl StateDir {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(PlanError::Locked { path });
         }
+        // Under the lock a journal temp file is the leftover of a killed run.
+        let tmp = crate::docker::atomic::temp_name(&self.journal_path());
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&tmp, e)),
+            _ => {}
+        }
         Ok(f)
     }
 
@@ -263,12 +274,16 @@ impl StateDir {
         self.refuse_legacy_restore()?;
         match self.load()? {
             Some(j) if j.outcome == Outcome::InProgress && j.state("stop").is_none() && !j.switched() => Ok(()),
-            Some(j) if matches!(j.outcome, Outcome::InProgress | Outcome::Moved) => Err(PlanError::Unfinished {
-                state: if j.outcome == Outcome::Moved { "a finished but not finalized" } else { "an unfinished" },
-                hint: if j.outcome == Outcome::Moved {
-                    "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first"
-                } else {
-                    "run `dockroot rollback` first (or `dockroot move --resume` for a move)"
+            Some(j) if matches!(j.outcome, Outcome::InProgress | Outcome::Moved | Outcome::Finalizing) => Err(PlanError::Unfinished {
+                state: match j.outcome {
+                    Outcome::Moved => "a finished but not finalized",
+                    Outcome::Finalizing => "a half-finalized",
+                    _ => "an unfinished",
+                },
+                hint: match j.outcome {
+                    Outcome::Moved => "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first",
+                    Outcome::Finalizing => "run `dockroot finalize` to finish it first",
+                    _ => "run `dockroot rollback` first (or `dockroot move --resume` for a move)",
                 },
                 operation: j.operation,
                 data_root: j.data_root,

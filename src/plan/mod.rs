@@ -9,6 +9,7 @@
 pub mod archive_error;
 pub mod backup;
 pub mod disks;
+pub mod downtime;
 pub mod error;
 pub mod intent;
 pub mod journal;
@@ -336,7 +337,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
         Method::DataRoot => {
             add("daemon-json", format!("set \"data-root\": \"{t}\" in {} (backup kept)", env.daemon_json.display()));
         }
-        Method::Swap => {}
+        Method::Swap | Method::None => {}
     }
     add("start", "start Docker".into());
     add("health", "check the API, DockerRootDir, images, containers, volumes and that running containers run again".into());
@@ -351,6 +352,19 @@ pub(crate) fn crash_hook(name: &str) {
     if std::env::var_os("DOCKROOT_TEST_CRASH_AT").is_some_and(|v| v == name) {
         std::process::abort();
     }
+}
+
+/// TEST-ONLY fault injection: when the comma-separated
+/// `DOCKROOT_TEST_FAIL_AT` names `name` (a step, or `undo:<step>`), that
+/// step fails right after it is journaled as started, before it acts, as if
+/// its action had failed. Used by tests/plan/faults.rs to reach exit codes 3
+/// and 4; never set it in production.
+pub(crate) fn fail_hook(name: &str) -> Result<()> {
+    let Some(v) = std::env::var_os("DOCKROOT_TEST_FAIL_AT") else { return Ok(()) };
+    if v.to_string_lossy().split(',').any(|x| x == name) {
+        return Err(PlanError::Refused { msg: format!("test failure injected at {name} (DOCKROOT_TEST_FAIL_AT)") });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use crate::docker::{atomic, unit};
 use crate::manifest::verify::verify_tree;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
-use crate::service::{ServiceKind, ServiceManager, ServiceRecord, verify_stopped};
+use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
 
 /// What a finished move reports.
 #[derive(Debug, Clone, Serialize)]
@@ -134,12 +134,13 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             // Record how to start Docker again even when the stop fails, so
             // that the undo can tell a daemon that would not stop (still
             // running: nothing to undo) from one that went down.
-            let stopped = svc.stop(progress);
+            let guard = StopGuard::stop(svc.as_ref(), &env.api, &j.data_root, progress);
             if svc.recorded_command().is_some() {
                 j.service = Some(svc.record());
             }
-            stopped.map_err(PlanError::service("stop"))?;
-            verify_stopped(&j.data_root).map_err(PlanError::service("stop"))
+            // From here the journal's undo owns starting Docker again.
+            guard.map_err(PlanError::service("stop"))?.hand_over();
+            Ok(())
         })?;
         let baseline = plan.precopy.then(|| m1.clone());
         let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
@@ -197,7 +198,7 @@ fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, pro
 /// The data-root Docker must report after the move.
 pub fn expected_root(j: &Journal) -> PathBuf {
     match j.method {
-        Method::Bind | Method::Swap => j.data_root.clone(),
+        Method::Bind | Method::Swap | Method::None => j.data_root.clone(),
         Method::DataRoot => j.target.clone(),
     }
 }
@@ -299,9 +300,9 @@ fn undo_after_failure(env: &Env, r: &mut Runner, cause: PlanError) -> PlanError 
     }
 }
 
-/// Whether a journal at `state` refuses new moves (for `status`).
+/// Whether a journal at `state` refuses new operations (for `status`).
 pub fn pending(state: &StateDir) -> Option<Journal> {
-    state.load().ok().flatten().filter(|j| j.outcome != Outcome::RolledBack)
+    state.load().ok().flatten().filter(|j| matches!(j.outcome, Outcome::InProgress | Outcome::Moved | Outcome::Finalizing))
 }
 
 #[cfg(test)]

@@ -90,7 +90,18 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     let _lock = env.state.lock()?;
     env.state.refuse_legacy_restore()?;
     let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "roll back" })?;
-    if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) {
+    if j.outcome == Outcome::Finalizing {
+        return Err(PlanError::Refused {
+            msg: format!(
+                "finalize of the move of {} was interrupted and the old tree is partly deleted; run `dockroot finalize` again (Docker runs on {})",
+                j.data_root.display(),
+                expected_root(&j).display()
+            ),
+        });
+    }
+    // A finished restore keeps the previous data-root aside, so it can be undone too.
+    let finished_restore = j.outcome == Outcome::Done && j.operation == "restore";
+    if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) && !finished_restore {
         return Err(PlanError::Refused {
             msg: format!(
                 "the {} of {} recorded in {} was already {}; there is nothing to roll back",
@@ -108,8 +119,8 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
 /// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
 pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
     let _lock = env.state.lock()?;
-    let j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
-    if j.outcome != Outcome::Moved {
+    let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
+    if !matches!(j.outcome, Outcome::Moved | Outcome::Finalizing) {
         return Err(PlanError::Refused {
             msg: format!(
                 "the move of {} is not finished and health-checked ({:?}); run `dockroot rollback`",
@@ -121,6 +132,10 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
     let removed = j.old_tree.clone();
     // The data Docker now uses must be on disk before the only other copy goes.
     intent::flush("finalize", &expected_root(&j))?;
+    // From the first deletion on, the old tree is no longer whole: recorded
+    // first, so `rollback` refuses and `finalize` can be run again.
+    j.outcome = Outcome::Finalizing;
+    env.state.save(&j)?;
     if let Some(old) = &removed {
         progress.phase("remove old tree", None);
         remove_tree(old)?;
@@ -140,4 +155,65 @@ fn remove_tree(path: &std::path::Path) -> Result<()> {
     let dir = crate::sys::fs::open_dir_path(parent).map_err(err)?;
     let name = crate::sys::path_cstr(std::path::Path::new(name)).map_err(err)?;
     crate::sys::fs::remove_tree_at(dir.as_fd(), &name).map_err(err)
+}
+
+/// `move --resume`, first half: the interrupted move to resume. Refuses
+/// when there is none, when the journal is another operation's, and when the
+/// move finished (finalize or roll it back instead).
+pub fn resumable(env: &Env) -> Result<Journal> {
+    let j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "resume" })?;
+    let refuse = |msg: String| Err(PlanError::Refused { msg });
+    match (j.operation.as_str(), j.outcome) {
+        ("move", Outcome::InProgress | Outcome::RolledBack) => Ok(j),
+        ("move", _) => refuse(format!(
+            "move --resume: the move of {} to {} finished; run `dockroot finalize` to keep it or `dockroot rollback` to undo it",
+            j.data_root.display(),
+            j.target.display()
+        )),
+        (op, _) => refuse(format!(
+            "move --resume: the journal {} records a {op}, not a move; run `dockroot rollback` if it is unfinished",
+            env.state.journal_path().display()
+        )),
+    }
+}
+
+/// `move --resume`, second half: undoes the interrupted move `j` (if not
+/// yet undone) and, when the move goes to the same target, empties the
+/// partial copy there (preflight required it empty or absent, so all of it is
+/// the interrupted move's) so the move starts afresh.
+pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn Progress) -> Result<()> {
+    if j.outcome == Outcome::InProgress {
+        rollback(env, progress)?;
+    }
+    if same_target {
+        clear_dir(&j.target).map_err(|e| {
+            PlanError::io(
+                "resume",
+                &j.target,
+                std::io::Error::other(format!(
+                    "cannot empty the partial copy ({e}); delete its contents by hand and run `dockroot move --to {}`",
+                    j.target.display()
+                )),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
+fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+        } else {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }

@@ -41,6 +41,7 @@ impl Runner<'_> {
         self.j.begin(name, intents);
         self.save()?;
         super::crash_hook(name);
+        super::fail_hook(name)?;
         let r = f(&mut self.j)?;
         self.j.set(name, StepState::Done);
         self.save()?;
@@ -73,6 +74,7 @@ pub fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progress) ->
         }
         let name = j.steps[i].name.clone();
         progress.phase(&format!("undo {name}"), None);
+        super::fail_hook(&format!("undo:{name}"))?;
         for it in j.steps[i].intents.clone().iter().rev() {
             intent::undo(it)?;
             if let Intent::EditFile { path, .. } = it {

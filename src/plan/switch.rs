@@ -75,7 +75,7 @@ pub fn apply(r: &mut Runner, use_dropin: bool) -> Result<()> {
             r.j.backups.daemon_json = backup_of(&edit);
             r.step_with("daemon-json", vec![edit.clone()], |_| intent::apply_edit("daemon-json", &edit, cfg.to_text().as_bytes()))?
         }
-        Method::Swap => return Err(PlanError::Refused { msg: "a restore's swap is not a move's switch".into() }),
+        Method::Swap | Method::None => return Err(PlanError::Refused { msg: format!("{} is not a move's switch", r.j.method) }),
     }
     Ok(())
 }

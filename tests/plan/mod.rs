@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use dockroot::docker::api::DockerApi;
 use dockroot::docker::snapshot::DockerState;
 
+mod crash;
 mod faults;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};

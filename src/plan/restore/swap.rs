@@ -13,7 +13,7 @@ use crate::plan::backup::BackupMeta;
 use crate::plan::error::PlanError;
 use crate::plan::intent::{self, Intent};
 use crate::plan::runner::Runner;
-use crate::service::ServiceManager;
+use crate::service::{ServiceManager, StopGuard};
 
 /// Runs the steps; returns the config files written.
 pub(super) fn swap_and_start(
@@ -27,14 +27,13 @@ pub(super) fn swap_and_start(
     let progress = r.progress;
     let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
     // Recorded before the stop: even a half-done stop is undone by starting again.
+    svc.remember().map_err(BackupError::service("stop Docker"))?;
     r.j.service = Some(svc.record());
     r.step("stop", |j| {
-        let stop = svc.stop(progress);
+        let guard = StopGuard::stop(svc, &opts.api, &dr, progress);
         j.service = Some(svc.record());
-        stop.map_err(PlanError::service("stop"))?;
-        if dr.exists() {
-            crate::service::verify_stopped(&dr).map_err(PlanError::service("stop"))?;
-        }
+        // From here the journal's undo owns starting Docker again.
+        guard.map_err(PlanError::service("stop"))?.hand_over();
         Ok::<_, PlanError>(())
     })?;
     r.step("flush", |_| intent::flush("flush", &staging))?;
