@@ -90,3 +90,27 @@ pub fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progress) ->
 
 /// The steps of a version-1 move journal that changed the host.
 const SWITCH_V1: [&str; 5] = ["rename", "mount", "fstab", "dropin", "daemon-json"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    #[test]
+    fn a_version_1_journal_with_switch_steps_is_refused_with_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let mut j = Journal::for_test(d.path(), super::super::journal::Method::Bind);
+        j.version = 1;
+        j.set("stop", StepState::Done);
+        undo_steps(&state, &mut j, &Silent).unwrap();
+        j.set("rename", StepState::Done);
+        let e = undo_steps(&state, &mut j, &Silent).unwrap_err().to_string();
+        assert!(e.contains("older dockroot") && e.contains("start Docker"), "{e}");
+        // The old format still parses (no `version`, no intents).
+        let text = serde_json::to_string(&j).unwrap().replace("\"version\":1,", "");
+        let back: Journal = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.version, 1);
+    }
+}

@@ -109,7 +109,7 @@ impl Harness<'_> {
                 .unwrap_or_default();
             let left: Vec<_> = names
                 .iter()
-                .filter(|n| ["dockroot-tmp", "dockroot-bak", "dockroot-old", "dockroot-staging"].iter().any(|x| n.contains(x)))
+                .filter(|n| ["dockroot-tmp", "dockroot-bak", "dockroot-old", "dockroot-staging", ".partial"].iter().any(|x| n.contains(x)))
                 .collect();
             assert!(left.is_empty(), "left in {} after {at}: {left:?}", dir.display());
         }
@@ -198,6 +198,19 @@ fn crash_points_restore() {
     d.docker(&["volume", "create", "only-in-old-data"]);
     let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &|| {});
     assert!(n > 10, "{n}");
+}
+
+/// backup: killed with Docker down, `rollback` starts it again on the same
+/// data and removes the partial archive.
+#[test]
+fn crash_points_backup() {
+    let (s, d, _disk) = super::faults::fixture("crash-backup", false);
+    let mut g = d.args(&s);
+    g.extend(["--data-root".into(), d.root().display().to_string()]);
+    let h = Harness { d: &d, s: &s, g };
+    let a = s.join("a.tar.zst").display().to_string();
+    let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config", "--yes"], &|| {});
+    assert!(n > 5, "{n}");
 }
 
 /// finalize: killed before its journal write, and before deleting the
