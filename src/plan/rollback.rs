@@ -113,6 +113,8 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
         });
     }
     let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
+    // The undone operation's manifests are of no further use.
+    let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
     Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, docker_restarted })
 }
 
