@@ -165,6 +165,15 @@ impl ServiceManager for PidfileService {
         Err(ServiceError::ExitTimeout { pid, secs: self.timing.secs() })
     }
 
+    /// Captures the running daemon's command line (nothing when none runs).
+    fn remember(&self) -> Result<()> {
+        if let Some(pid) = self.live_pid()? {
+            let cmd = DaemonCommand::capture(&self.proc_root, pid, self.log_path())?;
+            *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(cmd);
+        }
+        Ok(())
+    }
+
     /// Starts the recorded command and waits until its socket answers.
     fn start(&self, log: &dyn Progress) -> Result<()> {
         let cmd = self.recorded().ok_or_else(|| ServiceError::NothingRecorded { pidfile: self.pidfile.clone() })?;
