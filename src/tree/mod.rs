@@ -8,6 +8,7 @@ pub mod hasher;
 pub mod links;
 pub mod node;
 pub mod pool;
+pub mod queue;
 pub mod scan;
 pub mod split;
 pub mod walk;

@@ -13,13 +13,11 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use super::links::Groups;
 use super::node::{DirNode, Item};
-use super::pool::Pool;
+use super::pool::{Pool, Work};
+use super::queue::{Receiver, Sender, Window, channel};
 use crate::error::{Error, Result};
 use crate::manifest::order::join;
 use crate::manifest::{Reader, Record};
@@ -96,9 +94,8 @@ pub struct WalkStats {
 
 type Msg = Vec<(u64, Result<Outcome>)>;
 
-/// Items travel to workers, and outcomes back, in batches: one channel
-/// operation per item made the threads spin on each other (sched_yield) on a
-/// two-core machine.
+/// Items travel to workers, and outcomes back, in batches: one hand-off per
+/// item costs a lock and often a wake-up.
 const BATCH: usize = 64;
 
 struct Frame {
@@ -109,10 +106,10 @@ struct Frame {
 struct Walker<'a, V: Visitor> {
     opts: &'a WalkOptions,
     visitor: &'a V,
-    jobs: Sender<Vec<Item>>,
+    pool: &'a Pool,
     batch: Vec<Item>,
     results: Sender<Msg>,
-    tokens: Sender<()>,
+    window: &'a Window,
     seq: u64,
     groups: Groups,
     baseline: Option<Reader>,
@@ -120,13 +117,20 @@ struct Walker<'a, V: Visitor> {
     mounts: Vec<String>,
 }
 
+/// However the walker ends (also by a panic), no more batches come.
+impl<V: Visitor> Drop for Walker<'_, V> {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
 impl<V: Visitor> Walker<'_, V> {
     fn next_seq(&mut self) -> u64 {
         // Blocks while the window is full; the collector returns tokens. The
         // pending batch must go out first, or the window could never drain.
-        if self.tokens.try_send(()).is_err() {
+        if !self.window.try_take() {
             self.flush();
-            let _ = self.tokens.send(());
+            self.window.take();
         }
         self.seq += 1;
         self.seq - 1
@@ -134,7 +138,7 @@ impl<V: Visitor> Walker<'_, V> {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let _ = self.jobs.send(std::mem::take(&mut self.batch));
+            self.pool.push_batch(std::mem::take(&mut self.batch));
         }
     }
 
@@ -146,7 +150,7 @@ impl<V: Visitor> Walker<'_, V> {
     }
 
     fn report(&mut self, seq: u64, r: Result<Outcome>) {
-        let _ = self.results.send(vec![(seq, r)]);
+        self.results.send(vec![(seq, r)]);
     }
 
     fn baseline_for(&mut self, rel: &[u8]) -> Result<Option<Record>> {
@@ -295,24 +299,21 @@ pub fn walk<V: Visitor>(
     // The pseudo-parent of the root: the root itself, addressed as ".".
     let root_node = Arc::new(DirNode::new(Vec::new(), root_fd, dst_root, None));
 
-    let (job_tx, job_rx) = unbounded::<Vec<Item>>();
-    let (res_tx, res_rx) = unbounded::<Msg>();
-    let (tok_tx, tok_rx) = bounded::<()>(window);
+    let (res_tx, res_rx) = channel::<Msg>();
+    let window = Window::new(window);
     let pool = Pool::default();
-    let working = AtomicUsize::new(opts.threads.max(1));
     let stats = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
-            let (rx, tx, pool, working) = (job_rx.clone(), res_tx.clone(), &pool, &working);
-            s.spawn(move || worker(visitor, root, pool, rx, tx, working));
+            let (tx, pool) = (res_tx.clone(), &pool);
+            s.spawn(move || worker(visitor, root, pool, tx));
         }
-        drop(job_rx);
         let walker = Walker {
             opts,
             visitor,
-            jobs: job_tx,
+            pool: &pool,
             batch: Vec::with_capacity(BATCH),
             results: res_tx,
-            tokens: tok_tx,
+            window: &window,
             seq: 0,
             groups: Groups::default(),
             baseline,
@@ -323,10 +324,10 @@ pub fn walk<V: Visitor>(
             let mut w = walker;
             w.run(root_node, root_meta);
             w.flush();
-            // Dropping the walker closes the job and result channels.
+            // Dropping the walker closes the pool and its result queue.
             (std::mem::take(&mut w.mounts), w.seq)
         });
-        let (mut stats, collected) = collect(res_rx, tok_rx, progress, &mut sink);
+        let (mut stats, collected) = collect(res_rx, &window, progress, &mut sink);
         // A walker that panicked stopped listing: what was collected is not the tree.
         let (mounts, dispatched) = walked.join().map_err(|p| Error::Panicked {
             path: crate::error::show(root, b""),
@@ -362,23 +363,20 @@ fn run_entry<V: Visitor>(visitor: &V, root: &Path, item: &Item, pool: &Pool) -> 
     })
 }
 
-fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>, working: &AtomicUsize) {
-    loop {
-        // Pieces of a large file first: the ordered collector may be waiting for it.
-        let batch = select! {
-            recv(pool.tasks()) -> t => {
-                if let Ok(t) = t {
-                    // A panicking piece drops its result sender: its owner
-                    // sees that and fails its entry (see `run_entry`).
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
-                }
+fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, results: Sender<Msg>) {
+    // Pieces of a large file come first (the ordered collector may be
+    // waiting for it); after the last batch, workers help with the pieces of
+    // the others' until every worker is done.
+    while let Some(work) = pool.next() {
+        let batch = match work {
+            Work::Task(t) => {
+                // A panicking piece fails its owner's entry (see `Pool::run_all`).
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
                 continue;
             }
-            recv(jobs) -> b => match b {
-                Ok(b) => b,
-                Err(_) => break,
-            },
+            Work::Batch(b) => b,
         };
+        let _done = BatchDone(pool);
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
             let seq = item.seq;
@@ -387,17 +385,16 @@ fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, jobs: Receiver<Vec<
             // outcome is reported, so directory errors are never lost.
             drop(item);
         }
-        if results.send(out).is_err() {
-            break;
-        }
+        results.send(out);
     }
-    // No more entries, but a worker still on its last batch may split a
-    // large file: help with its pieces until every worker is done.
-    working.fetch_sub(1, Ordering::SeqCst);
-    while working.load(Ordering::SeqCst) > 0 {
-        if let Ok(t) = pool.tasks().recv_timeout(std::time::Duration::from_millis(5)) {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
-        }
+}
+
+/// Tells the pool a worker's batch is done, also when the worker unwinds.
+struct BatchDone<'a>(&'a Pool);
+
+impl Drop for BatchDone<'_> {
+    fn drop(&mut self) {
+        self.0.batch_done();
     }
 }
 
@@ -405,28 +402,31 @@ fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, jobs: Receiver<Vec<
 /// stats and how many outcomes were handed on.
 fn collect(
     results: Receiver<Msg>,
-    tokens: Receiver<()>,
+    window: &Window,
     progress: &dyn crate::progress::Progress,
     sink: &mut impl FnMut(Result<Outcome>),
 ) -> (WalkStats, u64) {
     let mut next = 0u64;
     let mut pending: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut stats = WalkStats::default();
-    for (seq, r) in results.into_iter().flatten() {
-        pending.insert(seq, r);
-        while let Some(r) = pending.remove(&next) {
-            next += 1;
-            let _ = tokens.try_recv();
-            if let Ok(o) = &r {
-                stats.entries += u64::from(o.record.is_some());
-                stats.bytes += o.bytes;
-                stats.raced += u64::from(o.raced);
-                stats.sparsified += o.sparsified;
-                stats.rewritten += u64::from(o.rewritten);
-                progress.advance(1, o.bytes);
+    while let Some(msgs) = results.recv_all() {
+        let before = next;
+        for (seq, r) in msgs.into_iter().flatten() {
+            pending.insert(seq, r);
+            while let Some(r) = pending.remove(&next) {
+                next += 1;
+                if let Ok(o) = &r {
+                    stats.entries += u64::from(o.record.is_some());
+                    stats.bytes += o.bytes;
+                    stats.raced += u64::from(o.raced);
+                    stats.sparsified += o.sparsified;
+                    stats.rewritten += u64::from(o.rewritten);
+                    progress.advance(1, o.bytes);
+                }
+                sink(r);
             }
-            sink(r);
         }
+        window.give((next - before) as usize);
     }
     (stats, next)
 }
