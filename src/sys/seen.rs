@@ -60,14 +60,22 @@ fn same(seen: &Meta, now: &Meta) -> io::Result<()> {
 }
 
 /// Opens `name` in `dir` with `O_PATH|O_NOFOLLOW` (no I/O, no side effect on
-/// any file type) and checks that it is `seen`. Returns the handle and its
-/// current stat.
-pub fn open_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(OwnedFd, Meta)> {
+/// any file type) and stats the handle. The walker stats entries this way:
+/// the stat then describes the very inode the handle names, so a later
+/// [`reopen_file`] or [`reopen_dir`] of the handle needs no second stat to
+/// check it (issue 11: one stat per entry).
+pub fn open_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(OwnedFd, Meta)> {
     // SAFETY: valid fd and NUL-terminated name.
     let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
     // SAFETY: openat succeeded, so fd is a new descriptor that we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let now = fstat(fd.as_fd())?;
+    Ok((fd, now))
+}
+
+/// [`open_entry`], checked to be `seen`. Returns the handle and its current stat.
+pub fn open_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(OwnedFd, Meta)> {
+    let (fd, now) = open_entry(dir, name)?;
     same(seen, &now)?;
     Ok((fd, now))
 }
@@ -84,22 +92,41 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> String {
 /// file and its stat at open time. Does not touch atime where permitted.
 pub fn open_file_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(File, Meta)> {
     let (path_fd, now) = open_seen(dir, name, seen)?;
-    let n = super::cstr(path_fd.as_raw_fd().to_string().as_bytes())?;
-    let fd_dir = proc_fd_dir()?;
-    // No O_NOFOLLOW: the magic link must be followed, and it leads only to
-    // the inode checked above. O_NONBLOCK: no wait on a mandatory lock.
+    Ok((reopen_file(path_fd.as_fd(), &now)?, now))
+}
+
+/// Opens for reading the inode behind the `O_PATH` handle `path_fd`, whose
+/// stat is `now` (from [`open_entry`] or [`open_seen`]); anything but a
+/// regular file is a [`Replaced`] error and is never opened for I/O. Does
+/// not touch atime where permitted.
+pub fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
+    if now.kind != Kind::File {
+        return Err(io::Error::other(Replaced { saw: Kind::File, found: now.kind }));
+    }
+    // O_NONBLOCK: no wait on a mandatory lock.
     let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    let open = |flags: libc::c_int| {
-        // SAFETY: valid fd and NUL-terminated name.
-        check(unsafe { libc::openat(fd_dir.as_raw_fd(), n.as_ptr(), flags) })
-    };
     // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER.
-    let fd = match open(flags | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(flags)?,
+    let fd = match reopen(path_fd, flags | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => reopen(path_fd, flags)?,
         r => r?,
     };
+    Ok(File::from(fd))
+}
+
+/// Opens the directory behind the `O_PATH` handle `path_fd` for listing.
+pub fn reopen_dir(path_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    reopen(path_fd, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+}
+
+/// Opens `path_fd`'s inode again through its /proc magic link. No
+/// O_NOFOLLOW: the magic link must be followed, and it leads only to that inode.
+fn reopen(path_fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let n = super::cstr(path_fd.as_raw_fd().to_string().as_bytes())?;
+    let fd_dir = proc_fd_dir()?;
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd = check(unsafe { libc::openat(fd_dir.as_raw_fd(), n.as_ptr(), flags) })?;
     // SAFETY: openat succeeded, so fd is a new descriptor that we own.
-    Ok((File::from(unsafe { OwnedFd::from_raw_fd(fd) }), now))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// This process's /proc/PID/fd, opened once: reopening fd N as
@@ -177,6 +204,32 @@ mod tests {
         assert!(replaced(&open_file_seen(d.as_fd(), c"f", &seen).unwrap_err()));
         std::fs::remove_file(t.path().join("f")).unwrap();
         assert!(is_race(&open_file_seen(d.as_fd(), c"f", &seen).unwrap_err()));
+    }
+
+    #[test]
+    fn a_walker_handle_reopens_only_its_own_regular_file() {
+        let (t, d) = dir();
+        std::fs::write(t.path().join("f"), b"old").unwrap();
+        std::fs::create_dir(t.path().join("a")).unwrap();
+        let (h, now) = open_entry(d.as_fd(), c"f").unwrap();
+        // The name now holds another file: the handle still reads its own.
+        std::fs::write(t.path().join("g"), b"new").unwrap();
+        std::fs::rename(t.path().join("g"), t.path().join("f")).unwrap();
+        let mut s = String::new();
+        reopen_file(h.as_fd(), &now).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "old");
+        // A device node's handle is never opened for I/O; a directory's is listed.
+        nix::sys::stat::mknod(
+            &t.path().join("c"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        let (c, cm) = open_entry(d.as_fd(), c"c").unwrap();
+        assert!(replaced(&reopen_file(c.as_fd(), &cm).unwrap_err()));
+        let (a, _) = open_entry(d.as_fd(), c"a").unwrap();
+        assert!(crate::sys::list_dir(reopen_dir(a.as_fd()).unwrap().as_fd()).unwrap().is_empty());
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct Item {
     pub parent: Arc<DirNode>,
     /// The stat taken by the walker.
     pub meta: Meta,
+    /// The walker's `O_PATH` handle, whose stat `meta` is (`sys::seen::open_entry`);
+    /// `None` for the root.
+    pub handle: Option<OwnedFd>,
     pub link: Option<LinkRole>,
     /// The record of this path in a baseline manifest (delta copies).
     pub baseline: Option<Record>,

@@ -38,11 +38,30 @@ pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &Path, open: Open
     Ok(Record { path: item.rel.clone(), body, perm: meta.perm, uid: meta.uid, gid: meta.gid, mtime: meta.mtime, xattrs })
 }
 
+/// A source entry opened without I/O (`O_PATH`): the walker's handle, or
+/// one opened now and checked to be the entry the walker saw.
+pub enum Handle<'a> {
+    Walker(BorrowedFd<'a>),
+    Checked(OwnedFd),
+}
+
+impl AsFd for Handle<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Handle::Walker(fd) => *fd,
+            Handle::Checked(fd) => fd.as_fd(),
+        }
+    }
+}
+
 /// Opens a source entry the walker saw, without I/O (`O_PATH`): a swap
 /// since the walker's stat is a race (`Changed`), not another entry's data.
-pub fn open_seen(item: &Item, root: &Path) -> Result<OwnedFd> {
+pub fn open_seen<'a>(item: &'a Item, root: &Path) -> Result<Handle<'a>> {
+    if let Some(h) = &item.handle {
+        return Ok(Handle::Walker(h.as_fd()));
+    }
     sys::seen::open_seen(item.parent.src.as_fd(), &item.name, &item.meta)
-        .map(|(fd, _)| fd)
+        .map(|(fd, _)| Handle::Checked(fd))
         .map_err(|e| Error::source("open", root, &item.rel, e))
 }
 
@@ -66,7 +85,11 @@ pub fn special_record(item: &Item, root: &Path) -> Result<Record> {
 
 /// Opens a regular file the walker saw for reading (see `sys::seen`).
 pub fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
-    sys::seen::open_file_seen(item.parent.src.as_fd(), &item.name, &item.meta).map_err(|e| Error::source("open", root, &item.rel, e))
+    let r = match &item.handle {
+        Some(h) => sys::seen::reopen_file(h.as_fd(), &item.meta).map(|f| (f, item.meta)),
+        None => sys::seen::open_file_seen(item.parent.src.as_fd(), &item.name, &item.meta),
+    };
+    r.map_err(|e| Error::source("open", root, &item.rel, e))
 }
 
 /// Compares the stat before and after a read: a change means the content read

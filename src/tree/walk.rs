@@ -167,7 +167,11 @@ impl<V: Visitor> Walker<'_, V> {
         let root = &self.opts.root;
         // The directory the walker stat'ed, not whatever took its name since
         // (a symlink to `/`, say): a swap is a race.
-        let src = match sys::seen::open_dir_seen(item.parent.src.as_fd(), &item.name, &item.meta) {
+        let src = match &item.handle {
+            Some(h) => sys::seen::reopen_dir(h.as_fd()),
+            None => sys::seen::open_dir_seen(item.parent.src.as_fd(), &item.name, &item.meta),
+        };
+        let src = match src {
             Ok(fd) => fd,
             Err(e) if self.opts.live && sys::seen::is_race(&e) => {
                 self.report(seq, Ok(Outcome { raced: true, ..Outcome::default() }));
@@ -204,7 +208,16 @@ impl<V: Visitor> Walker<'_, V> {
         self.root_dev = root_meta.dev;
         let seq = self.next_seq();
         let baseline = self.baseline_for(b"").unwrap_or(None);
-        let root_item = Item { seq, rel: Vec::new(), name: sys::DOT.to_owned(), parent: root_node, meta: root_meta, link: None, baseline };
+        let root_item = Item {
+            seq,
+            rel: Vec::new(),
+            name: sys::DOT.to_owned(),
+            parent: root_node,
+            meta: root_meta,
+            handle: None,
+            link: None,
+            baseline,
+        };
         let Some(node) = self.enter(root_item) else {
             return;
         };
@@ -243,7 +256,8 @@ impl<V: Visitor> Walker<'_, V> {
     fn visit_child(&mut self, parent: Arc<DirNode>, name: CString) -> Option<Arc<DirNode>> {
         let rel = join(&parent.rel, name.as_bytes());
         let seq = self.next_seq();
-        let meta = match sys::stat::lstat_at(parent.src.as_fd(), &name) {
+        // The one stat of the entry: through a handle its worker reopens (see `sys::seen`).
+        let (handle, meta) = match sys::seen::open_entry(parent.src.as_fd(), &name) {
             Ok(m) => m,
             Err(e) => {
                 let vanished = e.raw_os_error() == Some(libc::ENOENT);
@@ -266,7 +280,7 @@ impl<V: Visitor> Walker<'_, V> {
             }
         };
         let link = if meta.kind == Kind::File { self.groups.role(meta.dev, meta.ino, meta.nlink, &rel) } else { None };
-        let item = Item { seq, rel, name, parent, meta, link, baseline };
+        let item = Item { seq, rel, name, parent, meta, handle: Some(handle), link, baseline };
         if meta.kind != Kind::Dir {
             self.dispatch(item);
             return None;
