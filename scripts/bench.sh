@@ -2,7 +2,7 @@
 # bench.sh: dockroot against the standard tools, on the same docker-like tree,
 # interleaved in one run, warm cache. Prints medians and ratios.
 #
-# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N]
+# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR]
 #   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
 #   reused between runs.
 #   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
@@ -28,16 +28,27 @@
 # (one tree at a time: about 4 KiB of RAM a file, 4.5 GiB at 1.2 million);
 # deleting a million files on a disk mounted with `discard` takes longer
 # than the commands measured.
+#
+# --disk DIR instead writes every copy to DIR, which must be on a real block
+# device (the source's disk, or a loop-mounted image on it, for the
+# same-disk case): each run starts with the page cache dropped (sync; echo 3
+# > /proc/sys/vm/drop_caches) and its time includes a final sync. Rounds of
+# dockroot copy --manifest, rsync -aHAXS, cp -a and tar | zstd -T0 are
+# interleaved; with --small N the tree is the small-file one. The same run
+# measures the device's limits in DIR: sequential write and read with direct
+# I/O (dd, 1 GiB), and a metadata rate (creating and syncing empty files),
+# and prints how far dockroot's copy is from the floor they imply.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set=
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk=
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
         --dir) dir=$2; dir_set=1; shift 2 ;;
         --out) outdir=$2; out_set=1; shift 2 ;;
         --small) small=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N]" >&2; exit 2 ;;
+        --disk) disk=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR]" >&2; exit 2 ;;
     esac
 done
 if ((small)); then
@@ -51,9 +62,12 @@ bin=${DOCKROOT_BIN:-$(pwd)/target/release/dockroot}
 command -v rsync >/dev/null || { echo "bench.sh: rsync is missing: run scripts/setup.sh" >&2; exit 2; }
 [[ -x /usr/bin/time ]] || { apt-get install -y time >/dev/null 2>&1 || true; }
 
-# --small N: see the header. One run of each command, timed by /usr/bin/time.
-bench_small() {
-    local n=$small src=$dir/tree-$small/docker
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# The --small tree, generated once in DIR.
+small_tree() {
+    local n=$small
+    src=$dir/tree-$n/docker
     if [[ ! -d $src ]]; then
         echo "bench.sh: generating $n small files in $src (once)" >&2
         rm -rf "$dir/tree-$n.tmp"
@@ -61,6 +75,12 @@ bench_small() {
         sync
         mv "$dir/tree-$n.tmp" "$dir/tree-$n"
     fi
+}
+
+# --small N: see the header. One run of each command, timed by /usr/bin/time.
+bench_small() {
+    local src
+    small_tree
     local entries
     read -r entries < <(find "$src" | wc -l)
     echo "tree: $src: $entries entries, $(du -sh "$src" | cut -f1) allocated"
@@ -115,6 +135,91 @@ bench_small() {
     rm -rf "$outdir"
 }
 
+# --disk DIR: see the header. SRC is the tree to copy.
+bench_disk() {
+    local src=$1 out=$disk/dockroot-bench-disk/copy arc=$disk/dockroot-bench-disk/tar.tar.zst work=$disk/dockroot-bench-disk
+    [[ $(id -u) == 0 ]] || { echo "bench.sh: --disk drops the page cache: run as root" >&2; exit 2; }
+    rm -rf "$work"
+    mkdir -p "$work"
+    local entries alloc
+    read -r entries < <(find "$src" | wc -l)
+    read -r alloc _ < <(du -s --block-size=1 "$src")
+    echo "tree: $src: $entries entries, $((alloc / 1048576)) MiB allocated"
+    echo "destination: $work on $(df --output=source,fstype "$disk" | tail -n1) (source on $(df --output=source "$src" | tail -n1))"
+    declare -A t=()
+    cold_run() { # NAME CMD...: cold cache, CMD, sync; appends the seconds to t[NAME]
+        local name=$1 t0 t1
+        shift
+        rm -rf "$out" "$arc" "$work/m"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        t0=$(date +%s.%N)
+        "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
+        sync
+        t1=$(date +%s.%N)
+        t[$name]+="$(echo "$t1 - $t0" | bc) "
+    }
+    for ((r = 1; r <= rounds; r++)); do
+        echo "round $r/$rounds" >&2
+        cold_run dockroot "$bin" -q copy "$src" "$out" --manifest "$work/m"
+        cold_run rsync rsync -aHAXS --numeric-ids "$src/" "$out/"
+        cold_run cp cp -a "$src" "$out"
+        cold_run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$arc'"
+    done
+    rm -rf "$out" "$arc" "$work/m"
+    # The device: 1 GiB written and read back with direct I/O, then empty
+    # files created and synced (what a tree of small files costs at least).
+    local gib=$((1 << 30)) w0 w1 r0 r1 m0 m1 nmeta=20000
+    sync
+    w0=$(date +%s.%N)
+    dd if=/dev/zero of="$work/dd" bs=4M count=256 oflag=direct status=none
+    w1=$(date +%s.%N)
+    echo 3 >/proc/sys/vm/drop_caches
+    r0=$(date +%s.%N)
+    dd if="$work/dd" of=/dev/null bs=4M iflag=direct status=none
+    r1=$(date +%s.%N)
+    rm -f "$work/dd"
+    sync
+    m0=$(date +%s.%N)
+    python3 -c 'import os,sys; d=sys.argv[1]; os.mkdir(d); [os.close(os.open(f"{d}/{i}", os.O_CREAT | os.O_WRONLY, 0o644)) for i in range(int(sys.argv[2]))]' "$work/meta" "$nmeta"
+    sync
+    m1=$(date +%s.%N)
+    rm -rf "$work/meta"
+    local wbps rbps mps
+    wbps=$(echo "$gib / ($w1 - $w0)" | bc)
+    rbps=$(echo "$gib / ($r1 - $r0)" | bc)
+    mps=$(echo "$nmeta / ($m1 - $m0)" | bc)
+    declare -A med
+    printf '\n%-16s %10s   %s\n' "tool (cold)" "median s" "all runs"
+    for k in dockroot rsync cp tar_zstd; do
+        med[$k]=$(echo "${t[$k]}" | median)
+        printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${t[$k]}"
+    done
+    ratio() { echo "scale=3; $1 / $2" | bc; }
+    echo
+    echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")"
+    echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")"
+    echo "dockroot copy --manifest / tar | zstd   : $(ratio "${med[dockroot]}" "${med[tar_zstd]}")"
+    echo
+    echo "device: sequential write $((wbps / 1048576)) MiB/s, read $((rbps / 1048576)) MiB/s (direct I/O); $mps empty files/s created and synced"
+    # Floors: the data read once and written once at the sequential rates
+    # (one disk does both), and one create per entry at the metadata rate.
+    local data_floor meta_floor
+    data_floor=$(echo "scale=2; $alloc / $rbps + $alloc / $wbps" | bc)
+    meta_floor=$(echo "scale=2; $entries / $mps" | bc)
+    echo "floor: data read + write $data_floor s, entries created $meta_floor s"
+    echo "dockroot copy / data floor    : $(ratio "${med[dockroot]}" "$data_floor")"
+    echo "dockroot copy / metadata floor: $(ratio "${med[dockroot]}" "$meta_floor")"
+    rm -rf "$work"
+}
+
+if [[ -n $disk ]]; then
+    if ((small)); then
+        small_tree
+        bench_disk "$src"
+        exit 0
+    fi
+fi
 if ((small)); then
     [[ -x /usr/bin/time ]] || { echo "bench.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
     bench_small
@@ -160,6 +265,10 @@ make_tree() {
 }
 
 [[ -d $tree ]] || make_tree
+if [[ -n $disk ]]; then
+    bench_disk "$tree"
+    exit 0
+fi
 read -r entries < <(find "$tree" | wc -l)
 read -r size _ < <(du -sb "$tree")
 echo "tree: $tree: $entries entries, $((size / 1048576)) MiB apparent, $(du -sh "$tree" | cut -f1) allocated"
@@ -198,7 +307,6 @@ for ((r = 1; r <= rounds; r++)); do
     rm -f "$outdir/keep.tar.zst"
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
 printf '\n%-16s %10s   %s\n' tool "median s" "all runs"
 for k in rsync cp dockroot tar_zstd dockroot_backup tar_extract dockroot_restore; do
