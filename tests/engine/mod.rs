@@ -7,3 +7,4 @@ mod delta;
 mod errors;
 mod fidelity;
 mod race;
+mod spin;
