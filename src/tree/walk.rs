@@ -361,8 +361,9 @@ pub fn walk<V: Visitor>(
 }
 
 /// Entries in flight (dispatched, not yet handed to the sink) for a soft
-/// open-files limit of `nofile`. Each may hold two fds (a source file and
-/// its copy) and keep its directory's two open; a quarter of what is left
+/// open-files limit of `nofile`. Each may hold three fds (the walker's
+/// handle, the source file and its copy; queued ones hold only the handle)
+/// and keep its directory's two open; a quarter of what is left
 /// after a reserve for the rest of the process (stdio, archive, journal,
 /// zstd, the directory chain) stays well below the limit: 192 at 1024, 960
 /// at 4096, at most 8192.
