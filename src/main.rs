@@ -1,11 +1,11 @@
 //! dockroot's binary: parse the command line, dispatch, map errors to exit
-//! codes. All the work is in the library.
+//! codes (see `cli::exit`). All the work is in the library.
 
 mod cli;
 
 use clap::Parser;
 
-use cli::{Cli, Command, output::Output};
+use cli::{Cli, Command, exit, output::Output};
 
 fn main() {
     let args = Cli::parse();
@@ -32,15 +32,24 @@ fn main() {
         Command::Backup(a) => cli::archive_cmds::backup(a, g, &out, progress.as_ref()),
         Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),
+        Command::Completions(a) => {
+            cli::docs::completions(a.shell, &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpages(a) => cli::docs::manpages(&a.dir).map(|names| {
+            out.say(&format!("wrote {} man pages to {}", names.len(), a.dir.display()));
+            exit::OK
+        }),
     };
     let code = match r {
         Ok(code) => code,
         Err(e) => {
-            out.problem(&format!("{e:#}"));
+            let text = cli::output::error_text(&e);
+            out.problem(&text);
             if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+                println!("{}", serde_json::json!({"ok": false, "error": text}));
             }
-            2
+            exit::REFUSED
         }
     };
     std::process::exit(code);

@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::commands::print_report;
+use super::exit;
 use super::output::{Output, bytes};
-use super::{BackupArgs, Global, InspectArgs, RestoreArgs, VerifyArgs};
+use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, VerifyArgs};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::{self as bk, BackupMeta, BackupOptions};
@@ -20,14 +21,11 @@ use dockroot::service::ServiceKind;
 use dockroot::service::wait::Timing;
 
 fn api(g: &Global) -> DockerApi {
-    match &g.docker_socket {
-        Some(s) => DockerApi::new(s),
-        None => DockerApi::from_env(),
-    }
+    super::socket::api(g)
 }
 
-fn service(g: &Global) -> Result<ServiceKind> {
-    g.service.parse::<ServiceKind>().map_err(|e| anyhow::anyhow!("--service {}: {e}", g.service))
+fn service(g: &Global) -> ServiceKind {
+    ServiceKind::from(&g.service)
 }
 
 fn threads(g: &Global) -> usize {
@@ -46,13 +44,17 @@ fn say(out: &Output, to_stderr: bool, line: &str) {
 }
 
 pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
-    let mut writer = WriterOptions { level: a.level, ..WriterOptions::default() };
+    let level = match a.compress {
+        CompressArg::Zstd => Some(a.level),
+        CompressArg::None => None,
+    };
+    let mut writer = WriterOptions { level, ..WriterOptions::default() };
     if let Some(t) = g.threads {
         writer.threads = t as u32;
     }
     let opts = BackupOptions {
         data_root: g.data_root.clone(),
-        service: service(g)?,
+        service: service(g),
         api: api(g),
         output: a.output.clone(),
         keep: a.keep,
@@ -68,6 +70,9 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
+        for w in &p.warnings {
+            out.problem(&format!("warning: {w}"));
+        }
         say(
             out,
             stdout,
@@ -135,7 +140,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
     let opts = RestoreOptions {
         source: a.archive.clone(),
         data_root: g.data_root.clone(),
-        service: service(g)?,
+        service: service(g),
         api: api(g),
         state_dir: g.state_dir.clone(),
         force: a.force,
@@ -145,8 +150,8 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         threads: threads(g),
         timing: Timing::default(),
     };
-    let dr = g.data_root.clone().map(|d| d.display().to_string()).unwrap_or("the discovered data-root".into());
     if a.dry_run {
+        let dr = bk::data_root(g.data_root.as_deref(), &opts.api)?.display().to_string();
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
         out.say(&format!(
@@ -155,7 +160,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             rs::STAGING_INFIX
         ));
         out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
-            g.service,
+            service(g).resolve(),
             rs::OLD_INFIX,
             if a.with_config { ", restore the configuration" } else { "" },
             meta.docker.as_ref().map_or(0, |d| d.images.len()),
@@ -164,6 +169,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         out.json(&json!({"command": "restore", "dry_run": true, "meta": meta}));
         return Ok(0);
     }
+    let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
     confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))?;
     let s = rs::restore(&opts, progress)?;
     for w in &s.warnings {
@@ -259,7 +265,7 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "differences": r.differences,
         "more": r.more,
     }));
-    Ok(if rep.ok() { 0 } else { 1 })
+    Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }
 
 fn manifest_entries(m: &[u8]) -> Option<u64> {

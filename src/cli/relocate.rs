@@ -16,8 +16,8 @@ use super::output::{Output, bytes};
 use super::{ConfirmArgs, Global, MethodArg, MoveArgs, StatusArgs};
 
 fn env(g: &Global) -> Result<Env> {
-    let service: ServiceKind = g.service.parse()?;
-    let api = g.docker_socket.as_ref().map(DockerApi::new).unwrap_or_else(DockerApi::from_env);
+    let service = ServiceKind::from(&g.service);
+    let api = super::socket::api(g);
     Ok(Env {
         data_root: g.data_root.clone(),
         service,
@@ -80,13 +80,19 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
 }
 
 pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
-    let env = env(g)?;
+    let sock = super::socket::discover(g);
+    let env = Env { api: DockerApi::new(&sock.path), ..env(g)? };
     let s = match plan::status::status(&env, a.to.as_deref()) {
         Ok(s) => s,
         Err(e) => return Ok(fail(out, &e)),
     };
-    out.json(&serde_json::to_value(&s)?);
+    let mut v = serde_json::to_value(&s)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("docker_socket".into(), serde_json::to_value(&sock)?);
+    }
+    out.json(&v);
     out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
+    out.say(&format!("docker socket:    {} (from {})", sock.path.display(), sock.source));
     for c in &s.conflicts {
         out.say(&format!(
             "CONFLICT:         {} set as flag in {} and in {}",
@@ -116,7 +122,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         out.say(&format!("mount below:      {m}"));
     }
     if let Some(j) = &s.journal {
-        out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
+        out.say(&format!("journal:          {} of {} to {} is {}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
     out.say("disks:            (* holds the data-root)");
     for d in &s.disks {

@@ -15,6 +15,7 @@ pub mod fstab;
 pub mod http;
 pub mod mountinfo;
 pub mod snapshot;
+pub mod socket;
 pub mod unit;
 
 pub use error::DockerError;

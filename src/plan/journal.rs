@@ -73,6 +73,16 @@ pub enum Outcome {
     RolledBack,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::InProgress => "in progress",
+            Outcome::Moved => "moved",
+            Outcome::RolledBack => "rolled back",
+        })
+    }
+}
+
 /// Everything a later process needs to undo or finish a move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {

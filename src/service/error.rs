@@ -70,7 +70,7 @@ pub enum ServiceError {
     #[error("cannot run `{command}`: {source}; is it installed? choose another --service mode if not")]
     Command { command: String, source: std::io::Error },
     /// A service command exited with failure.
-    #[error("`{command}` failed (exit code {code:?}): {stderr}")]
+    #[error("`{command}` failed ({}): {stderr}", code.map_or("killed by a signal".into(), |c| format!("exit code {c}")))]
     CommandFailed { command: String, code: Option<i32>, stderr: String },
     /// A service did not reach the stopped state in time.
     #[error(
