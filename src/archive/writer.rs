@@ -212,7 +212,9 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 name,
                 mode: 0o644,
                 size: pax.len() as u64,
-                mtime: self.now,
+                // The entry's own time, not the time of the run: an unchanged
+                // entry then writes the same bytes every night (restic dedup).
+                mtime: f.mtime,
                 typeflag: flag::PAX,
                 ..Default::default()
             });
