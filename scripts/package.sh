@@ -30,6 +30,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
+stage=
 [[ -r $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
 
 version() {
@@ -37,7 +38,7 @@ version() {
 }
 
 deb() {
-    local out=${1:-$root/target/pkg} ver stage
+    local out=${1:-$root/target/pkg} ver
     ver=$(version)
     cargo build --release >&2
     stage=$(mktemp -d "${TMPDIR:-/tmp}/dockroot-deb.XXXXXX")
