@@ -120,6 +120,8 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].starts_with("container 1 changed"));
         assert!(d[1].starts_with("volume v2 missing"));
+        // Regression: the health check printed `ContainerState { id: … }`.
+        assert_eq!(d[0], "container 1 changed: /x (image i, exited, restart policy no) -> /x (image i, running, restart policy no)");
         assert!(a.diff(&a.clone()).is_empty());
     }
 }

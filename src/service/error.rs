@@ -116,9 +116,23 @@ pub enum ServiceError {
     #[error("live-restore is enabled in {} and {running} container(s) are running; they would keep using the data-root after dockerd stops. Stop them (`docker stop $(docker ps -q)`) or set \"live-restore\": false and reload dockerd, then retry", daemon_json.display())]
     LiveRestore { daemon_json: PathBuf, running: u64 },
     /// An unknown `--service` value.
-    #[error("unknown service manager {value:?}; use auto, systemd, sysv, openrc, pidfile:PATH or none")]
+    #[error("unknown service manager `{}`; use auto, systemd, sysv, openrc, pidfile:PATH or none", value.escape_debug())]
     UnknownKind { value: String },
     /// Talking to Docker failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a failed start printed `(exit code Some(1))`.
+    #[test]
+    fn command_failure_shows_the_code_not_an_option() {
+        let e = ServiceError::CommandFailed { command: "systemctl start docker".into(), code: Some(1), stderr: "boom".into() };
+        assert_eq!(e.to_string(), "`systemctl start docker` failed (exit code 1): boom");
+        let e = ServiceError::CommandFailed { command: "x".into(), code: None, stderr: String::new() };
+        assert!(e.to_string().contains("killed by a signal"), "{e}");
+    }
 }

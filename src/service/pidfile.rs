@@ -135,7 +135,7 @@ impl PidfileService {
         };
         let pid: u32 = text.trim().parse().map_err(|_| ServiceError::Pidfile {
             path: self.pidfile.clone(),
-            reason: format!("it contains {:?}, not a pid", text.trim()),
+            reason: format!("it contains `{}`, not a pid", text.trim().escape_debug()),
         })?;
         let is_dockerd = procscan::read_cmdline(&self.proc_root, pid).is_ok_and(|a| procscan::is_dockerd(&a));
         Ok((is_dockerd && procscan::alive(&self.proc_root, pid)).then_some(pid))
