@@ -12,6 +12,7 @@ use dockroot::plan::{self, Env, Method, MoveRequest, PlanError, StateDir};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;
 
+use super::exit;
 use super::output::{Output, bytes};
 use super::{ConfirmArgs, Global, MethodArg, MoveArgs, StatusArgs};
 
@@ -51,9 +52,9 @@ fn fail(out: &Output, e: &PlanError) -> i32 {
         | PlanError::Unfinished { .. }
         | PlanError::Locked { .. }
         | PlanError::Refused { .. }
-        | PlanError::NoJournal { .. } => 2,
+        | PlanError::NoJournal { .. } => exit::REFUSED,
         // Refused by a service check before anything changed (e.g. live-restore with running containers).
-        PlanError::Service { step: "preflight", .. } => 2,
+        PlanError::Service { step: "preflight", .. } => exit::REFUSED,
         _ => 1,
     }
 }
@@ -65,7 +66,7 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
     }
     if !std::io::stdin().is_terminal() {
         out.problem(&format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
-        return Some(2);
+        return Some(exit::REFUSED);
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
@@ -75,7 +76,7 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
         None
     } else {
         out.problem("aborted; nothing was changed");
-        Some(2)
+        Some(exit::REFUSED)
     }
 }
 
@@ -170,7 +171,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
                     "move --resume: no journal in {}; nothing to resume, run `dockroot move --to PATH`",
                     env.state.dir.display()
                 ));
-                return Ok(2);
+                return Ok(exit::REFUSED);
             }
             Err(e) => return Ok(fail(out, &e)),
         };
@@ -180,7 +181,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
                 j.data_root.display(),
                 j.target.display()
             ));
-            return Ok(2);
+            return Ok(exit::REFUSED);
         }
         if a.dry_run {
             out.say(&format!(
@@ -203,7 +204,8 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
                 // it is the partial copy of the interrupted move: start afresh.
                 if let Err(e) = clear_dir(&j.target) {
                     out.problem(&format!("move --resume: cannot empty the partial copy in {}: {e}; delete its contents by hand and run `dockroot move --to {}`", j.target.display(), j.target.display()));
-                    return Ok(1);
+                    // The interrupted move was undone: Docker runs on the old data.
+                    return Ok(exit::UNDONE);
                 }
             }
         }
@@ -212,7 +214,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             method = j.method;
         }
     }
-    let Some(to) = &to else { return Ok(2) };
+    let Some(to) = &to else { return Ok(exit::REFUSED) };
     let req = MoveRequest { target: to.clone(), method, precopy: !a.no_precopy };
     if let Err(e) = env.state.refuse_unfinished() {
         return Ok(fail(out, &e));
@@ -298,7 +300,7 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
         Err(e) => {
             out.problem(&e.to_string());
             out.json(&json!({"ok": false, "error": e.to_string()}));
-            return Ok(2);
+            return Ok(exit::REFUSED);
         }
     }
     match plan::rollback::rollback(&env, progress) {
