@@ -136,7 +136,17 @@ fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
     Ok(())
 }
 
+/// A missing archive file is a typo, not a damaged archive: say so before
+/// anything else reads it.
+fn archive_exists(p: &Path) -> Result<()> {
+    if p != Path::new("-") {
+        std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
+    }
+    Ok(())
+}
+
 pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    archive_exists(&a.archive)?;
     let opts = RestoreOptions {
         source: a.archive.clone(),
         data_root: g.data_root.clone(),
@@ -188,6 +198,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
 }
 
 pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
+    archive_exists(&a.archive)?;
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());

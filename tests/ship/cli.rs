@@ -84,6 +84,13 @@ fn errors_state_their_cause_once() {
     assert_eq!(code(&out), 2, "{err}");
     assert!(err.contains("/nonexistent-dockroot-src"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    // A missing archive is named as such, not as a damaged one.
+    for cmd in ["inspect", "restore"] {
+        let out = dockroot([cmd, "/nonexistent-dockroot.tar.zst"]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(code(&out), 2, "{err}");
+        assert!(err.contains("archive /nonexistent-dockroot.tar.zst: check the path: No such file") && !err.contains("corrupted"), "{err}");
+    }
     let out = dockroot(["--json", "copy", "/nonexistent-dockroot-src", "/var/tmp/dockroot-never-created"]);
     let v = json(&out);
     assert_eq!(v["ok"], false);

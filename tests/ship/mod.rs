@@ -6,3 +6,4 @@ mod cli;
 mod package;
 mod restic;
 mod socket;
+mod timer;
