@@ -241,8 +241,8 @@ fn sanitize(s: &str) -> String {
 /// Checks an archive: its structure and zstd checksums, and every data
 /// member against the manifest. Exit 1 when a member differs.
 pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
-    let md = std::fs::metadata(&a.path).with_context(|| format!("{}", a.path.display()))?;
-    if md.is_dir() {
+    archive_exists(&a.path)?;
+    if a.path.is_dir() {
         bail!("{} is a directory: give --manifest to verify a tree, or an archive file", a.path.display());
     }
     let rep = archive::verify(archive::open(&a.path)?)?;

@@ -200,7 +200,7 @@ pub struct ManifestArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// A tree (with --manifest) or a backup archive.
+    /// A tree (with --manifest), or a backup archive (`-`: stdin, e.g. from `restic dump`).
     pub path: PathBuf,
     #[arg(long)]
     pub manifest: Option<PathBuf>,

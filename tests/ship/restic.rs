@@ -83,6 +83,10 @@ fn restic_two_nights_dedup_and_restore() {
     assert!(first > 40 << 20, "night 1 added only {first} bytes");
     assert!(second < first / 5, "no deduplication: night 1 {first}, night 2 {second}");
 
+    // The off-site copy checks out without extracting it.
+    let v = pipe(&s, &format!("restic dump latest docker-data-root.tar | {d} verify -"));
+    assert!(v.contains("OK: - is a complete dockroot archive"), "{v}");
+
     // Restore the second night onto a fresh data-root and compare.
     let dst = s.join("restored");
     pipe(
