@@ -44,7 +44,7 @@ pub fn manpages(dir: &Path) -> Result<Vec<String>> {
     };
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = format!("dockroot-{}", sub.get_name());
-        write(format!("{name}.1"), sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION")))?;
+        write(format!("{name}.1"), sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION")).after_help(super::exit::HELP))?;
     }
     write("dockroot.1".into(), cmd)?;
     names.sort();
@@ -77,5 +77,6 @@ mod tests {
         assert!(main.contains("Exit codes") && main.contains("failed and undone"));
         let mv = std::fs::read_to_string(d.path().join("dockroot-move.1")).unwrap();
         assert!(mv.contains("\\-\\-no\\-precopy") || mv.contains("no-precopy"), "{mv}");
+        assert!(mv.contains("failed and undone"), "{mv}");
     }
 }
