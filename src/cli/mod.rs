@@ -20,7 +20,6 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const DIFFERENCES: i32 = 1;
     pub const REFUSED: i32 = 2;
-    pub const UNDONE: i32 = 3;
     pub const HELP: &str = "\
 Exit codes:
   0  success
