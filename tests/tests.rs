@@ -8,6 +8,7 @@ mod docker_service;
 mod engine;
 mod output;
 mod plan;
+mod ship;
 mod status;
 mod systemd_host;
 mod systemd_move;

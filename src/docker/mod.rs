@@ -16,6 +16,7 @@ pub mod http;
 pub mod id;
 pub mod mountinfo;
 pub mod snapshot;
+pub mod socket;
 pub mod unit;
 
 pub use error::DockerError;

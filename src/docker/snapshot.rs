@@ -30,6 +30,19 @@ pub struct ContainerState {
     pub restart_policy: String,
 }
 
+impl std::fmt::Display for ImageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tags.is_empty() { write!(f, "{} (untagged)", self.id) } else { write!(f, "{} ({})", self.id, self.tags.join(", ")) }
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (names, image, state, policy) = (self.names.join(","), &self.image, &self.state, &self.restart_policy);
+        write!(f, "{names} (image {image}, {state}, restart policy {policy})")
+    }
+}
+
 /// Sorted images, containers and volume names of one daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerState {
@@ -76,16 +89,16 @@ impl DockerState {
     }
 }
 
-fn diff_list<T: PartialEq + std::fmt::Debug>(kind: &str, before: &[T], after: &[T], key: impl Fn(&T) -> &String, out: &mut Vec<String>) {
+fn diff_list<T: PartialEq + std::fmt::Display>(kind: &str, before: &[T], after: &[T], key: impl Fn(&T) -> &String, out: &mut Vec<String>) {
     for b in before {
         match after.iter().find(|a| key(a) == key(b)) {
-            None => out.push(format!("{kind} {} missing after: {b:?}", key(b))),
-            Some(a) if a != b => out.push(format!("{kind} {} changed: {b:?} -> {a:?}", key(b))),
+            None => out.push(format!("{kind} {} missing after: {b}", key(b))),
+            Some(a) if a != b => out.push(format!("{kind} {} changed: {b} -> {a}", key(b))),
             Some(_) => {}
         }
     }
     for a in after.iter().filter(|a| !before.iter().any(|b| key(b) == key(a))) {
-        out.push(format!("{kind} {} new after: {a:?}", key(a)));
+        out.push(format!("{kind} {} new after: {a}", key(a)));
     }
 }
 
@@ -107,6 +120,8 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].starts_with("container 1 changed"));
         assert!(d[1].starts_with("volume v2 missing"));
+        // Regression: the health check printed `ContainerState { id: … }`.
+        assert_eq!(d[0], "container 1 changed: /x (image i, exited, restart policy no) -> /x (image i, running, restart policy no)");
         assert!(a.diff(&a.clone()).is_empty());
     }
 }

@@ -29,6 +29,8 @@ pub const META_FORMAT: u32 = 1;
 /// Prefix and suffix of archive names written into a directory.
 pub const NAME_PREFIX: &str = "dockroot-";
 pub const NAME_SUFFIX: &str = ".tar.zst";
+/// The name's end with `--compress none`.
+pub const PLAIN_SUFFIX: &str = ".tar";
 
 /// Config sources: every regular file below `/etc/docker` and the docker
 /// unit drop-ins. Their archive names are the host paths without the leading `/`.
@@ -92,6 +94,8 @@ pub struct BackupPlan {
     pub config_files: Vec<PathBuf>,
     /// Archives that `--keep` would delete after a successful backup.
     pub prune: Vec<PathBuf>,
+    /// Said before Docker is stopped (e.g. the archive is on the data-root's disk).
+    pub warnings: Vec<String>,
 }
 
 /// The result of a backup.
@@ -133,7 +137,7 @@ pub fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with(NAME_PREFIX) && n.ends_with(NAME_SUFFIX) && p.is_file()
+            n.starts_with(NAME_PREFIX) && (n.ends_with(NAME_SUFFIX) || n.ends_with(PLAIN_SUFFIX)) && p.is_file()
         })
         .collect();
     v.sort();
@@ -163,7 +167,8 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     let (output, prune) = if opts.output == Path::new("-") {
         (None, Vec::new())
     } else if is_dir_output(&opts.output) {
-        let name = format!("{NAME_PREFIX}{}-{}{NAME_SUFFIX}", hostname(), atomic::utc_timestamp(SystemTime::now()));
+        let suffix = if opts.writer.level.is_some() { NAME_SUFFIX } else { PLAIN_SUFFIX };
+        let name = format!("{NAME_PREFIX}{}-{}{suffix}", hostname(), atomic::utc_timestamp(SystemTime::now()));
         let existing = if opts.output.is_dir() { archives_in(&opts.output)? } else { Vec::new() };
         // The new archive counts as one of the kept.
         let prune = match opts.keep {
@@ -177,6 +182,10 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         }
         (Some(opts.output.clone()), Vec::new())
     };
+    let mut warnings = Vec::new();
+    if output.is_some() {
+        warnings.extend(super::backup_target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
+    }
     if let Some(out) = &output {
         let abs = super::absolute(out);
         if abs.starts_with(&dr) {
@@ -188,7 +197,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         }
     }
     let config_files = if opts.config { config_files(&opts.host_root).into_iter().map(|c| c.1).collect() } else { Vec::new() };
-    Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune })
+    Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune, warnings })
 }
 
 /// Completes a walked entry's manifest record with what the writer read: a
@@ -238,6 +247,9 @@ pub fn write_archive<W: Write + Send + 'static>(
 pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let start = Instant::now();
     let plan = plan(opts)?;
+    for w in &plan.warnings {
+        progress.warn(w);
+    }
     let dr = plan.data_root.clone();
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
