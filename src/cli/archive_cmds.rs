@@ -139,6 +139,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         api: api(g),
         state_dir: g.state_dir.clone(),
         force: a.force,
+        allow_downgrade: a.allow_downgrade,
         with_config: a.with_config,
         host_root: "/".into(),
         dockerd: "dockerd".into(),

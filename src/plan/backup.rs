@@ -242,6 +242,12 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    // Never write an archive that silently lacks the images (issue 8).
+    let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
+    let cfg = crate::docker::daemon_json::DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
+    super::status::engine_facts(&opts.service, &cfg, &dr, info.as_ref(), opts.timing)
+        .check_complete("back up", &dr)
+        .map_err(BackupError::docker("check the image store"))?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))

@@ -26,8 +26,9 @@ use super::archive_error::{BackupError, Result};
 use super::backup::{self, BackupMeta, CONFIG_DIRS};
 use crate::archive::{self, ExtractOptions};
 use crate::docker::api::DockerApi;
+use crate::docker::atomic;
+use crate::docker::facts::{self, EngineChange};
 use crate::docker::snapshot::DockerState;
-use crate::docker::{atomic, facts};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind, ServiceManager};
@@ -44,8 +45,10 @@ pub struct RestoreOptions {
     pub service: ServiceKind,
     pub api: DockerApi,
     pub state_dir: PathBuf,
-    /// Restore over a non-empty data-root and despite an engine version mismatch.
+    /// Restore over a non-empty data-root (it is kept aside).
     pub force: bool,
+    /// Restore an archive written by a newer engine than the installed one.
+    pub allow_downgrade: bool,
     pub with_config: bool,
     pub host_root: PathBuf,
     pub dockerd: PathBuf,
@@ -87,11 +90,21 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
         return Ok(());
     };
     let installed = facts::engine_version(&opts.dockerd).map(|v| v.version).unwrap_or_else(|e| format!("unknown ({e})"));
-    if &installed != want {
-        if !opts.force {
+    // Docker upgrades an older engine's data-root in place, as any package
+    // upgrade does; it does not support the reverse.
+    match facts::compare_engines(want, &installed) {
+        EngineChange::Same => {}
+        EngineChange::Upgrade => warnings.push(format!(
+            "the archive was made with Docker {want}; the installed Docker {installed} is newer and upgrades the data when it \
+             starts, so the restored data-root cannot go back to Docker {want}"
+        )),
+        EngineChange::Downgrade | EngineChange::Unknown if !opts.allow_downgrade => {
             return Err(BackupError::EngineMismatch { archive: want.clone(), installed });
         }
-        warnings.push(format!("engine version differs (archive {want}, installed {installed}); restoring anyway (--force)"));
+        _ => warnings.push(format!(
+            "the archive was made with Docker {want}, and the installed Docker {installed} is older or unknown; restoring anyway \
+             (--allow-downgrade), which Docker does not support"
+        )),
     }
     Ok(())
 }
