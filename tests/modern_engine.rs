@@ -57,7 +57,8 @@ fn modern_engine_status_and_containerd_store_refusals() {
     // The graph driver keeps everything in the data-root: backup works, and
     // a bind move survives a reboot (fstab line, RequiresMountsFor drop-in).
     h.ok("dockroot -q backup -o /mnt/out/graph.tar.zst --yes");
-    assert!(out.join("graph.tar.zst").is_file());
+    let meta = h.ok("dockroot inspect /mnt/out/graph.tar.zst");
+    assert!(meta.contains("image store:    graph driver") && meta.contains("containerd:     2.1.9"), "{meta}");
     let before = lists(&h);
     h.ok("dockroot -q move --to /srv/docker --yes");
     assert_eq!(lists(&h), before);
@@ -93,6 +94,11 @@ fn modern_engine_status_and_containerd_store_refusals() {
     assert!(j["containerd_warning"].as_str().unwrap().contains("/var/lib/containerd"), "{j}");
     let text_status = h.ok("dockroot status");
     assert!(text_status.contains("image store:      containerd image store"), "{text_status}");
+
+    // The graph-driver archive is refused on an engine pinned to the containerd store.
+    let o = h.sh("dockroot restore /mnt/out/graph.tar.zst --force --yes");
+    assert!(!o.status.success() && text(&o).contains("features.containerd-snapshotter is true"), "{}", text(&o));
+    assert_eq!(lists(&h), before);
 
     // Backup: refused before Docker is stopped, no archive written.
     let o = h.sh("dockroot backup -o /mnt/out/ctd.tar.zst --yes");

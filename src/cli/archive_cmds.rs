@@ -198,6 +198,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(e) = &meta.engine {
+        lines.push(format!("image store:    {}", e.image_store));
+        lines.push(format!(
+            "containerd:     {} ({:?}, root {})",
+            e.containerd_version.as_deref().unwrap_or("unknown version"),
+            e.containerd_serving,
+            e.containerd_root.display()
+        ));
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", short(&i.id), i.tags.join(" "))));

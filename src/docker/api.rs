@@ -89,6 +89,20 @@ pub struct Volume {
     pub mountpoint: PathBuf,
 }
 
+/// One of `GET /version`'s `Components`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Deserialize)]
+struct VersionInfo {
+    #[serde(rename = "Components", default, deserialize_with = "null_as_empty")]
+    components: Vec<Component>,
+}
+
 #[derive(Deserialize)]
 struct VolumeList {
     #[serde(rename = "Volumes", default, deserialize_with = "null_as_empty")]
@@ -151,6 +165,11 @@ impl DockerApi {
     /// `GET /info`.
     pub fn info(&self) -> Result<Info> {
         self.get_json("/info")
+    }
+
+    /// `GET /version`: the engine's components (`Engine`, `containerd`, `runc`, ...).
+    pub fn components(&self) -> Result<Vec<Component>> {
+        Ok(self.get_json::<VersionInfo>("/version")?.components)
     }
 
     /// `GET /images/json?all=1`.

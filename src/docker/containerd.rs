@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::unit;
 
@@ -26,7 +26,7 @@ pub const DOCKER_NAMESPACE: &str = "moby";
 pub const CONFIG_FILE: &str = "/etc/containerd/config.toml";
 
 /// Which containerd serves Docker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Serving {
     /// A containerd started by the service manager, shared with other users.

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::api::Info;
 use super::containerd::{self, Dirs, Serving};
@@ -23,7 +23,7 @@ pub const GRAPH_DRIVERS: &[&str] = &["overlay2", "fuse-overlayfs", "btrfs", "zfs
 pub const CONTAINERD_DEFAULT_MAJOR: u32 = 29;
 
 /// Where Docker keeps images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageStore {
     /// A graph driver (`overlay2`, ...): layers under the data-root.
@@ -96,6 +96,45 @@ pub struct EngineFacts {
     pub image_store: ImageStore,
     pub image_store_source: String,
     pub containerd: ContainerdFacts,
+}
+
+/// What an archive records about the engine beyond its version (meta.json,
+/// additive: archives without it read as `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineMeta {
+    pub image_store: ImageStore,
+    pub containerd_serving: Serving,
+    /// containerd's version as the engine reports it (`GET /version`).
+    pub containerd_version: Option<String>,
+    pub containerd_root: PathBuf,
+}
+
+impl EngineMeta {
+    pub fn new(facts: &EngineFacts, containerd_version: Option<String>) -> Self {
+        Self {
+            image_store: facts.image_store,
+            containerd_serving: facts.containerd.serving.clone(),
+            containerd_version,
+            containerd_root: facts.containerd.dirs.root.clone(),
+        }
+    }
+}
+
+/// Refuses to restore a graph-driver archive onto an engine told to use the
+/// containerd image store (or the reverse): its images would not be found,
+/// and the health check would undo the restore after the downtime.
+pub fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), String> {
+    let feature = cfg.map().get("features").and_then(|f| f.get("containerd-snapshotter")).and_then(|v| v.as_bool());
+    let clash = match (archive, feature) {
+        (ImageStore::GraphDriver, Some(true)) => "true",
+        (ImageStore::Containerd, Some(false)) => "false",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "the archive holds a data-root of the {archive}, but features.containerd-snapshotter is {clash} in {}, so Docker \
+         would not find its images; change that setting (or remove it) before restoring",
+        cfg.path().display()
+    ))
 }
 
 /// Why a backup or move is refused: the images are in containerd's root,
@@ -260,6 +299,14 @@ mod tests {
                 namespaces_source: "test".into(),
             },
         }
+    }
+
+    #[test]
+    fn store_pin_clash() {
+        let on = cfg(r#"{"features":{"containerd-snapshotter":true}}"#);
+        assert!(check_store_pin(ImageStore::GraphDriver, &on).unwrap_err().contains("features.containerd-snapshotter is true"));
+        assert!(check_store_pin(ImageStore::Containerd, &on).is_ok());
+        assert!(check_store_pin(ImageStore::GraphDriver, &cfg("{}")).is_ok());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct BackupMeta {
     pub bytes: u64,
     /// Images, containers and volumes as the daemon listed them before the stop.
     pub docker: Option<DockerState>,
+    /// Image store and containerd (absent in archives of older dockroot versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::docker::engine::EngineMeta>,
 }
 
 impl BackupMeta {
@@ -245,9 +248,11 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     // Never write an archive that silently lacks the images (issue 8).
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = crate::docker::daemon_json::DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
-    super::status::engine_facts(&opts.service, &cfg, &dr, info.as_ref(), opts.timing)
-        .check_complete("back up", &dr)
-        .map_err(BackupError::docker("check the image store"))?;
+    let facts = super::status::engine_facts(&opts.service, &cfg, &dr, info.as_ref(), opts.timing);
+    facts.check_complete("back up", &dr).map_err(BackupError::docker("check the image store"))?;
+    let ctd_version =
+        info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd")).map(|c| c.version);
+    let engine_meta = crate::docker::engine::EngineMeta::new(&facts, ctd_version);
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -276,6 +281,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             entries,
             bytes,
             docker,
+            engine: Some(engine_meta),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {

@@ -303,6 +303,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         entries: 3,
         bytes: 1,
         docker: None,
+        engine: None,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
@@ -468,6 +469,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         entries: 2,
         bytes: 1,
         docker: None,
+        engine: None,
     }
 }
 

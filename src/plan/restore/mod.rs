@@ -129,6 +129,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
+    // With --with-config the archive's own daemon.json comes back with the tree.
+    if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
+        let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
+            .map_err(BackupError::docker("read daemon.json"))?;
+        crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
+    }
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
     let dr = super::absolute(&dr);
     if non_empty(&dr) && !opts.force {
