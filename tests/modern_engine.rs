@@ -134,6 +134,12 @@ fn docker_2010_archive_restores_onto_28_and_back_is_refused() {
     let (root, sockarg) = (dir.path().join("root").display().to_string(), sock.display().to_string());
     let pidfile = format!("pidfile:{}", dir.path().join("pid").display());
     let live = out.join("d2010.tar.zst").display().to_string();
+    // Docker 20.10 started without --containerd runs its own containerd, whose
+    // root is inside the data-root: status finds it from the daemon's command line.
+    let st = json(&must(dockroot(["--json", "status", "--service", &pidfile, "--data-root", &root, "--docker-socket", &sockarg])));
+    let c = &st["engine"]["containerd"];
+    assert_eq!((st["engine"]["image_store"].as_str(), c["serving"].as_str()), (Some("graph-driver"), Some("managed")), "{st}");
+    assert_eq!(c["dirs"]["root"].as_str(), Some(format!("{root}/containerd/daemon").as_str()), "{st}");
     let args =
         ["-q", "--service", &pidfile, "--data-root", &root, "--docker-socket", &sockarg, "backup", "-o", &live, "--no-config", "--yes"];
     must(dockroot(args));
