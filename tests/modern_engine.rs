@@ -100,7 +100,9 @@ fn modern_engine_status_and_containerd_store_refusals() {
     assert!(!o.status.success() && text(&o).contains("features.containerd-snapshotter is true"), "{}", text(&o));
     assert_eq!(lists(&h), before);
 
-    // Backup: refused before Docker is stopped, no archive written.
+    // Backup: refused before Docker is stopped (the dry run too), no archive written.
+    let o = h.sh("dockroot backup -o /mnt/out/ctd.tar.zst --dry-run");
+    assert!(!o.status.success() && text(&o).contains("cannot back up"), "{}", text(&o));
     let o = h.sh("dockroot backup -o /mnt/out/ctd.tar.zst --yes");
     let msg = text(&o);
     assert_eq!(o.status.code(), Some(2), "{msg}");

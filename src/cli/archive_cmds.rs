@@ -68,6 +68,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
+        bk::engine_check(&opts, &p.data_root)?;
         say(
             out,
             stdout,
