@@ -370,6 +370,12 @@ pub(crate) fn crash_hook(name: &str) {
     }
 }
 
+/// `argv` as one shell command line, each word single-quoted when needed.
+pub fn shell_line(argv: &[String]) -> String {
+    let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    argv.iter().map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::absolute;
@@ -383,16 +389,7 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(absolute(std::path::Path::new("no-such-dir-x")), std::fs::canonicalize(&cwd).unwrap().join("no-such-dir-x"));
     }
-}
 
-/// `argv` as one shell command line, each word single-quoted when needed.
-pub fn shell_line(argv: &[String]) -> String {
-    let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    argv.iter().map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
-}
-
-#[cfg(test)]
-mod shell_tests {
     #[test]
     fn shell_line_quotes_only_what_needs_it() {
         let argv = ["/usr/bin/dockerd", "--data-root=/data/docker", "-p", "/run/a b.pid", "it's"].map(String::from);
