@@ -129,7 +129,8 @@ pub fn serving(reported: Option<&str>, argv: Option<&[String]>, system_socket: &
 /// under the state dir show those with running containers only.
 pub fn namespaces(address: Option<&Path>, state: &Path) -> (Vec<String>, String) {
     if let Some(addr) = address.filter(|a| a.exists())
-        && let Ok(out) = Command::new("ctr").arg("--address").arg(addr).args(["namespaces", "ls", "-q"]).output()
+        // Bounded: a containerd that hangs must not hang `status` or a backup.
+        && let Ok(out) = Command::new("ctr").arg("--address").arg(addr).args(["--timeout", "10s", "namespaces", "ls", "-q"]).output()
         && out.status.success()
     {
         let mut ns: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();

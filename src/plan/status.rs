@@ -165,7 +165,12 @@ pub fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, i
             unit::exec_start(&unit::load_unit(&dirs, "docker.service")).map(|(argv, _)| argv)
         }
     };
-    let major = info.and_then(|i| facts::parse_version(&i.server_version, None)).map(|v| v.numbers.0);
+    // Without a daemon, the installed dockerd says whether Docker 29's default applies.
+    let version = match info {
+        Some(i) => facts::parse_version(&i.server_version, None),
+        None => facts::engine_version(Path::new("dockerd")).ok(),
+    };
+    let major = version.map(|v| v.numbers.0);
     engine::inspect(&engine::EngineProbe {
         data_root,
         cfg,
