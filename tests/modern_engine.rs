@@ -199,3 +199,39 @@ fn must(o: std::process::Output) -> std::process::Output {
     assert!(o.status.success(), "dockroot failed:\n{}", text(&o));
     o
 }
+
+/// The containerd image store with the containerd dockerd starts itself (no
+/// `--containerd`, no containerd.service): its root is inside the data-root,
+/// so nothing is refused, and a backup, a wiped data-root and a restore give
+/// back the same images, containers and volumes. A second namespace in that
+/// containerd is found and named.
+#[test]
+fn managed_containerd_store_round_trips_inside_the_data_root() {
+    require_root();
+    let s = Scratch::new("sid-managed");
+    let out = s.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let h = sid(&s, "sidmanaged", "containerd", &out);
+    h.ok("systemctl stop docker.socket docker.service containerd.service && systemctl mask containerd.service \
+          && mkdir -p /etc/systemd/system/docker.service.d \
+          && printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/dockerd -H fd://\\n' >/etc/systemd/system/docker.service.d/managed.conf \
+          && systemctl daemon-reload && rm -rf /var/lib/docker /var/lib/containerd/* && systemctl start docker.socket docker.service");
+    populate(&h);
+    h.ok("ctr --address /run/docker/containerd/containerd.sock namespaces create k8s.io");
+    let j = status(&h);
+    let c = &j["engine"]["containerd"];
+    assert_eq!((j["engine"]["image_store"].as_str(), c["serving"].as_str()), (Some("containerd"), Some("managed")), "{j}");
+    assert_eq!(c["dirs"]["root"], "/var/lib/docker/containerd/daemon", "{j}");
+    assert_eq!(c["foreign_namespaces"], serde_json::json!(["k8s.io"]), "{j}");
+    assert!(j["containerd_warning"].is_null(), "{j}");
+
+    let before = lists(&h);
+    h.ok("dockroot -q backup -o /mnt/out/managed.tar.zst --yes");
+    let meta = h.ok("dockroot inspect /mnt/out/managed.tar.zst");
+    assert!(meta.contains("image store:    containerd image store") && meta.contains("Managed"), "{meta}");
+    h.ok("systemctl stop docker.socket docker.service && rm -rf /var/lib/docker");
+    h.ok("dockroot -q restore /mnt/out/managed.tar.zst --yes");
+    assert_eq!(lists(&h), before);
+    let data = h.ok("docker run --rm --network none dockroot-test/app:1 ls /opt/data");
+    assert_eq!(data.trim(), "c.txt");
+}
