@@ -202,9 +202,9 @@ fn must(o: std::process::Output) -> std::process::Output {
 
 /// The containerd image store with the containerd dockerd starts itself (no
 /// `--containerd`, no containerd.service): its root is inside the data-root,
-/// so nothing is refused, and a backup, a wiped data-root and a restore give
-/// back the same images, containers and volumes. A second namespace in that
-/// containerd is found and named.
+/// so nothing is refused: a backup, a wiped data-root and a restore give back
+/// the same images, containers and volumes, and so does a data-root move. A
+/// second namespace in that containerd is found and named.
 #[test]
 fn managed_containerd_store_round_trips_inside_the_data_root() {
     require_root();
@@ -232,6 +232,15 @@ fn managed_containerd_store_round_trips_inside_the_data_root() {
     h.ok("systemctl stop docker.socket docker.service && rm -rf /var/lib/docker");
     h.ok("dockroot -q restore /mnt/out/managed.tar.zst --yes");
     assert_eq!(lists(&h), before);
+    let data = h.ok("docker run --rm --network none dockroot-test/app:1 ls /opt/data");
+    assert_eq!(data.trim(), "c.txt");
+
+    // A data-root move carries the managed containerd's root along.
+    h.ok("dockroot -q move --method data-root --to /srv/docker --yes");
+    assert_eq!(lists(&h), before);
+    assert_eq!(h.ok("docker info -f '{{.DockerRootDir}}'").trim(), "/srv/docker");
+    let j = status(&h);
+    assert_eq!(j["engine"]["containerd"]["dirs"]["root"], "/srv/docker/containerd/daemon", "{j}");
     let data = h.ok("docker run --rm --network none dockroot-test/app:1 ls /opt/data");
     assert_eq!(data.trim(), "c.txt");
 }
