@@ -228,7 +228,7 @@ fn managed_containerd_store_round_trips_inside_the_data_root() {
     let before = lists(&h);
     h.ok("dockroot -q backup -o /mnt/out/managed.tar.zst --yes");
     let meta = h.ok("dockroot inspect /mnt/out/managed.tar.zst");
-    assert!(meta.contains("image store:    containerd image store") && meta.contains("Managed"), "{meta}");
+    assert!(meta.contains("image store:    containerd image store") && meta.contains("dockerd's own containerd"), "{meta}");
     h.ok("systemctl stop docker.socket docker.service && rm -rf /var/lib/docker");
     h.ok("dockroot -q restore /mnt/out/managed.tar.zst --yes");
     assert_eq!(lists(&h), before);

@@ -202,7 +202,7 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     if let Some(e) = &meta.engine {
         lines.push(format!("image store:    {}", e.image_store));
         lines.push(format!(
-            "containerd:     {} ({:?}, root {})",
+            "containerd:     {} ({}, root {})",
             e.containerd_version.as_deref().unwrap_or("unknown version"),
             e.containerd_serving,
             e.containerd_root.display()

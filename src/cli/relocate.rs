@@ -113,7 +113,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     out.say(&format!("image store:      {} (from {})", e.image_store, e.image_store_source));
     let c = &e.containerd;
     let addr = c.address.as_ref().map(|a| format!(" on {}", a.display())).unwrap_or_default();
-    out.say(&format!("containerd:       {:?}{addr} (from {})", c.serving, c.serving_source));
+    out.say(&format!("containerd:       {}{addr} (from {})", c.serving, c.serving_source));
     out.say(&format!("containerd root:  {} ({}; from {})", c.dirs.root.display(), bytes(c.root_bytes), c.dirs.source));
     out.say(&format!("containerd state: {} ({})", c.dirs.state.display(), bytes(c.state_bytes)));
     out.say(&format!(

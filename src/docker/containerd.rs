@@ -35,6 +35,15 @@ pub enum Serving {
     Managed,
 }
 
+impl std::fmt::Display for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Serving::System => "the system containerd",
+            Serving::Managed => "dockerd's own containerd",
+        })
+    }
+}
+
 /// Where containerd's root and state came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dirs {
