@@ -4,6 +4,11 @@
 //! `plan` (move/backup/restore as journaled steps) → `service`, `docker`, `copy`, `archive`
 //! → `tree` (fd-based walk, entry model, metadata application) → `sys` (raw fd-relative syscalls).
 //! Nothing in the library prints; it reports through [`progress::Progress`].
+//!
+//! `unsafe` is allowed in `sys` only, and every block there says why it is sound.
+
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod archive;
 pub mod copy;
@@ -13,5 +18,6 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod service;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tree;

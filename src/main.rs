@@ -1,6 +1,8 @@
 //! dockroot's binary: parse the command line, dispatch, map errors to exit
 //! codes. All the work is in the library.
 
+#![deny(unsafe_code)]
+
 mod cli;
 
 use clap::Parser;
@@ -40,7 +42,8 @@ fn main() {
             if g.json {
                 println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
             }
-            2
+            // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
+            e.downcast_ref::<dockroot::plan::archive_error::BackupError>().map(|b| b.exit_code()).filter(|c| *c >= 3).unwrap_or(2)
         }
     };
     std::process::exit(code);

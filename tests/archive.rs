@@ -159,7 +159,7 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Snap> {
                 mtime: m.mtime,
                 rdev: m.rdev,
                 target: None,
-                xattrs: sys::xattr::read_at(dir, &name).unwrap(),
+                xattrs: sys::xattr::read_path_fd(sys::seen::open_seen(dir, &name, &m).unwrap().0.as_fd()).unwrap(),
                 hash: None,
                 link: None,
             };
@@ -169,7 +169,7 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Snap> {
             match m.kind {
                 Kind::Symlink => s.target = Some(sys::readlink_at(dir, &name).unwrap()),
                 Kind::File => {
-                    let f = sys::open_read_at(dir, &name).unwrap();
+                    let f = sys::seen::open_file_seen(dir, &name, &m).unwrap().0;
                     let mut h = blake3::Hasher::new();
                     h.update_reader(&f).unwrap();
                     s.hash = Some(*h.finalize().as_bytes());
@@ -349,8 +349,7 @@ fn pax_records<R: std::io::Read>(e: &mut tar::Entry<'_, R>) -> (BTreeMap<Vec<u8>
 fn tar_crate_reads_every_member() {
     let fx = fixture();
     let src = snapshot(&fx.base.join("src"));
-    let base_fd = sys::open_dir_path(&fx.base).unwrap();
-    let root_xattrs = sys::xattr::read_at(base_fd.as_fd(), c"src").unwrap();
+    let root_xattrs = sys::xattr::read_fd(sys::open_dir_path(&fx.base.join("src")).unwrap().as_fd()).unwrap();
     let z = zstd::stream::read::Decoder::new(File::open(fx.base.join("a.tar.zst")).unwrap()).unwrap();
     let mut ar = tar::Archive::new(z);
     let mut records = fx.records.iter();

@@ -11,7 +11,7 @@ use dockroot::progress::Silent;
 use dockroot::service::none::NoService;
 use dockroot::service::pidfile::{DaemonCommand, PidfileService};
 use dockroot::service::wait::Timing;
-use dockroot::service::{Leftover, ServiceError, ServiceManager, check_live_restore, verify_stopped};
+use dockroot::service::{Leftover, ServiceError, ServiceManager, StopGuard, check_live_restore, verify_stopped};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -226,7 +226,12 @@ fn live_restore_running_container_is_caught() {
     assert!(matches!(e, ServiceError::LiveRestore { running: 1, .. }), "{e}");
     assert!(e.to_string().contains("docker stop"));
 
+    // The stop guard asks the daemon itself and refuses before stopping anything.
     let svc = PidfileService::new(d.path("d.pid"), timing());
+    let e = StopGuard::stop(&svc, &d.api(), &d.root(), &Silent).err().expect("the guard must refuse");
+    assert!(matches!(e, ServiceError::LiveRestoreRunning { running: 1 }), "{e}");
+    assert!(d.api().ping(), "nothing was stopped");
+
     svc.stop(&Silent).unwrap();
     let e = verify_stopped(&d.root()).unwrap_err();
     match &e {
@@ -242,4 +247,12 @@ fn live_restore_running_container_is_caught() {
     d.docker(&["rm", "-f", "r1"], None);
     svc.stop(&Silent).unwrap();
     verify_stopped(&d.root()).unwrap();
+
+    // A guard dropped while held (an error, a panic) starts Docker again.
+    svc.start(&Silent).unwrap();
+    let guard = StopGuard::stop(&svc, &d.api(), &d.root(), &Silent).unwrap();
+    assert!(!d.api().ping());
+    drop(guard);
+    assert!(d.api().ping(), "the dropped guard started Docker again");
+    svc.stop(&Silent).unwrap();
 }

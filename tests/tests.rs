@@ -12,4 +12,5 @@ mod plan;
 mod status;
 mod systemd_host;
 mod systemd_move;
+mod systemd_restore;
 mod util;

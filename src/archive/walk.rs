@@ -5,15 +5,15 @@
 //! groups by (dev, ino), and mount points below the root recorded as empty
 //! directories, not descended into.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind};
 use crate::tree::links::LinkRole;
 use crate::tree::pool::Pool;
-use crate::tree::scan::{record_for, record_with, special_body};
+use crate::tree::scan::{Opened, open_file, record_with, special_record};
 use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions};
 
 use super::ArchiveEntry;
@@ -23,8 +23,8 @@ pub struct Source {
 }
 
 impl Visitor for Source {
-    fn enter_dir(&self, item: &Item) -> Result<Entered> {
-        let record = record_for(item, &item.meta, Body::Dir, &self.root)?;
+    fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
+        let record = record_with(item, &item.meta, Body::Dir, &self.root, Opened::Io(src))?;
         Ok(Entered {
             outcome: Outcome { record: Some(record), source: Some((item.meta, None)), ..Outcome::default() },
             ..Entered::default()
@@ -38,16 +38,13 @@ impl Visitor for Source {
                 (Record::hardlink(item.rel.clone(), head_rel.clone()), (item.meta, None))
             }
             (Kind::File, _) => {
-                let f = sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?;
-                // The stat of the open file: the content read later belongs to this inode.
-                let now = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
-                if now.ino != item.meta.ino || now.kind != Kind::File {
-                    return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "replaced" });
-                }
+                // The walker's inode, checked (see `sys::seen`); `now` is its
+                // stat at open time, to which the content read later belongs.
+                let (f, now) = open_file(item, root)?;
                 let body = Body::File { size: now.size, blake3: [0; 32], ino: now.ino, ctime: now.ctime };
-                (record_with(item, &now, body, root, Some(f.as_fd()))?, (now, Some(f)))
+                (record_with(item, &now, body, root, Opened::Io(f.as_fd()))?, (now, Some(f)))
             }
-            _ => (record_for(item, &item.meta, special_body(item, root)?, root)?, (item.meta, None)),
+            _ => (special_record(item, root)?, (item.meta, None)),
         };
         let bytes = if source.1.is_some() { source.0.size } else { 0 };
         Ok(Outcome { record: Some(record), bytes, source: Some(source), ..Outcome::default() })

@@ -61,6 +61,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         dockerd: "dockerd".into(),
         writer,
         timing: Timing::default(),
+        state_dir: g.state_dir.clone(),
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {

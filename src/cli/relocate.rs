@@ -42,20 +42,11 @@ fn timing() -> dockroot::service::wait::Timing {
     t
 }
 
-/// Exit code for a plan error: 2 when refused before anything changed, 1 otherwise.
+/// Reports a plan error; its exit code comes from the plan layer.
 fn fail(out: &Output, e: &PlanError) -> i32 {
     out.problem(&e.to_string());
     out.json(&json!({"ok": false, "error": e.to_string()}));
-    match e {
-        PlanError::Preflight { .. }
-        | PlanError::Unfinished { .. }
-        | PlanError::Locked { .. }
-        | PlanError::Refused { .. }
-        | PlanError::NoJournal { .. } => 2,
-        // Refused by a service check before anything changed (e.g. live-restore with running containers).
-        PlanError::Service { step: "preflight", .. } => 2,
-        _ => 1,
-    }
+    e.exit_code()
 }
 
 /// Asks y/N on a TTY unless --yes; refuses without a TTY.
@@ -175,25 +166,10 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         // Resuming = restoring the pre-move state from the journal, then
         // running the move again from the start (to the recorded target and
         // method unless --to is given).
-        let j = match env.state.load() {
-            Ok(Some(j)) => j,
-            Ok(None) => {
-                out.problem(&format!(
-                    "move --resume: no journal in {}; nothing to resume, run `dockroot move --to PATH`",
-                    env.state.dir.display()
-                ));
-                return Ok(2);
-            }
+        let j = match plan::rollback::resumable(&env) {
+            Ok(j) => j,
             Err(e) => return Ok(fail(out, &e)),
         };
-        if j.outcome == plan::journal::Outcome::Moved {
-            out.problem(&format!(
-                "move --resume: the move of {} to {} finished; run `dockroot finalize` to keep it or `dockroot rollback` to undo it",
-                j.data_root.display(),
-                j.target.display()
-            ));
-            return Ok(2);
-        }
         if a.dry_run {
             out.say(&format!(
                 "resume: would roll back the interrupted move of {} to {} and run it again",
@@ -204,20 +180,11 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             if let Some(code) = confirm(&a.confirm, out, "Undo the interrupted move and run it again (Docker will be stopped)?") {
                 return Ok(code);
             }
-            if j.outcome == plan::journal::Outcome::InProgress {
-                if let Err(e) = plan::rollback::rollback(&env, progress) {
-                    return Ok(fail(out, &e));
-                }
-                out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
+            let same = to.is_none() || to.as_deref() == Some(j.target.as_path());
+            if let Err(e) = plan::rollback::undo_for_resume(&env, &j, same, progress) {
+                return Ok(fail(out, &e));
             }
-            if to.is_none() || to.as_deref() == Some(j.target.as_path()) {
-                // Preflight required the target empty or absent, so what is in
-                // it is the partial copy of the interrupted move: start afresh.
-                if let Err(e) = clear_dir(&j.target) {
-                    out.problem(&format!("move --resume: cannot empty the partial copy in {}: {e}; delete its contents by hand and run `dockroot move --to {}`", j.target.display(), j.target.display()));
-                    return Ok(1);
-                }
-            }
+            out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
         }
         if to.is_none() {
             to = Some(j.target.clone());
@@ -279,49 +246,22 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     }
 }
 
-/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
-fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(e.path())?;
-        } else {
-            std::fs::remove_file(e.path())?;
-        }
-    }
-    Ok(())
-}
-
 pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
     let env = env(g)?;
     if let Some(code) = confirm(a, out, "Roll back the last move or interrupted restore (changes made to Docker since then are lost)?") {
         return Ok(code);
     }
-    // An interrupted restore comes first: its journal says Docker may be down.
-    match plan::restore::rollback(&env.state.dir, &env.api, env.timing, progress) {
-        Ok(Some(r)) => {
-            out.json(&json!({"ok": true, "result": r}));
-            let started = if r.docker_restarted { " and Docker was started again" } else { "" };
-            out.say(&format!("rolled back the interrupted restore: {} holds its previous data{started}", r.data_root.display()));
-            return Ok(0);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            out.problem(&e.to_string());
-            out.json(&json!({"ok": false, "error": e.to_string()}));
-            return Ok(2);
-        }
-    }
     match plan::rollback::rollback(&env, progress) {
-        Ok(r) => {
+        Ok(r) if r.operation == "move" => {
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
             out.say(&format!("the copy in {} was left in place; delete it when you no longer need it", r.target.display()));
+            Ok(0)
+        }
+        Ok(r) => {
+            out.json(&json!({"ok": true, "result": r}));
+            let started = if r.docker_restarted { " and Docker was started again" } else { "" };
+            out.say(&format!("rolled back the interrupted {}: {} holds its previous data{started}", r.operation, r.data_root.display()));
             Ok(0)
         }
         Err(e) => Ok(fail(out, &e)),

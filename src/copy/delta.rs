@@ -48,8 +48,10 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
         }
     }
     // No baseline, or --checksum: compare the content itself.
-    let s = Arc::new(sys::open_read_at(item.parent.src.as_fd(), name)?);
-    let d = Arc::new(sys::open_read_at(dst_dir, name)?);
+    // Both sides through the checked open: the source may have been swapped
+    // since the walker's stat, and the destination since `dst` was taken.
+    let s = Arc::new(sys::seen::open_file_seen(item.parent.src.as_fd(), name, src)?.0);
+    let d = Arc::new(sys::seen::open_file_seen(dst_dir, name, dst)?.0);
     let hs = hash_content(pool, s, src.size, src.blocks)?;
     let hd = hash_content(pool, d, dst.size, dst.blocks)?;
     Ok(if hs == hd { Decision::Keep(hs) } else { Decision::Rewrite })

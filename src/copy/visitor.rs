@@ -14,7 +14,7 @@ use crate::sys::{self, Kind, Meta};
 use crate::tree::apply::{Attrs, FileTarget, apply_at, apply_dir, apply_file, preset_mode};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
 use crate::tree::pool::Pool;
-use crate::tree::scan::{changed_during_read, changed_or, record_for, record_with, special_body};
+use crate::tree::scan::{Opened, changed_during_read, changed_or, open_file, open_seen, record_with, special_record};
 use crate::tree::{Entered, Item, Outcome, Visitor};
 
 pub struct CopyVisitor {
@@ -76,6 +76,12 @@ impl CopyVisitor {
         let d = dst_dir(item);
         slot.with_head(|head| {
             let Some(head) = head else {
+                // In a live tree the first name may have raced (a container
+                // swapped it): this name is then a race too, settled by the
+                // next --delete pass, or one container could fail every copy.
+                if self.opts.live {
+                    return Err(Error::Changed { path: show(&self.src, &item.rel), what: "changed" });
+                }
                 return Err(Error::Refused {
                     path: show(&self.dst, &item.rel),
                     msg: format!("not linked: its hardlink group's first name {} failed (see that error)", show(&self.dst, head_rel)),
@@ -112,7 +118,7 @@ impl CopyVisitor {
             return Ok(None);
         };
         let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
-        let record = record_for(item, &item.meta, body, &self.src)?;
+        let record = record_with(item, &item.meta, body, &self.src, Opened::Path(open_seen(item, &self.src)?.as_fd()))?;
         apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
         Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
     }
@@ -135,21 +141,29 @@ impl CopyVisitor {
             self.clear_existing(item)?;
         }
         let (rel, d) = (&item.rel, dst_dir(item));
-        let src = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| self.es("open", rel, e))?);
+        let src = Arc::new(open_file(item, &self.src)?.0);
         // The walker's stat was taken before this read: a write during the
         // read moves ctime past it, and the stat after the read shows that.
         let before = item.meta;
         let preset = preset_mode(&before);
         let dst = Arc::new(sys::create_file_mode_at(d, &item.name, preset.unwrap_or(0o600)).map_err(|e| self.e("create", rel, e))?);
+        // A file whose source changed while it was read holds a mix of old and
+        // new: without --live it must not stay in DST looking complete.
+        let discard = |e: Error| {
+            if !self.opts.live {
+                let _ = sys::unlink_at(d, &item.name);
+            }
+            e
+        };
         let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
-            .map_err(|e| changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e)))?;
+            .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {
-            return Err(Error::Changed { path: show(&self.src, rel), what: "changed" });
+            return Err(discard(Error::Changed { path: show(&self.src, rel), what: "changed" }));
         }
         let body = Body::File { size: before.size, blake3: copied.blake3, ino: before.ino, ctime: before.ctime };
-        let record = record_with(item, &before, body, &self.src, Some(src.as_fd()))?;
+        let record = record_with(item, &before, body, &self.src, Opened::Io(src.as_fd()))?;
         let target = FileTarget { fd: dst.as_fd(), dir: d, name: &item.name, preset: preset.is_some() };
         apply_file(&target, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
@@ -158,13 +172,12 @@ impl CopyVisitor {
 
     fn copy_special(&self, item: &Item) -> Result<Outcome> {
         let (rel, d, m) = (&item.rel, dst_dir(item), &item.meta);
-        let body = special_body(item, &self.src)?;
+        let record = special_record(item, &self.src)?;
         self.clear_existing(item)?;
-        match &body {
+        match &record.body {
             Body::Symlink { target } => sys::symlink_at(target, d, &item.name).map_err(|e| self.e("create symlink", rel, e))?,
             _ => sys::mknod_at(d, &item.name, m.kind, m.rdev).map_err(|e| self.e("create node", rel, e))?,
         }
-        let record = record_for(item, m, body, &self.src)?;
         apply_at(d, &item.name, &Attrs { meta: m, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         Ok(Outcome { record: Some(record), rewritten: true, ..Outcome::default() })
     }
@@ -191,8 +204,8 @@ impl CopyVisitor {
 }
 
 impl Visitor for CopyVisitor {
-    fn enter_dir(&self, item: &Item) -> Result<Entered> {
-        let record = record_for(item, &item.meta, Body::Dir, &self.src)?;
+    fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
+        let record = record_with(item, &item.meta, Body::Dir, &self.src, Opened::Io(src))?;
         let dst = self.make_dir(item)?;
         let (meta, xattrs, exact): (Meta, _, _) = (item.meta, record.xattrs.clone(), self.opts.delete);
         let (root, rel, late) = (self.dst.clone(), item.rel.clone(), self.late.clone());

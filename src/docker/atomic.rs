@@ -1,9 +1,9 @@
-//! Crash-safe replacement of small configuration files (daemon.json,
-//! /etc/fstab). A half-written daemon.json stops Docker from starting and a
+//! Crash-safe replacement of small files (daemon.json, /etc/fstab, the
+//! journal). A half-written daemon.json stops Docker from starting and a
 //! half-written fstab can stop the host from booting, so we write a temporary
 //! file in the same directory, fsync it, rename it over the original and fsync
-//! the directory. The original is first copied to a timestamped backup so the
-//! user (or a rollback) can restore it.
+//! the directory. Backups of edited files are the journal's business
+//! (`plan::intent`): one per operation, named by its id.
 
 use super::error::{DockerError, Result};
 use std::fs::{self, File, OpenOptions};
@@ -12,21 +12,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Suffix put between the file name and the timestamp of backups.
+/// Suffix put between the file name and the operation id of backups.
 pub const BACKUP_INFIX: &str = ".dockroot-bak-";
-
-/// Atomically replaces `path` with `contents`, keeping a backup of the
-/// previous version. Returns the backup path, or `None` when `path` did not
-/// exist before. The mode of the original file is kept (0644 for new files).
-pub fn replace_with_backup(path: &Path, contents: &[u8]) -> Result<Option<PathBuf>> {
-    let old_mode = fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777);
-    let backup = match old_mode {
-        Some(_) => Some(make_backup(path)?),
-        None => None,
-    };
-    write_atomic(path, contents, old_mode.unwrap_or(0o644))?;
-    Ok(backup)
-}
 
 /// Replaces (or creates) `path` with `contents` and `mode`: a synced
 /// temporary file renamed over it, then the directory synced, so a crash
@@ -40,22 +27,6 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         return Err(DockerError::Write { path: path.to_path_buf(), source });
     }
     fsync_dir(&parent_dir(path))
-}
-
-/// Copies `path` to `<path>.dockroot-bak-<UTC timestamp>` and syncs it.
-pub fn make_backup(path: &Path) -> Result<PathBuf> {
-    let stamp = utc_timestamp(SystemTime::now());
-    let mut backup = with_suffix(path, &format!("{BACKUP_INFIX}{stamp}"));
-    let mut n = 1;
-    while backup.exists() {
-        backup = with_suffix(path, &format!("{BACKUP_INFIX}{stamp}.{n}"));
-        n += 1;
-    }
-    let data = fs::read(path).map_err(|source| DockerError::Read { path: path.into(), source })?;
-    let mode = fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
-    write_synced(&backup, &data, mode)?;
-    fsync_dir(&parent_dir(path))?;
-    Ok(backup)
 }
 
 /// Formats a time as `YYYYMMDDTHHMMSSZ` (UTC), e.g. `20261123T112040Z`.
@@ -100,8 +71,12 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    with_suffix(path, &format!(".dockroot-tmp-{}", std::process::id()))
+/// The temporary name `write_atomic` writes first. Fixed (no pid), so a
+/// write killed halfway leaves one known name that the next write or an undo
+/// removes, instead of a new `*.dockroot-tmp-<pid>` per attempt; the state
+/// directory's lock keeps two dockroot runs from sharing it.
+pub fn temp_name(path: &Path) -> PathBuf {
+    with_suffix(path, ".dockroot-tmp")
 }
 
 /// `path` with `suffix` appended to its last component (`a/b` + `.x` = `a/b.x`).
@@ -124,17 +99,13 @@ mod tests {
     }
 
     #[test]
-    fn replace_keeps_backup_and_mode() {
+    fn write_atomic_keeps_the_mode_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        assert_eq!(replace_with_backup(&p, b"one").unwrap(), None);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
-        let bak = replace_with_backup(&p, b"two").unwrap().unwrap();
-        assert_eq!(fs::read(&bak).unwrap(), b"one");
-        assert_eq!(fs::read(&p).unwrap(), b"two");
+        fs::write(temp_name(&p), b"stale").unwrap();
+        write_atomic(&p, b"one", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(bak.to_str().unwrap().contains(BACKUP_INFIX));
-        let bak2 = replace_with_backup(&p, b"three").unwrap().unwrap();
-        assert_ne!(bak, bak2);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the stale temp file is gone");
     }
 }

@@ -3,7 +3,6 @@
 //! key order is preserved (`serde_json/preserve_order`) so diffs stay small,
 //! and every write goes through [`super::atomic`] with a timestamped backup.
 
-use super::atomic;
 use super::error::{DockerError, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -114,14 +113,6 @@ impl DaemonJson {
         s.push('\n');
         s
     }
-
-    /// Atomically writes the file back; returns the backup of the previous
-    /// version (`None` if there was no file).
-    pub fn save(&mut self) -> Result<Option<PathBuf>> {
-        let backup = atomic::replace_with_backup(&self.path, self.to_text().as_bytes())?;
-        self.exists = true;
-        Ok(backup)
-    }
 }
 
 #[cfg(test)]
@@ -160,14 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn save_writes_backup() {
+    fn set_data_root_keeps_other_keys() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("daemon.json");
         std::fs::write(&p, "{\"debug\":true}").unwrap();
         let mut d = DaemonJson::load(&p).unwrap();
         d.set_data_root(Path::new("/new"));
-        let bak = d.save().unwrap().unwrap();
-        assert_eq!(std::fs::read_to_string(bak).unwrap(), "{\"debug\":true}");
+        std::fs::write(&p, d.to_text()).unwrap();
         let again = DaemonJson::load(&p).unwrap();
         assert_eq!(again.data_root().unwrap().0, PathBuf::from("/new"));
         assert_eq!(again.str_value("debug"), None);

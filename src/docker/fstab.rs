@@ -4,7 +4,6 @@
 //! holding NEW is mounted. Edits keep every other line byte for byte and go
 //! through [`super::atomic`]. Fields escape blanks as `\040` (fstab(5)).
 
-use super::atomic;
 use super::error::{DockerError, Result};
 use super::mountinfo::unescape;
 use std::path::{Path, PathBuf};
@@ -32,15 +31,6 @@ pub struct FstabEntry {
 pub struct Fstab {
     path: PathBuf,
     lines: Vec<String>,
-}
-
-/// What [`Fstab::add_bind`] / [`Fstab::remove_bind`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edit {
-    /// The file already was as requested; nothing was written.
-    Unchanged,
-    /// The file was rewritten; the previous version was saved here.
-    Written { backup: Option<PathBuf> },
 }
 
 impl Fstab {
@@ -106,29 +96,6 @@ impl Fstab {
         let mut s = self.lines.join("\n");
         s.push('\n');
         s
-    }
-
-    /// Atomically writes the table back (with a timestamped backup).
-    pub fn save(&self) -> Result<Option<PathBuf>> {
-        atomic::replace_with_backup(&self.path, self.to_text().as_bytes())
-    }
-
-    /// Loads `path`, adds the bind line if missing and saves.
-    pub fn ensure_bind(path: &Path, target: &Path, data_root: &Path) -> Result<Edit> {
-        let mut t = Self::load(path)?;
-        if !t.add_bind(target, data_root)? {
-            return Ok(Edit::Unchanged);
-        }
-        Ok(Edit::Written { backup: t.save()? })
-    }
-
-    /// Loads `path`, removes the bind line if present and saves.
-    pub fn drop_bind(path: &Path, target: &Path, data_root: &Path) -> Result<Edit> {
-        let mut t = Self::load(path)?;
-        if !t.remove_bind(target, data_root) {
-            return Ok(Edit::Unchanged);
-        }
-        Ok(Edit::Written { backup: t.save()? })
     }
 }
 
@@ -200,17 +167,5 @@ mod tests {
         assert!(matches!(t.add_bind(Path::new("/other"), root), Err(DockerError::FstabConflict { line: 4, .. })));
         assert!(t.remove_bind(target, root));
         assert_eq!(t.to_text(), TAB);
-    }
-
-    #[test]
-    fn ensure_and_drop_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("fstab");
-        std::fs::write(&p, TAB).unwrap();
-        let (t, r) = (Path::new("/srv/d"), Path::new("/var/lib/docker"));
-        assert!(matches!(Fstab::ensure_bind(&p, t, r).unwrap(), Edit::Written { backup: Some(_) }));
-        assert_eq!(Fstab::ensure_bind(&p, t, r).unwrap(), Edit::Unchanged);
-        assert!(matches!(Fstab::drop_bind(&p, t, r).unwrap(), Edit::Written { .. }));
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), TAB);
     }
 }

@@ -52,12 +52,28 @@ pub enum BackupError {
     #[error("Docker's state after the restore differs from the archive: {0}")]
     Health(String),
 
+    /// The shared journal or one of its steps (lock, unfinished operation, undo).
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+
     /// A step failed and the restore was undone.
     #[error("{error}; the restore was undone{}", if undo.is_empty() { String::new() } else { format!(", but undoing failed: {}", undo.join("; ")) })]
     Undone { error: Box<BackupError>, undo: Vec<String> },
 }
 
 impl BackupError {
+    /// The process exit code, as [`crate::plan::PlanError::exit_code`].
+    pub fn exit_code(&self) -> i32 {
+        use crate::plan::error::{EXIT_REFUSED, EXIT_UNDO_FAILED, EXIT_UNDONE};
+        match self {
+            BackupError::Undone { undo, .. } if undo.is_empty() => EXIT_UNDONE,
+            BackupError::Undone { .. } => EXIT_UNDO_FAILED,
+            BackupError::Plan(p) => p.exit_code(),
+            BackupError::Refused(_) | BackupError::EngineMismatch { .. } => EXIT_REFUSED,
+            _ => 1,
+        }
+    }
+
     pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BackupError {
         let path = path.into();
         move |err| BackupError::Io { step, path, err }

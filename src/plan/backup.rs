@@ -84,6 +84,8 @@ pub struct BackupOptions {
     pub dockerd: PathBuf,
     pub writer: WriterOptions,
     pub timing: Timing,
+    /// The shared journal's directory (a backup is journaled while Docker is down).
+    pub state_dir: PathBuf,
 }
 
 /// The plan (the dry run prints it).
@@ -271,9 +273,14 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
-    svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
-    let stopped = Instant::now();
-    let result: Result<_> = (|| {
+    let window = super::downtime::Window {
+        state_dir: &opts.state_dir,
+        data_root: &dr,
+        svc: svc.as_ref(),
+        api: &opts.api,
+        creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
+    };
+    let work = || {
         // Counted before the archive, so meta.json (the first member) can carry them.
         let (entries, bytes) = crate::tree::estimate::estimate(&dr);
         let meta = BackupMeta {
@@ -300,12 +307,9 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             Some(path) => write_file(path, &dr, &meta, &config, &opts.writer, progress)?,
         };
         Ok((meta, entries, bytes, archive_bytes))
-    })();
-    // Docker starts again whatever happened above.
-    let started = svc.start(progress).map_err(BackupError::service("start Docker again"));
-    let downtime = stopped.elapsed().as_secs_f64();
-    let (meta, entries, bytes, archive_bytes) = result?;
-    started?;
+    };
+    // Docker starts again whatever happens in `work`; the downtime includes the stop.
+    let ((meta, entries, bytes, archive_bytes), downtime) = super::downtime::with_docker_stopped(window, progress, work)?;
     let mut removed = Vec::new();
     for p in &plan.prune {
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
@@ -391,6 +395,7 @@ mod tests {
             dockerd: "dockerd".into(),
             writer: WriterOptions::default(),
             timing: Timing::default(),
+            state_dir: d.path().join("state"),
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

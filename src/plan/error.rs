@@ -80,7 +80,31 @@ pub enum PlanError {
     Refused { msg: String },
 }
 
+/// Exit code: refused before anything changed.
+pub const EXIT_REFUSED: i32 = 2;
+/// Exit code: failed and undone; Docker runs on the old data again.
+pub const EXIT_UNDONE: i32 = 3;
+/// Exit code: failed and the undo failed too; the message says what to do by hand.
+pub const EXIT_UNDO_FAILED: i32 = 4;
+
 impl PlanError {
+    /// The process exit code for this error: 2 refused (nothing changed),
+    /// 3 failed and undone, 4 failed and not undone, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PlanError::Preflight { .. }
+            | PlanError::Unfinished { .. }
+            | PlanError::Locked { .. }
+            | PlanError::Refused { .. }
+            | PlanError::NoJournal { .. } => EXIT_REFUSED,
+            // Refused by a service check before anything changed (e.g. live-restore with running containers).
+            PlanError::Service { step: "preflight", .. } => EXIT_REFUSED,
+            PlanError::RolledBack { .. } => EXIT_UNDONE,
+            PlanError::UndoFailed { .. } => EXIT_UNDO_FAILED,
+            _ => 1,
+        }
+    }
+
     pub fn io(step: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { step, path: path.into(), source }
     }
@@ -95,5 +119,20 @@ impl PlanError {
     }
     pub fn engine(step: &'static str) -> impl FnOnce(crate::error::Error) -> Self {
         move |source| Self::Engine { step, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_undone_from_undo_failed() {
+        let cause = || Box::new(PlanError::Health { msg: "x".into() });
+        let undone = PlanError::RolledBack { cause: cause(), data_root: "/d".into(), target: "/t".into() };
+        let failed = PlanError::UndoFailed { cause: cause(), undo: cause(), journal: "/j".into() };
+        assert_eq!((undone.exit_code(), failed.exit_code()), (EXIT_UNDONE, EXIT_UNDO_FAILED));
+        assert_eq!(PlanError::preflight("p").exit_code(), EXIT_REFUSED);
+        assert_eq!(PlanError::Health { msg: "x".into() }.exit_code(), 1);
     }
 }

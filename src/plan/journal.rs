@@ -1,17 +1,31 @@
-//! The move journal: one JSON file in the state directory, rewritten
-//! atomically (temp file, fsync, rename, fsync of the directory) before and
-//! after every step that changes the system, so that a `rollback` in another
+//! The journal of every operation that changes the system (move, restore,
+//! backup): one JSON file in the state directory naming its operation,
+//! rewritten atomically (temp file, fsync, rename, fsync of the directory)
+//! before and after every step. Before a step acts, its record holds every
+//! name it will create or rename ([`Intent`]), so a `rollback` in another
 //! process (after a crash, kill -9 or power loss) knows exactly what to undo.
-//! A `flock` on `<state-dir>/lock` keeps two dockroot runs apart.
+//! A `flock` on `<state-dir>/lock` keeps two dockroot runs apart, and an
+//! unfinished operation of any kind refuses the next one.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
+use super::intent::Intent;
 use crate::service::ServiceRecord;
+
+/// The format written by this version: steps carry their intents. Version 1
+/// (no `version` field) recorded step names only.
+pub const VERSION: u32 = 2;
+/// The restore journal of dockroot versions before the shared journal.
+pub const LEGACY_RESTORE_FILE: &str = "restore.json";
+
+fn legacy_version() -> u32 {
+    1
+}
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dockroot";
@@ -25,6 +39,10 @@ pub enum Method {
     Bind,
     /// Point `data-root` in daemon.json at the target.
     DataRoot,
+    /// Restore: the staged tree is renamed onto the data-root path.
+    Swap,
+    /// Backup: the data stays where it is.
+    None,
 }
 
 impl std::fmt::Display for Method {
@@ -32,6 +50,8 @@ impl std::fmt::Display for Method {
         f.write_str(match self {
             Method::Bind => "bind mount",
             Method::DataRoot => "data-root in daemon.json",
+            Method::Swap => "swap of the staged tree",
+            Method::None => "none",
         })
     }
 }
@@ -50,6 +70,9 @@ pub enum StepState {
 pub struct StepRecord {
     pub name: String,
     pub state: StepState,
+    /// What the step changes, recorded with `started` before it acts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intents: Vec<Intent>,
 }
 
 /// Backups of configuration files taken before editing them; `None` when
@@ -69,14 +92,21 @@ pub enum Outcome {
     InProgress,
     /// The move finished and Docker passed the health check; `finalize` may delete the old tree.
     Moved,
-    /// The move was undone.
+    /// The operation was undone.
     RolledBack,
+    /// The operation finished and needs nothing more (restore, backup).
+    Done,
+    /// `finalize` began deleting the old tree: only `finalize` may go on.
+    Finalizing,
 }
 
 /// Everything a later process needs to undo or finish a move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
+    #[serde(default = "legacy_version")]
+    pub version: u32,
     pub id: String,
+    /// `move`, `restore` or `backup`.
     pub operation: String,
     pub outcome: Outcome,
     pub data_root: PathBuf,
@@ -97,6 +127,9 @@ pub struct Journal {
     pub old_tree: Option<PathBuf>,
     /// Seconds Docker was down (stop → healthy start).
     pub downtime_secs: Option<f64>,
+    /// The archive a restore reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<PathBuf>,
 }
 
 impl Journal {
@@ -113,7 +146,44 @@ impl Journal {
     pub fn set(&mut self, name: &str, state: StepState) {
         match self.steps.iter_mut().find(|s| s.name == name) {
             Some(s) => s.state = state,
-            None => self.steps.push(StepRecord { name: name.into(), state }),
+            None => self.steps.push(StepRecord { name: name.into(), state, intents: Vec::new() }),
+        }
+    }
+
+    /// Marks `name` started with what it will change (saved by the caller before it acts).
+    pub fn begin(&mut self, name: &str, intents: Vec<Intent>) {
+        self.set(name, StepState::Started);
+        if let Some(s) = self.steps.iter_mut().find(|s| s.name == name) {
+            s.intents = intents;
+        }
+    }
+
+    /// Whether any begun step changes files, names or mounts.
+    pub fn switched(&self) -> bool {
+        self.steps.iter().any(|s| s.state != StepState::Undone && !s.intents.is_empty())
+    }
+
+    /// A journal for operation `operation` (`id` = `<operation>-<UTC time>`).
+    pub fn new(operation: &str, id: String, data_root: PathBuf, target: PathBuf, method: Method) -> Journal {
+        Journal {
+            version: VERSION,
+            id,
+            operation: operation.into(),
+            outcome: Outcome::InProgress,
+            data_root,
+            target,
+            method,
+            rewrite_argv: false,
+            service: None,
+            socket: PathBuf::new(),
+            fstab: PathBuf::new(),
+            daemon_json: PathBuf::new(),
+            dropin: None,
+            steps: Vec::new(),
+            backups: Backups::default(),
+            old_tree: None,
+            downtime_secs: None,
+            archive: None,
         }
     }
 }
@@ -153,9 +223,14 @@ impl StateDir {
         self.ensure()?;
         let path = self.dir.join("lock");
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| self.err(&path, e))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !crate::sys::process::try_lock_exclusive(f.as_fd()).unwrap_or(false) {
             return Err(PlanError::Locked { path });
+        }
+        // Under the lock a journal temp file is the leftover of a killed run.
+        let tmp = crate::docker::atomic::temp_name(&self.journal_path());
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&tmp, e)),
+            _ => {}
         }
         Ok(f)
     }
@@ -191,18 +266,23 @@ impl StateDir {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.err(&self.dir, e))
     }
 
-    /// Refuses when an unfinished move is recorded. A move that ended before
-    /// it stopped Docker (e.g. ^C during the pre-copy) changed nothing on the
-    /// host and does not block a new one (a running one holds the lock).
+    /// Refuses when an unfinished operation of any kind is recorded. One
+    /// that ended before it stopped Docker (e.g. ^C during the pre-copy) and
+    /// changed no file or name does not block (a running one holds the lock).
     pub fn refuse_unfinished(&self) -> Result<()> {
+        self.refuse_legacy_restore()?;
         match self.load()? {
-            Some(j) if j.outcome == Outcome::InProgress && j.state("stop").is_none() => Ok(()),
-            Some(j) if j.outcome != Outcome::RolledBack => Err(PlanError::Unfinished {
-                state: if j.outcome == Outcome::Moved { "a finished but not finalized" } else { "an unfinished" },
-                hint: if j.outcome == Outcome::Moved {
-                    "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first"
-                } else {
-                    "run `dockroot rollback` first, or `dockroot move --resume` to undo it and move again"
+            Some(j) if j.outcome == Outcome::InProgress && j.state("stop").is_none() && !j.switched() => Ok(()),
+            Some(j) if matches!(j.outcome, Outcome::InProgress | Outcome::Moved | Outcome::Finalizing) => Err(PlanError::Unfinished {
+                state: match j.outcome {
+                    Outcome::Moved => "a finished but not finalized",
+                    Outcome::Finalizing => "a half-finalized",
+                    _ => "an unfinished",
+                },
+                hint: match j.outcome {
+                    Outcome::Moved => "run `dockroot finalize` to keep it or `dockroot rollback` to undo it first",
+                    Outcome::Finalizing => "run `dockroot finalize` to finish it first",
+                    _ => "run `dockroot rollback` first (or `dockroot move --resume` for a move)",
                 },
                 operation: j.operation,
                 data_root: j.data_root,
@@ -211,6 +291,26 @@ impl StateDir {
             _ => Ok(()),
         }
     }
+
+    /// An interrupted restore recorded by a dockroot older than the shared
+    /// journal cannot be undone by this one: say what to do by hand.
+    pub fn refuse_legacy_restore(&self) -> Result<()> {
+        let path = self.dir.join(LEGACY_RESTORE_FILE);
+        let Ok(bytes) = fs::read(&path) else { return Ok(()) };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if v["outcome"] != "running" {
+            return Ok(());
+        }
+        Err(PlanError::Journal {
+            path,
+            msg: format!(
+                "an interrupted restore into {} was recorded by an older dockroot; stop Docker, put the data-root back from {} if it is missing (remove {} if present), start Docker, then delete this file",
+                v["data_root"].as_str().unwrap_or("?"),
+                v["old"].as_str().unwrap_or("?"),
+                v["staging"].as_str().unwrap_or("?")
+            ),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +318,7 @@ impl Journal {
     /// A move journal with every path below `dir`, for unit tests.
     pub(crate) fn for_test(dir: &Path, method: Method) -> Journal {
         Journal {
+            version: VERSION,
             id: "t".into(),
             operation: "move".into(),
             outcome: Outcome::InProgress,
@@ -234,6 +335,7 @@ impl Journal {
             backups: Backups::default(),
             old_tree: None,
             downtime_secs: None,
+            archive: None,
         }
     }
 }

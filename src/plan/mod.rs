@@ -9,12 +9,15 @@
 pub mod archive_error;
 pub mod backup;
 pub mod disks;
+pub mod downtime;
 pub mod error;
+pub mod intent;
 pub mod journal;
 pub mod move_;
 pub mod probe;
 pub mod restore;
 pub mod rollback;
+pub mod runner;
 pub mod signal;
 pub mod status;
 pub mod switch;
@@ -338,6 +341,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
     add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
     add("sync", format!("copy what changed since the pre-copy into {t}, deleting what is gone"));
     add("verify", format!("re-read {t} and compare it with the manifest of {dr}"));
+    add("flush", format!("syncfs the filesystem of {t}, so the copy is on disk before Docker is pointed at it"));
     match p.method {
         Method::Bind => {
             add("rename", format!("rename {dr} to {dr}{}<UTC time> and create an empty {dr}", switch::OLD_INFIX));
@@ -353,6 +357,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
         Method::DataRoot => {
             add("daemon-json", format!("set \"data-root\": \"{t}\" in {} (backup kept)", env.daemon_json.display()));
         }
+        Method::Swap | Method::None => {}
     }
     add("start", "start Docker".into());
     add("health", "check the API, DockerRootDir, images, containers, volumes and that running containers run again".into());
@@ -360,8 +365,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
 }
 
 /// TEST-ONLY fault injection: when `DOCKROOT_TEST_CRASH_AT` names this step,
-/// the process aborts right after the step is journaled (as started for a
-/// move, as done for a restore), as if it were killed with SIGKILL there.
+/// the process aborts right after the step is journaled as started, as if it were killed with SIGKILL there.
 /// Used by tests/plan/faults.rs and tests/backup to exercise `rollback` after
 /// a crash; never set it in production.
 pub(crate) fn crash_hook(name: &str) {
@@ -374,6 +378,19 @@ pub(crate) fn crash_hook(name: &str) {
 pub fn shell_line(argv: &[String]) -> String {
     let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     argv.iter().map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
+}
+
+/// TEST-ONLY fault injection: when the comma-separated
+/// `DOCKROOT_TEST_FAIL_AT` names `name` (a step, or `undo:<step>`), that
+/// step fails right after it is journaled as started, before it acts, as if
+/// its action had failed. Used by tests/plan/faults.rs to reach exit codes 3
+/// and 4; never set it in production.
+pub(crate) fn fail_hook(name: &str) -> Result<()> {
+    let Some(v) = std::env::var_os("DOCKROOT_TEST_FAIL_AT") else { return Ok(()) };
+    if v.to_string_lossy().split(',').any(|x| x == name) {
+        return Err(PlanError::Refused { msg: format!("test failure injected at {name} (DOCKROOT_TEST_FAIL_AT)") });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,16 +28,17 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::error::{PlanError, Result};
-use super::journal::{Backups, Journal, Method, Outcome, StateDir};
+use super::journal::{Journal, Method, Outcome, StateDir};
 use super::switch::{self, Runner};
 use super::{Env, MovePlan, signal};
 use crate::copy::{CopyOptions, copy_tree};
+use crate::docker::api::DockerApi;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, unit};
 use crate::manifest::verify::verify_tree;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
-use crate::service::{ServiceKind, ServiceManager, ServiceRecord, verify_stopped};
+use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
 
 /// What a finished move reports.
 #[derive(Debug, Clone, Serialize)]
@@ -73,24 +74,13 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);
     std::fs::create_dir_all(&work).map_err(|e| PlanError::io("journal", &work, e))?;
-    let j = Journal {
-        id: id.clone(),
-        operation: "move".into(),
-        outcome: Outcome::InProgress,
-        data_root: plan.data_root.clone(),
-        target: plan.target.clone(),
-        method: plan.method,
-        rewrite_argv: plan.rewrite_argv,
-        service: Some(plan.service_record()),
-        socket: env.api.socket.clone(),
-        fstab: env.fstab.clone(),
-        daemon_json: env.daemon_json.clone(),
-        dropin: plan.use_dropin.then(|| env.dropin.clone()),
-        steps: Vec::new(),
-        backups: Backups::default(),
-        old_tree: None,
-        downtime_secs: None,
-    };
+    let mut j = Journal::new("move", id.clone(), plan.data_root.clone(), plan.target.clone(), plan.method);
+    j.rewrite_argv = plan.rewrite_argv;
+    j.service = Some(plan.service_record());
+    j.socket = env.api.socket.clone();
+    j.fstab = env.fstab.clone();
+    j.daemon_json = env.daemon_json.clone();
+    j.dropin = plan.use_dropin.then(|| env.dropin.clone());
     let mut r = Runner { state: &env.state, j, progress };
     r.save()?;
     let ctx = env.ctx(&plan.data_root);
@@ -144,12 +134,13 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             // Record how to start Docker again even when the stop fails, so
             // that the undo can tell a daemon that would not stop (still
             // running: nothing to undo) from one that went down.
-            let stopped = svc.stop(progress);
+            let guard = StopGuard::stop(svc.as_ref(), &env.api, &j.data_root, progress);
             if svc.recorded_command().is_some() {
                 j.service = Some(svc.record());
             }
-            stopped.map_err(PlanError::service("stop"))?;
-            verify_stopped(&j.data_root).map_err(PlanError::service("stop"))
+            // From here the journal's undo owns starting Docker again.
+            guard.map_err(PlanError::service("stop"))?.hand_over();
+            Ok(())
         })?;
         let baseline = plan.precopy.then(|| m1.clone());
         let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
@@ -166,12 +157,14 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             }
             Ok(rep.entries)
         })?;
+        // The copy must be on disk before anything points Docker at it.
+        r.step("flush", |j| super::intent::flush("flush", &j.target))?;
         switch::apply(&mut r, plan.use_dropin)?;
         let starter = target_starter(&r.j, env);
         report.started_at_unix = unix_now();
         r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
         let expected = expected_root(&r.j);
-        r.step("health", |_| health(env, &expected, Some(&before), progress))?;
+        r.step("health", |_| health(&env.api, &expected, Some(&before), progress))?;
         Ok(())
     })();
     if let Err(cause) = after_stop {
@@ -205,7 +198,7 @@ fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, pro
 /// The data-root Docker must report after the move.
 pub fn expected_root(j: &Journal) -> PathBuf {
     match j.method {
-        Method::Bind => j.data_root.clone(),
+        Method::Bind | Method::Swap | Method::None => j.data_root.clone(),
         Method::DataRoot => j.target.clone(),
     }
 }
@@ -263,12 +256,12 @@ fn comparable(s: &DockerState) -> DockerState {
 /// containers and volumes as `before`, and containers that were running with
 /// a restart policy of `always`/`unless-stopped` run again (waiting up to
 /// 60 s). Running containers without such a policy are reported as warnings.
-pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
+pub fn health(api: &DockerApi, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
     let h = |msg: String| PlanError::Health { msg };
-    if !env.api.ping() {
-        return Err(h(format!("Docker does not answer on {}", env.api.socket.display())));
+    if !api.ping() {
+        return Err(h(format!("Docker does not answer on {}", api.socket.display())));
     }
-    let info = env.api.info().map_err(PlanError::docker("health"))?;
+    let info = api.info().map_err(PlanError::docker("health"))?;
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canon(&info.docker_root_dir) != canon(expected) {
         return Err(h(format!("Docker reports DockerRootDir {} instead of {}", info.docker_root_dir.display(), expected.display())));
@@ -285,7 +278,7 @@ pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress
     let want = comparable(before);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now = DockerState::capture(&env.api).map_err(PlanError::docker("health"))?;
+        let now = DockerState::capture(api).map_err(PlanError::docker("health"))?;
         let diff = want.diff(&comparable(&now));
         if diff.is_empty() {
             return Ok(());
@@ -301,15 +294,15 @@ pub fn health(env: &Env, expected: &Path, before: Option<&DockerState>, progress
 /// start Docker on the old data.
 fn undo_after_failure(env: &Env, r: &mut Runner, cause: PlanError) -> PlanError {
     r.progress.warn(&format!("{cause}; undoing the move"));
-    match super::rollback::undo_journal(env, &env.state, &mut r.j, r.progress) {
+    match super::rollback::undo_journal(&env.api, env.timing, &env.state, &mut r.j, r.progress) {
         Ok(_) => PlanError::RolledBack { cause: Box::new(cause), data_root: r.j.data_root.clone(), target: r.j.target.clone() },
         Err(undo) => PlanError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo), journal: env.state.journal_path() },
     }
 }
 
-/// Whether a journal at `state` refuses new moves (for `status`).
+/// Whether a journal at `state` refuses new operations (for `status`).
 pub fn pending(state: &StateDir) -> Option<Journal> {
-    state.load().ok().flatten().filter(|j| j.outcome != Outcome::RolledBack)
+    state.load().ok().flatten().filter(|j| matches!(j.outcome, Outcome::InProgress | Outcome::Moved | Outcome::Finalizing))
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! (overlay2 refuses d_type-less filesystems such as xfs with ftype=0).
 //! Everything is done in a temporary directory that is removed afterwards.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -49,13 +47,8 @@ pub fn fs_type_name(magic: i64) -> String {
 
 /// statfs of `path`: (fs type name, free bytes for root).
 pub fn statfs(path: &Path) -> std::io::Result<(String, u64)> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string and s a valid out-pointer.
-    if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((fs_type_name(s.f_type as i64), s.f_bfree as u64 * s.f_bsize as u64))
+    let (f_type, free) = crate::sys::process::statfs(path)?;
+    Ok((fs_type_name(f_type), free))
 }
 
 /// The nearest existing ancestor of `path` (the target itself may not exist yet).
@@ -91,9 +84,8 @@ pub fn probe(path: &Path) -> ProbeResult {
 
 fn run_probes(dir: &Path, r: &mut ProbeResult) {
     let wh = dir.join("whiteout");
-    let c = CString::new(wh.as_os_str().as_bytes()).unwrap_or_default();
-    // SAFETY: valid C string; creates a 0:0 character device.
-    r.mknod_whiteout = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) } == 0;
+    r.mknod_whiteout =
+        nix::sys::stat::mknod(&wh, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o600), 0).is_ok();
     if !r.mknod_whiteout {
         let e = std::io::Error::last_os_error();
         r.problems.push(format!("cannot create a 0:0 character device (overlay whiteout) in {}: {e}", dir.display()));

@@ -1,5 +1,6 @@
-//! `rollback` puts Docker back on its old data from whatever step a move
-//! reached (also after a crash or kill -9, from the journal alone);
+//! `rollback` puts Docker back on its old data from whatever step a move,
+//! restore or backup reached (also after a crash or kill -9, from the
+//! journal alone);
 //! `finalize` deletes the old tree once a move passed its health check.
 
 use std::os::fd::AsFd;
@@ -8,17 +9,21 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::error::{PlanError, Result};
-use super::journal::{Journal, Outcome, StateDir};
-use super::move_::health;
-use super::{Env, switch};
+use super::journal::{Journal, Outcome, StateDir, StepState};
+use super::move_::{expected_root, health};
+use super::{Env, intent, runner};
+use crate::docker::api::DockerApi;
 use crate::progress::Progress;
-use crate::service::verify_stopped;
+use crate::service::wait::Timing;
+use crate::service::{ServiceContext, ServiceKind, verify_stopped};
 
 /// What `rollback` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
+    /// `move`, `restore` or `backup`.
+    pub operation: String,
     pub data_root: PathBuf,
-    /// The copy, left in place for the user to delete.
+    /// The copy (move: left in place for the user to delete; restore: the staging tree, removed).
     pub target: PathBuf,
     pub docker_restarted: bool,
 }
@@ -30,11 +35,14 @@ pub struct FinalizeReport {
     pub removed: Option<PathBuf>,
 }
 
-/// Undoes the journaled move `j`: stops Docker if it runs, undoes the
-/// switch steps, starts Docker on the old data and checks it. Marks the
-/// journal rolled back.
-pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
+/// Undoes the journaled operation `j` (move, restore or backup): stops
+/// Docker if it runs, undoes every begun step from the observed state,
+/// starts Docker on the old data and checks it. Marks the journal rolled back.
+/// Returns whether Docker was started again.
+pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
     if !j.touched("stop") {
+        // Docker was never stopped: only what the steps made (a staging tree) goes.
+        runner::undo_steps(state, j, progress)?;
         j.outcome = Outcome::RolledBack;
         state.save(j)?;
         return Ok(false);
@@ -43,16 +51,13 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
         path: state.journal_path(),
         msg: "no service record: cannot know how to restart Docker; undo by hand".into(),
     })?;
-    let ctx = env.ctx(&j.data_root);
+    let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
     let current = rec.kind.clone().build(&ctx);
-    let switched = ["rename", "mount", "fstab", "dropin", "daemon-json"].iter().any(|s| j.touched(s));
+    let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
-    if j.state("stop") == Some(super::journal::StepState::Started)
-        && !switched
-        && current.is_running().map_err(PlanError::service("undo stop"))?
-    {
-        j.set("stop", super::journal::StepState::Undone);
+    if j.state("stop") == Some(StepState::Started) && !switched && current.is_running().map_err(PlanError::service("undo stop"))? {
+        j.set("stop", StepState::Undone);
         j.outcome = Outcome::RolledBack;
         state.save(j)?;
         return Ok(false);
@@ -62,45 +67,62 @@ pub fn undo_journal(env: &Env, state: &StateDir, j: &mut Journal, progress: &dyn
         current.stop(progress).map_err(PlanError::service("undo stop"))?;
     }
     // Before unmounting and renaming back, nothing may use the trees. When
-    // the switch never began (the stop itself failed), Docker is just
-    // started again.
+    // nothing was switched (the stop itself failed), Docker is just started again.
     for p in [&j.data_root, &j.target] {
         if switched && p.exists() {
             verify_stopped(p).map_err(PlanError::service("undo stop"))?;
         }
     }
-    switch::undo(state, j, progress)?;
+    runner::undo_steps(state, j, progress)?;
     progress.phase("start", None);
     rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
-    health(env, &j.data_root, None, progress)?;
+    if rec.kind != ServiceKind::None {
+        health(api, &j.data_root, None, progress)?;
+    }
     j.outcome = Outcome::RolledBack;
     state.save(j)?;
     progress.finish();
     Ok(true)
 }
 
-/// `dockroot rollback`.
+/// `dockroot rollback`: undoes the operation the journal records, whatever its kind.
 pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     let _lock = env.state.lock()?;
+    env.state.refuse_legacy_restore()?;
     let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "roll back" })?;
-    if j.outcome == Outcome::RolledBack {
+    if j.outcome == Outcome::Finalizing {
         return Err(PlanError::Refused {
             msg: format!(
-                "the move of {} recorded in {} was already rolled back",
+                "finalize of the move of {} was interrupted and the old tree is partly deleted; run `dockroot finalize` again (Docker runs on {})",
                 j.data_root.display(),
-                env.state.journal_path().display()
+                expected_root(&j).display()
             ),
         });
     }
-    let docker_restarted = undo_journal(env, &env.state, &mut j, progress)?;
-    Ok(RollbackReport { data_root: j.data_root, target: j.target, docker_restarted })
+    // A finished restore keeps the previous data-root aside, so it can be undone too.
+    let finished_restore = j.outcome == Outcome::Done && j.operation == "restore";
+    if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) && !finished_restore {
+        return Err(PlanError::Refused {
+            msg: format!(
+                "the {} of {} recorded in {} was already {}; there is nothing to roll back",
+                j.operation,
+                j.data_root.display(),
+                env.state.journal_path().display(),
+                if j.outcome == Outcome::Done { "finished" } else { "rolled back" }
+            ),
+        });
+    }
+    let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
+    // The undone operation's manifests are of no further use.
+    let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
+    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, docker_restarted })
 }
 
 /// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
 pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
     let _lock = env.state.lock()?;
-    let j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
-    if j.outcome != Outcome::Moved {
+    let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
+    if !matches!(j.outcome, Outcome::Moved | Outcome::Finalizing) {
         return Err(PlanError::Refused {
             msg: format!(
                 "the move of {} is not finished and health-checked ({:?}); run `dockroot rollback`",
@@ -110,6 +132,12 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
         });
     }
     let removed = j.old_tree.clone();
+    // The data Docker now uses must be on disk before the only other copy goes.
+    intent::flush("finalize", &expected_root(&j))?;
+    // From the first deletion on, the old tree is no longer whole: recorded
+    // first, so `rollback` refuses and `finalize` can be run again.
+    j.outcome = Outcome::Finalizing;
+    env.state.save(&j)?;
     if let Some(old) = &removed {
         progress.phase("remove old tree", None);
         remove_tree(old)?;
@@ -129,4 +157,65 @@ fn remove_tree(path: &std::path::Path) -> Result<()> {
     let dir = crate::sys::fs::open_dir_path(parent).map_err(err)?;
     let name = crate::sys::path_cstr(std::path::Path::new(name)).map_err(err)?;
     crate::sys::fs::remove_tree_at(dir.as_fd(), &name).map_err(err)
+}
+
+/// `move --resume`, first half: the interrupted move to resume. Refuses
+/// when there is none, when the journal is another operation's, and when the
+/// move finished (finalize or roll it back instead).
+pub fn resumable(env: &Env) -> Result<Journal> {
+    let j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "resume" })?;
+    let refuse = |msg: String| Err(PlanError::Refused { msg });
+    match (j.operation.as_str(), j.outcome) {
+        ("move", Outcome::InProgress | Outcome::RolledBack) => Ok(j),
+        ("move", _) => refuse(format!(
+            "move --resume: the move of {} to {} finished; run `dockroot finalize` to keep it or `dockroot rollback` to undo it",
+            j.data_root.display(),
+            j.target.display()
+        )),
+        (op, _) => refuse(format!(
+            "move --resume: the journal {} records a {op}, not a move; run `dockroot rollback` if it is unfinished",
+            env.state.journal_path().display()
+        )),
+    }
+}
+
+/// `move --resume`, second half: undoes the interrupted move `j` (if not
+/// yet undone) and, when the move goes to the same target, empties the
+/// partial copy there (preflight required it empty or absent, so all of it is
+/// the interrupted move's) so the move starts afresh.
+pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn Progress) -> Result<()> {
+    if j.outcome == Outcome::InProgress {
+        rollback(env, progress)?;
+    }
+    if same_target {
+        clear_dir(&j.target).map_err(|e| {
+            PlanError::io(
+                "resume",
+                &j.target,
+                std::io::Error::other(format!(
+                    "cannot empty the partial copy ({e}); delete its contents by hand and run `dockroot move --to {}`",
+                    j.target.display()
+                )),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
+fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+        } else {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }

@@ -115,6 +115,11 @@ pub enum ServiceError {
     /// live-restore would keep containers running across the stop.
     #[error("live-restore is enabled in {} and {running} container(s) are running; they would keep using the data-root after dockerd stops. Stop them (`docker stop $(docker ps -q)`) or set \"live-restore\": false and reload dockerd, then retry", daemon_json.display())]
     LiveRestore { daemon_json: PathBuf, running: u64 },
+    /// live-restore, as the running daemon reports it, would keep containers running across the stop.
+    #[error(
+        "dockerd runs with live-restore and {running} container(s) are running; they would keep using the data-root after dockerd stops. Stop them (`docker stop $(docker ps -q)`) or turn live-restore off and reload dockerd, then retry"
+    )]
+    LiveRestoreRunning { running: u64 },
     /// An unknown `--service` value.
     #[error("unknown service manager {value:?}; use auto, systemd, sysv, openrc, pidfile:PATH or none")]
     UnknownKind { value: String },

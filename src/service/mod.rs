@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod error;
+pub mod guard;
 pub mod initscript;
 pub mod none;
 pub mod pidfile;
@@ -14,6 +15,7 @@ pub mod verify;
 pub mod wait;
 
 pub use error::{Leftover, ServiceError};
+pub use guard::StopGuard;
 pub use verify::{check_live_restore, verify_stopped};
 
 use crate::docker::api::DockerApi;
@@ -42,6 +44,12 @@ pub trait ServiceManager: Send + Sync {
     /// The command line recorded by `stop`, for managers that need one to start again.
     fn recorded_command(&self) -> Option<DaemonCommand> {
         None
+    }
+    /// Records now what starting Docker again will need (a pidfile
+    /// daemon's command line), so a journal saved before the stop can
+    /// restart it even if dockroot is killed during the stop.
+    fn remember(&self) -> Result<()> {
+        Ok(())
     }
     /// What a later process needs to rebuild this manager and start Docker again.
     fn record(&self) -> ServiceRecord {

@@ -15,7 +15,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -83,10 +82,7 @@ impl DaemonCommand {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
+        crate::sys::process::spawn_in_new_session(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| ServiceError::Spawn { program, source })?;
         let pid = child.id();
         // Reap it if it exits while we run, so it does not linger as a zombie.
@@ -167,6 +163,15 @@ impl ServiceManager for PidfileService {
             return Ok(());
         }
         Err(ServiceError::ExitTimeout { pid, secs: self.timing.secs() })
+    }
+
+    /// Captures the running daemon's command line (nothing when none runs).
+    fn remember(&self) -> Result<()> {
+        if let Some(pid) = self.live_pid()? {
+            let cmd = DaemonCommand::capture(&self.proc_root, pid, self.log_path())?;
+            *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(cmd);
+        }
+        Ok(())
     }
 
     /// Starts the recorded command and waits until its socket answers.

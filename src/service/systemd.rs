@@ -10,7 +10,10 @@ use super::{ServiceKind, ServiceManager};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 
-const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
+/// The units dockroot stops, in stop order, and starts again (socket first,
+/// so the service's socket activation works). containerd.service joins this
+/// list when Docker uses containerd's own service and image store.
+pub const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
 
 /// Docker managed by systemd units.
 pub struct Systemd<R: CommandRunner = SystemRunner> {
@@ -37,6 +40,15 @@ impl<R: CommandRunner> Systemd<R> {
     fn systemctl(&self, log: &dyn Progress, args: &[&str]) -> Result<()> {
         log.log(&format!("run: {}", display("systemctl", args)));
         self.runner.run_ok("systemctl", args).map(drop)
+    }
+
+    /// Clears the failed state and start-rate counter of every unit. A unit
+    /// that is not failed makes this a no-op; its failure is not an error
+    /// (the start that follows reports what matters).
+    fn reset_failed(&self, log: &dyn Progress) {
+        let mut args = vec!["reset-failed"];
+        args.extend(UNITS);
+        let _ = self.systemctl(log, &args);
     }
 
     /// The `is-active` state of each unit, in [`UNITS`] order.
@@ -88,7 +100,14 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
     /// that trips over a leftover of its predecessor (a containerd
     /// reconnect, a lock) usually comes up on the next try. Docker must not
     /// be left down after dockroot stopped it.
+    ///
+    /// Every start, the retry and an undo's start clear systemd's start
+    /// limit first (`reset-failed` on every unit): a restore that fails
+    /// starts the units up to three times, and the default limit of 5 starts
+    /// in 10 s would otherwise leave docker.socket `failed` and Docker down
+    /// after a second failure in a row.
     fn start(&self, log: &dyn Progress) -> Result<()> {
+        self.reset_failed(log);
         self.systemctl(log, &["start", UNITS[0]])?;
         let mut failure = self.systemctl(log, &["start", UNITS[1]]).err();
         let mut retried = false;
@@ -99,7 +118,7 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
             let failed = matches!(self.states().ok().as_deref(), Some([_, s]) if s == "failed" || s == "inactive");
             if failure.is_some() && failed && !retried {
                 retried = true;
-                let _ = self.systemctl(log, &["reset-failed", UNITS[1]]);
+                self.reset_failed(log);
                 failure = self.systemctl(log, &["start", UNITS[1]]).err();
             }
             // Only an unrecoverable failed state ends the wait early.
@@ -216,7 +235,10 @@ pub(crate) mod tests {
         let e = s.start(&Silent).unwrap_err();
         assert!(matches!(e, ServiceError::StartTimeout { .. }), "{e}");
         let calls = s.runner.calls.lock().unwrap().clone();
-        assert_eq!(calls[..2], ["systemctl start docker.socket", "systemctl start docker.service"]);
+        assert_eq!(
+            calls[..3],
+            ["systemctl reset-failed docker.socket docker.service", "systemctl start docker.socket", "systemctl start docker.service"]
+        );
         let r = FakeRunner::default();
         r.reply("systemctl stop", 1, "");
         let s = Systemd::with_runner(r, DockerApi::new("/x.sock"), fast());
@@ -233,7 +255,8 @@ pub(crate) mod tests {
         let e = s.start(&Silent).unwrap_err();
         let calls = s.runner.calls.lock().unwrap().clone();
         assert_eq!(calls.iter().filter(|c| *c == "systemctl start docker.service").count(), 2, "{calls:?}");
-        assert!(calls.contains(&"systemctl reset-failed docker.service".to_string()), "{calls:?}");
+        let resets = calls.iter().filter(|c| *c == "systemctl reset-failed docker.socket docker.service").count();
+        assert_eq!(resets, 2, "reset before the start and before the retry: {calls:?}");
         let msg = e.to_string();
         assert!(matches!(e, ServiceError::StartFailed { .. }) && msg.contains("| dockerd[9]: failed to start daemon: boom"), "{msg}");
         assert!(msg.contains("systemctl start docker.service"), "{msg}");

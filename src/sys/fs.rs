@@ -9,13 +9,12 @@ use std::path::Path;
 
 use super::stat::{Kind, Timespec};
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
-}
+use super::check;
 
 fn openat_raw(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: valid fd and NUL-terminated name; on success we own the new fd.
     let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?;
+    // SAFETY: openat succeeded, so fd is a new descriptor that we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -25,23 +24,13 @@ pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: NUL-terminated path.
     let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    // SAFETY: open succeeded, so fd is a new descriptor that we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Opens the subdirectory `name` of `dir` without following a symlink.
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     openat_raw(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-}
-
-/// Opens a regular file for reading without following a symlink or touching atime.
-pub fn open_read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
-    // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER; retry without it.
-    let fd = match openat_raw(dir, name, flags | libc::O_NOATIME, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => openat_raw(dir, name, flags, 0)?,
-        r => r?,
-    };
-    Ok(File::from(fd))
 }
 
 /// Creates a new regular file (it must not exist) for writing.
@@ -51,8 +40,7 @@ pub fn create_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
 
 /// As [`create_file_at`], with `mode` (the umask applies).
 pub fn create_file_mode_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    Ok(File::from(openat_raw(dir, name, flags, mode)?))
+    Ok(File::from(openat_raw(dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, mode)?))
 }
 
 /// What a file this process creates gets without chown/chmod: (euid, egid,
@@ -68,11 +56,6 @@ pub fn creation_defaults() -> (u32, u32, u32) {
             .unwrap_or(0o777);
         (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw(), umask)
     })
-}
-
-/// Opens an existing file for reading and writing (delta comparisons).
-pub fn open_rw_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
-    Ok(File::from(openat_raw(dir, name, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?))
 }
 
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
@@ -117,10 +100,33 @@ pub fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Res
     check(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
 }
 
-/// chmod of a non-symlink entry (symlink modes cannot be changed on Linux).
+/// chmod of a non-symlink entry, never following a symlink: a symlink in
+/// its place is EOPNOTSUPP (symlink modes cannot be changed on Linux).
+/// `fchmodat2(AT_SYMLINK_NOFOLLOW)` (Linux 6.6); on older kernels the name is
+/// opened `O_PATH|O_NOFOLLOW`, checked, and chmod'ed through /proc, as
+/// glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does.
 pub fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
-    // SAFETY: valid fd and name.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), perm as libc::mode_t, 0) }).map(drop)
+    // SAFETY: valid fd and name; fchmodat2 takes (dirfd, path, mode, flags).
+    let rc = unsafe { libc::syscall(libc::SYS_fchmodat2, dir.as_raw_fd(), name.as_ptr(), perm as libc::mode_t, libc::AT_SYMLINK_NOFOLLOW) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(e);
+    }
+    chmod_through_proc(dir, name, perm)
+}
+
+/// [`chmod_at`] for kernels without fchmodat2 (before 6.6).
+fn chmod_through_proc(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
+    let fd = openat_raw(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+    if super::stat::fstat(fd.as_fd())?.kind == Kind::Symlink {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let path = super::cstr(super::seen::fd_path(fd.as_fd()).as_bytes())?;
+    // SAFETY: NUL-terminated path; the magic link leads to the inode checked above.
+    check(unsafe { libc::chmod(path.as_ptr(), perm as libc::mode_t) }).map(drop)
 }
 
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
@@ -225,4 +231,28 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
     let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name.to_bytes());
     std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn chmod_never_follows_a_symlink_on_either_path() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open_dir_path(t.path()).unwrap();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        std::fs::set_permissions(t.path().join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
+        let mode = || std::fs::metadata(t.path().join("f")).unwrap().permissions().mode() & 0o7777;
+        for chmod in [chmod_at, chmod_through_proc] {
+            chmod(d.as_fd(), c"f", 0o640).unwrap();
+            assert_eq!(mode(), 0o640);
+            let e = chmod(d.as_fd(), c"l", 0o777).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}");
+            assert_eq!(mode(), 0o640, "the symlink's target was changed");
+            chmod(d.as_fd(), c"f", 0o600).unwrap();
+        }
+    }
 }

@@ -7,9 +7,13 @@
 
 pub mod fs;
 pub mod holes;
-pub mod mapped;
+pub mod process;
+pub mod seen;
 pub mod stat;
 pub mod xattr;
+
+#[cfg(test)]
+mod nofollow_audit;
 
 pub use fs::*;
 pub use stat::{Kind, Meta, Timespec};
@@ -25,6 +29,11 @@ pub fn cstr(bytes: &[u8]) -> std::io::Result<CString> {
 
 pub fn path_cstr(p: &Path) -> std::io::Result<CString> {
     cstr(p.as_os_str().as_bytes())
+}
+
+/// A libc return code as a result: negative means `errno` holds the error.
+fn check(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
 }
 
 /// The name `.`: used to address a directory through its own fd.

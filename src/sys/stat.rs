@@ -139,6 +139,7 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: the call succeeded, so the kernel filled st.
     let st = unsafe { st.assume_init() };
     Meta::from_stat(&st)
 }
@@ -151,6 +152,7 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: the call succeeded, so the kernel filled st.
     let st = unsafe { st.assume_init() };
     Meta::from_stat(&st)
 }
@@ -164,6 +166,7 @@ pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: zero-initialised plain data, filled by the kernel.
     let stx = unsafe { stx.assume_init() };
     let mask = libc::STATX_ATTR_MOUNT_ROOT as u64;
     Ok(stx.stx_attributes_mask & mask != 0 && stx.stx_attributes & mask != 0)

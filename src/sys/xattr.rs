@@ -41,13 +41,14 @@ fn collect<I: Iterator<Item = OsString>>(list: io::Result<I>, get: impl Fn(&OsSt
     Ok(out)
 }
 
-/// Reads every xattr of `name` in `dir`.
-pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
-    let path = super::proc_path(dir, name);
-    collect(xattr::list(&path), |n| xattr::get(&path, n))
+/// Reads every xattr of the inode behind an `O_PATH` fd (any type, symlinks
+/// included): through its /proc magic link, which leads to that inode only.
+pub fn read_path_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
+    let magic = super::seen::fd_path(fd);
+    collect(xattr::list_deref(&magic), |n| xattr::get_deref(&magic, n))
 }
 
-/// Reads every xattr of an open file or directory (cheaper than a /proc path).
+/// Reads every xattr of a file or directory opened for I/O (cheaper than a /proc path).
 pub fn read_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
     use std::os::fd::AsRawFd;
     use xattr::FileExt;

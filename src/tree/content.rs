@@ -9,7 +9,6 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
 use crate::sys::holes::data_extents;
-use crate::sys::mapped::Window;
 
 pub enum Chunk<'a> {
     Data(&'a [u8]),
@@ -17,10 +16,6 @@ pub enum Chunk<'a> {
 }
 
 const BUF: usize = 1 << 20;
-
-/// Extents this large are mapped rather than read, in windows of MAP_WINDOW.
-const MAP_MIN: u64 = 512 << 10;
-const MAP_WINDOW: u64 = 4 << 20;
 
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF]);
@@ -48,16 +43,6 @@ pub fn stream_range(
                 f(pos, Chunk::Hole(start - pos))?;
             }
             pos = start;
-            if end - start >= MAP_MIN {
-                // Large extents are read through a mapping (one copy less).
-                while pos < end {
-                    let len = (end - pos).min(MAP_WINDOW) as usize;
-                    let w = Window::map(file, pos, len)?;
-                    w.read(|d| f(pos, Chunk::Data(d)))??;
-                    pos += len as u64;
-                }
-                continue;
-            }
             while pos < end {
                 let want = ((end - pos) as usize).min(buf.len());
                 let n = file.read_at(&mut buf[..want], pos)?;

@@ -1,8 +1,8 @@
 //! Reads entries into manifest records without changing anything: the visitor
 //! behind `dockroot manifest` and `dockroot verify`.
 
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::links::LinkRole;
@@ -14,24 +14,22 @@ use crate::error::{Error, Result};
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
 
-/// Builds the record of an entry from its stat, xattrs and (for files) a
-/// content hash supplied by the caller.
-pub fn record_for(item: &Item, meta: &Meta, body: Body, root: &std::path::Path) -> Result<Record> {
-    record_with(item, meta, body, root, None)
+/// Where an entry's xattrs are read from: never its name, which a writer can
+/// point at another inode between the walker's stat and the read.
+#[derive(Clone, Copy)]
+pub enum Opened<'a> {
+    /// A regular file or directory open for I/O.
+    Io(BorrowedFd<'a>),
+    /// An `O_PATH` handle checked by `sys::seen::open_seen` (any type).
+    Path(BorrowedFd<'a>),
 }
 
-/// As [`record_for`], reading xattrs through `open` when the entry is open.
-pub fn record_with(
-    item: &Item,
-    meta: &Meta,
-    body: Body,
-    root: &std::path::Path,
-    open: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<Record> {
-    let dir = item.parent.src.as_fd();
+/// Builds the record of an entry from its stat, its xattrs (read through
+/// `open`) and `body`.
+pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &Path, open: Opened<'_>) -> Result<Record> {
     let xattrs = match open {
-        Some(fd) => sys::xattr::read_fd(fd),
-        None => sys::xattr::read_at(dir, &item.name),
+        Opened::Io(fd) => sys::xattr::read_fd(fd),
+        Opened::Path(fd) => sys::xattr::read_path_fd(fd),
     };
     let xattrs = xattrs.map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => Error::source("read xattrs of", root, &item.rel, e),
@@ -40,19 +38,35 @@ pub fn record_with(
     Ok(Record { path: item.rel.clone(), body, perm: meta.perm, uid: meta.uid, gid: meta.gid, mtime: meta.mtime, xattrs })
 }
 
-/// The body of a non-file, non-directory entry.
-pub fn special_body(item: &Item, root: &std::path::Path) -> Result<Body> {
-    Ok(match item.meta.kind {
+/// Opens a source entry the walker saw, without I/O (`O_PATH`): a swap
+/// since the walker's stat is a race (`Changed`), not another entry's data.
+pub fn open_seen(item: &Item, root: &Path) -> Result<OwnedFd> {
+    sys::seen::open_seen(item.parent.src.as_fd(), &item.name, &item.meta)
+        .map(|(fd, _)| fd)
+        .map_err(|e| Error::source("open", root, &item.rel, e))
+}
+
+/// The record of a non-file, non-directory entry: its body (a symlink's
+/// target) and xattrs are read through one checked `O_PATH` handle.
+pub fn special_record(item: &Item, root: &Path) -> Result<Record> {
+    let fd = open_seen(item, root)?;
+    let body = match item.meta.kind {
         Kind::Symlink => Body::Symlink {
-            target: sys::readlink_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("read link", root, &item.rel, e))?,
+            // "": the symlink the handle names (readlinkat(2), since Linux 2.6.39).
+            target: sys::readlink_at(fd.as_fd(), c"").map_err(|e| Error::source("read link", root, &item.rel, e))?,
         },
         Kind::Char => Body::Char { rdev: item.meta.rdev },
         Kind::Block => Body::Block { rdev: item.meta.rdev },
         Kind::Fifo => Body::Fifo,
         Kind::Socket => Body::Socket,
-        Kind::Dir => Body::Dir,
-        Kind::File => unreachable!("files are hashed"),
-    })
+        Kind::Dir | Kind::File => unreachable!("directories are entered and files are read"),
+    };
+    record_with(item, &item.meta, body, root, Opened::Path(fd.as_fd()))
+}
+
+/// Opens a regular file the walker saw for reading (see `sys::seen`).
+pub fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
+    sys::seen::open_file_seen(item.parent.src.as_fd(), &item.name, &item.meta).map_err(|e| Error::source("open", root, &item.rel, e))
 }
 
 /// Compares the stat before and after a read: a change means the content read
@@ -62,9 +76,9 @@ pub fn changed_during_read(before: &Meta, after: &Meta) -> bool {
 }
 
 /// A content read that failed while the file was being rewritten (it shrank
-/// under the mapping, say) is that change, not a read fault: `Changed` when
+/// while it was read, say) is that change, not a read fault: `Changed` when
 /// the open file's stat now differs from `before`, else `fault`.
-pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &std::path::Path, rel: &[u8], fault: Error) -> Error {
+pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, rel: &[u8], fault: Error) -> Error {
     match sys::stat::fstat(f) {
         Ok(after) if changed_during_read(before, &after) => Error::Changed { path: crate::error::show(root, rel), what: "changed" },
         _ => fault,
@@ -87,7 +101,7 @@ impl Scan {
 
     fn hash_file(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let root = &self.root;
-        let f = Arc::new(sys::open_read_at(item.parent.src.as_fd(), &item.name).map_err(|e| Error::source("open", root, &item.rel, e))?);
+        let f = Arc::new(open_file(item, root)?.0);
         // The walker's stat was taken before this read, as in copy: a write
         // during the read moves ctime past it.
         let before = item.meta;
@@ -99,14 +113,14 @@ impl Scan {
             return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" });
         }
         let body = Body::File { size: before.size, blake3: hash, ino: before.ino, ctime: before.ctime };
-        let record = record_with(item, &before, body, root, Some(f.as_fd()))?;
+        let record = record_with(item, &before, body, root, Opened::Io(f.as_fd()))?;
         Ok(Outcome { record: Some(record), bytes: before.size, raced, ..Outcome::default() })
     }
 }
 
 impl Visitor for Scan {
-    fn enter_dir(&self, item: &Item) -> Result<Entered> {
-        let rec = record_for(item, &item.meta, Body::Dir, &self.root)?;
+    fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
+        let rec = record_with(item, &item.meta, Body::Dir, &self.root, Opened::Io(src))?;
         Ok(Entered { outcome: Outcome { record: Some(rec), ..Outcome::default() }, ..Entered::default() })
     }
 
@@ -116,9 +130,7 @@ impl Visitor for Scan {
                 Ok(Outcome { record: Some(Record::hardlink(item.rel.clone(), head_rel.clone())), ..Outcome::default() })
             }
             (Kind::File, _) => self.hash_file(item, pool),
-            _ => special_body(item, &self.root)
-                .and_then(|b| record_for(item, &item.meta, b, &self.root))
-                .map(|record| Outcome { record: Some(record), ..Outcome::default() }),
+            _ => special_record(item, &self.root).map(|record| Outcome { record: Some(record), ..Outcome::default() }),
         };
         self.race(r)
     }

@@ -55,9 +55,10 @@ pub struct Entered {
 /// The operation run on every entry: a copy, a scan for a manifest, a verify.
 pub trait Visitor: Sync {
     /// On the walker thread, for each directory (the root included) before its
-    /// children. Returns the destination directory fd, if any, and sets the
-    /// node's finaliser.
-    fn enter_dir(&self, item: &Item) -> Result<Entered>;
+    /// children, with the directory opened and checked to be the one the
+    /// walker stat'ed (`src`). Returns the destination directory fd, if any,
+    /// and sets the node's finaliser.
+    fn enter_dir(&self, item: &Item, src: std::os::fd::BorrowedFd<'_>) -> Result<Entered>;
     /// On the walker thread, after `enter_dir`, with the sorted source names:
     /// delta copies remove what the source no longer has.
     fn prune(&self, _node: &DirNode, _src_names: &[CString]) -> Result<()> {
@@ -160,24 +161,21 @@ impl<V: Visitor> Walker<'_, V> {
     fn enter(&mut self, item: Item) -> Option<Arc<DirNode>> {
         let seq = item.seq;
         let root = &self.opts.root;
-        let src = if item.rel.is_empty() {
-            sys::open_dir_at(item.parent.src.as_fd(), sys::DOT)
-        } else {
-            sys::open_dir_at(item.parent.src.as_fd(), &item.name)
-        };
-        let src = match src {
+        // The directory the walker stat'ed, not whatever took its name since
+        // (a symlink to `/`, say): a swap is a race.
+        let src = match sys::seen::open_dir_seen(item.parent.src.as_fd(), &item.name, &item.meta) {
             Ok(fd) => fd,
-            Err(e) if self.opts.live && vanished(&e) => {
+            Err(e) if self.opts.live && sys::seen::is_race(&e) => {
                 self.report(seq, Ok(Outcome { raced: true, ..Outcome::default() }));
                 return None;
             }
             Err(e) => {
-                let err = Error::io("open directory", root, &item.rel, e);
+                let err = Error::source("open directory", root, &item.rel, e);
                 self.report(seq, Err(err));
                 return None;
             }
         };
-        match self.visitor.enter_dir(&item) {
+        match self.visitor.enter_dir(&item, src.as_fd()) {
             Ok(entered) => {
                 let parent = if item.rel.is_empty() { None } else { Some(item.parent.clone()) };
                 let node = Arc::new(DirNode::new(item.rel.clone(), src, entered.dst, parent));
@@ -403,9 +401,4 @@ fn collect(
         }
     }
     stats
-}
-
-/// A convenience for visitors: whether an I/O error means the entry vanished.
-pub fn vanished(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }

@@ -120,7 +120,7 @@ fn docker_round_trip_onto_a_fresh_ext4() {
     must(dockroot(&r));
     eprintln!("restore over the live daemon: {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(dm.lists(), before);
-    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("journal.json")).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "done", "{journal}");
 
     // Stopped daemon: back it up with --service none and restore onto ext4.
@@ -390,8 +390,8 @@ fn failed_swap_is_undone() {
     assert_eq!(std::fs::read(fs.mnt.join("keep")).unwrap(), b"old data");
     let names: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(st.join("restore.json")).unwrap()).unwrap();
-    assert_eq!(j["outcome"], "undone", "{j}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(st.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "rolled-back", "{j}");
 }
 
 /// (g) The shipped service and timer in a real systemd host (nspawn): the
@@ -576,14 +576,14 @@ fn failed_health_check_restarts_docker_on_the_old_data() {
     assert!(vols.contains("only-in-old-data"), "Docker must run on the old data again: {vols}");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
-    assert_eq!(j["outcome"], "undone", "{j}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "rolled-back", "{j}");
 }
 
-/// (6b) A restore killed with Docker down, between the two renames of the
-/// swap, is undone by `dockroot rollback`: the old data-root is back, the
-/// staging tree is gone and Docker runs on the old data again. A new restore
-/// is refused until then.
+/// (6b) A restore killed with Docker down, as its swap began (every other
+/// crash point is in tests/crash.rs), is undone by `dockroot rollback`: the
+/// old data-root is back, the staging tree is gone and Docker runs on the old
+/// data again. A new restore is refused until then.
 #[test]
 fn interrupted_restore_is_rolled_back() {
     require_root();
@@ -600,10 +600,10 @@ fn interrupted_restore_is_rolled_back() {
     dm.docker(&["volume", "create", "only-in-old-data"]);
     let mut r = dm.args(&state);
     r.extend(["restore".into(), a.display().to_string(), "--yes".into(), "--force".into()]);
-    let o = run(Command::new(bin()).args(&r).env("DOCKROOT_TEST_CRASH_AT", "restore:old-aside"));
+    let o = run(Command::new(bin()).args(&r).env("DOCKROOT_TEST_CRASH_AT", "swap"));
     assert!(!o.status.success(), "the crash hook did not fire: {}", text(&o));
-    // Killed with Docker down and the data-root renamed aside.
-    assert!(!dir.path().join("root").exists());
+    // Killed with Docker down, the swap journaled as started.
+    assert!(!dockroot::docker::api::DockerApi::new(dm.sock()).ping());
     let o = dockroot(&r);
     assert!(!o.status.success() && text(&o).contains("dockroot rollback"), "{}", text(&o));
     let mut rb = dm.args(&state);
@@ -615,7 +615,7 @@ fn interrupted_restore_is_rolled_back() {
     assert!(vols.contains("only-in-old-data"), "Docker must run on the old data again: {vols}");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("restore.json")).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("journal.json")).unwrap()).unwrap();
     assert_eq!(j["outcome"], "rolled-back", "{j}");
     // Now the restore goes through, and Docker runs on the archive's data.
     let o = dockroot(&r);

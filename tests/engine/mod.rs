@@ -1,7 +1,9 @@
 //! The tree engine: copy fidelity on real filesystems, manifest change
-//! detection, delta mode, live copies and error reporting.
+//! detection, delta mode, live copies, error reporting, and races with a
+//! hostile writer.
 
 mod changes;
 mod delta;
 mod errors;
 mod fidelity;
+mod race;

@@ -8,11 +8,24 @@ use crate::util::{LoopFs, Scratch, dockroot, text};
 
 /// Runs `dockroot move` with the test-only crash hook set at `step`.
 fn move_crashing_at(g: &[String], target: &str, step: &str) -> Output {
-    Command::new(crate::util::bin())
-        .args(with(g, &["-q", "move", "--to", target, "--yes"]))
-        .env("DOCKROOT_TEST_CRASH_AT", step)
-        .output()
-        .unwrap()
+    move_with_hook(g, target, "DOCKROOT_TEST_CRASH_AT", step)
+}
+
+/// Runs `dockroot move` with a test-only hook variable set.
+fn move_with_hook(g: &[String], target: &str, var: &str, value: &str) -> Output {
+    Command::new(crate::util::bin()).args(with(g, &["-q", "move", "--to", target, "--yes"])).env(var, value).output().unwrap()
+}
+
+/// The scratch fstab every test starts from.
+const FSTAB0: &str = "# scratch fstab\n";
+
+/// A scratch directory with [`FSTAB0`], a populated private daemon and a 3G xfs target disk.
+pub(super) fn fixture(tag: &str, root_in_json: bool) -> (Scratch, Daemon, LoopFs) {
+    let s = Scratch::new(tag);
+    let d = Daemon::start(root_in_json);
+    let disk = LoopFs::new(&s, "xfs", "3G");
+    std::fs::write(s.join("fstab"), FSTAB0).unwrap();
+    (s, d, disk)
 }
 
 fn journal(s: &Scratch) -> serde_json::Value {
@@ -25,11 +38,8 @@ fn journal(s: &Scratch) -> serde_json::Value {
 /// the volume's checksums intact and fstab restored; then a new `move` works.
 #[test]
 fn plan_crash_in_switch_then_rollback_and_move_again() {
-    let s = Scratch::new("plan-crash");
-    let d = Daemon::start(false);
-    let disk = LoopFs::new(&s, "xfs", "3G");
-    let fstab0 = "# scratch fstab\n";
-    std::fs::write(s.join("fstab"), fstab0).unwrap();
+    let (s, d, disk) = fixture("plan-crash", false);
+    let fstab0 = FSTAB0;
     let g = d.args(&s);
     let before = d.state();
     let json0 = std::fs::read(d.dir.join("daemon.json")).unwrap();
@@ -71,8 +81,9 @@ fn plan_crash_in_switch_then_rollback_and_move_again() {
 
 /// A dockerd that will not stop (SIGSTOPped, so SIGTERM is not acted on):
 /// the move fails naming the pid and what to do, nothing is switched, the
-/// journal is closed, exit 1. After SIGCONT the pending SIGTERM ends dockerd;
-/// started again, it runs on the old data with nothing lost, and a move works.
+/// journal is closed, exit 3 (failed and undone). After SIGCONT the pending
+/// SIGTERM ends dockerd; started again, it runs on the old data with nothing
+/// lost, and a move works.
 #[test]
 fn plan_daemon_that_will_not_stop() {
     use nix::sys::signal::{Signal, kill};
@@ -111,7 +122,8 @@ fn plan_daemon_that_will_not_stop() {
     let msg = text(&o);
     kill(Pid::from_raw(pid), Signal::SIGCONT).unwrap();
     eprintln!("{msg}");
-    assert_eq!(o.status.code(), Some(1), "{msg}");
+    // 3: failed and undone, Docker runs on the old data.
+    assert_eq!(o.status.code(), Some(3), "{msg}");
     assert!(msg.contains(&format!("pid {pid}")) && msg.contains("did not exit"), "{msg}");
     assert!(msg.contains("kill it yourself") && msg.contains("undone"), "{msg}");
     assert_eq!(std::fs::read_to_string(s.join("fstab")).unwrap(), fstab0);
@@ -221,4 +233,32 @@ fn plan_resume_after_crash() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let on_root = format!(" {} ", d.root().display());
     assert!(mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "{mounts}");
+}
+
+/// Exit codes 3 and 4: a move whose health check fails is undone (exit 3,
+/// Docker on the old data); when undoing its fstab edit fails too, exit 4
+/// names the journal and `rollback`, which then puts everything back.
+#[test]
+fn plan_exit_3_when_undone_and_4_when_the_undo_fails() {
+    let (s, d, disk) = fixture("plan-exit", false);
+    let fstab0 = FSTAB0;
+    let g = d.args(&s);
+    let before = d.state();
+    let run_failing = |target: &str, at: &str| move_with_hook(&g, target, "DOCKROOT_TEST_FAIL_AT", at);
+    let o = run_failing(&disk.mnt.join("a").display().to_string(), "health");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("the move was undone"), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    assert_eq!(std::fs::read_to_string(s.join("fstab")).unwrap(), fstab0);
+
+    let o = run_failing(&disk.mnt.join("b").display().to_string(), "health,undo:fstab");
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("undoing the move failed too") && text(&o).contains("dockroot rollback"), "{}", text(&o));
+    let o = dockroot(with(&g, &["rollback", "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.root_dir(), d.root());
+    assert_eq!(d.state(), before);
+    assert_eq!(std::fs::read_to_string(s.join("fstab")).unwrap(), fstab0);
+    d.check_fixture();
 }

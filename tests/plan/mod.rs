@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use dockroot::docker::api::DockerApi;
 use dockroot::docker::snapshot::DockerState;
 
+mod crash;
 mod faults;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
@@ -259,12 +260,12 @@ fn plan_faults_small_target_and_kill_mid_move() {
     assert_eq!(d.state(), before);
     d.check_fixture();
 
-    // SIGTERM after the stop: the move undoes itself and exits 1.
+    // SIGTERM after the stop: the move undoes itself and exits 3 (failed and undone).
     let t3 = disk.mnt.join("docker3").display().to_string();
     let child = start_move_until_stopped(&g, &t3, &journal);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("interrupted") && text(&o).contains("undone"), "{}", text(&o));
     assert_eq!(d.root_dir(), d.root());
     assert_eq!(d.state(), before);

@@ -11,10 +11,11 @@
 //! the configuration, start Docker and compare its images, containers and
 //! volumes with the archive's. A failure before the stop only removes the
 //! staging tree; after it, everything is put back and Docker is started on
-//! the old data. Every step is journaled (`<state-dir>/restore.json`), and
-//! `dockroot rollback` undoes a restore that was interrupted.
+//! the old data. Every step is journaled write-ahead in the shared journal
+//! (`<state-dir>/journal.json`, operation `restore`), and `dockroot rollback`
+//! undoes a restore that was interrupted.
 
-pub mod journal;
+mod swap;
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ use serde::Serialize;
 
 use super::archive_error::{BackupError, Result};
 use super::backup::{self, BackupMeta, CONFIG_DIRS};
+use super::intent::Intent;
+use super::journal::{Journal, Method, Outcome, StateDir};
+use super::runner::Runner;
 use crate::archive::{self, ExtractOptions};
 use crate::docker::api::DockerApi;
 use crate::docker::atomic;
@@ -31,8 +35,7 @@ use crate::docker::facts::{self, EngineChange};
 use crate::docker::snapshot::DockerState;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
-use crate::service::{ServiceContext, ServiceKind, ServiceManager};
-use journal::{Journal, step};
+use crate::service::{ServiceContext, ServiceKind};
 
 pub const STAGING_INFIX: &str = ".dockroot-staging-";
 pub const OLD_INFIX: &str = ".dockroot-old-";
@@ -144,30 +147,28 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             atomic::with_suffix(&dr, OLD_INFIX).display()
         )));
     }
-    let _lock = lock(&opts.state_dir)?;
-    if let Some(j) = Journal::load(&opts.state_dir)?
-        && j.outcome == "running"
-    {
-        return Err(BackupError::Refused(format!(
-            "a restore into {} was interrupted (journal {}); run `dockroot rollback` first",
-            j.data_root.display(),
-            j.path.display()
-        )));
-    }
+    let state = StateDir::new(&opts.state_dir);
+    let _lock = state.lock()?;
+    state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let staging = atomic::with_suffix(&dr, &format!("{STAGING_INFIX}{ts}"));
     let old = atomic::with_suffix(&dr, &format!("{OLD_INFIX}{ts}"));
-    let mut j = Journal::new(&opts.state_dir, &opts.source, &dr, &staging, &old);
-    j.save()?;
-    let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
+    let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), staging, Method::Swap);
+    j.socket = opts.api.socket.clone();
+    j.archive = Some(opts.source.clone());
+    j.old_tree = dr.symlink_metadata().is_ok().then_some(old);
+    let mut r = Runner { state: &state, j, progress };
+    r.save()?;
 
     // (1) Extract and verify while Docker still runs on the current data.
-    let ex = match extract_and_verify(opts, &mut reader, &meta, &mut j, progress) {
+    let ex = match extract_and_verify(opts, &mut reader, &meta, &mut r, progress) {
         Ok(ex) => ex,
         Err(e) => {
-            let undo = j.undo(&ctx, progress);
-            j.end("refused")?;
-            return Err(if undo.is_empty() { e } else { BackupError::Undone { error: Box::new(e), undo } });
+            // Docker never stopped: the undo only removes the staging tree.
+            return Err(match super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
+                Ok(_) => e,
+                Err(u) => BackupError::Undone { error: Box::new(e), undo: vec![u.to_string()] },
+            });
         }
     };
 
@@ -175,66 +176,33 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // between steps, so the restore undoes itself instead of dying with
     // Docker down.
     super::signal::install();
+    let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    match swap_and_start(opts, &ex, &meta, &mut j, svc.as_ref(), none, progress) {
+    match swap::swap_and_start(opts, &ex, &meta, &mut r, svc.as_ref(), none) {
         Ok(config_restored) => {
-            j.end("done")?;
+            let downtime = stopped.elapsed().as_secs_f64();
+            r.j.outcome = Outcome::Done;
+            r.j.downtime_secs = Some(downtime);
+            r.save()?;
             Ok(RestoreSummary {
                 data_root: dr,
-                old: j.done(journal::step::ASIDE).then_some(old),
+                old: r.j.old_tree.clone(),
                 entries: ex.records.len() as u64,
                 config_restored,
                 health_checked: !none && meta.docker.is_some(),
                 seconds: start.elapsed().as_secs_f64(),
-                downtime_seconds: stopped.elapsed().as_secs_f64(),
+                downtime_seconds: downtime,
                 meta,
                 warnings,
             })
         }
         Err(e) => {
-            let undo = j.undo(&ctx, progress);
-            j.end(if undo.is_empty() { "undone" } else { "undo-failed" })?;
-            Err(BackupError::Undone { error: Box::new(e), undo })
+            let undo = super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress);
+            Err(BackupError::Undone { error: Box::new(e), undo: undo.err().map(|u| vec![u.to_string()]).unwrap_or_default() })
         }
     }
-}
-
-/// `dockroot rollback` for a restore that was interrupted: undoes what its
-/// journal shows was done and starts Docker again if it was stopped.
-pub fn rollback(state_dir: &Path, api: &DockerApi, timing: Timing, progress: &dyn Progress) -> Result<Option<RestoreRollback>> {
-    let _lock = lock(state_dir)?;
-    let Some(mut j) = Journal::load(state_dir)? else { return Ok(None) };
-    if j.outcome != "running" {
-        return Ok(None);
-    }
-    let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
-    let undo = j.undo(&ctx, progress);
-    if !undo.is_empty() {
-        j.end("undo-failed")?;
-        return Err(BackupError::Refused(format!(
-            "rolling back the restore into {} failed: {}; fix this by hand (journal {})",
-            j.data_root.display(),
-            undo.join("; "),
-            j.path.display()
-        )));
-    }
-    j.end("rolled-back")?;
-    Ok(Some(RestoreRollback { data_root: j.data_root.clone(), docker_restarted: j.done(journal::step::STOPPED), journal: j.path.clone() }))
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RestoreRollback {
-    pub data_root: PathBuf,
-    pub docker_restarted: bool,
-    pub journal: PathBuf,
-}
-
-/// Takes `<state-dir>/lock`, the lock `move` takes, so a restore and a move
-/// or another restore never run at once; released when dropped.
-fn lock(state_dir: &Path) -> Result<std::fs::File> {
-    super::journal::StateDir::new(state_dir).lock().map_err(|e| BackupError::Refused(e.to_string()))
 }
 
 /// Extracts into the staging directory and verifies it against the
@@ -243,103 +211,39 @@ fn extract_and_verify(
     opts: &RestoreOptions,
     reader: &mut archive::ArchiveReader,
     meta: &BackupMeta,
-    j: &mut Journal,
+    r: &mut Runner,
     progress: &dyn Progress,
 ) -> Result<archive::Extracted> {
-    let staging = j.staging.clone();
+    let staging = r.j.target.clone();
     let parent = staging.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
-    j.step(step::STAGING)?;
-    let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
-    progress.phase("extract", Some((meta.entries, meta.bytes)));
-    // verify_tree below hashes the tree as written; hashing while extracting would do it twice.
-    let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions { hash: false });
-    progress.finish();
-    let ex = ex?;
-    drop(fd);
-    j.step(step::EXTRACTED)?;
-    interrupted("extract")?;
+    r.step_with("staging", vec![Intent::MakeTree { path: staging.clone() }], |_| {
+        std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))
+    })?;
+    let ex = r.step("extract", |_| {
+        let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
+        progress.phase("extract", Some((meta.entries, meta.bytes)));
+        // verify_tree below hashes the tree as written; hashing while extracting would do it twice.
+        let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions { hash: false });
+        progress.finish();
+        Ok::<_, BackupError>(ex?)
+    })?;
     let mpath = atomic::with_suffix(&staging, ".manifest");
-    std::fs::write(&mpath, &ex.manifest).map_err(BackupError::io("write", &mpath))?;
-    let rep = crate::manifest::verify::verify_tree(&staging, &mpath, opts.threads, progress);
-    let _ = std::fs::remove_file(&mpath);
+    r.step_with("verify", vec![Intent::MakeTree { path: mpath.clone() }], |_| verify_staging(opts, &staging, &mpath, &ex, progress))?;
+    Ok(ex)
+}
+
+/// Verifies the staging tree against the archive's manifest.
+fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, ex: &archive::Extracted, progress: &dyn Progress) -> Result<()> {
+    std::fs::write(mpath, &ex.manifest).map_err(BackupError::io("write", mpath))?;
+    let rep = crate::manifest::verify::verify_tree(staging, mpath, opts.threads, progress);
+    let _ = std::fs::remove_file(mpath);
     let rep = rep?;
     if !rep.ok() {
         let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
         return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
     }
-    j.step(step::VERIFIED)?;
-    interrupted("verify")?;
-    Ok(ex)
-}
-
-fn interrupted(step: &'static str) -> Result<()> {
-    if super::signal::caught() {
-        return Err(BackupError::Refused(format!("interrupted by a signal after the {step} step")));
-    }
     Ok(())
-}
-
-/// Stops Docker, swaps the verified staging tree in, restores the config if
-/// asked, starts Docker and checks its health. Returns the config files written.
-fn swap_and_start(
-    opts: &RestoreOptions,
-    ex: &archive::Extracted,
-    meta: &BackupMeta,
-    j: &mut Journal,
-    svc: &dyn ServiceManager,
-    none: bool,
-    progress: &dyn Progress,
-) -> Result<Vec<PathBuf>> {
-    let (dr, staging, old) = (j.data_root.clone(), j.staging.clone(), j.old.clone());
-    // Recorded before the stop: even a half-done stop must be undone by starting again.
-    let stop = svc.stop(progress);
-    j.service = Some(svc.record());
-    j.step(step::STOPPED)?;
-    stop.map_err(BackupError::service("stop Docker"))?;
-    if dr.exists() {
-        crate::service::verify_stopped(&dr).map_err(BackupError::service("stop Docker"))?;
-    }
-    interrupted("stop")?;
-    if dr.symlink_metadata().is_ok() {
-        std::fs::rename(&dr, &old).map_err(BackupError::io("rename the current data-root aside", &dr))?;
-        j.step(step::ASIDE)?;
-    }
-    std::fs::rename(&staging, &dr).map_err(BackupError::io("rename the staging tree into place", &dr))?;
-    j.step(step::SWAPPED)?;
-    let mut config = Vec::new();
-    if opts.with_config {
-        for (name, bytes) in &ex.config {
-            if !config_name_ok(name) {
-                return Err(BackupError::Refused(format!(
-                    "config member `{}` is outside /etc/docker and docker.service.d",
-                    archive_show(name)
-                )));
-            }
-            let path = opts.host_root.join(String::from_utf8_lossy(name).as_ref());
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(BackupError::io("create", p))?;
-            }
-            let backup = atomic::replace_with_backup(&path, bytes).map_err(BackupError::docker("restore config"))?;
-            j.config.push(journal::ConfigChange { path: path.clone(), backup });
-            j.save()?;
-            config.push(path);
-        }
-        j.step(step::CONFIG)?;
-    }
-    interrupted("swap")?;
-    svc.start(progress).map_err(BackupError::service("start Docker"))?;
-    j.step(step::STARTED)?;
-    if !none && let Some(want) = &meta.docker {
-        let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
-        let d = identity(want).diff(&identity(&got));
-        if !d.is_empty() {
-            return Err(BackupError::Health(d.join("; ")));
-        }
-        j.step(step::HEALTHY)?;
-    }
-    Ok(config)
 }
 
 fn archive_show(b: &[u8]) -> String {

@@ -1,0 +1,76 @@
+//! Backup's window with Docker stopped, journaled in the shared journal as
+//! operation `backup`: the stop (through the stop contract,
+//! [`crate::service::StopGuard`]), the work, the start. A backup killed with
+//! Docker down leaves an unfinished journal, so `dockroot rollback` starts
+//! Docker again and removes the partial archive, and no other operation
+//! begins meanwhile.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use super::archive_error::{BackupError, Result};
+use super::intent::Intent;
+use super::journal::{Journal, Method, Outcome, StateDir};
+use super::runner::Runner;
+use crate::docker::api::DockerApi;
+use crate::docker::atomic;
+use crate::progress::Progress;
+use crate::service::{ServiceKind, ServiceManager, StopGuard};
+
+/// Where Docker's downtime happens and what it may leave behind.
+pub struct Window<'a> {
+    pub state_dir: &'a Path,
+    pub data_root: &'a Path,
+    pub svc: &'a dyn ServiceManager,
+    pub api: &'a DockerApi,
+    /// Files the work creates (a partial archive): removed by a rollback.
+    pub creates: Vec<PathBuf>,
+}
+
+/// Runs `work` with Docker stopped and always starts it again. Returns the
+/// work's value and the downtime in seconds, stop and start included.
+pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    if w.svc.kind() == ServiceKind::None {
+        // dockroot stops nothing: there is nothing to journal or undo.
+        let stopping = Instant::now();
+        let _guard = StopGuard::stop(w.svc, w.api, w.data_root, progress).map_err(BackupError::service("stop Docker"))?;
+        let v = work()?;
+        return Ok((v, stopping.elapsed().as_secs_f64()));
+    }
+    let state = StateDir::new(w.state_dir);
+    let _lock = state.lock()?;
+    state.refuse_unfinished()?;
+    let ts = atomic::utc_timestamp(SystemTime::now());
+    let mut j = Journal::new("backup", format!("backup-{ts}"), w.data_root.into(), w.data_root.into(), Method::None);
+    j.socket = w.api.socket.clone();
+    // Recorded before the stop: a kill during it is undone by starting again.
+    w.svc.remember().map_err(BackupError::service("stop Docker"))?;
+    j.service = Some(w.svc.record());
+    let mut r = Runner { state: &state, j, progress };
+    r.save()?;
+    let stopping = Instant::now();
+    let stopped = r.step("stop", |j| {
+        let guard = StopGuard::stop(w.svc, w.api, w.data_root, progress);
+        j.service = Some(w.svc.record());
+        guard.map_err(BackupError::service("stop Docker"))?.hand_over();
+        Ok::<_, BackupError>(())
+    });
+    if let Err(e) = stopped {
+        // The guard started Docker again (or it never stopped).
+        r.j.outcome = Outcome::RolledBack;
+        r.save()?;
+        return Err(e);
+    }
+    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let result = r.step_with("archive", creates, |_| work());
+    let started = r.step("start", |_| w.svc.start(progress).map_err(BackupError::service("start Docker again")));
+    let downtime = stopping.elapsed().as_secs_f64();
+    if started.is_ok() {
+        r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
+        r.j.downtime_secs = Some(downtime);
+        r.save()?;
+    }
+    let v = result?;
+    started?;
+    Ok((v, downtime))
+}

@@ -1,0 +1,92 @@
+//! Restore's switch-over, as journaled steps of the shared runner: stop
+//! Docker, flush the staged tree to disk, swap it in by two renames (both
+//! recorded before the first acts), put the configuration back if asked,
+//! start Docker and compare its objects with the archive's.
+
+use std::path::PathBuf;
+
+use super::{RestoreOptions, archive_show, config_name_ok, identity};
+use crate::archive;
+use crate::docker::snapshot::DockerState;
+use crate::plan::archive_error::{BackupError, Result};
+use crate::plan::backup::BackupMeta;
+use crate::plan::error::PlanError;
+use crate::plan::intent::{self, Intent};
+use crate::plan::runner::Runner;
+use crate::service::{ServiceManager, StopGuard};
+
+/// Runs the steps; returns the config files written.
+pub(super) fn swap_and_start(
+    opts: &RestoreOptions,
+    ex: &archive::Extracted,
+    meta: &BackupMeta,
+    r: &mut Runner,
+    svc: &dyn ServiceManager,
+    none: bool,
+) -> Result<Vec<PathBuf>> {
+    let progress = r.progress;
+    let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
+    // Recorded before the stop: even a half-done stop is undone by starting again.
+    svc.remember().map_err(BackupError::service("stop Docker"))?;
+    r.j.service = Some(svc.record());
+    r.step("stop", |j| {
+        let guard = StopGuard::stop(svc, &opts.api, &dr, progress);
+        j.service = Some(svc.record());
+        // From here the journal's undo owns starting Docker again.
+        guard.map_err(PlanError::service("stop"))?.hand_over();
+        Ok::<_, PlanError>(())
+    })?;
+    r.step("flush", |_| intent::flush("flush", &staging))?;
+    let mut renames = Vec::new();
+    if let Some(old) = r.j.old_tree.clone() {
+        renames.push(Intent::Rename { from: dr.clone(), to: old, leave_empty: false });
+    }
+    renames.push(Intent::Rename { from: staging.clone(), to: dr.clone(), leave_empty: false });
+    r.step_with("swap", renames.clone(), |_| {
+        for i in &renames {
+            if let Intent::Rename { from, to, .. } = i {
+                std::fs::rename(from, to).map_err(BackupError::io("rename", from))?;
+            }
+        }
+        let parent = dr.parent().unwrap_or(std::path::Path::new("/"));
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))
+    })?;
+    let mut config = Vec::new();
+    if opts.with_config {
+        let mut edits = Vec::new();
+        for (name, bytes) in &ex.config {
+            if !config_name_ok(name) {
+                return Err(BackupError::Refused(format!(
+                    "config member `{}` is outside /etc/docker and docker.service.d",
+                    archive_show(name)
+                )));
+            }
+            let path = opts.host_root.join(String::from_utf8_lossy(name).as_ref());
+            edits.push((intent::edit(&path, &r.j.id), bytes));
+            config.push(path);
+        }
+        r.step_with("config", edits.iter().map(|(i, _)| i.clone()).collect(), |_| {
+            for (i, bytes) in &edits {
+                if let Intent::EditFile { path, .. } = i
+                    && let Some(p) = path.parent()
+                {
+                    std::fs::create_dir_all(p).map_err(BackupError::io("create", p))?;
+                }
+                intent::apply_edit("config", i, bytes)?;
+            }
+            Ok::<_, BackupError>(())
+        })?;
+    }
+    r.step("start", |_| svc.start(progress).map_err(BackupError::service("start Docker")))?;
+    if !none && let Some(want) = &meta.docker {
+        r.step("health", |_| {
+            let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
+            let d = identity(want).diff(&identity(&got));
+            if !d.is_empty() {
+                return Err(BackupError::Health(d.join("; ")));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(config)
+}

@@ -1,0 +1,125 @@
+//! The one stop contract of backup, restore and move: before the stop,
+//! refuse when live-restore would keep containers running; stop every unit
+//! (see [`super::systemd::UNITS`]); prove that no dockerd runs and nothing
+//! holds the data-root ([`super::verify_stopped`]). While the guard is held
+//! Docker is down, and dropping it starts Docker again, also on an error or a
+//! panic. Operations whose journal takes over the restart (move and restore,
+//! whose undo must run before Docker starts) hand it over with
+//! [`StopGuard::hand_over`]. Starts clear systemd's start limit first (in the
+//! systemd manager), so repeated failures never leave units `failed`.
+
+use std::path::Path;
+
+use super::error::{Result, ServiceError};
+use super::{ServiceManager, verify_stopped};
+use crate::docker::api::DockerApi;
+use crate::progress::Progress;
+
+/// Docker stopped by dockroot; started again when dropped.
+pub struct StopGuard<'a> {
+    svc: &'a dyn ServiceManager,
+    log: &'a dyn Progress,
+    armed: bool,
+}
+
+impl<'a> StopGuard<'a> {
+    /// Checks live-restore, stops Docker and verifies that nothing uses
+    /// `data_root`. On an error after the stop began, Docker is started again.
+    pub fn stop(svc: &'a dyn ServiceManager, api: &DockerApi, data_root: &Path, log: &'a dyn Progress) -> Result<Self> {
+        refuse_live_restore(api)?;
+        let guard = StopGuard { svc, log, armed: true };
+        svc.stop(log)?;
+        if data_root.exists() {
+            verify_stopped(data_root)?;
+        }
+        Ok(guard)
+    }
+
+    /// Starts Docker again now, reporting a failure.
+    pub fn start(mut self) -> Result<()> {
+        self.armed = false;
+        self.svc.start(self.log)
+    }
+
+    /// Leaves Docker stopped: the caller's journal now owns starting it.
+    pub fn hand_over(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        // A daemon that would not stop is still running: starting it again
+        // could spawn a second one (pidfile mode).
+        if !self.armed || self.svc.is_running().unwrap_or(false) {
+            return;
+        }
+        if let Err(e) = self.svc.start(self.log) {
+            self.log.warn(&format!("could not start Docker again: {e}"));
+        }
+    }
+}
+
+/// Refuses when the running daemon has live-restore on (as it reports it
+/// in `GET /info`, whatever configured it) and containers run: they would
+/// keep writing to the data-root after dockerd stops.
+pub fn refuse_live_restore(api: &DockerApi) -> Result<()> {
+    if !api.ping() {
+        return Ok(());
+    }
+    let info: serde_json::Value = api.get_json("/info")?;
+    let running = info["ContainersRunning"].as_u64().unwrap_or(0);
+    if info["LiveRestoreEnabled"] == true && running > 0 {
+        return Err(ServiceError::LiveRestoreRunning { running });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+    use crate::service::ServiceKind;
+    use std::sync::Mutex;
+
+    /// Records calls; `stop` fails when asked to.
+    struct Fake {
+        calls: Mutex<Vec<&'static str>>,
+        fail_stop: bool,
+    }
+
+    impl ServiceManager for Fake {
+        fn name(&self) -> String {
+            "fake".into()
+        }
+        fn stop(&self, _: &dyn Progress) -> Result<()> {
+            self.calls.lock().unwrap().push("stop");
+            if self.fail_stop { Err(ServiceError::UnknownKind { value: "x".into() }) } else { Ok(()) }
+        }
+        fn start(&self, _: &dyn Progress) -> Result<()> {
+            self.calls.lock().unwrap().push("start");
+            Ok(())
+        }
+        fn is_running(&self) -> Result<bool> {
+            Ok(false)
+        }
+        fn kind(&self) -> ServiceKind {
+            ServiceKind::None
+        }
+    }
+
+    #[test]
+    fn dropped_guard_starts_docker_and_handed_over_one_does_not() {
+        let api = DockerApi::new("/nonexistent.sock");
+        let d = tempfile::tempdir().unwrap();
+        let f = Fake { calls: Mutex::new(vec![]), fail_stop: false };
+        drop(StopGuard::stop(&f, &api, d.path(), &Silent).unwrap());
+        assert_eq!(*f.calls.lock().unwrap(), ["stop", "start"]);
+        let f = Fake { calls: Mutex::new(vec![]), fail_stop: false };
+        StopGuard::stop(&f, &api, d.path(), &Silent).unwrap().hand_over();
+        assert_eq!(*f.calls.lock().unwrap(), ["stop"]);
+        let f = Fake { calls: Mutex::new(vec![]), fail_stop: true };
+        assert!(StopGuard::stop(&f, &api, d.path(), &Silent).is_err());
+        assert_eq!(*f.calls.lock().unwrap(), ["stop", "start"], "a failed stop starts Docker again");
+    }
+}

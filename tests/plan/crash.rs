@@ -1,0 +1,268 @@
+//! Crash points: dockroot is killed with SIGKILL immediately before its Nth
+//! call of each state-changing system call, in turn, for every N the
+//! operation reaches. strace's fault injection does the killing
+//! (`-e inject=SYSCALL:signal=KILL:when=N`, without `-f`, so the dockerd it
+//! starts runs untraced). A first, untraced-by-fault run counts the calls.
+//!
+//! After each kill, `rollback` must bring Docker back on the original data
+//! with the same images, containers and volumes, the same manifest of its
+//! image and volume trees, fstab and daemon.json byte-identical, nothing
+//! mounted on the data-root, and no temporary, backup, staging or old-tree
+//! names left behind. The next point's run is the same operation run again
+//! after that rollback: it must get past the point it was killed at, and the
+//! last run (the count) completes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::{Daemon, with};
+use crate::util::{Scratch, dockroot, text};
+
+/// The state-changing calls: renames (the journal's commits among them),
+/// directory creation, mounts and unmounts.
+const SYSCALLS: [&str; 7] = ["rename", "renameat", "renameat2", "mkdir", "mkdirat", "mount", "umount2"];
+/// Calls of one kind beyond this many (restore's extraction makes every
+/// directory of the archive with mkdirat inside its staging tree, which is
+/// one undo) are sampled: the first two, the middle and the last two.
+const MAX_POINTS_PER_CALL: usize = 64;
+
+/// What must be the same after every crash and rollback.
+#[derive(PartialEq)]
+struct World {
+    root_dir: PathBuf,
+    docker: dockroot::docker::snapshot::DockerState,
+    manifest: String,
+    fstab: Vec<u8>,
+    daemon_json: Vec<u8>,
+}
+
+/// Panics naming what differs (the worlds are too large to print whole).
+fn assert_same(now: &World, then: &World, at: &str) {
+    assert_eq!(now.root_dir, then.root_dir, "Docker's root {at}");
+    assert_eq!(now.docker, then.docker, "images, containers, volumes {at}");
+    assert_eq!(String::from_utf8_lossy(&now.fstab), String::from_utf8_lossy(&then.fstab), "fstab {at}");
+    assert_eq!(String::from_utf8_lossy(&now.daemon_json), String::from_utf8_lossy(&then.daemon_json), "daemon.json {at}");
+    if now.manifest != then.manifest {
+        let diff: Vec<_> = now.manifest.lines().zip(then.manifest.lines()).filter(|(a, b)| a != b).take(3).collect();
+        panic!("manifest of image/ and the volume differs {at}: {diff:?}");
+    }
+}
+
+struct Harness<'a> {
+    d: &'a Daemon,
+    s: &'a Scratch,
+    g: Vec<String>,
+}
+
+impl Harness<'_> {
+    fn world(&self) -> World {
+        // Not all of volumes/: dockerd rewrites metadata.db at every start.
+        let manifest = ["image", "volumes/dockroot-vol"]
+            .iter()
+            .map(|sub| {
+                let o = dockroot(["-q", "manifest", &self.d.root().join(sub).display().to_string()]);
+                assert!(o.status.success(), "{}", text(&o));
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            })
+            .collect();
+        World {
+            root_dir: self.d.root_dir(),
+            docker: self.d.state(),
+            manifest,
+            fstab: std::fs::read(self.s.join("fstab")).unwrap(),
+            daemon_json: std::fs::read(self.d.dir.join("daemon.json")).unwrap(),
+        }
+    }
+
+    /// Runs dockroot `args` under strace: killed before the `n`th `sys` call,
+    /// or (`kill` None) only counting calls into `census`.
+    fn traced(&self, args: &[&str], kill: Option<(&str, usize)>, census: Option<&Path>) -> Output {
+        let mut c = Command::new("strace");
+        c.arg("-o").arg(census.unwrap_or(Path::new("/dev/null")));
+        match kill {
+            Some((sys, n)) => c.arg("-e").arg(format!("trace={sys}")).arg("-e").arg(format!("inject={sys}:signal=KILL:when={n}")),
+            None => c.arg("-e").arg(format!("trace={}", SYSCALLS.join(","))),
+        };
+        c.arg(crate::util::bin()).args(with(&self.g, args)).output().unwrap()
+    }
+
+    /// Rolls back after a kill and checks the world is as before.
+    fn rollback_and_check(&self, w0: &World, at: &str, cleanup: &dyn Fn()) {
+        let o = dockroot(with(&self.g, &["rollback", "--yes"]));
+        // Killed before the journal was first written: nothing to roll back.
+        let nothing = o.status.code() == Some(2) && text(&o).contains("nothing to roll back");
+        assert!(o.status.success() || nothing, "rollback after the kill {at}: {}", text(&o));
+        cleanup();
+        assert_same(&self.world(), w0, &format!("after the kill {at} and rollback"));
+        self.assert_clean(at);
+    }
+
+    /// No mount on the data-root and no name dockroot makes is left.
+    fn assert_clean(&self, at: &str) {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let on_root = format!(" {} ", self.d.root().display());
+        // dockerd bind-mounts its root on itself; the copy (on xfs) must not be there.
+        assert!(!mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "the copy is still mounted after {at}");
+        for dir in [self.d.dir.clone(), self.s.path().to_path_buf(), self.s.join("state")] {
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let left: Vec<_> = names
+                .iter()
+                .filter(|n| ["dockroot-tmp", "dockroot-bak", "dockroot-old", "dockroot-staging", ".partial"].iter().any(|x| n.contains(x)))
+                .collect();
+            assert!(left.is_empty(), "left in {} after {at}: {left:?}", dir.display());
+        }
+    }
+
+    /// Counts the calls of a successful run of `args`, rolls it back, then
+    /// kills a run at each point in turn. Returns the number of crash points.
+    fn every_point(&self, name: &str, args: &[&str], cleanup: &dyn Fn()) -> usize {
+        let w0 = self.world();
+        let census = self.s.join("census");
+        let o = self.traced(args, None, Some(&census));
+        assert!(o.status.success(), "{name}: the counting run failed: {}", text(&o));
+        let log = std::fs::read_to_string(&census).unwrap();
+        self.rollback_and_check(&w0, &format!("{name}: after the counting run"), cleanup);
+        let mut points = 0;
+        let mut summary = Vec::new();
+        for sys in SYSCALLS {
+            let count = log.lines().filter(|l| l.starts_with(&format!("{sys}("))).count();
+            if count == 0 {
+                continue;
+            }
+            let ns: Vec<usize> = if count <= MAX_POINTS_PER_CALL {
+                (1..=count).collect()
+            } else {
+                let mut v = vec![1, 2, count / 2, count - 1, count];
+                v.dedup();
+                v
+            };
+            summary.push(format!("{sys} {}/{count}", ns.len()));
+            for n in ns {
+                let at = format!("{name}: before {sys} #{n} of {count}");
+                let o = self.traced(args, Some((sys, n)), None);
+                if o.status.success() {
+                    // Fewer calls this time (e.g. no retry): the run completed.
+                    eprintln!("{at}: the run completed before the call");
+                    self.rollback_and_check(&w0, &at, cleanup);
+                    break;
+                }
+                use std::os::unix::process::ExitStatusExt;
+                assert!(o.status.signal() == Some(9) || o.status.code() == Some(137), "{at}: not killed: {}", text(&o));
+                self.rollback_and_check(&w0, &at, cleanup);
+                points += 1;
+            }
+        }
+        eprintln!("{name}: {points} crash points ({}), each rolled back to the same state", summary.join(", "));
+        points
+    }
+}
+
+fn move_points(tag: &str, method: &str) {
+    let (s, d, disk) = super::faults::fixture(tag, method == "data-root");
+    let h = Harness { d: &d, s: &s, g: d.args(&s) };
+    let t = disk.mnt.join("docker");
+    let ts = t.display().to_string();
+    let clean = || {
+        let _ = std::fs::remove_dir_all(&t);
+    };
+    let n = h.every_point(&format!("move --method {method}"), &["-q", "move", "--method", method, "--to", &ts, "--yes"], &clean);
+    assert!(n > 10, "{n}");
+    // And once more to the end.
+    let o = dockroot(with(&h.g, &["move", "--method", method, "--to", &ts, "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    d.check_fixture();
+}
+
+#[test]
+fn crash_points_move_bind() {
+    move_points("crash-bind", "bind");
+}
+
+#[test]
+fn crash_points_move_data_root() {
+    move_points("crash-dr", "data-root");
+}
+
+#[test]
+fn crash_points_restore() {
+    let (s, d, _disk) = super::faults::fixture("crash-restore", false);
+    let mut g = d.args(&s);
+    g.extend(["--data-root".into(), d.root().display().to_string()]);
+    let h = Harness { d: &d, s: &s, g };
+    let a = s.join("a.tar.zst").display().to_string();
+    let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config", "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    // Old data differs from the archive's, so a half-done swap cannot pass.
+    d.docker(&["volume", "create", "only-in-old-data"]);
+    let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &|| {});
+    assert!(n > 10, "{n}");
+}
+
+/// backup: killed with Docker down, `rollback` starts it again on the same
+/// data and removes the partial archive.
+#[test]
+fn crash_points_backup() {
+    let (s, d, _disk) = super::faults::fixture("crash-backup", false);
+    let mut g = d.args(&s);
+    g.extend(["--data-root".into(), d.root().display().to_string()]);
+    let h = Harness { d: &d, s: &s, g };
+    let a = s.join("a.tar.zst").display().to_string();
+    let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config", "--yes"], &|| {});
+    assert!(n > 5, "{n}");
+}
+
+/// finalize: killed before its journal write, and before deleting the
+/// first, a middle and the last entries of the old tree. Docker keeps
+/// running on the new data; a half-deleted old tree can no longer be rolled
+/// back to (refused, exit 2), and `finalize` run again completes.
+#[test]
+fn crash_points_finalize() {
+    let (s, d, disk) = super::faults::fixture("crash-fin", false);
+    let h = Harness { d: &d, s: &s, g: d.args(&s) };
+    let ts = disk.mnt.join("docker").display().to_string();
+    let o = dockroot(with(&h.g, &["-q", "move", "--to", &ts, "--yes"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let w0 = h.world();
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("state/journal.json")).unwrap()).unwrap();
+    let old = PathBuf::from(j["old_tree"].as_str().unwrap());
+    let entries = walkdir_count(&old);
+    let (mut points, mut finished) = (0, false);
+    // Each killed run deletes some of the tree, so later counts are of what is left.
+    for (sys, n) in [("rename", 1), ("unlinkat", 1), ("unlinkat", entries / 2), ("unlinkat", entries / 4)] {
+        let at = format!("finalize: before {sys} #{n}");
+        let o = h.traced(&["-q", "finalize", "--yes"], Some((sys, n)), None);
+        if o.status.success() {
+            eprintln!("{at}: the run completed before the call");
+            finished = true;
+            break;
+        }
+        points += 1;
+        assert_same(&h.world(), &w0, &at);
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("state/journal.json")).unwrap()).unwrap();
+        if sys == "unlinkat" {
+            assert_eq!(j["outcome"], "finalizing", "{at}");
+            let rb = dockroot(with(&h.g, &["rollback", "--yes"]));
+            assert_eq!(rb.status.code(), Some(2), "{at}: rollback onto a half-deleted tree must be refused: {}", text(&rb));
+            assert!(text(&rb).contains("finalize"), "{}", text(&rb));
+        } else {
+            // Killed before the journal said finalizing: the move is whole and could still be rolled back.
+            assert_eq!(j["outcome"], "moved", "{at}");
+            assert!(old.join("image").exists(), "{at}");
+        }
+    }
+    if !finished {
+        let o = dockroot(with(&h.g, &["finalize", "--yes"]));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    assert!(!old.exists() && !s.join("state/journal.json").exists());
+    assert_same(&h.world(), &w0, "after finalize");
+    d.check_fixture();
+    eprintln!("finalize: {points} crash points");
+}
+
+fn walkdir_count(p: &Path) -> usize {
+    let o = Command::new("find").arg(p).output().unwrap();
+    o.stdout.iter().filter(|b| **b == b'\n').count()
+}
