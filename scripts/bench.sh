@@ -2,7 +2,7 @@
 # bench.sh: dockroot against the standard tools, on the same docker-like tree,
 # interleaved in one run, warm cache. Prints medians and ratios.
 #
-# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR]
+# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N]
 #   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
 #   reused between runs.
 #   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
@@ -17,23 +17,109 @@
 # Compared: rsync -aHAXS --numeric-ids, cp -a, dockroot copy --manifest;
 # for archives: tar --xattrs -S | zstd -T0 -3 against dockroot backup, and
 # GNU tar's extraction of a dockroot archive against dockroot restore. Not run in CI: timings are machine-dependent.
+#
+# --small N instead builds N small files laid out as image layers hold them
+# (scripts/mksmall.py: layerNNN/usr/lib/pkgNNNN/fNNNN.py, hardlinks,
+# symlinks, xattrs; kept in DIR, default /var/tmp/dockroot-bench-small),
+# runs each command once and reports its time and peak RSS: copy, backup,
+# verify FILE and restore against rsync -aHAXS, cp -a, tar | zstd -T0 and
+# tar -x, then compares the restored tree with the source (treecmp.py). Its
+# outputs go to /dev/shm/dockroot-bench-small-out as the default bench's do
+# (one tree at a time: about 4 KiB of RAM a file, 4.5 GiB at 1.2 million);
+# deleting a million files on a disk mounted with `discard` takes longer
+# than the commands measured.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set=
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
-        --dir) dir=$2; shift 2 ;;
-        --out) outdir=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR]" >&2; exit 2 ;;
+        --dir) dir=$2; dir_set=1; shift 2 ;;
+        --out) outdir=$2; out_set=1; shift 2 ;;
+        --small) small=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N]" >&2; exit 2 ;;
     esac
 done
+if ((small)); then
+    [[ -n $dir_set ]] || dir=/var/tmp/dockroot-bench-small
+    [[ -n $out_set ]] || outdir=/dev/shm/dockroot-bench-small-out
+fi
 
 cd "$(dirname "$0")/.."
-bin=$(pwd)/target/release/dockroot
+bin=${DOCKROOT_BIN:-$(pwd)/target/release/dockroot}
 [[ -x $bin ]] || cargo build --release
 command -v rsync >/dev/null || { echo "bench.sh: rsync is missing: run scripts/setup.sh" >&2; exit 2; }
 [[ -x /usr/bin/time ]] || { apt-get install -y time >/dev/null 2>&1 || true; }
+
+# --small N: see the header. One run of each command, timed by /usr/bin/time.
+bench_small() {
+    local n=$small src=$dir/tree-$small/docker
+    if [[ ! -d $src ]]; then
+        echo "bench.sh: generating $n small files in $src (once)" >&2
+        rm -rf "$dir/tree-$n.tmp"
+        python3 scripts/mksmall.py "$dir/tree-$n.tmp/docker" "$n"
+        sync
+        mv "$dir/tree-$n.tmp" "$dir/tree-$n"
+    fi
+    local entries
+    read -r entries < <(find "$src" | wc -l)
+    echo "tree: $src: $entries entries, $(du -sh "$src" | cut -f1) allocated"
+    rm -rf "$outdir"
+    mkdir -p "$outdir"
+    local out=$outdir/copy arc=$outdir/small.tar.zst
+    # No daemon owns this tree: a private state dir, and a socket nobody listens on.
+    local -a dr=("$bin" -q --service none --state-dir "$outdir/state" --docker-socket "$outdir/none.sock")
+    declare -gA secs=() rss=()
+    measure() { # NAME CMD...: one timed run; NAME's seconds and peak RSS (KiB)
+        local name=$1
+        shift
+        sync
+        /usr/bin/time -f '%e %M' -o "$outdir/time.$name" "$@" >/dev/null 2>"$outdir/err.$name" || {
+            echo "bench.sh: $name failed:" >&2
+            tail -n 20 "$outdir/err.$name" >&2
+            exit 1
+        }
+        read -r "secs[$name]" "rss[$name]" < <(tail -n1 "$outdir/time.$name")
+        printf '%-16s %9.1f s %8d MiB peak RSS\n' "$name" "${secs[$name]}" "$((rss[$name] / 1024))"
+    }
+    find "$src" >/dev/null
+    # dockroot first: its numbers (the memory goal) come before the long runs of the others.
+    measure copy "${dr[@]}" copy "$src" "$out" --manifest "$outdir/copy.manifest"
+    rm -rf "$out" "$outdir/copy.manifest"
+    measure backup "${dr[@]}" --data-root "$src" backup -o "$arc" --no-config
+    echo "archive: $(du -h "$arc" | cut -f1)"
+    measure verify "${dr[@]}" verify "$arc"
+    measure restore "${dr[@]}" --data-root "$out" restore "$arc" --yes --force
+    # The independent listing: the restored tree against the source.
+    measure treecmp python3 tests/tools/treecmp.py "$src" "$out"
+    echo "treecmp: the restored tree equals the source (every entry, type, mode, owner, mtime, xattr, content, hardlink)"
+    rm -rf "$out"
+    measure rsync rsync -aHAXS --numeric-ids "$src/" "$out/"
+    rm -rf "$out"
+    measure cp cp -a "$src" "$out"
+    rm -rf "$out"
+    measure tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$outdir/tar.tar.zst'"
+    rm -f "$outdir/tar.tar.zst"
+    mkdir -p "$out"
+    measure tar_extract tar --zstd --xattrs --xattrs-include='*' --acls -xpf "$arc" -C "$out"
+    rm -rf "$out"
+    ratio() { echo "scale=3; ${secs[$1]} / ${secs[$2]}" | bc; }
+    echo
+    echo "dockroot copy / rsync -aHAXS      : $(ratio copy rsync)"
+    echo "dockroot copy / cp -a             : $(ratio copy cp)"
+    echo "dockroot backup / tar | zstd -T0  : $(ratio backup tar_zstd)"
+    echo "dockroot restore / tar --zstd -x  : $(ratio restore tar_extract)  (restore also verifies the archive and the tree)"
+    local worst=0 k
+    for k in copy backup verify restore; do ((rss[$k] > worst)) && worst=${rss[$k]}; done
+    echo "dockroot peak RSS, worst of copy/backup/verify/restore: $((worst / 1024)) MiB (goal <= 200 MiB)"
+    rm -rf "$outdir"
+}
+
+if ((small)); then
+    [[ -x /usr/bin/time ]] || { echo "bench.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
+    bench_small
+    exit 0
+fi
 
 fixtures=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
 rootfs=$fixtures/bookworm-rootfs

@@ -14,6 +14,10 @@
 #      DOCKROOT_BIN       absolute path of target/release/dockroot
 #      DOCKROOT_SCRIPTS   absolute path of scripts/lib (loopfs, dockerd, ...)
 #      DOCKROOT_TOOLS     absolute path of tests/tools (treecmp.py, mkfidelity.py)
+# 4. Checks that the run left no process and no mount behind
+#    (scripts/lib/leaks.sh: only this run's, found by DOCKROOT_RUN_ID and the
+#    run's ledger of fixture directories, never by global lists); a leak
+#    fails the run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,8 +47,19 @@ fi
 
 python3 tests/tools/treecmp.py --selftest
 
+# Everything the tests start inherits these (see scripts/lib/leaks.sh).
+export DOCKROOT_RUN_ID=run-$$-$(date +%s%N)
+DOCKROOT_LEDGER=$(mktemp /tmp/dockroot-ledger.XXXXXX)
+export DOCKROOT_LEDGER
+trap 'rm -f "$DOCKROOT_LEDGER"' EXIT
+
+rc=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --release --no-fail-fast "$@"
+    cargo nextest run --release --no-fail-fast "$@" || rc=$?
 else
-    cargo test --release --no-fail-fast "$@"
+    cargo test --release --no-fail-fast "$@" || rc=$?
 fi
+if ! bash scripts/lib/leaks.sh check $$; then
+    ((rc)) || rc=1
+fi
+exit "$rc"

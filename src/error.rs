@@ -40,6 +40,11 @@ pub enum Error {
     #[error("manifest {path}, line {line}: {msg}; the file is damaged or not a dockroot manifest")]
     Manifest { path: String, line: u64, msg: String },
 
+    /// A walker or worker thread panicked (a bug). Its entry, or the rest of
+    /// the walk, is reported as this error, never as a shorter tree.
+    #[error("{path}: internal error, a thread panicked ({what}); the operation is incomplete, please report this bug")]
+    Panicked { path: String, what: String },
+
     /// The user asked for something that cannot be done safely.
     #[error("{path}: {msg}")]
     Refused { path: String, msg: String },
@@ -57,6 +62,11 @@ fn hint(e: &io::Error) -> &'static str {
         Some(libc::EROFS) => " (the target is mounted read-only)",
         _ => "",
     }
+}
+
+/// The message of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
 }
 
 /// Joins a root and a relative path for messages.

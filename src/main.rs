@@ -10,6 +10,8 @@ use clap::Parser;
 use cli::{Cli, Command, output::Output};
 
 fn main() {
+    // At start, before anything opens files: walks and extraction size their windows from it.
+    dockroot::sys::raise_nofile_limit();
     let args = Cli::parse();
     let out = Output::new(&args.global);
     let source = match &args.command {

@@ -4,7 +4,9 @@
 # Usage:
 #   dockerd.sh start DIR   start dockerd with everything under DIR, wait until
 #                          it answers (60 s max); prints nothing on success
-#   dockerd.sh stop DIR    SIGTERM it and wait (SIGKILL after 30 s)
+#   dockerd.sh stop DIR    SIGTERM it and wait (SIGKILL after 30 s); then kill
+#                          its containerd and shims and unmount container
+#                          mounts if anything outlived it
 #
 # Layout: DIR/root (data-root), DIR/exec (exec-root), DIR/sock (API socket),
 # DIR/pid, DIR/log, DIR/daemon.json. Clients: docker -H unix://DIR/sock.
@@ -41,6 +43,7 @@ start() {
         die "a dockerd already runs for $dir (pid $(cat "$dir/pid"))"
     fi
     mkdir -p "$dir/root" "$dir/exec"
+    bash "$(dirname "${BASH_SOURCE[0]}")/leaks.sh" record "$dir"
     local root_flag=(--data-root "$dir/root")
     if [[ -n ${DOCKROOT_DATA_ROOT_IN_JSON:-} ]]; then
         [[ -e $dir/daemon.json ]] || printf '{"data-root": "%s"}\n' "$dir/root" >"$dir/daemon.json"
@@ -74,8 +77,15 @@ start() {
 }
 
 stop() {
-    local dir pid i
+    local dir
     dir=$(realpath -m "$1")
+    stop_daemon "$dir"
+    reap "$dir"
+    unmount_containers "$dir"
+}
+
+stop_daemon() {
+    local dir=$1 pid i
     [[ -e $dir/pid ]] || return 0
     pid=$(cat "$dir/pid")
     kill -0 "$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
@@ -88,6 +98,53 @@ stop() {
     echo "dockerd.sh: dockerd $pid ignored SIGTERM for 30 s, killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$dir/pid"
+}
+
+# This daemon's containerd and its shims: they name DIR/exec/containerd/ on
+# their command line (--config, -address); no other daemon's do.
+containerd_pids() {
+    local p
+    for p in /proc/[0-9]*; do
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$1/exec/containerd/" && echo "${p#/proc/}"
+    done
+    return 0
+}
+
+# Shims are re-parented to init and outlive a dockerd that died without
+# stopping its containers (SIGKILL, a crash, a kill during a test): a shim
+# and its `sleep 1d` were found running after scripts/test.sh. Kill each
+# shim's children first (a container's init: SIGKILL ends its whole pid
+# namespace), then the shim and containerd.
+reap() {
+    local dir=$1 pids p c i
+    for ((i = 0; i < 50; i++)); do
+        pids=$(containerd_pids "$dir")
+        [[ -n $pids ]] || return 0
+        ((i > 0)) || echo "dockerd.sh: killing what outlived the dockerd of $dir: $(echo $pids)" >&2
+        for p in $pids; do
+            for c in $(cat "/proc/$p"/task/*/children 2>/dev/null); do kill -KILL "$c" 2>/dev/null || true; done
+            kill -KILL "$p" 2>/dev/null || true
+        done
+        sleep 0.1
+    done
+    echo "dockerd.sh: processes of $dir survive SIGKILL: $pids" >&2
+    return 1
+}
+
+# Mounts a daemon that did not stop cleanly leaves below DIR: container
+# overlays, shm and network namespaces, and the bind mount of the data-root
+# onto itself that dockerd makes for mount propagation (same path as its
+# root field). A filesystem mounted below DIR on purpose (a test's
+# data-root on a loop device) is none of these.
+unmount_containers() {
+    local m
+    awk -v d="$1/" 'index($5, d) == 1 {
+        for (i = 7; $i != "-"; i++) {}
+        t = $(i + 1)
+        if (t == "overlay" || t == "nsfs" || (t == "tmpfs" && $5 ~ /\/containers\/[^\/]+\/mounts\//) || ($4 == $5 && $5 == d "root")) print $5
+    }' /proc/self/mountinfo | sort -r | while read -r m; do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "dockerd.sh: cannot unmount $m" >&2
+    done
 }
 
 case ${1:-} in

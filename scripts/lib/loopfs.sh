@@ -24,6 +24,7 @@ loopfs_make() {
     img=$mnt.img
     mountpoint -q "$mnt" && { echo "loopfs.sh: $mnt is already a mountpoint" >&2; return 1; }
     mkdir -p "$mnt"
+    bash "$(dirname "${BASH_SOURCE[0]}")/leaks.sh" record "$mnt"
     rm -f "$img"
     truncate -s "$size" "$img"
     case $type in

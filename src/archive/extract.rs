@@ -6,14 +6,25 @@
 //! only. Paths are split into components; empty, `.`, `..` and absolute paths
 //! are rejected. Parent directories are opened with O_NOFOLLOW, so a symlink
 //! in a path is an error and is never followed. Entries are created with
-//! O_EXCL semantics (only directories may be declared twice), hardlinks may
-//! only point at a member this archive already extracted, device nodes are
-//! created but never opened. Metadata goes on in the order chown, chmod,
-//! xattrs, times; directory metadata is deferred and applied deepest first.
+//! O_EXCL semantics, hardlinks may only point at a member this archive already
+//! extracted, device nodes are created but never opened. Metadata goes on in
+//! the order chown, chmod, xattrs, times; directory metadata is deferred and
+//! applied deepest first.
+//!
+//! Memory does not grow with the archive. Data members must come in walk
+//! order ([`crate::manifest::order`], as the writer puts them), each path
+//! once, so:
+//! - a directory's subtree is contiguous: its deferred metadata is applied as
+//!   soon as a member outside it arrives, and at most one directory per level
+//!   of depth is pending;
+//! - "a hardlink's target is an earlier member" needs no set of the paths
+//!   seen: the target must sort before the link and exist in the staging
+//!   directory as a non-directory, and everything there that is not a
+//!   directory was created from an earlier member;
+//! - the manifest member is streamed to the caller's writer, not kept.
 
-use std::collections::HashSet;
 use std::ffi::CString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
@@ -21,31 +32,19 @@ use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
-use super::{EntryRecord, data, layout, show};
+use super::{data, layout, show};
 use crate::sys::{self, Kind, Timespec, stat};
 
-/// Extraction settings.
-#[derive(Debug, Clone)]
-pub struct ExtractOptions {
-    /// Hash file content as it is written (into the records). A caller that
-    /// verifies the extracted tree from disk afterwards can skip it.
-    pub hash: bool,
-}
-
-impl Default for ExtractOptions {
-    fn default() -> Self {
-        ExtractOptions { hash: true }
-    }
-}
-
-/// What an extraction produced besides the tree in the staging directory.
+/// What an extraction produced besides the tree in the staging directory
+/// and the manifest it streamed out.
 #[derive(Debug, Default)]
 pub struct Extracted {
     /// `(name below .dockroot/config/, bytes)`.
     pub config: Vec<(Vec<u8>, Vec<u8>)>,
-    pub manifest: Vec<u8>,
-    /// One record per data member, hashes computed while writing.
-    pub records: Vec<EntryRecord>,
+    /// Data members extracted (the root included).
+    pub entries: u64,
+    /// Bytes of the manifest member.
+    pub manifest_bytes: u64,
 }
 
 struct DirMeta {
@@ -61,10 +60,12 @@ struct Ex<'a> {
     staging: BorrowedFd<'a>,
     /// Open parent chain below staging: (component, fd).
     stack: Vec<(Vec<u8>, OwnedFd)>,
-    seen: HashSet<Vec<u8>>,
+    /// Directories whose subtree may still get members, each an ancestor of
+    /// the next (at most one per level of depth).
     dirs: Vec<DirMeta>,
+    /// The path of the last data member, for the order check.
+    last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
-    hash: bool,
 }
 
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
@@ -80,46 +81,62 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 }
 
 /// Extracts the data members of `a` into `staging` (an empty directory whose
-/// own metadata becomes that of the archived root) and collects the config and
-/// manifest members.
-pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, opts: &ExtractOptions) -> Result<Extracted> {
-    let mut ex = Ex { staging, stack: Vec::new(), seen: HashSet::new(), dirs: Vec::new(), buf: vec![0; 1 << 20], hash: opts.hash };
+/// own metadata becomes that of the archived root), streams the manifest
+/// member into `manifest` and collects the config members.
+pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dyn Write) -> Result<Extracted> {
+    let mut ex = Ex { staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20] };
     let mut out = Extracted::default();
     let mut in_data = false;
-    let mut manifest = None;
+    let mut seen_manifest = false;
     while let Some(m) = a.tar.next_member()? {
-        if manifest.is_some() {
+        if seen_manifest {
             return Err(m.malformed("member after the manifest (the manifest must be last)"));
         }
         if m.path == layout::MANIFEST {
-            manifest = Some(a.tar.read_small(&m)?);
+            seen_manifest = true;
+            out.manifest_bytes = a.tar.data_left();
+            loop {
+                let n = a.tar.read_data(&mut ex.buf)?;
+                if n == 0 {
+                    break;
+                }
+                manifest.write_all(&ex.buf[..n]).map_err(self::staging(layout::MANIFEST, "write a copy of"))?;
+            }
         } else if let Some(name) = m.path.strip_prefix(layout::CONFIG_DIR) {
             if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                 return Err(unsafe_(&m, "config member out of place or not a regular file"));
             }
             out.config.push((name.to_vec(), a.tar.read_small(&m)?));
         } else if m.path == b"data" || m.path == layout::DATA_DIR {
+            if in_data {
+                return Err(m.malformed("data members are out of walk order or repeat a path"));
+            }
             in_data = true;
             if m.fields.typeflag != flag::DIR {
                 return Err(unsafe_(&m, "the data root must be a directory"));
             }
+            ex.last = Some(Vec::new());
             ex.defer_dir(&m, Vec::new())?;
-            out.records.push(EntryRecord { path: Vec::new(), kind: Kind::Dir, size: 0, hash: None, hardlink_to: None });
+            out.entries += 1;
         } else if let Some(rel) = m.path.strip_prefix(layout::DATA_DIR) {
             in_data = true;
             let comps = components(&m, rel)?;
-            out.records.push(ex.member(&m, comps, &mut a.tar)?);
+            ex.in_order(&m, &comps)?;
+            ex.member(&m, comps, &mut a.tar)?;
+            out.entries += 1;
         } else {
             return Err(unsafe_(&m, "member outside data/ and .dockroot/"));
         }
     }
-    out.manifest = manifest.ok_or_else(|| ArchiveError::Malformed {
-        index: 0,
-        member: "(end)".into(),
-        reason: "no .dockroot/manifest member: the backup did not finish".into(),
-    })?;
+    if !seen_manifest {
+        return Err(ArchiveError::Malformed {
+            index: 0,
+            member: "(end)".into(),
+            reason: "no .dockroot/manifest member: the backup did not finish".into(),
+        });
+    }
     ex.stack.clear();
-    ex.apply_dirs()?;
+    ex.close_dirs(&[])?;
     Ok(out)
 }
 
@@ -148,6 +165,31 @@ impl Ex<'_> {
         Ok(())
     }
 
+    /// Requires data members in walk order, each path once (component-wise
+    /// comparison of the paths is that order), and applies the metadata of
+    /// the directories this member is not inside: nothing can enter them now.
+    fn in_order(&mut self, m: &Member, comps: &[Vec<u8>]) -> Result<()> {
+        if self.last.as_deref().is_some_and(|l| l >= comps) {
+            return Err(m.malformed("data members are out of walk order or repeat a path"));
+        }
+        self.last = Some(comps.to_vec());
+        self.close_dirs(comps)
+    }
+
+    /// Applies the deferred metadata of pending directories that are not
+    /// ancestors of `comps`, deepest first (all of them for `&[]`, the end).
+    fn close_dirs(&mut self, comps: &[Vec<u8>]) -> Result<()> {
+        while let Some(d) = self.dirs.last() {
+            let ancestor = !comps.is_empty() && d.comps.len() < comps.len() && comps.starts_with(&d.comps);
+            if ancestor {
+                break;
+            }
+            let d = self.dirs.pop().expect("checked above");
+            self.apply_dir(d)?;
+        }
+        Ok(())
+    }
+
     fn defer_dir(&mut self, m: &Member, comps: Vec<Vec<u8>>) -> Result<()> {
         let (uid, gid) = ids(m)?;
         let mtime = mtime(m);
@@ -155,12 +197,10 @@ impl Ex<'_> {
         Ok(())
     }
 
-    fn member<R: Read>(&mut self, m: &Member, comps: Vec<Vec<u8>>, tar: &mut TarReader<R>) -> Result<EntryRecord> {
+    fn member<R: Read>(&mut self, m: &Member, comps: Vec<Vec<u8>>, tar: &mut TarReader<R>) -> Result<()> {
         let (last, parents) = comps.split_last().expect("components are never empty");
         self.enter(m, parents)?;
         let name = cname(m, last)?;
-        let rel = comps.join(&b'/');
-        let mut rec = EntryRecord { path: rel.clone(), kind: Kind::File, size: 0, hash: None, hardlink_to: None };
         let (uid, gid) = ids(m)?;
         let mtime = mtime(m);
         let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
@@ -179,31 +219,34 @@ impl Ex<'_> {
                 }
                 Err(e) => return Err(staging(&m.path, "create")(e)),
             }
-            rec.kind = Kind::Dir;
-            self.defer_dir(m, comps)?;
-            return Ok(rec);
+            return self.defer_dir(m, comps);
         }
         if t == flag::LINK {
             let target = m.fields.linkname.strip_prefix(layout::DATA_DIR).ok_or_else(|| unsafe_(m, "hardlink target outside data/"))?;
             let tc = components(m, target)?;
-            let trel = tc.join(&b'/');
-            if !self.seen.contains(&trel) {
-                return Err(unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target))));
+            let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
+            // Earlier in walk order and present: see the module docs.
+            if tc >= comps {
+                return Err(not_earlier());
             }
             let (tlast, tparents) = tc.split_last().expect("non-empty");
             let mut fd: Option<OwnedFd> = None;
             for c in tparents {
                 let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-                fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(staging(&m.path, "open hardlink target parent of"))?);
+                fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => not_earlier(),
+                    _ => staging(&m.path, "open hardlink target parent of")(e),
+                })?);
             }
             let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-            sys::link_at(tdir, &cname(m, tlast)?, dir, &name).map_err(exists)?;
-            let st = stat::lstat_at(dir, &name).map_err(staging(&m.path, "stat"))?;
-            rec.kind = st.kind;
-            rec.size = st.size;
-            rec.hardlink_to = Some(trel);
-            self.seen.insert(rel);
-            return Ok(rec);
+            let tname = cname(m, tlast)?;
+            match stat::lstat_at(tdir, &tname) {
+                Ok(st) if st.kind != Kind::Dir => {}
+                Ok(_) => return Err(unsafe_(m, "hardlink to a directory")),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(not_earlier()),
+                Err(e) => return Err(staging(&m.path, "stat hardlink target of")(e)),
+            }
+            return sys::link_at(tdir, &tname, dir, &name).map_err(exists);
         }
         let set_x = |dir: BorrowedFd<'_>| {
             sys::xattr::write_at(dir, &name, &m.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
@@ -216,20 +259,17 @@ impl Ex<'_> {
             flag::FILE | flag::OLD_FILE if !m.socket => {
                 let f = sys::create_file_at(dir, &name).map_err(exists)?;
                 let write = |off: u64, d: &[u8]| f.write_all_at(d, off).map_err(staging(&m.path, "write"));
-                let (size, hash) = data::content(tar, m, &mut self.buf, self.hash, write)?;
+                let (size, _) = data::content(tar, m, &mut self.buf, false, write)?;
                 if m.sparse_size.is_some() {
                     // A trailing hole: holes stay holes.
                     f.set_len(size).map_err(staging(&m.path, "set size of"))?;
                 }
-                rec.size = size;
-                rec.hash = hash;
                 sys::fchown(f.as_fd(), uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::fchmod(f.as_fd(), m.fields.mode).map_err(staging(&m.path, "chmod"))?;
                 set_x(dir)?;
                 sys::futimens(f.as_fd(), mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
             flag::SYMLINK => {
-                rec.kind = Kind::Symlink;
                 if m.fields.linkname.is_empty() || m.fields.linkname.contains(&0) {
                     return Err(m.malformed("empty or NUL-containing symlink target"));
                 }
@@ -239,14 +279,14 @@ impl Ex<'_> {
                 sys::set_times_at(dir, &name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
             flag::CHAR | flag::BLOCK | flag::FIFO | flag::FILE | flag::OLD_FILE => {
-                rec.kind = match t {
+                let kind = match t {
                     flag::CHAR => Kind::Char,
                     flag::BLOCK => Kind::Block,
                     flag::FIFO => Kind::Fifo,
                     _ => Kind::Socket,
                 };
                 let rdev = rdev(m)?;
-                sys::mknod_at(dir, &name, rec.kind, rdev).map_err(exists)?;
+                sys::mknod_at(dir, &name, kind, rdev).map_err(exists)?;
                 sys::chown_at(dir, &name, uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::chmod_at(dir, &name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
                 set_x(dir)?;
@@ -256,32 +296,26 @@ impl Ex<'_> {
                 return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii())));
             }
         }
-        self.seen.insert(rel);
-        Ok(rec)
+        Ok(())
     }
 
-    /// Applies directory metadata deepest first, after all children exist.
-    fn apply_dirs(&mut self) -> Result<()> {
-        let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.comps.len()));
-        for d in dirs {
-            let path = d.comps.join(&b'/');
-            let mut fd: Option<OwnedFd> = None;
-            for c in &d.comps {
-                let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-                let n = CString::new(c.as_slice()).expect("checked when extracted");
-                fd = Some(sys::open_dir_at(base, &n).map_err(staging(&path, "open directory"))?);
-            }
-            let fd = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-            sys::fchown(fd, d.uid, d.gid).map_err(staging(&path, "chown directory"))?;
-            sys::fchmod(fd, d.mode).map_err(staging(&path, "chmod directory"))?;
-            sys::xattr::write_at(fd, sys::DOT, &d.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
-                path: format!("{} (xattr {})", show(&path), show(&k)),
-                step: "set xattr on directory",
-                source,
-            })?;
-            sys::futimens(fd, d.mtime, d.mtime).map_err(staging(&path, "set times of directory"))?;
+    /// Applies a directory's metadata, once all its children exist.
+    fn apply_dir(&self, d: DirMeta) -> Result<()> {
+        let path = d.comps.join(&b'/');
+        let mut fd: Option<OwnedFd> = None;
+        for c in &d.comps {
+            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+            let n = CString::new(c.as_slice()).expect("checked when extracted");
+            fd = Some(sys::open_dir_at(base, &n).map_err(staging(&path, "open directory"))?);
         }
-        Ok(())
+        let fd = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+        sys::fchown(fd, d.uid, d.gid).map_err(staging(&path, "chown directory"))?;
+        sys::fchmod(fd, d.mode).map_err(staging(&path, "chmod directory"))?;
+        sys::xattr::write_at(fd, sys::DOT, &d.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
+            path: format!("{} (xattr {})", show(&path), show(&k)),
+            step: "set xattr on directory",
+            source,
+        })?;
+        sys::futimens(fd, d.mtime, d.mtime).map_err(staging(&path, "set times of directory"))
     }
 }

@@ -27,7 +27,7 @@ pub mod writer;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;
-pub use extract::{ExtractOptions, Extracted, extract};
+pub use extract::{Extracted, extract};
 pub use read::{ArchiveReader, open, open_reader};
 pub use verify::{VerifyReport, verify};
 pub use walk::walk;

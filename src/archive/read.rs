@@ -10,8 +10,10 @@ use super::header::{self, BLOCK, Block, Fields, MAX_PAX, flag};
 use super::pipe::{Pipe, spawn_pipe};
 use super::{layout, show};
 
-/// Largest `meta.json`, manifest or config member kept in memory.
-pub const MAX_SMALL: u64 = 256 << 20;
+/// Largest `meta.json` or config member kept in memory. The manifest, which
+/// grows with the entry count, is never read whole: it is streamed (its
+/// bound is the manifest reader's longest line).
+pub const MAX_SMALL: u64 = 16 << 20;
 /// Largest total of xattr values on one entry.
 pub const MAX_XATTRS: usize = 1 << 20;
 
@@ -221,7 +223,7 @@ impl<R: Read> TarReader<R> {
     /// Reads the whole data of a small member.
     pub fn read_small(&mut self, m: &Member) -> Result<Vec<u8>> {
         if self.left > MAX_SMALL {
-            return Err(m.malformed("member too large"));
+            return Err(m.malformed(format!("member of {} bytes; meta.json and config members are at most {MAX_SMALL}", self.left)));
         }
         let mut v = vec![0u8; self.left as usize];
         self.read_data_exact(&mut v)?;

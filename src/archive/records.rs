@@ -17,7 +17,7 @@ use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::read::{Member, TarReader};
 use super::{data, layout};
-use crate::manifest::{Body, Reader, Record, Writer, order};
+use crate::manifest::{Body, Reader, Record, Writer};
 use crate::sys::Timespec;
 
 /// The path of a member below `data/` (`""` for the root), or None.
@@ -103,16 +103,16 @@ pub fn record<R: Read>(m: &Member, rel: &[u8], tar: &mut TarReader<R>, buf: &mut
     Ok(Record { path, body, perm: m.fields.mode, uid, gid, mtime: mtime(m), xattrs: m.xattrs.clone() })
 }
 
-/// What error messages call the spooled manifest.
+/// What error messages call a spooled manifest.
 const SPOOL: &str = "(manifest of the archive's members, a temporary file)";
 
-/// The records of the data members, written in member order as a manifest
-/// into an unnamed temporary file (in `$TMPDIR`), so that no archive size
-/// keeps them all in memory.
+/// Records written as a manifest into an unnamed temporary file (O_TMPFILE in
+/// `$TMPDIR`, gone with the process), so that no archive size keeps them in
+/// memory: the backup spools the manifest it appends as the last member, and
+/// [`super::verify`] the records of the members it read.
 pub struct Spool {
     file: File,
     writer: Writer,
-    last: Option<Vec<u8>>,
 }
 
 fn scratch(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
@@ -123,29 +123,26 @@ impl Spool {
     pub fn new() -> Result<Spool> {
         let file = tempfile::tempfile().map_err(scratch("create"))?;
         let out = file.try_clone().map_err(scratch("open"))?;
-        Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))?, last: None })
+        Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))? })
     }
 
-    /// Adds the record of member `m`. Members come in walk order, each path
-    /// once, as the backup writes them.
-    pub fn push(&mut self, m: &Member, r: &Record) -> Result<()> {
-        if let Some(last) = &self.last
-            && order::cmp(last, &r.path).is_ge()
-        {
-            return Err(m.malformed("data members are out of walk order or repeat a path"));
-        }
-        self.writer.push(r)?;
-        let last = self.last.get_or_insert_with(Vec::new);
-        last.clear();
-        last.extend_from_slice(&r.path);
-        Ok(())
+    /// Adds a record; the caller keeps them in walk order.
+    pub fn push(&mut self, r: &Record) -> Result<()> {
+        Ok(self.writer.push(r)?)
+    }
+
+    /// Ends the manifest (trailer) and returns the file, rewound, with its length.
+    pub fn into_file(self) -> Result<(File, u64)> {
+        self.writer.finish()?;
+        let mut f = self.file;
+        let len = f.seek(SeekFrom::End(0)).map_err(scratch("measure"))?;
+        f.seek(SeekFrom::Start(0)).map_err(scratch("rewind"))?;
+        Ok((f, len))
     }
 
     /// Ends the manifest and reads it back from the start.
     pub fn into_reader(self) -> Result<Reader> {
-        self.writer.finish()?;
-        let mut f = self.file;
-        f.seek(SeekFrom::Start(0)).map_err(scratch("rewind"))?;
+        let (f, _) = self.into_file()?;
         Ok(Reader::new(Box::new(BufReader::with_capacity(1 << 20, f)), Path::new(SPOOL))?)
     }
 }

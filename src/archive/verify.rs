@@ -5,17 +5,18 @@
 //! then compared entry by entry with the archive's own manifest, its last
 //! member.
 
-use std::io::Cursor;
+use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout;
-use super::read::ArchiveReader;
+use super::pipe::Pipe;
+use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
-use crate::manifest::Reader;
 use crate::manifest::verify::{Report, compare_manifests};
+use crate::manifest::{Reader, order};
 
 /// What [`verify`] found.
 #[derive(Debug)]
@@ -24,7 +25,8 @@ pub struct VerifyReport {
     /// Data bytes of all members.
     pub data_bytes: u64,
     pub meta: Vec<u8>,
-    pub manifest: Vec<u8>,
+    /// Entries the manifest lists (its trailer count).
+    pub entries: u64,
     /// The data members against the manifest: differences (missing and
     /// extra entries included), entries and content bytes of the members.
     pub report: Report,
@@ -44,53 +46,69 @@ const MANIFEST_NAME: &str = ".dockroot/manifest in the archive";
 /// layout (config before data, `.dockroot/manifest` last), and every data
 /// member against the manifest. Damage is an error; members that disagree
 /// with the manifest are differences in the report.
-pub fn verify(mut a: ArchiveReader) -> Result<VerifyReport> {
-    let meta = std::mem::take(&mut a.meta);
+///
+/// Memory does not grow with the archive: the members' records go to a
+/// temporary file as they stream by, and the manifest member is then read
+/// straight from the archive and merged with that file in walk order.
+pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
+    let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
-    let mut manifest: Option<Vec<u8>> = None;
     let mut spool = Spool::new()?;
+    let mut last: Option<Vec<u8>> = None;
     let mut in_data = false;
     let mut buf = vec![0u8; 1 << 20];
-    while let Some(m) = a.tar.next_member()? {
-        if manifest.is_some() {
-            return Err(m.malformed("member after the manifest (the manifest must be last)"));
-        }
+    loop {
+        let Some(m) = tar.next_member()? else {
+            return Err(ArchiveError::Malformed {
+                index: members,
+                member: "(end)".into(),
+                reason: "no .dockroot/manifest member: the backup did not finish".into(),
+            });
+        };
         members += 1;
-        data_bytes += a.tar.data_left();
+        data_bytes += tar.data_left();
         if m.path == layout::MANIFEST {
-            manifest = Some(a.tar.read_small(&m)?);
+            break;
         } else if m.path.starts_with(layout::CONFIG_DIR) {
             if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                 return Err(m.rejected("config member out of place or not a regular file"));
             }
         } else if let Some(rel) = records::data_rel(&m.path) {
             in_data = true;
-            let r = records::record(&m, rel, &mut a.tar, &mut buf)?;
-            spool.push(&m, &r)?;
+            let r = records::record(&m, rel, &mut tar, &mut buf)?;
+            if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
+                return Err(m.malformed("data members are out of walk order or repeat a path"));
+            }
+            spool.push(&r)?;
+            last = Some(r.path);
         } else {
             return Err(m.rejected("member outside data/ and .dockroot/"));
         }
     }
-    a.tar.finish()?;
-    let manifest = manifest.ok_or_else(|| ArchiveError::Malformed {
-        index: members,
-        member: "(end)".into(),
-        reason: "no .dockroot/manifest member: the backup did not finish".into(),
-    })?;
     let mut got = spool.into_reader()?;
-    // The reader wants its input owned: lend it the bytes and take them back.
-    let shared = Arc::new(manifest);
-    let mut want = Reader::new(Box::new(Cursor::new(Shared(shared.clone()))), Path::new(MANIFEST_NAME))?;
+    let shared = Arc::new(Mutex::new(tar));
+    let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(MANIFEST_NAME))?;
     let report = compare_manifests(&mut want, &mut got)?;
-    drop(want);
-    let manifest = Arc::try_unwrap(shared).unwrap_or_else(|s| s.to_vec());
-    Ok(VerifyReport { members, data_bytes, meta, manifest, report })
+    let entries = want.finish()?;
+    let mut tar = Arc::into_inner(shared).expect("the manifest reader was dropped").into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = tar.next_member()? {
+        return Err(m.malformed("member after the manifest (the manifest must be last)"));
+    }
+    tar.finish()?;
+    Ok(VerifyReport { members, data_bytes, meta, entries, report })
 }
 
-struct Shared(Arc<Vec<u8>>);
+/// The data of the current member (the manifest) as a byte stream, for the
+/// manifest reader, which wants to own its input; the archive is taken back
+/// afterwards to check that nothing follows.
+struct MemberData(Arc<Mutex<TarReader<Pipe>>>);
 
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
+impl Read for MemberData {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut tar = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tar.read_data(buf).map_err(|e| match e {
+            ArchiveError::Input { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
     }
 }

@@ -10,7 +10,7 @@
 //! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
 //! which GNU tar 1.34 warns about and ignores).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use super::error::{ArchiveError, Result};
@@ -161,9 +161,19 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         Ok(record)
     }
 
-    /// Writes the manifest as the last member and finishes the zstd frame.
-    pub fn finish(mut self, manifest: &[u8]) -> Result<W> {
-        self.small_file(layout::MANIFEST, manifest, 0o600)?;
+    /// Writes the manifest (`len` bytes, streamed from a spool file, never
+    /// held in memory) as the last member and finishes the zstd frame.
+    pub fn finish(mut self, manifest: std::fs::File, len: u64) -> Result<W> {
+        let mut f =
+            Fields { name: layout::MANIFEST.to_vec(), mode: 0o600, size: len, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
+        self.header(&mut f, Vec::new(), crate::sys::Timespec { sec: self.now, nsec: 0 })?;
+        let mut src = std::io::BufReader::with_capacity(1 << 20, manifest).take(len);
+        let n = std::io::copy(&mut src, &mut self.out).map_err(|source| ArchiveError::Scratch { step: "copy into the archive", source })?;
+        if n != len {
+            let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{n} of {len} bytes"));
+            return Err(ArchiveError::Scratch { step: "copy into the archive", source });
+        }
+        self.pad(len)?;
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(out_err("write end of archive"))?;
         self.out.finish().map_err(out_err("finish zstd frame"))
     }

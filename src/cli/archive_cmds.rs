@@ -211,9 +211,13 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
-        lines.extend(d.images.iter().map(|i| format!("  {} {}", short(&i.id), i.tags.join(" "))));
+        lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
         lines.push(format!("containers ({}):", d.containers.len()));
-        lines.extend(d.containers.iter().map(|c| format!("  {} {} {} ({})", short(&c.id), c.names.join(","), c.image, c.state)));
+        lines.extend(
+            d.containers
+                .iter()
+                .map(|c| format!("  {} {} {} ({})", dockroot::docker::id::short(&c.id), c.names.join(","), c.image, c.state)),
+        );
         lines.push(format!("volumes ({}):", d.volumes.len()));
         lines.extend(d.volumes.iter().map(|v| format!("  {v}")));
     }
@@ -221,11 +225,6 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         out.say(&sanitize(&l));
     }
     Ok(0)
-}
-
-fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
 }
 
 /// Names come from containers: escape control characters before printing.
@@ -242,7 +241,7 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     }
     let rep = archive::verify(archive::open(&a.path)?)?;
     let meta = BackupMeta::parse(&rep.meta)?;
-    let entries = manifest_entries(&rep.manifest);
+    let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
     if rep.ok() {
@@ -272,10 +271,4 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "more": r.more,
     }));
     Ok(if rep.ok() { 0 } else { 1 })
-}
-
-fn manifest_entries(m: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(m).ok()?;
-    let last = text.lines().last()?;
-    last.strip_prefix(dockroot::manifest::format::TRAILER_PREFIX)?.parse().ok()
 }

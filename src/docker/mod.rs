@@ -16,6 +16,7 @@ pub mod error;
 pub mod facts;
 pub mod fstab;
 pub mod http;
+pub mod id;
 pub mod mountinfo;
 pub mod snapshot;
 pub mod unit;

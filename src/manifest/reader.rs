@@ -4,12 +4,20 @@
 
 use std::cmp::Ordering;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::format::{HEADER, Record, TRAILER_PREFIX};
 use super::order;
 use crate::error::{Error, Result};
+
+/// Longest manifest line accepted: the streaming bound that replaces a limit
+/// on the manifest's size. A record holds one path (escaped, up to 4 bytes a
+/// byte; a path of megabytes would be thousands of levels deep) and its
+/// xattrs (the archive reader caps them at 1 MiB an entry). 16 MiB bounds
+/// the memory of a damaged or hostile manifest streamed from an archive,
+/// whatever its size.
+pub const MAX_LINE: u64 = 16 << 20;
 
 pub struct Reader {
     input: Box<dyn BufRead + Send>,
@@ -41,7 +49,7 @@ impl Reader {
 
     fn raw_line(&mut self) -> Result<Option<String>> {
         let mut buf = Vec::new();
-        let n = self.input.read_until(b'\n', &mut buf).map_err(|e| Error::Io {
+        let n = (&mut self.input).take(MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(|e| Error::Io {
             step: "read manifest",
             path: self.path.display().to_string(),
             source: e,
@@ -50,6 +58,9 @@ impl Reader {
             return Ok(None);
         }
         self.line_no += 1;
+        if n as u64 > MAX_LINE {
+            return Err(self.bad(format!("a line is longer than {MAX_LINE} bytes")));
+        }
         if buf.pop() != Some(b'\n') {
             return Err(self.bad("the last line is cut off".into()));
         }
@@ -83,6 +94,23 @@ impl Reader {
         self.last = Some(rec.path.clone());
         self.count += 1;
         Ok(Some(rec))
+    }
+
+    /// Reads the rest up to the trailer and checks that nothing follows it;
+    /// returns the number of entries. For a manifest embedded in a longer
+    /// stream (an archive member), where garbage after the trailer is damage.
+    pub fn finish(mut self) -> Result<u64> {
+        while self.next_record()?.is_some() {}
+        let mut rest = [0u8; 1];
+        let n = self.input.read(&mut rest).map_err(|e| Error::Io {
+            step: "read manifest",
+            path: self.path.display().to_string(),
+            source: e,
+        })?;
+        if n != 0 {
+            return Err(self.bad("data after the '#end' trailer".into()));
+        }
+        Ok(self.count)
     }
 
     pub fn peek(&mut self) -> Result<Option<&Record>> {
@@ -146,6 +174,16 @@ mod tests {
         assert!(all(&format!("{HEADER}\n. {D}\nb {D}\na {D}\n#end entries=3\n")).is_err());
         assert!(all(&format!("{HEADER}\n. {D}")).is_err());
         assert!(all("garbage\n").is_err());
+    }
+
+    #[test]
+    fn overlong_lines_and_trailing_data_are_errors() {
+        let long = "x".repeat(MAX_LINE as usize + 10);
+        let e = all(&format!("{HEADER}\n{long}\n#end entries=0\n")).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        let r = reader(&format!("{HEADER}\n. {D}\n#end entries=1\ngarbage\n")).unwrap();
+        assert!(r.finish().unwrap_err().to_string().contains("after the '#end'"));
+        assert_eq!(reader(&format!("{HEADER}\n. {D}\n#end entries=1\n")).unwrap().finish().unwrap(), 1);
     }
 
     #[test]

@@ -20,7 +20,6 @@ use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
-use crate::manifest::format::{HEADER, TRAILER_PREFIX};
 use crate::manifest::{Body, Record};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
@@ -221,13 +220,13 @@ pub fn write_archive<W: Write + Send + 'static>(
     for (name, host) in config {
         w.add_config(name, host)?;
     }
-    let mut manifest = format!("{HEADER}\n").into_bytes();
+    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
+    let mut manifest = archive::records::Spool::new()?;
     let (mut entries, mut bytes) = (0u64, 0u64);
     progress.phase("backup", Some((meta.entries, meta.bytes)));
     archive::walk(root, &mut |walked, e| {
         let rec = w.add_entry(e)?;
-        manifest.extend_from_slice(complete(walked, &rec).to_line().as_bytes());
-        manifest.push(b'\n');
+        manifest.push(&complete(walked, &rec))?;
         entries += 1;
         let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
         bytes += b;
@@ -235,8 +234,8 @@ pub fn write_archive<W: Write + Send + 'static>(
         Ok(())
     })?;
     progress.finish();
-    manifest.extend_from_slice(format!("{TRAILER_PREFIX}{entries}\n").as_bytes());
-    let out = w.finish(&manifest)?;
+    let (manifest, len) = manifest.into_file()?;
+    let out = w.finish(manifest, len)?;
     Ok((out, entries, bytes))
 }
 

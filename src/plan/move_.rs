@@ -271,7 +271,7 @@ pub fn health(api: &DockerApi, expected: &Path, before: Option<&DockerState>, pr
         progress.warn(&format!(
             "container {} ({}) was running and has restart policy {:?}: dockerd does not restart it, start it with `docker start`",
             c.names.join(","),
-            &c.id[..c.id.len().min(12)],
+            crate::docker::id::short(&c.id),
             c.restart_policy
         ));
     }

@@ -212,17 +212,24 @@ pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
 }
 
-/// Raises the soft open-files limit to the hard limit: a walk keeps one fd per
-/// directory level plus the fds of the files in flight.
-pub fn raise_nofile_limit() {
+/// Raises the soft open-files limit to the hard limit (a walk keeps one fd per
+/// directory level plus the fds of the entries in flight) and returns the
+/// soft limit now in force, so callers can size their windows below it.
+pub fn raise_nofile_limit() -> u64 {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain struct in and out.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let want = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                rl = want;
+            }
         }
     }
+    rl.rlim_cur
 }
 
 /// Path through /proc that names `name` inside the directory `dir` with a short

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -287,7 +287,7 @@ pub fn walk<V: Visitor>(
     progress: &dyn crate::progress::Progress,
     mut sink: impl FnMut(Result<Outcome>),
 ) -> Result<WalkStats> {
-    sys::raise_nofile_limit();
+    let window = window(sys::raise_nofile_limit());
     let root = &opts.root;
     let root_fd = sys::open_dir_path(root).map_err(|e| Error::io("open", root, b"", e))?;
     let root_meta = sys::stat::fstat(root_fd.as_fd()).map_err(|e| Error::io("stat", root, b"", e))?;
@@ -297,13 +297,13 @@ pub fn walk<V: Visitor>(
 
     let (job_tx, job_rx) = unbounded::<Vec<Item>>();
     let (res_tx, res_rx) = unbounded::<Msg>();
-    let (tok_tx, tok_rx) = bounded::<()>(8192);
+    let (tok_tx, tok_rx) = bounded::<()>(window);
     let pool = Pool::default();
     let working = AtomicUsize::new(opts.threads.max(1));
     let stats = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
             let (rx, tx, pool, working) = (job_rx.clone(), res_tx.clone(), &pool, &working);
-            s.spawn(move || worker(visitor, pool, rx, tx, working));
+            s.spawn(move || worker(visitor, root, pool, rx, tx, working));
         }
         drop(job_rx);
         let walker = Walker {
@@ -319,31 +319,58 @@ pub fn walk<V: Visitor>(
             root_dev: 0,
             mounts: Vec::new(),
         };
-        let mounts = s.spawn(move || {
+        let walked = s.spawn(move || {
             let mut w = walker;
             w.run(root_node, root_meta);
             w.flush();
             // Dropping the walker closes the job and result channels.
-            std::mem::take(&mut w.mounts)
+            (std::mem::take(&mut w.mounts), w.seq)
         });
-        let stats = collect(res_rx, tok_rx, progress, &mut sink);
-        let mut stats = stats;
-        stats.mount_points = mounts.join().unwrap_or_default();
-        stats
-    });
+        let (mut stats, collected) = collect(res_rx, tok_rx, progress, &mut sink);
+        // A walker that panicked stopped listing: what was collected is not the tree.
+        let (mounts, dispatched) = walked.join().map_err(|p| Error::Panicked {
+            path: crate::error::show(root, b""),
+            what: format!("the walker thread: {}", crate::error::panic_message(p.as_ref())),
+        })?;
+        if collected != dispatched {
+            let what = format!("{} of {dispatched} entries came back from the workers", collected);
+            return Err(Error::Panicked { path: crate::error::show(root, b""), what });
+        }
+        stats.mount_points = mounts;
+        Ok(stats)
+    })?;
     for e in visitor.late_errors() {
         sink(Err(e));
     }
     Ok(stats)
 }
 
-fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>, working: &AtomicUsize) {
+/// Entries in flight (dispatched, not yet handed to the sink) for a soft
+/// open-files limit of `nofile`. Each may hold two fds (a source file and
+/// its copy) and keep its directory's two open; a quarter of what is left
+/// after a reserve for the rest of the process (stdio, archive, journal,
+/// zstd, the directory chain) stays well below the limit: 192 at 1024, 960
+/// at 4096, at most 8192.
+fn window(nofile: u64) -> usize {
+    (nofile.saturating_sub(256) / 4).clamp(64, 8192) as usize
+}
+
+/// Runs one entry on a worker; a panic becomes that entry's error.
+fn run_entry<V: Visitor>(visitor: &V, root: &Path, item: &Item, pool: &Pool) -> Result<Outcome> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| visitor.entry(item, pool))).unwrap_or_else(|p| {
+        Err(Error::Panicked { path: crate::error::show(root, &item.rel), what: crate::error::panic_message(p.as_ref()) })
+    })
+}
+
+fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, jobs: Receiver<Vec<Item>>, results: Sender<Msg>, working: &AtomicUsize) {
     loop {
         // Pieces of a large file first: the ordered collector may be waiting for it.
         let batch = select! {
             recv(pool.tasks()) -> t => {
                 if let Ok(t) = t {
-                    t();
+                    // A panicking piece drops its result sender: its owner
+                    // sees that and fails its entry (see `run_entry`).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
                 }
                 continue;
             }
@@ -355,7 +382,7 @@ fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, resul
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
             let seq = item.seq;
-            out.push((seq, visitor.entry(&item, pool)));
+            out.push((seq, run_entry(visitor, root, &item, pool)));
             // Dropping the item may finalise its directory; do it before the
             // outcome is reported, so directory errors are never lost.
             drop(item);
@@ -369,18 +396,19 @@ fn worker<V: Visitor>(visitor: &V, pool: &Pool, jobs: Receiver<Vec<Item>>, resul
     working.fetch_sub(1, Ordering::SeqCst);
     while working.load(Ordering::SeqCst) > 0 {
         if let Ok(t) = pool.tasks().recv_timeout(std::time::Duration::from_millis(5)) {
-            t();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
         }
     }
 }
 
-/// Puts outcomes back in walk order and hands them to the sink.
+/// Puts outcomes back in walk order and hands them to the sink; returns the
+/// stats and how many outcomes were handed on.
 fn collect(
     results: Receiver<Msg>,
     tokens: Receiver<()>,
     progress: &dyn crate::progress::Progress,
     sink: &mut impl FnMut(Result<Outcome>),
-) -> WalkStats {
+) -> (WalkStats, u64) {
     let mut next = 0u64;
     let mut pending: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut stats = WalkStats::default();
@@ -400,5 +428,91 @@ fn collect(
             sink(r);
         }
     }
-    stats
+    (stats, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panics in `entry` for a file named `boom`, in `enter_dir` for a
+    /// directory named `boom.d`.
+    struct Bomb;
+
+    impl Visitor for Bomb {
+        fn enter_dir(&self, item: &Item, _src: std::os::fd::BorrowedFd<'_>) -> Result<Entered> {
+            assert!(item.rel != b"boom.d", "walker bomb");
+            Ok(Entered::default())
+        }
+        fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
+            assert!(item.rel != b"boom", "worker bomb");
+            if item.rel == b"split" {
+                // Pieces on the pool, one of which panics on whichever thread runs it.
+                let jobs: Vec<super::super::pool::Job<u32>> = (0..4u32)
+                    .map(|i| {
+                        Box::new(move || {
+                            assert!(i != 3, "piece bomb");
+                            i
+                        }) as super::super::pool::Job<u32>
+                    })
+                    .collect();
+                pool.run_all(jobs);
+            }
+            Ok(Outcome::default())
+        }
+    }
+
+    fn run(root: &std::path::Path) -> (Result<WalkStats>, Vec<String>) {
+        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None };
+        let mut errors = Vec::new();
+        let r = walk(&opts, &Bomb, None, &crate::progress::Silent, |o| {
+            if let Err(e) = o {
+                errors.push(e.to_string());
+            }
+        });
+        (r, errors)
+    }
+
+    #[test]
+    fn a_panicking_worker_fails_its_entry() {
+        let t = tempfile::tempdir().unwrap();
+        for n in ["a", "boom", "c"] {
+            std::fs::write(t.path().join(n), n).unwrap();
+        }
+        let (r, errors) = run(t.path());
+        assert!(r.is_ok());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("boom") && errors[0].contains("worker bomb"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_panicking_piece_of_a_split_entry_fails_that_entry() {
+        let t = tempfile::tempdir().unwrap();
+        for n in ["a", "split", "z"] {
+            std::fs::write(t.path().join(n), n).unwrap();
+        }
+        let (r, errors) = run(t.path());
+        assert!(r.is_ok());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("split") && errors[0].contains("panicked"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_panicking_walker_fails_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("boom.d")).unwrap();
+        std::fs::write(t.path().join("boom.d/x"), "x").unwrap();
+        std::fs::write(t.path().join("z"), "z").unwrap();
+        let (r, _) = run(t.path());
+        let e = r.expect_err("a walk whose walker panicked returned Ok");
+        assert!(e.to_string().contains("walker bomb"), "{e}");
+    }
+
+    #[test]
+    fn the_window_stays_below_the_open_files_limit() {
+        assert_eq!(window(1024), 192);
+        assert_eq!(window(4096), 960);
+        assert_eq!(window(1 << 20), 8192);
+        assert_eq!(window(0), 64);
+    }
 }

@@ -179,6 +179,56 @@ fn fidelity_tree_round_trip() {
     assert!(!dst2.exists());
 }
 
+/// The streaming paths end to end on 30k small files laid out as image
+/// layers (scripts/mksmall.py, as `bench.sh --small`): copy, backup, verify
+/// and restore, each under a 512 open-files limit (the walk's old fixed
+/// window of 8192 open files hit EMFILE there), each compared with the
+/// source by the independent treecmp.py. The spooled manifests leave
+/// nothing in TMPDIR.
+#[test]
+fn thirty_thousand_small_files_stream_through_copy_backup_verify_restore() {
+    require_root();
+    let s = Scratch::new("bk-scale");
+    let src = s.join("src/docker");
+    ok(Command::new("python3").arg(repo().join("scripts/mksmall.py")).arg(&src).arg("30000"));
+    let tmp = s.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let limited = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut c = Command::new("prlimit");
+        c.arg("--nofile=512:512").arg(bin()).env("TMPDIR", &tmp);
+        c.args(args.iter().map(|a| a.as_ref()));
+        must(run(&mut c))
+    };
+    let copy = s.join("copy");
+    limited(&[&"-q", &"copy", &src, &copy, &"--manifest", &s.join("copy.manifest")]);
+    assert_same_tree(&src, &copy);
+    std::fs::remove_dir_all(&copy).unwrap();
+    let a = s.join("small.tar.zst");
+    let none = s.join("none.sock");
+    limited(&[&"-q", &"--service", &"none", &"--docker-socket", &none, &"--data-root", &src, &"backup", &"-o", &a, &"--no-config"]);
+    let v = json(&limited(&[&"--json", &"verify", &a]));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["entries"].as_u64().unwrap() > 30_000, "{v}");
+    let dst = s.join("restored/docker");
+    limited(&[
+        &"-q",
+        &"--service",
+        &"none",
+        &"--docker-socket",
+        &none,
+        &"--data-root",
+        &dst,
+        &"--state-dir",
+        &s.join("st"),
+        &"restore",
+        &a,
+        &"--yes",
+    ]);
+    assert_same_tree(&src, &dst);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "temporary files left in TMPDIR: {left:?}");
+}
+
 /// (c) `backup -o - | restore -`.
 #[test]
 fn stream_backup_into_restore() {
@@ -329,6 +379,79 @@ fn newer_engine_archive_needs_allow_downgrade() {
     let o = must(d(&[&"--service", &"none", &"--data-root", &dst2, &"--state-dir", &st, &"restore", &old, &"--yes"]));
     assert!(text(&o).contains("cannot go back to Docker 1.2.3-fake"), "{}", text(&o));
     assert_same_tree(&src, &dst2);
+}
+
+/// This daemon's containerd and shims (they name DIR/exec/containerd/).
+fn containerd_processes(dir: &Path) -> Vec<String> {
+    let key = format!("{}/exec/containerd/", dir.display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&key) {
+            found.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// A containerd-shim-runc-v2 and its `sleep 1d` outlived their daemon after
+/// scripts/test.sh: a dockerd that dies without stopping its containers
+/// (SIGKILL, as dockerd.sh does after 30 s on a loaded machine) leaves the
+/// shim running, re-parented to init. `dockerd.sh stop` must reap them and
+/// the container's mounts.
+#[test]
+fn shim_and_sleep_outlived_their_killed_daemon() {
+    require_root();
+    assert!(have_docker(), "dockerd and docker are required (apt-get install docker.io)");
+    let dir = short_dir("shim");
+    let dm = Daemon::start(dir.path());
+    let fixtures = std::env::var("DOCKROOT_FIXTURES").unwrap_or_else(|_| "/var/tmp/dockroot-fixtures".into());
+    dm.docker(&["import", &format!("{fixtures}/busybox-base.tar"), "bb:1"]);
+    dm.docker(&["run", "-d", "--network", "none", "--stop-timeout", "2", "bb:1", "sleep", "1d"]);
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).unwrap().trim().parse().unwrap();
+    ok(Command::new("kill").args(["-KILL", &pid.to_string()]));
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dir = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(containerd_processes(&dir).iter().any(|p| p.contains("containerd-shim")), "no shim survived: the premise changed");
+    dm.stop();
+    assert_eq!(containerd_processes(&dir), Vec::<String>::new(), "processes of the killed daemon survived dockerd.sh stop");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&format!(" {}/", dir.display()))).collect();
+    assert!(left.is_empty(), "mounts left below {}: {left:#?}", dir.display());
+}
+
+/// `inspect` sliced bytes 0..12 of ids from meta.json and panicked on a
+/// crafted multibyte id; it must print them cut by characters.
+#[test]
+fn inspect_panicked_on_a_crafted_multibyte_container_id() {
+    use dockroot::docker::snapshot::{ContainerState, DockerState, ImageState};
+    let s = Scratch::new("bk-mbid");
+    let src = s.join("src");
+    std::fs::create_dir(&src).unwrap();
+    // Byte 12 falls inside a character in both ids.
+    let evil = format!("a{}", "\u{e9}".repeat(40));
+    let mut meta = meta_for(&src);
+    meta.docker = Some(DockerState {
+        images: vec![ImageState { id: format!("sha256:{}\u{20ac}", "a".repeat(11)), tags: vec!["x:1".into()] }],
+        containers: vec![ContainerState {
+            id: evil.clone(),
+            names: vec!["c".into()],
+            image: "x:1".into(),
+            state: "exited".into(),
+            restart_policy: "no".into(),
+        }],
+        volumes: vec![],
+    });
+    let a = s.join("mb.tar.zst");
+    let f = std::fs::File::create(&a).unwrap();
+    write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let o = must(d(&[&"inspect", &a]));
+    let out = text(&o);
+    assert!(out.contains(&format!("  a{} c x:1", "\u{e9}".repeat(11))), "{out}");
+    assert!(out.contains(&format!("{}\u{20ac} x:1", "a".repeat(11))), "{out}");
 }
 
 /// (f) inspect --json and verify on an archive; --keep prunes a directory.

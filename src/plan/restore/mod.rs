@@ -28,7 +28,7 @@ use super::backup::{self, BackupMeta, CONFIG_DIRS};
 use super::intent::Intent;
 use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
-use crate::archive::{self, ExtractOptions};
+use crate::archive;
 use crate::docker::api::DockerApi;
 use crate::docker::atomic;
 use crate::docker::facts::{self, EngineChange};
@@ -189,7 +189,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             Ok(RestoreSummary {
                 data_root: dr,
                 old: r.j.old_tree.clone(),
-                entries: ex.records.len() as u64,
+                entries: ex.entries,
                 config_restored,
                 health_checked: !none && meta.docker.is_some(),
                 seconds: start.elapsed().as_secs_f64(),
@@ -220,22 +220,31 @@ fn extract_and_verify(
     r.step_with("staging", vec![Intent::MakeTree { path: staging.clone() }], |_| {
         std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))
     })?;
-    let ex = r.step("extract", |_| {
+    // The archive's manifest streams to a file next to the staging tree (never
+    // into memory); verify_tree below hashes the tree as written against it.
+    let mpath = atomic::with_suffix(&staging, ".manifest");
+    let ex = r.step_with("extract", vec![Intent::MakeTree { path: mpath.clone() }], |_| {
         let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
         progress.phase("extract", Some((meta.entries, meta.bytes)));
-        // verify_tree below hashes the tree as written; hashing while extracting would do it twice.
-        let ex = archive::extract(reader, fd.as_fd(), &ExtractOptions { hash: false });
+        let ex = extract_to(reader, fd.as_fd(), &mpath);
         progress.finish();
-        Ok::<_, BackupError>(ex?)
+        ex
     })?;
-    let mpath = atomic::with_suffix(&staging, ".manifest");
-    r.step_with("verify", vec![Intent::MakeTree { path: mpath.clone() }], |_| verify_staging(opts, &staging, &mpath, &ex, progress))?;
+    r.step("verify", |_| verify_staging(opts, &staging, &mpath, progress))?;
     Ok(ex)
 }
 
-/// Verifies the staging tree against the archive's manifest.
-fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, ex: &archive::Extracted, progress: &dyn Progress) -> Result<()> {
-    std::fs::write(mpath, &ex.manifest).map_err(BackupError::io("write", mpath))?;
+/// Extracts into `staging`, writing the archive's manifest to `mpath`.
+fn extract_to(reader: &mut archive::ArchiveReader, staging: std::os::fd::BorrowedFd<'_>, mpath: &Path) -> Result<archive::Extracted> {
+    let f = std::fs::File::create(mpath).map_err(BackupError::io("create", mpath))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let ex = archive::extract(reader, staging, &mut w)?;
+    std::io::Write::flush(&mut w).map_err(BackupError::io("write", mpath))?;
+    Ok(ex)
+}
+
+/// Verifies the staging tree against the archive's manifest (`mpath`, written by the extract).
+fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
     let rep = crate::manifest::verify::verify_tree(staging, mpath, opts.threads, progress);
     let _ = std::fs::remove_file(mpath);
     let rep = rep?;
