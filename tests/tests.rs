@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod docker_service;
 mod engine;
+mod modern_engine;
 mod output;
 mod plan;
 mod ship;

@@ -71,6 +71,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
+        bk::engine_check(&opts, &p.data_root)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -155,6 +156,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         api: api(g),
         state_dir: g.state_dir.clone(),
         force: a.force,
+        allow_downgrade: a.allow_downgrade,
         with_config: a.with_config,
         host_root: "/".into(),
         dockerd: "dockerd".into(),
@@ -215,6 +217,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(e) = &meta.engine {
+        lines.push(format!("image store:    {}", e.image_store));
+        lines.push(format!(
+            "containerd:     {} ({}, root {})",
+            e.containerd_version.as_deref().unwrap_or("unknown version"),
+            e.containerd_serving,
+            e.containerd_root.display()
+        ));
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));

@@ -244,9 +244,13 @@ pub enum CompressArg {
 pub struct RestoreArgs {
     /// The archive, or `-` for stdin.
     pub archive: PathBuf,
-    /// Replace a non-empty data-root (it is kept aside) and ignore an engine version mismatch.
+    /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
     pub force: bool,
+    /// Restore an archive written by a newer Docker than the installed one
+    /// (Docker supports upgrading a data-root, not downgrading it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Also restore /etc/docker and docker.service drop-ins from the archive (backups kept).
     #[arg(long)]
     pub with_config: bool,

@@ -107,8 +107,26 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     for d in &s.userns_dirs {
         out.say(&format!("userns-remap dir: {}", d.display()));
     }
+    let e = &s.engine;
+    out.say(&format!("image store:      {} (from {})", e.image_store, e.image_store_source));
+    let c = &e.containerd;
+    let addr = c.address.as_ref().map(|a| format!(" on {}", a.display())).unwrap_or_default();
+    out.say(&format!("containerd:       {}{addr} (from {})", c.serving, c.serving_source));
+    out.say(&format!("containerd root:  {} ({}; from {})", c.dirs.root.display(), bytes(c.root_bytes), c.dirs.source));
+    out.say(&format!("containerd state: {} ({})", c.dirs.state.display(), bytes(c.state_bytes)));
+    out.say(&format!(
+        "namespaces:       {} (from {})",
+        if c.namespaces.is_empty() { "none".into() } else { c.namespaces.join(", ") },
+        c.namespaces_source
+    ));
     if let Some(w) = &s.containerd_warning {
         out.say(&format!("WARNING:          {w}"));
+    }
+    for t in &s.stranded_trees {
+        out.say(&format!(
+            "WARNING:          the running daemon's data-root is empty, but {} holds Docker's data; whatever starts dockerd at boot may pass an old --data-root",
+            t.display()
+        ));
     }
     for m in &s.mounts_below {
         out.say(&format!("mount below:      {m}"));
@@ -223,6 +241,10 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             ));
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
+            }
+            if let Some(line) = &p.boot_command {
+                out.say(&format!("dockerd now runs as: {line}"));
+                out.say("IMPORTANT: whatever starts dockerd at boot must use this command line from now on; with the old --data-root, Docker would start on an empty directory");
             }
             out.say("check your containers, then run `dockroot finalize` to delete the old data, or `dockroot rollback` to go back");
             Ok(0)

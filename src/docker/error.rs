@@ -44,4 +44,7 @@ pub enum DockerError {
     /// An fstab line we were asked to add conflicts with an existing one.
     #[error("{path} already mounts something on {mount_point} (line {line}); remove or fix that line first")]
     FstabConflict { path: PathBuf, mount_point: String, line: usize },
+    /// The containerd image store keeps Docker's images outside the data-root.
+    #[error("{0}")]
+    ImagesOutsideDataRoot(Box<super::engine::ImagesOutside>),
 }

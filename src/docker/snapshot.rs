@@ -6,6 +6,10 @@ use super::api::DockerApi;
 use super::error::Result;
 use serde::{Deserialize, Serialize};
 
+/// How Docker 20.10 prints "no tag" and "no digest".
+const UNTAGGED: &str = "<none>:<none>";
+const UNTAGGED_DIGEST: &str = "<none>@<none>";
+
 /// One image: id and sorted tags.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ImageState {
@@ -69,9 +73,15 @@ impl DockerState {
         Ok(Self::new(images.collect(), containers.collect(), volumes.collect()))
     }
 
-    /// Builds a normalised (sorted) state.
+    /// Builds a normalised state: sorted, and untagged written one way.
+    /// Docker 20.10 lists an untagged image as `<none>:<none>`, Docker 25+
+    /// as no tag at all; both mean the same, and a restore onto a newer
+    /// engine must not fail on how a version prints it.
     pub fn new(mut images: Vec<ImageState>, mut containers: Vec<ContainerState>, mut volumes: Vec<String>) -> Self {
-        images.iter_mut().for_each(|i| i.tags.sort());
+        for i in &mut images {
+            i.tags.retain(|t| t != UNTAGGED && t != UNTAGGED_DIGEST);
+            i.tags.sort();
+        }
         containers.iter_mut().for_each(|c| c.names.sort());
         images.sort();
         containers.sort();
@@ -123,5 +133,17 @@ mod tests {
         // Regression: the health check printed `ContainerState { id: … }`.
         assert_eq!(d[0], "container 1 changed: /x (image i, exited, restart policy no) -> /x (image i, running, restart policy no)");
         assert!(a.diff(&a.clone()).is_empty());
+    }
+
+    #[test]
+    fn untagged_is_the_same_on_every_engine() {
+        let img = |t: &[&str]| ImageState { id: "sha256:1".into(), tags: t.iter().map(|s| s.to_string()).collect() };
+        // 20.10's `/images/json?all=1` vs 28's for the same intermediate image.
+        let old = DockerState::new(vec![img(&["<none>:<none>"])], vec![], vec![]);
+        let new = DockerState::new(vec![img(&[])], vec![], vec![]);
+        assert!(old.diff(&new).is_empty());
+        // A real tag still counts.
+        let tagged = DockerState::new(vec![img(&["a:1"])], vec![], vec![]);
+        assert_eq!(old.diff(&tagged).len(), 1);
     }
 }

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
 use crate::archive::{self, EntryRecord, WriterOptions};
-use crate::docker::api::DockerApi;
+use crate::docker::api::{DockerApi, Info};
+use crate::docker::daemon_json::DaemonJson;
+use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
 use crate::manifest::{Body, Record};
@@ -55,6 +57,9 @@ pub struct BackupMeta {
     pub bytes: u64,
     /// Images, containers and volumes as the daemon listed them before the stop.
     pub docker: Option<DockerState>,
+    /// Image store and containerd (absent in archives of older dockroot versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineMeta>,
 }
 
 impl BackupMeta {
@@ -243,6 +248,22 @@ pub fn write_archive<W: Write + Send + 'static>(
     Ok((out, entries, bytes))
 }
 
+/// The daemon that owns `dr` (`None` if it is not running) and what meta.json
+/// records about the engine. Refuses a backup that would silently lack the
+/// images: those of the containerd image store outside the data-root (issue 8).
+pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, EngineMeta)> {
+    // Only a daemon that owns this data-root describes it (a system dockerd
+    // next to a `--service none --data-root` tree does not).
+    let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
+    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
+    let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
+    let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
+    facts.check_complete("back up", dr).map_err(BackupError::docker("check the image store"))?;
+    let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
+    Ok((info, EngineMeta::new(&facts, containerd.map(|c| c.version))))
+}
+
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
 pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let start = Instant::now();
@@ -251,10 +272,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    // Only a daemon that owns this data-root describes it (a system dockerd
-    // next to a `--service none --data-root` tree does not).
-    let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
-    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let (info, engine_meta) = engine_check(opts, &dr)?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -288,6 +306,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             entries,
             bytes,
             docker,
+            engine: Some(engine_meta),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
