@@ -192,6 +192,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         warnings.extend(super::backup_target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
     }
     if let Some(out) = &output {
+        crate::sys::check_replaceable(out).map_err(BackupError::io("check the output", out))?;
         let abs = super::absolute(out);
         if abs.starts_with(&dr) {
             return Err(BackupError::Refused(format!(
