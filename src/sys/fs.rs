@@ -240,6 +240,23 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
     std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
 }
 
+/// Refuses an output path that exists and is not a regular file. Outputs are
+/// written under a temporary name and renamed over `path`; done to
+/// `/dev/null` (a habit when timing a command), that rename replaced the
+/// host's device node with a regular file.
+pub fn check_replaceable(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "exists and is not a regular file; dockroot renames a finished output over its target, \
+             which would replace it: write to standard output with `-o -` and redirect that instead",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,22 +278,5 @@ mod tests {
             assert_eq!(mode(), 0o640, "the symlink's target was changed");
             chmod(d.as_fd(), c"f", 0o600).unwrap();
         }
-    }
-}
-
-/// Refuses an output path that exists and is not a regular file. Outputs are
-/// written under a temporary name and renamed over `path`; done to
-/// `/dev/null` (a habit when timing a command), that rename replaced the
-/// host's device node with a regular file.
-pub fn check_replaceable(path: &Path) -> io::Result<()> {
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "exists and is not a regular file; dockroot renames a finished output over its target, \
-             which would replace it: write to standard output with `-o -` and redirect that instead",
-        )),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
     }
 }
