@@ -10,26 +10,16 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
 use crate::tree::Item;
 use crate::tree::pool::Pool;
+use crate::tree::scan::unchanged_since;
 use crate::tree::split::hash_content;
 
 pub enum Decision {
     /// The destination file already holds this content.
     Keep([u8; 32]),
     Rewrite,
-}
-
-/// Whether the baseline proves the source file unchanged since the last copy.
-fn baseline_unchanged(b: &Record, src: &Meta) -> Option<[u8; 32]> {
-    match b.body {
-        Body::File { size, blake3, ino, ctime } if ino == src.ino && ctime == src.ctime && size == src.size && b.mtime == src.mtime => {
-            Some(blake3)
-        }
-        _ => None,
-    }
 }
 
 /// Decides for a regular file whose destination is also a regular file.
@@ -40,7 +30,7 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
         return Ok(Decision::Rewrite);
     }
     if !checksum {
-        if let Some(h) = baseline.and_then(|b| baseline_unchanged(b, src)) {
+        if let Some(h) = baseline.and_then(|b| unchanged_since(b, src)) {
             return Ok(Decision::Keep(h));
         }
         if baseline.is_some() || dst.mtime != src.mtime {
