@@ -142,7 +142,8 @@ bench_downtime() {
         mv "$fill.tmp" "$fill"
     fi
     d=$(mktemp -d /tmp/dtb.XXXX) mnt=$dir/mnt log=$dir/downtime.log
-    trap 'bash "$lib/dockerd.sh" stop "$d"; grep -o " $d[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash "$lib/loopfs.sh" drop "$mnt" 2>/dev/null; rm -rf "$d"' EXIT
+    # shellcheck disable=SC2064 # expanded now: the names are local.
+    trap "bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt 2>/dev/null; rm -rf $d" EXIT
     bash "$lib/dockerd.sh" start "$d"
     bash "$lib/docker-fixture.sh" populate "$d/sock"
     docker -H "unix://$d/sock" volume create bench >/dev/null
@@ -192,7 +193,8 @@ print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
         rm -f "$d/poll.stop"
         polled[$name]=$(cat "$d/poll.out")
         own[$name]=$(python3 -c 'import json,sys
-v = json.load(open(sys.argv[1]))["result"]
+v = json.load(open(sys.argv[1]))
+v = v.get("result") or v.get("summary")
 print("%.1f" % v.get("downtime_secs", v.get("downtime_seconds", 0)))' "$d/out.json")
         echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
         cp "$d/out.json" "$dir/downtime-$name.json"

@@ -47,6 +47,17 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
     Ok(if hs == hd { Decision::Keep(hs) } else { Decision::Rewrite })
 }
 
+/// Whether the kept destination file `name` (stat `dst`) already has the
+/// source's owner, mode, times and xattrs. Then nothing is written to it, so
+/// its ctime stays: move's verify with Docker stopped trusts a target file
+/// whose inode and ctime did not move since it was read back.
+pub fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &sys::xattr::Xattrs) -> bool {
+    if (dst.uid, dst.gid, dst.perm, dst.atime, dst.mtime) != (src.uid, src.gid, src.perm, src.atime, src.mtime) {
+        return false;
+    }
+    sys::seen::open_seen(dir, name, dst).and_then(|(fd, _)| sys::xattr::read_path_fd(fd.as_fd())).is_ok_and(|x| &x == xattrs)
+}
+
 /// Removes whatever `name` is in `dir` (delta mode clears the way for a new entry).
 pub fn clear(dir: BorrowedFd<'_>, name: &CString, existing: &Meta) -> std::io::Result<()> {
     if existing.kind == Kind::Dir { sys::remove_tree_at(dir, name) } else { sys::unlink_at(dir, name) }

@@ -119,7 +119,9 @@ impl CopyVisitor {
         };
         let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
         let record = record_with(item, &item.meta, body, &self.src, Opened::Path(open_seen(item, &self.src)?.as_fd()))?;
-        apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
+        if !delta::same_attrs(d, &item.name, &dm, &item.meta, &record.xattrs) {
+            apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
+        }
         Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
     }
 

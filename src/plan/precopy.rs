@@ -18,6 +18,7 @@
 //! `T(last)` was read back and hashed with Docker running and nothing wrote
 //! it since, so only its metadata is compared again.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -92,6 +93,9 @@ pub fn run(src: &Path, dst: &Path, work: &Path, threads: usize, progress: &dyn P
 /// `trusted`) and checks it against the source manifest `s`. Returns the
 /// bytes read.
 fn read_back(dst: &Path, s: &Path, t: &Path, trusted: Option<&Path>, threads: usize, progress: &dyn Progress) -> Result<u64> {
+    // From the disk, not from the pages the copy left in the cache.
+    super::intent::flush("precopy", dst)?;
+    drop_cached(dst);
     let scan = write_manifest_since(dst, t, trusted, threads, progress).map_err(PlanError::engine("precopy"))?;
     if let Some(e) = scan.errors.first() {
         return Err(PlanError::PrecopyMismatch { target: dst.into(), count: scan.errors.len(), first: e.clone() });
@@ -105,4 +109,23 @@ fn read_back(dst: &Path, s: &Path, t: &Path, trusted: Option<&Path>, threads: us
         return Err(PlanError::PrecopyMismatch { target: dst.into(), count: real.len(), first: first.to_string() });
     }
     Ok(scan.bytes)
+}
+
+/// Asks the kernel to drop the cached pages of the regular files below
+/// `dir` (written back already: `flush` ran). The target is dockroot's own
+/// copy, which nothing else writes; symlinks are not followed and only
+/// regular files are opened. Best effort: a file it cannot open is read from
+/// the cache.
+fn drop_cached(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            drop_cached(&e.path());
+        } else if ft.is_file()
+            && let Ok(f) = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(e.path())
+        {
+            let _ = nix::fcntl::posix_fadvise(&f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+        }
+    }
 }

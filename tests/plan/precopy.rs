@@ -40,7 +40,8 @@ fn plan_move_precopy_verified_before_stop_reads_only_the_delta_while_stopped() {
     let p = &r["precopy"];
     let written: Vec<u64> = p["written"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap()).collect();
     assert!(!written.is_empty() && written.len() <= 5, "{written:?}");
-    assert!(written.windows(2).all(|w| w[1] < w[0] || w.len() < 2), "passes continue only while the delta shrinks: {written:?}");
+    // Passes continue only while the delta shrinks: each but the last wrote less than the one before.
+    assert!(written[..written.len() - 1].windows(2).all(|w| w[1] < w[0]), "{written:?}");
     // The big file was read back from the target before the stop ...
     assert!(p["verified_bytes"].as_u64().unwrap() >= BIG, "{p}");
     // ... and not again while Docker was stopped.
