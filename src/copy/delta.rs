@@ -10,6 +10,8 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
+use crate::manifest::Body;
+use crate::sys::xattr::Xattrs;
 use crate::sys::{self, Kind, Meta};
 use crate::tree::Item;
 use crate::tree::pool::Pool;
@@ -51,11 +53,43 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
 /// source's owner, mode, times and xattrs. Then nothing is written to it, so
 /// its ctime stays: move's verify with Docker stopped trusts a target file
 /// whose inode and ctime did not move since it was read back.
-pub fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &sys::xattr::Xattrs) -> bool {
-    if (dst.uid, dst.gid, dst.perm, dst.atime, dst.mtime) != (src.uid, src.gid, src.perm, src.atime, src.mtime) {
+pub fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &Xattrs) -> bool {
+    same_stat(dst, src) && sys::seen::open_seen(dir, name, dst).is_ok_and(|(fd, _)| same_xattrs(fd.as_fd(), xattrs))
+}
+
+/// [`same_attrs`] for a directory open as `fd`.
+pub fn same_dir_attrs(fd: BorrowedFd<'_>, src: &Meta, xattrs: &Xattrs) -> bool {
+    sys::stat::fstat(fd).is_ok_and(|dst| same_stat(&dst, src)) && same_xattrs(fd, xattrs)
+}
+
+/// Whether the destination's non-file, non-directory entry `name` already is
+/// `body` with the source's attributes: then it is left as it is.
+pub fn same_special(dir: BorrowedFd<'_>, name: &CString, src: &Meta, body: &Body, xattrs: &Xattrs) -> bool {
+    let Ok(Some(dst)) = dst_meta(dir, name) else { return false };
+    if dst.kind != src.kind || !same_stat(&dst, src) {
         return false;
     }
-    sys::seen::open_seen(dir, name, dst).and_then(|(fd, _)| sys::xattr::read_path_fd(fd.as_fd())).is_ok_and(|x| &x == xattrs)
+    let Ok((fd, _)) = sys::seen::open_seen(dir, name, &dst) else { return false };
+    let same_body = match body {
+        // "": the symlink the handle names (readlinkat(2)).
+        Body::Symlink { target } => sys::readlink_at(fd.as_fd(), c"").is_ok_and(|t| &t == target),
+        Body::Char { rdev } | Body::Block { rdev } => dst.rdev == *rdev,
+        Body::Fifo | Body::Socket => true,
+        _ => false,
+    };
+    same_body && same_xattrs(fd.as_fd(), xattrs)
+}
+
+/// Owner, mode and mtime; atime too for regular files only, which are read
+/// with O_NOATIME: reading a directory or a symlink (ours included) moves
+/// its atime, which no manifest records.
+fn same_stat(dst: &Meta, src: &Meta) -> bool {
+    let atime = src.kind != Kind::File || dst.atime == src.atime;
+    atime && (dst.uid, dst.gid, dst.perm, dst.mtime) == (src.uid, src.gid, src.perm, src.mtime)
+}
+
+fn same_xattrs(fd: BorrowedFd<'_>, xattrs: &Xattrs) -> bool {
+    sys::xattr::read_path_fd(fd).is_ok_and(|x| &x == xattrs)
 }
 
 /// Removes whatever `name` is in `dir` (delta mode clears the way for a new entry).

@@ -88,3 +88,36 @@ fn verify_since_rereads_a_file_rewritten_with_same_size_and_mtime() {
     let found: Vec<(&str, Field)> = rep.differences.iter().map(|d| (d.path.as_str(), d.field)).collect();
     assert_eq!(found, [("b", Field::Content)]);
 }
+
+/// A delta pass over an unchanged copy writes nothing on the destination:
+/// no inode's ctime moves (files, directories, symlinks, device nodes,
+/// xattrs, hardlinks of the fidelity tree), so the move's verify while
+/// stopped has nothing to read again.
+#[test]
+fn delta_over_an_unchanged_copy_moves_no_ctime() {
+    crate::util::require_root();
+    let s = Scratch::new("delta-ctime");
+    let disk = LoopFs::new(&s, "xfs", "1G");
+    let (src, dst) = (disk.mnt.join("src"), disk.mnt.join("dst"));
+    crate::util::fidelity_tree(&src);
+    let (m1, m2) = (s.join("m1"), s.join("m2"));
+    let copy = |more: &[&str]| {
+        let mut a = vec!["--json".to_string(), "copy".into(), src.display().to_string(), dst.display().to_string()];
+        a.extend(more.iter().map(|m| m.to_string()));
+        let o = dockroot(a);
+        assert!(o.status.success(), "{}", text(&o));
+        json(&o)
+    };
+    copy(&["--live", "--manifest", m1.to_str().unwrap()]);
+    let ctimes = || {
+        let out = crate::util::ok(std::process::Command::new("find").arg(&dst).args(["-printf", "%p %i %C@\n"]));
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let before = ctimes();
+    let v = copy(&["--delete", "--baseline", m1.to_str().unwrap(), "--manifest", m2.to_str().unwrap()]);
+    assert_eq!(v["summary"]["rewritten"], 0, "{v}");
+    assert_eq!(ctimes(), before);
+    crate::util::assert_same_tree(&src, &dst);
+}
