@@ -143,7 +143,7 @@ bench_downtime() {
     fi
     d=$(mktemp -d /tmp/dtb.XXXX) mnt=$dir/mnt log=$dir/downtime.log
     # shellcheck disable=SC2064 # expanded now: the names are local.
-    trap "bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt 2>/dev/null; rm -rf $d" EXIT
+    trap "set +e; bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt; rm -rf $d" EXIT
     bash "$lib/dockerd.sh" start "$d"
     bash "$lib/docker-fixture.sh" populate "$d/sock"
     docker -H "unix://$d/sock" volume create bench >/dev/null
@@ -212,6 +212,9 @@ print("%.1f" % v.get("downtime_secs", v.get("downtime_seconds", 0)))' "$d/out.js
     for i in move_precopy move_no_precopy backup_stop_the_world; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
     echo
     echo "move with pre-copy / --no-precopy: $(echo "scale=3; ${polled[move_precopy]} / ${polled[move_no_precopy]}" | bc)  (goal <= 0.10)"
+    echo "move with pre-copy, seconds per step with Docker down:"
+    python3 -c 'import json,sys
+print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"
 }
 
 if [[ -n $downtime ]]; then

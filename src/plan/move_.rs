@@ -61,6 +61,8 @@ pub struct MoveReport {
     pub verified_entries: u64,
     /// Bytes of content the verify read with Docker stopped.
     pub verified_bytes_stopped: u64,
+    /// Seconds each step took with Docker down, in order (where the downtime goes).
+    pub downtime_steps: Vec<(String, f64)>,
     pub journal: PathBuf,
 }
 
@@ -106,6 +108,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         sync_rewritten: 0,
         verified_entries: 0,
         verified_bytes_stopped: 0,
+        downtime_steps: Vec::new(),
         journal: env.state.journal_path(),
     };
 
@@ -136,6 +139,11 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     signal::install();
     let stopped_at = Instant::now();
     report.stopped_at_unix = unix_now();
+    let mut lap = Instant::now();
+    let mut mark = |report: &mut MoveReport, step: &str| {
+        report.downtime_steps.push((step.to_string(), lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
     let after_stop = (|| -> Result<()> {
         r.step("stop", |j| {
             // Record how to start Docker again even when the stop fails, so
@@ -149,12 +157,14 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             guard.map_err(PlanError::service("stop"))?.hand_over();
             Ok(())
         })?;
+        mark(&mut report, "stop");
         let (baseline, trusted) = match &report.precopy {
             Some(p) => (Some(p.source_manifest.clone()), Some(p.target_manifest.clone())),
             None => (None, None),
         };
         let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
         report.sync_rewritten = r.step("sync", |j| copy_step("sync", &j.data_root, &j.target, &opts, progress))?;
+        mark(&mut report, "sync");
         let (entries, bytes) = r.step("verify", |j| {
             let rep = verify_tree_since(&j.target, &m2, trusted.as_deref(), env.threads, progress).map_err(PlanError::engine("verify"))?;
             if !rep.ok() {
@@ -168,14 +178,19 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             Ok((rep.entries, rep.bytes))
         })?;
         (report.verified_entries, report.verified_bytes_stopped) = (entries, bytes);
+        mark(&mut report, "verify");
         // The copy must be on disk before anything points Docker at it.
         r.step("flush", |j| super::intent::flush("flush", &j.target))?;
+        mark(&mut report, "flush");
         switch::apply(&mut r, plan.use_dropin)?;
+        mark(&mut report, "switch");
         let starter = target_starter(&r.j, env);
         report.started_at_unix = unix_now();
         r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
+        mark(&mut report, "start");
         let expected = expected_root(&r.j);
         r.step("health", |_| health(&env.api, &expected, Some(&before), progress))?;
+        mark(&mut report, "health");
         Ok(())
     })();
     if let Err(cause) = after_stop {
