@@ -32,6 +32,9 @@ PACKAGES=(
     bc time tar
     # A C compiler: zstd-sys and blake3 compile C code.
     gcc libc6-dev
+    # Packaging and its tests (scripts/package.sh): man -l, file(1);
+    # off-site backups: restic (tests/ship/restic.rs).
+    man-db file restic
     ca-certificates curl
 )
 

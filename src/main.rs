@@ -1,5 +1,5 @@
 //! dockroot's binary: parse the command line, dispatch, map errors to exit
-//! codes. All the work is in the library.
+//! codes (see `cli::exit`). All the work is in the library.
 
 #![deny(unsafe_code)]
 
@@ -7,7 +7,7 @@ mod cli;
 
 use clap::Parser;
 
-use cli::{Cli, Command, output::Output};
+use cli::{Cli, Command, exit, output::Output};
 
 fn main() {
     // At start, before anything opens files: walks and extraction size their windows from it.
@@ -36,16 +36,28 @@ fn main() {
         Command::Backup(a) => cli::archive_cmds::backup(a, g, &out, progress.as_ref()),
         Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),
+        Command::Completions(a) => {
+            cli::docs::completions(a.shell, &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpages(a) => cli::docs::manpages(&a.dir).map(|names| {
+            out.say(&format!("wrote {} man pages to {}", names.len(), a.dir.display()));
+            exit::OK
+        }),
     };
     let code = match r {
         Ok(code) => code,
         Err(e) => {
-            out.problem(&format!("{e:#}"));
+            let text = cli::output::error_text(&e);
+            out.problem(&text);
             if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+                println!("{}", serde_json::json!({"ok": false, "error": text}));
             }
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
-            e.downcast_ref::<dockroot::plan::archive_error::BackupError>().map(|b| b.exit_code()).filter(|c| *c >= 3).unwrap_or(2)
+            e.downcast_ref::<dockroot::plan::archive_error::BackupError>()
+                .map(|b| b.exit_code())
+                .filter(|c| *c >= 3)
+                .unwrap_or(exit::REFUSED)
         }
     };
     std::process::exit(code);

@@ -621,7 +621,7 @@ fn rejects_non_dockroot_inputs() {
     member(&mut plain, &[], file(b"etc/passwd"), b"root");
     plain.extend_from_slice(&[0; 1024]);
     expect(extract_err(&zstd::encode_all(&plain[..], 3).unwrap()), "not .dockroot/meta.json");
-    expect(extract_err(&plain), "uncompressed tar");
+    expect(extract_err(&plain), "first member is `etc/passwd`, not .dockroot/meta.json");
     expect(extract_err(b"garbage garbage"), "not a dockroot archive");
 }
 

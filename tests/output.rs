@@ -95,3 +95,24 @@ fn tty_bar_gets_its_total_from_the_background_estimate() {
 fn indicatif_size(b: u64) -> String {
     format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
 }
+
+/// `manifest -o /dev/null` and `backup -o /dev/null` once renamed their
+/// finished temporary file over the device node: the host's /dev/null became
+/// a regular file. An output that exists and is not a regular file is refused.
+#[test]
+fn output_onto_dev_null_replaced_the_device_node() {
+    require_root();
+    let s = Scratch::new("devnull");
+    let src = s.join("src");
+    tree(&src);
+    let null = s.join("null");
+    ok(Command::new("mknod").arg(&null).args(["c", "1", "3"]));
+    let o = dockroot([OsStr::new("manifest"), src.as_os_str(), OsStr::new("-o"), null.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is not a regular file"), "{}", text(&o));
+    let o = dockroot([OsStr::new("backup"), OsStr::new("--data-root"), src.as_os_str(), OsStr::new("--service"), OsStr::new("none"), OsStr::new("-o"), null.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is not a regular file"), "{}", text(&o));
+    let m = std::fs::symlink_metadata(&null).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()), "the node was replaced");
+}

@@ -64,6 +64,11 @@ check() {
     [[ -n ${DOCKROOT_RUN_ID:-} ]] || { echo "leaks.sh: DOCKROOT_RUN_ID is not set" >&2; return 2; }
     procs=$(run_processes "$top")
     mounts=$(run_mounts)
+    # Once, `-o /dev/null` renamed a regular file over the host's device node.
+    if [[ ! -c /dev/null ]]; then
+        echo "leaks.sh: /dev/null is no longer a character device: a test or command replaced it" >&2
+        return 1
+    fi
     if [[ -z $procs && -z $mounts ]]; then
         echo "leaks.sh: this run left no process and no mount behind ($(sort -u "${DOCKROOT_LEDGER:-/dev/null}" | wc -l) directories recorded)"
         return 0

@@ -30,6 +30,8 @@ MIRROR=${DOCKROOT_MIRROR:-http://deb.debian.org/debian}
 INCLUDE=systemd,systemd-sysv,dbus,docker.io,busybox-static,attr,iproute2
 
 die() { echo "systemd-host.sh: $*" >&2; exit 1; }
+# shellcheck source=nspawn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/nspawn.sh"
 
 build() {
     mkdir -p "$FIXTURES"
@@ -77,62 +79,21 @@ EOF
     rm -rf "$r/var/lib/docker" "$r/var/lib/containerd"
 }
 
-# The systemd PID 1 of the container is the only child of systemd-nspawn.
-child_of() {
-    local ppid=$1 c
-    c=$(cat "/proc/$ppid/task/$ppid/children" 2>/dev/null || true)
-    echo "${c%% *}"
-}
-
 boot() {
     local root=$1 name=$2; shift 2
-    local binds=()
-    while (($#)); do
-        case $1 in
-            --bind) binds+=("--bind=$2"); shift 2 ;;
-            *) die "boot: unknown argument $1" ;;
-        esac
-    done
+    bind_args "$@"
     [[ -x $root/lib/systemd/systemd ]] || die "boot: $root is not a rootfs"
     local log=$root.nspawn.log
     # --keep-unit/--register=no: no machined/systemd on the outer host (PID 1
     # is not systemd here). The syscall filter adds the keyring calls that
     # docker/runc use and nspawn denies by default.
-    setsid systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
+    with_dev_null setsid systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
         --capability=all --bind=/sys/fs/cgroup \
         --system-call-filter='add_key keyctl request_key' \
-        "${binds[@]}" </dev/null >"$log" 2>&1 &
-    local nspid=$! pid="" state="" i
+        "${BINDS[@]}" </dev/null >"$log" 2>&1 &
+    local nspid=$!
     echo "$nspid" >"$root.nspawn.pid"
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$nspid" 2>/dev/null || die "boot: systemd-nspawn exited, see $log"
-        # Re-read every time: nspawn's first child is a short-lived helper
-        # that forks the container's PID 1 and exits.
-        pid=$(child_of "$nspid")
-        if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == systemd ]]; then
-            state=$(nsenter -t "$pid" -a systemctl is-system-running 2>/dev/null || true)
-            case $state in running|degraded) echo "$pid"; return 0 ;; esac
-        fi
-        sleep 0.1
-    done
-    die "boot: systemd not up after 60s (state '$state'), see $log"
-}
-
-exec_in() {
-    local pid=$1; shift
-    exec nsenter -t "$pid" -a -- "$@"
-}
-
-stop() {
-    local pid=$1 nspid i
-    nspid=$(ps -o ppid= -p "$pid" | tr -d ' ') || return 0
-    # SIGRTMIN+4 asks systemd for a clean poweroff (systemd(1)); nspawn then exits.
-    kill -s SIGRTMIN+4 "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$nspid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$nspid" 2>/dev/null || true
+    wait_systemd "$nspid" "$log" 600
 }
 
 case ${1:-} in
@@ -141,6 +102,6 @@ case ${1:-} in
           build; cp -a --reflink=auto "$CACHE" "$2" ;;
     boot) [[ $# -ge 3 ]] || die "usage: boot ROOT NAME [--bind SRC:DST ...]"; shift; boot "$@" ;;
     exec) [[ $# -ge 3 ]] || die "usage: exec PID CMD..."; shift; exec_in "$@" ;;
-    stop) [[ $# -eq 2 ]] || die "usage: stop PID"; stop "$2" ;;
+    stop) [[ $# -eq 2 ]] || die "usage: stop PID"; poweroff "$2" ;;
     *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 2 ;;
 esac

@@ -21,6 +21,7 @@ pub mod header;
 pub mod pipe;
 pub mod read;
 pub mod records;
+pub mod sink;
 pub mod verify;
 pub mod walk;
 pub mod writer;

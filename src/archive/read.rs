@@ -271,6 +271,8 @@ impl<R: Read> Read for Peeked<R> {
     }
 }
 
+const UNCOMPRESSED: &str = "uncompressed tar";
+
 fn sniff(head: &[u8]) -> Option<&'static str> {
     Some(match head {
         [] => "empty input",
@@ -278,7 +280,7 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
         [0x1f, 0x8b, ..] => "gzip data",
         [0xfd, b'7', b'z', b'X', b'Z', ..] => "xz data",
         [b'B', b'Z', b'h', ..] => "bzip2 data",
-        _ if head.len() >= 262 && &head[257..262] == b"ustar" => "uncompressed tar",
+        _ if head.len() >= 262 && &head[257..262] == b"ustar" => UNCOMPRESSED,
         _ => "unrecognized data, not zstd",
     })
 }
@@ -288,12 +290,18 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
 pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> {
     let mut head = Vec::with_capacity(512);
     (&mut r).take(512).read_to_end(&mut head).map_err(input("read the start"))?;
-    if let Some(what) = sniff(&head) {
+    let plain = sniff(&head) == Some(UNCOMPRESSED);
+    if let Some(what) = sniff(&head).filter(|_| !plain) {
         return Err(ArchiveError::NotArchive { what: what.into() });
     }
     let p = Peeked { head: io::Cursor::new(head), rest: r };
-    let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, p)).map_err(input("start zstd"))?;
-    let mut tar = TarReader::new(spawn_pipe(dec));
+    // An uncompressed archive (`backup --compress none`) is the same tar stream.
+    let mut tar = if plain {
+        TarReader::new(spawn_pipe(BufReader::with_capacity(1 << 20, p)))
+    } else {
+        let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, p)).map_err(input("start zstd"))?;
+        TarReader::new(spawn_pipe(dec))
+    };
     let first = match tar.next_member() {
         Ok(Some(m)) => m,
         Ok(None) => {

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use super::error::{ArchiveError, Result};
 use super::header::{self, BLOCK, Fields, flag};
+use super::sink::Sink;
 use super::{ArchiveEntry, EntryRecord, acl, layout, show};
 use crate::sys::Kind;
 use crate::tree::content::{Chunk, stream_range};
@@ -23,8 +24,8 @@ use crate::tree::hasher::ContentHasher;
 /// Compression settings.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
-    /// zstd level (1..=19); 3 is zstd's default.
-    pub level: i32,
+    /// zstd level (1..=19); 3 is zstd's default. `None`: a plain tar stream.
+    pub level: Option<i32>,
     /// zstd worker threads (0 = compress on the calling thread).
     pub threads: u32,
     /// Buffer in front of the encoder, so small tar writes keep the workers busy.
@@ -34,7 +35,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         let n = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        WriterOptions { level: 3, threads: n, buffer: 4 << 20 }
+        WriterOptions { level: Some(3), threads: n, buffer: 4 << 20 }
     }
 }
 
@@ -49,7 +50,7 @@ pub struct ArchiveWriter<W: Write + Send + 'static> {
     /// With worker threads, zstd copies each write into a job buffer and
     /// compresses on its workers: the caller only blocks when every job
     /// slot is full, so reading and hashing overlap with compression.
-    out: zstd::stream::write::Encoder<'static, W>,
+    out: Sink<W>,
     stage: Stage,
     now: i64,
 }
@@ -61,11 +62,17 @@ fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
 impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// Starts an archive on `out` and writes the first member, `meta.json`.
     pub fn new(out: W, opts: &WriterOptions, meta_json: &[u8]) -> Result<Self> {
-        let mut enc = zstd::stream::write::Encoder::new(out, opts.level).map_err(out_err("start zstd"))?;
-        if opts.threads > 0 {
-            enc.multithread(opts.threads).map_err(out_err("start zstd workers"))?;
-        }
-        enc.include_checksum(true).map_err(out_err("enable zstd checksums"))?;
+        let enc = match opts.level {
+            Some(level) => {
+                let mut enc = zstd::stream::write::Encoder::new(out, level).map_err(out_err("start zstd"))?;
+                if opts.threads > 0 {
+                    enc.multithread(opts.threads).map_err(out_err("start zstd workers"))?;
+                }
+                enc.include_checksum(true).map_err(out_err("enable zstd checksums"))?;
+                Sink::Zstd(enc)
+            }
+            None => Sink::Plain(out),
+        };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let _ = opts.buffer;
         let mut w = ArchiveWriter { out: enc, stage: Stage::Config, now };
@@ -215,7 +222,9 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 name,
                 mode: 0o644,
                 size: pax.len() as u64,
-                mtime: self.now,
+                // The entry's own time, not the time of the run: an unchanged
+                // entry then writes the same bytes every night (restic dedup).
+                mtime: f.mtime,
                 typeflag: flag::PAX,
                 ..Default::default()
             });

@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::commands::print_report;
+use super::exit;
 use super::output::{Output, bytes};
-use super::{BackupArgs, Global, InspectArgs, RestoreArgs, VerifyArgs};
+use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, VerifyArgs};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::{self as bk, BackupMeta, BackupOptions};
@@ -20,14 +21,11 @@ use dockroot::service::ServiceKind;
 use dockroot::service::wait::Timing;
 
 fn api(g: &Global) -> DockerApi {
-    match &g.docker_socket {
-        Some(s) => DockerApi::new(s),
-        None => DockerApi::from_env(),
-    }
+    super::socket::api(g)
 }
 
-fn service(g: &Global) -> Result<ServiceKind> {
-    g.service.parse::<ServiceKind>().map_err(|e| anyhow::anyhow!("--service {}: {e}", g.service))
+fn service(g: &Global) -> ServiceKind {
+    ServiceKind::from(&g.service)
 }
 
 fn threads(g: &Global) -> usize {
@@ -46,13 +44,17 @@ fn say(out: &Output, to_stderr: bool, line: &str) {
 }
 
 pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
-    let mut writer = WriterOptions { level: a.level, ..WriterOptions::default() };
+    let level = match a.compress {
+        CompressArg::Zstd => Some(a.level),
+        CompressArg::None => None,
+    };
+    let mut writer = WriterOptions { level, ..WriterOptions::default() };
     if let Some(t) = g.threads {
         writer.threads = t as u32;
     }
     let opts = BackupOptions {
         data_root: g.data_root.clone(),
-        service: service(g)?,
+        service: service(g),
         api: api(g),
         output: a.output.clone(),
         keep: a.keep,
@@ -69,6 +71,10 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
+        bk::engine_check(&opts, &p.data_root)?;
+        for w in &p.warnings {
+            out.problem(&format!("warning: {w}"));
+        }
         say(
             out,
             stdout,
@@ -132,22 +138,33 @@ fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
     Ok(())
 }
 
+/// A missing archive file is a typo, not a damaged archive: say so before
+/// anything else reads it.
+fn archive_exists(p: &Path) -> Result<()> {
+    if p != Path::new("-") {
+        std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
+    }
+    Ok(())
+}
+
 pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    archive_exists(&a.archive)?;
     let opts = RestoreOptions {
         source: a.archive.clone(),
         data_root: g.data_root.clone(),
-        service: service(g)?,
+        service: service(g),
         api: api(g),
         state_dir: g.state_dir.clone(),
         force: a.force,
+        allow_downgrade: a.allow_downgrade,
         with_config: a.with_config,
         host_root: "/".into(),
         dockerd: "dockerd".into(),
         threads: threads(g),
         timing: Timing::default(),
     };
-    let dr = g.data_root.clone().map(|d| d.display().to_string()).unwrap_or("the discovered data-root".into());
     if a.dry_run {
+        let dr = bk::data_root(g.data_root.as_deref(), &opts.api)?.display().to_string();
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
         out.say(&format!(
@@ -156,7 +173,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             rs::STAGING_INFIX
         ));
         out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
-            g.service,
+            service(g).resolve(),
             rs::OLD_INFIX,
             if a.with_config { ", restore the configuration" } else { "" },
             meta.docker.as_ref().map_or(0, |d| d.images.len()),
@@ -165,6 +182,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         out.json(&json!({"command": "restore", "dry_run": true, "meta": meta}));
         return Ok(0);
     }
+    let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
     confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))?;
     let s = rs::restore(&opts, progress)?;
     for w in &s.warnings {
@@ -183,6 +201,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
 }
 
 pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
+    archive_exists(&a.archive)?;
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
@@ -198,6 +217,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(e) = &meta.engine {
+        lines.push(format!("image store:    {}", e.image_store));
+        lines.push(format!(
+            "containerd:     {} ({}, root {})",
+            e.containerd_version.as_deref().unwrap_or("unknown version"),
+            e.containerd_serving,
+            e.containerd_root.display()
+        ));
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
@@ -224,8 +252,8 @@ fn sanitize(s: &str) -> String {
 /// Checks an archive: its structure and zstd checksums, and every data
 /// member against the manifest. Exit 1 when a member differs.
 pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
-    let md = std::fs::metadata(&a.path).with_context(|| format!("{}", a.path.display()))?;
-    if md.is_dir() {
+    archive_exists(&a.path)?;
+    if a.path.is_dir() {
         bail!("{} is a directory: give --manifest to verify a tree, or an archive file", a.path.display());
     }
     let rep = archive::verify(archive::open(&a.path)?)?;
@@ -259,5 +287,5 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "differences": r.differences,
         "more": r.more,
     }));
-    Ok(if rep.ok() { 0 } else { 1 })
+    Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }

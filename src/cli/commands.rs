@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use super::exit;
 use super::output::{Output, bytes};
 use super::{CopyArgs, Global, ManifestArgs, VerifyArgs};
 use dockroot::copy::{CopyOptions, copy_tree, default_threads};
@@ -77,7 +78,7 @@ pub fn copy(a: &CopyArgs, g: &Global, out: &Output, progress: &dyn Progress) -> 
         }
     }
     out.json(&json!({"command": "copy", "ok": s.ok() && verified != Some(false), "seconds": secs, "summary": s, "verify": report}));
-    Ok(if s.ok() && verified != Some(false) { 0 } else { 1 })
+    Ok(if s.ok() && verified != Some(false) { exit::OK } else { exit::DIFFERENCES })
 }
 
 /// A scratch manifest path next to the destination (not inside it).
@@ -101,7 +102,7 @@ pub fn manifest(a: &ManifestArgs, g: &Global, out: &Output, progress: &dyn Progr
         out.say(&format!("wrote the manifest of {} entries, {} to {}", s.entries, bytes(s.bytes), a.output.display()));
         out.json(&json!({"command": "manifest", "ok": s.errors.is_empty(), "summary": s}));
     }
-    Ok(if s.errors.is_empty() { 0 } else { 1 })
+    Ok(if s.errors.is_empty() { exit::OK } else { exit::DIFFERENCES })
 }
 
 pub fn verify(a: &VerifyArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
@@ -114,5 +115,5 @@ pub fn verify(a: &VerifyArgs, g: &Global, out: &Output, progress: &dyn Progress)
         out.say(&format!("FAILED: {} differences, {} errors", r.differences.len() as u64 + r.more, r.errors.len()));
     }
     out.json(&json!({"command": "verify", "ok": r.ok(), "report": r}));
-    Ok(if r.ok() { 0 } else { 1 })
+    Ok(if r.ok() { exit::OK } else { exit::DIFFERENCES })
 }

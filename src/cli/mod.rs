@@ -3,16 +3,39 @@
 
 pub mod archive_cmds;
 pub mod commands;
+pub mod docs;
 pub mod output;
 pub mod progress;
 pub mod relocate;
+pub mod service_arg;
+pub mod socket;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What each exit code means; printed by `--help` and the man page, and the
+/// codes `main` returns.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const DIFFERENCES: i32 = 1;
+    pub const REFUSED: i32 = 2;
+    pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  differences found, or some entries failed (each is printed with its path)
+  2  refused or bad input; nothing was changed
+  3  failed and undone: Docker runs on the old data again
+  4  failed, and undoing failed too: act now, the message says what to do";
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "dockroot", version, about = "Back up, restore and relocate a Docker data-root with full fidelity")]
+#[command(
+    name = "dockroot",
+    version,
+    about = "Back up, restore and relocate a Docker data-root with full fidelity",
+    after_help = exit::HELP
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -37,13 +60,14 @@ pub struct Global {
     /// The Docker data-root (default: discovered from daemon.json, docker.service, the daemon).
     #[arg(long, global = true, value_name = "PATH")]
     pub data_root: Option<PathBuf>,
-    /// How Docker is stopped and started: auto, systemd, sysv, openrc, pidfile:PATH or none.
-    #[arg(long, global = true, value_name = "KIND", default_value = "auto")]
-    pub service: String,
+    /// How Docker is stopped and started.
+    #[arg(long, global = true, value_name = "KIND", default_value = "auto", value_parser = service_arg::ServiceParser)]
+    pub service: service_arg::ServiceArg,
     /// Where dockroot keeps its journal, lock and manifests.
     #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/dockroot")]
     pub state_dir: PathBuf,
-    /// The Docker API socket (default: $DOCKER_HOST or /var/run/docker.sock).
+    /// The Docker API socket (default: $DOCKER_HOST, the running dockerd's -H, daemon.json `hosts`,
+    /// docker.socket, the docker CLI's context, /var/run/docker.sock; `status` says which).
     #[arg(long, global = true, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
     /// daemon.json to read and (with --method data-root) edit.
@@ -76,6 +100,22 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Show an archive's metadata and Docker objects without extracting it.
     Inspect(InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages (dockroot.1 and one per command) into DIR.
+    Manpages(ManpagesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: docs::ShellArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ManpagesArgs {
+    /// The directory to write the pages to (created if missing).
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -159,7 +199,7 @@ pub struct ManifestArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// A tree (with --manifest) or a backup archive.
+    /// A tree (with --manifest), or a backup archive (`-`: stdin, e.g. from `restic dump`).
     pub path: PathBuf,
     #[arg(long)]
     pub manifest: Option<PathBuf>,
@@ -167,7 +207,8 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Archive file, directory (DIR/: a timestamped name inside it) or `-` for stdout.
+    /// Archive file (its directory must exist), existing directory (DIR/: a timestamped
+    /// name inside it) or `-` for stdout.
     #[arg(short, long)]
     pub output: PathBuf,
     /// With -o DIR/: keep only the newest N dockroot archives there.
@@ -177,8 +218,12 @@ pub struct BackupArgs {
     #[arg(long)]
     pub no_config: bool,
     /// zstd level (1-19).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
+    /// `none` writes a plain tar stream, for a deduplicating store such as restic
+    /// (`-o - --compress none | restic backup --stdin`).
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compress: CompressArg,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -187,13 +232,25 @@ pub struct BackupArgs {
     pub yes: bool,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressArg {
+    /// A multi-threaded zstd frame with checksums (.tar.zst).
+    Zstd,
+    /// No compression (.tar); restore and verify read both.
+    None,
+}
+
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// The archive, or `-` for stdin.
     pub archive: PathBuf,
-    /// Replace a non-empty data-root (it is kept aside) and ignore an engine version mismatch.
+    /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
     pub force: bool,
+    /// Restore an archive written by a newer Docker than the installed one
+    /// (Docker supports upgrading a data-root, not downgrading it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Also restore /etc/docker and docker.service drop-ins from the archive (backups kept).
     #[arg(long)]
     pub with_config: bool,

@@ -36,3 +36,42 @@ impl Output {
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// An error and its causes, each stated once. dockroot's typed errors put
+/// their source's text in their own message, so a cause whose text is
+/// already there is not repeated (`open X: No such file…: No such file…`).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("open source {path}: {source}")]
+    struct Open {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_stated_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(Open { path: "/nonexistent".into(), source: io });
+        assert_eq!(error_text(&e), "open source /nonexistent: No such file or directory (os error 2)");
+        // A context that does not repeat its cause keeps it.
+        let e = anyhow::Error::new(std::io::Error::from_raw_os_error(13)).context("create /x");
+        assert_eq!(error_text(&e), "create /x: Permission denied (os error 13)");
+    }
+}

@@ -12,12 +12,13 @@ use dockroot::plan::{self, Env, Method, MoveRequest, PlanError, StateDir};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;
 
+use super::exit;
 use super::output::{Output, bytes};
 use super::{ConfirmArgs, Global, MethodArg, MoveArgs, StatusArgs};
 
 fn env(g: &Global) -> Result<Env> {
-    let service: ServiceKind = g.service.parse()?;
-    let api = g.docker_socket.as_ref().map(DockerApi::new).unwrap_or_else(DockerApi::from_env);
+    let service = ServiceKind::from(&g.service);
+    let api = super::socket::api(g);
     Ok(Env {
         data_root: g.data_root.clone(),
         service,
@@ -56,7 +57,7 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
     }
     if !std::io::stdin().is_terminal() {
         out.problem(&format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
-        return Some(2);
+        return Some(exit::REFUSED);
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
@@ -66,18 +67,24 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
         None
     } else {
         out.problem("aborted; nothing was changed");
-        Some(2)
+        Some(exit::REFUSED)
     }
 }
 
 pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
-    let env = env(g)?;
+    let sock = super::socket::discover(g);
+    let env = Env { api: DockerApi::new(&sock.path), ..env(g)? };
     let s = match plan::status::status(&env, a.to.as_deref()) {
         Ok(s) => s,
         Err(e) => return Ok(fail(out, &e)),
     };
-    out.json(&serde_json::to_value(&s)?);
+    let mut v = serde_json::to_value(&s)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("docker_socket".into(), serde_json::to_value(&sock)?);
+    }
+    out.json(&v);
     out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
+    out.say(&format!("docker socket:    {} (from {})", sock.path.display(), sock.source));
     for c in &s.conflicts {
         out.say(&format!(
             "CONFLICT:         {} set as flag in {} and in {}",
@@ -100,14 +107,32 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     for d in &s.userns_dirs {
         out.say(&format!("userns-remap dir: {}", d.display()));
     }
+    let e = &s.engine;
+    out.say(&format!("image store:      {} (from {})", e.image_store, e.image_store_source));
+    let c = &e.containerd;
+    let addr = c.address.as_ref().map(|a| format!(" on {}", a.display())).unwrap_or_default();
+    out.say(&format!("containerd:       {}{addr} (from {})", c.serving, c.serving_source));
+    out.say(&format!("containerd root:  {} ({}; from {})", c.dirs.root.display(), bytes(c.root_bytes), c.dirs.source));
+    out.say(&format!("containerd state: {} ({})", c.dirs.state.display(), bytes(c.state_bytes)));
+    out.say(&format!(
+        "namespaces:       {} (from {})",
+        if c.namespaces.is_empty() { "none".into() } else { c.namespaces.join(", ") },
+        c.namespaces_source
+    ));
     if let Some(w) = &s.containerd_warning {
         out.say(&format!("WARNING:          {w}"));
+    }
+    for t in &s.stranded_trees {
+        out.say(&format!(
+            "WARNING:          the running daemon's data-root is empty, but {} holds Docker's data; whatever starts dockerd at boot may pass an old --data-root",
+            t.display()
+        ));
     }
     for m in &s.mounts_below {
         out.say(&format!("mount below:      {m}"));
     }
     if let Some(j) = &s.journal {
-        out.say(&format!("journal:          {} of {} to {} is {:?}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
+        out.say(&format!("journal:          {} of {} to {} is {}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
     out.say("disks:            (* holds the data-root)");
     for d in &s.disks {
@@ -173,7 +198,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             method = j.method;
         }
     }
-    let Some(to) = &to else { return Ok(2) };
+    let Some(to) = &to else { return Ok(exit::REFUSED) };
     let req = MoveRequest { target: to.clone(), method, precopy: !a.no_precopy };
     if let Err(e) = env.state.refuse_unfinished() {
         return Ok(fail(out, &e));
@@ -226,6 +251,10 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             }
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
+            }
+            if let Some(line) = &p.boot_command {
+                out.say(&format!("dockerd now runs as: {line}"));
+                out.say("IMPORTANT: whatever starts dockerd at boot must use this command line from now on; with the old --data-root, Docker would start on an empty directory");
             }
             out.say("check your containers, then run `dockroot finalize` to delete the old data, or `dockroot rollback` to go back");
             Ok(0)

@@ -29,6 +29,21 @@ pub struct Info {
     pub containers_running: u64,
     /// Number of images.
     pub images: u64,
+    /// `[key, value]` pairs; `["driver-type", "io.containerd.snapshotter.v1"]`
+    /// marks the containerd image store (the `Driver` name does not).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub driver_status: Vec<Vec<String>>,
+    /// The containerd serving the daemon (API 1.46+, Docker 27+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<InfoContainerd>,
+}
+
+/// `Containerd` of `GET /info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InfoContainerd {
+    /// containerd's socket.
+    pub address: String,
 }
 
 /// One entry of `GET /images/json`.
@@ -72,6 +87,20 @@ pub struct Volume {
     pub driver: String,
     /// Where the volume's data lives (under the data-root for `local`).
     pub mountpoint: PathBuf,
+}
+
+/// One of `GET /version`'s `Components`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Deserialize)]
+struct VersionInfo {
+    #[serde(rename = "Components", default, deserialize_with = "null_as_empty")]
+    components: Vec<Component>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +165,11 @@ impl DockerApi {
     /// `GET /info`.
     pub fn info(&self) -> Result<Info> {
         self.get_json("/info")
+    }
+
+    /// `GET /version`: the engine's components (`Engine`, `containerd`, `runc`, ...).
+    pub fn components(&self) -> Result<Vec<Component>> {
+        Ok(self.get_json::<VersionInfo>("/version")?.components)
     }
 
     /// `GET /images/json?all=1`.

@@ -39,9 +39,12 @@ pub enum DockerError {
     #[error("cannot run `{command}`: {source}; is it installed and in PATH?")]
     Command { command: String, source: std::io::Error },
     /// A helper command printed something we do not understand.
-    #[error("unexpected output of `{command}`: {output:?}")]
+    #[error("unexpected output of `{command}`: `{}`", output.escape_debug())]
     CommandOutput { command: String, output: String },
     /// An fstab line we were asked to add conflicts with an existing one.
     #[error("{path} already mounts something on {mount_point} (line {line}); remove or fix that line first")]
     FstabConflict { path: PathBuf, mount_point: String, line: usize },
+    /// The containerd image store keeps Docker's images outside the data-root.
+    #[error("{0}")]
+    ImagesOutsideDataRoot(Box<super::engine::ImagesOutside>),
 }

@@ -1,10 +1,9 @@
 //! Facts about the engine and its data-root that change how a relocation must
-//! be done: the engine version, userns-remap subtrees (`<uid>.<gid>/`), the
-//! containerd image store (images then live outside the data-root and would be
-//! silently left behind), mounts still active below the data-root, and the
-//! size of the tree (to check free space at the destination).
+//! be done: the engine version, userns-remap subtrees (`<uid>.<gid>/`), trees
+//! set aside by an earlier move or restore, mounts still active below the
+//! data-root, and the size of the tree (to check free space at the
+//! destination). The image store is `super::engine`'s.
 
-use super::daemon_json::DaemonJson;
 use super::error::{DockerError, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,12 +28,42 @@ pub fn parse_dockerd_version(text: &str) -> Option<EngineVersion> {
         Some((v, b)) => (v.trim(), b.trim().strip_prefix("build ").map(|s| s.trim().to_string())),
         None => (rest.trim(), None),
     };
+    parse_version(version, build)
+}
+
+/// Parses a bare version such as `/info`'s `ServerVersion` (`28.5.2+dfsg4`).
+pub fn parse_version(version: &str, build: Option<String>) -> Option<EngineVersion> {
     let core = version.split(['+', '-', '~']).next()?;
     let mut nums = core.split('.').map(|n| n.parse::<u32>().ok());
     let major = nums.next()??;
     let minor = nums.next().flatten().unwrap_or(0);
     let patch = nums.next().flatten().unwrap_or(0);
     Some(EngineVersion { version: version.to_string(), numbers: (major, minor, patch), build })
+}
+
+/// How the installed engine relates to the one that wrote a data-root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineChange {
+    /// Same major.minor.patch (packaging suffixes such as `+dfsg1` ignored).
+    Same,
+    /// The installed engine is newer: Docker upgrades the data in place.
+    Upgrade,
+    /// The installed engine is older: Docker does not support that.
+    Downgrade,
+    /// One of the versions could not be parsed.
+    Unknown,
+}
+
+/// Compares the engine that wrote the data (`archive`) with `installed`.
+pub fn compare_engines(archive: &str, installed: &str) -> EngineChange {
+    match (parse_version(archive, None), parse_version(installed, None)) {
+        (Some(a), Some(i)) => match i.numbers.cmp(&a.numbers) {
+            std::cmp::Ordering::Equal => EngineChange::Same,
+            std::cmp::Ordering::Greater => EngineChange::Upgrade,
+            std::cmp::Ordering::Less => EngineChange::Downgrade,
+        },
+        _ => EngineChange::Unknown,
+    }
 }
 
 /// Runs `<dockerd> --version` and parses it.
@@ -65,40 +94,27 @@ fn is_uid_gid(name: &str) -> bool {
     name.split_once('.').is_some_and(|(u, g)| num(u) && num(g))
 }
 
-/// Where images live when the containerd image store is in use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerdStore {
-    /// The directory holding containerd's content and snapshots.
-    pub path: PathBuf,
-    /// Why we think the containerd store is used.
-    pub reason: String,
+/// `<data-root>.dockroot-old-*` siblings: trees a move or restore set aside.
+pub fn old_trees(data_root: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (data_root.parent(), data_root.file_name()) else { return Vec::new() };
+    let prefix = format!("{}.dockroot-old-", name.to_string_lossy());
+    let mut v: Vec<PathBuf> = std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
 }
 
-impl ContainerdStore {
-    /// A warning for the user: these images are not inside the data-root.
-    pub fn warning(&self) -> String {
-        format!(
-            "the containerd image store is in use ({}); images and snapshots live in {}, \
-             which dockroot does not move or back up with the data-root",
-            self.reason,
-            self.path.display()
-        )
-    }
-}
-
-/// Detects the containerd image store: `features.containerd-snapshotter` in
-/// daemon.json (images in `/var/lib/containerd`, outside the data-root) or a
-/// `<data-root>/containerd/daemon` directory (managed containerd inside it).
-///
-/// `<data-root>/containerd/daemon` is not a sign of it: that is the state of
-/// the containerd that dockerd starts itself, inside the data-root, and it
-/// moves with it. Only the snapshotter feature puts images in containerd's
-/// own root, outside the data-root.
-pub fn containerd_store(_data_root: &Path, cfg: &DaemonJson) -> Option<ContainerdStore> {
-    cfg.containerd_snapshotter().then(|| ContainerdStore {
-        path: PathBuf::from("/var/lib/containerd"),
-        reason: format!("features.containerd-snapshotter is true in {}", cfg.path().display()),
-    })
+/// Whether a data-root tree holds Docker objects: containers, or a graph
+/// driver's image database (`image/<driver>/imagedb/content/sha256/*`).
+pub fn holds_images(tree: &Path) -> bool {
+    let non_empty = |p: &Path| std::fs::read_dir(p).is_ok_and(|mut r| r.next().is_some());
+    let Ok(drivers) = std::fs::read_dir(tree.join("image")) else { return non_empty(&tree.join("containers")) };
+    non_empty(&tree.join("containers")) || drivers.flatten().any(|d| non_empty(&d.path().join("imagedb/content/sha256")))
 }
 
 /// Space used by a tree.
@@ -136,19 +152,31 @@ mod tests {
     }
 
     #[test]
-    fn finds_userns_dirs_and_containerd() {
+    fn engine_changes() {
+        assert_eq!(compare_engines("20.10.24+dfsg1", "20.10.24+dfsg2"), EngineChange::Same);
+        assert_eq!(compare_engines("20.10.24+dfsg1", "28.5.2+dfsg4"), EngineChange::Upgrade);
+        assert_eq!(compare_engines("28.5.2+dfsg4", "20.10.24+dfsg1"), EngineChange::Downgrade);
+        assert_eq!(compare_engines("26.1.5", "26.1.10"), EngineChange::Upgrade);
+        assert_eq!(compare_engines("unknown", "26.1.5"), EngineChange::Unknown);
+    }
+
+    #[test]
+    fn finds_userns_dirs_and_old_trees() {
         let d = tempfile::tempdir().unwrap();
         for n in ["100000.100000", "overlay2", "1.x", "containerd/daemon"] {
             std::fs::create_dir_all(d.path().join(n)).unwrap();
         }
         let dirs = userns_dirs(d.path()).unwrap();
         assert_eq!(dirs, vec![d.path().join("100000.100000")]);
-        let cfg = DaemonJson::parse(Path::new("/d.json"), b"{}").unwrap();
-        // dockerd's own containerd state lives inside the data-root: no warning.
-        assert!(containerd_store(d.path(), &cfg).is_none());
-        let cfg = DaemonJson::parse(Path::new("/d.json"), br#"{"features":{"containerd-snapshotter":true}}"#).unwrap();
-        let other = tempfile::tempdir().unwrap();
-        assert_eq!(containerd_store(other.path(), &cfg).unwrap().path, PathBuf::from("/var/lib/containerd"));
+        let dr = d.path().join("docker");
+        let old = d.path().join("docker.dockroot-old-20260101T000000Z");
+        for p in [dr.join("image/overlay2/imagedb/content/sha256"), old.join("image/overlay2/imagedb/content/sha256")] {
+            std::fs::create_dir_all(p).unwrap();
+        }
+        assert_eq!(old_trees(&dr), vec![old.clone()]);
+        assert!(!holds_images(&old));
+        std::fs::write(old.join("image/overlay2/imagedb/content/sha256/abc"), "{}").unwrap();
+        assert!(holds_images(&old) && !holds_images(&dr));
     }
 
     #[test]

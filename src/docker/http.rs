@@ -45,8 +45,11 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status =
-        status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line `{}`", status_line.escape_debug()))?;
     let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
     let mut resp = Response { status, headers, body: Vec::new() };
@@ -54,7 +57,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
     resp.body = if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         decode_chunked(rest)?
     } else if let Some(len) = resp.header("content-length") {
-        let n: usize = len.parse().map_err(|_| format!("bad Content-Length {len:?}"))?;
+        let n: usize = len.parse().map_err(|_| format!("bad Content-Length `{}`", len.escape_debug()))?;
         rest.get(..n).ok_or("body shorter than Content-Length")?.to_vec()
     } else {
         rest.to_vec()
@@ -69,7 +72,7 @@ pub fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
         let eol = find(data, b"\r\n").ok_or("truncated chunk size line")?;
         let line = std::str::from_utf8(&data[..eol]).map_err(|_| "chunk size is not UTF-8")?;
         let hex = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size {hex:?}"))?;
+        let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size `{}`", hex.escape_debug()))?;
         data = &data[eol + 2..];
         if size == 0 {
             return Ok(out);

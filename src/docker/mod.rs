@@ -2,13 +2,16 @@
 //! data-root lives and why (`discover`), how to change that durably
 //! (`daemon_json`, `fstab`, `atomic`), what the running daemon holds (`api`,
 //! `snapshot`) and facts about the host that change how a move must be done
-//! (`facts`, `mountinfo`). Nothing here starts or stops the daemon; that is
+//! (`facts`, `mountinfo`), and the engine's state outside the data-root: the
+//! image store and the containerd serving Docker (`engine`, `containerd`). Nothing here starts or stops the daemon; that is
 //! `crate::service`.
 
 pub mod api;
 pub mod atomic;
+pub mod containerd;
 pub mod daemon_json;
 pub mod discover;
+pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod fstab;
@@ -16,6 +19,7 @@ pub mod http;
 pub mod id;
 pub mod mountinfo;
 pub mod snapshot;
+pub mod socket;
 pub mod unit;
 
 pub use error::DockerError;

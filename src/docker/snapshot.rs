@@ -6,6 +6,10 @@ use super::api::DockerApi;
 use super::error::Result;
 use serde::{Deserialize, Serialize};
 
+/// How Docker 20.10 prints "no tag" and "no digest".
+const UNTAGGED: &str = "<none>:<none>";
+const UNTAGGED_DIGEST: &str = "<none>@<none>";
+
 /// One image: id and sorted tags.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ImageState {
@@ -28,6 +32,19 @@ pub struct ContainerState {
     pub state: String,
     /// Restart policy name.
     pub restart_policy: String,
+}
+
+impl std::fmt::Display for ImageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tags.is_empty() { write!(f, "{} (untagged)", self.id) } else { write!(f, "{} ({})", self.id, self.tags.join(", ")) }
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (names, image, state, policy) = (self.names.join(","), &self.image, &self.state, &self.restart_policy);
+        write!(f, "{names} (image {image}, {state}, restart policy {policy})")
+    }
 }
 
 /// Sorted images, containers and volume names of one daemon.
@@ -56,9 +73,15 @@ impl DockerState {
         Ok(Self::new(images.collect(), containers.collect(), volumes.collect()))
     }
 
-    /// Builds a normalised (sorted) state.
+    /// Builds a normalised state: sorted, and untagged written one way.
+    /// Docker 20.10 lists an untagged image as `<none>:<none>`, Docker 25+
+    /// as no tag at all; both mean the same, and a restore onto a newer
+    /// engine must not fail on how a version prints it.
     pub fn new(mut images: Vec<ImageState>, mut containers: Vec<ContainerState>, mut volumes: Vec<String>) -> Self {
-        images.iter_mut().for_each(|i| i.tags.sort());
+        for i in &mut images {
+            i.tags.retain(|t| t != UNTAGGED && t != UNTAGGED_DIGEST);
+            i.tags.sort();
+        }
         containers.iter_mut().for_each(|c| c.names.sort());
         images.sort();
         containers.sort();
@@ -76,16 +99,16 @@ impl DockerState {
     }
 }
 
-fn diff_list<T: PartialEq + std::fmt::Debug>(kind: &str, before: &[T], after: &[T], key: impl Fn(&T) -> &String, out: &mut Vec<String>) {
+fn diff_list<T: PartialEq + std::fmt::Display>(kind: &str, before: &[T], after: &[T], key: impl Fn(&T) -> &String, out: &mut Vec<String>) {
     for b in before {
         match after.iter().find(|a| key(a) == key(b)) {
-            None => out.push(format!("{kind} {} missing after: {b:?}", key(b))),
-            Some(a) if a != b => out.push(format!("{kind} {} changed: {b:?} -> {a:?}", key(b))),
+            None => out.push(format!("{kind} {} missing after: {b}", key(b))),
+            Some(a) if a != b => out.push(format!("{kind} {} changed: {b} -> {a}", key(b))),
             Some(_) => {}
         }
     }
     for a in after.iter().filter(|a| !before.iter().any(|b| key(b) == key(a))) {
-        out.push(format!("{kind} {} new after: {a:?}", key(a)));
+        out.push(format!("{kind} {} new after: {a}", key(a)));
     }
 }
 
@@ -107,6 +130,20 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].starts_with("container 1 changed"));
         assert!(d[1].starts_with("volume v2 missing"));
+        // Regression: the health check printed `ContainerState { id: … }`.
+        assert_eq!(d[0], "container 1 changed: /x (image i, exited, restart policy no) -> /x (image i, running, restart policy no)");
         assert!(a.diff(&a.clone()).is_empty());
+    }
+
+    #[test]
+    fn untagged_is_the_same_on_every_engine() {
+        let img = |t: &[&str]| ImageState { id: "sha256:1".into(), tags: t.iter().map(|s| s.to_string()).collect() };
+        // 20.10's `/images/json?all=1` vs 28's for the same intermediate image.
+        let old = DockerState::new(vec![img(&["<none>:<none>"])], vec![], vec![]);
+        let new = DockerState::new(vec![img(&[])], vec![], vec![]);
+        assert!(old.diff(&new).is_empty());
+        // A real tag still counts.
+        let tagged = DockerState::new(vec![img(&["a:1"])], vec![], vec![]);
+        assert_eq!(old.diff(&tagged).len(), 1);
     }
 }

@@ -28,6 +28,7 @@ impl Writer {
         if path == Path::new("-") {
             return Writer::new(Box::new(io::stdout()), path);
         }
+        crate::sys::check_replaceable(path).map_err(|e| err(path, e))?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);

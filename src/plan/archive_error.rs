@@ -31,9 +31,12 @@ pub enum BackupError {
     #[error("the archive's meta.json is invalid: {0}; the archive was not written by this dockroot")]
     Meta(String),
 
-    /// The archive was made by another engine version than the one installed.
+    /// The archive was made by a newer engine than the one installed (or one
+    /// of the versions is unknown).
     #[error(
-        "the archive was made with Docker {archive}, but the installed dockerd is {installed}; install the same version or pass --force"
+        "the archive was made with Docker {archive}, but the installed dockerd is {installed}, older or not comparable; Docker \
+         does not support running a newer engine's data-root on an older one. Install Docker {archive} or newer, or pass \
+         --allow-downgrade to restore anyway"
     )]
     EngineMismatch { archive: String, installed: String },
 

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
 use crate::archive::{self, EntryRecord, WriterOptions};
-use crate::docker::api::DockerApi;
+use crate::docker::api::{DockerApi, Info};
+use crate::docker::daemon_json::DaemonJson;
+use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
 use crate::manifest::{Body, Record};
@@ -29,6 +31,8 @@ pub const META_FORMAT: u32 = 1;
 /// Prefix and suffix of archive names written into a directory.
 pub const NAME_PREFIX: &str = "dockroot-";
 pub const NAME_SUFFIX: &str = ".tar.zst";
+/// The name's end with `--compress none`.
+pub const PLAIN_SUFFIX: &str = ".tar";
 
 /// Config sources: every regular file below `/etc/docker` and the docker
 /// unit drop-ins. Their archive names are the host paths without the leading `/`.
@@ -53,6 +57,9 @@ pub struct BackupMeta {
     pub bytes: u64,
     /// Images, containers and volumes as the daemon listed them before the stop.
     pub docker: Option<DockerState>,
+    /// Image store and containerd (absent in archives of older dockroot versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineMeta>,
 }
 
 impl BackupMeta {
@@ -92,6 +99,8 @@ pub struct BackupPlan {
     pub config_files: Vec<PathBuf>,
     /// Archives that `--keep` would delete after a successful backup.
     pub prune: Vec<PathBuf>,
+    /// Said before Docker is stopped (e.g. the archive is on the data-root's disk).
+    pub warnings: Vec<String>,
 }
 
 /// The result of a backup.
@@ -133,7 +142,7 @@ pub fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with(NAME_PREFIX) && n.ends_with(NAME_SUFFIX) && p.is_file()
+            n.starts_with(NAME_PREFIX) && (n.ends_with(NAME_SUFFIX) || n.ends_with(PLAIN_SUFFIX)) && p.is_file()
         })
         .collect();
     v.sort();
@@ -163,7 +172,8 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     let (output, prune) = if opts.output == Path::new("-") {
         (None, Vec::new())
     } else if is_dir_output(&opts.output) {
-        let name = format!("{NAME_PREFIX}{}-{}{NAME_SUFFIX}", hostname(), atomic::utc_timestamp(SystemTime::now()));
+        let suffix = if opts.writer.level.is_some() { NAME_SUFFIX } else { PLAIN_SUFFIX };
+        let name = format!("{NAME_PREFIX}{}-{}{suffix}", hostname(), atomic::utc_timestamp(SystemTime::now()));
         let existing = if opts.output.is_dir() { archives_in(&opts.output)? } else { Vec::new() };
         // The new archive counts as one of the kept.
         let prune = match opts.keep {
@@ -177,7 +187,12 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         }
         (Some(opts.output.clone()), Vec::new())
     };
+    let mut warnings = Vec::new();
+    if output.is_some() {
+        warnings.extend(super::backup_target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
+    }
     if let Some(out) = &output {
+        crate::sys::check_replaceable(out).map_err(BackupError::io("check the output", out))?;
         let abs = super::absolute(out);
         if abs.starts_with(&dr) {
             return Err(BackupError::Refused(format!(
@@ -188,7 +203,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         }
     }
     let config_files = if opts.config { config_files(&opts.host_root).into_iter().map(|c| c.1).collect() } else { Vec::new() };
-    Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune })
+    Ok(BackupPlan { data_root: dr, service: opts.service.clone().resolve().to_string(), output, config_files, prune, warnings })
 }
 
 /// Completes a walked entry's manifest record with what the writer read: a
@@ -234,15 +249,31 @@ pub fn write_archive<W: Write + Send + 'static>(
     Ok((out, entries, bytes))
 }
 
-/// Runs the backup: snapshot, stop, archive, start (always), prune.
-pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
-    let start = Instant::now();
-    let plan = plan(opts)?;
-    let dr = plan.data_root.clone();
+/// The daemon that owns `dr` (`None` if it is not running) and what meta.json
+/// records about the engine. Refuses a backup that would silently lack the
+/// images: those of the containerd image store outside the data-root (issue 8).
+pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, EngineMeta)> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
+    let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
+    let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
+    facts.check_complete("back up", dr).map_err(BackupError::docker("check the image store"))?;
+    let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
+    Ok((info, EngineMeta::new(&facts, containerd.map(|c| c.version))))
+}
+
+/// Runs the backup: snapshot, stop, archive, start (always), prune.
+pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+    let start = Instant::now();
+    let plan = plan(opts)?;
+    for w in &plan.warnings {
+        progress.warn(w);
+    }
+    let dr = plan.data_root.clone();
+    let (info, engine_meta) = engine_check(opts, &dr)?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -276,6 +307,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             entries,
             bytes,
             docker,
+            engine: Some(engine_meta),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {

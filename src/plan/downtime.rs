@@ -37,9 +37,11 @@ pub struct Window<'a> {
 /// work's value and the downtime in seconds, stop and start included.
 pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     if w.svc.kind() == ServiceKind::None {
-        // dockroot stops nothing: there is nothing to journal or undo.
+        // dockroot stops nothing, so there is nothing to journal or undo;
+        // `none` only checks that no dockerd uses the tree (other writers
+        // are the user's business, and a live tree's races are reported).
         let stopping = Instant::now();
-        let _guard = StopGuard::stop(w.svc, w.api, w.data_root, progress).map_err(BackupError::service("stop Docker"))?;
+        w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
         let v = work()?;
         drop(_guard);
         return Ok((v, stopping.elapsed().as_secs_f64()));

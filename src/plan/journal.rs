@@ -100,6 +100,18 @@ pub enum Outcome {
     Finalizing,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::InProgress => "in progress",
+            Outcome::Moved => "moved",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Done => "done",
+            Outcome::Finalizing => "being finalized",
+        })
+    }
+}
+
 /// Everything a later process needs to undo or finish a move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {

@@ -8,6 +8,7 @@
 
 pub mod archive_error;
 pub mod backup;
+pub mod backup_target;
 pub mod disks;
 pub mod downtime;
 pub mod error;
@@ -103,6 +104,9 @@ pub struct MovePlan {
     /// Pidfile mode with `--data-root` on dockerd's command line: the
     /// data-root method rewrites that flag instead of editing daemon.json.
     pub rewrite_argv: bool,
+    /// With `rewrite_argv`: the command line dockerd is restarted with, which
+    /// whatever starts dockerd at boot must use from now on.
+    pub boot_command: Option<String>,
     pub size_bytes: u64,
     pub entries: u64,
     pub free_bytes: u64,
@@ -210,9 +214,11 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         ));
     }
     let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("preflight"))?;
-    if let Some(store) = facts::containerd_store(&dr, &cfg) {
-        warnings.push(store.warning());
-    }
+    // Until both stores move together, a move that would strand the images is refused.
+    let info = env.api.ping().then(|| env.api.info().ok()).flatten();
+    status::engine_facts(&service, &cfg, &dr, info.as_ref(), env.timing)
+        .check_complete("move", &dr)
+        .map_err(PlanError::docker("preflight"))?;
     crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("preflight"))?;
 
     let daemon_command = match &service {
@@ -244,6 +250,20 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
             )));
         }
     }
+    // dockroot restarts the pidfile daemon with the new flag, but cannot edit
+    // what starts it at boot; that starter would bring Docker up on an empty
+    // old path, and after `finalize` the data would be gone (issue 8).
+    let boot_command = rewrite_argv.then_some(daemon_command.as_ref()).flatten().map(|c| {
+        let line = shell_line(&move_::rewrite_data_root(c, &target).argv);
+        warnings.push(format!(
+            "dockerd was started with --data-root {} by something dockroot cannot edit; dockroot restarts it as `{line}`. \
+             Change whatever starts dockerd at boot (script, WSL boot command, entrypoint) to that command line, or the \
+             next boot starts Docker on an empty {}",
+            dr.display(),
+            dr.display()
+        ));
+        line
+    });
     let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;
     let mut plan = MovePlan {
         data_root: dr,
@@ -253,6 +273,7 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         service,
         daemon_command,
         rewrite_argv,
+        boot_command,
         size_bytes: size.bytes,
         entries: size.entries,
         free_bytes: pr.free_bytes,
@@ -368,6 +389,12 @@ pub(crate) fn crash_hook(name: &str) {
     }
 }
 
+/// `argv` as one shell command line, each word single-quoted when needed.
+pub fn shell_line(argv: &[String]) -> String {
+    let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    argv.iter().map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
+}
+
 /// TEST-ONLY fault injection: when the comma-separated
 /// `DOCKROOT_TEST_FAIL_AT` names `name` (a step, or `undo:<step>`), that
 /// step fails right after it is journaled as started, before it acts, as if
@@ -393,5 +420,11 @@ mod tests {
         assert_eq!(absolute(&d.path().join("new/sub")), real.join("new/sub"));
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(absolute(std::path::Path::new("no-such-dir-x")), std::fs::canonicalize(&cwd).unwrap().join("no-such-dir-x"));
+    }
+
+    #[test]
+    fn shell_line_quotes_only_what_needs_it() {
+        let argv = ["/usr/bin/dockerd", "--data-root=/data/docker", "-p", "/run/a b.pid", "it's"].map(String::from);
+        assert_eq!(super::shell_line(&argv), "/usr/bin/dockerd --data-root=/data/docker -p '/run/a b.pid' 'it'\\''s'");
     }
 }

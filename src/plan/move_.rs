@@ -168,7 +168,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         let (entries, bytes) = r.step("verify", |j| {
             let rep = verify_tree_since(&j.target, &m2, trusted.as_deref(), env.threads, progress).map_err(PlanError::engine("verify"))?;
             if !rep.ok() {
-                let first = rep.differences.first().map(|d| format!("{d:?}")).or_else(|| rep.errors.first().cloned());
+                let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned());
                 return Err(PlanError::VerifyFailed {
                     target: j.target.clone(),
                     count: rep.differences.len() + rep.errors.len(),
@@ -295,7 +295,7 @@ pub fn health(api: &DockerApi, expected: &Path, before: Option<&DockerState>, pr
     let Some(before) = before else { return Ok(()) };
     for c in before.containers.iter().filter(|c| c.state == "running" && !restarts(&c.restart_policy)) {
         progress.warn(&format!(
-            "container {} ({}) was running and has restart policy {:?}: dockerd does not restart it, start it with `docker start`",
+            "container {} ({}) was running and has restart policy `{}`: dockerd does not restart it, start it with `docker start`",
             c.names.join(","),
             crate::docker::id::short(&c.id),
             c.restart_policy

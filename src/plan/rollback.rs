@@ -125,7 +125,7 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
     if !matches!(j.outcome, Outcome::Moved | Outcome::Finalizing) {
         return Err(PlanError::Refused {
             msg: format!(
-                "the move of {} is not finished and health-checked ({:?}); run `dockroot rollback`",
+                "the move of {} is not finished and health-checked (it is {}); run `dockroot rollback`",
                 j.data_root.display(),
                 j.outcome
             ),

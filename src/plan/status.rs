@@ -10,10 +10,16 @@ use super::error::{PlanError, Result};
 use super::journal::Journal;
 use super::probe::{self, ProbeResult};
 use super::{Env, absolute};
+use crate::docker::api::Info;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::discover::{self, Conflict, Source};
+use crate::docker::engine::{self, EngineFacts};
 use crate::docker::fstab::Fstab;
-use crate::docker::{facts, mountinfo};
+use crate::docker::{containerd, facts, mountinfo, unit};
+use crate::service::ServiceKind;
+use crate::service::pidfile::PidfileService;
+use crate::service::procscan;
+use crate::service::wait::Timing;
 
 /// The report (also the `--json` output).
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +33,13 @@ pub struct Status {
     pub storage_driver: Option<String>,
     pub live_restore: Option<bool>,
     pub userns_dirs: Vec<PathBuf>,
+    /// The image store and the containerd serving Docker, with its dirs.
+    pub engine: EngineFacts,
+    /// Set when a backup or move would be refused: images outside the data-root.
     pub containerd_warning: Option<String>,
+    /// Trees that hold images while the running daemon's data-root holds none:
+    /// the trap of a boot-time starter that still passes an old `--data-root`.
+    pub stranded_trees: Vec<PathBuf>,
     /// Mounts below the data-root (container layers while Docker runs).
     pub mounts_below: Vec<String>,
     pub size_bytes: u64,
@@ -91,7 +103,14 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
     let size = facts::tree_size(&data_root).unwrap_or_default();
     let mounts = mountinfo::read_self().map_err(PlanError::docker("status"))?;
     let below = mountinfo::below(&mounts, &data_root).into_iter().map(|m| format!("{} ({})", m.mount_point.display(), m.fstype)).collect();
-    let target = to.map(|t| target_status(env, &mounts, &absolute(t), size.bytes));
+    let engine = engine_facts(&env.service, &cfg, &data_root, info.as_ref(), env.timing);
+    let need = size.bytes + engine.images_outside(&data_root).map_or(0, |_| engine.containerd.root_bytes);
+    let target = to.map(|t| target_status(env, &mounts, &absolute(t), need));
+    let journal = super::move_::pending(&env.state).map(JournalSummary::from);
+    let stranded = match &info {
+        Some(i) if i.images == 0 && i.containers == 0 => stranded_trees(&i.docker_root_dir, journal.as_ref()),
+        _ => Vec::new(),
+    };
     Ok(Status {
         source: d.source,
         conflicts: d.conflicts,
@@ -101,14 +120,16 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         storage_driver: d.storage_driver,
         live_restore: d.live_restore,
         userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
-        containerd_warning: facts::containerd_store(&data_root, &cfg).map(|c| c.warning()),
+        containerd_warning: engine.warning(&data_root),
+        engine,
+        stranded_trees: stranded,
         mounts_below: below,
         size_bytes: size.bytes,
         entries: size.entries,
         service_manager: env.service.clone().resolve().to_string(),
         running_containers: info.as_ref().map(|i| i.containers_running),
         disks: disks::list(&mounts, &data_root),
-        journal: super::move_::pending(&env.state).map(JournalSummary::from),
+        journal,
         target,
         data_root,
     })
@@ -130,4 +151,46 @@ fn target_status(env: &Env, mounts: &[mountinfo::MountEntry], t: &Path, need: u6
         enough_space: pr.free_bytes >= need + need * super::SPACE_MARGIN_PERCENT / 100,
         probe: pr,
     }
+}
+
+/// The engine's facts as a plan sees them: dockerd's command line from the
+/// pidfile daemon when there is one, else docker.service's ExecStart.
+pub fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, info: Option<&Info>, timing: Timing) -> EngineFacts {
+    let argv = match service {
+        ServiceKind::Pidfile(p) => {
+            PidfileService::new(p, timing).live_pid().ok().flatten().and_then(|pid| procscan::read_cmdline(Path::new("/proc"), pid).ok())
+        }
+        _ => {
+            let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+            unit::exec_start(&unit::load_unit(&dirs, "docker.service")).map(|(argv, _)| argv)
+        }
+    };
+    // Without a daemon, the installed dockerd says whether Docker 29's default applies.
+    let version = match info {
+        Some(i) => facts::parse_version(&i.server_version, None),
+        None => facts::engine_version(Path::new("dockerd")).ok(),
+    };
+    let major = version.map(|v| v.numbers.0);
+    engine::inspect(&engine::EngineProbe {
+        data_root,
+        cfg,
+        info,
+        argv: argv.as_deref(),
+        engine_major: major,
+        system_socket: Path::new(containerd::SYSTEM_SOCKET),
+        containerd_config: Path::new(containerd::CONFIG_FILE),
+    })
+}
+
+/// Old or moved trees with images next to an empty running data-root:
+/// `<data-root>.dockroot-old-*` siblings and a pending move's trees.
+fn stranded_trees(running: &Path, journal: Option<&JournalSummary>) -> Vec<PathBuf> {
+    let mut candidates = facts::old_trees(running);
+    if let Some(j) = journal {
+        candidates.extend([j.target.clone(), j.data_root.clone()]);
+        candidates.extend(j.old_tree.clone());
+    }
+    candidates.sort();
+    candidates.dedup();
+    candidates.into_iter().filter(|t| t != running && facts::holds_images(t)).collect()
 }

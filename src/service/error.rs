@@ -70,7 +70,7 @@ pub enum ServiceError {
     #[error("cannot run `{command}`: {source}; is it installed? choose another --service mode if not")]
     Command { command: String, source: std::io::Error },
     /// A service command exited with failure.
-    #[error("`{command}` failed (exit code {code:?}): {stderr}")]
+    #[error("`{command}` failed ({}): {stderr}", code.map_or("killed by a signal".into(), |c| format!("exit code {c}")))]
     CommandFailed { command: String, code: Option<i32>, stderr: String },
     /// A service did not reach the stopped state in time.
     #[error(
@@ -121,9 +121,23 @@ pub enum ServiceError {
     )]
     LiveRestoreRunning { running: u64 },
     /// An unknown `--service` value.
-    #[error("unknown service manager {value:?}; use auto, systemd, sysv, openrc, pidfile:PATH or none")]
+    #[error("unknown service manager `{}`; use auto, systemd, sysv, openrc, pidfile:PATH or none", value.escape_debug())]
     UnknownKind { value: String },
     /// Talking to Docker failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a failed start printed `(exit code Some(1))`.
+    #[test]
+    fn command_failure_shows_the_code_not_an_option() {
+        let e = ServiceError::CommandFailed { command: "systemctl start docker".into(), code: Some(1), stderr: "boom".into() };
+        assert_eq!(e.to_string(), "`systemctl start docker` failed (exit code 1): boom");
+        let e = ServiceError::CommandFailed { command: "x".into(), code: None, stderr: String::new() };
+        assert!(e.to_string().contains("killed by a signal"), "{e}");
+    }
 }

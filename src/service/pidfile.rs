@@ -8,7 +8,8 @@ use super::error::{Result, ServiceError};
 use super::procscan;
 use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
-use crate::docker::api::{DockerApi, socket_from_host};
+use crate::docker::api::{DEFAULT_SOCKET, DockerApi};
+use crate::docker::socket;
 use crate::docker::unit;
 use crate::progress::Progress;
 use nix::sys::signal::{Signal, kill};
@@ -53,13 +54,7 @@ impl DaemonCommand {
     /// The unix socket this daemon listens on (`-H`/`--host unix://...`),
     /// or the default socket.
     pub fn socket(&self) -> PathBuf {
-        let mut hosts = self.argv.iter().enumerate().filter_map(|(i, a)| match a.split_once('=') {
-            Some((n, v)) if n == "-H" || n == "--host" => Some(v.to_string()),
-            _ if a == "-H" || a == "--host" => self.argv.get(i + 1).cloned(),
-            _ => None,
-        });
-        let unix = hosts.find(|h| h.starts_with("unix://"));
-        socket_from_host(unix.as_deref())
+        socket::hosts_in_argv(&self.argv).iter().find_map(|h| socket::unix_path(h)).unwrap_or_else(|| DEFAULT_SOCKET.into())
     }
 
     /// The pidfile this daemon writes (`-p`/`--pidfile`), if given.
@@ -136,7 +131,7 @@ impl PidfileService {
         };
         let pid: u32 = text.trim().parse().map_err(|_| ServiceError::Pidfile {
             path: self.pidfile.clone(),
-            reason: format!("it contains {:?}, not a pid", text.trim()),
+            reason: format!("it contains `{}`, not a pid", text.trim().escape_debug()),
         })?;
         let is_dockerd = procscan::read_cmdline(&self.proc_root, pid).is_ok_and(|a| procscan::is_dockerd(&a));
         Ok((is_dockerd && procscan::alive(&self.proc_root, pid)).then_some(pid))

@@ -263,3 +263,20 @@ mod tests {
         }
     }
 }
+
+/// Refuses an output path that exists and is not a regular file. Outputs are
+/// written under a temporary name and renamed over `path`; done to
+/// `/dev/null` (a habit when timing a command), that rename replaced the
+/// host's device node with a regular file.
+pub fn check_replaceable(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "exists and is not a regular file; dockroot renames a finished output over its target, \
+             which would replace it: write to standard output with `-o -` and redirect that instead",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

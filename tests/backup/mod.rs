@@ -332,9 +332,10 @@ fn damaged_members_fail_verify_and_restore() {
     assert_eq!((j["ok"].clone(), j["differences"].clone()), (serde_json::json!(true), serde_json::json!([])), "{j}");
 }
 
-/// (e) An archive from another engine version is refused unless --force.
+/// (e) An archive from a newer engine is refused unless --allow-downgrade
+/// (--force does not do it); one from an older engine is restored, with a word.
 #[test]
-fn engine_version_mismatch_needs_force() {
+fn newer_engine_archive_needs_allow_downgrade() {
     require_root();
     let s = Scratch::new("bk-engine");
     let src = s.join("src");
@@ -344,7 +345,7 @@ fn engine_version_mismatch_needs_force() {
         format: 1,
         tool: "dockroot".into(),
         tool_version: "0".into(),
-        engine_version: Some("1.2.3-fake".into()),
+        engine_version: Some("999.0.0-fake".into()),
         storage_driver: Some("overlay2".into()),
         data_root: src.clone(),
         hostname: "h".into(),
@@ -352,16 +353,32 @@ fn engine_version_mismatch_needs_force() {
         entries: 3,
         bytes: 1,
         docker: None,
+        engine: None,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
     write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
     let dst = s.join("dst");
-    let o = d(&[&"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes"]);
-    assert!(!o.status.success() && text(&o).contains("1.2.3-fake"), "{}", text(&o));
-    assert!(!dst.exists());
-    must(d(&[&"-q", &"--service", &"none", &"--data-root", &dst, &"--state-dir", &s.join("st"), &"restore", &a, &"--yes", &"--force"]));
+    let st = s.join("st");
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"--service", &"none", &"--data-root", &dst, &"--state-dir", &st, &"restore", &a, &"--yes"];
+        args.extend(extra.iter().map(|e| e as &dyn AsRef<std::ffi::OsStr>));
+        let o = d(&args);
+        assert!(!o.status.success() && text(&o).contains("999.0.0-fake") && text(&o).contains("--allow-downgrade"), "{}", text(&o));
+        assert!(!dst.exists());
+    }
+    must(d(&[&"-q", &"--service", &"none", &"--data-root", &dst, &"--state-dir", &st, &"restore", &a, &"--yes", &"--allow-downgrade"]));
     assert_same_tree(&src, &dst);
+
+    // An older engine's archive: restored without any flag, and the user is told.
+    let old = s.join("old.tar.zst");
+    let meta = BackupMeta { engine_version: Some("1.2.3-fake".into()), ..meta };
+    write_archive(std::fs::File::create(&old).unwrap(), &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    let dst2 = s.join("dst2");
+    let o = must(d(&[&"--service", &"none", &"--data-root", &dst2, &"--state-dir", &st, &"restore", &old, &"--yes"]));
+    assert!(text(&o).contains("cannot go back to Docker 1.2.3-fake"), "{}", text(&o));
+    assert_same_tree(&src, &dst2);
 }
 
 /// This daemon's containerd and shims (they name DIR/exec/containerd/).
@@ -575,6 +592,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         entries: 2,
         bytes: 1,
         docker: None,
+        engine: None,
     }
 }
 
@@ -586,6 +604,7 @@ fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::pla
         api: dockroot::docker::api::DockerApi::new("/nonexistent.sock"),
         state_dir: st.to_path_buf(),
         force: false,
+        allow_downgrade: false,
         with_config: true,
         host_root: host.to_path_buf(),
         dockerd: "dockerd".into(),

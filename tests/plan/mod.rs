@@ -312,6 +312,11 @@ fn plan_move_data_root_rewrites_pidfile_argv_then_rollback() {
     let json_before = std::fs::read(d.dir.join("daemon.json")).unwrap();
     let o = dockroot(with(&g, &["move", "--method", "data-root", "--to", &t, "--yes"]));
     assert!(o.status.success(), "{}", text(&o));
+    // The boot-time starter is the user's to change: the new line is printed.
+    let out = text(&o);
+    let flag = out.contains(&format!("--data-root={t}")) || out.contains(&format!("--data-root {t}"));
+    assert!(out.contains("dockerd now runs as: ") && flag, "{out}");
+    assert!(out.contains("whatever starts dockerd at boot"), "{out}");
     assert_eq!(d.root_dir(), target);
     assert_eq!(std::fs::read(d.dir.join("daemon.json")).unwrap(), json_before);
     assert_eq!(d.state(), before);

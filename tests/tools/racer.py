@@ -76,12 +76,16 @@ def race(tree, rounds):
     libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
     if os.getppid() != parent:
         sys.exit("racer: the test is gone")
-    dfd = os.open(tree, os.O_DIRECTORY)
-    pairs = [(a.encode(), b.encode()) for a, b in PAIRS]
+    # Absolute paths, no fd kept in the tree: a container's processes do not
+    # hold the host's data-root open either (backup's stop guard refuses a
+    # data-root that some process still uses).
+    at_fdcwd = -100
+    top = os.path.abspath(tree)
+    pairs = [(os.path.join(top, a).encode(), os.path.join(top, b).encode()) for a, b in PAIRS]
     swaps = 0
     for _ in range(rounds):
         for a, b in pairs:
-            if libc.renameat2(dfd, a, dfd, b, RENAME_EXCHANGE) != 0:
+            if libc.renameat2(at_fdcwd, a, at_fdcwd, b, RENAME_EXCHANGE) != 0:
                 sys.exit(f"renameat2 {a} {b}: {os.strerror(ctypes.get_errno())}")
             swaps += 1
     print(f"racer: {swaps} swaps")

@@ -30,8 +30,9 @@ use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
 use crate::archive;
 use crate::docker::api::DockerApi;
+use crate::docker::atomic;
+use crate::docker::facts::{self, EngineChange};
 use crate::docker::snapshot::DockerState;
-use crate::docker::{atomic, facts};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
@@ -47,8 +48,10 @@ pub struct RestoreOptions {
     pub service: ServiceKind,
     pub api: DockerApi,
     pub state_dir: PathBuf,
-    /// Restore over a non-empty data-root and despite an engine version mismatch.
+    /// Restore over a non-empty data-root (it is kept aside).
     pub force: bool,
+    /// Restore an archive written by a newer engine than the installed one.
+    pub allow_downgrade: bool,
     pub with_config: bool,
     pub host_root: PathBuf,
     pub dockerd: PathBuf,
@@ -90,11 +93,21 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
         return Ok(());
     };
     let installed = facts::engine_version(&opts.dockerd).map(|v| v.version).unwrap_or_else(|e| format!("unknown ({e})"));
-    if &installed != want {
-        if !opts.force {
+    // Docker upgrades an older engine's data-root in place, as any package
+    // upgrade does; it does not support the reverse.
+    match facts::compare_engines(want, &installed) {
+        EngineChange::Same => {}
+        EngineChange::Upgrade => warnings.push(format!(
+            "the archive was made with Docker {want}; the installed Docker {installed} is newer and upgrades the data when it \
+             starts, so the restored data-root cannot go back to Docker {want}"
+        )),
+        EngineChange::Downgrade | EngineChange::Unknown if !opts.allow_downgrade => {
             return Err(BackupError::EngineMismatch { archive: want.clone(), installed });
         }
-        warnings.push(format!("engine version differs (archive {want}, installed {installed}); restoring anyway (--force)"));
+        _ => warnings.push(format!(
+            "the archive was made with Docker {want}, and the installed Docker {installed} is older or unknown; restoring anyway \
+             (--allow-downgrade), which Docker does not support"
+        )),
     }
     Ok(())
 }
@@ -119,6 +132,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
+    // With --with-config the archive's own daemon.json comes back with the tree.
+    if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
+        let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
+            .map_err(BackupError::docker("read daemon.json"))?;
+        crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
+    }
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
     let dr = super::absolute(&dr);
     if non_empty(&dr) && !opts.force {

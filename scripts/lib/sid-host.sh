@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# sid-host.sh: a throwaway Debian sid "host" with a modern engine (docker.io
+# 28.x, containerd 2.x) under a real systemd, for testing dockroot against
+# both image stores: the graph driver (overlay2) and the containerd store.
+#
+# Usage:
+#   sid-host.sh build                 build the cached rootfs once, print its path
+#   sid-host.sh copy DEST             build if needed, then cp -a --reflink=auto to
+#                                     DEST (which must not exist)
+#   sid-host.sh boot ROOT NAME [--bind SRC:DST ...]
+#                                     boot ROOT with systemd-nspawn in the background,
+#                                     wait for systemd, print the container's PID 1 (host pid)
+#   sid-host.sh exec PID CMD...       run CMD inside (all namespaces of PID)
+#   sid-host.sh stop PID              power off the container and wait for nspawn to exit
+#   sid-host.sh store ROOT MODE       write the guest's daemon.json for MODE
+#                                     (overlay2 | containerd) before boot
+#   sid-host.sh populate PID          offline images, a volume and containers, inside
+#
+# The rootfs is cached in $DOCKROOT_FIXTURES/sid-rootfs (a directory plus a
+# .stamp file written last), built under flock like systemd-host.sh's.
+# sid splits the CLI out of docker.io (docker-cli); ctr comes with containerd.
+#
+# The host here is cgroup v1 (hybrid) while sid's systemd (258+) needs the
+# unified hierarchy, so boot:
+#   - sets SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 and does not bind /sys/fs/cgroup;
+#   - starts nspawn in a cgroup of its own on the unified mount (nspawn
+#     delegates the cgroup it runs in to the guest);
+#   - adds bpf to the syscall filter (runc loads a device-cgroup BPF program
+#     on cgroup v2) and the keyring calls docker uses;
+#   - uses --private-network; daemon.json has iptables: false, bridge: none.
+# nspawn copies the host's /dev/null; where that is not a 0666 char device,
+# boot binds a real one over it in nspawn's own mount namespace (nspawn.sh).
+set -euo pipefail
+
+FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+CACHE=$FIXTURES/sid-rootfs
+MIRROR=${DOCKROOT_MIRROR:-http://deb.debian.org/debian}
+INCLUDE=systemd,systemd-sysv,dbus,docker.io,docker-cli,containerd,busybox-static,attr,libcap2-bin,ca-certificates
+CGROUP_UNIFIED=${DOCKROOT_CGROUP_UNIFIED:-/sys/fs/cgroup/unified}
+CGROUP_NAMED=/sys/fs/cgroup/systemd
+
+die() { echo "sid-host.sh: $*" >&2; exit 1; }
+# shellcheck source=nspawn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/nspawn.sh"
+
+build() {
+    mkdir -p "$FIXTURES"
+    exec 9>"$FIXTURES/.sid-rootfs.lock"
+    flock 9
+    # The stamp holds the package list: a changed list rebuilds the cache.
+    if [[ $(cat "$CACHE.stamp" 2>/dev/null) != "$INCLUDE" ]]; then
+        rm -rf "$CACHE" "$CACHE.tmp"
+        echo "sid-host.sh: debootstrap sid from $MIRROR (a few minutes)" >&2
+        debootstrap --variant=minbase --include="$INCLUDE" sid "$CACHE.tmp" "$MIRROR" \
+            >"$FIXTURES/debootstrap-sid.log" 2>&1 \
+            || die "debootstrap failed, see $FIXTURES/debootstrap-sid.log"
+        configure "$CACHE.tmp"
+        mv "$CACHE.tmp" "$CACHE"
+        echo "$INCLUDE" >"$CACHE.stamp"
+    fi
+    flock -u 9
+    exec 9>&-
+}
+
+configure() {
+    local r=$1 u
+    echo dockroot-sid >"$r/etc/hostname"
+    : >"$r/etc/machine-id"
+    for u in systemd-networkd-wait-online.service systemd-timesyncd.service \
+             apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
+             fstrim.timer e2scrub_reap.service dpkg-db-backup.timer; do
+        ln -sf /dev/null "$r/etc/systemd/system/$u"
+    done
+    # The busybox base tarball and the build context's setcap come from the
+    # host at populate time; the guest only needs the engine.
+    write_store "$r" overlay2
+    rm -rf "$r/var/lib/docker" "$r/var/lib/containerd"
+    dpkg-query --admindir="$r/var/lib/dpkg" -W docker.io containerd >"$r/.dockroot-versions"
+}
+
+# daemon.json for one image store. containerd: the containerd snapshotter
+# (Docker's "containerd image store"); overlay2: the classic graph driver.
+write_store() {
+    local r=$1 mode=$2
+    mkdir -p "$r/etc/docker"
+    case $mode in
+        overlay2) cat >"$r/etc/docker/daemon.json" <<'EOF'
+{
+  "iptables": false,
+  "bridge": "none",
+  "storage-driver": "overlay2",
+  "features": {"containerd-snapshotter": false}
+}
+EOF
+        ;;
+        containerd) cat >"$r/etc/docker/daemon.json" <<'EOF'
+{
+  "iptables": false,
+  "bridge": "none",
+  "features": {"containerd-snapshotter": true}
+}
+EOF
+        ;;
+        *) die "store: mode must be overlay2 or containerd" ;;
+    esac
+}
+
+boot() {
+    local root=$1 name=$2; shift 2
+    bind_args "$@"
+    [[ -x $root/lib/systemd/systemd || -x $root/usr/lib/systemd/systemd ]] \
+        || die "boot: $root is not a rootfs"
+    local log=$root.nspawn.log
+    local cg=$CGROUP_UNIFIED/dockroot-sid-$name
+    mkdir -p "$cg"
+    # A subshell moves itself into the new cgroup, then becomes nspawn: the
+    # guest's systemd gets a delegated v2 subtree and nothing else moves.
+    (
+        echo $BASHPID >"$cg/cgroup.procs"
+        export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+        with_dev_null \
+            setsid systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
+            --capability=all --private-network \
+            --system-call-filter='add_key keyctl request_key bpf' \
+            "${BINDS[@]}" </dev/null >"$log" 2>&1
+    ) &
+    local nspid=$!
+    echo "$nspid" >"$root.nspawn.pid"
+    wait_systemd "$nspid" "$log" 900
+}
+
+stop() {
+    local pid=$1 i top cg
+    # The guest's cgroup as the host sees it: /dockroot-sid-NAME/... (ours).
+    top=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null || true)
+    top=${top#/}; top=${top%%/*}
+    poweroff "$pid"
+    [[ $top == dockroot-sid-* ]] || return 0
+    # Our cgroups: the unified one we made, and the name=systemd one nspawn
+    # mirrors it into on a hybrid host. Removed (deepest first) once empty.
+    for cg in "$CGROUP_UNIFIED/$top" "$CGROUP_NAMED/$top"; do
+        for ((i = 0; i < 50; i++)); do
+            [[ -d $cg ]] || break
+            find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+            [[ -d $cg ]] && sleep 0.1
+        done
+    done
+}
+
+case ${1:-} in
+    build) build; echo "$CACHE" ;;
+    copy) [[ $# -eq 2 ]] || die "usage: copy DEST"; [[ ! -e $2 ]] || die "copy: $2 exists"
+          build; cp -a --reflink=auto "$CACHE" "$2" ;;
+    store) [[ $# -eq 3 ]] || die "usage: store ROOT MODE"; write_store "$2" "$3" ;;
+    boot) [[ $# -ge 3 ]] || die "usage: boot ROOT NAME [--bind SRC:DST ...]"; shift; boot "$@" ;;
+    exec) [[ $# -ge 3 ]] || die "usage: exec PID CMD..."; shift; exec_in "$@" ;;
+    stop) [[ $# -eq 2 ]] || die "usage: stop PID"; stop "$2" ;;
+    *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 2 ;;
+esac

@@ -1,0 +1,9 @@
+//! What a user or a script sees first: exit codes, error texts, `--help`,
+//! socket discovery, the packages (.deb, static binary) and off-site
+//! backups through restic.
+
+mod cli;
+mod package;
+mod restic;
+mod socket;
+mod timer;
