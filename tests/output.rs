@@ -110,7 +110,15 @@ fn output_onto_dev_null_replaced_the_device_node() {
     let o = dockroot([OsStr::new("manifest"), src.as_os_str(), OsStr::new("-o"), null.as_os_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("is not a regular file"), "{}", text(&o));
-    let o = dockroot([OsStr::new("backup"), OsStr::new("--data-root"), src.as_os_str(), OsStr::new("--service"), OsStr::new("none"), OsStr::new("-o"), null.as_os_str()]);
+    let o = dockroot([
+        OsStr::new("backup"),
+        OsStr::new("--data-root"),
+        src.as_os_str(),
+        OsStr::new("--service"),
+        OsStr::new("none"),
+        OsStr::new("-o"),
+        null.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("is not a regular file"), "{}", text(&o));
     let m = std::fs::symlink_metadata(&null).unwrap();

@@ -43,7 +43,6 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
         let stopping = Instant::now();
         w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
         let v = work()?;
-        drop(_guard);
         return Ok((v, stopping.elapsed().as_secs_f64()));
     }
     let state = StateDir::new(w.state_dir);
