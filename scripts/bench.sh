@@ -38,9 +38,19 @@
 # measures the device's limits in DIR: sequential write and read with direct
 # I/O (dd, 1 GiB), and a metadata rate (creating and syncing empty files),
 # and prints how far dockroot's copy is from the floor they imply.
+# --downtime [--size MIB] measures Docker's downtime from outside: a real
+# private dockerd (scripts/lib/dockerd.sh, the test fixture's images and
+# running container) whose data-root holds a volume of about MIB (default
+# 4096) filled with /usr/share and random 256 MiB files (kept in DIR), moved
+# onto a loop-mounted xfs with the data-root's pages dropped from the cache
+# (posix_fadvise DONTNEED per file: no global drop_caches on a shared
+# machine). A poller opens the API socket every 0.1 s (GET /_ping) and
+# reports the longest gap. Runs: move (pre-copy passes), rollback, move
+# --no-precopy, rollback, backup (stop-the-world, the baseline for a later
+# live backup). Prints the table and the ratio against --no-precopy.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk=
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -48,9 +58,12 @@ while (($#)); do
         --out) outdir=$2; out_set=1; shift 2 ;;
         --small) small=$2; shift 2 ;;
         --disk) disk=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR]" >&2; exit 2 ;;
+        --downtime) downtime=1; shift ;;
+        --size) size_mib=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR] [--downtime [--size MIB]]" >&2; exit 2 ;;
     esac
 done
+[[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
 if ((small)); then
     [[ -n $dir_set ]] || dir=/var/tmp/dockroot-bench-small
     [[ -n $out_set ]] || outdir=/dev/shm/dockroot-bench-small-out
@@ -220,6 +233,99 @@ if [[ -n $disk ]]; then
         exit 0
     fi
 fi
+# --downtime: see the header. Each measured command runs once; the table
+# shows the gap the outside poller saw and dockroot's own downtime figure.
+bench_downtime() {
+    local lib=scripts/lib fill=$dir/fill-$size_mib d mnt log i
+    export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+    if [[ ! -d $fill ]]; then
+        echo "bench.sh: filling $fill with about $size_mib MiB (once)" >&2
+        rm -rf "$fill.tmp" && mkdir -p "$fill.tmp"
+        cp -a /usr/share "$fill.tmp/share"
+        for ((i = 0; (i + 1) * 256 + 700 <= size_mib; i++)); do head -c 256M /dev/urandom > "$fill.tmp/blob$i"; done
+        mv "$fill.tmp" "$fill"
+    fi
+    d=$(mktemp -d /tmp/dtb.XXXX) mnt=$dir/mnt log=$dir/downtime.log
+    # shellcheck disable=SC2064 # expanded now: the names are local.
+    trap "set +e; bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt; rm -rf $d" EXIT
+    bash "$lib/dockerd.sh" start "$d"
+    bash "$lib/docker-fixture.sh" populate "$d/sock"
+    docker -H "unix://$d/sock" volume create bench >/dev/null
+    cp -a "$fill/." "$d/root/volumes/bench/_data/"
+    sync
+    bash "$lib/loopfs.sh" make xfs "$((size_mib * 5 / 2 + 3072))M" "$mnt"
+    local -a g=("$bin" --json --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
+        --fstab "$d/fstab" --daemon-config "$d/daemon.json")
+    : > "$d/fstab"
+    echo "data-root: $(du -sh "$d/root" | cut -f1), $(find "$d/root" | wc -l) entries; target: xfs on a loop device" >&2
+    declare -A polled own
+    # measure NAME CMD...: the data-root's pages dropped, the poller on, CMD run.
+    measure() {
+        local name=$1
+        shift
+        sync
+        python3 -c 'import os,sys
+for top, dirs, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(top, f)
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally: os.close(fd)' "$d/root"
+        python3 -c 'import socket,sys,time
+stop = sys.argv[2]; down = None; worst = 0.0
+import os
+while not os.path.exists(stop):
+    t = time.monotonic()
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(0.5); s.connect(sys.argv[1])
+        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); up = b" 200 " in s.recv(64)
+        s.close()
+    except OSError:
+        up = False
+    if up and down is not None: worst = max(worst, t - down); down = None
+    if not up and down is None: down = t
+    time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
+        local poller=$!
+        sleep 0.5
+        "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
+        touch "$d/poll.stop"
+        wait "$poller"
+        rm -f "$d/poll.stop"
+        polled[$name]=$(cat "$d/poll.out")
+        own[$name]=$(python3 -c 'import json,sys
+v = json.load(open(sys.argv[1]))
+v = v.get("result") or v.get("summary")
+print("%.1f" % v.get("downtime_secs", v.get("downtime_seconds", 0)))' "$d/out.json")
+        echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
+        cp "$d/out.json" "$dir/downtime-$name.json"
+    }
+    measure move_precopy "${g[@]}" move --to "$mnt/docker" --yes
+    "${g[@]}" rollback --yes >> "$log" 2>&1
+    rm -rf "$mnt/docker"
+    measure move_no_precopy "${g[@]}" move --to "$mnt/docker" --yes --no-precopy
+    "${g[@]}" rollback --yes >> "$log" 2>&1
+    rm -rf "$mnt/docker"
+    measure backup_stop_the_world "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config
+    echo
+    echo "| run | API down (polled) | dockroot's downtime |"
+    echo "|---|---|---|"
+    for i in move_precopy move_no_precopy backup_stop_the_world; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
+    echo
+    echo "move with pre-copy / --no-precopy: $(echo "scale=3; ${polled[move_precopy]} / ${polled[move_no_precopy]}" | bc)  (goal <= 0.10)"
+    echo "move with pre-copy, seconds per step with Docker down:"
+    python3 -c 'import json,sys
+print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"
+}
+
+if [[ -n $downtime ]]; then
+    bench_downtime
+    exit 0
+fi
+
 if ((small)); then
     [[ -x /usr/bin/time ]] || { echo "bench.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
     bench_small

@@ -239,6 +239,16 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
                 r.method,
                 r.downtime_secs
             ));
+            if let Some(pc) = &r.precopy {
+                out.say(&format!(
+                    "before the stop: {} pass(es) writing {:?} entries, {:.1} MiB read back from the target and verified; while stopped: {} entries rewritten, {:.1} MiB re-read",
+                    pc.written.len(),
+                    pc.written,
+                    pc.verified_bytes as f64 / 1048576.0,
+                    r.sync_rewritten,
+                    r.verified_bytes_stopped as f64 / 1048576.0
+                ));
+            }
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
             }

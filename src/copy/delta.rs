@@ -10,26 +10,18 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-use crate::manifest::{Body, Record};
+use crate::manifest::Body;
+use crate::sys::xattr::Xattrs;
 use crate::sys::{self, Kind, Meta};
 use crate::tree::Item;
 use crate::tree::pool::Pool;
+use crate::tree::scan::unchanged_since;
 use crate::tree::split::hash_content;
 
 pub enum Decision {
     /// The destination file already holds this content.
     Keep([u8; 32]),
     Rewrite,
-}
-
-/// Whether the baseline proves the source file unchanged since the last copy.
-fn baseline_unchanged(b: &Record, src: &Meta) -> Option<[u8; 32]> {
-    match b.body {
-        Body::File { size, blake3, ino, ctime } if ino == src.ino && ctime == src.ctime && size == src.size && b.mtime == src.mtime => {
-            Some(blake3)
-        }
-        _ => None,
-    }
 }
 
 /// Decides for a regular file whose destination is also a regular file.
@@ -40,7 +32,7 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
         return Ok(Decision::Rewrite);
     }
     if !checksum {
-        if let Some(h) = baseline.and_then(|b| baseline_unchanged(b, src)) {
+        if let Some(h) = baseline.and_then(|b| unchanged_since(b, src)) {
             return Ok(Decision::Keep(h));
         }
         if baseline.is_some() || dst.mtime != src.mtime {
@@ -55,6 +47,49 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
     let hs = hash_content(pool, s, src.size, src.blocks)?;
     let hd = hash_content(pool, d, dst.size, dst.blocks)?;
     Ok(if hs == hd { Decision::Keep(hs) } else { Decision::Rewrite })
+}
+
+/// Whether the kept destination file `name` (stat `dst`) already has the
+/// source's owner, mode, times and xattrs. Then nothing is written to it, so
+/// its ctime stays: move's verify with Docker stopped trusts a target file
+/// whose inode and ctime did not move since it was read back.
+pub fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &Xattrs) -> bool {
+    same_stat(dst, src) && sys::seen::open_seen(dir, name, dst).is_ok_and(|(fd, _)| same_xattrs(fd.as_fd(), xattrs))
+}
+
+/// [`same_attrs`] for a directory open as `fd`.
+pub fn same_dir_attrs(fd: BorrowedFd<'_>, src: &Meta, xattrs: &Xattrs) -> bool {
+    sys::stat::fstat(fd).is_ok_and(|dst| same_stat(&dst, src)) && same_xattrs(fd, xattrs)
+}
+
+/// Whether the destination's non-file, non-directory entry `name` already is
+/// `body` with the source's attributes: then it is left as it is.
+pub fn same_special(dir: BorrowedFd<'_>, name: &CString, src: &Meta, body: &Body, xattrs: &Xattrs) -> bool {
+    let Ok(Some(dst)) = dst_meta(dir, name) else { return false };
+    if dst.kind != src.kind || !same_stat(&dst, src) {
+        return false;
+    }
+    let Ok((fd, _)) = sys::seen::open_seen(dir, name, &dst) else { return false };
+    let same_body = match body {
+        // "": the symlink the handle names (readlinkat(2)).
+        Body::Symlink { target } => sys::readlink_at(fd.as_fd(), c"").is_ok_and(|t| &t == target),
+        Body::Char { rdev } | Body::Block { rdev } => dst.rdev == *rdev,
+        Body::Fifo | Body::Socket => true,
+        _ => false,
+    };
+    same_body && same_xattrs(fd.as_fd(), xattrs)
+}
+
+/// Owner, mode and mtime; atime too for regular files only, which are read
+/// with O_NOATIME: reading a directory or a symlink (ours included) moves
+/// its atime, which no manifest records.
+fn same_stat(dst: &Meta, src: &Meta) -> bool {
+    let atime = src.kind != Kind::File || dst.atime == src.atime;
+    atime && (dst.uid, dst.gid, dst.perm, dst.mtime) == (src.uid, src.gid, src.perm, src.mtime)
+}
+
+fn same_xattrs(fd: BorrowedFd<'_>, xattrs: &Xattrs) -> bool {
+    sys::xattr::read_path_fd(fd).is_ok_and(|x| &x == xattrs)
 }
 
 /// Removes whatever `name` is in `dir` (delta mode clears the way for a new entry).

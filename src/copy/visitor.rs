@@ -119,7 +119,9 @@ impl CopyVisitor {
         };
         let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
         let record = record_with(item, &item.meta, body, &self.src, Opened::Path(open_seen(item, &self.src)?.as_fd()))?;
-        apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
+        if !delta::same_attrs(d, &item.name, &dm, &item.meta, &record.xattrs) {
+            apply_at(d, &item.name, &Attrs { meta: &item.meta, xattrs: &record.xattrs }, true, &self.dst, &item.rel)?;
+        }
         Ok(Some(Outcome { record: Some(record), ..Outcome::default() }))
     }
 
@@ -173,6 +175,9 @@ impl CopyVisitor {
     fn copy_special(&self, item: &Item) -> Result<Outcome> {
         let (rel, d, m) = (&item.rel, dst_dir(item), &item.meta);
         let record = special_record(item, &self.src)?;
+        if self.opts.delete && delta::same_special(d, &item.name, m, &record.body, &record.xattrs) {
+            return Ok(Outcome { record: Some(record), ..Outcome::default() });
+        }
         self.clear_existing(item)?;
         match &record.body {
             Body::Symlink { target } => sys::symlink_at(target, d, &item.name).map_err(|e| self.e("create symlink", rel, e))?,
@@ -211,6 +216,10 @@ impl Visitor for CopyVisitor {
         let (root, rel, late) = (self.dst.clone(), item.rel.clone(), self.late.clone());
         let finaliser = Box::new(move |node: &crate::tree::DirNode| {
             let fd = node.dst.as_ref().expect("destination").as_fd();
+            // A delta leaves a directory that already matches untouched.
+            if exact && delta::same_dir_attrs(fd, &meta, &xattrs) {
+                return;
+            }
             if let Err(e) = apply_dir(fd, &Attrs { meta: &meta, xattrs: &xattrs }, exact, &root, &rel) {
                 late.lock().unwrap().push(e);
             }

@@ -138,10 +138,18 @@ impl Report {
 
 /// Checks the tree at `root` against the manifest at `manifest`.
 pub fn verify_tree(root: &Path, manifest: &Path, threads: usize, progress: &dyn Progress) -> Result<Report> {
+    verify_tree_since(root, manifest, None, threads, progress)
+}
+
+/// [`verify_tree`], reading only the content of files that changed since
+/// `trusted`, an earlier manifest of this same tree whose hashes were read
+/// from it (inode, ctime, size and mtime decide, see `tree::scan`). The
+/// metadata of every entry is compared. `bytes` counts what was read.
+pub fn verify_tree_since(root: &Path, manifest: &Path, trusted: Option<&Path>, threads: usize, progress: &dyn Progress) -> Result<Report> {
     let mut reader = Reader::open(manifest)?;
     let mut report = Report::default();
     let mut fatal: Option<Error> = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: None };
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("verify", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {
@@ -238,10 +246,22 @@ pub struct ScanSummary {
 
 /// Writes the manifest of the tree at `root` to `out` (`-` for stdout).
 pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Progress) -> Result<ScanSummary> {
+    write_manifest_since(root, out, None, threads, progress)
+}
+
+/// [`write_manifest`], reading only files changed since `trusted` (see
+/// [`verify_tree_since`]); `bytes` counts what was read.
+pub fn write_manifest_since(
+    root: &Path,
+    out: &Path,
+    trusted: Option<&Path>,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<ScanSummary> {
     let mut w = super::Writer::create(out)?;
     let mut summary = ScanSummary::default();
     let mut fatal = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: None };
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("manifest", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {

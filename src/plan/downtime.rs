@@ -1,3 +1,9 @@
+//! Docker's downtime is measured one way for move, restore and backup: from
+//! just before the first stop command to the API answering with the expected
+//! state (move and restore: their health check; backup: `/info` reporting the
+//! data-root again). It is reported in the human output, in `--json` and in
+//! the journal (`downtime_secs`).
+//!
 //! Backup's window with Docker stopped, journaled in the shared journal as
 //! operation `backup`: the stop (through the stop contract,
 //! [`crate::service::StopGuard`]), the work, the start. A backup killed with
@@ -65,7 +71,10 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     }
     let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
     let result = r.step_with("archive", creates, |_| work());
-    let started = r.step("start", |_| w.svc.start(progress).map_err(BackupError::service("start Docker again")));
+    let started = r.step("start", |_| {
+        w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
+        answering_on(w.api, w.data_root).map_err(BackupError::Health)
+    });
     let downtime = stopping.elapsed().as_secs_f64();
     if started.is_ok() {
         r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
@@ -75,4 +84,21 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     let v = result?;
     started?;
     Ok((v, downtime))
+}
+
+/// Waits (up to 60 s) for the API to answer and report `root` as its
+/// DockerRootDir: the end of the downtime.
+pub fn answering_on(api: &DockerApi, root: &Path) -> std::result::Result<(), String> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match api.info() {
+            Ok(i) if canon(&i.docker_root_dir) == canon(root) => return Ok(()),
+            Ok(i) if Instant::now() >= deadline => {
+                return Err(format!("Docker reports DockerRootDir {} instead of {}", i.docker_root_dir.display(), root.display()));
+            }
+            Err(e) if Instant::now() >= deadline => return Err(format!("Docker does not answer on {}: {e}", api.socket.display())),
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
 }

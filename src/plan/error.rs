@@ -49,6 +49,12 @@ pub enum PlanError {
     /// The copy does not match the source manifest.
     #[error("step verify: {} differs from the source ({count} difference(s), first: {first})", target.display())]
     VerifyFailed { target: PathBuf, count: usize, first: String },
+    /// The pre-copy, read back from the target with Docker running, does not
+    /// hold what was read from the source. Docker was never stopped.
+    #[error(
+        "step precopy: the copy on {} does not match what was read from the source ({count} difference(s), first: {first}); Docker was not stopped and nothing on the host changed: check the target disk (dmesg, smartctl) before trying again"
+    , target.display())]
+    PrecopyMismatch { target: PathBuf, count: usize, first: String },
     /// Docker configuration or API.
     #[error("step {step}: {source}")]
     Docker {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod intent;
 pub mod journal;
 pub mod move_;
+pub mod precopy;
 pub mod probe;
 pub mod restore;
 pub mod rollback;
@@ -337,11 +338,24 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
     let mut s = Vec::new();
     let mut add = |name, description: String| s.push(PlannedStep { name, description });
     if p.precopy {
-        add("precopy", format!("copy {dr} to {t} while Docker runs ({} bytes, {} entries)", p.size_bytes, p.entries));
+        add(
+            "precopy",
+            format!(
+                "copy {dr} to {t} while Docker runs ({} bytes, {} entries), read the copy back and verify it, then repeat delta passes while they shrink (at most {})",
+                p.size_bytes,
+                p.entries,
+                precopy::MAX_DELTA_PASSES
+            ),
+        );
     }
     add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
     add("sync", format!("copy what changed since the pre-copy into {t}, deleting what is gone"));
-    add("verify", format!("re-read {t} and compare it with the manifest of {dr}"));
+    let verify = if p.precopy {
+        format!("compare the metadata of every entry of {t} with the manifest of {dr}, re-reading only the content the sync wrote")
+    } else {
+        format!("re-read {t} and compare it with the manifest of {dr}")
+    };
+    add("verify", verify);
     add("flush", format!("syncfs the filesystem of {t}, so the copy is on disk before Docker is pointed at it"));
     match p.method {
         Method::Bind => {

@@ -1,5 +1,6 @@
-//! Executing a [`MovePlan`]: pre-copy while Docker runs, stop, delta sync,
-//! verify, switch, start, health check. Every step is journaled; any failure
+//! Executing a [`MovePlan`]: pre-copy passes verified while Docker runs
+//! ([`super::precopy`]), stop, delta sync, verify (content of what the sync
+//! wrote, metadata of every entry), switch, start, health check. Every step is journaled; any failure
 //! or signal after the stop undoes the switch and starts Docker on the old
 //! data before the error is returned.
 //!
@@ -35,7 +36,7 @@ use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::api::DockerApi;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, unit};
-use crate::manifest::verify::verify_tree;
+use crate::manifest::verify::verify_tree_since;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
 use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
@@ -54,8 +55,14 @@ pub struct MoveReport {
     pub stopped_at_unix: f64,
     pub started_at_unix: f64,
     pub precopy_entries: u64,
+    /// The passes before the stop (absent with `--no-precopy`).
+    pub precopy: Option<super::precopy::Passes>,
     pub sync_rewritten: u64,
     pub verified_entries: u64,
+    /// Bytes of content the verify read with Docker stopped.
+    pub verified_bytes_stopped: u64,
+    /// Seconds each step took with Docker down, in order (where the downtime goes).
+    pub downtime_steps: Vec<(String, f64)>,
     pub journal: PathBuf,
 }
 
@@ -86,7 +93,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     let ctx = env.ctx(&plan.data_root);
     let svc = plan.service_record().rebuild(&ctx);
     let before = DockerState::capture(&env.api).map_err(PlanError::docker("snapshot"))?;
-    let (m1, m2) = (work.join("precopy.manifest"), work.join("final.manifest"));
+    let m2 = work.join("final.manifest");
     let mut report = MoveReport {
         id,
         data_root: plan.data_root.clone(),
@@ -97,17 +104,20 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         stopped_at_unix: 0.0,
         started_at_unix: 0.0,
         precopy_entries: 0,
+        precopy: None,
         sync_rewritten: 0,
         verified_entries: 0,
+        verified_bytes_stopped: 0,
+        downtime_steps: Vec::new(),
         journal: env.state.journal_path(),
     };
 
     // Before the stop nothing on the host has changed: a failure only ends the move.
     let pre = (|| -> Result<()> {
         if plan.precopy {
-            let opts = copy_opts(env, false, true, None, Some(m1.clone()));
-            let s = r.step("precopy", |j| copy_step("precopy", &j.data_root, &j.target, &opts, progress))?;
-            report.precopy_entries = s;
+            let p = r.step("precopy", |j| super::precopy::run(&j.data_root, &j.target, &work, env.threads, progress))?;
+            report.precopy_entries = p.entries;
+            report.precopy = Some(p);
         }
         let cfg = crate::docker::daemon_json::DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("stop"))?;
         crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("stop"))?;
@@ -129,6 +139,11 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     signal::install();
     let stopped_at = Instant::now();
     report.stopped_at_unix = unix_now();
+    let mut lap = Instant::now();
+    let mut mark = |report: &mut MoveReport, step: &str| {
+        report.downtime_steps.push((step.to_string(), lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
     let after_stop = (|| -> Result<()> {
         r.step("stop", |j| {
             // Record how to start Docker again even when the stop fails, so
@@ -142,11 +157,16 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
             guard.map_err(PlanError::service("stop"))?.hand_over();
             Ok(())
         })?;
-        let baseline = plan.precopy.then(|| m1.clone());
+        mark(&mut report, "stop");
+        let (baseline, trusted) = match &report.precopy {
+            Some(p) => (Some(p.source_manifest.clone()), Some(p.target_manifest.clone())),
+            None => (None, None),
+        };
         let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
         report.sync_rewritten = r.step("sync", |j| copy_step("sync", &j.data_root, &j.target, &opts, progress))?;
-        report.verified_entries = r.step("verify", |j| {
-            let rep = verify_tree(&j.target, &m2, env.threads, progress).map_err(PlanError::engine("verify"))?;
+        mark(&mut report, "sync");
+        let (entries, bytes) = r.step("verify", |j| {
+            let rep = verify_tree_since(&j.target, &m2, trusted.as_deref(), env.threads, progress).map_err(PlanError::engine("verify"))?;
             if !rep.ok() {
                 let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned());
                 return Err(PlanError::VerifyFailed {
@@ -155,16 +175,22 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
                     first: first.unwrap_or_default(),
                 });
             }
-            Ok(rep.entries)
+            Ok((rep.entries, rep.bytes))
         })?;
+        (report.verified_entries, report.verified_bytes_stopped) = (entries, bytes);
+        mark(&mut report, "verify");
         // The copy must be on disk before anything points Docker at it.
         r.step("flush", |j| super::intent::flush("flush", &j.target))?;
+        mark(&mut report, "flush");
         switch::apply(&mut r, plan.use_dropin)?;
+        mark(&mut report, "switch");
         let starter = target_starter(&r.j, env);
         report.started_at_unix = unix_now();
         r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
+        mark(&mut report, "start");
         let expected = expected_root(&r.j);
         r.step("health", |_| health(&env.api, &expected, Some(&before), progress))?;
+        mark(&mut report, "health");
         Ok(())
     })();
     if let Err(cause) = after_stop {

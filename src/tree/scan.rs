@@ -108,6 +108,20 @@ pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, re
     }
 }
 
+/// The content hash a baseline record proves for `m`: the same inode,
+/// ctime, size and mtime. ctime cannot be set from user space, so any write
+/// since the baseline was taken moves it (the delta rule, see `copy::delta`).
+pub fn unchanged_since(b: &Record, m: &Meta) -> Option<[u8; 32]> {
+    match b.body {
+        Body::File { size, blake3, ino, ctime } if ino == m.ino && ctime == m.ctime && size == m.size && b.mtime == m.mtime => Some(blake3),
+        _ => None,
+    }
+}
+
+/// Reads entries into records. When the walk merges a baseline manifest of
+/// this same tree, a file the baseline proves unchanged keeps the baseline's
+/// hash and is not read: only its metadata is compared (move's verify during
+/// the downtime, after the content was verified with Docker running).
 pub struct Scan {
     pub root: PathBuf,
     pub live: bool,
@@ -124,6 +138,12 @@ impl Scan {
 
     fn hash_file(&self, item: &Item, pool: &Pool) -> Result<Outcome> {
         let root = &self.root;
+        if let Some(hash) = item.baseline.as_ref().and_then(|b| unchanged_since(b, &item.meta)) {
+            let fd = open_seen(item, root)?;
+            let body = Body::File { size: item.meta.size, blake3: hash, ino: item.meta.ino, ctime: item.meta.ctime };
+            let record = record_with(item, &item.meta, body, root, Opened::Path(fd.as_fd()))?;
+            return Ok(Outcome { record: Some(record), ..Outcome::default() });
+        }
         let f = Arc::new(open_file(item, root)?.0);
         // The walker's stat was taken before this read, as in copy: a write
         // during the read moves ctime past it.

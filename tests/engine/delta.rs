@@ -2,6 +2,7 @@
 //! rewritten, vanished ones removed, and a same-size same-mtime rewrite is
 //! caught through ctime (with a baseline) or content (without).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use crate::util::*;
@@ -95,6 +96,10 @@ fn live_copy_counts_races_and_a_delta_pass_converges() {
              truncate -s 4096 big$((r % 6 + 1)); truncate -s 24M big$((r % 6 + 1)); done",
             s = src.display()
         ))
+        // Its own process group, so that killing it also kills a `truncate`
+        // child still running: a straggler that changed the source after
+        // the delta pass made the final comparison flaky under load.
+        .process_group(0)
         .spawn()
         .unwrap();
     let out = dockroot([
@@ -106,7 +111,7 @@ fn live_copy_counts_races_and_a_delta_pass_converges() {
         "--manifest".as_ref(),
         m1.as_os_str(),
     ]);
-    let _ = writer.kill();
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", writer.id())]).status();
     let _ = writer.wait();
     assert!(out.status.success(), "a live copy must not fail on races: {}", text(&out));
     let out = dockroot([

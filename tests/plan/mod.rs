@@ -13,6 +13,7 @@ use dockroot::docker::snapshot::DockerState;
 
 mod crash;
 mod faults;
+mod precopy;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 
