@@ -299,7 +299,7 @@ print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
         own[$name]=$(python3 -c 'import json,sys
 v = json.load(open(sys.argv[1]))
 v = v.get("result") or v.get("summary")
-print("%.1f" % v.get("downtime_secs", v.get("downtime_seconds", 0)))' "$d/out.json")
+print("%.1f" % v["downtime_seconds"])' "$d/out.json")
         echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
         cp "$d/out.json" "$dir/downtime-$name.json"
     }

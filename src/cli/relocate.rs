@@ -237,7 +237,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
                 r.data_root.display(),
                 r.target.display(),
                 r.method,
-                r.downtime_secs
+                r.downtime_seconds
             ));
             if let Some(pc) = &r.precopy {
                 out.say(&format!(

@@ -2,7 +2,7 @@
 //! just before the first stop command to the API answering with the expected
 //! state (move and restore: their health check; backup: `/info` reporting the
 //! data-root again). It is reported in the human output, in `--json` and in
-//! the journal (`downtime_secs`).
+//! the journal (`downtime_seconds`).
 //!
 //! Backup's window with Docker stopped, journaled in the shared journal as
 //! operation `backup`: the stop (through the stop contract,
@@ -78,7 +78,7 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     let downtime = stopping.elapsed().as_secs_f64();
     if started.is_ok() {
         r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
-        r.j.downtime_secs = Some(downtime);
+        r.j.downtime_seconds = Some(downtime);
         r.save()?;
     }
     let v = result?;

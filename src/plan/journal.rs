@@ -138,7 +138,7 @@ pub struct Journal {
     /// Where the old data-root was renamed to (bind method).
     pub old_tree: Option<PathBuf>,
     /// Seconds Docker was down (stop → healthy start).
-    pub downtime_secs: Option<f64>,
+    pub downtime_seconds: Option<f64>,
     /// The archive a restore reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<PathBuf>,
@@ -194,7 +194,7 @@ impl Journal {
             steps: Vec::new(),
             backups: Backups::default(),
             old_tree: None,
-            downtime_secs: None,
+            downtime_seconds: None,
             archive: None,
         }
     }
@@ -346,7 +346,7 @@ impl Journal {
             steps: vec![],
             backups: Backups::default(),
             old_tree: None,
-            downtime_secs: None,
+            downtime_seconds: None,
             archive: None,
         }
     }

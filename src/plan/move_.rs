@@ -49,7 +49,7 @@ pub struct MoveReport {
     pub target: PathBuf,
     pub method: Method,
     pub old_tree: Option<PathBuf>,
-    pub downtime_secs: f64,
+    pub downtime_seconds: f64,
     /// Wall-clock seconds since the epoch when Docker was stopped and when it
     /// was started again (for logs and tests that correlate events).
     pub stopped_at_unix: f64,
@@ -100,7 +100,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
         target: plan.target.clone(),
         method: plan.method,
         old_tree: None,
-        downtime_secs: 0.0,
+        downtime_seconds: 0.0,
         stopped_at_unix: 0.0,
         started_at_unix: 0.0,
         precopy_entries: 0,
@@ -196,8 +196,8 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     if let Err(cause) = after_stop {
         return Err(undo_after_failure(env, &mut r, cause));
     }
-    report.downtime_secs = stopped_at.elapsed().as_secs_f64();
-    r.j.downtime_secs = Some(report.downtime_secs);
+    report.downtime_seconds = stopped_at.elapsed().as_secs_f64();
+    r.j.downtime_seconds = Some(report.downtime_seconds);
     r.j.outcome = Outcome::Moved;
     if r.j.method == Method::DataRoot {
         // The old data stays where it was; finalize deletes it.

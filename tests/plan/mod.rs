@@ -163,7 +163,7 @@ fn plan_move_bind_then_rollback() {
     let o = dockroot(with(&g, &["--json", "move", "--to", &t, "--yes"]));
     assert!(o.status.success(), "{}", text(&o));
     let v = json(&o);
-    eprintln!("move took {:?}, downtime {}", start.elapsed(), v["result"]["downtime_secs"]);
+    eprintln!("move took {:?}, downtime {}", start.elapsed(), v["result"]["downtime_seconds"]);
     assert_eq!(d.root_dir(), d.root());
     assert_eq!(d.state(), before);
     d.check_fixture();

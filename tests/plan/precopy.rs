@@ -46,9 +46,9 @@ fn plan_move_precopy_verified_before_stop_reads_only_the_delta_while_stopped() {
     assert!(p["verified_bytes"].as_u64().unwrap() >= BIG, "{p}");
     // ... and not again while Docker was stopped.
     assert!(r["verified_bytes_stopped"].as_u64().unwrap() < BIG, "{r}");
-    assert!(r["downtime_secs"].as_f64().unwrap() > 0.0);
+    assert!(r["downtime_seconds"].as_f64().unwrap() > 0.0);
     let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("state/journal.json")).unwrap()).unwrap();
-    assert_eq!(journal["downtime_secs"], r["downtime_secs"]);
+    assert_eq!(journal["downtime_seconds"], r["downtime_seconds"]);
     assert_eq!(d.state(), before);
     d.check_fixture();
     assert_eq!(std::fs::metadata(target.join("volumes/dockroot-vol/_data/big")).unwrap().size(), BIG);

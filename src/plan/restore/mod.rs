@@ -184,7 +184,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
             r.j.outcome = Outcome::Done;
-            r.j.downtime_secs = Some(downtime);
+            r.j.downtime_seconds = Some(downtime);
             r.save()?;
             Ok(RestoreSummary {
                 data_root: dr,
