@@ -76,6 +76,7 @@ command -v rsync >/dev/null || { echo "bench.sh: rsync is missing: run scripts/s
 [[ -x /usr/bin/time ]] || { apt-get install -y time >/dev/null 2>&1 || true; }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { echo "scale=3; $1 / $2" | bc; }
 
 # The --small tree, generated once in DIR.
 small_tree() {
@@ -136,12 +137,11 @@ bench_small() {
     mkdir -p "$out"
     measure tar_extract tar --zstd --xattrs --xattrs-include='*' --acls -xpf "$arc" -C "$out"
     rm -rf "$out"
-    ratio() { echo "scale=3; ${secs[$1]} / ${secs[$2]}" | bc; }
     echo
-    echo "dockroot copy / rsync -aHAXS      : $(ratio copy rsync)"
-    echo "dockroot copy / cp -a             : $(ratio copy cp)"
-    echo "dockroot backup / tar | zstd -T0  : $(ratio backup tar_zstd)"
-    echo "dockroot restore / tar --zstd -x  : $(ratio restore tar_extract)  (restore also verifies the archive and the tree)"
+    echo "dockroot copy / rsync -aHAXS      : $(ratio "${secs[copy]}" "${secs[rsync]}")"
+    echo "dockroot copy / cp -a             : $(ratio "${secs[copy]}" "${secs[cp]}")"
+    echo "dockroot backup / tar | zstd -T0  : $(ratio "${secs[backup]}" "${secs[tar_zstd]}")"
+    echo "dockroot restore / tar --zstd -x  : $(ratio "${secs[restore]}" "${secs[tar_extract]}")  (restore also verifies the archive and the tree)"
     local worst=0 k
     for k in copy backup verify restore; do ((rss[$k] > worst)) && worst=${rss[$k]}; done
     echo "dockroot peak RSS, worst of copy/backup/verify/restore: $((worst / 1024)) MiB (goal <= 200 MiB)"
@@ -208,7 +208,6 @@ bench_disk() {
         med[$k]=$(echo "${t[$k]}" | median)
         printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${t[$k]}"
     done
-    ratio() { echo "scale=3; $1 / $2" | bc; }
     echo
     echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")"
     echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")"
@@ -420,7 +419,6 @@ for k in rsync cp dockroot tar_zstd dockroot_backup tar_extract dockroot_restore
     med[$k]=$(echo "${times[$k]}" | median)
     printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${times[$k]}"
 done
-ratio() { echo "scale=3; $1 / $2" | bc; }
 echo
 echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")  (target <= 0.5)"
 echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")  (target <= 0.75)"
