@@ -64,6 +64,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         writer,
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
+        shared_store: a.shared_store,
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {
@@ -71,7 +72,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
-        bk::engine_check(&opts, &p.data_root)?;
+        let e = bk::engine_check(&opts, &p.data_root)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -85,6 +86,9 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
                 p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
             ),
         );
+        if let Some(r) = &e.containerd_root {
+            say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
+        }
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
@@ -226,6 +230,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
             e.containerd_root.display()
         ));
     }
+    if let Some(t) = &meta.containerd_tree {
+        lines.push(format!(
+            "containerd tree: {} entries ({}) of {}, namespaces {}",
+            t.entries,
+            bytes(t.bytes),
+            t.root.display(),
+            t.namespaces.join(", ")
+        ));
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
@@ -261,9 +274,13 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
+    if let Some(c) = &rep.containerd {
+        print_report(out, &c.report);
+    }
+    let ctd = rep.containerd.as_ref().map(|c| format!(" and {} of containerd's root", c.entries)).unwrap_or_default();
     if rep.ok() {
         out.say(&format!(
-            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries match their members",
+            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries{ctd} match their members",
             a.path.display(),
             rep.members,
             bytes(rep.data_bytes),
@@ -271,8 +288,8 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         ));
     } else {
         out.say(&format!(
-            "FAILED: {} differences between the members of {} and its manifest",
-            r.differences.len() as u64 + r.more,
+            "FAILED: {} differences between the members of {} and its manifests",
+            r.differences.len() as u64 + r.more + rep.containerd.as_ref().map_or(0, |c| c.report.differences.len() as u64 + c.report.more),
             a.path.display()
         ));
     }
@@ -286,6 +303,11 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "meta": meta,
         "differences": r.differences,
         "more": r.more,
+        "containerd": rep.containerd.as_ref().map(|c| json!({
+            "entries": c.entries,
+            "differences": c.report.differences,
+            "more": c.report.more,
+        })),
     }));
     Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }

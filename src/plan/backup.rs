@@ -14,6 +14,8 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
+use super::backup_stores::{StoreTree, write_tree};
+use crate::archive::layout::Tree;
 use crate::archive::{self, EntryRecord, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
@@ -24,7 +26,6 @@ use crate::manifest::{Body, Record};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
-use crate::sys::Kind;
 
 /// Version of the `meta.json` layout.
 pub const META_FORMAT: u32 = 1;
@@ -60,6 +61,9 @@ pub struct BackupMeta {
     /// Image store and containerd (absent in archives of older dockroot versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineMeta>,
+    /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_tree: Option<StoreTree>,
 }
 
 impl BackupMeta {
@@ -87,6 +91,8 @@ pub struct BackupOptions {
     pub timing: Timing,
     /// The shared journal's directory (a backup is journaled while Docker is down).
     pub state_dir: PathBuf,
+    /// Archive a containerd store that other namespaces (a kubelet's) share.
+    pub shared_store: bool,
 }
 
 /// The plan (the dry run prints it).
@@ -230,29 +236,37 @@ pub fn write_archive<W: Write + Send + 'static>(
     for (name, host) in config {
         w.add_config(name, host)?;
     }
-    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
-    let mut manifest = archive::records::Spool::new()?;
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    progress.phase("backup", Some((meta.entries, meta.bytes)));
-    archive::walk(root, &mut |walked, e| {
-        let rec = w.add_entry(e)?;
-        manifest.push(&complete(walked, &rec))?;
-        entries += 1;
-        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
-        bytes += b;
-        progress.advance(1, b);
-        Ok(())
-    })?;
+    let tree = meta.containerd_tree.as_ref();
+    let (ce, cb) = tree.map_or((0, 0), |t| (t.entries, t.bytes));
+    progress.phase("backup", Some((meta.entries + ce, meta.bytes + cb)));
+    // containerd's root comes first (the layout keeps the data-root's manifest last).
+    let (mut entries, mut bytes) = (0, 0);
+    if let Some(t) = tree {
+        let c = write_tree(&mut w, Tree::Containerd, &t.root, progress)?;
+        w.end_tree(Tree::Containerd, c.manifest, c.manifest_len)?;
+        (entries, bytes) = (c.entries, c.bytes);
+    }
+    let d = write_tree(&mut w, Tree::Data, root, progress)?;
     progress.finish();
-    let (manifest, len) = manifest.into_file()?;
-    let out = w.finish(manifest, len)?;
-    Ok((out, entries, bytes))
+    let out = w.finish(d.manifest, d.manifest_len)?;
+    Ok((out, entries + d.entries, bytes + d.bytes))
 }
 
-/// The daemon that owns `dr` (`None` if it is not running) and what meta.json
-/// records about the engine. Refuses a backup that would silently lack the
-/// images: those of the containerd image store outside the data-root (issue 8).
-pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, EngineMeta)> {
+/// What [`engine_check`] found.
+pub struct EngineCheck {
+    /// The daemon that owns the data-root (`None` if it is not running).
+    pub info: Option<Info>,
+    pub meta: EngineMeta,
+    /// containerd's root, to archive beside the data-root.
+    pub containerd_root: Option<PathBuf>,
+    pub namespaces: Vec<String>,
+}
+
+/// The daemon that owns `dr`, what meta.json records about the engine, and
+/// the containerd root the archive must carry (issue 8). Refuses a backup
+/// that would silently lack the images, or take another user's along
+/// without `--shared-store`.
+pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
@@ -260,9 +274,10 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, En
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
     let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
-    facts.check_complete("back up", dr).map_err(BackupError::docker("check the image store"))?;
+    let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
-    Ok((info, EngineMeta::new(&facts, containerd.map(|c| c.version))))
+    let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
+    Ok(EngineCheck { info, meta, containerd_root, namespaces: facts.containerd.namespaces })
 }
 
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
@@ -273,7 +288,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    let (info, engine_meta) = engine_check(opts, &dr)?;
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces } = engine_check(opts, &dr)?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -308,6 +323,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             bytes,
             docker,
             engine: Some(engine_meta),
+            containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
@@ -408,6 +424,7 @@ mod tests {
             writer: WriterOptions::default(),
             timing: Timing::default(),
             state_dir: d.path().join("state"),
+            shared_store: false,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
