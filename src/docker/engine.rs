@@ -231,6 +231,27 @@ impl EngineFacts {
     }
 }
 
+/// Facts of a system containerd with `root` and namespaces `ns` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_facts(store: ImageStore, root: &str, ns: &[&str]) -> EngineFacts {
+    let namespaces: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
+    EngineFacts {
+        image_store: store,
+        image_store_source: "test".into(),
+        containerd: ContainerdFacts {
+            serving: Serving::System,
+            serving_source: "test".into(),
+            address: None,
+            dirs: Dirs { root: root.into(), state: "/run/containerd".into(), source: "test".into() },
+            root_bytes: 11 << 20,
+            state_bytes: 0,
+            foreign_namespaces: containerd::foreign(&namespaces),
+            namespaces,
+            namespaces_source: "test".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,25 +303,6 @@ mod tests {
         assert_eq!(image_store(None, &off, Some(29), Path::new("/nonexistent")).0, ImageStore::GraphDriver);
     }
 
-    fn facts(store: ImageStore, root: &str, ns: &[&str]) -> EngineFacts {
-        let namespaces: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
-        EngineFacts {
-            image_store: store,
-            image_store_source: "test".into(),
-            containerd: ContainerdFacts {
-                serving: Serving::System,
-                serving_source: "test".into(),
-                address: None,
-                dirs: Dirs { root: root.into(), state: "/run/containerd".into(), source: "test".into() },
-                root_bytes: 11 << 20,
-                state_bytes: 0,
-                foreign_namespaces: containerd::foreign(&namespaces),
-                namespaces,
-                namespaces_source: "test".into(),
-            },
-        }
-    }
-
     #[test]
     fn store_pin_clash() {
         let on = cfg(r#"{"features":{"containerd-snapshotter":true}}"#);
@@ -312,9 +314,9 @@ mod tests {
     #[test]
     fn refuses_only_when_images_are_outside() {
         let dr = Path::new("/var/lib/docker");
-        assert!(facts(ImageStore::GraphDriver, "/var/lib/containerd", &["moby"]).check_complete("back up", dr).is_ok());
-        assert!(facts(ImageStore::Containerd, "/var/lib/docker/containerd/daemon", &["moby"]).check_complete("back up", dr).is_ok());
-        let e = facts(ImageStore::Containerd, "/var/lib/containerd", &["k8s.io", "moby"]).check_complete("back up", dr).unwrap_err();
+        assert!(test_facts(ImageStore::GraphDriver, "/var/lib/containerd", &["moby"]).check_complete("back up", dr).is_ok());
+        assert!(test_facts(ImageStore::Containerd, "/var/lib/docker/containerd/daemon", &["moby"]).check_complete("back up", dr).is_ok());
+        let e = test_facts(ImageStore::Containerd, "/var/lib/containerd", &["k8s.io", "moby"]).check_complete("back up", dr).unwrap_err();
         let m = e.to_string();
         assert!(m.contains("/var/lib/containerd") && m.contains("/var/lib/docker") && m.contains("k8s.io"), "{m}");
     }

@@ -107,26 +107,10 @@ pub fn write_tree<W: std::io::Write + Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::containerd::{Dirs, Serving};
-    use crate::docker::engine::{ContainerdFacts, ImageStore};
+    use crate::docker::engine::ImageStore;
 
     fn facts(root: &Path, ns: &[&str]) -> EngineFacts {
-        let namespaces: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
-        EngineFacts {
-            image_store: ImageStore::Containerd,
-            image_store_source: "test".into(),
-            containerd: ContainerdFacts {
-                serving: Serving::System,
-                serving_source: "test".into(),
-                address: None,
-                dirs: Dirs { root: root.into(), state: "/run/containerd".into(), source: "test".into() },
-                root_bytes: 1,
-                state_bytes: 0,
-                foreign_namespaces: crate::docker::containerd::foreign(&namespaces),
-                namespaces,
-                namespaces_source: "test".into(),
-            },
-        }
+        crate::docker::engine::test_facts(ImageStore::Containerd, root.to_str().unwrap(), ns)
     }
 
     #[test]
