@@ -166,6 +166,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         dockerd: "dockerd".into(),
         threads: threads(g),
         timing: Timing::default(),
+        shared_store: a.shared_store,
     };
     if a.dry_run {
         let dr = bk::data_root(g.data_root.as_deref(), &opts.api)?.display().to_string();
@@ -200,6 +201,14 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         s.downtime_seconds,
         s.old.as_ref().map(|o| format!("; the previous data-root is kept as {}", o.display())).unwrap_or_default()
     ));
+    if let Some(root) = &s.containerd_root {
+        out.say(&format!(
+            "restored {} entries of containerd's root into {}{}",
+            s.containerd_entries,
+            root.display(),
+            s.containerd_old.as_ref().map(|o| format!("; the previous one is kept as {}", o.display())).unwrap_or_default()
+        ));
+    }
     out.json(&json!({"command": "restore", "ok": true, "summary": s}));
     Ok(0)
 }

@@ -252,6 +252,11 @@ pub struct RestoreArgs {
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
     pub force: bool,
+    /// With the containerd image store: replace containerd's root even when other
+    /// namespaces (e.g. a kubelet's `k8s.io`), in the archive or on this host, share
+    /// it. The whole store is restored; the current one is kept aside.
+    #[arg(long)]
+    pub shared_store: bool,
     /// Restore an archive written by a newer Docker than the installed one
     /// (Docker supports upgrading a data-root, not downgrading it).
     #[arg(long)]

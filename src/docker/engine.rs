@@ -137,6 +137,20 @@ pub fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), Stri
     ))
 }
 
+/// The daemon.json that makes an engine of `engine_major` use `want` for
+/// the restored data-root `data_root` (its tree decides Docker 29's
+/// default), or None when it would pick `want` anyway. The pin is
+/// `features.containerd-snapshotter`, which every engine since 24 reads.
+pub fn store_pin(want: ImageStore, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> Option<DaemonJson> {
+    let (picked, _) = image_store(None, cfg, engine_major, data_root);
+    if picked == want {
+        return None;
+    }
+    let mut pinned = cfg.clone();
+    pinned.set_containerd_snapshotter(want == ImageStore::Containerd);
+    Some(pinned)
+}
+
 /// Why a backup or move is refused: the images are in containerd's root,
 /// outside the data-root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,9 +239,10 @@ impl EngineFacts {
         })))
     }
 
-    /// A one-line warning for `status`, when a move or backup would be refused.
+    /// A one-line warning for `status`, when a move would be refused (a
+    /// backup carries containerd's root, see `plan::backup_stores`).
     pub fn warning(&self, data_root: &Path) -> Option<String> {
-        self.check_complete("back up or move", data_root).err().map(|e| e.to_string())
+        self.check_complete("move", data_root).err().map(|e| e.to_string())
     }
 }
 
@@ -309,6 +324,26 @@ mod tests {
         assert!(check_store_pin(ImageStore::GraphDriver, &on).unwrap_err().contains("features.containerd-snapshotter is true"));
         assert!(check_store_pin(ImageStore::Containerd, &on).is_ok());
         assert!(check_store_pin(ImageStore::GraphDriver, &cfg("{}")).is_ok());
+    }
+
+    #[test]
+    fn store_pin_only_where_the_engine_would_choose_otherwise() {
+        let d = tempfile::tempdir().unwrap();
+        let empty = cfg(r#"{"iptables":false,"features":{"buildkit":true}}"#);
+        // Docker 28 picks the graph driver: a containerd archive needs the feature.
+        let p = store_pin(ImageStore::Containerd, &empty, Some(28), d.path()).unwrap();
+        assert_eq!(p.map()["features"], serde_json::json!({"buildkit": true, "containerd-snapshotter": true}));
+        assert_eq!(p.map()["iptables"], false);
+        assert!(store_pin(ImageStore::GraphDriver, &empty, Some(28), d.path()).is_none());
+        // Docker 29 on a tree without graph-driver layers picks containerd: a graph archive is pinned back.
+        let p = store_pin(ImageStore::GraphDriver, &empty, Some(29), d.path()).unwrap();
+        assert_eq!(p.map()["features"]["containerd-snapshotter"], false);
+        assert!(store_pin(ImageStore::Containerd, &empty, Some(29), d.path()).is_none());
+        std::fs::create_dir(d.path().join("overlay2")).unwrap();
+        assert!(store_pin(ImageStore::GraphDriver, &empty, Some(29), d.path()).is_none());
+        // Already said in daemon.json: nothing to add.
+        let on = cfg(r#"{"features":{"containerd-snapshotter":true}}"#);
+        assert!(store_pin(ImageStore::Containerd, &on, Some(28), d.path()).is_none());
     }
 
     #[test]

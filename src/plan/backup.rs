@@ -24,6 +24,7 @@ use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
 use crate::manifest::{Body, Record};
 use crate::progress::Progress;
+use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
 
@@ -260,6 +261,8 @@ pub struct EngineCheck {
     /// containerd's root, to archive beside the data-root.
     pub containerd_root: Option<PathBuf>,
     pub namespaces: Vec<String>,
+    /// The system containerd to stop with Docker while its root is archived.
+    pub containerd: Option<ContainerdRecord>,
 }
 
 /// The daemon that owns `dr`, what meta.json records about the engine, and
@@ -277,7 +280,8 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
     let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
-    Ok(EngineCheck { info, meta, containerd_root, namespaces: facts.containerd.namespaces })
+    let containerd = containerd_root.as_ref().and_then(|_| ContainerdRecord::for_engine(&facts));
+    Ok(EngineCheck { info, meta, containerd_root, containerd, namespaces: facts.containerd.namespaces })
 }
 
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
@@ -288,7 +292,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces } = engine_check(opts, &dr)?;
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -300,6 +304,11 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
+    // A consistent copy of containerd's root needs containerd stopped too.
+    let svc: Box<dyn crate::service::ServiceManager> = match containerd {
+        Some(c) => Box::new(WholeEngine::new(svc, c, opts.timing)),
+        None => svc,
+    };
     let window = super::downtime::Window {
         state_dir: &opts.state_dir,
         data_root: &dr,

@@ -612,6 +612,7 @@ fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::pla
         dockerd: "dockerd".into(),
         threads: 2,
         timing: Default::default(),
+        shared_store: false,
     }
 }
 

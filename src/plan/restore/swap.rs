@@ -20,6 +20,7 @@ pub(super) fn swap_and_start(
     opts: &RestoreOptions,
     ex: &archive::Extracted,
     meta: &BackupMeta,
+    (second, pin): (Option<&super::stores::Second>, Option<&super::pin::Pin>),
     r: &mut Runner,
     svc: &dyn ServiceManager,
     none: bool,
@@ -36,20 +37,29 @@ pub(super) fn swap_and_start(
         guard.map_err(PlanError::service("stop"))?.hand_over();
         Ok::<_, PlanError>(())
     })?;
-    r.step("flush", |_| intent::flush("flush", &staging))?;
+    r.step("flush", |_| {
+        intent::flush("flush", &staging)?;
+        // containerd's root (issue 8): its own filesystem may differ.
+        second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))
+    })?;
     let mut renames = Vec::new();
     if let Some(old) = r.j.old_tree.clone() {
         renames.push(Intent::Rename { from: dr.clone(), to: old, leave_empty: false });
     }
     renames.push(Intent::Rename { from: staging.clone(), to: dr.clone(), leave_empty: false });
+    // Both stores swap in this one step, all renames recorded before the first acts.
+    renames.extend(second.map(|s| s.renames()).unwrap_or_default());
     r.step_with("swap", renames.clone(), |_| {
         for i in &renames {
             if let Intent::Rename { from, to, .. } = i {
                 std::fs::rename(from, to).map_err(BackupError::io("rename", from))?;
             }
         }
-        let parent = dr.parent().unwrap_or(std::path::Path::new("/"));
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))
+        for p in std::iter::once(&dr).chain(second.map(|s| &s.root)) {
+            let parent = p.parent().unwrap_or(std::path::Path::new("/"));
+            std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))?;
+        }
+        Ok::<_, BackupError>(())
     })?;
     let mut config = Vec::new();
     if opts.with_config {
@@ -77,6 +87,7 @@ pub(super) fn swap_and_start(
             Ok::<_, BackupError>(())
         })?;
     }
+    super::pin::apply(r, pin)?;
     r.step("start", |_| svc.start(progress).map_err(BackupError::service("start Docker")))?;
     if !none && let Some(want) = &meta.docker {
         r.step("health", |_| {
