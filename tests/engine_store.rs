@@ -133,6 +133,15 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     h.ok("systemctl is-active docker.service containerd.service");
     assert_eq!(engine_state(&h), before, "after the rollback");
 
+    // A failed health check after both swaps: the restore undoes itself, both old trees back.
+    let o = h.sh("DOCKROOT_TEST_FAIL_AT=health dockroot restore /mnt/out/ctd.tar.zst --force --shared-store --yes");
+    assert_eq!(o.status.code(), Some(3), "undone: {}", text(&o));
+    h.ok("test -e /var/lib/docker/.dockroot-test-old && test -e /var/lib/containerd/.dockroot-test-old");
+    let ls = h.ok("ls -d /var/lib/docker* /var/lib/containerd*");
+    assert!(!ls.contains("staging"), "staging trees left: {ls}");
+    h.ok("systemctl is-active docker.service containerd.service");
+    assert_eq!(engine_state(&h), before, "after the undone restore");
+
     // An engine that would not pick the archive's store: daemon.json without
     // the feature, so Docker 28 uses the graph driver. The restore pins the
     // containerd image store (journaled), and `rollback` takes the pin back.

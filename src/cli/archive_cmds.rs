@@ -177,6 +177,13 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             a.archive.display(),
             rs::STAGING_INFIX
         ));
+        if let Some(t) = &meta.containerd_tree {
+            out.say(&format!(
+                "and containerd's root ({} entries) into <containerd root>{}<UTC time>, with Docker and containerd swapped as one step",
+                t.entries,
+                rs::STAGING_INFIX
+            ));
+        }
         out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
             service(g).resolve(),
             rs::OLD_INFIX,
