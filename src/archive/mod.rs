@@ -157,3 +157,37 @@ pub mod layout {
 pub(crate) fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::layout::{Section, Tree, advance};
+
+    /// Config, containerd members, their manifest, data members, the
+    /// manifest: any other order is refused, as are members after a tree's
+    /// manifest and a tree left without its manifest.
+    #[test]
+    fn sections_come_in_layout_order() {
+        let walk = |paths: &[&str]| -> Result<(), String> {
+            let mut rank = None;
+            for p in paths {
+                let s = Section::of(p.as_bytes()).ok_or(format!("stray {p}"))?;
+                rank = Some(advance(rank, &s).map_err(|e| format!("{p}: {e}"))?);
+            }
+            Ok(())
+        };
+        assert_eq!(Section::of(b"containerd"), Some(Section::Members(Tree::Containerd, b"")));
+        assert_eq!(Section::of(b"data/a/b"), Some(Section::Members(Tree::Data, b"a/b")));
+        assert_eq!(Section::of(b"containerdx/a"), None);
+        walk(&[".dockroot/config/etc/docker/daemon.json", "data/", "data/a", ".dockroot/manifest"]).unwrap();
+        walk(&["containerd/", "containerd/x", ".dockroot/containerd.manifest", "data/", ".dockroot/manifest"]).unwrap();
+        for bad in [
+            &["data/", "containerd/", ".dockroot/containerd.manifest"][..],
+            &["containerd/", "data/"],
+            &["data/", ".dockroot/config/x"],
+            &["containerd/", ".dockroot/containerd.manifest", "containerd/y"],
+            &["data/", ".dockroot/manifest", ".dockroot/manifest"],
+        ] {
+            assert!(walk(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -173,8 +173,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     r.save()?;
 
     // (1) Extract and verify while Docker still runs on the current data.
-    let ex = match extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress) {
-        Ok(ex) => ex,
+    // Then the image store the restored tree needs, pinned if this engine would pick the other.
+    let tree = r.j.target.clone();
+    let staged = extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress)
+        .and_then(|ex| Ok((ex, pin::plan(opts, &meta, &tree)?)));
+    let (ex, pin) = match staged {
+        Ok(staged) => staged,
         Err(e) => {
             // Docker never stopped: the undo only removes the staging tree.
             return Err(match super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
@@ -184,8 +188,6 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         }
     };
 
-    // The image store the restored tree needs, pinned if this engine would pick the other.
-    let pin = pin::plan(opts, &meta, &r.j.target)?;
     warnings.extend(pin.as_ref().map(|p| p.said.clone()));
 
     // (2) Stop, swap, start. From here a signal only sets a flag, checked
