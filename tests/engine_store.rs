@@ -98,6 +98,8 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     let archived = std::fs::metadata(out.join("ctd.tar.zst")).unwrap().len();
     eprintln!("archive: {archived} bytes; containerd tree {} entries, {} bytes", t["entries"], t["bytes"]);
     assert_eq!(engine_state(&h), before, "after the backup");
+    let dry = h.ok("dockroot restore /mnt/out/ctd.tar.zst --dry-run");
+    assert!(dry.contains("containerd's root (") && dry.contains("/var/lib/containerd.dockroot-staging-<UTC time>"), "{dry}");
 
     // A simulated reinstall: both stores wiped, the engine started fresh on empty ones.
     h.ok("systemctl stop docker.socket docker.service containerd.service && rm -rf /var/lib/docker /var/lib/containerd \

@@ -178,10 +178,13 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             rs::STAGING_INFIX
         ));
         if let Some(t) = &meta.containerd_tree {
+            let root = dockroot::docker::containerd::system_dirs(Path::new(dockroot::docker::containerd::CONFIG_FILE)).root;
             out.say(&format!(
-                "and containerd's root ({} entries) into <containerd root>{}<UTC time>, with Docker and containerd swapped as one step",
+                "and containerd's root ({} entries) into {}{}<UTC time>, to swap with {} in the same step (containerd stopped too)",
                 t.entries,
-                rs::STAGING_INFIX
+                root.display(),
+                rs::STAGING_INFIX,
+                root.display()
             ));
         }
         out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
