@@ -119,7 +119,7 @@ pub struct MovePlan {
 impl MovePlan {
     /// The record that restarts Docker as it runs now.
     pub fn service_record(&self) -> ServiceRecord {
-        ServiceRecord { kind: self.service.clone(), command: self.daemon_command.clone() }
+        ServiceRecord { kind: self.service.clone(), command: self.daemon_command.clone(), containerd: None }
     }
 }
 

@@ -234,10 +234,10 @@ pub fn expected_root(j: &Journal) -> PathBuf {
 /// flag is rewritten to the target.
 pub fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
     let ctx = env.ctx(&j.data_root);
-    let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None });
+    let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None, containerd: None });
     match (&rec.kind, &rec.command) {
         (ServiceKind::Pidfile(p), Some(cmd)) if j.rewrite_argv => {
-            Box::new(PidfileService::with_command(p.clone(), env.timing, rewrite_data_root(cmd, &j.target)))
+            rec.with_containerd(Box::new(PidfileService::with_command(p.clone(), env.timing, rewrite_data_root(cmd, &j.target))), &ctx)
         }
         _ => rec.rebuild(&ctx),
     }

@@ -15,7 +15,7 @@ use super::{Env, intent, runner};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
-use crate::service::{ServiceContext, ServiceKind, verify_stopped};
+use crate::service::{ServiceContext, ServiceKind, verify_stopped_all};
 
 /// What `rollback` did.
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +52,9 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
         msg: "no service record: cannot know how to restart Docker; undo by hand".into(),
     })?;
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
-    let current = rec.kind.clone().build(&ctx);
+    // Built from the kind alone (a pidfile manager finds its daemon by the
+    // pidfile), with the recorded containerd so both are seen and stopped.
+    let current = rec.with_containerd(rec.kind.clone().build(&ctx), &ctx);
     let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
@@ -65,13 +67,15 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     progress.phase("stop", None);
     if current.is_running().map_err(PlanError::service("undo stop"))? {
         current.stop(progress).map_err(PlanError::service("undo stop"))?;
+    } else if switched {
+        current.stop_rest(progress).map_err(PlanError::service("undo stop"))?;
     }
     // Before unmounting and renaming back, nothing may use the trees. When
     // nothing was switched (the stop itself failed), Docker is just started again.
-    for p in [&j.data_root, &j.target] {
-        if switched && p.exists() {
-            verify_stopped(p).map_err(PlanError::service("undo stop"))?;
-        }
+    if switched {
+        let mut paths = vec![j.data_root.clone(), j.target.clone()];
+        paths.extend(current.stores());
+        verify_stopped_all(&paths).map_err(PlanError::service("undo stop"))?;
     }
     runner::undo_steps(state, j, progress)?;
     progress.phase("start", None);
