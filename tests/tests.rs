@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod docker_service;
 mod engine;
+mod engine_move;
 mod modern_engine;
 mod output;
 mod plan;
