@@ -147,6 +147,9 @@ fn containerd_store_data_root_move_and_rollback() {
     let (dj, ct) = (h.path("/etc/docker/daemon.json"), h.path("/etc/containerd/config.toml"));
     let (dj0, ct0) = (std::fs::read(&dj).unwrap(), std::fs::read(&ct).unwrap());
 
+    let o = h.sh("dockroot move --method data-root --to /data/d/docker --containerd-to /data/c/containerd --dry-run");
+    assert!(!o.status.success() && text(&o).contains("/data/d that would hold target /data/d/docker does not exist"), "{}", text(&o));
+    h.ok("mkdir /data/d /data/c");
     h.ok("dockroot -q move --method data-root --to /data/d/docker --containerd-to /data/c/containerd --yes");
     let conf = std::fs::read_to_string(&ct).unwrap();
     assert!(conf.contains("root = '/data/c/containerd'") && conf.contains("[plugins.\"io.containerd.grpc.v1.cri\"]"), "{conf}");

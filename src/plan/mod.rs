@@ -307,6 +307,13 @@ fn check_target(dr: &Path, target: &Path) -> Result<()> {
         )));
     }
     match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.parent().is_some_and(|p| !p.is_dir()) => {
+            Err(PlanError::preflight(format!(
+                "the directory {} that would hold target {} does not exist; create it (or mount its disk) first",
+                target.parent().unwrap_or(target).display(),
+                target.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(PlanError::preflight(format!("target {}: {e}", target.display()))),
         Ok(m) if !m.is_dir() => Err(PlanError::preflight(format!("target {} exists and is not a directory", target.display()))),
