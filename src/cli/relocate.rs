@@ -288,6 +288,9 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
             out.say(&format!("the copy in {} was left in place; delete it when you no longer need it", r.target.display()));
+            if let Some(c) = &r.containerd_target {
+                out.say(&format!("so was the copy of containerd's root in {}", c.display()));
+            }
             Ok(0)
         }
         Ok(r) => {

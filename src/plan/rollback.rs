@@ -25,6 +25,9 @@ pub struct RollbackReport {
     pub data_root: PathBuf,
     /// The copy (move: left in place for the user to delete; restore: the staging tree, removed).
     pub target: PathBuf,
+    /// A move's copy of containerd's root, left in place like `target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containerd_target: Option<PathBuf>,
     pub docker_restarted: bool,
 }
 
@@ -123,7 +126,8 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
     // The undone operation's manifests are of no further use.
     let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
-    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, docker_restarted })
+    let containerd_target = j.containerd_move.map(|c| c.target);
+    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, containerd_target, docker_restarted })
 }
 
 /// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
