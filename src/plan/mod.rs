@@ -372,7 +372,7 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
             ),
         );
     }
-    if let Some(c) = c {
+    if let Some(c) = c.filter(|_| p.precopy) {
         add(
             "precopy-containerd",
             format!(
@@ -383,10 +383,12 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
                 c.entries
             ),
         );
+    }
+    if let Some(c) = c {
         add(
             "stop",
             format!(
-                "stop Docker ({}), then containerd.service, wait for Docker's shims to exit, and check nothing uses {dr} or {}",
+                "stop Docker ({}), then containerd, wait for Docker's shims to exit, and check nothing uses {dr} or {}",
                 p.service,
                 c.source.display()
             ),

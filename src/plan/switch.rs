@@ -193,6 +193,33 @@ mod tests {
     }
 
     #[test]
+    fn containerd_root_edit_is_undone_and_a_created_config_removed() {
+        use crate::plan::journal::TreeMove;
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        state.ensure().unwrap();
+        let config = d.path().join("containerd/config.toml");
+        let tree =
+            TreeMove { source: d.path().join("c"), target: d.path().join("ct"), old_tree: None, config: config.clone(), dropin: None };
+        let mut j = Journal::for_test(d.path(), Method::DataRoot);
+        j.containerd_move = Some(tree);
+        let mut r = Runner { state: &state, j: j.clone(), progress: &Silent };
+        apply(&mut r, false).unwrap();
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert_eq!(crate::docker::containerd::parse_config(&text).0, Some(d.path().join("ct")), "{text}");
+        undo_steps(&state, &mut r.j, &Silent).unwrap();
+        assert!(!config.exists(), "the config dockroot created is removed");
+        let original = "version = 3\nroot = '/var/lib/containerd'\n\n[grpc]\n  address = '/run/containerd/containerd.sock'\n";
+        std::fs::write(&config, original).unwrap();
+        let _ = std::fs::remove_file(d.path().join("daemon.json"));
+        let mut r = Runner { state: &state, j, progress: &Silent };
+        apply(&mut r, false).unwrap();
+        assert!(std::fs::read_to_string(&config).unwrap().contains(&format!("root = '{}'", d.path().join("ct").display())));
+        undo_steps(&state, &mut r.j, &Silent).unwrap();
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+    }
+
+    #[test]
     fn created_daemon_json_is_removed_on_undo() {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("state"));
