@@ -232,35 +232,10 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     let containerd = containerd_move::preflight(env, req, &engine, &primary)?;
     crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("preflight"))?;
 
-    let daemon_command = match &service {
-        ServiceKind::Pidfile(p) => {
-            let svc = PidfileService::new(p, env.timing);
-            match svc.live_pid().map_err(PlanError::service("preflight"))? {
-                Some(pid) => {
-                    Some(DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?)
-                }
-                None => {
-                    return Err(PlanError::preflight(format!(
-                        "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
-                        p.display()
-                    )));
-                }
-            }
-        }
-        _ => None,
-    };
+    let daemon_command = daemon_command(env, &service)?;
     let rewrite_argv = req.method == Method::DataRoot
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
-    if req.method == Method::DataRoot && service == ServiceKind::Systemd {
-        let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
-        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
-        if let Some((flag, path)) = flag {
-            return Err(PlanError::preflight(format!(
-                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
-                path.display()
-            )));
-        }
-    }
+    refuse_unit_data_root_flag(req, &service)?;
     // dockroot restarts the pidfile daemon with the new flag, but cannot edit
     // what starts it at boot; that starter would bring Docker up on an empty
     // old path, and after `finalize` the data would be gone (issue 8).
@@ -296,6 +271,42 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     };
     plan.steps = describe(&plan, env);
     Ok(plan)
+}
+
+/// The running pidfile daemon's command line (dockroot restarts it with it).
+fn daemon_command(env: &Env, service: &ServiceKind) -> Result<Option<DaemonCommand>> {
+    Ok(match service {
+        ServiceKind::Pidfile(p) => {
+            let svc = PidfileService::new(p, env.timing);
+            match svc.live_pid().map_err(PlanError::service("preflight"))? {
+                Some(pid) => {
+                    Some(DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?)
+                }
+                None => {
+                    return Err(PlanError::preflight(format!(
+                        "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        _ => None,
+    })
+}
+
+/// dockerd refuses `data-root` in daemon.json when docker.service passes the flag too.
+fn refuse_unit_data_root_flag(req: &MoveRequest, service: &ServiceKind) -> Result<()> {
+    if req.method == Method::DataRoot && *service == ServiceKind::Systemd {
+        let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
+        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
+        if let Some((flag, path)) = flag {
+            return Err(PlanError::preflight(format!(
+                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_target(dr: &Path, target: &Path) -> Result<()> {
