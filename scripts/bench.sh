@@ -38,6 +38,10 @@
 # measures the device's limits in DIR: sequential write and read with direct
 # I/O (dd, 1 GiB), and a metadata rate (creating and syncing empty files),
 # and prints how far dockroot's copy is from the floor they imply.
+# With --disk, --ab BIN adds a second dockroot binary (dockroot_b, say the
+# build before a change) to the interleaved rounds, and --tools LIST picks
+# the runs (default "dockroot rsync cp tar_zstd"). Each run's 1-minute load
+# average is printed beside its time: the machine may be shared.
 # --downtime [--size MIB] measures Docker's downtime from outside: a real
 # private dockerd (scripts/lib/dockerd.sh, the test fixture's images and
 # running container) whose data-root holds a volume of about MIB (default
@@ -50,7 +54,7 @@
 # live backup). Prints the table and the ratio against --no-precopy.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -60,7 +64,9 @@ while (($#)); do
         --disk) disk=$2; shift 2 ;;
         --downtime) downtime=1; shift ;;
         --size) size_mib=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR] [--downtime [--size MIB]]" >&2; exit 2 ;;
+        --ab) bin_b=$2; shift 2 ;;
+        --tools) tools=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--ab BIN] [--tools LIST]] [--downtime [--size MIB]]" >&2; exit 2 ;;
     esac
 done
 [[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
@@ -161,7 +167,7 @@ bench_disk() {
     echo "destination: $work on $(df --output=source,fstype "$disk" | tail -n1) (source on $(df --output=source "$src" | tail -n1))"
     declare -A t=()
     cold_run() { # NAME CMD...: cold cache, CMD, sync; appends the seconds to t[NAME]
-        local name=$1 t0 t1
+        local name=$1 t0 t1 load
         shift
         rm -rf "$out" "$arc" "$work/m"
         sync
@@ -170,14 +176,22 @@ bench_disk() {
         "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
         sync
         t1=$(date +%s.%N)
+        read -r load _ </proc/loadavg
         t[$name]+="$(echo "$t1 - $t0" | bc) "
+        printf '  %-12s %8.2f s  load %s\n' "$name" "$(echo "$t1 - $t0" | bc)" "$load" >&2
     }
+    local k
     for ((r = 1; r <= rounds; r++)); do
         echo "round $r/$rounds" >&2
-        cold_run dockroot "$bin" -q copy "$src" "$out" --manifest "$work/m"
-        cold_run rsync rsync -aHAXS --numeric-ids "$src/" "$out/"
-        cold_run cp cp -a "$src" "$out"
-        cold_run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$arc'"
+        for k in $tools ${bin_b:+dockroot_b}; do
+            case $k in
+                dockroot) cold_run dockroot "$bin" -q copy "$src" "$out" --manifest "$work/m" ;;
+                dockroot_b) cold_run dockroot_b "$bin_b" -q copy "$src" "$out" --manifest "$work/m" ;;
+                rsync) cold_run rsync rsync -aHAXS --numeric-ids "$src/" "$out/" ;;
+                cp) cold_run cp cp -a "$src" "$out" ;;
+                tar_zstd) cold_run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$arc'" ;;
+            esac
+        done
     done
     rm -rf "$out" "$arc" "$work/m"
     # The device: 1 GiB written and read back with direct I/O, then empty
@@ -204,14 +218,15 @@ bench_disk() {
     mps=$(echo "$nmeta / ($m1 - $m0)" | bc)
     declare -A med
     printf '\n%-16s %10s   %s\n' "tool (cold)" "median s" "all runs"
-    for k in dockroot rsync cp tar_zstd; do
+    for k in $tools ${bin_b:+dockroot_b}; do
         med[$k]=$(echo "${t[$k]}" | median)
         printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${t[$k]}"
     done
     echo
-    echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")"
-    echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")"
-    echo "dockroot copy --manifest / tar | zstd   : $(ratio "${med[dockroot]}" "${med[tar_zstd]}")"
+    for k in rsync cp tar_zstd dockroot_b; do
+        [[ -n ${med[$k]:-} && -n ${med[dockroot]:-} ]] || continue
+        printf 'dockroot copy --manifest / %-12s: %s\n' "$k" "$(ratio "${med[dockroot]}" "${med[$k]}")"
+    done
     echo
     echo "device: sequential write $((wbps / 1048576)) MiB/s, read $((rbps / 1048576)) MiB/s (direct I/O); $mps empty files/s created and synced"
     # Floors: the data read once and written once at the sequential rates
