@@ -10,6 +10,7 @@ pub mod holes;
 pub mod process;
 pub mod seen;
 pub mod stat;
+pub mod uring;
 pub mod xattr;
 
 #[cfg(test)]
