@@ -42,22 +42,6 @@ fn write_sparse(dst: &File, data: &[u8], off: u64) -> io::Result<u64> {
     Ok(skipped)
 }
 
-/// Writes the whole content `data` of a small file, already read, into the
-/// new, empty `dst`: the same bytes, holes and hash as [`copy_content`].
-pub fn copy_bytes(dst: &File, data: &[u8], size: u64, sparsify: bool) -> io::Result<Copied> {
-    let mut h = ContentHasher::new();
-    h.update(data);
-    let sparsified = if sparsify {
-        let skipped = write_sparse(dst, data, 0)?;
-        dst.set_len(size)?;
-        skipped
-    } else {
-        dst.write_all_at(data, 0)?;
-        0
-    };
-    Ok(Copied { blake3: h.finalize(), sparsified })
-}
-
 /// Copies `size` bytes of `src` into the new, empty `dst`.
 pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
     let ex = Arc::new(extents(&src, size, blocks)?);

@@ -2,7 +2,6 @@
 //! manifest in the same pass. With `delete`, DST may hold an earlier copy and
 //! only what changed is rewritten (the relocation's final sync).
 
-mod batch;
 mod delta;
 pub mod file;
 mod visitor;

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::CopyOptions;
-use super::batch;
 use super::delta::{self, Decision};
-use super::file::{copy_bytes, copy_content};
+use super::file::copy_content;
 use crate::error::{Error, Result, show};
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
@@ -144,11 +143,7 @@ impl CopyVisitor {
             self.clear_existing(item)?;
         }
         let (rel, d) = (&item.rel, dst_dir(item));
-        let (src, read) = match batch::take(item.seq) {
-            Some((f, data)) => (f, Some(data)),
-            None => (open_file(item, &self.src)?.0, None),
-        };
-        let src = Arc::new(src);
+        let src = Arc::new(open_file(item, &self.src)?.0);
         // The walker's stat was taken before this read: a write during the
         // read moves ctime past it, and the stat after the read shows that.
         let before = item.meta;
@@ -162,11 +157,8 @@ impl CopyVisitor {
             }
             e
         };
-        let copied = match read {
-            Some(data) => copy_bytes(&dst, &data, before.size, self.opts.sparsify),
-            None => copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify),
-        }
-        .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?;
+        let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
+            .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?;
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {
@@ -248,13 +240,6 @@ impl Visitor for CopyVisitor {
         match r {
             Err(e) if self.opts.live && e.is_race() => Ok(Outcome { raced: true, ..Outcome::default() }),
             r => r,
-        }
-    }
-
-    fn prefetch(&self, items: &[Item]) {
-        // Delta mode may keep a file without reading it.
-        if !self.opts.delete {
-            batch::prefetch(items);
         }
     }
 

@@ -10,7 +10,6 @@ pub mod holes;
 pub mod process;
 pub mod seen;
 pub mod stat;
-pub mod uring;
 pub mod xattr;
 
 #[cfg(test)]

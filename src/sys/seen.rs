@@ -113,22 +113,6 @@ pub fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// [`reopen_file`] without `O_NONBLOCK`, for reads through io_uring, which
-/// would otherwise fail with EAGAIN where data must come from the disk. The
-/// flag only guards against mandatory locks, which Linux 5.15 removed: callers
-/// use this only on such kernels (see `uring::read_many`).
-pub fn reopen_file_blocking(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
-    if now.kind != Kind::File {
-        return Err(io::Error::other(Replaced { saw: Kind::File, found: now.kind }));
-    }
-    let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let fd = match reopen(path_fd, flags | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => reopen(path_fd, flags)?,
-        r => r?,
-    };
-    Ok(File::from(fd))
-}
-
 /// Opens the directory behind the `O_PATH` handle `path_fd` for listing.
 pub fn reopen_dir(path_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     reopen(path_fd, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)

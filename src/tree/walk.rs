@@ -65,9 +65,6 @@ pub trait Visitor: Sync {
     /// On a worker thread, for every non-directory entry. Large files may be
     /// split into tasks on `pool`.
     fn entry(&self, item: &Item, pool: &Pool) -> Result<Outcome>;
-    /// On a worker thread, before `entry` for each of `items` (one batch):
-    /// a chance to read their small files together (see `copy::batch`).
-    fn prefetch(&self, _items: &[Item]) {}
     /// Errors raised after an entry's outcome was reported (directory
     /// finalisers); drained at the end of the walk.
     fn late_errors(&self) -> Vec<Error> {
@@ -395,8 +392,6 @@ fn worker<V: Visitor>(visitor: &V, root: &Path, pool: &Pool, results: Sender<Msg
             Work::Batch(b) => b,
         };
         let _done = BatchDone(pool);
-        // Only an optimisation: a panic here leaves each entry to `entry`.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| visitor.prefetch(&batch)));
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
             let seq = item.seq;
