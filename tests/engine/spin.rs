@@ -38,10 +38,12 @@ fn threads_of(log: &str, root: &str) -> std::collections::HashSet<String> {
     let mut ours = std::collections::HashSet::from([root.to_string()]);
     for l in log.lines() {
         let Some((pid, rest)) = l.split_once(char::is_whitespace) else { continue };
-        if ours.contains(pid) && rest.contains("CLONE_THREAD") && rest.contains("clone") {
-            if let Some(child) = rest.rsplit("= ").next().and_then(|c| c.split_whitespace().next()) {
-                ours.insert(child.to_string());
-            }
+        if ours.contains(pid)
+            && rest.contains("CLONE_THREAD")
+            && rest.contains("clone")
+            && let Some(child) = rest.rsplit("= ").next().and_then(|c| c.split_whitespace().next())
+        {
+            ours.insert(child.to_string());
         }
     }
     ours
