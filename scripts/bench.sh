@@ -246,7 +246,7 @@ bench_disk() {
     sync
     m0=$(date +%s.%N)
     python3 -c 'import os,sys; d=sys.argv[1]; os.mkdir(d); [os.close(os.open(f"{d}/{i}", os.O_CREAT | os.O_WRONLY, 0o644)) for i in range(int(sys.argv[2]))]' "$dev/meta" "$nmeta"
-    sync
+    sync -f "$dev"
     m1=$(date +%s.%N)
     rm -rf "$dev/meta"
     fresh_down
