@@ -185,7 +185,9 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             meta.docker.as_ref().map_or(0, |d| d.containers.len()),
             meta.docker.as_ref().map_or(0, |d| d.volumes.len())
         ));
-        out.json(&json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "warnings": warnings}));
+        out.json(
+            &json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(), "warnings": warnings}),
+        );
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());

@@ -149,6 +149,18 @@ impl Place {
         }
     }
 
+    /// What the user must know after a restore that kept `old` aside.
+    pub fn note(&self, old: Option<&Path>) -> Option<String> {
+        match (&self.layout, old) {
+            (Layout::Filesystem { .. }, Some(old)) => Some(format!(
+                "the previous entries are kept in {} inside the data-root; delete it when satisfied (a backup taken before then \
+                 includes it)",
+                old.display()
+            )),
+            _ => None,
+        }
+    }
+
     /// The intents of the swap step: renames (and, for a whole filesystem,
     /// the directory that takes the old entries), in the order they act.
     fn swap_intents(&self, staging: &Path, old: Option<&Path>) -> Result<Vec<Intent>> {

@@ -190,6 +190,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     match swap::swap_and_start(opts, &ex, &meta, &mut r, svc.as_ref(), none, &place) {
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
+            warnings.extend(place.note(r.j.old_tree.as_deref()));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
             r.save()?;
