@@ -1,8 +1,8 @@
 //! Restore onto a data-root that is a mount point (issue 8), with a private
 //! dockerd: after `move --method bind` (killed at every rename, mkdir, mount
 //! and umount2 of the restore, then rolled back; a failed health check is
-//! undone), and with a whole
-//! filesystem mounted at the data-root (contents swapped, mount kept).
+//! undone), and with a whole filesystem mounted at the data-root (contents
+//! swapped, mount kept; killed at every point too).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -113,6 +113,20 @@ fn plan_restore_onto_a_whole_filesystem_at_the_data_root() {
     assert_eq!(d.state(), empty);
     let left: Vec<String> = names(&d.root()).into_iter().filter(|n| n.contains("dockroot")).collect();
     assert!(left.is_empty() && d.root().join("lost+found").is_dir(), "{left:?}");
+
+    // Crash points of the contents swap: the disk holds the fixture, then
+    // differs from the archive by one volume.
+    let o = dockroot(with(&g, &["-q", "restore", &a, "--force", "--yes", "--data-root", &root]));
+    assert!(o.status.success(), "{}", text(&o));
+    for n in names(&d.root()).iter().filter(|n| n.starts_with(".dockroot-")) {
+        std::fs::remove_dir_all(d.root().join(n)).unwrap();
+    }
+    d.docker(&["volume", "create", "only-in-old-data"]);
+    let mut g2 = g.clone();
+    g2.extend(["--data-root".into(), root.clone()]);
+    let h = Harness { d: &d, s: &s, g: g2, bound: None };
+    let n = h.every_point("restore onto a whole filesystem", &["-q", "restore", &a, "--yes", "--force"], &|| {});
+    assert!(n > 10, "{n}");
     ok(Command::new("bash").arg(script("dockerd.sh")).arg("stop").arg(&d.dir));
     ok(Command::new("umount").arg(d.root()));
 }

@@ -103,7 +103,8 @@ impl Harness<'_> {
     fn assert_clean(&self, at: &str) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let on_root = format!(" {} ", self.d.root().display());
-        let mut dirs = vec![self.d.dir.clone(), self.s.path().to_path_buf(), self.s.join("state")];
+        // The data-root too: a restore onto a whole filesystem stages inside it.
+        let mut dirs = vec![self.d.dir.clone(), self.s.path().to_path_buf(), self.s.join("state"), self.d.root()];
         if let Some(src) = &self.bound {
             use std::os::unix::fs::MetadataExt;
             let (a, b) = (std::fs::metadata(self.d.root()).unwrap(), std::fs::metadata(src).unwrap());
