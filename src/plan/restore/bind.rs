@@ -201,10 +201,12 @@ fn entries(dir: &Path) -> Result<BTreeSet<std::ffi::OsString>> {
 }
 
 /// The swap step (and, for a bind, the rebind step): every name is recorded
-/// before the first rename acts.
-pub(super) fn swap(r: &mut Runner, place: &Place) -> Result<()> {
+/// before the first rename acts. `more` are renames of another tree that
+/// swaps in the same step (containerd's root).
+pub(super) fn swap(r: &mut Runner, place: &Place, more: Vec<Intent>) -> Result<()> {
     let (staging, old) = (r.j.target.clone(), r.j.old_tree.clone());
-    let intents = place.swap_intents(&staging, old.as_deref())?;
+    let mut intents = place.swap_intents(&staging, old.as_deref())?;
+    intents.extend(more);
     r.step_with("swap", intents.clone(), |_| {
         let mut dirs = BTreeSet::new();
         for i in &intents {

@@ -39,7 +39,7 @@ pub(super) fn swap_and_start(
         Ok::<_, PlanError>(())
     })?;
     r.step("flush", |_| intent::flush("flush", &staging))?;
-    super::bind::swap(r, place)?;
+    super::bind::swap(r, place, Vec::new())?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();
