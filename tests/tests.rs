@@ -4,6 +4,7 @@
 
 mod archive;
 mod backup;
+mod bind_restore;
 mod docker_service;
 mod engine;
 mod engine_move;
