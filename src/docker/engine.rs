@@ -239,10 +239,23 @@ impl EngineFacts {
         })))
     }
 
-    /// A one-line warning for `status`, when a move would be refused (a
-    /// backup carries containerd's root, see `plan::backup_stores`).
+    /// A one-line warning for `status`: backup and move carry containerd's
+    /// root beside the data-root, except when it is missing (they refuse),
+    /// and only with `--shared-store` when other namespaces share it.
     pub fn warning(&self, data_root: &Path) -> Option<String> {
-        self.check_complete("move", data_root).err().map(|e| e.to_string())
+        let root = self.images_outside(data_root)?;
+        if !root.is_dir() {
+            return self.check_complete("back up or move", data_root).err().map(|e| e.to_string());
+        }
+        let others = &self.containerd.foreign_namespaces;
+        (!others.is_empty()).then(|| {
+            format!(
+                "containerd's root {} holds Docker's images and also the namespaces {} of another user of the same containerd; \
+                 backup, restore and move replace or carry the whole store, so they need --shared-store",
+                root.display(),
+                others.join(", ")
+            )
+        })
     }
 }
 

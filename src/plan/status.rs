@@ -120,6 +120,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         storage_driver: d.storage_driver,
         live_restore: d.live_restore,
         userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
+        // A move carries containerd's root (plan::containerd_move); a backup does not yet.
         containerd_warning: engine.warning(&data_root),
         engine,
         stranded_trees: stranded,

@@ -15,6 +15,7 @@
 //! (`<state-dir>/journal.json`, operation `restore`), and `dockroot rollback`
 //! undoes a restore that was interrupted.
 
+pub mod bind;
 mod pin;
 mod stores;
 mod swap;
@@ -75,6 +76,8 @@ pub struct RestoreSummary {
     pub downtime_seconds: f64,
     pub meta: BackupMeta,
     pub warnings: Vec<String>,
+    /// What is mounted at the data-root and so what was renamed and remounted.
+    pub place: bind::Place,
     /// containerd's root, restored with the data-root (containerd image store).
     pub containerd_root: Option<PathBuf>,
     /// Where the previous containerd root was kept.
@@ -136,6 +139,12 @@ fn identity(s: &DockerState) -> DockerState {
     s
 }
 
+/// The data-root to restore (`--data-root` or Docker's) and what is mounted there.
+pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::Place> {
+    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
+    bind::Place::detect(&super::absolute(&dr), warnings)
+}
+
 /// Runs the restore (see the module docs).
 pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
     let start = Instant::now();
@@ -149,13 +158,13 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             .map_err(BackupError::docker("read daemon.json"))?;
         crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
     }
-    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
-    let dr = super::absolute(&dr);
-    if non_empty(&dr) && !opts.force {
+    let place = place(opts, &mut warnings)?;
+    let dr = place.data_root.clone();
+    if non_empty(place.tree()) && !opts.force {
         return Err(BackupError::Refused(format!(
-            "data-root {} is not empty; pass --force to keep it as {}<UTC time> and restore in its place",
+            "data-root {} is not empty; pass --force to keep it as {} and restore in its place",
             dr.display(),
-            atomic::with_suffix(&dr, OLD_INFIX).display()
+            place.old("<UTC time>").display()
         )));
     }
     let state = StateDir::new(&opts.state_dir);
@@ -163,12 +172,10 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let second = stores::plan(opts, &meta, &ts)?;
-    let staging = atomic::with_suffix(&dr, &format!("{STAGING_INFIX}{ts}"));
-    let old = atomic::with_suffix(&dr, &format!("{OLD_INFIX}{ts}"));
-    let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), staging, Method::Swap);
+    let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
-    j.old_tree = dr.symlink_metadata().is_ok().then_some(old);
+    j.old_tree = place.tree().symlink_metadata().is_ok().then(|| place.old(&ts));
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
 
@@ -203,9 +210,11 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     };
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    match swap::swap_and_start(opts, &ex, &meta, (second.as_ref(), pin.as_ref()), &mut r, svc.as_ref(), none) {
+    let at = swap::Where { place: &place, second: second.as_ref(), pin: pin.as_ref() };
+    match swap::swap_and_start(opts, &ex, &meta, at, &mut r, svc.as_ref(), none) {
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
+            warnings.extend(place.note(r.j.old_tree.as_deref()));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
             r.save()?;
@@ -219,6 +228,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 downtime_seconds: downtime,
                 meta,
                 warnings,
+                place,
                 containerd_root: second.as_ref().map(|s| s.root.clone()),
                 containerd_old: second.as_ref().and_then(|s| s.old.clone()),
                 containerd_entries: ex.containerd_entries,

@@ -1,6 +1,7 @@
 //! Restore's switch-over, as journaled steps of the shared runner: stop
 //! Docker, flush the staged tree to disk, swap it in by two renames (both
-//! recorded before the first acts), put the configuration back if asked,
+//! recorded before the first acts; [`super::bind`] when the data-root is a
+//! mount point), put the configuration back if asked,
 //! start Docker and compare its objects with the archive's.
 
 use std::path::PathBuf;
@@ -15,16 +16,25 @@ use crate::plan::intent::{self, Intent};
 use crate::plan::runner::Runner;
 use crate::service::{ServiceManager, StopGuard};
 
+/// What the swap replaces: the data-root where it is mounted, containerd's
+/// root when the archive carries it, and the image-store pin in daemon.json.
+pub(super) struct Where<'a> {
+    pub place: &'a super::bind::Place,
+    pub second: Option<&'a super::stores::Second>,
+    pub pin: Option<&'a super::pin::Pin>,
+}
+
 /// Runs the steps; returns the config files written.
 pub(super) fn swap_and_start(
     opts: &RestoreOptions,
     ex: &archive::Extracted,
     meta: &BackupMeta,
-    (second, pin): (Option<&super::stores::Second>, Option<&super::pin::Pin>),
+    at: Where<'_>,
     r: &mut Runner,
     svc: &dyn ServiceManager,
     none: bool,
 ) -> Result<Vec<PathBuf>> {
+    let Where { place, second, pin } = at;
     let progress = r.progress;
     let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
     // Recorded before the stop: even a half-done stop is undone by starting again.
@@ -42,25 +52,8 @@ pub(super) fn swap_and_start(
         // containerd's root (issue 8): its own filesystem may differ.
         second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))
     })?;
-    let mut renames = Vec::new();
-    if let Some(old) = r.j.old_tree.clone() {
-        renames.push(Intent::Rename { from: dr.clone(), to: old, leave_empty: false });
-    }
-    renames.push(Intent::Rename { from: staging.clone(), to: dr.clone(), leave_empty: false });
     // Both stores swap in this one step, all renames recorded before the first acts.
-    renames.extend(second.map(|s| s.renames()).unwrap_or_default());
-    r.step_with("swap", renames.clone(), |_| {
-        for i in &renames {
-            if let Intent::Rename { from, to, .. } = i {
-                std::fs::rename(from, to).map_err(BackupError::io("rename", from))?;
-            }
-        }
-        for p in std::iter::once(&dr).chain(second.map(|s| &s.root)) {
-            let parent = p.parent().unwrap_or(std::path::Path::new("/"));
-            std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))?;
-        }
-        Ok::<_, BackupError>(())
-    })?;
+    super::bind::swap(r, place, second.map(|s| s.renames()).unwrap_or_default())?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();
