@@ -53,7 +53,7 @@ fn bind_restore_after_move_survives_reboot_and_rolls_back() {
     host.ok("systemctl is-active docker.socket docker.service");
     ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(api(&host).socket));
     let backed_up = DockerState::capture(&api(&host)).unwrap();
-    host.ok("dockroot -q backup -o /root/a.tar.zst --yes");
+    host.ok("dockroot -q backup -o /root/a.tar.zst");
     host.ok("dockroot -q move --method bind --to /data/docker --yes && dockroot -q finalize --yes");
     assert_bound(&host, "after the move");
 

@@ -75,7 +75,7 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     // A second user of the store: refused without --shared-store, nothing written.
     h.ok("ctr namespaces create k8s.io");
     h.ok("ctr -n k8s.io content ingest dockroot-k8s-ref </etc/hostname >/dev/null 2>&1 || true");
-    let o = h.sh("dockroot backup -o /mnt/out/ctd.tar.zst --yes");
+    let o = h.sh("dockroot backup -o /mnt/out/ctd.tar.zst");
     let msg = text(&o);
     assert_eq!(o.status.code(), Some(2), "{msg}");
     assert!(msg.contains("k8s.io") && msg.contains("--shared-store"), "{msg}");
@@ -83,7 +83,7 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     h.ok("systemctl is-active docker.service containerd.service");
 
     // The backup carries containerd's root as its own tree, with its manifest.
-    h.ok("dockroot -q backup -o /mnt/out/ctd.tar.zst --shared-store --yes");
+    h.ok("dockroot -q backup -o /mnt/out/ctd.tar.zst --shared-store");
     let i: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json inspect /mnt/out/ctd.tar.zst")).unwrap();
     let t = &i["meta"]["containerd_tree"];
     assert_eq!(t["root"], "/var/lib/containerd", "{i}");

@@ -56,7 +56,7 @@ fn modern_engine_status_and_containerd_store_refusals() {
     assert!(j["containerd_warning"].is_null(), "{j}");
     // The graph driver keeps everything in the data-root: backup works, and
     // a bind move survives a reboot (fstab line, RequiresMountsFor drop-in).
-    h.ok("dockroot -q backup -o /mnt/out/graph.tar.zst --yes");
+    h.ok("dockroot -q backup -o /mnt/out/graph.tar.zst");
     let meta = h.ok("dockroot inspect /mnt/out/graph.tar.zst");
     assert!(meta.contains("image store:    graph driver") && meta.contains("containerd:     2.1.9"), "{meta}");
     let before = lists(&h);
@@ -148,8 +148,7 @@ fn docker_2010_archive_restores_onto_28_and_back_is_refused() {
     let c = &st["engine"]["containerd"];
     assert_eq!((st["engine"]["image_store"].as_str(), c["serving"].as_str()), (Some("graph-driver"), Some("managed")), "{st}");
     assert_eq!(c["dirs"]["root"].as_str(), Some(format!("{root}/containerd/daemon").as_str()), "{st}");
-    let args =
-        ["-q", "--service", &pidfile, "--data-root", &root, "--docker-socket", &sockarg, "backup", "-o", &live, "--no-config", "--yes"];
+    let args = ["-q", "--service", &pidfile, "--data-root", &root, "--docker-socket", &sockarg, "backup", "-o", &live, "--no-config"];
     must(dockroot(args));
     let images_2010 = ok(Command::new("docker").arg("-H").arg(format!("unix://{sockarg}")).args(["images", "-a", "-q", "--no-trunc"]));
     daemon("stop");
@@ -180,7 +179,7 @@ fn docker_2010_archive_restores_onto_28_and_back_is_refused() {
     assert!(xattrs.contains("security.capability=") && xattrs.contains("trusted.overlay.opaque=\"y\""), "{xattrs}");
 
     // Docker 28's archive of that tree, back onto the host's 20.10: refused.
-    h.ok("dockroot -q backup -o /mnt/out/d28.tar.zst --no-config --yes");
+    h.ok("dockroot -q backup -o /mnt/out/d28.tar.zst --no-config");
     drop(h);
     let dst = s.join("dst");
     let o = dockroot([
@@ -232,7 +231,7 @@ fn managed_containerd_store_round_trips_inside_the_data_root() {
     assert!(j["containerd_warning"].is_null(), "{j}");
 
     let before = lists(&h);
-    h.ok("dockroot -q backup -o /mnt/out/managed.tar.zst --yes");
+    h.ok("dockroot -q backup -o /mnt/out/managed.tar.zst");
     let meta = h.ok("dockroot inspect /mnt/out/managed.tar.zst");
     assert!(meta.contains("image store:    containerd image store") && meta.contains("dockerd's own containerd"), "{meta}");
     h.ok("systemctl stop docker.socket docker.service && rm -rf /var/lib/docker");

@@ -29,14 +29,12 @@ pub struct WriterOptions {
     pub level: Option<i32>,
     /// zstd worker threads (0 = compress on the calling thread).
     pub threads: u32,
-    /// Buffer in front of the encoder, so small tar writes keep the workers busy.
-    pub buffer: usize,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         let n = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        WriterOptions { level: Some(3), threads: n, buffer: 4 << 20 }
+        WriterOptions { level: Some(3), threads: n }
     }
 }
 
@@ -70,7 +68,6 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             None => Sink::Plain(out),
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let _ = opts.buffer;
         let mut w = ArchiveWriter { out: enc, rank: None, now };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)

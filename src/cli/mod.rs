@@ -241,9 +241,6 @@ pub struct BackupArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation.
-    #[arg(short, long)]
-    pub yes: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

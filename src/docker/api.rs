@@ -7,7 +7,7 @@
 use super::error::{DockerError, Result};
 use super::http;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The socket dockerd listens on by default.
@@ -223,12 +223,6 @@ pub fn socket_from_host(host: Option<&str>) -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(DEFAULT_SOCKET),
     }
-}
-
-/// Whether `socket` exists and is a socket (a cheap pre-check before `ping`).
-pub fn socket_exists(socket: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(socket).map(|m| m.file_type().is_socket()).unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -75,13 +75,6 @@ impl DaemonJson {
         self.map.insert(DATA_ROOT_KEY.to_string(), v);
     }
 
-    /// Removes `data-root` and `graph`; returns whether anything was removed.
-    pub fn remove_data_root(&mut self) -> bool {
-        let a = self.map.shift_remove(DATA_ROOT_KEY).is_some();
-        let b = self.map.shift_remove(LEGACY_GRAPH_KEY).is_some();
-        a || b
-    }
-
     /// `live-restore`, if set.
     pub fn live_restore(&self) -> Option<bool> {
         self.map.get("live-restore").and_then(Value::as_bool)
@@ -142,8 +135,6 @@ mod tests {
         d.set_data_root(Path::new("/srv/docker"));
         let keys: Vec<_> = d.map().keys().cloned().collect();
         assert_eq!(keys, ["z", "log-driver", "a", "data-root"]);
-        assert!(d.remove_data_root());
-        assert_eq!(d.map().len(), 3);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::error::Result;
 use super::unit::{self, DATA_ROOT_FLAGS, STORAGE_DRIVER_FLAGS};
 use super::{DEFAULT_DAEMON_JSON, DEFAULT_DATA_ROOT};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where to look. [`Default`] is the real host.
 #[derive(Debug, Clone)]
@@ -96,14 +96,6 @@ pub struct Discovery {
     pub storage_driver: Option<String>,
 }
 
-impl Discovery {
-    /// Whether a running daemon uses another data-root than configured
-    /// (configuration changed since it started).
-    pub fn running_differs(&self) -> bool {
-        self.running_data_root.as_ref().is_some_and(|r| *r != self.data_root)
-    }
-}
-
 /// Discovers the data-root. Fails only when daemon.json exists but is invalid.
 pub fn discover(opts: &DiscoverOptions) -> Result<Discovery> {
     let cfg = DaemonJson::load(&opts.daemon_json)?;
@@ -164,14 +156,10 @@ fn conflicts(cfg: &DaemonJson, exec: Option<&(Vec<String>, PathBuf)>) -> Vec<Con
         .collect()
 }
 
-/// Convenience: discovery against the real host with `daemon_json` overridden.
-pub fn discover_with_daemon_json(daemon_json: &Path) -> Result<Discovery> {
-    discover(&DiscoverOptions { daemon_json: daemon_json.into(), ..Default::default() })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     struct Host {
         dir: tempfile::TempDir,

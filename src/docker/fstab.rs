@@ -8,9 +8,6 @@ use super::error::{DockerError, Result};
 use super::mountinfo::unescape;
 use std::path::{Path, PathBuf};
 
-/// The default fstab location.
-pub const DEFAULT_FSTAB: &str = "/etc/fstab";
-
 /// One mount line of fstab (fields decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FstabEntry {
@@ -83,14 +80,6 @@ impl Fstab {
         Ok(true)
     }
 
-    /// Removes bind lines of `target` onto `data_root`; returns whether any was removed.
-    pub fn remove_bind(&mut self, target: &Path, data_root: &Path) -> bool {
-        let before = self.lines.len();
-        let t = target.to_string_lossy();
-        self.lines.retain(|l| !parse_line(0, l).is_some_and(|e| e.file == data_root && e.spec == t && is_bind(&e)));
-        before != self.lines.len()
-    }
-
     /// The file's text as it would be written.
     pub fn to_text(&self) -> String {
         let mut s = self.lines.join("\n");
@@ -153,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn add_is_idempotent_and_remove_keeps_rest() {
+    fn add_is_idempotent_and_keeps_the_rest() {
         let mut t = Fstab::parse(Path::new("/f"), TAB);
         let target = Path::new("/mnt/big disk/docker");
         let root = Path::new("/var/lib/docker");
@@ -165,7 +154,5 @@ mod tests {
             )
         );
         assert!(matches!(t.add_bind(Path::new("/other"), root), Err(DockerError::FstabConflict { line: 4, .. })));
-        assert!(t.remove_bind(target, root));
-        assert_eq!(t.to_text(), TAB);
     }
 }

@@ -27,8 +27,6 @@ fn legacy_version() -> u32 {
     1
 }
 
-/// Default state directory.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/dockroot";
 const FILE: &str = "journal.json";
 
 /// How the new location is made Docker's data-root.

@@ -163,16 +163,6 @@ pub fn rmdir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
 }
 
-pub fn rename_at(old_dir: BorrowedFd<'_>, old: &CStr, new_dir: BorrowedFd<'_>, new: &CStr) -> io::Result<()> {
-    // SAFETY: valid fds and names.
-    check(unsafe { libc::renameat(old_dir.as_raw_fd(), old.as_ptr(), new_dir.as_raw_fd(), new.as_ptr()) }).map(drop)
-}
-
-/// One directory entry name and the type hint from getdents (may be unknown).
-pub struct DirEntryName {
-    pub name: CString,
-}
-
 /// Lists the names in a directory (without `.` and `..`), sorted bytewise so
 /// that walks, manifests and merges all see the same order.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {

@@ -99,7 +99,7 @@ fn docker_round_trip_onto_a_fresh_ext4() {
     let a1 = s.join("a1.tar.zst");
     let t = std::time::Instant::now();
     let mut args = dm.args(&state);
-    args.extend(["-q".into(), "backup".into(), "-o".into(), a1.display().to_string(), "--no-config".into(), "--yes".into()]);
+    args.extend(["-q".into(), "backup".into(), "-o".into(), a1.display().to_string(), "--no-config".into()]);
     must(dockroot(&args));
     eprintln!("backup of the fixture: {:.1}s, {} bytes", t.elapsed().as_secs_f64(), std::fs::metadata(&a1).unwrap().len());
     assert_eq!(dm.lists(), before, "Docker must come back after the backup with the same objects");

@@ -24,7 +24,7 @@ fn crash_points_restore_onto_a_bind_mounted_data_root() {
     let g = d.args(&s);
     let a = s.join("a.tar.zst").display().to_string();
     let root = d.root().display().to_string();
-    let o = dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config", "--yes", "--data-root", &root]));
+    let o = dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config", "--data-root", &root]));
     assert!(o.status.success(), "{}", text(&o));
     let src = disk.mnt.join("docker");
     let o = dockroot(with(&g, &["-q", "move", "--method", "bind", "--to", &src.display().to_string(), "--yes"]));
@@ -77,7 +77,7 @@ fn plan_restore_onto_a_whole_filesystem_at_the_data_root() {
     std::fs::write(s.join("fstab"), "# scratch fstab\n").unwrap();
     let root = d.root().display().to_string();
     let a = s.join("a.tar.zst").display().to_string();
-    let o = dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config", "--yes", "--data-root", &root]));
+    let o = dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config", "--data-root", &root]));
     assert!(o.status.success(), "{}", text(&o));
     let before = d.state();
 

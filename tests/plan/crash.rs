@@ -203,7 +203,7 @@ fn crash_points_restore() {
     g.extend(["--data-root".into(), d.root().display().to_string()]);
     let h = Harness { d: &d, s: &s, g, bound: None };
     let a = s.join("a.tar.zst").display().to_string();
-    let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config", "--yes"]));
+    let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config"]));
     assert!(o.status.success(), "{}", text(&o));
     // Old data differs from the archive's, so a half-done swap cannot pass.
     d.docker(&["volume", "create", "only-in-old-data"]);
@@ -220,7 +220,7 @@ fn crash_points_backup() {
     g.extend(["--data-root".into(), d.root().display().to_string()]);
     let h = Harness { d: &d, s: &s, g, bound: None };
     let a = s.join("a.tar.zst").display().to_string();
-    let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config", "--yes"], &|| {});
+    let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config"], &|| {});
     assert!(n > 5, "{n}");
 }
 
