@@ -1,8 +1,10 @@
 //! dockroot: back up, restore and relocate a whole Docker data-root with full fidelity.
 //!
 //! Layers, top to bottom (data flows one way):
-//! `plan` (move/backup/restore as journaled steps) → `service`, `docker`, `copy`, `archive`
-//! → `tree` (fd-based walk, entry model, metadata application) → `sys` (raw fd-relative syscalls).
+//! `plan` (move/backup/restore as journaled steps) → `service`, `docker`, `copy`, `archive`,
+//! `audit` (write or check a tree's manifest) → `tree` (fd-based walk, metadata application)
+//! → `manifest` (the entry model: records, format, escaping, order, comparison) → `sys`
+//! (raw fd-relative syscalls).
 //! Nothing in the library prints; it reports through [`progress::Progress`].
 //!
 //! `unsafe` is allowed in `sys` only, and every block there says why it is sound.
@@ -11,6 +13,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod archive;
+pub mod audit;
 pub mod copy;
 pub mod docker;
 pub mod error;

@@ -14,7 +14,7 @@ use super::layout::{self, Section, Tree};
 use super::pipe::Pipe;
 use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
-use crate::manifest::verify::{Report, compare_manifests};
+use crate::manifest::compare::{Report, compare_manifests};
 use crate::manifest::{Reader, order};
 
 /// A tree besides the data-root (containerd's root) against its manifest.

@@ -8,8 +8,9 @@ use serde_json::json;
 use super::exit;
 use super::output::{Output, bytes};
 use super::{CopyArgs, Global, ManifestArgs, VerifyArgs};
+use dockroot::audit::{verify_tree, write_manifest};
 use dockroot::copy::{CopyOptions, copy_tree, default_threads};
-use dockroot::manifest::verify::{Report, verify_tree, write_manifest};
+use dockroot::manifest::compare::Report;
 use dockroot::progress::Progress;
 
 fn threads(g: &Global) -> usize {

@@ -3,14 +3,14 @@
 //! tree is copied or scanned, and read back as a stream to verify a tree or to
 //! drive a delta copy, so a million entries never need to be held in memory.
 
+pub mod compare;
 pub mod escape;
 pub mod format;
 pub mod order;
 pub mod reader;
-pub mod verify;
 pub mod writer;
 
+pub use compare::{Difference, Field};
 pub use format::{Body, Record};
 pub use reader::Reader;
-pub use verify::{Difference, Field};
 pub use writer::Writer;

@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{PlanError, Result};
+use crate::audit::write_manifest_since;
 use crate::copy::{CopyOptions, copy_tree};
 use crate::manifest::Reader;
-use crate::manifest::verify::{Field, compare_manifests, write_manifest_since};
+use crate::manifest::compare::{Field, compare_manifests};
 use crate::progress::Progress;
 
 /// Delta passes after the first copy, at most (each walks the whole source).

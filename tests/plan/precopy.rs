@@ -6,7 +6,8 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use dockroot::manifest::verify::{Field, verify_tree_since, write_manifest_since};
+use dockroot::audit::{verify_tree_since, write_manifest_since};
+use dockroot::manifest::Field;
 use dockroot::progress::Silent;
 
 use super::{Daemon, with};

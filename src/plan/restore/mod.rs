@@ -307,7 +307,7 @@ fn extract_to(reader: &mut archive::ArchiveReader, data: (&Path, &Path), second:
 
 /// Verifies a staging tree against the archive's manifest (`mpath`, written by the extract).
 fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
-    let rep = crate::manifest::verify::verify_tree(staging, mpath, opts.threads, progress);
+    let rep = crate::audit::verify_tree(staging, mpath, opts.threads, progress);
     let _ = std::fs::remove_file(mpath);
     let rep = rep?;
     if !rep.ok() {

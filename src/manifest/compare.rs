@@ -1,17 +1,14 @@
-//! Compares a tree with a manifest, field by field, streaming both in walk
-//! order. Each difference is one readable line: the path, then the field.
+//! Compares manifest records field by field, and two manifests streamed in
+//! walk order. Each difference is one readable line: the path, then the field.
+//! Walking a tree to compare it is the job of `audit`, a layer above `tree`.
 
 use std::cmp::Ordering;
-use std::path::Path;
 
 use super::escape::display;
 use super::format::{Body, Record, hex};
 use super::order;
 use super::reader::Reader;
-use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::tree::scan::Scan;
-use crate::tree::{WalkOptions, walk};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -49,7 +46,7 @@ fn shown(rel: &[u8]) -> String {
     if rel.is_empty() { ".".into() } else { display(rel) }
 }
 
-fn diff(path: &[u8], field: Field, detail: String) -> Difference {
+pub(crate) fn diff(path: &[u8], field: Field, detail: String) -> Difference {
     Difference { path: shown(path), field, detail }
 }
 
@@ -127,70 +124,13 @@ pub struct Report {
 const MAX_REPORTED: usize = 100_000;
 
 impl Report {
-    fn add(&mut self, d: Difference) {
+    pub(crate) fn add(&mut self, d: Difference) {
         if self.differences.len() < MAX_REPORTED { self.differences.push(d) } else { self.more += 1 }
     }
 
     pub fn ok(&self) -> bool {
         self.differences.is_empty() && self.errors.is_empty() && self.more == 0
     }
-}
-
-/// Checks the tree at `root` against the manifest at `manifest`.
-pub fn verify_tree(root: &Path, manifest: &Path, threads: usize, progress: &dyn Progress) -> Result<Report> {
-    verify_tree_since(root, manifest, None, threads, progress)
-}
-
-/// [`verify_tree`], reading only the content of files that changed since
-/// `trusted`, an earlier manifest of this same tree whose hashes were read
-/// from it (inode, ctime, size and mtime decide, see `tree::scan`). The
-/// metadata of every entry is compared. `bytes` counts what was read.
-pub fn verify_tree_since(root: &Path, manifest: &Path, trusted: Option<&Path>, threads: usize, progress: &dyn Progress) -> Result<Report> {
-    let mut reader = Reader::open(manifest)?;
-    let mut report = Report::default();
-    let mut fatal: Option<Error> = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
-    let scan = Scan { root: root.to_path_buf(), live: false };
-    progress.phase("verify", None);
-    let stats = walk(&opts, &scan, None, progress, |r| match r {
-        Ok(o) => {
-            let Some(got) = o.record else { return };
-            if fatal.is_some() {
-                return;
-            }
-            // Manifest entries before this path are missing from the tree.
-            loop {
-                match reader.peek() {
-                    Ok(Some(w)) if order::cmp(&w.path, &got.path).is_lt() => {
-                        let p = w.path.clone();
-                        let _ = reader.next_record();
-                        report.add(diff(&p, Field::Missing, String::new()));
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        fatal = Some(e);
-                        return;
-                    }
-                }
-            }
-            match reader.seek_to(&got.path) {
-                Ok(Some(want)) => compare(&want, &got).into_iter().for_each(|d| report.add(d)),
-                Ok(None) => report.add(diff(&got.path, Field::Extra, String::new())),
-                Err(e) => fatal = Some(e),
-            }
-        }
-        Err(e) => report.errors.push(e.to_string()),
-    })?;
-    progress.finish();
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    while let Some(w) = reader.next_record()? {
-        report.add(diff(&w.path, Field::Missing, String::new()));
-    }
-    report.entries = stats.entries;
-    report.bytes = stats.bytes;
-    Ok(report)
 }
 
 /// Compares two manifests entry by entry, streaming both in walk order:
@@ -235,63 +175,12 @@ fn count(report: &mut Report, r: &Record) {
     }
 }
 
-/// Summary of writing a manifest.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct ScanSummary {
-    pub entries: u64,
-    pub bytes: u64,
-    pub mount_points: Vec<String>,
-    pub errors: Vec<String>,
-}
-
-/// Writes the manifest of the tree at `root` to `out` (`-` for stdout).
-pub fn write_manifest(root: &Path, out: &Path, threads: usize, progress: &dyn Progress) -> Result<ScanSummary> {
-    write_manifest_since(root, out, None, threads, progress)
-}
-
-/// [`write_manifest`], reading only files changed since `trusted` (see
-/// [`verify_tree_since`]); `bytes` counts what was read.
-pub fn write_manifest_since(
-    root: &Path,
-    out: &Path,
-    trusted: Option<&Path>,
-    threads: usize,
-    progress: &dyn Progress,
-) -> Result<ScanSummary> {
-    let mut w = super::Writer::create(out)?;
-    let mut summary = ScanSummary::default();
-    let mut fatal = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
-    let scan = Scan { root: root.to_path_buf(), live: false };
-    progress.phase("manifest", None);
-    let stats = walk(&opts, &scan, None, progress, |r| match r {
-        Ok(o) => {
-            if let (Some(rec), None) = (o.record, &fatal)
-                && let Err(e) = w.push(&rec)
-            {
-                fatal = Some(e);
-            }
-        }
-        Err(e) => summary.errors.push(e.to_string()),
-    })?;
-    progress.finish();
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    if summary.errors.is_empty() {
-        w.finish()?;
-    }
-    summary.entries = stats.entries;
-    summary.bytes = stats.bytes;
-    summary.mount_points = stats.mount_points;
-    Ok(summary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::format::{HEADER, TRAILER_PREFIX};
     use std::io::Cursor;
+    use std::path::Path;
 
     fn reader(lines: &[&str]) -> Reader {
         let text = format!("{HEADER}\n{}{TRAILER_PREFIX}{}\n", lines.iter().map(|l| format!("{l}\n")).collect::<String>(), lines.len());
