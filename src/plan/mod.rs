@@ -14,6 +14,7 @@ pub mod containerd_move;
 pub mod disks;
 pub mod downtime;
 pub mod error;
+pub mod health;
 pub mod intent;
 pub mod journal;
 pub mod move_;

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::error::{PlanError, Result};
+use super::health::{self, expected_root};
 use super::journal::{Journal, Outcome, StateDir, StepState};
-use super::move_::{expected_root, health};
 use super::{Env, intent, runner};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
@@ -88,7 +88,7 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     progress.phase("start", None);
     rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
     if rec.kind != ServiceKind::None {
-        health(api, &j.data_root, None, progress)?;
+        health::check(api, &j.data_root, None, progress)?;
     }
     j.outcome = Outcome::RolledBack;
     state.save(j)?;

@@ -35,7 +35,6 @@ use crate::archive;
 use crate::docker::api::DockerApi;
 use crate::docker::atomic;
 use crate::docker::facts::{self, EngineChange};
-use crate::docker::snapshot::DockerState;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
@@ -128,15 +127,6 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
 
 fn non_empty(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
-}
-
-/// Container states change across a restart; compare identity only.
-fn identity(s: &DockerState) -> DockerState {
-    let mut s = s.clone();
-    for c in &mut s.containers {
-        c.state.clear();
-    }
-    s
 }
 
 /// The data-root to restore (`--data-root` or Docker's) and what is mounted there.

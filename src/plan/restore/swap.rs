@@ -6,12 +6,13 @@
 
 use std::path::PathBuf;
 
-use super::{RestoreOptions, archive_show, config_name_ok, identity};
+use super::{RestoreOptions, archive_show, config_name_ok};
 use crate::archive;
 use crate::docker::snapshot::DockerState;
 use crate::plan::archive_error::{BackupError, Result};
 use crate::plan::backup::BackupMeta;
 use crate::plan::error::PlanError;
+use crate::plan::health::identity;
 use crate::plan::intent::{self, Intent};
 use crate::plan::runner::Runner;
 use crate::service::{ServiceManager, StopGuard};
