@@ -5,6 +5,7 @@
 //! `audit` (write or check a tree's manifest) → `tree` (fd-based walk, metadata application)
 //! → `manifest` (the entry model: records, format, escaping, order, comparison) → `sys`
 //! (raw fd-relative syscalls).
+//! `util` (atomic file replacement, timestamps), `error` and `progress` are leaves any layer may use.
 //! Nothing in the library prints; it reports through [`progress::Progress`].
 //!
 //! `unsafe` is allowed in `sys` only, and every block there says why it is sound.
@@ -24,3 +25,4 @@ pub mod service;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tree;
+pub mod util;

@@ -58,7 +58,7 @@ impl Visitor for Source {
 /// entry's manifest record (a file's size and hash are filled in once the
 /// writer has read it) and the writer's input.
 pub fn walk(root: &Path, visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
-    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::copy::default_threads(), live: false, baseline: None };
+    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::tree::default_threads(), live: false, baseline: None };
     let source = Source { root: root.to_path_buf() };
     let mut fatal = None;
     let stats = crate::tree::walk(&opts, &source, None, &crate::progress::Silent, |r| {

@@ -29,7 +29,7 @@ fn service(g: &Global) -> ServiceKind {
 }
 
 fn threads(g: &Global) -> usize {
-    g.threads.unwrap_or_else(dockroot::copy::default_threads)
+    g.threads.unwrap_or_else(dockroot::tree::default_threads)
 }
 
 /// Prints a result line; on stderr when stdout carries the archive.

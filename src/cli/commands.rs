@@ -9,9 +9,10 @@ use super::exit;
 use super::output::{Output, bytes};
 use super::{CopyArgs, Global, ManifestArgs, VerifyArgs};
 use dockroot::audit::{verify_tree, write_manifest};
-use dockroot::copy::{CopyOptions, copy_tree, default_threads};
+use dockroot::copy::{CopyOptions, copy_tree};
 use dockroot::manifest::compare::Report;
 use dockroot::progress::Progress;
+use dockroot::tree::default_threads;
 
 fn threads(g: &Global) -> usize {
     g.threads.unwrap_or_else(default_threads)

@@ -27,7 +27,7 @@ fn env(g: &Global) -> Result<Env> {
         daemon_json: g.daemon_config.clone(),
         fstab: g.fstab.clone(),
         dropin: plan::DEFAULT_DROPIN.into(),
-        threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
+        threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         timing: timing(),
     })
 }

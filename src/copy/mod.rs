@@ -47,11 +47,6 @@ impl CopySummary {
     }
 }
 
-/// Default worker count: the cores, plus one to overlap I/O waits.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 1
-}
-
 /// Opens (creating if absent) the destination root and checks it may be used.
 fn open_dst(dst: &Path, delete: bool) -> Result<std::os::fd::OwnedFd> {
     let refuse = |msg: &str| Error::Refused { path: dst.display().to_string(), msg: msg.to_string() };

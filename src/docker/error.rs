@@ -12,9 +12,9 @@ pub enum DockerError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}; check that it exists and is readable by root")]
     Read { path: PathBuf, source: std::io::Error },
-    /// A file could not be written or replaced.
-    #[error("cannot write {path}: {source}; check free space and that the filesystem is writable")]
-    Write { path: PathBuf, source: std::io::Error },
+    /// A file could not be written or replaced (`util::atomic`).
+    #[error(transparent)]
+    Write(#[from] crate::util::atomic::WriteError),
     /// daemon.json is not strict JSON.
     #[error("{path} is not valid JSON ({source}); daemon.json allows no comments or trailing commas, fix the file first")]
     Json { path: PathBuf, source: serde_json::Error },

@@ -1,13 +1,12 @@
 //! Everything dockroot needs to know about the Docker engine itself: where its
 //! data-root lives and why (`discover`), how to change that durably
-//! (`daemon_json`, `fstab`, `atomic`), what the running daemon holds (`api`,
+//! (`daemon_json`, `fstab`, written through `crate::util::atomic`), what the running daemon holds (`api`,
 //! `snapshot`) and facts about the host that change how a move must be done
 //! (`facts`, `mountinfo`), and the engine's state outside the data-root: the
 //! image store and the containerd serving Docker (`engine`, `containerd`). Nothing here starts or stops the daemon; that is
 //! `crate::service`.
 
 pub mod api;
-pub mod atomic;
 pub mod containerd;
 pub mod containerd_config;
 pub mod daemon_json;

@@ -21,12 +21,13 @@ use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
-use crate::docker::{atomic, discover, facts};
+use crate::docker::{discover, facts};
 use crate::manifest::{Body, Record};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
+use crate::util::atomic;
 
 /// Version of the `meta.json` layout.
 pub const META_FORMAT: u32 = 1;

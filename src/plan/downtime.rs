@@ -19,9 +19,9 @@ use super::intent::Intent;
 use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
 use crate::docker::api::DockerApi;
-use crate::docker::atomic;
 use crate::progress::Progress;
 use crate::service::{ServiceKind, ServiceManager, StopGuard};
+use crate::util::atomic;
 
 /// Where Docker's downtime happens and what it may leave behind.
 pub struct Window<'a> {

@@ -117,8 +117,8 @@ impl PlanError {
     pub fn preflight(msg: impl Into<String>) -> Self {
         Self::Preflight { msg: msg.into() }
     }
-    pub fn docker(step: &'static str) -> impl FnOnce(DockerError) -> Self {
-        move |source| Self::Docker { step, source }
+    pub fn docker<E: Into<DockerError>>(step: &'static str) -> impl FnOnce(E) -> Self {
+        move |source| Self::Docker { step, source: source.into() }
     }
     pub fn service(step: &'static str) -> impl FnOnce(ServiceError) -> Self {
         move |source| Self::Service { step, source }

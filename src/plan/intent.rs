@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
-use crate::docker::{atomic, mountinfo};
+use crate::docker::mountinfo;
+use crate::util::atomic;
 
 /// One change a step will make; every name it creates or renames is here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -255,7 +255,7 @@ impl StateDir {
             return Err(PlanError::Locked { path });
         }
         // Under the lock a journal temp file is the leftover of a killed run.
-        let tmp = crate::docker::atomic::temp_name(&self.journal_path());
+        let tmp = crate::util::atomic::temp_name(&self.journal_path());
         match fs::remove_file(&tmp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&tmp, e)),
             _ => {}
@@ -280,7 +280,7 @@ impl StateDir {
         let path = self.journal_path();
         let text = serde_json::to_vec_pretty(j).map_err(|e| self.err(&path, e))?;
         // 0600: the journal holds dockerd's environment, which may carry secrets.
-        crate::docker::atomic::write_atomic(&path, &text, 0o600).map_err(|e| self.err(&path, e))
+        crate::util::atomic::write_atomic(&path, &text, 0o600).map_err(|e| self.err(&path, e))
     }
 
     /// Removes the journal and the move's work directory.

@@ -37,10 +37,11 @@ use super::{Env, MovePlan, signal};
 use crate::audit::verify_tree_since;
 use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::snapshot::DockerState;
-use crate::docker::{atomic, unit};
+use crate::docker::unit;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
 use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
+use crate::util::atomic;
 
 /// What a finished move reports.
 #[derive(Debug, Clone, Serialize)]

@@ -15,7 +15,8 @@ use super::journal::Method;
 pub use super::runner::Runner;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::fstab::Fstab;
-use crate::docker::{atomic, mountinfo};
+use crate::docker::mountinfo;
+use crate::util::atomic;
 
 /// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
 pub const OLD_INFIX: &str = ".dockroot-old-";

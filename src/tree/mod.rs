@@ -15,3 +15,8 @@ pub mod walk;
 
 pub use node::{DirNode, Item};
 pub use walk::{Entered, Outcome, Visitor, WalkOptions, WalkStats, walk};
+
+/// Default worker count: the cores, plus one to overlap I/O waits.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 1
+}

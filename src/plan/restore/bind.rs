@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{OLD_INFIX, STAGING_INFIX};
-use crate::docker::atomic;
 use crate::docker::mountinfo::{self, MountKind};
 use crate::plan::archive_error::{BackupError, Result};
 use crate::plan::intent::{self, Intent};
 use crate::plan::runner::Runner;
+use crate::util::atomic;
 
 /// What is mounted at the data-root, and so how the new tree goes in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

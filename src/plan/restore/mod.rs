@@ -33,11 +33,11 @@ use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
 use crate::archive;
 use crate::docker::api::DockerApi;
-use crate::docker::atomic;
 use crate::docker::facts::{self, EngineChange};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
+use crate::util::atomic;
 
 pub const STAGING_INFIX: &str = ".dockroot-staging-";
 pub const OLD_INFIX: &str = ".dockroot-old-";

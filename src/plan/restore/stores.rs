@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 
 use super::{OLD_INFIX, RestoreOptions, STAGING_INFIX};
-use crate::docker::atomic;
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
 use crate::plan::archive_error::{BackupError, Result};
 use crate::plan::backup::BackupMeta;
@@ -20,6 +19,7 @@ use crate::plan::intent::Intent;
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
+use crate::util::atomic;
 
 /// Where containerd's root goes on this host, and the names around it.
 #[derive(Debug, Clone)]

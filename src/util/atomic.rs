@@ -5,12 +5,22 @@
 //! the directory. Backups of edited files are the journal's business
 //! (`plan::intent`): one per operation, named by its id.
 
-use super::error::{DockerError, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A file could not be written or replaced.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}; check free space and that the filesystem is writable")]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub type Result<T> = std::result::Result<T, WriteError>;
 
 /// Suffix put between the file name and the operation id of backups.
 pub const BACKUP_INFIX: &str = ".dockroot-bak-";
@@ -24,7 +34,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     write_synced(&tmp, contents, mode)?;
     if let Err(source) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
-        return Err(DockerError::Write { path: path.to_path_buf(), source });
+        return Err(WriteError { path: path.to_path_buf(), source });
     }
     fsync_dir(&parent_dir(path))
 }
@@ -52,7 +62,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let err = |source| DockerError::Write { path: path.to_path_buf(), source };
+    let err = |source| WriteError { path: path.to_path_buf(), source };
     let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(err)?;
     f.set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
     f.write_all(contents).map_err(err)?;
@@ -60,7 +70,7 @@ fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    let err = |source| DockerError::Write { path: dir.to_path_buf(), source };
+    let err = |source| WriteError { path: dir.to_path_buf(), source };
     File::open(dir).map_err(err)?.sync_all().map_err(err)
 }
 

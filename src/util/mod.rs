@@ -1,0 +1,3 @@
+//! Small helpers with no place in a layer, usable from any of them.
+
+pub mod atomic;
