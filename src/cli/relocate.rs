@@ -3,6 +3,7 @@
 //! prints the plan and the outcome (human lines or `--json`).
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use serde_json::json;
@@ -170,35 +171,10 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     };
     let mut to = a.to.clone();
     let mut containerd_to = a.containerd_to.clone();
-    if a.resume {
-        // Resuming = restoring the pre-move state from the journal, then
-        // running the move again from the start (to the recorded target and
-        // method unless --to is given).
-        let j = match plan::rollback::resumable(&env) {
-            Ok(j) => j,
-            Err(e) => return Ok(fail(out, &e)),
-        };
-        if a.dry_run {
-            out.say(&format!(
-                "resume: would roll back the interrupted move of {} to {} and run it again",
-                j.data_root.display(),
-                j.target.display()
-            ));
-        } else {
-            if let Some(code) = confirm(&a.confirm, out, "Undo the interrupted move and run it again (Docker will be stopped)?") {
-                return Ok(code);
-            }
-            let same = to.is_none() || to.as_deref() == Some(j.target.as_path());
-            if let Err(e) = plan::rollback::undo_for_resume(&env, &j, same, progress) {
-                return Ok(fail(out, &e));
-            }
-            out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
-        }
-        if to.is_none() {
-            to = Some(j.target.clone());
-            method = j.method;
-            containerd_to = containerd_to.or(j.containerd_move.map(|c| c.target));
-        }
+    if a.resume
+        && let Some(code) = resume(a, &env, out, progress, (&mut to, &mut method, &mut containerd_to))
+    {
+        return Ok(code);
     }
     let Some(to) = &to else { return Ok(exit::REFUSED) };
     let req =
@@ -213,6 +189,63 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     for w in &p.warnings {
         progress.warn(w);
     }
+    say_plan(out, &p);
+    if a.dry_run {
+        out.json(&json!({"ok": true, "dry_run": true, "plan": p}));
+        return Ok(0);
+    }
+    if let Some(code) = confirm(&a.confirm, out, "Docker will be stopped during the move. Proceed?") {
+        return Ok(code);
+    }
+    match plan::move_::execute(&env, &p, progress) {
+        Ok(r) => {
+            out.json(&json!({"ok": true, "plan": p, "result": r}));
+            say_moved(out, &p, &r);
+            Ok(0)
+        }
+        Err(e) => Ok(fail(out, &e)),
+    }
+}
+
+/// `move --resume`: restores the pre-move state from the journal, then lets
+/// the move run again from the start (to the recorded target and method
+/// unless --to is given). Some(code): stop with that exit code.
+fn resume(
+    a: &MoveArgs,
+    env: &Env,
+    out: &Output,
+    progress: &dyn Progress,
+    (to, method, containerd_to): (&mut Option<PathBuf>, &mut Method, &mut Option<PathBuf>),
+) -> Option<i32> {
+    let j = match plan::rollback::resumable(env) {
+        Ok(j) => j,
+        Err(e) => return Some(fail(out, &e)),
+    };
+    if a.dry_run {
+        out.say(&format!(
+            "resume: would roll back the interrupted move of {} to {} and run it again",
+            j.data_root.display(),
+            j.target.display()
+        ));
+    } else {
+        if let Some(code) = confirm(&a.confirm, out, "Undo the interrupted move and run it again (Docker will be stopped)?") {
+            return Some(code);
+        }
+        let same = to.is_none() || to.as_deref() == Some(j.target.as_path());
+        if let Err(e) = plan::rollback::undo_for_resume(env, &j, same, progress) {
+            return Some(fail(out, &e));
+        }
+        out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
+    }
+    if to.is_none() {
+        *to = Some(j.target.clone());
+        *method = j.method;
+        *containerd_to = containerd_to.take().or(j.containerd_move.map(|c| c.target));
+    }
+    None
+}
+
+fn say_plan(out: &Output, p: &plan::MovePlan) {
     out.say(&format!(
         "plan: move {} to {} ({}, {} on {}, {} free)",
         p.data_root.display(),
@@ -234,48 +267,37 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     for (i, s) in p.steps.iter().enumerate() {
         out.say(&format!("  {}. {:<11} {}", i + 1, s.name, s.description));
     }
-    if a.dry_run {
-        out.json(&json!({"ok": true, "dry_run": true, "plan": p}));
-        return Ok(0);
+}
+
+fn say_moved(out: &Output, p: &plan::MovePlan, r: &plan::move_::MoveReport) {
+    out.say(&format!(
+        "moved {} to {} ({}); Docker was down {:.1}s",
+        r.data_root.display(),
+        r.target.display(),
+        r.method,
+        r.downtime_seconds
+    ));
+    if let Some(pc) = &r.precopy {
+        out.say(&format!(
+            "before the stop: {} pass(es) writing {:?} entries, {:.1} MiB read back from the target and verified; while stopped: {} entries rewritten, {:.1} MiB re-read",
+            pc.written.len(),
+            pc.written,
+            pc.verified_bytes as f64 / 1048576.0,
+            r.sync_rewritten,
+            r.verified_bytes_stopped as f64 / 1048576.0
+        ));
     }
-    if let Some(code) = confirm(&a.confirm, out, "Docker will be stopped during the move. Proceed?") {
-        return Ok(code);
+    if let Some(old) = &r.old_tree {
+        out.say(&format!("the old data is kept in {}", old.display()));
     }
-    match plan::move_::execute(&env, &p, progress) {
-        Ok(r) => {
-            out.json(&json!({"ok": true, "plan": p, "result": r}));
-            out.say(&format!(
-                "moved {} to {} ({}); Docker was down {:.1}s",
-                r.data_root.display(),
-                r.target.display(),
-                r.method,
-                r.downtime_seconds
-            ));
-            if let Some(pc) = &r.precopy {
-                out.say(&format!(
-                    "before the stop: {} pass(es) writing {:?} entries, {:.1} MiB read back from the target and verified; while stopped: {} entries rewritten, {:.1} MiB re-read",
-                    pc.written.len(),
-                    pc.written,
-                    pc.verified_bytes as f64 / 1048576.0,
-                    r.sync_rewritten,
-                    r.verified_bytes_stopped as f64 / 1048576.0
-                ));
-            }
-            if let Some(old) = &r.old_tree {
-                out.say(&format!("the old data is kept in {}", old.display()));
-            }
-            if let (Some(t), Some(old)) = (&r.containerd_target, &r.containerd_old_tree) {
-                out.say(&format!("containerd's root moved to {}; the old one is kept in {}", t.display(), old.display()));
-            }
-            if let Some(line) = &p.boot_command {
-                out.say(&format!("dockerd now runs as: {line}"));
-                out.say("IMPORTANT: whatever starts dockerd at boot must use this command line from now on; with the old --data-root, Docker would start on an empty directory");
-            }
-            out.say("check your containers, then run `dockroot finalize` to delete the old data, or `dockroot rollback` to go back");
-            Ok(0)
-        }
-        Err(e) => Ok(fail(out, &e)),
+    if let (Some(t), Some(old)) = (&r.containerd_target, &r.containerd_old_tree) {
+        out.say(&format!("containerd's root moved to {}; the old one is kept in {}", t.display(), old.display()));
     }
+    if let Some(line) = &p.boot_command {
+        out.say(&format!("dockerd now runs as: {line}"));
+        out.say("IMPORTANT: whatever starts dockerd at boot must use this command line from now on; with the old --data-root, Docker would start on an empty directory");
+    }
+    out.say("check your containers, then run `dockroot finalize` to delete the old data, or `dockroot rollback` to go back");
 }
 
 pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {

@@ -160,72 +160,18 @@ fn docker_own_mount(data_root: &Path, m: &mountinfo::MountEntry) -> bool {
 
 /// Checks everything and computes the plan; changes nothing on the host.
 pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
-    let dr = env.data_root()?;
-    let dr_meta = std::fs::metadata(&dr).map_err(|e| PlanError::preflight(format!("data-root {}: {e}", dr.display())))?;
-    if !dr_meta.is_dir() {
-        return Err(PlanError::preflight(format!("data-root {} is not a directory", dr.display())));
-    }
-    let dr = std::fs::canonicalize(&dr).map_err(|e| PlanError::io("preflight", &dr, e))?;
+    let dr = canonical_data_root(env)?;
     let target = absolute(&req.target);
     let mut warnings = Vec::new();
 
     check_target(&dr, &target)?;
-    let service = env.service.clone().resolve();
-    if service == ServiceKind::None {
-        return Err(PlanError::preflight(
-            "--service none cannot stop and start Docker, which a move needs; choose auto, systemd, sysv, openrc or pidfile:PATH",
-        ));
-    }
-
-    if !env.api.ping() {
-        return Err(PlanError::preflight(format!(
-            "Docker does not answer on {}; start it first (the move compares its images, containers and volumes before and after), or pass --docker-socket",
-            env.api.socket.display()
-        )));
-    }
+    let service = movable_service(env)?;
+    require_api(env)?;
     let mounts = mountinfo::read_self().map_err(PlanError::docker("preflight"))?;
-    let foreign: Vec<String> = mountinfo::below(&mounts, &dr)
-        .into_iter()
-        .filter(|m| !docker_own_mount(&dr, m))
-        .map(|m| format!("{} ({})", m.mount_point.display(), m.fstype))
-        .collect();
-    if !foreign.is_empty() {
-        return Err(PlanError::preflight(format!(
-            "mounts below {} that are not Docker's own: {}; unmount them or move them out first",
-            dr.display(),
-            foreign.join(", ")
-        )));
-    }
-    if req.method == Method::Bind {
-        check_not_own_fs(&mounts, &dr)?;
-    }
+    check_mounts(&mounts, &dr, req.method)?;
+    let (size, pr) = check_space(&dr, &target)?;
+    warnings.extend(boot_mount_warning(env, &mounts, &target)?);
 
-    let size = facts::tree_size(&dr).map_err(PlanError::docker("preflight"))?;
-    let pr = probe::probe(&target);
-    if !pr.ok() {
-        return Err(PlanError::preflight(format!("target {} ({}): {}", target.display(), pr.fs_type, pr.problems.join("; "))));
-    }
-    let need = size.bytes + size.bytes * SPACE_MARGIN_PERCENT / 100;
-    if pr.free_bytes < need {
-        return Err(PlanError::preflight(format!(
-            "target {} has {} bytes free, but {} holds {} bytes (+{SPACE_MARGIN_PERCENT}% margin = {need}); choose a larger disk or free space",
-            target.display(),
-            pr.free_bytes,
-            dr.display(),
-            size.bytes
-        )));
-    }
-
-    let fst = Fstab::load(&env.fstab).map_err(PlanError::docker("preflight"))?;
-    let target_mount = mountinfo::containing(&mounts, &target).map(|m| m.mount_point.clone());
-    if let Some(mp) = target_mount.filter(|mp| !fst.entries().iter().any(|e| &e.file == mp)) {
-        warnings.push(format!(
-            "{} is on {}, which {} does not list; make sure it is mounted at boot before Docker starts",
-            target.display(),
-            mp.display(),
-            env.fstab.display()
-        ));
-    }
     let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("preflight"))?;
     // With the containerd image store, containerd's root moves too.
     let info = env.api.ping().then(|| env.api.info().ok()).flatten();
@@ -238,20 +184,7 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     let rewrite_argv = req.method == Method::DataRoot
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
     refuse_unit_data_root_flag(req, &service)?;
-    // dockroot restarts the pidfile daemon with the new flag, but cannot edit
-    // what starts it at boot; that starter would bring Docker up on an empty
-    // old path, and after `finalize` the data would be gone (issue 8).
-    let boot_command = rewrite_argv.then_some(daemon_command.as_ref()).flatten().map(|c| {
-        let line = shell_line(&move_::rewrite_data_root(c, &target).argv);
-        warnings.push(format!(
-            "dockerd was started with --data-root {} by something dockroot cannot edit; dockroot restarts it as `{line}`. \
-             Change whatever starts dockerd at boot (script, WSL boot command, entrypoint) to that command line, or the \
-             next boot starts Docker on an empty {}",
-            dr.display(),
-            dr.display()
-        ));
-        line
-    });
+    let boot_command = rewrite_argv.then_some(daemon_command.as_ref()).flatten().map(|c| boot_command(c, &dr, &target, &mut warnings));
     let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;
     let mut plan = MovePlan {
         data_root: dr,
@@ -273,6 +206,109 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     };
     plan.steps = describe(&plan, env);
     Ok(plan)
+}
+
+/// The data-root, which must be a directory, with symlinks resolved.
+fn canonical_data_root(env: &Env) -> Result<PathBuf> {
+    let dr = env.data_root()?;
+    let dr_meta = std::fs::metadata(&dr).map_err(|e| PlanError::preflight(format!("data-root {}: {e}", dr.display())))?;
+    if !dr_meta.is_dir() {
+        return Err(PlanError::preflight(format!("data-root {} is not a directory", dr.display())));
+    }
+    std::fs::canonicalize(&dr).map_err(|e| PlanError::io("preflight", &dr, e))
+}
+
+/// The service manager, which must be one that can stop and start Docker.
+fn movable_service(env: &Env) -> Result<ServiceKind> {
+    let service = env.service.clone().resolve();
+    if service == ServiceKind::None {
+        return Err(PlanError::preflight(
+            "--service none cannot stop and start Docker, which a move needs; choose auto, systemd, sysv, openrc or pidfile:PATH",
+        ));
+    }
+    Ok(service)
+}
+
+fn require_api(env: &Env) -> Result<()> {
+    if !env.api.ping() {
+        return Err(PlanError::preflight(format!(
+            "Docker does not answer on {}; start it first (the move compares its images, containers and volumes before and after), or pass --docker-socket",
+            env.api.socket.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses host mounts below the data-root, and (bind) a data-root that is a filesystem of its own.
+fn check_mounts(mounts: &[mountinfo::MountEntry], dr: &Path, method: Method) -> Result<()> {
+    let foreign: Vec<String> = mountinfo::below(mounts, dr)
+        .into_iter()
+        .filter(|m| !docker_own_mount(dr, m))
+        .map(|m| format!("{} ({})", m.mount_point.display(), m.fstype))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(PlanError::preflight(format!(
+            "mounts below {} that are not Docker's own: {}; unmount them or move them out first",
+            dr.display(),
+            foreign.join(", ")
+        )));
+    }
+    if method == Method::Bind {
+        check_not_own_fs(mounts, dr)?;
+    }
+    Ok(())
+}
+
+/// The data-root's size and the target's probe; refuses a target that fails
+/// the probe or lacks the space (with [`SPACE_MARGIN_PERCENT`]).
+fn check_space(dr: &Path, target: &Path) -> Result<(facts::TreeSize, probe::ProbeResult)> {
+    let size = facts::tree_size(dr).map_err(PlanError::docker("preflight"))?;
+    let pr = probe::probe(target);
+    if !pr.ok() {
+        return Err(PlanError::preflight(format!("target {} ({}): {}", target.display(), pr.fs_type, pr.problems.join("; "))));
+    }
+    let need = size.bytes + size.bytes * SPACE_MARGIN_PERCENT / 100;
+    if pr.free_bytes < need {
+        return Err(PlanError::preflight(format!(
+            "target {} has {} bytes free, but {} holds {} bytes (+{SPACE_MARGIN_PERCENT}% margin = {need}); choose a larger disk or free space",
+            target.display(),
+            pr.free_bytes,
+            dr.display(),
+            size.bytes
+        )));
+    }
+    Ok((size, pr))
+}
+
+/// A warning when the target's filesystem is not in fstab (not mounted at boot).
+fn boot_mount_warning(env: &Env, mounts: &[mountinfo::MountEntry], target: &Path) -> Result<Option<String>> {
+    let fst = Fstab::load(&env.fstab).map_err(PlanError::docker("preflight"))?;
+    let target_mount = mountinfo::containing(mounts, target).map(|m| m.mount_point.clone());
+    Ok(target_mount.filter(|mp| !fst.entries().iter().any(|e| &e.file == mp)).map(|mp| {
+        format!(
+            "{} is on {}, which {} does not list; make sure it is mounted at boot before Docker starts",
+            target.display(),
+            mp.display(),
+            env.fstab.display()
+        )
+    }))
+}
+
+/// The pidfile daemon's command line with `--data-root` rewritten to the
+/// target, and the warning that goes with it: dockroot restarts the pidfile
+/// daemon with the new flag, but cannot edit what starts it at boot; that
+/// starter would bring Docker up on an empty old path, and after `finalize`
+/// the data would be gone (issue 8).
+fn boot_command(c: &DaemonCommand, dr: &Path, target: &Path, warnings: &mut Vec<String>) -> String {
+    let line = shell_line(&move_::rewrite_data_root(c, target).argv);
+    warnings.push(format!(
+        "dockerd was started with --data-root {} by something dockroot cannot edit; dockroot restarts it as `{line}`. \
+         Change whatever starts dockerd at boot (script, WSL boot command, entrypoint) to that command line, or the \
+         next boot starts Docker on an empty {}",
+        dr.display(),
+        dr.display()
+    ));
+    line
 }
 
 /// The running pidfile daemon's command line (dockroot restarts it with it).
