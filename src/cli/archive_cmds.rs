@@ -11,10 +11,11 @@ use serde_json::json;
 use super::commands::print_report;
 use super::exit;
 use super::output::{Output, bytes};
-use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, VerifyArgs};
+use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::{self as bk, BackupMeta, BackupOptions};
+use dockroot::plan::backup_snapshot::Request;
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;
@@ -64,6 +65,13 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         writer,
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
+        snapshot: match a.snapshot {
+            SnapshotArg::Auto => Request::Auto,
+            SnapshotArg::Btrfs => Request::Btrfs,
+            SnapshotArg::Reflink => Request::Reflink,
+            SnapshotArg::None => Request::None,
+        },
+        threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {
@@ -103,12 +111,13 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         out,
         stdout,
         &format!(
-            "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s)",
+            "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s{})",
             s.entries,
             bytes(s.bytes),
             if stdout { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
             s.seconds,
-            s.downtime_seconds
+            s.downtime_seconds,
+            if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
         ),
     );
     for r in &s.removed {

@@ -142,6 +142,10 @@ pub struct Journal {
     /// The archive a restore reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<PathBuf>,
+    /// Backup: how the stopped state was captured (`btrfs`, `reflink`), when
+    /// the archive is read from a snapshot with Docker running again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl Journal {
@@ -196,6 +200,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            snapshot: None,
         }
     }
 }
@@ -348,6 +353,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            snapshot: None,
         }
     }
 }

@@ -53,6 +53,12 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     })?;
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
     let current = rec.kind.clone().build(&ctx);
+    if j.state("start") == Some(StepState::Done) {
+        // A snapshot backup started Docker again before it read its
+        // snapshot: its later steps touch only the snapshot and the partial
+        // archive, so they are undone with Docker running.
+        return undo_after_start(api, timing, state, j, progress);
+    }
     let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
@@ -83,6 +89,27 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     state.save(j)?;
     progress.finish();
     Ok(true)
+}
+
+/// Undoes what a backup did after it started Docker again, and starts
+/// Docker if it is not running (it died, or was stopped since).
+fn undo_after_start(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
+    runner::undo_steps(state, j, progress)?;
+    let rec = j.service.clone().ok_or_else(|| PlanError::Journal {
+        path: state.journal_path(),
+        msg: "no service record: cannot know how to restart Docker; undo by hand".into(),
+    })?;
+    let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
+    let restart = rec.kind != ServiceKind::None && !rec.kind.clone().build(&ctx).is_running().map_err(PlanError::service("undo start"))?;
+    if restart {
+        progress.phase("start", None);
+        rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
+        health(api, &j.data_root, None, progress)?;
+        progress.finish();
+    }
+    j.outcome = Outcome::RolledBack;
+    state.save(j)?;
+    Ok(restart)
 }
 
 /// `dockroot rollback`: undoes the operation the journal records, whatever its kind.
