@@ -48,10 +48,10 @@ fn assert_same(now: &World, then: &World, at: &str) {
     }
 }
 
-struct Harness<'a> {
-    d: &'a Daemon,
-    s: &'a Scratch,
-    g: Vec<String>,
+pub(super) struct Harness<'a> {
+    pub(super) d: &'a Daemon,
+    pub(super) s: &'a Scratch,
+    pub(super) g: Vec<String>,
 }
 
 impl Harness<'_> {
@@ -117,7 +117,7 @@ impl Harness<'_> {
 
     /// Counts the calls of a successful run of `args`, rolls it back, then
     /// kills a run at each point in turn. Returns the number of crash points.
-    fn every_point(&self, name: &str, args: &[&str], cleanup: &dyn Fn()) -> usize {
+    pub(super) fn every_point(&self, name: &str, args: &[&str], cleanup: &dyn Fn()) -> usize {
         let w0 = self.world();
         let census = self.s.join("census");
         let o = self.traced(args, None, Some(&census));
