@@ -79,7 +79,8 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
-        bk::engine_check(&opts, &p.data_root)?;
+        let (info, _) = bk::engine_check(&opts, &p.data_root)?;
+        let (capture, skipped) = bk::capture(&opts, &p.data_root, info.as_ref().map(|i| i.driver.as_str()), progress)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -93,6 +94,22 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
                 p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
             ),
         );
+        match &capture {
+            Some(c) => say(
+                out,
+                stdout,
+                &format!(
+                    "  from a {} snapshot at {}, taken with Docker stopped; Docker starts before the archive",
+                    c.method.name(),
+                    c.path.display()
+                ),
+            ),
+            None => say(
+                out,
+                stdout,
+                &format!("  with Docker stopped for the whole archive ({})", skipped.as_deref().unwrap_or("--snapshot none")),
+            ),
+        }
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
@@ -101,7 +118,8 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         }
         say(out, stdout, "then start Docker again");
         if !stdout {
-            out.json(&json!({"command": "backup", "dry_run": true, "plan": p}));
+            let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
+            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped}));
         }
         return Ok(0);
     }

@@ -365,7 +365,12 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 /// The snapshot `--snapshot` asks for, probed with Docker running: the
 /// capture to make, or none and why `auto` took none. An explicit method
 /// that cannot work is refused before Docker is stopped.
-fn capture(opts: &BackupOptions, dr: &Path, driver: Option<&str>, progress: &dyn Progress) -> Result<(Option<Capture>, Option<String>)> {
+pub fn capture(
+    opts: &BackupOptions,
+    dr: &Path,
+    driver: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<(Option<Capture>, Option<String>)> {
     if opts.snapshot == Request::None {
         return Ok((None, None));
     }
