@@ -243,28 +243,28 @@ measure() {
     sync
     python3 -c 'import os,sys
 for top, dirs, files in os.walk(sys.argv[1]):
-for f in files:
-    p = os.path.join(top, f)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        continue
-    try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally: os.close(fd)' "$d/root"
+    for f in files:
+        p = os.path.join(top, f)
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally: os.close(fd)' "$d/root"
     python3 -c 'import socket,sys,time
 stop = sys.argv[2]; down = None; worst = 0.0
 import os
 while not os.path.exists(stop):
-t = time.monotonic()
-try:
-    s = socket.socket(socket.AF_UNIX); s.settimeout(0.5); s.connect(sys.argv[1])
-    s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); up = b" 200 " in s.recv(64)
-    s.close()
-except OSError:
-    up = False
-if up and down is not None: worst = max(worst, t - down); down = None
-if not up and down is None: down = t
-time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+    t = time.monotonic()
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(0.5); s.connect(sys.argv[1])
+        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); up = b" 200 " in s.recv(64)
+        s.close()
+    except OSError:
+        up = False
+    if up and down is not None: worst = max(worst, t - down); down = None
+    if not up and down is None: down = t
+    time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
 print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
     local poller=$!
     sleep 0.5
