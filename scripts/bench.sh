@@ -344,21 +344,22 @@ bench_snapshot_downtime() {
     docker -H "unix://$d/sock" volume create bench >/dev/null
     cp -a "$fill/." "$d/root/volumes/bench/_data/"
     sync
-    local -a g=("$bin" --json --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
+    # -v: each step's time goes to the log.
+    local -a g=("$bin" --json -v --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
         --fstab "$d/fstab" --daemon-config "$d/daemon.json")
     echo "data-root: $(du -sh "$mnt/docker" | cut -f1), $(find "$mnt/docker" | wc -l) entries, on xfs (reflink=1) on a loop device" >&2
     declare -A polled own
-    measure backup_stop_the_world "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot none
+    measure xfs_backup_stop_the_world "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot none
     rm -f "$d/a.tar.zst"
-    measure backup_snapshot_reflink "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot reflink
+    measure xfs_backup_snapshot_reflink "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot reflink
     echo
     echo "| run | API down (polled) | dockroot's downtime | whole backup |"
     echo "|---|---|---|---|"
-    for i in backup_stop_the_world backup_snapshot_reflink; do
+    for i in xfs_backup_stop_the_world xfs_backup_snapshot_reflink; do
         echo "| $i | ${polled[$i]} s | ${own[$i]} s | $(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["summary"]["seconds"])' "$dir/downtime-$i.json") s |"
     done
     echo
-    echo "backup --snapshot reflink / --snapshot none: $(ratio "${polled[backup_snapshot_reflink]}" "${polled[backup_stop_the_world]}")  (goal <= 0.10)"
+    echo "backup --snapshot reflink / --snapshot none: $(ratio "${polled[xfs_backup_snapshot_reflink]}" "${polled[xfs_backup_stop_the_world]}")  (goal <= 0.10)"
 }
 
 if [[ -n $downtime && -n $snapshot ]]; then
