@@ -49,7 +49,8 @@
 # --no-precopy, rollback, backup (stop-the-world, the baseline for a later
 # live backup). Prints the table and the ratio against --no-precopy.
 # --downtime --snapshot instead puts the data-root on a loop-mounted xfs
-# (reflink=1) and compares backup --snapshot reflink with --snapshot none.
+# (reflink=1) and compares backup --snapshot reflink with --snapshot none
+# (DOCKROOT_BENCH_FS=btrfs: a btrfs subvolume and --snapshot btrfs).
 set -euo pipefail
 
 rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= snapshot= size_mib=4096
@@ -330,14 +331,19 @@ print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]
 # archive from the clone) against `--snapshot none` (archive with Docker
 # stopped). Same daemon, fixture and volume fill as --downtime.
 bench_snapshot_downtime() {
-    local lib=scripts/lib fill=$dir/fill-$size_mib d mnt log i
+    local lib=scripts/lib fill=$dir/fill-$size_mib d mnt log i fs=${DOCKROOT_BENCH_FS:-xfs} method=reflink
     export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
     [[ -d $fill ]] || { echo "bench.sh: run --downtime once first to fill $fill" >&2; exit 2; }
     d=$(mktemp -d /tmp/dts.XXXX) mnt=$dir/snapmnt-$$ log=$dir/snapshot-downtime.log
     # shellcheck disable=SC2064 # expanded now: the names are local.
     trap "set +e; bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt; rm -rf $d" EXIT
-    bash "$lib/loopfs.sh" make xfs "$((size_mib * 3 / 2 + 3072))M" "$mnt"
-    mkdir "$mnt/docker"
+    bash "$lib/loopfs.sh" make "$fs" "$((size_mib * 3 / 2 + 3072))M" "$mnt"
+    if [[ $fs == btrfs ]]; then
+        method=btrfs
+        btrfs -q subvolume create "$mnt/docker"
+    else
+        mkdir "$mnt/docker"
+    fi
     ln -s "$mnt/docker" "$d/root"
     bash "$lib/dockerd.sh" start "$d"
     bash "$lib/docker-fixture.sh" populate "$d/sock"
@@ -347,19 +353,19 @@ bench_snapshot_downtime() {
     # -v: each step's time goes to the log.
     local -a g=("$bin" --json -v --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
         --fstab "$d/fstab" --daemon-config "$d/daemon.json")
-    echo "data-root: $(du -sh "$mnt/docker" | cut -f1), $(find "$mnt/docker" | wc -l) entries, on xfs (reflink=1) on a loop device" >&2
+    echo "data-root: $(du -sh "$mnt/docker" | cut -f1), $(find "$mnt/docker" | wc -l) entries, on $fs on a loop device" >&2
     declare -A polled own
-    measure xfs_backup_stop_the_world "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot none
+    measure "${fs}_backup_stop_the_world" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot none
     rm -f "$d/a.tar.zst"
-    measure xfs_backup_snapshot_reflink "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot reflink
+    measure "${fs}_backup_snapshot_$method" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot "$method"
     echo
     echo "| run | API down (polled) | dockroot's downtime | whole backup |"
     echo "|---|---|---|---|"
-    for i in xfs_backup_stop_the_world xfs_backup_snapshot_reflink; do
+    for i in "${fs}_backup_stop_the_world" "${fs}_backup_snapshot_$method"; do
         echo "| $i | ${polled[$i]} s | ${own[$i]} s | $(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["summary"]["seconds"])' "$dir/downtime-$i.json") s |"
     done
     echo
-    echo "backup --snapshot reflink / --snapshot none: $(ratio "${polled[xfs_backup_snapshot_reflink]}" "${polled[xfs_backup_stop_the_world]}")  (goal <= 0.10)"
+    echo "backup --snapshot $method / --snapshot none: $(ratio "${polled[${fs}_backup_snapshot_$method]}" "${polled[${fs}_backup_stop_the_world]}")  (goal <= 0.10)"
 }
 
 if [[ -n $downtime && -n $snapshot ]]; then
