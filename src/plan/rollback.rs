@@ -53,7 +53,7 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     })?;
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
     let current = rec.kind.clone().build(&ctx);
-    if j.state("start") == Some(StepState::Done) {
+    if j.operation == "backup" && j.state("start") == Some(StepState::Done) {
         // A snapshot backup started Docker again before it read its
         // snapshot: its later steps touch only the snapshot and the partial
         // archive, so they are undone with Docker running.

@@ -203,9 +203,10 @@ fn snapshot_auto_on_ext4_falls_back_to_a_stopped_backup() {
 }
 
 /// Killed in the archive step (Docker already running again on its data,
-/// the clone still there): `rollback` deletes the clone and leaves Docker
-/// running; then every state-changing call of a snapshot backup is a kill
-/// point, each rolled back to the same engine with no capture left.
+/// the clone still there), at its start and while it writes: `rollback`
+/// deletes the clone and the partial archive and leaves Docker running;
+/// then every state-changing call of a snapshot backup is a kill point,
+/// each rolled back to the same engine with no capture left.
 #[test]
 fn snapshot_backup_killed_at_every_point_is_rolled_back() {
     let s = Scratch::new("snap-crash");
@@ -222,6 +223,24 @@ fn snapshot_backup_killed_at_every_point_is_rolled_back() {
     assert!(d.api().ping(), "Docker runs again before the archive is read");
     must(dockroot(with(&g, &["rollback", "--yes"])));
     assert_eq!(captures_beside(&root), Vec::<String>::new(), "rollback deleted the clone");
+    d.check_fixture();
+
+    // SIGKILL in the middle of reading the clone: a volume with 192 MiB of
+    // random data keeps the archive busy long enough to be caught writing.
+    d.docker(&["volume", "create", "big"]);
+    ok(Command::new("sh").arg("-c").arg(format!("head -c 192M /dev/urandom > {}", root.join("volumes/big/_data/blob").display())));
+    let partial = s.join("a.tar.zst.partial");
+    let mut child = Command::new(crate::util::bin()).args(with(&g, &args)).spawn().unwrap();
+    while !partial.metadata().is_ok_and(|m| m.len() > 8 << 20) {
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed in its archive step");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(captures_beside(&root).len(), 1, "the clone is there after the kill");
+    assert!(d.api().ping(), "Docker runs during the archive step");
+    must(dockroot(with(&g, &["rollback", "--yes"])));
+    assert!(!partial.exists() && captures_beside(&root).is_empty(), "rollback removed the partial archive and the clone");
     d.check_fixture();
 
     let h = Harness { d: &d, s: &s, g };
