@@ -53,10 +53,7 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     })?;
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
     let current = rec.kind.clone().build(&ctx);
-    if j.operation == "backup" && j.state("start") == Some(StepState::Done) {
-        // A snapshot backup started Docker again before it read its
-        // snapshot: its later steps touch only the snapshot and the partial
-        // archive, so they are undone with Docker running.
+    if undo_while_running(j) {
         return undo_after_start(api, timing, state, j, progress);
     }
     let switched = j.switched();
@@ -89,6 +86,15 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     state.save(j)?;
     progress.finish();
     Ok(true)
+}
+
+/// Whether `j`'s remaining undo leaves Docker running: a backup that
+/// started Docker again (a snapshot backup does before it reads its
+/// snapshot) has only the snapshot and the partial archive left to remove.
+/// A move or restore that reached its start switched the data-root, so its
+/// undo needs Docker stopped.
+fn undo_while_running(j: &Journal) -> bool {
+    j.operation == "backup" && j.state("start") == Some(StepState::Done)
 }
 
 /// Undoes what a backup did after it started Docker again, and starts
@@ -245,4 +251,26 @@ fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::journal::Method;
+
+    #[test]
+    fn only_a_backup_past_its_start_is_undone_with_docker_running() {
+        let d = tempfile::tempdir().unwrap();
+        for op in ["move", "restore", "backup"] {
+            let mut j = Journal::for_test(d.path(), Method::None);
+            j.operation = op.into();
+            j.set("stop", StepState::Done);
+            j.set("snapshot", StepState::Done);
+            assert!(!undo_while_running(&j), "{op} before its start");
+            j.set("start", StepState::Started);
+            assert!(!undo_while_running(&j), "{op} during its start");
+            j.set("start", StepState::Done);
+            assert_eq!(undo_while_running(&j), op == "backup", "{op} after its start");
+        }
+    }
 }
