@@ -116,7 +116,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         for r in &p.prune {
             say(out, stdout, &format!("  then delete old archive {}", r.display()));
         }
-        say(out, stdout, "then start Docker again");
+        say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
         if !stdout {
             let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
             out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped}));
