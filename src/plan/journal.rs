@@ -146,6 +146,23 @@ pub struct Journal {
     /// the archive is read from a snapshot with Docker running again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// A move of the containerd image store: containerd's root moves too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_move: Option<TreeMove>,
+}
+
+/// A second tree a move relocates (containerd's root), beside the data-root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeMove {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    /// Where the old tree is kept until `finalize` (the renamed source with
+    /// `bind`, the source itself with `data-root`).
+    pub old_tree: Option<PathBuf>,
+    /// containerd's config file, whose `root` the data-root method edits.
+    pub config: PathBuf,
+    /// containerd.service's drop-in (`RequiresMountsFor=`), bind method under systemd.
+    pub dropin: Option<PathBuf>,
 }
 
 impl Journal {
@@ -201,6 +218,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             snapshot: None,
+            containerd_move: None,
         }
     }
 }
@@ -354,6 +372,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             snapshot: None,
+            containerd_move: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod btrfs;
 pub mod fs;
 pub mod holes;
+pub mod mount;
 pub mod process;
 pub mod reflink;
 pub mod seen;
