@@ -1,9 +1,8 @@
 //! [`verify`]: reads a whole archive without extracting anything. zstd checks
 //! its frame checksums and the reader every header; the layout must be that
-//! of [`super::layout`]. Every data member becomes a manifest record (file
-//! content hashed as it streams by) spooled to a temporary manifest, which is
-//! then compared entry by entry with the archive's own manifest, its last
-//! member.
+//! of [`super::layout`]. Every member of a tree becomes a manifest record
+//! (file content hashed as it streams by) spooled to a temporary manifest,
+//! which is then compared entry by entry with that tree's manifest member.
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -11,12 +10,20 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
-use super::layout;
+use super::layout::{self, Section, Tree};
 use super::pipe::Pipe;
 use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
 use crate::manifest::verify::{Report, compare_manifests};
 use crate::manifest::{Reader, order};
+
+/// A tree besides the data-root (containerd's root) against its manifest.
+#[derive(Debug)]
+pub struct TreeReport {
+    /// Entries its manifest lists.
+    pub entries: u64,
+    pub report: Report,
+}
 
 /// What [`verify`] found.
 #[derive(Debug)]
@@ -25,37 +32,43 @@ pub struct VerifyReport {
     /// Data bytes of all members.
     pub data_bytes: u64,
     pub meta: Vec<u8>,
-    /// Entries the manifest lists (its trailer count).
+    /// Entries the data-root's manifest lists (its trailer count).
     pub entries: u64,
     /// The data members against the manifest: differences (missing and
     /// extra entries included), entries and content bytes of the members.
     pub report: Report,
+    /// The containerd tree, when the archive has one.
+    pub containerd: Option<TreeReport>,
 }
 
 impl VerifyReport {
-    /// True when the members match the manifest exactly.
+    /// True when the members of every tree match their manifest exactly.
     pub fn ok(&self) -> bool {
-        self.report.ok()
+        self.report.ok() && self.containerd.as_ref().is_none_or(|c| c.report.ok())
     }
 }
 
-/// What error messages call the archive's manifest.
-const MANIFEST_NAME: &str = ".dockroot/manifest in the archive";
+/// What error messages call the archive's manifest of `tree`.
+fn manifest_name(tree: Tree) -> String {
+    format!("{} in the archive", String::from_utf8_lossy(tree.manifest()))
+}
 
 /// Reads a whole archive: every zstd block and checksum, every header, the
-/// layout (config before data, `.dockroot/manifest` last), and every data
-/// member against the manifest. Damage is an error; members that disagree
-/// with the manifest are differences in the report.
+/// layout ([`layout::advance`]: config, the containerd tree and its
+/// manifest, the data-root, `.dockroot/manifest` last), and every member of
+/// each tree against that tree's manifest. Damage is an error; members that
+/// disagree with a manifest are differences in the report.
 ///
 /// Memory does not grow with the archive: the members' records go to a
-/// temporary file as they stream by, and the manifest member is then read
+/// temporary file as they stream by, and each manifest member is then read
 /// straight from the archive and merged with that file in walk order.
 pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
-    let mut spool = Spool::new()?;
+    let mut spool: Option<Spool> = None;
     let mut last: Option<Vec<u8>> = None;
-    let mut in_data = false;
+    let mut rank = None;
+    let mut containerd = None;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let Some(m) = tar.next_member()? else {
@@ -67,35 +80,58 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
         };
         members += 1;
         data_bytes += tar.data_left();
-        if m.path == layout::MANIFEST {
-            break;
-        } else if m.path.starts_with(layout::CONFIG_DIR) {
-            if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(m.rejected("config member out of place or not a regular file"));
+        let Some(section) = Section::of(&m.path) else {
+            return Err(m.rejected("member outside data/, containerd/ and .dockroot/"));
+        };
+        rank = Some(layout::advance(rank, &section).map_err(|r| m.rejected(r))?);
+        match section {
+            Section::Config(_) => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("config member is not a regular file"));
+                }
             }
-        } else if let Some(rel) = records::data_rel(&m.path) {
-            in_data = true;
-            let r = records::record(&m, rel, &mut tar, &mut buf)?;
-            if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
-                return Err(m.malformed("data members are out of walk order or repeat a path"));
+            Section::Members(tree, rel) => {
+                let r = records::record(&m, tree, rel, &mut tar, &mut buf)?;
+                if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
+                    return Err(m.malformed("members are out of walk order or repeat a path"));
+                }
+                let s = match &mut spool {
+                    Some(s) => s,
+                    None => spool.insert(Spool::new()?),
+                };
+                s.push(&r)?;
+                last = Some(r.path);
             }
-            spool.push(&r)?;
-            last = Some(r.path);
-        } else {
-            return Err(m.rejected("member outside data/ and .dockroot/"));
+            Section::Manifest(tree) => {
+                let got = spool.take().map(Ok).unwrap_or_else(Spool::new)?;
+                last = None;
+                let (report, entries, back) = compare(tar, got, tree)?;
+                tar = back;
+                if tree == Tree::Data {
+                    if let Some(m) = tar.next_member()? {
+                        return Err(m.malformed("member after the manifest (the manifest must be last)"));
+                    }
+                    tar.finish()?;
+                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, containerd });
+                }
+                containerd = Some(TreeReport { entries, report });
+            }
         }
     }
-    let mut got = spool.into_reader()?;
+}
+
+/// Compares the spooled records of a tree's members with its manifest,
+/// the current member; returns the report, the manifest's entry count and
+/// the archive, positioned after the manifest.
+fn compare(tar: TarReader<Pipe>, got: Spool, tree: Tree) -> Result<(Report, u64, TarReader<Pipe>)> {
+    let mut got = got.into_reader()?;
     let shared = Arc::new(Mutex::new(tar));
-    let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(MANIFEST_NAME))?;
+    let name = manifest_name(tree);
+    let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(&name))?;
     let report = compare_manifests(&mut want, &mut got)?;
     let entries = want.finish()?;
-    let mut tar = Arc::into_inner(shared).expect("the manifest reader was dropped").into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = tar.next_member()? {
-        return Err(m.malformed("member after the manifest (the manifest must be last)"));
-    }
-    tar.finish()?;
-    Ok(VerifyReport { members, data_bytes, meta, entries, report })
+    let tar = Arc::into_inner(shared).expect("the manifest reader was dropped").into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok((report, entries, tar))
 }
 
 /// The data of the current member (the manifest) as a byte stream, for the

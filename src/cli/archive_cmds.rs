@@ -72,6 +72,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             SnapshotArg::None => Request::None,
         },
         threads: g.threads.unwrap_or_else(dockroot::copy::default_threads),
+        shared_store: a.shared_store,
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {
@@ -79,8 +80,9 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
-        let (info, _) = bk::engine_check(&opts, &p.data_root)?;
-        let (capture, skipped) = bk::capture(&opts, &p.data_root, info.as_ref().map(|i| i.driver.as_str()), progress)?;
+        let e = bk::engine_check(&opts, &p.data_root)?;
+        let driver = e.info.as_ref().map(|i| i.driver.as_str());
+        let (capture, skipped) = bk::capture(&opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -94,6 +96,9 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
                 p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
             ),
         );
+        if let Some(r) = &e.containerd_root {
+            say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
+        }
         match &capture {
             Some(c) => say(
                 out,
@@ -189,6 +194,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         dockerd: "dockerd".into(),
         threads: threads(g),
         timing: Timing::default(),
+        shared_store: a.shared_store,
     };
     if a.dry_run {
         let mut warnings = Vec::new();
@@ -203,6 +209,16 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             a.archive.display(),
             place.staging("<UTC time>").display()
         ));
+        if let Some(t) = &meta.containerd_tree {
+            let root = dockroot::docker::containerd::system_dirs(Path::new(dockroot::docker::containerd::CONFIG_FILE)).root;
+            out.say(&format!(
+                "and containerd's root ({} entries) into {}{}<UTC time>, to swap with {} in the same step (containerd stopped too)",
+                t.entries,
+                root.display(),
+                rs::STAGING_INFIX,
+                root.display()
+            ));
+        }
         out.say(&format!(
             "then stop Docker ({}), {}{}, start Docker and compare {} images, {} containers, {} volumes",
             service(g).resolve(),
@@ -231,6 +247,14 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         s.downtime_seconds,
         s.old.as_ref().map(|o| format!("; the previous data-root is kept as {}", o.display())).unwrap_or_default()
     ));
+    if let Some(root) = &s.containerd_root {
+        out.say(&format!(
+            "restored {} entries of containerd's root into {}{}",
+            s.containerd_entries,
+            root.display(),
+            s.containerd_old.as_ref().map(|o| format!("; the previous one is kept as {}", o.display())).unwrap_or_default()
+        ));
+    }
     out.json(&json!({"command": "restore", "ok": true, "summary": s}));
     Ok(0)
 }
@@ -259,6 +283,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
             e.containerd_version.as_deref().unwrap_or("unknown version"),
             e.containerd_serving,
             e.containerd_root.display()
+        ));
+    }
+    if let Some(t) = &meta.containerd_tree {
+        lines.push(format!(
+            "containerd tree: {} entries ({}) of {}, namespaces {}",
+            t.entries,
+            bytes(t.bytes),
+            t.root.display(),
+            t.namespaces.join(", ")
         ));
     }
     if let Some(d) = &meta.docker {
@@ -296,9 +329,13 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
+    if let Some(c) = &rep.containerd {
+        print_report(out, &c.report);
+    }
+    let ctd = rep.containerd.as_ref().map(|c| format!(" and {} of containerd's root", c.entries)).unwrap_or_default();
     if rep.ok() {
         out.say(&format!(
-            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries match their members",
+            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries{ctd} match their members",
             a.path.display(),
             rep.members,
             bytes(rep.data_bytes),
@@ -306,8 +343,8 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         ));
     } else {
         out.say(&format!(
-            "FAILED: {} differences between the members of {} and its manifest",
-            r.differences.len() as u64 + r.more,
+            "FAILED: {} differences between the members of {} and its manifests",
+            r.differences.len() as u64 + r.more + rep.containerd.as_ref().map_or(0, |c| c.report.differences.len() as u64 + c.report.more),
             a.path.display()
         ));
     }
@@ -321,6 +358,11 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "meta": meta,
         "differences": r.differences,
         "more": r.more,
+        "containerd": rep.containerd.as_ref().map(|c| json!({
+            "entries": c.entries,
+            "differences": c.report.differences,
+            "more": c.report.more,
+        })),
     }));
     Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }

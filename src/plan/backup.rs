@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
 use super::backup_snapshot::{self as snap, Capture, Choice, Request};
+use super::backup_stores::{StoreTree, write_tree};
+use crate::archive::layout::Tree;
 use crate::archive::{self, EntryRecord, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
@@ -23,9 +25,9 @@ use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
 use crate::manifest::{Body, Record};
 use crate::progress::Progress;
+use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
-use crate::sys::Kind;
 
 /// Version of the `meta.json` layout.
 pub const META_FORMAT: u32 = 1;
@@ -65,6 +67,9 @@ pub struct BackupMeta {
     /// running again (`btrfs`, `reflink`); absent: archived with Docker stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_tree: Option<StoreTree>,
 }
 
 impl BackupMeta {
@@ -96,6 +101,8 @@ pub struct BackupOptions {
     pub snapshot: Request,
     /// Worker threads of a reflink clone.
     pub threads: usize,
+    /// Archive a containerd store that other namespaces (a kubelet's) share.
+    pub shared_store: bool,
 }
 
 /// The plan (the dry run prints it).
@@ -244,29 +251,39 @@ pub fn write_archive<W: Write + Send + 'static>(
     for (name, host) in config {
         w.add_config(name, host)?;
     }
-    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
-    let mut manifest = archive::records::Spool::new()?;
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    progress.phase("backup", Some((meta.entries, meta.bytes)));
-    archive::walk(root, &mut |walked, e| {
-        let rec = w.add_entry(e)?;
-        manifest.push(&complete(walked, &rec))?;
-        entries += 1;
-        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
-        bytes += b;
-        progress.advance(1, b);
-        Ok(())
-    })?;
+    let tree = meta.containerd_tree.as_ref();
+    let (ce, cb) = tree.map_or((0, 0), |t| (t.entries, t.bytes));
+    progress.phase("backup", Some((meta.entries + ce, meta.bytes + cb)));
+    // containerd's root comes first (the layout keeps the data-root's manifest last).
+    let (mut entries, mut bytes) = (0, 0);
+    if let Some(t) = tree {
+        let c = write_tree(&mut w, Tree::Containerd, &t.root, progress)?;
+        w.end_tree(Tree::Containerd, c.manifest, c.manifest_len)?;
+        (entries, bytes) = (c.entries, c.bytes);
+    }
+    let d = write_tree(&mut w, Tree::Data, root, progress)?;
     progress.finish();
-    let (manifest, len) = manifest.into_file()?;
-    let out = w.finish(manifest, len)?;
-    Ok((out, entries, bytes))
+    let out = w.finish(d.manifest, d.manifest_len)?;
+    Ok((out, entries + d.entries, bytes + d.bytes))
 }
 
-/// The daemon that owns `dr` (`None` if it is not running) and what meta.json
-/// records about the engine. Refuses a backup that would silently lack the
-/// images: those of the containerd image store outside the data-root (issue 8).
-pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, EngineMeta)> {
+/// What [`engine_check`] found.
+pub struct EngineCheck {
+    /// The daemon that owns the data-root (`None` if it is not running).
+    pub info: Option<Info>,
+    pub meta: EngineMeta,
+    /// containerd's root, to archive beside the data-root.
+    pub containerd_root: Option<PathBuf>,
+    pub namespaces: Vec<String>,
+    /// The system containerd to stop with Docker while its root is archived.
+    pub containerd: Option<ContainerdRecord>,
+}
+
+/// The daemon that owns `dr`, what meta.json records about the engine, and
+/// the containerd root the archive must carry (issue 8). Refuses a backup
+/// that would silently lack the images, or take another user's along
+/// without `--shared-store`.
+pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
@@ -274,9 +291,11 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, En
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
     let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
-    facts.check_complete("back up", dr).map_err(BackupError::docker("check the image store"))?;
+    let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
-    Ok((info, EngineMeta::new(&facts, containerd.map(|c| c.version))))
+    let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
+    let containerd = containerd_root.as_ref().and_then(|_| ContainerdRecord::for_engine(&facts));
+    Ok(EngineCheck { info, meta, containerd_root, containerd, namespaces: facts.containerd.namespaces })
 }
 
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
@@ -287,7 +306,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    let (info, engine_meta) = engine_check(opts, &dr)?;
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -299,6 +318,11 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
+    // A consistent copy of containerd's root needs containerd stopped too.
+    let svc: Box<dyn crate::service::ServiceManager> = match containerd {
+        Some(c) => Box::new(WholeEngine::new(svc, c, opts.timing)),
+        None => svc,
+    };
     let window = super::downtime::Window {
         state_dir: &opts.state_dir,
         data_root: &dr,
@@ -306,7 +330,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         api: &opts.api,
         creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
     };
-    let (capture, skipped) = capture(opts, &dr, driver.as_deref(), progress)?;
+    let (capture, skipped) = capture(opts, &dr, driver.as_deref(), containerd_root.as_deref(), progress)?;
     let method = capture.as_ref().map(|c| c.method.name().to_string());
     // Reads `src` (the data-root, or its snapshot) and records `dr`.
     let archive = |src: &Path| {
@@ -326,6 +350,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             docker,
             engine: Some(engine_meta),
             snapshot: method.clone(),
+            containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
@@ -369,10 +394,21 @@ pub fn capture(
     opts: &BackupOptions,
     dr: &Path,
     driver: Option<&str>,
+    containerd_root: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<(Option<Capture>, Option<String>)> {
     if opts.snapshot == Request::None {
         return Ok((None, None));
+    }
+    // The archive would read containerd's root live after the start: until
+    // it is captured the same way, its backup keeps Docker stopped.
+    if let Some(c) = containerd_root {
+        let why = format!("containerd's root {} is a second tree, which snapshots do not capture yet", c.display());
+        if opts.snapshot != Request::Auto {
+            return Err(BackupError::Refused(format!("--snapshot: {why}; use --snapshot none")));
+        }
+        progress.log(&format!("no snapshot: {why}"));
+        return Ok((None, Some(why)));
     }
     let path = snap::capture_path(dr);
     let facts = snap::probe(dr, &path, driver, &opts.service.clone().resolve());
@@ -457,6 +493,7 @@ mod tests {
             state_dir: d.path().join("state"),
             snapshot: Request::None,
             threads: 1,
+            shared_store: false,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
