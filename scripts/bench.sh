@@ -62,9 +62,12 @@
 # reports the longest gap. Runs: move (pre-copy passes), rollback, move
 # --no-precopy, rollback, backup (stop-the-world, the baseline for a later
 # live backup). Prints the table and the ratio against --no-precopy.
+# --downtime --snapshot instead puts the data-root on a loop-mounted xfs
+# (reflink=1) and compares backup --snapshot reflink with --snapshot none
+# (DOCKROOT_BENCH_FS=btrfs: a btrfs subvolume and --snapshot btrfs).
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd" fresh=
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= snapshot= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd" fresh=
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -73,11 +76,12 @@ while (($#)); do
         --small) small=$2; shift 2 ;;
         --disk) disk=$2; shift 2 ;;
         --downtime) downtime=1; shift ;;
+        --snapshot) snapshot=1; shift ;;
         --size) size_mib=$2; shift 2 ;;
         --ab) bin_b=$2; shift 2 ;;
         --fresh) fresh=1; shift ;;
         --tools) tools=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--size MIB]]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--snapshot] [--size MIB]]" >&2; exit 2 ;;
     esac
 done
 [[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
@@ -285,6 +289,52 @@ if [[ -n $disk ]]; then
         exit 0
     fi
 fi
+# measure NAME CMD...: the data-root's pages dropped, the poller on, CMD run.
+# Uses the caller's d (daemon dir), log, dir and the arrays polled and own.
+measure() {
+    local name=$1
+    shift
+    sync
+    python3 -c 'import os,sys
+for top, dirs, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(top, f)
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally: os.close(fd)' "$d/root"
+    python3 -c 'import socket,sys,time
+stop = sys.argv[2]; down = None; worst = 0.0
+import os
+while not os.path.exists(stop):
+    t = time.monotonic()
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(0.5); s.connect(sys.argv[1])
+        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); up = b" 200 " in s.recv(64)
+        s.close()
+    except OSError:
+        up = False
+    if up and down is not None: worst = max(worst, t - down); down = None
+    if not up and down is None: down = t
+    time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
+    local poller=$!
+    sleep 0.5
+    "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
+    touch "$d/poll.stop"
+    wait "$poller"
+    rm -f "$d/poll.stop"
+    polled[$name]=$(cat "$d/poll.out")
+    own[$name]=$(python3 -c 'import json,sys
+v = json.load(open(sys.argv[1]))
+v = v.get("result") or v.get("summary")
+print("%.1f" % v["downtime_seconds"])' "$d/out.json")
+    echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
+    cp "$d/out.json" "$dir/downtime-$name.json"
+}
+
 # --downtime: see the header. Each measured command runs once; the table
 # shows the gap the outside poller saw and dockroot's own downtime figure.
 bench_downtime() {
@@ -311,50 +361,6 @@ bench_downtime() {
     : > "$d/fstab"
     echo "data-root: $(du -sh "$d/root" | cut -f1), $(find "$d/root" | wc -l) entries; target: xfs on a loop device" >&2
     declare -A polled own
-    # measure NAME CMD...: the data-root's pages dropped, the poller on, CMD run.
-    measure() {
-        local name=$1
-        shift
-        sync
-        python3 -c 'import os,sys
-for top, dirs, files in os.walk(sys.argv[1]):
-    for f in files:
-        p = os.path.join(top, f)
-        try:
-            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally: os.close(fd)' "$d/root"
-        python3 -c 'import socket,sys,time
-stop = sys.argv[2]; down = None; worst = 0.0
-import os
-while not os.path.exists(stop):
-    t = time.monotonic()
-    try:
-        s = socket.socket(socket.AF_UNIX); s.settimeout(0.5); s.connect(sys.argv[1])
-        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); up = b" 200 " in s.recv(64)
-        s.close()
-    except OSError:
-        up = False
-    if up and down is not None: worst = max(worst, t - down); down = None
-    if not up and down is None: down = t
-    time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
-print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
-        local poller=$!
-        sleep 0.5
-        "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
-        touch "$d/poll.stop"
-        wait "$poller"
-        rm -f "$d/poll.stop"
-        polled[$name]=$(cat "$d/poll.out")
-        own[$name]=$(python3 -c 'import json,sys
-v = json.load(open(sys.argv[1]))
-v = v.get("result") or v.get("summary")
-print("%.1f" % v["downtime_seconds"])' "$d/out.json")
-        echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
-        cp "$d/out.json" "$dir/downtime-$name.json"
-    }
     measure move_precopy "${g[@]}" move --to "$mnt/docker" --yes
     "${g[@]}" rollback --yes >> "$log" 2>&1
     rm -rf "$mnt/docker"
@@ -373,6 +379,52 @@ print("%.1f" % v["downtime_seconds"])' "$d/out.json")
 print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"
 }
 
+# --downtime --snapshot: backup's downtime with the data-root on a
+# loop-mounted xfs (reflink=1): `--snapshot reflink` (stop, clone, start,
+# archive from the clone) against `--snapshot none` (archive with Docker
+# stopped). Same daemon, fixture and volume fill as --downtime.
+bench_snapshot_downtime() {
+    local lib=scripts/lib fill=$dir/fill-$size_mib d mnt log i fs=${DOCKROOT_BENCH_FS:-xfs} method=reflink
+    export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+    [[ -d $fill ]] || { echo "bench.sh: run --downtime once first to fill $fill" >&2; exit 2; }
+    d=$(mktemp -d /tmp/dts.XXXX) mnt=$dir/snapmnt-$$ log=$dir/snapshot-downtime.log
+    # shellcheck disable=SC2064 # expanded now: the names are local.
+    trap "set +e; bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt; rm -rf $d" EXIT
+    bash "$lib/loopfs.sh" make "$fs" "$((size_mib * 3 / 2 + 3072))M" "$mnt"
+    if [[ $fs == btrfs ]]; then
+        method=btrfs
+        btrfs -q subvolume create "$mnt/docker"
+    else
+        mkdir "$mnt/docker"
+    fi
+    ln -s "$mnt/docker" "$d/root"
+    bash "$lib/dockerd.sh" start "$d"
+    bash "$lib/docker-fixture.sh" populate "$d/sock"
+    docker -H "unix://$d/sock" volume create bench >/dev/null
+    cp -a "$fill/." "$d/root/volumes/bench/_data/"
+    sync
+    # -v: each step's time goes to the log.
+    local -a g=("$bin" --json -v --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
+        --fstab "$d/fstab" --daemon-config "$d/daemon.json")
+    echo "data-root: $(du -sh "$mnt/docker" | cut -f1), $(find "$mnt/docker" | wc -l) entries, on $fs on a loop device" >&2
+    declare -A polled own
+    measure "${fs}_backup_stop_the_world" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot none
+    rm -f "$d/a.tar.zst"
+    measure "${fs}_backup_snapshot_$method" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot "$method"
+    echo
+    echo "| run | API down (polled) | dockroot's downtime | whole backup |"
+    echo "|---|---|---|---|"
+    for i in "${fs}_backup_stop_the_world" "${fs}_backup_snapshot_$method"; do
+        echo "| $i | ${polled[$i]} s | ${own[$i]} s | $(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["summary"]["seconds"])' "$dir/downtime-$i.json") s |"
+    done
+    echo
+    echo "backup --snapshot $method / --snapshot none: $(ratio "${polled[${fs}_backup_snapshot_$method]}" "${polled[${fs}_backup_stop_the_world]}")  (goal <= 0.10)"
+}
+
+if [[ -n $downtime && -n $snapshot ]]; then
+    bench_snapshot_downtime
+    exit 0
+fi
 if [[ -n $downtime ]]; then
     bench_downtime
     exit 0

@@ -11,10 +11,11 @@ use serde_json::json;
 use super::commands::print_report;
 use super::exit;
 use super::output::{Output, bytes};
-use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, VerifyArgs};
+use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::{self as bk, BackupMeta, BackupOptions};
+use dockroot::plan::backup_snapshot::Request;
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;
@@ -64,6 +65,13 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         writer,
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
+        snapshot: match a.snapshot {
+            SnapshotArg::Auto => Request::Auto,
+            SnapshotArg::Btrfs => Request::Btrfs,
+            SnapshotArg::Reflink => Request::Reflink,
+            SnapshotArg::None => Request::None,
+        },
+        threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         shared_store: a.shared_store,
     };
     let stdout = a.output == Path::new("-");
@@ -73,6 +81,8 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     if a.dry_run {
         let p = bk::plan(&opts)?;
         let e = bk::engine_check(&opts, &p.data_root)?;
+        let driver = e.info.as_ref().map(|i| i.driver.as_str());
+        let (capture, skipped) = bk::capture(&opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -89,15 +99,32 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         if let Some(r) = &e.containerd_root {
             say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
         }
+        match &capture {
+            Some(c) => say(
+                out,
+                stdout,
+                &format!(
+                    "  from a {} snapshot at {}, taken with Docker stopped; Docker starts before the archive",
+                    c.method.name(),
+                    c.path.display()
+                ),
+            ),
+            None => say(
+                out,
+                stdout,
+                &format!("  with Docker stopped for the whole archive ({})", skipped.as_deref().unwrap_or("--snapshot none")),
+            ),
+        }
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
         for r in &p.prune {
             say(out, stdout, &format!("  then delete old archive {}", r.display()));
         }
-        say(out, stdout, "then start Docker again");
+        say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
         if !stdout {
-            out.json(&json!({"command": "backup", "dry_run": true, "plan": p}));
+            let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
+            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped}));
         }
         return Ok(0);
     }
@@ -107,12 +134,13 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         out,
         stdout,
         &format!(
-            "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s)",
+            "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s{})",
             s.entries,
             bytes(s.bytes),
             if stdout { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
             s.seconds,
-            s.downtime_seconds
+            s.downtime_seconds,
+            if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
         ),
     );
     for r in &s.removed {

@@ -24,6 +24,7 @@ fn copy_options(a: &CopyArgs, g: &Global) -> CopyOptions {
         checksum: a.checksum,
         live: a.live,
         sparsify: a.sparsify,
+        clone: false,
         baseline: a.baseline.clone(),
         manifest: a.manifest.clone(),
         threads: threads(g),

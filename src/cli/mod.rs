@@ -238,9 +238,24 @@ pub struct BackupArgs {
     /// (`-o - --compress none | restic backup --stdin`).
     #[arg(long, value_enum, default_value = "zstd")]
     pub compress: CompressArg,
+    /// Docker is down only while the stopped data-root is snapshotted on its
+    /// own filesystem, then the archive is read from the snapshot: `btrfs`
+    /// (the data-root is a subvolume), `reflink` (xfs reflink=1, btrfs: a
+    /// metadata-only clone), `auto` (btrfs, else reflink, else none), `none`
+    /// (Docker stays stopped for the whole archive).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub snapshot: SnapshotArg,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotArg {
+    Auto,
+    Btrfs,
+    Reflink,
+    None,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,10 @@ pub struct CopyOptions {
     pub live: bool,
     /// Turn aligned zero blocks into holes.
     pub sparsify: bool,
+    /// Share each file's data with FICLONE instead of copying it (same
+    /// filesystem only; metadata is written as usual). Nothing is read, so
+    /// there is no content hash and no manifest.
+    pub clone: bool,
     /// The manifest of the previous copy into DST (delta change detection).
     pub baseline: Option<PathBuf>,
     /// Where to write SRC's manifest.
@@ -86,6 +90,12 @@ fn check_disjoint(src: &Path, dst: &Path) -> Result<()> {
 pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Progress) -> Result<CopySummary> {
     sys::open_dir_path(src).map_err(|e| Error::io("open source", src, b"", e))?;
     check_disjoint(src, dst)?;
+    if opts.clone && (opts.manifest.is_some() || opts.delete || opts.sparsify) {
+        return Err(Error::Refused {
+            path: dst.display().to_string(),
+            msg: "a clone reads no data: it cannot write a manifest, update an earlier copy or sparsify".into(),
+        });
+    }
     let dst_fd = open_dst(dst, opts.delete)?;
     check_disjoint(src, dst)?;
     let mut writer = opts.manifest.as_deref().map(Writer::create).transpose()?;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::CopyOptions;
 use super::delta::{self, Decision};
-use super::file::copy_content;
+use super::file::{Copied, copy_content};
 use crate::error::{Error, Result, show};
 use crate::manifest::{Body, Record};
 use crate::sys::{self, Kind, Meta};
@@ -157,8 +157,14 @@ impl CopyVisitor {
             }
             e
         };
-        let copied = copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
-            .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?;
+        let copied = if self.opts.clone {
+            // Shared extents: holes stay holes and nothing is read, so there is no hash.
+            sys::reflink::clone_file(dst.as_fd(), src.as_fd()).map_err(|e| discard(self.e("clone data to", rel, e)))?;
+            Copied { blake3: [0; 32], sparsified: 0 }
+        } else {
+            copy_content(pool, src.clone(), dst.clone(), before.size, before.blocks, self.opts.sparsify)
+                .map_err(|e| discard(changed_or(src.as_fd(), &before, &self.src, rel, self.e("copy data to", rel, e))))?
+        };
         let after = sys::stat::fstat(src.as_fd()).map_err(|e| self.es("stat", rel, e))?;
         let raced = changed_during_read(&before, &after);
         if raced && !self.opts.live {

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
+use super::backup_snapshot::{self as snap, Capture, Choice, Request};
 use super::backup_stores::{StoreTree, write_tree};
 use crate::archive::layout::Tree;
 use crate::archive::{self, EntryRecord, WriterOptions};
@@ -63,6 +64,10 @@ pub struct BackupMeta {
     /// Image store and containerd (absent in archives of older dockroot versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineMeta>,
+    /// How the stopped state was captured before it was archived with Docker
+    /// running again (`btrfs`, `reflink`); absent: archived with Docker stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_tree: Option<StoreTree>,
@@ -93,6 +98,10 @@ pub struct BackupOptions {
     pub timing: Timing,
     /// The shared journal's directory (a backup is journaled while Docker is down).
     pub state_dir: PathBuf,
+    /// `--snapshot`: archive from a snapshot of the stopped tree, with Docker running.
+    pub snapshot: Request,
+    /// Worker threads of a reflink clone.
+    pub threads: usize,
     /// Archive a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
 }
@@ -121,6 +130,11 @@ pub struct BackupSummary {
     pub seconds: f64,
     /// From the stop of Docker to its start.
     pub downtime_seconds: f64,
+    /// `btrfs`, `reflink` or `none` (archived with Docker stopped).
+    pub snapshot: String,
+    /// Why `--snapshot auto` took no snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_skipped: Option<String>,
     pub removed: Vec<PathBuf>,
     pub meta: BackupMeta,
 }
@@ -317,9 +331,12 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         api: &opts.api,
         creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
     };
-    let work = || {
+    let (capture, skipped) = capture(opts, &dr, driver.as_deref(), containerd_root.as_deref(), progress)?;
+    let method = capture.as_ref().map(|c| c.method.name().to_string());
+    // Reads `src` (the data-root, or its snapshot) and records `dr`.
+    let archive = |src: &Path| {
         // Counted before the archive, so meta.json (the first member) can carry them.
-        let (entries, bytes) = crate::tree::estimate::estimate(&dr);
+        let (entries, bytes) = crate::tree::estimate::estimate(src);
         let meta = BackupMeta {
             format: META_FORMAT,
             tool: "dockroot".into(),
@@ -333,21 +350,25 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             bytes,
             docker,
             engine: Some(engine_meta),
+            snapshot: method.clone(),
             containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
         };
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
                 let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-                let (mut out, e, b) = write_archive(out, &dr, &meta, &config, &opts.writer, progress)?;
+                let (mut out, e, b) = write_archive(out, src, &meta, &config, &opts.writer, progress)?;
                 out.flush().map_err(BackupError::io("write", "stdout"))?;
                 (e, b, 0)
             }
-            Some(path) => write_file(path, &dr, &meta, &config, &opts.writer, progress)?,
+            Some(path) => write_file(path, src, &meta, &config, &opts.writer, progress)?,
         };
         Ok((meta, entries, bytes, archive_bytes))
     };
-    // Docker starts again whatever happens in `work`; the downtime includes the stop.
-    let ((meta, entries, bytes, archive_bytes), downtime) = super::downtime::with_docker_stopped(window, progress, work)?;
+    // Docker starts again whatever happens; the downtime includes the stop.
+    let ((meta, entries, bytes, archive_bytes), downtime) = match &capture {
+        Some(cap) => snap::run(window, cap, progress, archive)?,
+        None => super::downtime::with_docker_stopped(window, progress, || archive(&dr))?,
+    };
     let mut removed = Vec::new();
     for p in &plan.prune {
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
@@ -360,9 +381,46 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         archive_bytes,
         seconds: start.elapsed().as_secs_f64(),
         downtime_seconds: downtime,
+        snapshot: method.unwrap_or_else(|| "none".into()),
+        snapshot_skipped: skipped,
         removed,
         meta,
     })
+}
+
+/// The snapshot `--snapshot` asks for, probed with Docker running: the
+/// capture to make, or none and why `auto` took none. An explicit method
+/// that cannot work is refused before Docker is stopped.
+pub fn capture(
+    opts: &BackupOptions,
+    dr: &Path,
+    driver: Option<&str>,
+    containerd_root: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(Option<Capture>, Option<String>)> {
+    if opts.snapshot == Request::None {
+        return Ok((None, None));
+    }
+    // The archive would read containerd's root live after the start: until
+    // it is captured the same way, its backup keeps Docker stopped.
+    if let Some(c) = containerd_root {
+        let why = format!("containerd's root {} is a second tree, which snapshots do not capture yet", c.display());
+        if opts.snapshot != Request::Auto {
+            return Err(BackupError::Refused(format!("--snapshot: {why}; use --snapshot none")));
+        }
+        progress.log(&format!("no snapshot: {why}"));
+        return Ok((None, Some(why)));
+    }
+    let path = snap::capture_path(dr);
+    let facts = snap::probe(dr, &path, driver, &opts.service.clone().resolve());
+    match snap::choose(opts.snapshot, &facts) {
+        Ok(Choice::Use(method)) => Ok((Some(Capture { method, tree: dr.into(), path, threads: opts.threads }), None)),
+        Ok(Choice::Without(why)) => {
+            progress.log(&format!("no snapshot: {why}"));
+            Ok((None, Some(why)))
+        }
+        Err(why) => Err(BackupError::Refused(format!("--snapshot: {why}; nothing was changed"))),
+    }
 }
 
 /// Writes `path.partial`, fsyncs it and renames it to `path`.
@@ -434,6 +492,8 @@ mod tests {
             writer: WriterOptions::default(),
             timing: Timing::default(),
             state_dir: d.path().join("state"),
+            snapshot: Request::None,
+            threads: 1,
             shared_store: false,
         };
         let p = plan(&opts).unwrap();

@@ -46,7 +46,27 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
         return Ok((v, stopping.elapsed().as_secs_f64()));
     }
     let state = StateDir::new(w.state_dir);
-    let _lock = state.lock()?;
+    let (_lock, mut r, stopping) = journaled_stop(&w, &state, progress)?;
+    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let result = r.step_with("archive", creates, |_| work());
+    let started = journaled_start(&mut r, &w, progress);
+    let downtime = stopping.elapsed().as_secs_f64();
+    if started.is_ok() {
+        r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
+        r.j.downtime_seconds = Some(downtime);
+        r.save()?;
+    }
+    let v = result?;
+    started?;
+    Ok((v, downtime))
+}
+
+/// Opens the backup's journal (under the state directory's lock, which the
+/// caller holds until the end) and runs the journaled `stop` step. Returns
+/// the lock, the runner and the instant of the first stop command. A failed
+/// stop is recorded as rolled back: the stop guard started Docker again.
+pub fn journaled_stop<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>, Instant)> {
+    let lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let mut j = Journal::new("backup", format!("backup-{ts}"), w.data_root.into(), w.data_root.into(), Method::None);
@@ -54,7 +74,7 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     // Recorded before the stop: a kill during it is undone by starting again.
     w.svc.remember().map_err(BackupError::service("stop Docker"))?;
     j.service = Some(w.svc.record());
-    let mut r = Runner { state: &state, j, progress };
+    let mut r = Runner { state, j, progress };
     r.save()?;
     let stopping = Instant::now();
     let stopped = r.step("stop", |j| {
@@ -69,21 +89,19 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
         r.save()?;
         return Err(e);
     }
-    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
-    let result = r.step_with("archive", creates, |_| work());
-    let started = r.step("start", |_| {
+    Ok((lock, r, stopping))
+}
+
+/// The journaled `start` step: Docker starts and answers on the data-root
+/// (the end of the downtime).
+pub fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<()> {
+    r.step("start", |_| {
         w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
+        if w.svc.kind() == ServiceKind::None {
+            return Ok(()); // dockroot started nothing, so nothing must answer.
+        }
         answering_on(w.api, w.data_root).map_err(BackupError::Health)
-    });
-    let downtime = stopping.elapsed().as_secs_f64();
-    if started.is_ok() {
-        r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
-        r.j.downtime_seconds = Some(downtime);
-        r.save()?;
-    }
-    let v = result?;
-    started?;
-    Ok((v, downtime))
+    })
 }
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its

@@ -29,6 +29,9 @@ pub enum Intent {
     /// A directory tree (or file) dockroot creates and fills under a new
     /// name (restore's staging tree and its manifest); undo removes it.
     MakeTree { path: PathBuf },
+    /// A btrfs subvolume (backup's read-only snapshot) dockroot creates;
+    /// undo deletes it with the subvolume ioctl (`rm -r` cannot).
+    Subvolume { path: PathBuf },
     /// `source` is bind-mounted on `target`.
     Mount { source: PathBuf, target: PathBuf },
     /// An empty directory is made at `path` (restore onto a whole
@@ -108,6 +111,7 @@ pub fn undo(intent: &Intent) -> Result<()> {
             Ok(_) => remove_if_exists(path),
             Err(_) => Ok(()),
         },
+        Intent::Subvolume { path } => remove_subvolume(path),
         Intent::Mount { target, .. } => unmount_all(target),
         Intent::MakeDir { path } => match std::fs::remove_dir(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -147,6 +151,21 @@ pub fn undo(intent: &Intent) -> Result<()> {
             }
         }
     }
+}
+
+/// Deletes the subvolume at `path` if it exists (its creation is atomic:
+/// the name exists only as a whole snapshot).
+pub fn remove_subvolume(path: &Path) -> Result<()> {
+    if !exists(path) {
+        return Ok(());
+    }
+    let err = |e| PlanError::io("delete the snapshot", path, e);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(PlanError::Refused { msg: format!("refusing to delete {}", path.display()) });
+    };
+    let dir = crate::sys::open_dir_path(parent).map_err(err)?;
+    let name = crate::sys::path_cstr(Path::new(name)).map_err(err)?;
+    crate::sys::btrfs::destroy(std::os::fd::AsFd::as_fd(&dir), &name).map_err(err)
 }
 
 fn remove_if_exists(p: &Path) -> Result<()> {

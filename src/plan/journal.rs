@@ -140,6 +140,10 @@ pub struct Journal {
     /// The archive a restore reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<PathBuf>,
+    /// Backup: how the stopped state was captured (`btrfs`, `reflink`), when
+    /// the archive is read from a snapshot with Docker running again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     /// A move of the containerd image store: containerd's root moves too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_move: Option<TreeMove>,
@@ -211,6 +215,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            snapshot: None,
             containerd_move: None,
         }
     }
@@ -364,6 +369,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            snapshot: None,
             containerd_move: None,
         }
     }

@@ -308,7 +308,7 @@ impl Stopped<'_> {
 }
 
 fn copy_opts(env: &Env, delete: bool, live: bool, baseline: Option<PathBuf>, manifest: Option<PathBuf>) -> CopyOptions {
-    CopyOptions { delete, checksum: false, live, sparsify: false, baseline, manifest, threads: env.threads }
+    CopyOptions { delete, checksum: false, live, sparsify: false, clone: false, baseline, manifest, threads: env.threads }
 }
 
 fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Progress) -> Result<u64> {

@@ -63,6 +63,7 @@ pub fn run(src: &Path, dst: &Path, work: &Path, threads: usize, progress: &dyn P
             checksum: false,
             live: true,
             sparsify: false,
+            clone: false,
             baseline: prev_s.clone(),
             manifest: Some(s.clone()),
             threads,

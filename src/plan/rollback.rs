@@ -61,6 +61,9 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     // Built from the kind alone (a pidfile manager finds its daemon by the
     // pidfile), with the recorded containerd so both are seen and stopped.
     let current = rec.with_containerd(rec.kind.clone().build(&ctx), &ctx);
+    if undo_while_running(j) {
+        return undo_after_start(api, timing, state, j, progress);
+    }
     let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
@@ -94,6 +97,37 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     state.save(j)?;
     progress.finish();
     Ok(true)
+}
+
+/// Whether `j`'s remaining undo leaves Docker running: a backup that
+/// started Docker again (a snapshot backup does before it reads its
+/// snapshot) has only the snapshot and the partial archive left to remove.
+/// A move or restore that reached its start switched the data-root, so its
+/// undo needs Docker stopped.
+fn undo_while_running(j: &Journal) -> bool {
+    j.operation == "backup" && j.state("start") == Some(StepState::Done)
+}
+
+/// Undoes what a backup did after it started Docker again, and starts
+/// Docker if it is not running (it died, or was stopped since).
+fn undo_after_start(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
+    runner::undo_steps(state, j, progress)?;
+    let rec = j.service.clone().ok_or_else(|| PlanError::Journal {
+        path: state.journal_path(),
+        msg: "no service record: cannot know how to restart Docker; undo by hand".into(),
+    })?;
+    let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
+    let restart = rec.kind != ServiceKind::None
+        && !rec.with_containerd(rec.kind.clone().build(&ctx), &ctx).is_running().map_err(PlanError::service("undo start"))?;
+    if restart {
+        progress.phase("start", None);
+        rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
+        health::check(api, &j.data_root, None, progress)?;
+        progress.finish();
+    }
+    j.outcome = Outcome::RolledBack;
+    state.save(j)?;
+    Ok(restart)
 }
 
 /// `dockroot rollback`: undoes the operation the journal records, whatever its kind.
@@ -238,4 +272,26 @@ fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::journal::Method;
+
+    #[test]
+    fn only_a_backup_past_its_start_is_undone_with_docker_running() {
+        let d = tempfile::tempdir().unwrap();
+        for op in ["move", "restore", "backup"] {
+            let mut j = Journal::for_test(d.path(), Method::None);
+            j.operation = op.into();
+            j.set("stop", StepState::Done);
+            j.set("snapshot", StepState::Done);
+            assert!(!undo_while_running(&j), "{op} before its start");
+            j.set("start", StepState::Started);
+            assert!(!undo_while_running(&j), "{op} during its start");
+            j.set("start", StepState::Done);
+            assert_eq!(undo_while_running(&j), op == "backup", "{op} after its start");
+        }
+    }
 }

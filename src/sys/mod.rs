@@ -5,10 +5,12 @@
 //! functions return plain `io::Result`; the callers above add the path and the
 //! step to every error.
 
+pub mod btrfs;
 pub mod fs;
 pub mod holes;
 pub mod mount;
 pub mod process;
+pub mod reflink;
 pub mod seen;
 pub mod stat;
 pub mod xattr;

@@ -354,6 +354,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         bytes: 1,
         docker: None,
         engine: None,
+        snapshot: None,
         containerd_tree: None,
     };
     let a = s.join("fake.tar.zst");
@@ -600,6 +601,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         bytes: 1,
         docker: None,
         engine: None,
+        snapshot: None,
         containerd_tree: None,
     }
 }

@@ -15,6 +15,7 @@ mod bind_restore;
 mod crash;
 mod faults;
 mod precopy;
+mod snapshot;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 
@@ -30,20 +31,36 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with `config` as the initial daemon.json.
     pub(super) fn start_with_config(root_in_json: bool, config: Option<&str>) -> Daemon {
+        Self::start_in(root_in_json, config, None, &[]).populate()
+    }
+
+    /// Like [`Daemon::start`], with the data-root in `root` (`DIR/root` is
+    /// a symlink to it; dockerd resolves it) and extra environment for
+    /// dockerd.sh (e.g. `DOCKROOT_STORAGE_DRIVER`).
+    pub(super) fn start_in(root_in_json: bool, config: Option<&str>, root: Option<&Path>, env: &[(&str, &str)]) -> Daemon {
         crate::util::require_root();
         let dir = tempfile::Builder::new().prefix("dp").tempdir_in("/tmp").unwrap().keep();
         if let Some(cfg) = config {
             std::fs::write(dir.join("daemon.json"), cfg).unwrap();
+        }
+        if let Some(r) = root {
+            std::fs::create_dir_all(r).unwrap();
+            std::os::unix::fs::symlink(r, dir.join("root")).unwrap();
         }
         let mut c = Command::new("bash");
         c.arg(script("dockerd.sh")).arg("start").arg(&dir);
         if root_in_json {
             c.env("DOCKROOT_DATA_ROOT_IN_JSON", "1");
         }
+        c.envs(env.iter().copied());
         ok(&mut c);
-        let d = Daemon { dir };
-        ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(d.sock()));
-        d
+        Daemon { dir }
+    }
+
+    /// Fills the daemon with the offline fixture.
+    pub(super) fn populate(self) -> Daemon {
+        ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(self.sock()));
+        self
     }
 
     pub(super) fn sock(&self) -> PathBuf {
