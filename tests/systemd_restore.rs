@@ -7,8 +7,9 @@
 use std::time::Instant;
 
 use dockroot::archive::WriterOptions;
+use dockroot::archive::meta::BackupMeta;
 use dockroot::docker::snapshot::DockerState;
-use dockroot::plan::backup::{BackupMeta, write_archive};
+use dockroot::plan::backup::write_archive;
 
 use crate::systemd_host::SystemdHost;
 use crate::util::*;

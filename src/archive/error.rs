@@ -6,6 +6,9 @@ use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// `meta.json` is missing fields or is not JSON.
+    #[error("the archive's meta.json is invalid: {0}; the archive was not written by this dockroot")]
+    Meta(String),
     /// Reading the source tree failed.
     #[error("cannot {step} `{path}` while writing the archive: {source}; check that the source is readable and that Docker is stopped")]
     Source { path: String, step: &'static str, source: io::Error },

@@ -18,6 +18,7 @@ pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
+pub mod meta;
 pub mod pipe;
 pub mod read;
 pub mod records;

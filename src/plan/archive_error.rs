@@ -27,10 +27,6 @@ pub enum BackupError {
     #[error("{step}: {err}")]
     Docker { step: &'static str, err: crate::docker::DockerError },
 
-    /// `meta.json` is missing fields or is not JSON.
-    #[error("the archive's meta.json is invalid: {0}; the archive was not written by this dockroot")]
-    Meta(String),
-
     /// The archive was made by a newer engine than the one installed (or one
     /// of the versions is unknown).
     #[error(

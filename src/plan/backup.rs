@@ -11,13 +11,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::archive_error::{BackupError, Result};
 use super::backup_snapshot::{self as snap, Capture, Choice, Request};
-use super::backup_stores::{StoreTree, write_tree};
+use super::backup_stores::write_tree;
 use crate::archive::layout::Tree;
-use crate::archive::{self, EntryRecord, WriterOptions};
+use crate::archive::meta::{BackupMeta, META_FORMAT};
+use crate::archive::{self, ArchiveError, EntryRecord, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
@@ -30,8 +31,6 @@ use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
 use crate::util::atomic;
 
-/// Version of the `meta.json` layout.
-pub const META_FORMAT: u32 = 1;
 /// Prefix and suffix of archive names written into a directory.
 pub const NAME_PREFIX: &str = "dockroot-";
 pub const NAME_SUFFIX: &str = ".tar.zst";
@@ -41,43 +40,6 @@ pub const PLAIN_SUFFIX: &str = ".tar";
 /// Config sources: every regular file below `/etc/docker` and the docker
 /// unit drop-ins. Their archive names are the host paths without the leading `/`.
 pub const CONFIG_DIRS: &[&str] = &["etc/docker", "etc/systemd/system/docker.service.d"];
-
-/// `.dockroot/meta.json`: what `inspect` shows and `restore` checks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BackupMeta {
-    pub format: u32,
-    pub tool: String,
-    pub tool_version: String,
-    /// `dockerd --version` of the engine that owned the data (`None` if unknown).
-    pub engine_version: Option<String>,
-    pub storage_driver: Option<String>,
-    pub data_root: PathBuf,
-    pub hostname: String,
-    /// UTC, `YYYYMMDDTHHMMSSZ`.
-    pub created: String,
-    /// Entries and bytes of the data-root, counted after Docker stopped
-    /// (an estimate: the manifest's trailer has the exact entry count).
-    pub entries: u64,
-    pub bytes: u64,
-    /// Images, containers and volumes as the daemon listed them before the stop.
-    pub docker: Option<DockerState>,
-    /// Image store and containerd (absent in archives of older dockroot versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<EngineMeta>,
-    /// How the stopped state was captured before it was archived with Docker
-    /// running again (`btrfs`, `reflink`); absent: archived with Docker stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<String>,
-    /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub containerd_tree: Option<StoreTree>,
-}
-
-impl BackupMeta {
-    pub fn parse(bytes: &[u8]) -> Result<BackupMeta> {
-        serde_json::from_slice(bytes).map_err(|e| BackupError::Meta(e.to_string()))
-    }
-}
 
 /// What the caller asked for (built by the CLI).
 #[derive(Debug, Clone)]
@@ -247,7 +209,7 @@ pub fn write_archive<W: Write + Send + 'static>(
     wopts: &WriterOptions,
     progress: &dyn Progress,
 ) -> Result<(W, u64, u64)> {
-    let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Meta(e.to_string()))?;
+    let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| ArchiveError::Meta(e.to_string()))?;
     let mut w = archive::ArchiveWriter::new(out, wopts, &meta_json)?;
     for (name, host) in config {
         w.add_config(name, host)?;

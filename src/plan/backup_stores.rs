@@ -14,26 +14,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::archive_error::{BackupError, Result};
 use crate::archive::layout::Tree;
+use crate::archive::meta::StoreTree;
 use crate::archive::{self, ArchiveWriter};
 use crate::docker::engine::EngineFacts;
 use crate::progress::Progress;
 use crate::sys::Kind;
-
-/// meta.json's record of the containerd tree (absent: the archive has none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreTree {
-    /// containerd's root on the host that made the backup.
-    pub root: PathBuf,
-    /// Entries and bytes counted after Docker stopped (the tree's manifest has the exact count).
-    pub entries: u64,
-    pub bytes: u64,
-    /// Every namespace in containerd's metadata (`moby` and, with `--shared-store`, others).
-    pub namespaces: Vec<String>,
-}
 
 /// The containerd root a backup of `data_root` must carry, or None when the
 /// images are in the data-root. Refuses a store shared with other

@@ -27,11 +27,12 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use super::archive_error::{BackupError, Result};
-use super::backup::{self, BackupMeta, CONFIG_DIRS};
+use super::backup::{self, CONFIG_DIRS};
 use super::intent::Intent;
 use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
 use crate::archive;
+use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::progress::Progress;

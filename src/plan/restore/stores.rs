@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{OLD_INFIX, RestoreOptions, STAGING_INFIX};
+use crate::archive::meta::BackupMeta;
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
 use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::backup::BackupMeta;
 use crate::plan::intent::Intent;
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
@@ -96,7 +96,7 @@ impl Second {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::backup_stores::StoreTree;
+    use crate::archive::meta::StoreTree;
 
     fn meta(namespaces: &[&str]) -> BackupMeta {
         let j = serde_json::json!({

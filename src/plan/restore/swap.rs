@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use super::{RestoreOptions, archive_show, config_name_ok};
 use crate::archive;
+use crate::archive::meta::BackupMeta;
 use crate::docker::snapshot::DockerState;
 use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::backup::BackupMeta;
 use crate::plan::error::PlanError;
 use crate::plan::health::identity;
 use crate::plan::intent::{self, Intent};
