@@ -81,6 +81,14 @@ struct Ex<'a> {
     buf: Vec<u8>,
 }
 
+/// Maps a create error: EEXIST means the archive names an entry twice.
+fn exists(m: &Member) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+    move |e| match e.raw_os_error() {
+        Some(libc::EEXIST) => unsafe_(m, "an entry of that name was already extracted"),
+        _ => staging(&m.path, "create")(e),
+    }
+}
+
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
     m.rejected(reason)
 }
@@ -259,67 +267,83 @@ impl Ex<'_> {
         let (last, parents) = comps.split_last().expect("components are never empty");
         self.enter(m, parents)?;
         let name = cname(m, last)?;
-        let (uid, gid) = ids(m)?;
-        let mtime = mtime(m);
-        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
-        let exists = |e: std::io::Error| match e.raw_os_error() {
-            Some(libc::EEXIST) => unsafe_(m, "an entry of that name was already extracted"),
-            _ => staging(&m.path, "create")(e),
-        };
+        // Checked for every member type, hardlinks included.
+        let owner = ids(m)?;
         let t = m.fields.typeflag;
         if t == flag::DIR {
-            match sys::mkdir_at(dir, &name, 0o700) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    if stat::lstat_at(dir, &name).map(|s| s.kind).ok() != Some(Kind::Dir) {
-                        return Err(unsafe_(m, "directory declared over an existing non-directory"));
-                    }
-                }
-                Err(e) => return Err(staging(&m.path, "create")(e)),
-            }
-            return self.defer_dir(m, comps);
+            return self.directory(m, &name, comps);
         }
         if t == flag::LINK {
-            let target = m
-                .fields
-                .linkname
-                .strip_prefix(self.tree.prefix())
-                .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
-            let tc = components(m, target)?;
-            let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
-            // Earlier in walk order and present: see the module docs.
-            if tc >= comps {
-                return Err(not_earlier());
-            }
-            let (tlast, tparents) = tc.split_last().expect("non-empty");
-            let mut fd: Option<OwnedFd> = None;
-            for c in tparents {
-                let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-                fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(|e| match e.raw_os_error() {
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => not_earlier(),
-                    _ => staging(&m.path, "open hardlink target parent of")(e),
-                })?);
-            }
-            let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
-            let tname = cname(m, tlast)?;
-            match stat::lstat_at(tdir, &tname) {
-                Ok(st) if st.kind != Kind::Dir => {}
-                Ok(_) => return Err(unsafe_(m, "hardlink to a directory")),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(not_earlier()),
-                Err(e) => return Err(staging(&m.path, "stat hardlink target of")(e)),
-            }
-            return sys::link_at(tdir, &tname, dir, &name).map_err(exists);
+            return self.hardlink(m, &comps, &name);
         }
+        self.leaf(m, &name, owner, tar)
+    }
+
+    /// A directory: created now (0700), its metadata applied once its children exist.
+    fn directory(&mut self, m: &Member, name: &CString, comps: Vec<Vec<u8>>) -> Result<()> {
+        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+        match sys::mkdir_at(dir, name, 0o700) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                if stat::lstat_at(dir, name).map(|s| s.kind).ok() != Some(Kind::Dir) {
+                    return Err(unsafe_(m, "directory declared over an existing non-directory"));
+                }
+            }
+            Err(e) => return Err(staging(&m.path, "create")(e)),
+        }
+        self.defer_dir(m, comps)
+    }
+
+    /// A hardlink to an earlier, non-directory member of the same tree.
+    fn hardlink(&self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
+        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+        let target = m
+            .fields
+            .linkname
+            .strip_prefix(self.tree.prefix())
+            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
+        let tc = components(m, target)?;
+        let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
+        // Earlier in walk order and present: see the module docs.
+        if tc.as_slice() >= comps {
+            return Err(not_earlier());
+        }
+        let (tlast, tparents) = tc.split_last().expect("non-empty");
+        let mut fd: Option<OwnedFd> = None;
+        for c in tparents {
+            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+            fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => not_earlier(),
+                _ => staging(&m.path, "open hardlink target parent of")(e),
+            })?);
+        }
+        let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+        let tname = cname(m, tlast)?;
+        match stat::lstat_at(tdir, &tname) {
+            Ok(st) if st.kind != Kind::Dir => {}
+            Ok(_) => return Err(unsafe_(m, "hardlink to a directory")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(not_earlier()),
+            Err(e) => return Err(staging(&m.path, "stat hardlink target of")(e)),
+        }
+        sys::link_at(tdir, &tname, dir, name).map_err(exists(m))
+    }
+
+    /// A file, symlink, device node, fifo or socket, with its metadata in
+    /// order: owner, mode, xattrs, times.
+    fn leaf<R: Read>(&mut self, m: &Member, name: &CString, (uid, gid): (u32, u32), tar: &mut TarReader<R>) -> Result<()> {
+        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+        let mtime = mtime(m);
+        let exists = exists(m);
         let set_x = |dir: BorrowedFd<'_>| {
-            sys::xattr::write_at(dir, &name, &m.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
+            sys::xattr::write_at(dir, name, &m.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
                 path: format!("{} (xattr {})", show(&m.path), show(&k)),
                 step: "set xattr on",
                 source,
             })
         };
-        match t {
+        match m.fields.typeflag {
             flag::FILE | flag::OLD_FILE if !m.socket => {
-                let f = sys::create_file_at(dir, &name).map_err(exists)?;
+                let f = sys::create_file_at(dir, name).map_err(exists)?;
                 let write = |off: u64, d: &[u8]| f.write_all_at(d, off).map_err(staging(&m.path, "write"));
                 let (size, _) = data::content(tar, m, &mut self.buf, false, write)?;
                 if m.sparse_size.is_some() {
@@ -335,24 +359,24 @@ impl Ex<'_> {
                 if m.fields.linkname.is_empty() || m.fields.linkname.contains(&0) {
                     return Err(m.malformed("empty or NUL-containing symlink target"));
                 }
-                sys::symlink_at(&m.fields.linkname, dir, &name).map_err(exists)?;
-                sys::chown_at(dir, &name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                sys::symlink_at(&m.fields.linkname, dir, name).map_err(exists)?;
+                sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
                 set_x(dir)?;
-                sys::set_times_at(dir, &name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
+                sys::set_times_at(dir, name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
             flag::CHAR | flag::BLOCK | flag::FIFO | flag::FILE | flag::OLD_FILE => {
-                let kind = match t {
+                let kind = match m.fields.typeflag {
                     flag::CHAR => Kind::Char,
                     flag::BLOCK => Kind::Block,
                     flag::FIFO => Kind::Fifo,
                     _ => Kind::Socket,
                 };
                 let rdev = rdev(m)?;
-                sys::mknod_at(dir, &name, kind, rdev).map_err(exists)?;
-                sys::chown_at(dir, &name, uid, gid).map_err(staging(&m.path, "chown"))?;
-                sys::chmod_at(dir, &name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
+                sys::mknod_at(dir, name, kind, rdev).map_err(exists)?;
+                sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                sys::chmod_at(dir, name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
                 set_x(dir)?;
-                sys::set_times_at(dir, &name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
+                sys::set_times_at(dir, name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
             other => {
                 return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii())));
