@@ -158,8 +158,9 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
 }
 
 /// Whether `name` in `dir` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT),
-/// which also catches bind mounts of the same filesystem that `st_dev` misses.
-pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+/// which also catches bind mounts of the same filesystem that `st_dev` misses;
+/// `None` on kernels that do not report it (before 5.8).
+pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<bool>> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
     let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS, stx.as_mut_ptr()) };
@@ -169,5 +170,5 @@ pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
     // SAFETY: zero-initialised plain data, filled by the kernel.
     let stx = unsafe { stx.assume_init() };
     let mask = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    Ok(stx.stx_attributes_mask & mask != 0 && stx.stx_attributes & mask != 0)
+    Ok((stx.stx_attributes_mask & mask != 0).then_some(stx.stx_attributes & mask != 0))
 }

@@ -90,7 +90,7 @@ pub fn measure(root: &Path, strict: bool) -> Result<Size, MeasureError> {
             }
         };
         t.add(&m);
-        if m.kind != Kind::Dir || m.dev != root_meta.dev || sys::stat::is_mount_root(dir.as_fd(), &name).unwrap_or(false) {
+        if m.kind != Kind::Dir || super::walk::crossing(m.dev != root_meta.dev, sys::stat::is_mount_root(dir.as_fd(), &name)) {
             continue;
         }
         let sub = sys::seen::open_dir_seen(dir.as_fd(), &name, &m).and_then(|fd| sys::list_dir(fd.as_fd()).map(|n| (fd, n)));

@@ -285,7 +285,7 @@ impl<V: Visitor> Walker<'_, V> {
             self.dispatch(item);
             return None;
         }
-        let mount = meta.dev != self.root_dev || sys::stat::is_mount_root(item.parent.src.as_fd(), &item.name).unwrap_or(false);
+        let mount = crossing(meta.dev != self.root_dev, sys::stat::is_mount_root(item.parent.src.as_fd(), &item.name));
         let node = self.enter(item)?;
         if mount {
             // Stay on one filesystem: record the directory, skip its contents.
@@ -293,6 +293,18 @@ impl<V: Visitor> Walker<'_, V> {
             return None;
         }
         Some(node)
+    }
+}
+
+/// Whether a directory is the root of another mount, where the walk stops.
+/// The kernel's answer wins: a btrfs subvolume (the btrfs storage driver
+/// keeps every layer in one) has its own `st_dev` but is no mount, and
+/// skipping it would leave the layers out. Only a kernel that cannot say
+/// falls back to the device number.
+pub(crate) fn crossing(other_dev: bool, mount_root: std::io::Result<Option<bool>>) -> bool {
+    match mount_root {
+        Ok(Some(root)) => root,
+        _ => other_dev,
     }
 }
 

@@ -143,3 +143,50 @@ fn copy_keeps_ns_atimes_and_mtimes() {
         }
     }
 }
+
+/// The btrfs storage driver keeps every layer in a subvolume of its own:
+/// a subvolume has its own `st_dev` but is no mount, so copy, manifest and
+/// backup must walk into it (they once skipped it as "another filesystem",
+/// leaving every layer out), while a real mount below the tree is still skipped.
+#[test]
+fn btrfs_subvolumes_are_walked_and_mounts_are_not() {
+    require_root();
+    let s = Scratch::new("subvol");
+    let src = LoopFs::new(&s, "btrfs", "1G");
+    let tree = src.mnt.join("tree");
+    std::fs::create_dir_all(tree.join("btrfs/subvolumes")).unwrap();
+    let layer = tree.join("btrfs/subvolumes/layer1");
+    ok(Command::new("btrfs").args(["-q", "subvolume", "create"]).arg(&layer));
+    std::fs::create_dir(layer.join("etc")).unwrap();
+    std::fs::write(layer.join("etc/os-release"), b"layer content\n").unwrap();
+    let inner = tree.join("mnt");
+    std::fs::create_dir(&inner).unwrap();
+    ok(Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&inner));
+    std::fs::write(inner.join("not-ours"), b"x").unwrap();
+
+    let (copy, m, archive) = (s.join("copy"), s.join("m"), s.join("a.tar.zst"));
+    let out = dockroot(["copy".as_ref(), tree.as_os_str(), copy.as_os_str(), "--manifest".as_ref(), m.as_os_str()]);
+    let _ = Command::new("umount").arg(&inner).status();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(copy.join("btrfs/subvolumes/layer1/etc/os-release")).unwrap(), b"layer content\n");
+    assert!(copy.join("mnt").is_dir() && !copy.join("mnt/not-ours").exists(), "the tmpfs below the tree was copied");
+    let listed = std::fs::read_to_string(&m).unwrap();
+    assert!(listed.contains("btrfs/subvolumes/layer1/etc/os-release"), "manifest lacks the subvolume's file:\n{listed}");
+
+    let out = dockroot([
+        "backup".as_ref(),
+        "--service".as_ref(),
+        "none".as_ref(),
+        "--no-config".as_ref(),
+        "--data-root".as_ref(),
+        tree.as_os_str(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = run(Command::new("tar").arg("--zstd").arg("-tf").arg(&archive));
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("data/btrfs/subvolumes/layer1/etc/os-release"),
+        "archive lacks the subvolume"
+    );
+}
