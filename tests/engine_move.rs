@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::engine_store::{install_strace, nth_rename};
 use crate::systemd_host::SystemdHost;
 use crate::util::*;
 
@@ -216,4 +217,24 @@ fn containerd_store_restore_after_bind_move_and_rollback() {
     let back = dev_ino(&h, "/var/lib/docker /data/docker /var/lib/containerd /data/containerd");
     assert_eq!((&back[0], &back[2]), (&back[1], &back[3]), "{back:?}");
     assert_ne!(back, ids, "the old trees are back at the sources");
+
+    // Killed between the two rebinds: the data-root shows the restored tree,
+    // containerd's root is unmounted. `rollback` puts both trees and binds back.
+    let strace = install_strace(&h);
+    h.ok(&format!("{strace} -o /run/census -e trace=mount dockroot -q restore /root/b.tar.zst --force --yes"));
+    assert_eq!(state(&h), before, "after the traced restore");
+    h.ok("dockroot -q rollback --yes");
+    let (call, n) = nth_rename(&h.ok("cat /run/census"), "/data/containerd");
+    let o = h.sh(&format!(
+        "{strace} -o /dev/null -e trace={call} -e inject={call}:signal=KILL:when={n} dockroot restore /root/b.tar.zst --force --yes"
+    ));
+    assert!(!o.status.success(), "the restore was not killed: {}", text(&o));
+    let mid = dev_ino(&h, "/var/lib/docker /data/docker");
+    assert_eq!(mid[0], mid[1], "the data-root was rebound first: {mid:?}");
+    assert!(!h.sh("findmnt /var/lib/containerd").status.success(), "containerd's root not yet bound again");
+    h.ok("dockroot -q rollback --yes");
+    assert_eq!(state(&h), changed, "after the rollback of the killed restore");
+    assert_eq!(dev_ino(&h, "/var/lib/docker /data/docker /var/lib/containerd /data/containerd"), back);
+    let lib = h.ok("ls -a /var/lib /data");
+    assert!(!lib.contains("staging") && !lib.contains(".dockroot-old-"), "{lib}");
 }

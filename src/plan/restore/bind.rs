@@ -153,9 +153,9 @@ impl Place {
     pub fn note(&self, old: Option<&Path>) -> Option<String> {
         match (&self.layout, old) {
             (Layout::Filesystem { .. }, Some(old)) => Some(format!(
-                "the previous entries are kept in {} inside the data-root; delete it when satisfied (a backup taken before then \
-                 includes it)",
-                old.display()
+                "the previous entries are kept in {} inside {}; delete it when satisfied (a backup taken before then includes it)",
+                old.display(),
+                self.data_root.display()
             )),
             _ => None,
         }
@@ -310,5 +310,11 @@ mod tests {
         assert_eq!(place.staging("T"), PathBuf::from("/data/docker.dockroot-staging-T"));
         assert_eq!(place.old("T"), PathBuf::from("/data/docker.dockroot-old-T"));
         assert!(place.describe().contains("bind /data/docker on it again"));
+        let tree = |place: Place| Tree { staging: place.staging("T"), old: Some(place.old("T")), place };
+        assert_eq!(
+            tree(place.clone()).rebind(),
+            Some(Intent::Rebind { target: "/var/lib/docker".into(), source: "/data/docker".into(), old: place.old("T") })
+        );
+        assert_eq!(tree(Place { layout: Layout::Plain, ..place }).rebind(), None);
     }
 }
