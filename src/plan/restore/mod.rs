@@ -150,7 +150,7 @@ pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::
 /// containerd's root when the archive carries it: what is mounted there and
 /// where its tree would be staged (`--dry-run`).
 pub fn containerd_place(opts: &RestoreOptions, meta: &BackupMeta, warnings: &mut Vec<String>) -> Result<Option<(bind::Place, PathBuf)>> {
-    Ok(stores::plan(opts, meta, "<UTC time>", warnings)?.map(|s| (s.place, s.staging)))
+    meta.containerd_tree.as_ref().map(|_| stores::place(opts, "<UTC time>", warnings)).transpose()
 }
 
 /// Runs the restore (see the module docs).

@@ -40,12 +40,24 @@ pub struct Second {
     pub address: PathBuf,
 }
 
+fn system_dirs(opts: &RestoreOptions) -> containerd::Dirs {
+    containerd::system_dirs(&opts.host_root.join(CONFIG_FILE.trim_start_matches('/')))
+}
+
+/// What is mounted at this host's containerd root, and where its tree would
+/// be staged (`--dry-run`; the shared-store check waits for the restore).
+pub fn place(opts: &RestoreOptions, ts: &str, warnings: &mut Vec<String>) -> Result<(Place, PathBuf)> {
+    let place = Place::detect(&super::super::absolute(&system_dirs(opts).root), warnings)?;
+    let staging = place.staging(ts);
+    Ok((place, staging))
+}
+
 /// The second tree to restore, if the archive has one. Refuses a store that
 /// other namespaces share, on either side, unless `--shared-store`: their
 /// images would be replaced too.
 pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str, warnings: &mut Vec<String>) -> Result<Option<Second>> {
     let Some(tree) = &meta.containerd_tree else { return Ok(None) };
-    let dirs = containerd::system_dirs(&opts.host_root.join(CONFIG_FILE.trim_start_matches('/')));
+    let dirs = system_dirs(opts);
     let root = super::super::absolute(&dirs.root);
     let address = opts.host_root.join(SYSTEM_SOCKET.trim_start_matches('/'));
     // The host's store as it is now: another user's namespaces there would be set aside with it.
