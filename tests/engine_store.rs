@@ -30,7 +30,7 @@ fn engine_state(h: &SystemdHost) -> String {
 
 /// The host's strace, run inside the guest through its own loader and
 /// libraries (as docker-fixture.sh runs setcap): sid has no strace installed.
-fn install_strace(h: &SystemdHost) -> String {
+pub(crate) fn install_strace(h: &SystemdHost) -> String {
     let dir = h.path("/opt/strace");
     std::fs::create_dir_all(&dir).unwrap();
     let strace = String::from_utf8(ok(Command::new("sh").args(["-c", "command -v strace"])).stdout).unwrap();
@@ -52,7 +52,7 @@ fn install_strace(h: &SystemdHost) -> String {
 /// The rename-family call of a strace log that renames `from` away: its
 /// syscall and how many calls of that syscall come up to and including it
 /// (strace counts `when=N` per syscall).
-fn nth_rename(log: &str, from: &str) -> (String, usize) {
+pub(crate) fn nth_rename(log: &str, from: &str) -> (String, usize) {
     let calls: Vec<(&str, &str)> = log.lines().filter_map(|l| Some((l.split_once('(')?.0, l))).collect();
     let (name, _) =
         *calls.iter().find(|(_, l)| l.contains(&format!("\"{from}\", "))).unwrap_or_else(|| panic!("no rename of {from}:\n{log}"));

@@ -201,6 +201,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         let place = rs::place(&opts, &mut warnings)?;
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
+        let second = rs::containerd_place(&opts, &meta, &mut warnings)?;
         for w in &warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -209,14 +210,12 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             a.archive.display(),
             place.staging("<UTC time>").display()
         ));
-        if let Some(t) = &meta.containerd_tree {
-            let root = dockroot::docker::containerd::system_dirs(Path::new(dockroot::docker::containerd::CONFIG_FILE)).root;
+        if let (Some(t), Some((p, staging))) = (&meta.containerd_tree, &second) {
             out.say(&format!(
-                "and containerd's root ({} entries) into {}{}<UTC time>, to swap with {} in the same step (containerd stopped too)",
+                "and containerd's root ({} entries) into {}, to swap in the same step (containerd stopped too): {}",
                 t.entries,
-                root.display(),
-                rs::STAGING_INFIX,
-                root.display()
+                staging.display(),
+                p.describe()
             ));
         }
         out.say(&format!(
@@ -228,9 +227,9 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             meta.docker.as_ref().map_or(0, |d| d.containers.len()),
             meta.docker.as_ref().map_or(0, |d| d.volumes.len())
         ));
-        out.json(
-            &json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(), "warnings": warnings}),
-        );
+        out.json(&json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(),
+                "containerd_place": second.as_ref().map(|s| &s.0), "containerd_swap": second.as_ref().map(|s| s.0.describe()),
+                "warnings": warnings}));
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
