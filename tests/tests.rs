@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod docker_service;
 mod engine;
+mod live;
 mod modern_engine;
 mod output;
 mod plan;

@@ -45,6 +45,9 @@ pub struct Extracted {
     pub entries: u64,
     /// Bytes of the manifest member.
     pub manifest_bytes: u64,
+    /// Two-phase archives: data members of phase 2 and names deleted.
+    pub phase2_entries: u64,
+    pub deleted: u64,
 }
 
 struct DirMeta {
@@ -66,6 +69,8 @@ struct Ex<'a> {
     /// The path of the last data member, for the order check.
     last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
+    /// Phase 2 of a two-phase archive: a member replaces what phase 1 put at its name.
+    replace: bool,
 }
 
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
@@ -84,15 +89,38 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 /// own metadata becomes that of the archived root), streams the manifest
 /// member into `manifest` and collects the config members.
 pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dyn Write) -> Result<Extracted> {
-    let mut ex = Ex { staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20] };
+    let mut ex = Ex { staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false };
     let mut out = Extracted::default();
     let mut in_data = false;
     let mut seen_manifest = false;
+    let mut seen_deleted = false;
     while let Some(m) = a.tar.next_member()? {
         if seen_manifest {
             return Err(m.malformed("member after the manifest (the manifest must be last)"));
         }
-        if m.path == layout::MANIFEST {
+        if seen_deleted && m.path != layout::MANIFEST {
+            return Err(m.malformed("member after the deletion list other than the manifest"));
+        }
+        if m.path == layout::PHASE2 {
+            if !in_data || ex.replace || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                return Err(unsafe_(&m, "phase-2 marker out of place or not a regular file"));
+            }
+            a.tar.read_small(&m)?;
+            // Phase 1 is complete: its directories get their metadata now,
+            // and phase 2 starts again from the top in walk order.
+            ex.stack.clear();
+            ex.close_dirs(&[])?;
+            ex.last = None;
+            ex.replace = true;
+        } else if m.path == layout::DELETED {
+            if !ex.replace || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                return Err(unsafe_(&m, "deletion list out of place or not a regular file"));
+            }
+            seen_deleted = true;
+            ex.stack.clear();
+            ex.close_dirs(&[])?;
+            out.deleted = super::deleted::apply(&m, &mut a.tar, staging, &mut ex.buf)?;
+        } else if m.path == layout::MANIFEST {
             seen_manifest = true;
             out.manifest_bytes = a.tar.data_left();
             loop {
@@ -108,7 +136,7 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
             }
             out.config.push((name.to_vec(), a.tar.read_small(&m)?));
         } else if m.path == b"data" || m.path == layout::DATA_DIR {
-            if in_data {
+            if ex.last.is_some() {
                 return Err(m.malformed("data members are out of walk order or repeat a path"));
             }
             in_data = true;
@@ -118,12 +146,14 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
             ex.last = Some(Vec::new());
             ex.defer_dir(&m, Vec::new())?;
             out.entries += 1;
+            out.phase2_entries += u64::from(ex.replace);
         } else if let Some(rel) = m.path.strip_prefix(layout::DATA_DIR) {
             in_data = true;
             let comps = components(&m, rel)?;
             ex.in_order(&m, &comps)?;
             ex.member(&m, comps, &mut a.tar)?;
             out.entries += 1;
+            out.phase2_entries += u64::from(ex.replace);
         } else {
             return Err(unsafe_(&m, "member outside data/ and .dockroot/"));
         }
@@ -209,6 +239,10 @@ impl Ex<'_> {
             _ => staging(&m.path, "create")(e),
         };
         let t = m.fields.typeflag;
+        if self.replace {
+            self.make_room(m, dir, &name, t == flag::DIR)?;
+        }
+        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
         if t == flag::DIR {
             match sys::mkdir_at(dir, &name, 0o700) {
                 Ok(()) => {}
@@ -297,6 +331,17 @@ impl Ex<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Phase 2: removes what phase 1 put at `name` (a whole subtree, through
+    /// fds, never following a symlink), except a directory that stays one.
+    fn make_room(&self, m: &Member, dir: BorrowedFd<'_>, name: &CString, is_dir: bool) -> Result<()> {
+        match stat::lstat_at(dir, name) {
+            Ok(st) if is_dir && st.kind == Kind::Dir => Ok(()),
+            Ok(_) => sys::remove_tree_at(dir, name).map_err(staging(&m.path, "remove the phase-1 entry replaced by")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(staging(&m.path, "stat")(e)),
+        }
     }
 
     /// Applies a directory's metadata, once all its children exist.

@@ -14,10 +14,14 @@
 
 pub mod acl;
 pub mod data;
+pub mod deleted;
 pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
+pub mod overlay;
+pub mod phase2;
+pub mod phases;
 pub mod pipe;
 pub mod read;
 pub mod records;
@@ -46,6 +50,13 @@ pub mod layout {
     pub const DATA_DIR: &[u8] = b"data/";
     /// Last member: the manifest, produced after the data was written.
     pub const MANIFEST: &[u8] = b".dockroot/manifest";
+    /// Two-phase (live) archives only: ends phase 1 (JSON about it). Data
+    /// members after it are phase 2, again in walk order from `data/`.
+    pub const PHASE2: &[u8] = b".dockroot/phase2.json";
+    /// Two-phase archives only, after phase 2: the names (`data/...`, each
+    /// ended by a NUL byte) that phase 1 archived and the stopped tree no
+    /// longer has. The manifest describes the tree after the deletions.
+    pub const DELETED: &[u8] = b".dockroot/deleted";
 }
 
 /// Escapes an untrusted name for an error message (control bytes, non-ASCII).

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout;
+use super::overlay::{DeletedNames, merge};
 use super::pipe::Pipe;
 use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
@@ -30,6 +31,17 @@ pub struct VerifyReport {
     /// The data members against the manifest: differences (missing and
     /// extra entries included), entries and content bytes of the members.
     pub report: Report,
+    /// Set for a two-phase (live) archive.
+    pub two_phase: Option<TwoPhase>,
+}
+
+/// Phase 2 of a two-phase archive.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TwoPhase {
+    /// Data members after the phase-2 marker.
+    pub phase2_members: u64,
+    /// Names in the deletion list.
+    pub deleted: u64,
 }
 
 impl VerifyReport {
@@ -54,6 +66,8 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
     let mut spool = Spool::new()?;
+    // Two-phase archives: phase 1's records once phase 2 began, the deleted names.
+    let (mut phase1, mut deleted, mut phase2_members): (Option<Spool>, Option<DeletedNames>, u64) = (None, None, 0);
     let mut last: Option<Vec<u8>> = None;
     let mut in_data = false;
     let mut buf = vec![0u8; 1 << 20];
@@ -67,8 +81,23 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
         };
         members += 1;
         data_bytes += tar.data_left();
+        if deleted.is_some() && m.path != layout::MANIFEST {
+            return Err(m.malformed("member after the deletion list other than the manifest"));
+        }
         if m.path == layout::MANIFEST {
             break;
+        } else if m.path == layout::PHASE2 {
+            if !in_data || phase1.is_some() || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                return Err(m.rejected("phase-2 marker out of place or not a regular file"));
+            }
+            tar.read_small(&m)?;
+            phase1 = Some(std::mem::replace(&mut spool, Spool::new()?));
+            last = None;
+        } else if m.path == layout::DELETED {
+            if phase1.is_none() || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                return Err(m.rejected("deletion list out of place or not a regular file"));
+            }
+            deleted = Some(DeletedNames::read(&m, &mut tar, &mut buf)?);
         } else if m.path.starts_with(layout::CONFIG_DIR) {
             if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                 return Err(m.rejected("config member out of place or not a regular file"));
@@ -80,12 +109,17 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                 return Err(m.malformed("data members are out of walk order or repeat a path"));
             }
             spool.push(&r)?;
+            phase2_members += u64::from(phase1.is_some());
             last = Some(r.path);
         } else {
             return Err(m.rejected("member outside data/ and .dockroot/"));
         }
     }
-    let mut got = spool.into_reader()?;
+    let two_phase = phase1.as_ref().map(|_| TwoPhase { phase2_members, deleted: deleted.as_ref().map_or(0, |d| d.count) });
+    let mut got = match phase1 {
+        Some(one) => merge(one.into_reader()?, spool.into_reader()?, deleted)?,
+        None => spool.into_reader()?,
+    };
     let shared = Arc::new(Mutex::new(tar));
     let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(MANIFEST_NAME))?;
     let report = compare_manifests(&mut want, &mut got)?;
@@ -95,7 +129,7 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
         return Err(m.malformed("member after the manifest (the manifest must be last)"));
     }
     tar.finish()?;
-    Ok(VerifyReport { members, data_bytes, meta, entries, report })
+    Ok(VerifyReport { members, data_bytes, meta, entries, report, two_phase })
 }
 
 /// The data of the current member (the manifest) as a byte stream, for the

@@ -64,6 +64,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         writer,
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
+        live: !a.stop_the_world,
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {
@@ -75,16 +76,17 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
-        say(
-            out,
-            stdout,
-            &format!(
-                "would stop Docker ({}), archive {} to {}",
-                p.service,
+        let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
+        let how = if opts.live {
+            format!(
+                "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
                 p.data_root.display(),
-                p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
-            ),
-        );
+                p.service
+            )
+        } else {
+            format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
+        };
+        say(out, stdout, &how);
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
@@ -111,6 +113,21 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             s.downtime_seconds
         ),
     );
+    if let Some(p) = &s.phases {
+        say(
+            out,
+            stdout,
+            &format!(
+                "  phase 1 (Docker running): {} entries, {} ({} changed while read); phase 2 (Docker stopped): {} entries, {}, {} deleted",
+                p.phase1.entries,
+                bytes(p.phase1.bytes),
+                p.phase1.raced,
+                p.phase2.entries,
+                bytes(p.phase2.bytes),
+                p.phase2.deleted
+            ),
+        );
+    }
     for r in &s.removed {
         say(out, stdout, &format!("removed old archive {}", r.display()));
     }
@@ -205,8 +222,10 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
+    // A live backup's phase sizes are spread over the stream: read it through.
+    let phases = if meta.two_phase { archive::phases::phase_sizes(r)? } else { None };
     if out.json {
-        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta}));
+        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta, "phases": phases}));
         return Ok(0);
     }
     let mut lines = vec![
@@ -217,6 +236,17 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(p) = phases {
+        lines.push(format!(
+            "phases:         1 (Docker running): {} members, {} ({} changed while read); 2 (Docker stopped): {} members, {}; {} deleted",
+            p.phase1.members,
+            bytes(p.phase1.bytes),
+            p.raced,
+            p.phase2.members,
+            bytes(p.phase2.bytes),
+            p.deleted
+        ));
+    }
     if let Some(e) = &meta.engine {
         lines.push(format!("image store:    {}", e.image_store));
         lines.push(format!(

@@ -217,6 +217,11 @@ pub struct BackupArgs {
     /// Leave out /etc/docker and the docker.service drop-ins.
     #[arg(long)]
     pub no_config: bool,
+    /// Stop Docker for the whole archive (one pass). By default the backup
+    /// is live: phase 1 archives while Docker runs, phase 2 (Docker stopped)
+    /// appends what changed since and the deletion list.
+    #[arg(long)]
+    pub stop_the_world: bool,
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,

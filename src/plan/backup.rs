@@ -14,13 +14,12 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
-use crate::archive::{self, EntryRecord, WriterOptions};
+use crate::archive::{self, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
-use crate::manifest::{Body, Record};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
@@ -60,6 +59,10 @@ pub struct BackupMeta {
     /// Image store and containerd (absent in archives of older dockroot versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineMeta>,
+    /// A live backup in two phases (see `archive::phase2`): members after
+    /// the phase-2 marker replace earlier ones, then names are deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_phase: bool,
 }
 
 impl BackupMeta {
@@ -87,6 +90,9 @@ pub struct BackupOptions {
     pub timing: Timing,
     /// The shared journal's directory (a backup is journaled while Docker is down).
     pub state_dir: PathBuf,
+    /// Two phases, Docker stopped for the second only (the default);
+    /// `false` is `--stop-the-world`: Docker stopped for the whole archive.
+    pub live: bool,
 }
 
 /// The plan (the dry run prints it).
@@ -115,6 +121,9 @@ pub struct BackupSummary {
     pub downtime_seconds: f64,
     pub removed: Vec<PathBuf>,
     pub meta: BackupMeta,
+    /// A live backup's phases (absent with `--stop-the-world`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<super::backup_live::LivePhases>,
 }
 
 fn hostname() -> String {
@@ -208,13 +217,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
 
 /// Completes a walked entry's manifest record with what the writer read: a
 /// regular file's size and BLAKE3.
-pub fn complete(mut rec: Record, written: &EntryRecord) -> Record {
-    if let Body::File { size, blake3, .. } = &mut rec.body {
-        *size = written.size;
-        *blake3 = written.hash.unwrap_or_default();
-    }
-    rec
-}
+pub use crate::archive::phase2::complete;
 
 /// Writes the whole archive to `out`; returns (entries, data bytes).
 pub fn write_archive<W: Write + Send + 'static>(
@@ -292,10 +295,10 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         api: &opts.api,
         creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
     };
-    let work = || {
+    let meta_now = || {
         // Counted before the archive, so meta.json (the first member) can carry them.
         let (entries, bytes) = crate::tree::estimate::estimate(&dr);
-        let meta = BackupMeta {
+        BackupMeta {
             format: META_FORMAT,
             tool: "dockroot".into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -308,7 +311,19 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             bytes,
             docker,
             engine: Some(engine_meta),
-        };
+            two_phase: opts.live,
+        }
+    };
+    if opts.live {
+        // The hook for the two-phase backup: Docker is stopped inside it.
+        let meta = meta_now();
+        let input = super::backup_live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
+        let (phases, downtime, archive_bytes) = super::backup_live::backup_live(plan.output.as_deref(), input, window, progress)?;
+        let (entries, bytes) = phases.tree;
+        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases));
+    }
+    let work = || {
+        let meta = meta_now();
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
                 let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -316,12 +331,27 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
                 out.flush().map_err(BackupError::io("write", "stdout"))?;
                 (e, b, 0)
             }
-            Some(path) => write_file(path, &dr, &meta, &config, &opts.writer, progress)?,
+            Some(path) => {
+                let ((e, b), len) =
+                    write_file(path, |f| write_archive(f, &dr, &meta, &config, &opts.writer, progress).map(|(f, e, b)| (f, (e, b))))?;
+                (e, b, len)
+            }
         };
         Ok((meta, entries, bytes, archive_bytes))
     };
     // Docker starts again whatever happens in `work`; the downtime includes the stop.
-    let ((meta, entries, bytes, archive_bytes), downtime) = super::downtime::with_docker_stopped(window, progress, work)?;
+    let (done, downtime) = super::downtime::with_docker_stopped(window, progress, work)?;
+    finish(plan, start, done, downtime, None)
+}
+
+/// Prunes old archives (`--keep`) after a successful backup and sums it up.
+fn finish(
+    plan: BackupPlan,
+    start: Instant,
+    (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
+    downtime: f64,
+    phases: Option<super::backup_live::LivePhases>,
+) -> Result<BackupSummary> {
     let mut removed = Vec::new();
     for p in &plan.prune {
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
@@ -336,24 +366,28 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         downtime_seconds: downtime,
         removed,
         meta,
+        phases,
     })
 }
 
-/// Writes `path.partial`, fsyncs it and renames it to `path`.
-fn write_file(
-    path: &Path,
-    dr: &Path,
-    meta: &BackupMeta,
-    config: &[(Vec<u8>, PathBuf)],
-    wopts: &WriterOptions,
-    progress: &dyn Progress,
-) -> Result<(u64, u64, u64)> {
+/// Writes `path.partial` with `write`, fsyncs it and renames it to `path`;
+/// returns what `write` returned and the archive's size.
+fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
+    let (f, partial) = open_partial(path)?;
+    let r: Result<_> = write(f).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    r
+}
+
+/// Creates `path.partial` (mode 0600), where an archive is written before
+/// [`commit`] gives it its name.
+pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
     }
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
+    let partial = atomic::with_suffix(path, ".partial");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -361,17 +395,15 @@ fn write_file(
         .mode_0600()
         .open(&partial)
         .map_err(BackupError::io("create", &partial))?;
-    let r: Result<_> = (|| {
-        let (f, e, b) = write_archive(f, dr, meta, config, wopts, progress)?;
-        f.sync_all().map_err(BackupError::io("fsync", &partial))?;
-        let len = f.metadata().map_err(BackupError::io("stat", &partial))?.len();
-        std::fs::rename(&partial, path).map_err(BackupError::io("rename into place", path))?;
-        Ok((e, b, len))
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    r
+    Ok((f, partial))
+}
+
+/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
+pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
+    f.sync_all().map_err(BackupError::io("fsync", partial))?;
+    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
+    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    Ok(len)
 }
 
 trait Mode0600 {
@@ -408,6 +440,7 @@ mod tests {
             writer: WriterOptions::default(),
             timing: Timing::default(),
             state_dir: d.path().join("state"),
+            live: true,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

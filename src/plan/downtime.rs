@@ -36,13 +36,39 @@ pub struct Window<'a> {
 /// Runs `work` with Docker stopped and always starts it again. Returns the
 /// work's value and the downtime in seconds, stop and start included.
 pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    stopped_window(w, progress, (false, || Ok(())), |()| work(), |_| None)
+}
+
+/// [`with_docker_stopped`] for a live backup: `before` runs first, with
+/// Docker running but already journaled (step `phase 1`, which creates the
+/// window's files, so a kill in it is rolled back too), and hands its value
+/// to `work`. `note` of the work's value goes into the journal (`phases`).
+pub fn with_docker_stopped_after<B, T>(
+    w: Window,
+    progress: &dyn Progress,
+    before: impl FnOnce() -> Result<B>,
+    work: impl FnOnce(B) -> Result<T>,
+    note: impl FnOnce(&T) -> Option<serde_json::Value>,
+) -> Result<(T, f64)> {
+    stopped_window(w, progress, (true, before), work, note)
+}
+
+/// `before.0`: journal `before.1` as step `phase 1`.
+fn stopped_window<B, T>(
+    w: Window,
+    progress: &dyn Progress,
+    before: (bool, impl FnOnce() -> Result<B>),
+    work: impl FnOnce(B) -> Result<T>,
+    note: impl FnOnce(&T) -> Option<serde_json::Value>,
+) -> Result<(T, f64)> {
     if w.svc.kind() == ServiceKind::None {
         // dockroot stops nothing, so there is nothing to journal or undo;
         // `none` only checks that no dockerd uses the tree (other writers
         // are the user's business, and a live tree's races are reported).
+        let b = before.1()?;
         let stopping = Instant::now();
         w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
-        let v = work()?;
+        let v = work(b)?;
         return Ok((v, stopping.elapsed().as_secs_f64()));
     }
     let state = StateDir::new(w.state_dir);
@@ -56,6 +82,18 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     j.service = Some(w.svc.record());
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
+    let creates: Vec<Intent> = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let b = match before {
+        (true, f) => match r.step_with("phase 1", creates.clone(), |_| f()) {
+            Ok(b) => b,
+            Err(e) => {
+                r.j.outcome = Outcome::RolledBack;
+                r.save()?;
+                return Err(e);
+            }
+        },
+        (false, f) => f()?,
+    };
     let stopping = Instant::now();
     let stopped = r.step("stop", |j| {
         let guard = StopGuard::stop(w.svc, w.api, w.data_root, progress);
@@ -69,8 +107,7 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
         r.save()?;
         return Err(e);
     }
-    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
-    let result = r.step_with("archive", creates, |_| work());
+    let result = r.step_with("archive", creates, |_| work(b));
     let started = r.step("start", |_| {
         w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
         answering_on(w.api, w.data_root).map_err(BackupError::Health)
@@ -79,6 +116,7 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
     if started.is_ok() {
         r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
         r.j.downtime_seconds = Some(downtime);
+        r.j.phases = result.as_ref().ok().and_then(note);
         r.save()?;
     }
     let v = result?;

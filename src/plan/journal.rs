@@ -142,6 +142,9 @@ pub struct Journal {
     /// The archive a restore reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<PathBuf>,
+    /// A live backup's entries and bytes per phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<serde_json::Value>,
 }
 
 impl Journal {
@@ -196,6 +199,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            phases: None,
         }
     }
 }
@@ -348,6 +352,7 @@ impl Journal {
             old_tree: None,
             downtime_seconds: None,
             archive: None,
+            phases: None,
         }
     }
 }

@@ -354,6 +354,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         bytes: 1,
         docker: None,
         engine: None,
+        two_phase: false,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
@@ -593,6 +594,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         bytes: 1,
         docker: None,
         engine: None,
+        two_phase: false,
     }
 }
 
