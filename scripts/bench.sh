@@ -46,8 +46,9 @@
 # (posix_fadvise DONTNEED per file: no global drop_caches on a shared
 # machine). A poller opens the API socket every 0.1 s (GET /_ping) and
 # reports the longest gap. Runs: move (pre-copy passes), rollback, move
-# --no-precopy, rollback, backup (stop-the-world, the baseline for a later
-# live backup). Prints the table and the ratio against --no-precopy.
+# --no-precopy, rollback, backup --stop-the-world, backup (live, two
+# phases). Prints the table and the ratios (pre-copy against --no-precopy,
+# live backup against --stop-the-world) and the live backup's phases.
 set -euo pipefail
 
 rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096
@@ -308,13 +309,21 @@ print("%.1f" % v["downtime_seconds"])' "$d/out.json")
     measure move_no_precopy "${g[@]}" move --to "$mnt/docker" --yes --no-precopy
     "${g[@]}" rollback --yes >> "$log" 2>&1
     rm -rf "$mnt/docker"
-    measure backup_stop_the_world "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config
+    measure backup_stop_the_world "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config --stop-the-world
+    rm -f "$mnt/backup.tar.zst"
+    measure backup_live "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config
     echo
     echo "| run | API down (polled) | dockroot's downtime |"
     echo "|---|---|---|"
-    for i in move_precopy move_no_precopy backup_stop_the_world; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
+    for i in move_precopy move_no_precopy backup_stop_the_world backup_live; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
     echo
     echo "move with pre-copy / --no-precopy: $(echo "scale=3; ${polled[move_precopy]} / ${polled[move_no_precopy]}" | bc)  (goal <= 0.10)"
+    echo "live backup / --stop-the-world: $(echo "scale=3; ${polled[backup_live]} / ${polled[backup_stop_the_world]}" | bc)  (goal <= 0.10)"
+    echo "live backup, per phase:"
+    python3 -c 'import json,sys
+p = json.load(open(sys.argv[1]))["summary"]["phases"]
+for k in ("phase1", "phase2"):
+    print("  %s: %d entries, %.1f MiB, %d raced, %d deleted" % (k, p[k]["entries"], p[k]["bytes"] / 2**20, p[k]["raced"], p[k]["deleted"]))' "$dir/downtime-backup_live.json"
     echo "move with pre-copy, seconds per step with Docker down:"
     python3 -c 'import json,sys
 print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"

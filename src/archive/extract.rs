@@ -22,6 +22,12 @@
 //!   directory as a non-directory, and everything there that is not a
 //!   directory was created from an earlier member;
 //! - the manifest member is streamed to the caller's writer, not kept.
+//!
+//! A two-phase (live) archive ([`super::phase2`]) has a second run of data
+//! members after [`layout::PHASE2`], again in walk order: each replaces what
+//! phase 1 left at its name (a whole subtree, removed through fds; a
+//! directory over a directory only gets its metadata again). The deletion
+//! list after them is applied by [`super::deleted`].
 
 use std::ffi::CString;
 use std::io::{Read, Write};

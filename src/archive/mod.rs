@@ -41,6 +41,8 @@ pub use writer::{ArchiveWriter, WriterOptions};
 /// The member layout of a dockroot archive, in one place. Members appear in
 /// this order: [`META`], then config members under [`CONFIG_DIR`], then the
 /// data-root under [`DATA_DIR`], then [`MANIFEST`] as the very last member.
+/// A live backup has two runs of data members, [`PHASE2`] between them and
+/// [`DELETED`] after the second.
 pub mod layout {
     /// First member: JSON describing the backup (written by the caller).
     pub const META: &[u8] = b".dockroot/meta.json";

@@ -111,3 +111,47 @@ pub fn merge(mut one: Reader, mut two: Reader, mut deleted: Option<DeletedNames>
     }
     out.into_reader()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Body;
+
+    fn rec(path: &str, dir: bool) -> Record {
+        let body = if dir { Body::Dir } else { Body::Fifo };
+        Record { path: path.as_bytes().to_vec(), body, perm: 0o755, uid: 0, gid: 0, mtime: Default::default(), xattrs: vec![] }
+    }
+
+    fn reader(recs: &[Record]) -> Reader {
+        let mut s = Spool::new().unwrap();
+        for r in recs {
+            s.push(r).unwrap();
+        }
+        s.into_reader().unwrap()
+    }
+
+    fn deleted(names: &[&str]) -> DeletedNames {
+        let mut f = tempfile::tempfile().unwrap();
+        for n in names {
+            f.write_all(n.as_bytes()).unwrap();
+            f.write_all(&[0]).unwrap();
+        }
+        f.seek(SeekFrom::Start(0)).unwrap();
+        DeletedNames { file: BufReader::new(f), count: names.len() as u64 }
+    }
+
+    #[test]
+    fn phase_two_replaces_subtrees_and_deletions_remove_them() {
+        let one = [rec("", true), rec("a", true), rec("a/x", false), rec("b", true), rec("b/y", false), rec("c", true), rec("c/z", false)];
+        // a: a directory that became a file (its child goes with it); d: new.
+        let two = [rec("", true), rec("a", false), rec("c", true), rec("d", false)];
+        let mut out = merge(reader(&one), reader(&two), Some(deleted(&["a/x", "b"]))).unwrap();
+        let mut got = Vec::new();
+        while let Some(r) = out.next_record().unwrap() {
+            got.push((String::from_utf8(r.path).unwrap(), r.body == Body::Dir));
+        }
+        let want: Vec<(String, bool)> =
+            [("", true), ("a", false), ("c", true), ("c/z", false), ("d", false)].iter().map(|(p, d)| (p.to_string(), *d)).collect();
+        assert_eq!(got, want);
+    }
+}

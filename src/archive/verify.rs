@@ -3,7 +3,8 @@
 //! of [`super::layout`]. Every data member becomes a manifest record (file
 //! content hashed as it streams by) spooled to a temporary manifest, which is
 //! then compared entry by entry with the archive's own manifest, its last
-//! member.
+//! member. For a two-phase archive the compared records are those of the
+//! tree the phases and the deletion list make ([`super::overlay`]).
 
 use std::io::{BufReader, Read};
 use std::path::Path;

@@ -163,12 +163,12 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 } else {
                     self.sparse(&mut f, pax, &file, m.size, extents, &e.rel_path, m.mtime)?
                 };
-                // A write during the read moves ctime (or size, or mtime) past the walk's stat.
-                let after = crate::sys::stat::fstat(std::os::fd::AsFd::as_fd(&file));
-                let raced = raced || after.is_ok_and(|a| crate::tree::scan::changed_during_read(m, &a));
-                if raced && !self.live {
-                    return Err(ArchiveError::SourceChanged { path: show(&e.rel_path), what: "changed while it was read".into() });
-                }
+                // Live: a write during the read moves ctime (or size, or
+                // mtime) past the walk's stat; phase 2 archives it again.
+                let raced = raced
+                    || (self.live
+                        && crate::sys::stat::fstat(std::os::fd::AsFd::as_fd(&file))
+                            .is_ok_and(|a| crate::tree::scan::changed_during_read(m, &a)));
                 record.hash = Some(hash);
                 record.raced = raced;
                 return Ok(record);
