@@ -4,10 +4,11 @@
 //! the deletion list (see [`crate::archive::phase2`]); the manifest, last,
 //! describes the stopped tree. Docker is down for phase 2 only.
 //!
-//! A kill in phase 1 leaves `FILE.partial` and Docker running (nothing is
-//! journaled yet: Docker was not stopped); a kill in phase 2 leaves the
-//! journal of the downtime window, whose rollback starts Docker and removes
-//! the partial file.
+//! The journal is opened before phase 1 (step `phase 1`, which creates
+//! `FILE.partial`) and closed after the archive's rename (step `commit`,
+//! after Docker's start, so the fsync is not downtime). A kill in phase 1
+//! leaves the partial file and Docker running, one in phase 2 Docker
+//! stopped; `rollback` starts Docker if needed and removes the partial file.
 
 use std::io::Write;
 use std::path::Path;
@@ -54,27 +55,33 @@ pub fn backup_live(
 ) -> Result<(LivePhases, f64, u64)> {
     let Some(path) = output else {
         let stdout = || Ok(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()));
-        let (mut out, phases, downtime) = write_live(stdout, input, window, progress)?;
-        out.flush().map_err(BackupError::io("write", "stdout"))?;
+        let flush = |(mut out, p): (std::io::BufWriter<std::io::Stdout>, LivePhases)| {
+            out.flush().map_err(BackupError::io("write", "stdout"))?;
+            Ok((p, 0))
+        };
+        let ((phases, _), downtime) = write_live(stdout, input, window, progress, flush)?;
         return Ok((phases, downtime, 0));
     };
     let partial = atomic::with_suffix(path, ".partial");
-    // Opened inside the journaled phase 1: a rollback after a kill removes it.
-    let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress)
-        .and_then(|(f, phases, downtime)| Ok((phases, downtime, commit(f, &partial, path)?)));
+    // Opened inside the journaled phase 1 and renamed inside the journaled
+    // commit: a rollback after a kill anywhere in between removes it.
+    let commit = |(f, p): (std::fs::File, LivePhases)| Ok((p, commit(f, &partial, path)?));
+    let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress, commit);
     if r.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    r
+    let ((phases, len), downtime) = r?;
+    Ok((phases, downtime, len))
 }
 
 /// Phase 1 into the output `open` makes, then phase 2 with Docker stopped.
-fn write_live<W: Write + Send + 'static>(
+fn write_live<W: Write + Send + 'static, U>(
     open: impl FnOnce() -> Result<W>,
     input: LiveInput<'_>,
     window: Window<'_>,
     progress: &dyn Progress,
-) -> Result<(W, LivePhases, f64)> {
+    commit: impl FnOnce((W, LivePhases)) -> Result<U>,
+) -> Result<(U, f64)> {
     let before = || {
         let meta_json = serde_json::to_vec_pretty(input.meta).map_err(|e| BackupError::Meta(e.to_string()))?;
         let mut w = ArchiveWriter::new(open()?, input.wopts, &meta_json)?;
@@ -108,6 +115,5 @@ fn write_live<W: Write + Send + 'static>(
         Ok((out, LivePhases { phase1: one, phase2: two, tree: (entries, bytes) }))
     };
     let note = |(_, p): &(W, LivePhases)| serde_json::to_value(p).ok();
-    let ((out, phases), downtime) = with_docker_stopped_after(window, progress, before, work, note)?;
-    Ok((out, phases, downtime))
+    with_docker_stopped_after(window, progress, before, work, note, commit)
 }

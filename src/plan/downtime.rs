@@ -36,40 +36,46 @@ pub struct Window<'a> {
 /// Runs `work` with Docker stopped and always starts it again. Returns the
 /// work's value and the downtime in seconds, stop and start included.
 pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-    stopped_window(w, progress, (false, || Ok(())), |()| work(), |_| None)
+    stopped_window(w, progress, false, || Ok(()), |()| work(), |_| None, Ok)
 }
 
-/// [`with_docker_stopped`] for a live backup: `before` runs first, with
+/// [`with_docker_stopped`] for a live backup. `before` runs first, with
 /// Docker running but already journaled (step `phase 1`, which creates the
 /// window's files, so a kill in it is rolled back too), and hands its value
-/// to `work`. `note` of the work's value goes into the journal (`phases`).
-pub fn with_docker_stopped_after<B, T>(
+/// to `work`; `after` runs once Docker answers again (step `commit`: the
+/// archive's fsync and rename, out of the downtime but still undone by a
+/// rollback). `note` of the work's value goes into the journal (`phases`).
+pub fn with_docker_stopped_after<B, T, U>(
     w: Window,
     progress: &dyn Progress,
     before: impl FnOnce() -> Result<B>,
     work: impl FnOnce(B) -> Result<T>,
     note: impl FnOnce(&T) -> Option<serde_json::Value>,
-) -> Result<(T, f64)> {
-    stopped_window(w, progress, (true, before), work, note)
+    after: impl FnOnce(T) -> Result<U>,
+) -> Result<(U, f64)> {
+    stopped_window(w, progress, true, before, work, note, after)
 }
 
-/// `before.0`: journal `before.1` as step `phase 1`.
-fn stopped_window<B, T>(
+/// `journaled`: `before` and `after` are journaled steps.
+fn stopped_window<B, T, U>(
     w: Window,
     progress: &dyn Progress,
-    before: (bool, impl FnOnce() -> Result<B>),
+    journaled: bool,
+    before: impl FnOnce() -> Result<B>,
     work: impl FnOnce(B) -> Result<T>,
     note: impl FnOnce(&T) -> Option<serde_json::Value>,
-) -> Result<(T, f64)> {
+    after: impl FnOnce(T) -> Result<U>,
+) -> Result<(U, f64)> {
     if w.svc.kind() == ServiceKind::None {
         // dockroot stops nothing, so there is nothing to journal or undo;
         // `none` only checks that no dockerd uses the tree (other writers
         // are the user's business, and a live tree's races are reported).
-        let b = before.1()?;
+        let b = before()?;
         let stopping = Instant::now();
         w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
         let v = work(b)?;
-        return Ok((v, stopping.elapsed().as_secs_f64()));
+        let downtime = stopping.elapsed().as_secs_f64();
+        return Ok((after(v)?, downtime));
     }
     let state = StateDir::new(w.state_dir);
     let _lock = state.lock()?;
@@ -83,16 +89,14 @@ fn stopped_window<B, T>(
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
     let creates: Vec<Intent> = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
-    let b = match before {
-        (true, f) => match r.step_with("phase 1", creates.clone(), |_| f()) {
-            Ok(b) => b,
-            Err(e) => {
-                r.j.outcome = Outcome::RolledBack;
-                r.save()?;
-                return Err(e);
-            }
-        },
-        (false, f) => f()?,
+    let b = if journaled { r.step_with("phase 1", creates.clone(), |_| before()) } else { before() };
+    let b = match b {
+        Ok(b) => b,
+        Err(e) => {
+            r.j.outcome = Outcome::RolledBack;
+            r.save()?;
+            return Err(e);
+        }
     };
     let stopping = Instant::now();
     let stopped = r.step("stop", |j| {
@@ -107,21 +111,28 @@ fn stopped_window<B, T>(
         r.save()?;
         return Err(e);
     }
-    let result = r.step_with("archive", creates, |_| work(b));
+    let result = r.step_with("archive", creates.clone(), |_| work(b));
     let started = r.step("start", |_| {
         w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
         answering_on(w.api, w.data_root).map_err(BackupError::Health)
     });
     let downtime = stopping.elapsed().as_secs_f64();
-    if started.is_ok() {
-        r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
-        r.j.downtime_seconds = Some(downtime);
-        r.j.phases = result.as_ref().ok().and_then(note);
-        r.save()?;
+    if started.is_err() {
+        // Unfinished in the journal: `rollback` starts Docker.
+        result?;
+        return Err(started.expect_err("checked"));
     }
-    let v = result?;
-    started?;
-    Ok((v, downtime))
+    r.j.downtime_seconds = Some(downtime);
+    let done = match result {
+        Ok(v) => {
+            r.j.phases = note(&v);
+            if journaled { r.step_with("commit", creates, |_| after(v)) } else { after(v) }
+        }
+        Err(e) => Err(e),
+    };
+    r.j.outcome = if done.is_ok() { Outcome::Done } else { Outcome::RolledBack };
+    r.save()?;
+    Ok((done?, downtime))
 }
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its
