@@ -2,7 +2,8 @@
 # bench.sh: dockroot against the standard tools, on the same docker-like tree,
 # interleaved in one run, warm cache. Prints medians and ratios.
 #
-# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR]
+# Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N]
+#                         [--disk DIR [--fresh] [--ab BIN] [--tools LIST]]
 #   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
 #   reused between runs.
 #   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
@@ -32,12 +33,25 @@
 # --disk DIR instead writes every copy to DIR, which must be on a real block
 # device (the source's disk, or a loop-mounted image on it, for the
 # same-disk case): each run starts with the page cache dropped (sync; echo 3
-# > /proc/sys/vm/drop_caches) and its time includes a final sync. Rounds of
+# > /proc/sys/vm/drop_caches) and its time includes a final sync of DIR's
+# filesystem (sync -f). Rounds of
 # dockroot copy --manifest, rsync -aHAXS, cp -a and tar | zstd -T0 are
 # interleaved; with --small N the tree is the small-file one. The same run
 # measures the device's limits in DIR: sequential write and read with direct
 # I/O (dd, 1 GiB), and a metadata rate (creating and syncing empty files),
 # and prints how far dockroot's copy is from the floor they imply.
+# With --disk, --ab BIN adds a second dockroot binary (dockroot_b, say the
+# build before a change) to the interleaved rounds, and --tools LIST picks
+# the runs (default "dockroot rsync cp tar_zstd"). Each run's 1-minute load
+# average and peak RSS are printed beside its time: the machine may be shared.
+# --fresh writes each run to a new ext4 (with its journal, as installed
+# systems have it) in an image file in DIR, attached with direct I/O so the
+# writes reach DIR's disk without a second page cache: on a filesystem
+# without a journal (this machine's root), ext4 skips inodes freed in the
+# last 5 to 300 s when it allocates (fs/ext4/ialloc.c, recently_deleted), so
+# a run right after `rm -rf` of the previous 1.2M-file copy spent most of
+# its CPU scanning them; a new filesystem gives every tool the same start
+# (and saves deleting a million files between runs).
 # --downtime [--size MIB] measures Docker's downtime from outside: a real
 # private dockerd (scripts/lib/dockerd.sh, the test fixture's images and
 # running container) whose data-root holds a volume of about MIB (default
@@ -51,7 +65,7 @@
 # live backup against --stop-the-world) and the live backup's phases.
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd" fresh=
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -61,7 +75,10 @@ while (($#)); do
         --disk) disk=$2; shift 2 ;;
         --downtime) downtime=1; shift ;;
         --size) size_mib=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR] [--downtime [--size MIB]]" >&2; exit 2 ;;
+        --ab) bin_b=$2; shift 2 ;;
+        --fresh) fresh=1; shift ;;
+        --tools) tools=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--size MIB]]" >&2; exit 2 ;;
     esac
 done
 [[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
@@ -160,59 +177,95 @@ bench_disk() {
     read -r alloc _ < <(du -s --block-size=1 "$src")
     echo "tree: $src: $entries entries, $((alloc / 1048576)) MiB allocated"
     echo "destination: $work on $(df --output=source,fstype "$disk" | tail -n1) (source on $(df --output=source "$src" | tail -n1))"
-    declare -A t=()
+    declare -A t=() rss=()
+    img=$work/fresh.img fs=$work/fs loopdev=
+    # --fresh: a new ext4 on a loop image in DIR for each run (see the header).
+    fresh_up() {
+        rm -f "$img"
+        fallocate -l "$((alloc * 2 + (2 << 30)))" "$img"
+        mkfs.ext4 -q -F -N "$((entries * 2 + 100000))" -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img"
+        loopdev=$(losetup -f --show --direct-io=on "$img")
+        mkdir -p "$fs"
+        mount "$loopdev" "$fs"
+        out=$fs/copy arc=$fs/tar.tar.zst
+    }
+    fresh_down() {
+        [[ -n $loopdev ]] || return 0
+        umount "$fs"
+        losetup -d "$loopdev"
+        loopdev=
+        rm -f "$img"
+    }
+    [[ -z $fresh ]] || trap 'fresh_down' EXIT
+    [[ -z $fresh ]] || echo "destination: a new ext4 for each run, in $img (loop, direct I/O)"
     cold_run() { # NAME CMD...: cold cache, CMD, sync; appends the seconds to t[NAME]
-        local name=$1 t0 t1
+        local name=$1 t0 t1 load
         shift
         rm -rf "$out" "$arc" "$work/m"
+        [[ -z $fresh ]] || fresh_up
         sync
         echo 3 >/proc/sys/vm/drop_caches
         t0=$(date +%s.%N)
-        "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
-        sync
+        /usr/bin/time -f %M -o "$work/rss.$name" "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
+        # The destination's filesystem only: a global sync would also wait
+        # for whatever else the machine is writing.
+        if [[ -n $fresh ]]; then sync -f "$fs"; else sync -f "$work"; fi
         t1=$(date +%s.%N)
+        read -r load _ </proc/loadavg
         t[$name]+="$(echo "$t1 - $t0" | bc) "
+        rss[$name]=$(tail -n1 "$work/rss.$name")
+        printf '  %-12s %8.2f s  load %5s  peak RSS %6d KiB\n' "$name" "$(echo "$t1 - $t0" | bc)" "$load" "${rss[$name]}" >&2
+        [[ -z $fresh ]] || fresh_down
     }
+    local k
     for ((r = 1; r <= rounds; r++)); do
         echo "round $r/$rounds" >&2
-        cold_run dockroot "$bin" -q copy "$src" "$out" --manifest "$work/m"
-        cold_run rsync rsync -aHAXS --numeric-ids "$src/" "$out/"
-        cold_run cp cp -a "$src" "$out"
-        cold_run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$arc'"
+        for k in $tools ${bin_b:+dockroot_b}; do
+            case $k in
+                dockroot) cold_run dockroot "$bin" -q copy "$src" "$out" --manifest "$work/m" ;;
+                dockroot_b) cold_run dockroot_b "$bin_b" -q copy "$src" "$out" --manifest "$work/m" ;;
+                rsync) cold_run rsync rsync -aHAXS --numeric-ids "$src/" "$out/" ;;
+                cp) cold_run cp cp -a "$src" "$out" ;;
+                tar_zstd) cold_run tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$arc'" ;;
+            esac
+        done
     done
     rm -rf "$out" "$arc" "$work/m"
     # The device: 1 GiB written and read back with direct I/O, then empty
     # files created and synced (what a tree of small files costs at least).
-    local gib=$((1 << 30)) w0 w1 r0 r1 m0 m1 nmeta=20000
+    local gib=$((1 << 30)) w0 w1 r0 r1 m0 m1 nmeta=20000 dev=$work
+    if [[ -n $fresh ]]; then fresh_up; dev=$fs; fi
     sync
     w0=$(date +%s.%N)
-    dd if=/dev/zero of="$work/dd" bs=4M count=256 oflag=direct status=none
+    dd if=/dev/zero of="$dev/dd" bs=4M count=256 oflag=direct status=none
     w1=$(date +%s.%N)
     echo 3 >/proc/sys/vm/drop_caches
     r0=$(date +%s.%N)
-    dd if="$work/dd" of=/dev/null bs=4M iflag=direct status=none
+    dd if="$dev/dd" of=/dev/null bs=4M iflag=direct status=none
     r1=$(date +%s.%N)
-    rm -f "$work/dd"
+    rm -f "$dev/dd"
     sync
     m0=$(date +%s.%N)
-    python3 -c 'import os,sys; d=sys.argv[1]; os.mkdir(d); [os.close(os.open(f"{d}/{i}", os.O_CREAT | os.O_WRONLY, 0o644)) for i in range(int(sys.argv[2]))]' "$work/meta" "$nmeta"
-    sync
+    python3 -c 'import os,sys; d=sys.argv[1]; os.mkdir(d); [os.close(os.open(f"{d}/{i}", os.O_CREAT | os.O_WRONLY, 0o644)) for i in range(int(sys.argv[2]))]' "$dev/meta" "$nmeta"
+    sync -f "$dev"
     m1=$(date +%s.%N)
-    rm -rf "$work/meta"
+    rm -rf "$dev/meta"
+    fresh_down
     local wbps rbps mps
     wbps=$(echo "$gib / ($w1 - $w0)" | bc)
     rbps=$(echo "$gib / ($r1 - $r0)" | bc)
     mps=$(echo "$nmeta / ($m1 - $m0)" | bc)
     declare -A med
     printf '\n%-16s %10s   %s\n' "tool (cold)" "median s" "all runs"
-    for k in dockroot rsync cp tar_zstd; do
+    for k in $tools ${bin_b:+dockroot_b}; do
         med[$k]=$(echo "${t[$k]}" | median)
-        printf '%-16s %10.2f   %s\n' "$k" "${med[$k]}" "${t[$k]}"
+        printf '%-16s %10.2f   %s  (peak RSS %d KiB)\n' "$k" "${med[$k]}" "${t[$k]}" "${rss[$k]}"
     done
     echo
-    echo "dockroot copy --manifest / rsync -aHAXS : $(ratio "${med[dockroot]}" "${med[rsync]}")"
-    echo "dockroot copy --manifest / cp -a        : $(ratio "${med[dockroot]}" "${med[cp]}")"
-    echo "dockroot copy --manifest / tar | zstd   : $(ratio "${med[dockroot]}" "${med[tar_zstd]}")"
+    for k in rsync cp tar_zstd dockroot_b; do
+        [[ -n ${med[$k]:-} && -n ${med[dockroot]:-} ]] || continue
+        printf 'dockroot copy --manifest / %-12s: %s\n' "$k" "$(ratio "${med[dockroot]}" "${med[$k]}")"
+    done
     echo
     echo "device: sequential write $((wbps / 1048576)) MiB/s, read $((rbps / 1048576)) MiB/s (direct I/O); $mps empty files/s created and synced"
     # Floors: the data read once and written once at the sequential rates

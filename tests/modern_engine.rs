@@ -60,8 +60,15 @@ fn modern_engine_status_and_containerd_store_refusals() {
     let meta = h.ok("dockroot inspect /mnt/out/graph.tar.zst");
     assert!(meta.contains("image store:    graph driver") && meta.contains("containerd:     2.1.9"), "{meta}");
     let before = lists(&h);
+    // containerd holds no image here: the move neither plans nor restarts it.
+    let since = "systemctl show -p ActiveEnterTimestampMonotonic containerd.service";
+    let up = h.ok(since);
+    let plan = h.ok("dockroot --json move --to /srv/docker --dry-run");
+    assert!(serde_json::from_str::<serde_json::Value>(&plan).unwrap()["plan"]["containerd"].is_null(), "{plan}");
     h.ok("dockroot -q move --to /srv/docker --yes");
     assert_eq!(lists(&h), before);
+    assert_eq!(h.ok(since), up, "the graph-driver move restarted containerd");
+    assert!(!h.path("/etc/systemd/system/containerd.service.d").exists());
     h.reboot();
     assert_eq!(lists(&h), before, "after the reboot");
     let src = h.ok("findmnt -n -o SOURCE /var/lib/docker");
@@ -108,10 +115,13 @@ fn modern_engine_status_and_containerd_store_refusals() {
     assert_eq!(o.status.code(), Some(2), "{msg}");
     assert!(msg.contains("containerd's root /var/lib/containerd") && msg.contains("cannot back up"), "{msg}");
     assert!(std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("ctd")));
-    // Move: refused at preflight.
+    // Move: a store shared with another namespace is refused, naming it.
+    h.ok("ctr namespaces create k8s.io");
     let o = h.sh("dockroot move --to /srv/docker --yes");
-    assert!(!o.status.success() && text(&o).contains("cannot move"), "{}", text(&o));
+    let msg = text(&o);
+    assert!(!o.status.success() && msg.contains("k8s.io") && msg.contains("--shared-store"), "{msg}");
     assert!(!h.path("/srv/docker").exists());
+    h.ok("ctr namespaces remove k8s.io");
     h.ok("systemctl is-active docker.service");
     assert_eq!(lists(&h), before);
 }

@@ -4,8 +4,10 @@
 
 mod archive;
 mod backup;
+mod bind_restore;
 mod docker_service;
 mod engine;
+mod engine_move;
 mod live;
 mod modern_engine;
 mod output;

@@ -181,22 +181,30 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         timing: Timing::default(),
     };
     if a.dry_run {
-        let dr = bk::data_root(g.data_root.as_deref(), &opts.api)?.display().to_string();
+        let mut warnings = Vec::new();
+        let place = rs::place(&opts, &mut warnings)?;
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
+        for w in &warnings {
+            out.problem(&format!("warning: {w}"));
+        }
         out.say(&format!(
-            "would extract {} into {dr}{}<UTC time> and verify it against its manifest while Docker runs,",
+            "would extract {} into {} and verify it against its manifest while Docker runs,",
             a.archive.display(),
-            rs::STAGING_INFIX
+            place.staging("<UTC time>").display()
         ));
-        out.say(&format!("then stop Docker ({}), rename {dr} to {dr}{}<UTC time>, put the restored tree in its place{}, start Docker and compare {} images, {} containers, {} volumes",
+        out.say(&format!(
+            "then stop Docker ({}), {}{}, start Docker and compare {} images, {} containers, {} volumes",
             service(g).resolve(),
-            rs::OLD_INFIX,
+            place.describe(),
             if a.with_config { ", restore the configuration" } else { "" },
             meta.docker.as_ref().map_or(0, |d| d.images.len()),
             meta.docker.as_ref().map_or(0, |d| d.containers.len()),
-            meta.docker.as_ref().map_or(0, |d| d.volumes.len())));
-        out.json(&json!({"command": "restore", "dry_run": true, "meta": meta}));
+            meta.docker.as_ref().map_or(0, |d| d.volumes.len())
+        ));
+        out.json(
+            &json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(), "warnings": warnings}),
+        );
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());

@@ -140,6 +140,15 @@ pub struct MoveArgs {
     pub to: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "bind")]
     pub method: MethodArg,
+    /// With the containerd image store: where containerd's root goes
+    /// (absent or empty directory; default: beside --to, e.g. /mnt/data/containerd for --to /mnt/data/docker).
+    #[arg(long, value_name = "PATH")]
+    pub containerd_to: Option<PathBuf>,
+    /// Move containerd's root even when namespaces other than Docker's
+    /// (e.g. k8s.io of a kubelet) use it: containerd is stopped, so their
+    /// containers stop too, and their images move with Docker's.
+    #[arg(long)]
+    pub shared_store: bool,
     /// Skip the copy while Docker runs (longer downtime).
     #[arg(long)]
     pub no_precopy: bool,

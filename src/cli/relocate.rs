@@ -169,6 +169,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         MethodArg::DataRoot => Method::DataRoot,
     };
     let mut to = a.to.clone();
+    let mut containerd_to = a.containerd_to.clone();
     if a.resume {
         // Resuming = restoring the pre-move state from the journal, then
         // running the move again from the start (to the recorded target and
@@ -196,10 +197,12 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         if to.is_none() {
             to = Some(j.target.clone());
             method = j.method;
+            containerd_to = containerd_to.or(j.containerd_move.map(|c| c.target));
         }
     }
     let Some(to) = &to else { return Ok(exit::REFUSED) };
-    let req = MoveRequest { target: to.clone(), method, precopy: !a.no_precopy };
+    let req =
+        MoveRequest { target: to.clone(), method, precopy: !a.no_precopy, containerd_target: containerd_to, shared_store: a.shared_store };
     if let Err(e) = env.state.refuse_unfinished() {
         return Ok(fail(out, &e));
     }
@@ -219,6 +222,15 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
         p.fs_type,
         bytes(p.free_bytes)
     ));
+    if let Some(c) = &p.containerd {
+        out.say(&format!(
+            "plan: move containerd's root {} to {} ({}; namespaces: {}), with containerd stopped after Docker",
+            c.source.display(),
+            c.target.display(),
+            bytes(c.size_bytes),
+            c.namespaces.join(", ")
+        ));
+    }
     for (i, s) in p.steps.iter().enumerate() {
         out.say(&format!("  {}. {:<11} {}", i + 1, s.name, s.description));
     }
@@ -252,6 +264,9 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
             if let Some(old) = &r.old_tree {
                 out.say(&format!("the old data is kept in {}", old.display()));
             }
+            if let (Some(t), Some(old)) = (&r.containerd_target, &r.containerd_old_tree) {
+                out.say(&format!("containerd's root moved to {}; the old one is kept in {}", t.display(), old.display()));
+            }
             if let Some(line) = &p.boot_command {
                 out.say(&format!("dockerd now runs as: {line}"));
                 out.say("IMPORTANT: whatever starts dockerd at boot must use this command line from now on; with the old --data-root, Docker would start on an empty directory");
@@ -273,6 +288,9 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
             out.say(&format!("the copy in {} was left in place; delete it when you no longer need it", r.target.display()));
+            if let Some(c) = &r.containerd_target {
+                out.say(&format!("so was the copy of containerd's root in {}", c.display()));
+            }
             Ok(0)
         }
         Ok(r) => {
@@ -296,6 +314,9 @@ pub fn finalize(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
             match &r.removed {
                 Some(p) => out.say(&format!("deleted {}; the move is final", p.display())),
                 None => out.say("the move is final"),
+            }
+            if let Some(p) = &r.removed_containerd {
+                out.say(&format!("deleted containerd's old root {}", p.display()));
             }
             Ok(0)
         }

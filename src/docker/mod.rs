@@ -9,6 +9,7 @@
 pub mod api;
 pub mod atomic;
 pub mod containerd;
+pub mod containerd_config;
 pub mod daemon_json;
 pub mod discover;
 pub mod engine;

@@ -87,6 +87,60 @@ pub fn is_mount_point(mounts: &[MountEntry], path: &Path) -> bool {
     mounts.iter().any(|m| m.mount_point == path)
 }
 
+/// What is mounted at a path, judged from the lowest mount on it (the one
+/// whose parent is not itself mounted there) and its parent, by mount and
+/// device IDs rather than by path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// No mount, or only dockerd's bind of the path onto itself (the same
+    /// directory of the same filesystem as the parent mount shows there).
+    None,
+    /// A bind mount of the directory `root` of filesystem `major_minor`;
+    /// `source` is where that directory is visible outside the mount
+    /// (`None` when no other mount of that filesystem shows it).
+    Bind { source: Option<PathBuf>, major_minor: String },
+    /// The root of a filesystem is mounted there (a dedicated disk).
+    Filesystem { source: String, fstype: String },
+}
+
+/// The lowest mount whose mount point is `path`, if any.
+pub fn lowest_at<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+    let at: Vec<&MountEntry> = mounts.iter().filter(|m| m.mount_point == path).collect();
+    at.iter().copied().find(|m| !at.iter().any(|o| o.mount_id == m.parent_id))
+}
+
+/// Classifies what is mounted at `path` (see [`MountKind`]).
+pub fn kind_at(mounts: &[MountEntry], path: &Path) -> MountKind {
+    let Some(m) = lowest_at(mounts, path) else {
+        return MountKind::None;
+    };
+    let parent = mounts.iter().find(|p| p.mount_id == m.parent_id);
+    let own_dir = parent.and_then(|p| path.strip_prefix(&p.mount_point).ok().map(|rest| (p, p.root.join(rest))));
+    if own_dir.is_some_and(|(p, dir)| p.major_minor == m.major_minor && dir == m.root) {
+        return MountKind::None;
+    }
+    if m.root == Path::new("/") {
+        return MountKind::Filesystem { source: m.source.clone(), fstype: m.fstype.clone() };
+    }
+    // Another mount of the same filesystem that shows the bound directory,
+    // outside `path`; the one nearest to the directory wins.
+    let source = mounts
+        .iter()
+        .filter(|n| n.major_minor == m.major_minor && !n.mount_point.starts_with(path) && m.root.starts_with(&n.root))
+        .max_by_key(|n| n.root.as_os_str().len())
+        .map(|n| n.mount_point.join(m.root.strip_prefix(&n.root).unwrap_or(Path::new(""))));
+    MountKind::Bind { source, major_minor: m.major_minor.clone() }
+}
+
+/// The mount points that are binds of the directory `source` (a restore
+/// given the bind's source as its data-root must act on the bind too).
+pub fn binds_of(mounts: &[MountEntry], source: &Path) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = mounts.iter().map(|m| m.mount_point.clone()).collect();
+    points.sort();
+    points.dedup();
+    points.into_iter().filter(|p| matches!(kind_at(mounts, p), MountKind::Bind { source: Some(s), .. } if s == source)).collect()
+}
+
 /// Reads and parses `/proc/self/mountinfo`.
 pub fn read_self() -> Result<Vec<MountEntry>> {
     read(Path::new("/proc/self/mountinfo"))
@@ -133,5 +187,35 @@ bogus line
         assert!(!is_mount_point(&m, Path::new("/mnt")));
         let c = containing(&m, Path::new("/mnt/my disk/docker")).unwrap();
         assert_eq!(c.mount_id, 41);
+    }
+
+    /// The guest after `move --method bind`: /data is a disk, /var/lib/docker
+    /// binds its `docker` directory, and dockerd's self-bind sits on top.
+    const BOUND: &str = "\
+22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw
+30 22 7:3 / /data rw shared:2 - xfs /dev/loop3 rw
+31 22 7:3 /docker /var/lib/docker rw shared:2 - xfs /dev/loop3 rw
+32 31 7:3 /docker /var/lib/docker rw shared:2 - xfs /dev/loop3 rw
+33 22 8:1 /srv/plain /srv/plain rw shared:1 - ext4 /dev/sda1 rw
+34 22 8:1 /srv/hand /opt/docker rw shared:1 - ext4 /dev/sda1 rw
+35 22 7:4 / /mnt/disk rw - ext4 /dev/loop4 rw
+36 22 7:5 /gone /mnt/lost rw - ext4 /dev/loop5 rw
+";
+
+    #[test]
+    fn mount_kinds_by_id_and_device() {
+        let m = parse(BOUND);
+        assert_eq!(lowest_at(&m, Path::new("/var/lib/docker")).unwrap().mount_id, 31);
+        let bind = |s: &str, mm: &str| MountKind::Bind { source: Some(PathBuf::from(s)), major_minor: mm.into() };
+        assert_eq!(kind_at(&m, Path::new("/var/lib/docker")), bind("/data/docker", "7:3"));
+        // dockerd's bind of a plain directory onto itself is no mount of the user's.
+        assert_eq!(kind_at(&m, Path::new("/srv/plain")), MountKind::None);
+        assert_eq!(kind_at(&m, Path::new("/var/lib")), MountKind::None);
+        // A hand-made bind within the root filesystem.
+        assert_eq!(kind_at(&m, Path::new("/opt/docker")), bind("/srv/hand", "8:1"));
+        assert_eq!(kind_at(&m, Path::new("/mnt/disk")), MountKind::Filesystem { source: "/dev/loop4".into(), fstype: "ext4".into() });
+        assert_eq!(kind_at(&m, Path::new("/mnt/lost")), MountKind::Bind { source: None, major_minor: "7:5".into() });
+        assert_eq!(binds_of(&m, Path::new("/data/docker")), vec![PathBuf::from("/var/lib/docker")]);
+        assert!(binds_of(&m, Path::new("/data")).is_empty());
     }
 }

@@ -30,6 +30,14 @@ pub enum Intent {
     MakeTree { path: PathBuf },
     /// `source` is bind-mounted on `target`.
     Mount { source: PathBuf, target: PathBuf },
+    /// An empty directory is made at `path` (restore onto a whole
+    /// filesystem: where the old entries go); undo removes it once empty.
+    MakeDir { path: PathBuf },
+    /// The bind mount on `target` is replaced by a bind of `source` (which
+    /// then holds the restored tree). The tree it showed before is at `old`
+    /// after the swap, or at `source` when that rename never happened or was
+    /// undone; undo binds that tree on `target` again.
+    Rebind { target: PathBuf, source: PathBuf, old: PathBuf },
     /// `path` is replaced; its previous content is first saved as `backup`
     /// (`None`: the file did not exist, undo removes it).
     EditFile { path: PathBuf, backup: Option<PathBuf> },
@@ -100,6 +108,26 @@ pub fn undo(intent: &Intent) -> Result<()> {
             Err(_) => Ok(()),
         },
         Intent::Mount { target, .. } => unmount_all(target),
+        Intent::MakeDir { path } => match std::fs::remove_dir(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(PlanError::io(
+                STEP,
+                path,
+                std::io::Error::other(format!(
+                    "{e}; it should be empty after the undo: move what is in it back and run `dockroot rollback` again"
+                )),
+            )),
+            Ok(()) => Ok(()),
+        },
+        Intent::Rebind { target, source, old } => {
+            let tree = if exists(old) { old } else { source };
+            let mounts = mountinfo::read_self().map_err(PlanError::docker(STEP))?;
+            if mountinfo::is_mount_point(&mounts, target) && crate::sys::mount::same_dir(target, tree).unwrap_or(false) {
+                return Ok(());
+            }
+            unmount_all(target)?;
+            crate::sys::mount::bind(tree, target).map_err(|e| PlanError::io(STEP, target, e))
+        }
         Intent::EditFile { path, backup } => {
             remove_if_exists(&atomic::temp_name(path))?;
             match backup {
@@ -140,7 +168,7 @@ pub fn unmount_all(path: &Path) -> Result<()> {
         if !mountinfo::is_mount_point(&mounts, path) {
             return Ok(());
         }
-        nix::mount::umount2(path, nix::mount::MntFlags::empty()).map_err(|e| PlanError::io("unmount", path, std::io::Error::from(e)))?;
+        crate::sys::mount::unmount(path).map_err(|e| PlanError::io("unmount", path, e))?;
     }
     Ok(())
 }

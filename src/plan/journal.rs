@@ -145,6 +145,23 @@ pub struct Journal {
     /// A live backup's entries and bytes per phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phases: Option<serde_json::Value>,
+    /// A move of the containerd image store: containerd's root moves too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_move: Option<TreeMove>,
+}
+
+/// A second tree a move relocates (containerd's root), beside the data-root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeMove {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    /// Where the old tree is kept until `finalize` (the renamed source with
+    /// `bind`, the source itself with `data-root`).
+    pub old_tree: Option<PathBuf>,
+    /// containerd's config file, whose `root` the data-root method edits.
+    pub config: PathBuf,
+    /// containerd.service's drop-in (`RequiresMountsFor=`), bind method under systemd.
+    pub dropin: Option<PathBuf>,
 }
 
 impl Journal {
@@ -200,6 +217,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             phases: None,
+            containerd_move: None,
         }
     }
 }
@@ -353,6 +371,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             phases: None,
+            containerd_move: None,
         }
     }
 }

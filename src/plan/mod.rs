@@ -10,6 +10,7 @@ pub mod archive_error;
 pub mod backup;
 pub mod backup_live;
 pub mod backup_target;
+pub mod containerd_move;
 pub mod disks;
 pub mod downtime;
 pub mod error;
@@ -82,6 +83,10 @@ pub struct MoveRequest {
     pub target: PathBuf,
     pub method: Method,
     pub precopy: bool,
+    /// Where containerd's root goes (containerd image store); default: beside `target`.
+    pub containerd_target: Option<PathBuf>,
+    /// Move a containerd store that other namespaces than Docker's use too.
+    pub shared_store: bool,
 }
 
 /// One step of the plan with what it will do, in words.
@@ -113,6 +118,8 @@ pub struct MovePlan {
     pub free_bytes: u64,
     pub fs_type: String,
     pub use_dropin: bool,
+    /// containerd's root, moved too with the containerd image store.
+    pub containerd: Option<containerd_move::ContainerdPlan>,
     pub warnings: Vec<String>,
     pub steps: Vec<PlannedStep>,
 }
@@ -120,7 +127,11 @@ pub struct MovePlan {
 impl MovePlan {
     /// The record that restarts Docker as it runs now.
     pub fn service_record(&self) -> ServiceRecord {
-        ServiceRecord { kind: self.service.clone(), command: self.daemon_command.clone() }
+        ServiceRecord {
+            kind: self.service.clone(),
+            command: self.daemon_command.clone(),
+            containerd: self.containerd.as_ref().map(|c| c.record.clone()),
+        }
     }
 }
 
@@ -215,42 +226,17 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         ));
     }
     let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("preflight"))?;
-    // Until both stores move together, a move that would strand the images is refused.
+    // With the containerd image store, containerd's root moves too.
     let info = env.api.ping().then(|| env.api.info().ok()).flatten();
-    status::engine_facts(&service, &cfg, &dr, info.as_ref(), env.timing)
-        .check_complete("move", &dr)
-        .map_err(PlanError::docker("preflight"))?;
+    let engine = status::engine_facts(&service, &cfg, &dr, info.as_ref(), env.timing);
+    let primary = containerd_move::Primary { data_root: &dr, target: &target, bytes: size.bytes, service: &service, mounts: &mounts };
+    let containerd = containerd_move::preflight(env, req, &engine, &primary)?;
     crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("preflight"))?;
 
-    let daemon_command = match &service {
-        ServiceKind::Pidfile(p) => {
-            let svc = PidfileService::new(p, env.timing);
-            match svc.live_pid().map_err(PlanError::service("preflight"))? {
-                Some(pid) => {
-                    Some(DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?)
-                }
-                None => {
-                    return Err(PlanError::preflight(format!(
-                        "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
-                        p.display()
-                    )));
-                }
-            }
-        }
-        _ => None,
-    };
+    let daemon_command = daemon_command(env, &service)?;
     let rewrite_argv = req.method == Method::DataRoot
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
-    if req.method == Method::DataRoot && service == ServiceKind::Systemd {
-        let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
-        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
-        if let Some((flag, path)) = flag {
-            return Err(PlanError::preflight(format!(
-                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
-                path.display()
-            )));
-        }
-    }
+    refuse_unit_data_root_flag(req, &service)?;
     // dockroot restarts the pidfile daemon with the new flag, but cannot edit
     // what starts it at boot; that starter would bring Docker up on an empty
     // old path, and after `finalize` the data would be gone (issue 8).
@@ -280,11 +266,48 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         free_bytes: pr.free_bytes,
         fs_type: pr.fs_type,
         use_dropin,
+        containerd,
         warnings,
         steps: Vec::new(),
     };
     plan.steps = describe(&plan, env);
     Ok(plan)
+}
+
+/// The running pidfile daemon's command line (dockroot restarts it with it).
+fn daemon_command(env: &Env, service: &ServiceKind) -> Result<Option<DaemonCommand>> {
+    Ok(match service {
+        ServiceKind::Pidfile(p) => {
+            let svc = PidfileService::new(p, env.timing);
+            match svc.live_pid().map_err(PlanError::service("preflight"))? {
+                Some(pid) => {
+                    Some(DaemonCommand::capture(Path::new("/proc"), pid, svc.log_path()).map_err(PlanError::service("preflight"))?)
+                }
+                None => {
+                    return Err(PlanError::preflight(format!(
+                        "no dockerd runs with pidfile {}; dockroot restarts a pidfile daemon with the command line it had, so start Docker first",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        _ => None,
+    })
+}
+
+/// dockerd refuses `data-root` in daemon.json when docker.service passes the flag too.
+fn refuse_unit_data_root_flag(req: &MoveRequest, service: &ServiceKind) -> Result<()> {
+    if req.method == Method::DataRoot && *service == ServiceKind::Systemd {
+        let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
+        let flag = unit::exec_start(&files).and_then(|(argv, path)| unit::find_flag(&argv, unit::DATA_ROOT_FLAGS).map(|(f, _)| (f, path)));
+        if let Some((flag, path)) = flag {
+            return Err(PlanError::preflight(format!(
+                "{} passes {flag} to dockerd; dockerd refuses data-root in daemon.json as well. Use --method bind, or remove the flag",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_target(dr: &Path, target: &Path) -> Result<()> {
@@ -296,6 +319,13 @@ fn check_target(dr: &Path, target: &Path) -> Result<()> {
         )));
     }
     match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.parent().is_some_and(|p| !p.is_dir()) => {
+            Err(PlanError::preflight(format!(
+                "the directory {} that would hold target {} does not exist; create it (or mount its disk) first",
+                target.parent().unwrap_or(target).display(),
+                target.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(PlanError::preflight(format!("target {}: {e}", target.display()))),
         Ok(m) if !m.is_dir() => Err(PlanError::preflight(format!("target {} exists and is not a directory", target.display()))),
@@ -338,6 +368,11 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
     let (dr, t) = (p.data_root.display(), p.target.display());
     let mut s = Vec::new();
     let mut add = |name, description: String| s.push(PlannedStep { name, description });
+    let c = p.containerd.as_ref();
+    let both = |what: &str| match c {
+        Some(c) => format!("{what}; the same for containerd's root {} into {}", c.source.display(), c.target.display()),
+        None => what.to_string(),
+    };
     if p.precopy {
         add(
             "precopy",
@@ -349,22 +384,52 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
             ),
         );
     }
-    add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
-    add("sync", format!("copy what changed since the pre-copy into {t}, deleting what is gone"));
+    if let Some(c) = c.filter(|_| p.precopy) {
+        add(
+            "precopy-containerd",
+            format!(
+                "the same for containerd's root {} into {} ({} bytes, {} entries)",
+                c.source.display(),
+                c.target.display(),
+                c.size_bytes,
+                c.entries
+            ),
+        );
+    }
+    if let Some(c) = c {
+        add(
+            "stop",
+            format!(
+                "stop Docker ({}), then containerd, wait for Docker's shims to exit, and check nothing uses {dr} or {}",
+                p.service,
+                c.source.display()
+            ),
+        );
+    } else {
+        add("stop", format!("stop Docker ({}) and check nothing uses {dr}", p.service));
+    }
+    add("sync", both(&format!("copy what changed since the pre-copy into {t}, deleting what is gone")));
     let verify = if p.precopy {
         format!("compare the metadata of every entry of {t} with the manifest of {dr}, re-reading only the content the sync wrote")
     } else {
         format!("re-read {t} and compare it with the manifest of {dr}")
     };
-    add("verify", verify);
-    add("flush", format!("syncfs the filesystem of {t}, so the copy is on disk before Docker is pointed at it"));
+    add("verify", both(&verify));
+    add("flush", both(&format!("syncfs the filesystem of {t}, so the copy is on disk before Docker is pointed at it")));
     match p.method {
         Method::Bind => {
-            add("rename", format!("rename {dr} to {dr}{}<UTC time> and create an empty {dr}", switch::OLD_INFIX));
-            add("mount", format!("mount --bind {t} {dr}"));
-            add("fstab", format!("add `{}` to {}", Fstab::bind_line(&p.target, &p.data_root), env.fstab.display()));
+            add("rename", both(&format!("rename {dr} to {dr}{}<UTC time> and create an empty {dr}", switch::OLD_INFIX)));
+            add("mount", both(&format!("mount --bind {t} {dr}")));
+            let mut lines = format!("`{}`", Fstab::bind_line(&p.target, &p.data_root));
+            if let Some(c) = c {
+                lines.push_str(&format!(" and `{}`", Fstab::bind_line(&c.target, &c.source)));
+            }
+            add("fstab", format!("add {lines} to {}", env.fstab.display()));
             if p.use_dropin {
                 add("dropin", format!("install {} (RequiresMountsFor={dr})", env.dropin.display()));
+            }
+            if let Some((c, d)) = c.and_then(|c| c.dropin.as_ref().map(|d| (c, d))) {
+                add("dropin-containerd", format!("install {} (RequiresMountsFor={})", d.display(), c.source.display()));
             }
         }
         Method::DataRoot if p.rewrite_argv => {
@@ -372,6 +437,12 @@ fn describe(p: &MovePlan, env: &Env) -> Vec<PlannedStep> {
         }
         Method::DataRoot => {
             add("daemon-json", format!("set \"data-root\": \"{t}\" in {} (backup kept)", env.daemon_json.display()));
+            if let Some(c) = c {
+                add(
+                    "containerd-config",
+                    format!("set root = '{}' in {} (backup kept; created if missing)", c.target.display(), c.config.display()),
+                );
+            }
         }
         Method::Swap | Method::None => {}
     }

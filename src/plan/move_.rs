@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use super::error::{PlanError, Result};
 use super::journal::{Journal, Method, Outcome, StateDir};
+use super::precopy::Passes;
 use super::switch::{self, Runner};
 use super::{Env, MovePlan, signal};
 use crate::copy::{CopyOptions, copy_tree};
@@ -64,10 +65,75 @@ pub struct MoveReport {
     /// Seconds each step took with Docker down, in order (where the downtime goes).
     pub downtime_steps: Vec<(String, f64)>,
     pub journal: PathBuf,
+    /// containerd's root and where it went, with the containerd image store.
+    pub containerd_source: Option<PathBuf>,
+    pub containerd_target: Option<PathBuf>,
+    pub containerd_old_tree: Option<PathBuf>,
+    pub containerd_precopy: Option<Passes>,
+}
+
+impl MoveReport {
+    fn new(id: String, plan: &MovePlan, env: &Env) -> Self {
+        MoveReport {
+            id,
+            data_root: plan.data_root.clone(),
+            target: plan.target.clone(),
+            method: plan.method,
+            old_tree: None,
+            downtime_seconds: 0.0,
+            stopped_at_unix: 0.0,
+            started_at_unix: 0.0,
+            precopy_entries: 0,
+            precopy: None,
+            sync_rewritten: 0,
+            verified_entries: 0,
+            verified_bytes_stopped: 0,
+            downtime_steps: Vec::new(),
+            journal: env.state.journal_path(),
+            containerd_source: plan.containerd.as_ref().map(|c| c.source.clone()),
+            containerd_target: plan.containerd.as_ref().map(|c| c.target.clone()),
+            containerd_old_tree: None,
+            containerd_precopy: None,
+        }
+    }
 }
 
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// One tree the move relocates, with the names of its journaled steps.
+struct Tree {
+    source: PathBuf,
+    target: PathBuf,
+    /// Manifests of this tree's passes.
+    work: PathBuf,
+    steps: [&'static str; 4],
+}
+
+impl Tree {
+    fn final_manifest(&self) -> PathBuf {
+        self.work.join("final.manifest")
+    }
+}
+
+/// The data-root, then containerd's root when it moves too.
+fn trees(plan: &MovePlan, work: &Path) -> Vec<Tree> {
+    let mut v = vec![Tree {
+        source: plan.data_root.clone(),
+        target: plan.target.clone(),
+        work: work.into(),
+        steps: ["precopy", "sync", "verify", "flush"],
+    }];
+    if let Some(c) = &plan.containerd {
+        v.push(Tree {
+            source: c.source.clone(),
+            target: c.target.clone(),
+            work: work.join("containerd"),
+            steps: ["precopy-containerd", "sync-containerd", "verify-containerd", "flush-containerd"],
+        });
+    }
+    v
 }
 
 /// Runs the plan. The caller holds no lock; this takes it.
@@ -80,57 +146,26 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     }
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);
-    std::fs::create_dir_all(&work).map_err(|e| PlanError::io("journal", &work, e))?;
-    let mut j = Journal::new("move", id.clone(), plan.data_root.clone(), plan.target.clone(), plan.method);
-    j.rewrite_argv = plan.rewrite_argv;
-    j.service = Some(plan.service_record());
-    j.socket = env.api.socket.clone();
-    j.fstab = env.fstab.clone();
-    j.daemon_json = env.daemon_json.clone();
-    j.dropin = plan.use_dropin.then(|| env.dropin.clone());
-    let mut r = Runner { state: &env.state, j, progress };
+    let trees = trees(plan, &work);
+    for t in &trees {
+        std::fs::create_dir_all(&t.work).map_err(|e| PlanError::io("journal", &t.work, e))?;
+    }
+    let mut r = Runner { state: &env.state, j: new_journal(env, plan, id.clone()), progress };
     r.save()?;
-    let ctx = env.ctx(&plan.data_root);
-    let svc = plan.service_record().rebuild(&ctx);
+    let svc = plan.service_record().rebuild(&env.ctx(&plan.data_root));
     let before = DockerState::capture(&env.api).map_err(PlanError::docker("snapshot"))?;
-    let m2 = work.join("final.manifest");
-    let mut report = MoveReport {
-        id,
-        data_root: plan.data_root.clone(),
-        target: plan.target.clone(),
-        method: plan.method,
-        old_tree: None,
-        downtime_seconds: 0.0,
-        stopped_at_unix: 0.0,
-        started_at_unix: 0.0,
-        precopy_entries: 0,
-        precopy: None,
-        sync_rewritten: 0,
-        verified_entries: 0,
-        verified_bytes_stopped: 0,
-        downtime_steps: Vec::new(),
-        journal: env.state.journal_path(),
-    };
+    let mut report = MoveReport::new(id, plan, env);
 
     // Before the stop nothing on the host has changed: a failure only ends the move.
-    let pre = (|| -> Result<()> {
-        if plan.precopy {
-            let p = r.step("precopy", |j| super::precopy::run(&j.data_root, &j.target, &work, env.threads, progress))?;
-            report.precopy_entries = p.entries;
-            report.precopy = Some(p);
-        }
-        let cfg = crate::docker::daemon_json::DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("stop"))?;
-        crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("stop"))?;
-        if signal::caught() {
-            return Err(PlanError::Interrupted { step: "precopy" });
-        }
-        Ok(())
-    })();
-    if let Err(e) = pre {
+    let mut passes = Vec::new();
+    if let Err(e) = before_stop(env, plan, &trees, &mut r, &mut passes) {
         r.j.outcome = Outcome::RolledBack;
         r.save()?;
         return Err(e);
     }
+    report.precopy_entries = passes.iter().flatten().map(|p| p.entries).sum();
+    report.precopy = passes.first().cloned().flatten();
+    report.containerd_precopy = passes.get(1).cloned().flatten();
 
     // From here on a signal must not kill us with Docker down: it sets a flag
     // checked between steps, and the move undoes itself. Before this point
@@ -139,61 +174,8 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     signal::install();
     let stopped_at = Instant::now();
     report.stopped_at_unix = unix_now();
-    let mut lap = Instant::now();
-    let mut mark = |report: &mut MoveReport, step: &str| {
-        report.downtime_steps.push((step.to_string(), lap.elapsed().as_secs_f64()));
-        lap = Instant::now();
-    };
-    let after_stop = (|| -> Result<()> {
-        r.step("stop", |j| {
-            // Record how to start Docker again even when the stop fails, so
-            // that the undo can tell a daemon that would not stop (still
-            // running: nothing to undo) from one that went down.
-            let guard = StopGuard::stop(svc.as_ref(), &env.api, &j.data_root, progress);
-            if svc.recorded_command().is_some() {
-                j.service = Some(svc.record());
-            }
-            // From here the journal's undo owns starting Docker again.
-            guard.map_err(PlanError::service("stop"))?.hand_over();
-            Ok(())
-        })?;
-        mark(&mut report, "stop");
-        let (baseline, trusted) = match &report.precopy {
-            Some(p) => (Some(p.source_manifest.clone()), Some(p.target_manifest.clone())),
-            None => (None, None),
-        };
-        let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
-        report.sync_rewritten = r.step("sync", |j| copy_step("sync", &j.data_root, &j.target, &opts, progress))?;
-        mark(&mut report, "sync");
-        let (entries, bytes) = r.step("verify", |j| {
-            let rep = verify_tree_since(&j.target, &m2, trusted.as_deref(), env.threads, progress).map_err(PlanError::engine("verify"))?;
-            if !rep.ok() {
-                let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned());
-                return Err(PlanError::VerifyFailed {
-                    target: j.target.clone(),
-                    count: rep.differences.len() + rep.errors.len(),
-                    first: first.unwrap_or_default(),
-                });
-            }
-            Ok((rep.entries, rep.bytes))
-        })?;
-        (report.verified_entries, report.verified_bytes_stopped) = (entries, bytes);
-        mark(&mut report, "verify");
-        // The copy must be on disk before anything points Docker at it.
-        r.step("flush", |j| super::intent::flush("flush", &j.target))?;
-        mark(&mut report, "flush");
-        switch::apply(&mut r, plan.use_dropin)?;
-        mark(&mut report, "switch");
-        let starter = target_starter(&r.j, env);
-        report.started_at_unix = unix_now();
-        r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
-        mark(&mut report, "start");
-        let expected = expected_root(&r.j);
-        r.step("health", |_| health(&env.api, &expected, Some(&before), progress))?;
-        mark(&mut report, "health");
-        Ok(())
-    })();
-    if let Err(cause) = after_stop {
+    let stopped = Stopped { env, plan, trees: &trees, passes: &passes, svc: svc.as_ref(), before: &before, lap: Instant::now() };
+    if let Err(cause) = stopped.run(&mut r, &mut report) {
         return Err(undo_after_failure(env, &mut r, cause));
     }
     report.downtime_seconds = stopped_at.elapsed().as_secs_f64();
@@ -202,10 +184,126 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     if r.j.method == Method::DataRoot {
         // The old data stays where it was; finalize deletes it.
         r.j.old_tree = Some(r.j.data_root.clone());
+        if let Some(c) = r.j.containerd_move.as_mut() {
+            c.old_tree = Some(c.source.clone());
+        }
     }
     report.old_tree = r.j.old_tree.clone();
+    report.containerd_old_tree = r.j.containerd_move.as_ref().and_then(|c| c.old_tree.clone());
     r.save()?;
     Ok(report)
+}
+
+fn new_journal(env: &Env, plan: &MovePlan, id: String) -> Journal {
+    let mut j = Journal::new("move", id, plan.data_root.clone(), plan.target.clone(), plan.method);
+    j.rewrite_argv = plan.rewrite_argv;
+    // With containerd's record: an undo after a crash during the stop starts it again.
+    j.service = Some(plan.service_record());
+    j.socket = env.api.socket.clone();
+    j.fstab = env.fstab.clone();
+    j.daemon_json = env.daemon_json.clone();
+    j.dropin = plan.use_dropin.then(|| env.dropin.clone());
+    j.containerd_move = plan.containerd.as_ref().map(|c| c.tree());
+    j
+}
+
+/// The pre-copy of every tree and the live-restore check, with Docker running.
+fn before_stop(env: &Env, plan: &MovePlan, trees: &[Tree], r: &mut Runner, passes: &mut Vec<Option<Passes>>) -> Result<()> {
+    let progress = r.progress;
+    for t in trees {
+        let p = match plan.precopy {
+            true => Some(r.step(t.steps[0], |_| super::precopy::run(&t.source, &t.target, &t.work, env.threads, progress))?),
+            false => None,
+        };
+        passes.push(p);
+    }
+    let cfg = crate::docker::daemon_json::DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("stop"))?;
+    crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("stop"))?;
+    if signal::caught() {
+        return Err(PlanError::Interrupted { step: "precopy" });
+    }
+    Ok(())
+}
+
+/// The steps with Docker down, each timed into the report.
+struct Stopped<'a> {
+    env: &'a Env,
+    plan: &'a MovePlan,
+    trees: &'a [Tree],
+    passes: &'a [Option<Passes>],
+    svc: &'a dyn ServiceManager,
+    before: &'a DockerState,
+    lap: Instant,
+}
+
+impl Stopped<'_> {
+    fn mark(&mut self, report: &mut MoveReport, step: &str) {
+        report.downtime_steps.push((step.to_string(), self.lap.elapsed().as_secs_f64()));
+        self.lap = Instant::now();
+    }
+
+    fn run(mut self, r: &mut Runner, report: &mut MoveReport) -> Result<()> {
+        let (env, progress) = (self.env, r.progress);
+        let svc = self.svc;
+        r.step("stop", |j| {
+            // Record how to start Docker again even when the stop fails, so
+            // that the undo can tell a daemon that would not stop (still
+            // running: nothing to undo) from one that went down.
+            let guard = StopGuard::stop(svc, &env.api, &j.data_root, progress);
+            if svc.recorded_command().is_some() {
+                j.service = Some(svc.record());
+            }
+            // From here the journal's undo owns starting Docker again.
+            guard.map_err(PlanError::service("stop"))?.hand_over();
+            Ok(())
+        })?;
+        self.mark(report, "stop");
+        for (t, p) in self.trees.iter().zip(self.passes) {
+            self.sync_and_verify(r, t, p.as_ref(), report)?;
+        }
+        // Every copy must be on disk before anything points Docker at it.
+        for t in self.trees {
+            r.step(t.steps[3], |_| super::intent::flush("flush", &t.target))?;
+            self.mark(report, t.steps[3]);
+        }
+        switch::apply(r, self.plan.use_dropin)?;
+        self.mark(report, "switch");
+        let starter = target_starter(&r.j, env);
+        report.started_at_unix = unix_now();
+        r.step("start", |_| starter.start(progress).map_err(PlanError::service("start")))?;
+        self.mark(report, "start");
+        let expected = expected_root(&r.j);
+        r.step("health", |_| health(&env.api, &expected, Some(self.before), progress))?;
+        self.mark(report, "health");
+        Ok(())
+    }
+
+    /// The delta sync of one tree and the verify of the copy.
+    fn sync_and_verify(&mut self, r: &mut Runner, t: &Tree, passes: Option<&Passes>, report: &mut MoveReport) -> Result<()> {
+        let (env, progress) = (self.env, r.progress);
+        let m2 = t.final_manifest();
+        let baseline = passes.map(|p| p.source_manifest.clone());
+        let trusted = passes.map(|p| p.target_manifest.clone());
+        let opts = copy_opts(env, true, false, baseline, Some(m2.clone()));
+        report.sync_rewritten += r.step(t.steps[1], |_| copy_step("sync", &t.source, &t.target, &opts, progress))?;
+        self.mark(report, t.steps[1]);
+        let (entries, bytes) = r.step(t.steps[2], |_| {
+            let rep = verify_tree_since(&t.target, &m2, trusted.as_deref(), env.threads, progress).map_err(PlanError::engine("verify"))?;
+            if !rep.ok() {
+                let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned());
+                return Err(PlanError::VerifyFailed {
+                    target: t.target.clone(),
+                    count: rep.differences.len() + rep.errors.len(),
+                    first: first.unwrap_or_default(),
+                });
+            }
+            Ok((rep.entries, rep.bytes))
+        })?;
+        report.verified_entries += entries;
+        report.verified_bytes_stopped += bytes;
+        self.mark(report, t.steps[2]);
+        Ok(())
+    }
 }
 
 fn copy_opts(env: &Env, delete: bool, live: bool, baseline: Option<PathBuf>, manifest: Option<PathBuf>) -> CopyOptions {
@@ -234,10 +332,10 @@ pub fn expected_root(j: &Journal) -> PathBuf {
 /// flag is rewritten to the target.
 pub fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
     let ctx = env.ctx(&j.data_root);
-    let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None });
+    let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None, containerd: None });
     match (&rec.kind, &rec.command) {
         (ServiceKind::Pidfile(p), Some(cmd)) if j.rewrite_argv => {
-            Box::new(PidfileService::with_command(p.clone(), env.timing, rewrite_data_root(cmd, &j.target)))
+            rec.with_containerd(Box::new(PidfileService::with_command(p.clone(), env.timing, rewrite_data_root(cmd, &j.target))), &ctx)
         }
         _ => rec.rebuild(&ctx),
     }

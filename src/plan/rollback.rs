@@ -15,7 +15,7 @@ use super::{Env, intent, runner};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
-use crate::service::{ServiceContext, ServiceKind, verify_stopped};
+use crate::service::{ServiceContext, ServiceKind, verify_stopped_all};
 
 /// What `rollback` did.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +25,9 @@ pub struct RollbackReport {
     pub data_root: PathBuf,
     /// The copy (move: left in place for the user to delete; restore: the staging tree, removed).
     pub target: PathBuf,
+    /// A move's copy of containerd's root, left in place like `target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containerd_target: Option<PathBuf>,
     pub docker_restarted: bool,
 }
 
@@ -33,6 +36,9 @@ pub struct RollbackReport {
 pub struct FinalizeReport {
     pub data_root: PathBuf,
     pub removed: Option<PathBuf>,
+    /// containerd's old root, with the containerd image store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_containerd: Option<PathBuf>,
 }
 
 /// Undoes the journaled operation `j` (move, restore or backup): stops
@@ -52,7 +58,9 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
         msg: "no service record: cannot know how to restart Docker; undo by hand".into(),
     })?;
     let ctx = ServiceContext { data_root: j.data_root.clone(), api: api.clone(), timing };
-    let current = rec.kind.clone().build(&ctx);
+    // Built from the kind alone (a pidfile manager finds its daemon by the
+    // pidfile), with the recorded containerd so both are seen and stopped.
+    let current = rec.with_containerd(rec.kind.clone().build(&ctx), &ctx);
     let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
@@ -65,13 +73,16 @@ pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
     progress.phase("stop", None);
     if current.is_running().map_err(PlanError::service("undo stop"))? {
         current.stop(progress).map_err(PlanError::service("undo stop"))?;
+    } else if switched {
+        current.stop_rest(progress).map_err(PlanError::service("undo stop"))?;
     }
     // Before unmounting and renaming back, nothing may use the trees. When
     // nothing was switched (the stop itself failed), Docker is just started again.
-    for p in [&j.data_root, &j.target] {
-        if switched && p.exists() {
-            verify_stopped(p).map_err(PlanError::service("undo stop"))?;
-        }
+    if switched {
+        let mut paths = vec![j.data_root.clone(), j.target.clone()];
+        paths.extend(current.stores());
+        paths.extend(j.containerd_move.iter().map(|c| c.target.clone()));
+        verify_stopped_all(&paths).map_err(PlanError::service("undo stop"))?;
     }
     runner::undo_steps(state, j, progress)?;
     progress.phase("start", None);
@@ -115,7 +126,8 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
     // The undone operation's manifests are of no further use.
     let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
-    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, docker_restarted })
+    let containerd_target = j.containerd_move.map(|c| c.target);
+    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, containerd_target, docker_restarted })
 }
 
 /// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
@@ -132,18 +144,23 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
         });
     }
     let removed = j.old_tree.clone();
-    // The data Docker now uses must be on disk before the only other copy goes.
+    let removed_containerd = j.containerd_move.as_ref().and_then(|c| c.old_tree.clone());
+    // The data Docker now uses must be on disk before the only other copy
+    // goes: both stores, which the move verified and health-checked together.
     intent::flush("finalize", &expected_root(&j))?;
+    if let Some(c) = &j.containerd_move {
+        intent::flush("finalize", &c.target)?;
+    }
     // From the first deletion on, the old tree is no longer whole: recorded
     // first, so `rollback` refuses and `finalize` can be run again.
     j.outcome = Outcome::Finalizing;
     env.state.save(&j)?;
-    if let Some(old) = &removed {
+    for old in removed.iter().chain(&removed_containerd) {
         progress.phase("remove old tree", None);
         remove_tree(old)?;
     }
     env.state.clear(&j)?;
-    Ok(FinalizeReport { data_root: j.data_root, removed })
+    Ok(FinalizeReport { data_root: j.data_root, removed, removed_containerd })
 }
 
 fn remove_tree(path: &std::path::Path) -> Result<()> {
@@ -188,6 +205,9 @@ pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn
         rollback(env, progress)?;
     }
     if same_target {
+        for t in j.containerd_move.iter().map(|c| &c.target) {
+            clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
+        }
         clear_dir(&j.target).map_err(|e| {
             PlanError::io(
                 "resume",

@@ -112,6 +112,18 @@ pub enum ServiceError {
     /// After a stop, something still uses the data-root.
     #[error("{} is still in use after stopping Docker:{}", data_root.display(), list(.leftovers))]
     NotStopped { data_root: PathBuf, leftovers: Vec<Leftover> },
+    /// Shims of Docker's containers still run after containerd stopped.
+    #[error(
+        "containerd-shim processes of Docker's namespace on {} still run {secs}s after containerd stopped (pids {}): a container is still running; look at `ps -o pid,args -p {}`, stop the container or the shim, and retry",
+        address.display(), join_pids(.pids), join_pids(.pids)
+    )]
+    ShimsRemain { address: PathBuf, secs: u64, pids: Vec<u32> },
+    /// Pidfile mode cannot restart the system containerd.
+    #[error(
+        "Docker keeps its images in the system containerd's root {}, and containerd must stop with Docker, but dockroot cannot tell what started containerd beside {manager}, so it could not start it again; stop Docker and containerd yourself and retry with --service none (backup), or use --service systemd|sysv|openrc if that manager runs both",
+        root.display()
+    )]
+    ContainerdUnmanaged { manager: String, root: PathBuf },
     /// live-restore would keep containers running across the stop.
     #[error("live-restore is enabled in {} and {running} container(s) are running; they would keep using the data-root after dockerd stops. Stop them (`docker stop $(docker ps -q)`) or set \"live-restore\": false and reload dockerd, then retry", daemon_json.display())]
     LiveRestore { daemon_json: PathBuf, running: u64 },

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::error::{Result, ServiceError};
-use super::{ServiceManager, verify_stopped};
+use super::{ServiceManager, verify_stopped_all};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 
@@ -23,15 +23,17 @@ pub struct StopGuard<'a> {
 }
 
 impl<'a> StopGuard<'a> {
-    /// Checks live-restore, stops Docker and verifies that nothing uses
-    /// `data_root`. On an error after the stop began, Docker is started again.
+    /// Checks live-restore, stops Docker (and containerd when the manager
+    /// stops it too) and verifies that nothing uses `data_root` or the
+    /// manager's other stores. On an error after the stop began, Docker is
+    /// started again.
     pub fn stop(svc: &'a dyn ServiceManager, api: &DockerApi, data_root: &Path, log: &'a dyn Progress) -> Result<Self> {
         refuse_live_restore(api)?;
         let guard = StopGuard { svc, log, armed: true };
         svc.stop(log)?;
-        if data_root.exists() {
-            verify_stopped(data_root)?;
-        }
+        let mut paths = vec![data_root.to_path_buf()];
+        paths.extend(svc.stores());
+        verify_stopped_all(&paths)?;
         Ok(guard)
     }
 

@@ -4,6 +4,7 @@
 //! stop, [`verify::verify_stopped`] proves nothing still uses the data-root.
 
 pub mod command;
+pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod initscript;
@@ -16,7 +17,7 @@ pub mod wait;
 
 pub use error::{Leftover, ServiceError};
 pub use guard::StopGuard;
-pub use verify::{check_live_restore, verify_stopped};
+pub use verify::{check_live_restore, verify_stopped, verify_stopped_all};
 
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
@@ -53,7 +54,17 @@ pub trait ServiceManager: Send + Sync {
     }
     /// What a later process needs to rebuild this manager and start Docker again.
     fn record(&self) -> ServiceRecord {
-        ServiceRecord { kind: self.kind(), command: self.recorded_command() }
+        ServiceRecord { kind: self.kind(), command: self.recorded_command(), containerd: None }
+    }
+    /// Stores besides the data-root that must be unused once stopped
+    /// (containerd's root when it holds Docker's images).
+    fn stores(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// With Docker already down: stops what else this manager stops with
+    /// it (containerd), for an undo that finds it running again.
+    fn stop_rest(&self, _log: &dyn Progress) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -65,14 +76,28 @@ pub struct ServiceRecord {
     pub kind: ServiceKind,
     /// The dockerd command line, for `pidfile` managers.
     pub command: Option<DaemonCommand>,
+    /// The system containerd stopped with Docker (containerd image store);
+    /// recorded before the stop, so an undo starts it again, first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<engine::ContainerdRecord>,
 }
 
 impl ServiceRecord {
-    /// Rebuilds the manager, with the recorded command line if any.
+    /// Rebuilds the manager, with the recorded command line if any, and
+    /// with the recorded containerd.
     pub fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
-        match (&self.kind, &self.command) {
+        let docker: Box<dyn ServiceManager> = match (&self.kind, &self.command) {
             (ServiceKind::Pidfile(p), Some(cmd)) => Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone())),
             (kind, _) => kind.clone().build(ctx),
+        };
+        self.with_containerd(docker, ctx)
+    }
+
+    /// `docker` wrapped to stop and start the recorded containerd too.
+    pub fn with_containerd(&self, docker: Box<dyn ServiceManager>, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+        match &self.containerd {
+            Some(c) => Box::new(engine::WholeEngine::new(docker, c.clone(), ctx.timing)),
+            None => docker,
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 
 /// The units dockroot stops, in stop order, and starts again (socket first,
-/// so the service's socket activation works). containerd.service joins this
-/// list when Docker uses containerd's own service and image store.
+/// so the service's socket activation works). With the containerd image
+/// store, containerd.service is stopped after them and started before them
+/// ([`super::engine::WholeEngine`]).
 pub const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
 
 /// Docker managed by systemd units.

@@ -7,13 +7,23 @@ use super::procscan;
 use crate::docker::api::DockerApi;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::mountinfo;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Checks that no dockerd for `data_root`, no process holding files or its
 /// cwd below it and no mount below it remain, on this host.
 pub fn verify_stopped(data_root: &Path) -> Result<()> {
     let mounts = mountinfo::read_self()?;
     verify_stopped_in(Path::new("/proc"), &mounts, data_root)
+}
+
+/// [`verify_stopped`] for each of `paths` that exists (the data-root and
+/// containerd's root): the first one still in use is the error.
+pub fn verify_stopped_all(paths: &[PathBuf]) -> Result<()> {
+    let mounts = mountinfo::read_self()?;
+    for p in paths.iter().filter(|p| p.exists()) {
+        verify_stopped_in(Path::new("/proc"), &mounts, p)?;
+    }
+    Ok(())
 }
 
 /// [`verify_stopped`] against a given proc root and mount table.

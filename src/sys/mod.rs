@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod holes;
+pub mod mount;
 pub mod process;
 pub mod seen;
 pub mod stat;

@@ -497,9 +497,10 @@ fn inspect_verify_and_keep() {
     assert!(!names.iter().any(|n| n.ends_with(".partial")));
 }
 
-/// (6) A failure after the stop is undone: here the swap fails because the
-/// data-root is a mount point (rename gives EBUSY). The old data stays, the
-/// staging tree is removed and the journal says `undone`.
+/// (6) A failure after the stop is undone: here the step after the swap
+/// fails (injected) on a data-root that is a mount point, whose contents
+/// were swapped (issue 8; before, the swap itself failed with EBUSY). The old
+/// data stays, the staging tree is removed and the journal says `undone`.
 #[test]
 fn failed_swap_is_undone() {
     require_root();
@@ -508,14 +509,19 @@ fn failed_swap_is_undone() {
     let fs = LoopFs::new(&s, "ext4", "256M");
     std::fs::write(fs.mnt.join("keep"), b"old data").unwrap();
     let st = s.join("st");
-    let o = d(&[&"--service", &"none", &"--data-root", &fs.mnt, &"--state-dir", &st, &"restore", &a, &"--yes", &"--force"]);
+    let args: [&dyn AsRef<std::ffi::OsStr>; 10] =
+        [&"--service", &"none", &"--data-root", &fs.mnt, &"--state-dir", &st, &"restore", &a, &"--yes", &"--force"];
+    let o = run(Command::new(bin()).args(args.iter().map(|a| a.as_ref())).env("DOCKROOT_TEST_FAIL_AT", "start"));
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("undone"), "{}", text(&o));
     assert_eq!(std::fs::read(fs.mnt.join("keep")).unwrap(), b"old data");
-    let names: Vec<_> = std::fs::read_dir(s.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    for dir in [s.path(), fs.mnt.as_path()] {
+        let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains("dockroot-staging") || n.contains("dockroot-old")), "{names:?}");
+    }
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(st.join("journal.json")).unwrap()).unwrap();
     assert_eq!(j["outcome"], "rolled-back", "{j}");
+    assert!(j["steps"].as_array().unwrap().iter().any(|x| x["name"] == "swap" && x["state"] == "undone"), "{j}");
 }
 
 /// (g) The shipped service and timer in a real systemd host (nspawn): the

@@ -48,10 +48,12 @@ fn assert_same(now: &World, then: &World, at: &str) {
     }
 }
 
-struct Harness<'a> {
-    d: &'a Daemon,
-    s: &'a Scratch,
-    g: Vec<String>,
+pub(super) struct Harness<'a> {
+    pub(super) d: &'a Daemon,
+    pub(super) s: &'a Scratch,
+    pub(super) g: Vec<String>,
+    /// The data-root is a bind of this directory, which must show there again.
+    pub(super) bound: Option<PathBuf>,
 }
 
 impl Harness<'_> {
@@ -101,9 +103,18 @@ impl Harness<'_> {
     fn assert_clean(&self, at: &str) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let on_root = format!(" {} ", self.d.root().display());
-        // dockerd bind-mounts its root on itself; the copy (on xfs) must not be there.
-        assert!(!mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "the copy is still mounted after {at}");
-        for dir in [self.d.dir.clone(), self.s.path().to_path_buf(), self.s.join("state")] {
+        // The data-root too: a restore onto a whole filesystem stages inside it.
+        let mut dirs = vec![self.d.dir.clone(), self.s.path().to_path_buf(), self.s.join("state"), self.d.root()];
+        if let Some(src) = &self.bound {
+            use std::os::unix::fs::MetadataExt;
+            let (a, b) = (std::fs::metadata(self.d.root()).unwrap(), std::fs::metadata(src).unwrap());
+            assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "the data-root does not show {} after {at}", src.display());
+            dirs.extend(src.parent().map(Path::to_path_buf));
+        } else {
+            // dockerd bind-mounts its root on itself; the copy (on xfs) must not be there.
+            assert!(!mounts.lines().any(|l| l.contains(&on_root) && l.contains(" - xfs ")), "the copy is still mounted after {at}");
+        }
+        for dir in dirs {
             let names: Vec<String> = std::fs::read_dir(&dir)
                 .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
                 .unwrap_or_default();
@@ -117,7 +128,7 @@ impl Harness<'_> {
 
     /// Counts the calls of a successful run of `args`, rolls it back, then
     /// kills a run at each point in turn. Returns the number of crash points.
-    fn every_point(&self, name: &str, args: &[&str], cleanup: &dyn Fn()) -> usize {
+    pub(super) fn every_point(&self, name: &str, args: &[&str], cleanup: &dyn Fn()) -> usize {
         let w0 = self.world();
         let census = self.s.join("census");
         let o = self.traced(args, None, Some(&census));
@@ -161,7 +172,7 @@ impl Harness<'_> {
 
 fn move_points(tag: &str, method: &str) {
     let (s, d, disk) = super::faults::fixture(tag, method == "data-root");
-    let h = Harness { d: &d, s: &s, g: d.args(&s) };
+    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None };
     let t = disk.mnt.join("docker");
     let ts = t.display().to_string();
     let clean = || {
@@ -190,7 +201,7 @@ fn crash_points_restore() {
     let (s, d, _disk) = super::faults::fixture("crash-restore", false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g };
+    let h = Harness { d: &d, s: &s, g, bound: None };
     let a = s.join("a.tar.zst").display().to_string();
     let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config", "--yes"]));
     assert!(o.status.success(), "{}", text(&o));
@@ -207,7 +218,7 @@ fn crash_points_backup() {
     let (s, d, _disk) = super::faults::fixture("crash-backup", false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g };
+    let h = Harness { d: &d, s: &s, g, bound: None };
     let a = s.join("a.tar.zst").display().to_string();
     let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config", "--yes"], &|| {});
     assert!(n > 5, "{n}");
@@ -220,7 +231,7 @@ fn crash_points_backup() {
 #[test]
 fn crash_points_finalize() {
     let (s, d, disk) = super::faults::fixture("crash-fin", false);
-    let h = Harness { d: &d, s: &s, g: d.args(&s) };
+    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None };
     let ts = disk.mnt.join("docker").display().to_string();
     let o = dockroot(with(&h.g, &["-q", "move", "--to", &ts, "--yes"]));
     assert!(o.status.success(), "{}", text(&o));

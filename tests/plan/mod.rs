@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use dockroot::docker::api::DockerApi;
 use dockroot::docker::snapshot::DockerState;
 
+mod bind_restore;
 mod crash;
 mod faults;
 mod precopy;

@@ -15,6 +15,7 @@
 //! (`<state-dir>/journal.json`, operation `restore`), and `dockroot rollback`
 //! undoes a restore that was interrupted.
 
+pub mod bind;
 mod swap;
 
 use std::os::fd::AsFd;
@@ -71,6 +72,8 @@ pub struct RestoreSummary {
     pub downtime_seconds: f64,
     pub meta: BackupMeta,
     pub warnings: Vec<String>,
+    /// What is mounted at the data-root and so what was renamed and remounted.
+    pub place: bind::Place,
 }
 
 /// Checks a config name from the archive: only files below /etc/docker and
@@ -125,6 +128,12 @@ fn identity(s: &DockerState) -> DockerState {
     s
 }
 
+/// The data-root to restore (`--data-root` or Docker's) and what is mounted there.
+pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::Place> {
+    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
+    bind::Place::detect(&super::absolute(&dr), warnings)
+}
+
 /// Runs the restore (see the module docs).
 pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
     let start = Instant::now();
@@ -138,25 +147,23 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             .map_err(BackupError::docker("read daemon.json"))?;
         crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
     }
-    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
-    let dr = super::absolute(&dr);
-    if non_empty(&dr) && !opts.force {
+    let place = place(opts, &mut warnings)?;
+    let dr = place.data_root.clone();
+    if non_empty(place.tree()) && !opts.force {
         return Err(BackupError::Refused(format!(
-            "data-root {} is not empty; pass --force to keep it as {}<UTC time> and restore in its place",
+            "data-root {} is not empty; pass --force to keep it as {} and restore in its place",
             dr.display(),
-            atomic::with_suffix(&dr, OLD_INFIX).display()
+            place.old("<UTC time>").display()
         )));
     }
     let state = StateDir::new(&opts.state_dir);
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
-    let staging = atomic::with_suffix(&dr, &format!("{STAGING_INFIX}{ts}"));
-    let old = atomic::with_suffix(&dr, &format!("{OLD_INFIX}{ts}"));
-    let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), staging, Method::Swap);
+    let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
-    j.old_tree = dr.symlink_metadata().is_ok().then_some(old);
+    j.old_tree = place.tree().symlink_metadata().is_ok().then(|| place.old(&ts));
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
 
@@ -180,9 +187,10 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let svc = opts.service.clone().build(&ctx);
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    match swap::swap_and_start(opts, &ex, &meta, &mut r, svc.as_ref(), none) {
+    match swap::swap_and_start(opts, &ex, &meta, &mut r, svc.as_ref(), none, &place) {
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
+            warnings.extend(place.note(r.j.old_tree.as_deref()));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
             r.save()?;
@@ -196,6 +204,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 downtime_seconds: downtime,
                 meta,
                 warnings,
+                place,
             })
         }
         Err(e) => {

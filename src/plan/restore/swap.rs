@@ -1,6 +1,7 @@
 //! Restore's switch-over, as journaled steps of the shared runner: stop
 //! Docker, flush the staged tree to disk, swap it in by two renames (both
-//! recorded before the first acts), put the configuration back if asked,
+//! recorded before the first acts; [`super::bind`] when the data-root is a
+//! mount point), put the configuration back if asked,
 //! start Docker and compare its objects with the archive's.
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub(super) fn swap_and_start(
     r: &mut Runner,
     svc: &dyn ServiceManager,
     none: bool,
+    place: &super::bind::Place,
 ) -> Result<Vec<PathBuf>> {
     let progress = r.progress;
     let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
@@ -37,20 +39,7 @@ pub(super) fn swap_and_start(
         Ok::<_, PlanError>(())
     })?;
     r.step("flush", |_| intent::flush("flush", &staging))?;
-    let mut renames = Vec::new();
-    if let Some(old) = r.j.old_tree.clone() {
-        renames.push(Intent::Rename { from: dr.clone(), to: old, leave_empty: false });
-    }
-    renames.push(Intent::Rename { from: staging.clone(), to: dr.clone(), leave_empty: false });
-    r.step_with("swap", renames.clone(), |_| {
-        for i in &renames {
-            if let Intent::Rename { from, to, .. } = i {
-                std::fs::rename(from, to).map_err(BackupError::io("rename", from))?;
-            }
-        }
-        let parent = dr.parent().unwrap_or(std::path::Path::new("/"));
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))
-    })?;
+    super::bind::swap(r, place, Vec::new())?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();
