@@ -745,3 +745,56 @@ fn verify_rejects_an_archive_whose_manifest_is_not_a_manifest() {
     fs::write(&p, bytes).unwrap();
     expect(archive::open(&p).and_then(archive::verify).unwrap_err(), "out of walk order");
 }
+
+/// The containerd image store's second tree (issue 8): `containerd/` with
+/// its own manifest before the data-root. `verify` checks both trees, the
+/// single-tree extract refuses to drop it, and `extract_trees` gives back
+/// both trees bit for bit (hardlinks stay inside their own tree).
+#[test]
+fn two_trees_round_trip_through_verify_and_extract() {
+    use dockroot::archive::layout::Tree;
+    use dockroot::plan::backup_stores::write_tree;
+    let t = tmp();
+    let base = t.path();
+    for d in ["data", "ctd", "out-data", "out-ctd"] {
+        fs::create_dir(base.join(d)).unwrap();
+    }
+    build_tree(&base.join("data"));
+    build_tree(&base.join("ctd"));
+    let path = base.join("two.tar.zst");
+    let mut w = ArchiveWriter::new(File::create(&path).unwrap(), &WriterOptions::default(), b"{}").unwrap();
+    let p = dockroot::progress::Silent;
+    let c = write_tree(&mut w, Tree::Containerd, &base.join("ctd"), &p).unwrap();
+    w.end_tree(Tree::Containerd, c.manifest, c.manifest_len).unwrap();
+    let d = write_tree(&mut w, Tree::Data, &base.join("data"), &p).unwrap();
+    // The layout is enforced while writing: no containerd entry after the data-root.
+    let e = archive::walk(&base.join("ctd"), &mut |_, e| w.add_tree_entry(Tree::Containerd, e).map(|_| ())).unwrap_err();
+    assert!(e.to_string().contains("out of place"), "{e}");
+    w.finish(d.manifest, d.manifest_len).unwrap();
+
+    let rep = archive::verify(archive::open(&path).unwrap()).unwrap();
+    assert!(rep.ok(), "{:?}", rep.report.differences);
+    let ctd = rep.containerd.as_ref().expect("the containerd tree is verified");
+    assert_eq!((ctd.entries, rep.entries), (c.entries, d.entries));
+
+    let dropped = {
+        let fd = sys::open_dir_path(&base.join("out-data")).unwrap();
+        archive::extract(&mut archive::open(&path).unwrap(), fd.as_fd(), &mut std::io::sink()).unwrap_err()
+    };
+    expect(dropped, "no place for");
+    fs::remove_dir_all(base.join("out-data")).unwrap();
+    fs::create_dir(base.join("out-data")).unwrap();
+
+    let (fd, fc) = (sys::open_dir_path(&base.join("out-data")).unwrap(), sys::open_dir_path(&base.join("out-ctd")).unwrap());
+    let (mut md, mut mc) = (Vec::new(), Vec::new());
+    let ex = archive::extract_trees(
+        &mut archive::open(&path).unwrap(),
+        archive::Target { staging: fd.as_fd(), manifest: &mut md },
+        Some(archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
+    )
+    .unwrap();
+    assert_eq!((ex.entries, ex.containerd_entries), (d.entries, c.entries));
+    assert!(!md.is_empty() && !mc.is_empty() && md != mc);
+    compare(&snapshot(&base.join("data")), &snapshot(&base.join("out-data")), &|_| false);
+    compare(&snapshot(&base.join("ctd")), &snapshot(&base.join("out-ctd")), &|_| false);
+}

@@ -8,6 +8,7 @@ mod bind_restore;
 mod docker_service;
 mod engine;
 mod engine_move;
+mod engine_store;
 mod live;
 mod modern_engine;
 mod output;

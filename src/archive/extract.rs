@@ -36,13 +36,14 @@ use std::os::unix::fs::FileExt;
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
+use super::layout::{self, Section, Tree};
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
-use super::{data, layout, show};
+use super::{data, show};
 use crate::sys::{self, Kind, Timespec, stat};
 
-/// What an extraction produced besides the tree in the staging directory
-/// and the manifest it streamed out.
+/// What an extraction produced besides the trees in the staging directories
+/// and the manifests it streamed out.
 #[derive(Debug, Default)]
 pub struct Extracted {
     /// `(name below .dockroot/config/, bytes)`.
@@ -54,6 +55,16 @@ pub struct Extracted {
     /// Two-phase archives: data members of phase 2 and names deleted.
     pub phase2_entries: u64,
     pub deleted: u64,
+    /// Members of the containerd tree extracted (0: the archive has none).
+    pub containerd_entries: u64,
+}
+
+/// Where one tree of the archive goes: an empty staging directory (its own
+/// metadata becomes that of the archived root) and a writer that receives
+/// the tree's manifest member.
+pub struct Target<'a> {
+    pub staging: BorrowedFd<'a>,
+    pub manifest: &'a mut dyn Write,
 }
 
 struct DirMeta {
@@ -65,14 +76,16 @@ struct DirMeta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// The extraction of one tree.
 struct Ex<'a> {
+    tree: Tree,
     staging: BorrowedFd<'a>,
     /// Open parent chain below staging: (component, fd).
     stack: Vec<(Vec<u8>, OwnedFd)>,
     /// Directories whose subtree may still get members, each an ancestor of
     /// the next (at most one per level of depth).
     dirs: Vec<DirMeta>,
-    /// The path of the last data member, for the order check.
+    /// The path of the last member, for the order check.
     last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
     /// Phase 2 of a two-phase archive: a member replaces what phase 1 put at its name.
@@ -93,75 +106,107 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 
 /// Extracts the data members of `a` into `staging` (an empty directory whose
 /// own metadata becomes that of the archived root), streams the manifest
-/// member into `manifest` and collects the config members.
+/// member into `manifest` and collects the config members. An archive that
+/// also carries containerd's root is rejected: see [`extract_trees`].
 pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dyn Write) -> Result<Extracted> {
-    let mut ex = Ex { staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false };
+    extract_trees(a, Target { staging, manifest }, None)
+}
+
+/// Extracts the data-root into `data` and, when the archive carries one,
+/// containerd's root into `containerd` (its members are rejected without
+/// a target: nothing of the archive is silently left out).
+pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>) -> Result<Extracted> {
     let mut out = Extracted::default();
-    let mut in_data = false;
+    let mut rank = None;
+    let mut cur: Option<Ex> = None;
     let mut seen_manifest = false;
-    let mut seen_deleted = false;
+    let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
+        let Some(section) = Section::of(&m.path) else {
+            return Err(unsafe_(&m, "member outside data/, containerd/ and .dockroot/"));
+        };
         if seen_manifest {
             return Err(m.malformed("member after the manifest (the manifest must be last)"));
         }
-        if seen_deleted && m.path != layout::MANIFEST {
-            return Err(m.malformed("member after the deletion list other than the manifest"));
-        }
-        if m.path == layout::PHASE2 {
-            if !in_data || ex.replace || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(unsafe_(&m, "phase-2 marker out of place or not a regular file"));
-            }
-            a.tar.read_small(&m)?;
-            // Phase 1 is complete: its directories get their metadata now,
-            // and phase 2 starts again from the top in walk order.
-            ex.stack.clear();
-            ex.close_dirs(&[])?;
-            ex.last = None;
-            ex.replace = true;
-        } else if m.path == layout::DELETED {
-            if !ex.replace || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(unsafe_(&m, "deletion list out of place or not a regular file"));
-            }
-            seen_deleted = true;
-            ex.stack.clear();
-            ex.close_dirs(&[])?;
-            out.deleted = super::deleted::apply(&m, &mut a.tar, staging, &mut ex.buf)?;
-        } else if m.path == layout::MANIFEST {
-            seen_manifest = true;
-            out.manifest_bytes = a.tar.data_left();
-            loop {
-                let n = a.tar.read_data(&mut ex.buf)?;
-                if n == 0 {
-                    break;
+        rank = Some(layout::advance(rank, &section).map_err(|r| unsafe_(&m, r))?);
+        match section {
+            Section::Config(name) => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(unsafe_(&m, "config member is not a regular file"));
                 }
-                manifest.write_all(&ex.buf[..n]).map_err(self::staging(layout::MANIFEST, "write a copy of"))?;
+                out.config.push((name.to_vec(), a.tar.read_small(&m)?));
             }
-        } else if let Some(name) = m.path.strip_prefix(layout::CONFIG_DIR) {
-            if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(unsafe_(&m, "config member out of place or not a regular file"));
+            Section::Phase2 | Section::Deleted => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(unsafe_(&m, "phase-2 marker or deletion list is not a regular file"));
+                }
+                // advance() put data members before both.
+                let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
+                    return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
+                };
+                // The phase before is complete: its directories get their metadata now.
+                ex.stack.clear();
+                ex.close_dirs(&[])?;
+                if section == Section::Phase2 {
+                    a.tar.read_small(&m)?;
+                    // Phase 2 starts again from the top in walk order.
+                    ex.last = None;
+                    ex.replace = true;
+                } else {
+                    let staging = ex.staging;
+                    out.deleted = super::deleted::apply(&m, &mut a.tar, staging, &mut ex.buf)?;
+                }
             }
-            out.config.push((name.to_vec(), a.tar.read_small(&m)?));
-        } else if m.path == b"data" || m.path == layout::DATA_DIR {
-            if ex.last.is_some() {
-                return Err(m.malformed("data members are out of walk order or repeat a path"));
+            Section::Members(tree, rel) => {
+                if cur.as_ref().map(|e| e.tree) != Some(tree) {
+                    let staging = target(&mut data, &mut containerd, tree, &m)?.staging;
+                    if let Some(prev) = cur.take() {
+                        prev.close()?;
+                    }
+                    cur =
+                        Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false });
+                }
+                let ex = cur.as_mut().expect("set above");
+                if rel.is_empty() {
+                    if ex.last.is_some() {
+                        return Err(m.malformed("members are out of walk order or repeat a path"));
+                    }
+                    if m.fields.typeflag != flag::DIR {
+                        return Err(unsafe_(&m, "a tree's root must be a directory"));
+                    }
+                    ex.last = Some(Vec::new());
+                    ex.defer_dir(&m, Vec::new())?;
+                } else {
+                    let comps = components(&m, rel)?;
+                    ex.in_order(&m, &comps)?;
+                    ex.member(&m, comps, &mut a.tar)?;
+                }
+                match tree {
+                    Tree::Data => {
+                        out.entries += 1;
+                        out.phase2_entries += u64::from(ex.replace);
+                    }
+                    Tree::Containerd => out.containerd_entries += 1,
+                }
             }
-            in_data = true;
-            if m.fields.typeflag != flag::DIR {
-                return Err(unsafe_(&m, "the data root must be a directory"));
+            Section::Manifest(tree) => {
+                if let Some(prev) = cur.take() {
+                    prev.close()?;
+                }
+                let bytes = a.tar.data_left();
+                let w = &mut *target(&mut data, &mut containerd, tree, &m)?.manifest;
+                loop {
+                    let n = a.tar.read_data(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
+                }
+                if tree == Tree::Data {
+                    out.manifest_bytes = bytes;
+                    seen_manifest = true;
+                }
             }
-            ex.last = Some(Vec::new());
-            ex.defer_dir(&m, Vec::new())?;
-            out.entries += 1;
-            out.phase2_entries += u64::from(ex.replace);
-        } else if let Some(rel) = m.path.strip_prefix(layout::DATA_DIR) {
-            in_data = true;
-            let comps = components(&m, rel)?;
-            ex.in_order(&m, &comps)?;
-            ex.member(&m, comps, &mut a.tar)?;
-            out.entries += 1;
-            out.phase2_entries += u64::from(ex.replace);
-        } else {
-            return Err(unsafe_(&m, "member outside data/ and .dockroot/"));
         }
     }
     if !seen_manifest {
@@ -171,12 +216,25 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
             reason: "no .dockroot/manifest member: the backup did not finish".into(),
         });
     }
-    ex.stack.clear();
-    ex.close_dirs(&[])?;
     Ok(out)
 }
 
+fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a>>, tree: Tree, m: &Member) -> Result<&'t mut Target<'a>> {
+    match tree {
+        Tree::Data => Ok(data),
+        Tree::Containerd => {
+            containerd.as_mut().ok_or_else(|| unsafe_(m, "the archive carries containerd's root, which this extraction has no place for"))
+        }
+    }
+}
+
 impl Ex<'_> {
+    /// Applies the metadata of every pending directory: the tree is complete.
+    fn close(mut self) -> Result<()> {
+        self.stack.clear();
+        self.close_dirs(&[])
+    }
+
     fn top(&self) -> BorrowedFd<'_> {
         self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging)
     }
@@ -262,7 +320,11 @@ impl Ex<'_> {
             return self.defer_dir(m, comps);
         }
         if t == flag::LINK {
-            let target = m.fields.linkname.strip_prefix(layout::DATA_DIR).ok_or_else(|| unsafe_(m, "hardlink target outside data/"))?;
+            let target = m
+                .fields
+                .linkname
+                .strip_prefix(self.tree.prefix())
+                .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
             let tc = components(m, target)?;
             let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
             // Earlier in walk order and present: see the module docs.

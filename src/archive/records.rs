@@ -15,14 +15,15 @@ use std::path::Path;
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
+use super::layout::Tree;
 use super::read::{Member, TarReader};
-use super::{data, layout};
+use super::{data, show};
 use crate::manifest::{Body, Reader, Record, Writer};
 use crate::sys::Timespec;
 
 /// The path of a member below `data/` (`""` for the root), or None.
 pub fn data_rel(path: &[u8]) -> Option<&[u8]> {
-    if path == b"data" { Some(b"") } else { path.strip_prefix(layout::DATA_DIR) }
+    Tree::Data.rel(path)
 }
 
 /// Splits a member path below `data/` into safe components: no absolute
@@ -63,13 +64,13 @@ pub fn mtime(m: &Member) -> Timespec {
     Timespec { sec: m.fields.mtime, nsec: m.mtime_nsec }
 }
 
-/// The record of data member `m` (`rel`: its name after `data/`). A file's
-/// content is read through `buf` and hashed.
-pub fn record<R: Read>(m: &Member, rel: &[u8], tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<Record> {
+/// The record of member `m` of `tree` (`rel`: its name after the tree's
+/// prefix). A file's content is read through `buf` and hashed.
+pub fn record<R: Read>(m: &Member, tree: Tree, rel: &[u8], tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<Record> {
     let t = m.fields.typeflag;
     let path = if rel.is_empty() {
         if t != flag::DIR {
-            return Err(m.rejected("the data root must be a directory"));
+            return Err(m.rejected("a tree's root must be a directory"));
         }
         Vec::new()
     } else {
@@ -77,7 +78,11 @@ pub fn record<R: Read>(m: &Member, rel: &[u8], tar: &mut TarReader<R>, buf: &mut
     };
     let body = match t {
         flag::LINK => {
-            let target = m.fields.linkname.strip_prefix(layout::DATA_DIR).ok_or_else(|| m.rejected("hardlink target outside data/"))?;
+            let target = m
+                .fields
+                .linkname
+                .strip_prefix(tree.prefix())
+                .ok_or_else(|| m.rejected(format!("hardlink target outside {}", show(tree.prefix()))))?;
             let target = components(m, target)?.join(&b'/');
             // As the backup records hardlinks: the target only.
             return Ok(Record::hardlink(path, target));

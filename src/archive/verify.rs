@@ -1,10 +1,10 @@
 //! [`verify`]: reads a whole archive without extracting anything. zstd checks
 //! its frame checksums and the reader every header; the layout must be that
-//! of [`super::layout`]. Every data member becomes a manifest record (file
-//! content hashed as it streams by) spooled to a temporary manifest, which is
-//! then compared entry by entry with the archive's own manifest, its last
-//! member. For a two-phase archive the compared records are those of the
-//! tree the phases and the deletion list make ([`super::overlay`]).
+//! of [`super::layout`]. Every member of a tree becomes a manifest record
+//! (file content hashed as it streams by) spooled to a temporary manifest,
+//! which is then compared entry by entry with that tree's manifest member.
+//! For a two-phase archive the compared records of the data-root are those
+//! of the tree the phases and the deletion list make ([`super::overlay`]).
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -12,13 +12,21 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
-use super::layout;
+use super::layout::{self, Section, Tree};
 use super::overlay::{DeletedNames, merge};
 use super::pipe::Pipe;
 use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
 use crate::manifest::verify::{Report, compare_manifests};
 use crate::manifest::{Reader, order};
+
+/// A tree besides the data-root (containerd's root) against its manifest.
+#[derive(Debug)]
+pub struct TreeReport {
+    /// Entries its manifest lists.
+    pub entries: u64,
+    pub report: Report,
+}
 
 /// What [`verify`] found.
 #[derive(Debug)]
@@ -27,11 +35,13 @@ pub struct VerifyReport {
     /// Data bytes of all members.
     pub data_bytes: u64,
     pub meta: Vec<u8>,
-    /// Entries the manifest lists (its trailer count).
+    /// Entries the data-root's manifest lists (its trailer count).
     pub entries: u64,
     /// The data members against the manifest: differences (missing and
     /// extra entries included), entries and content bytes of the members.
     pub report: Report,
+    /// The containerd tree, when the archive has one.
+    pub containerd: Option<TreeReport>,
     /// Set for a two-phase (live) archive.
     pub two_phase: Option<TwoPhase>,
 }
@@ -46,31 +56,35 @@ pub struct TwoPhase {
 }
 
 impl VerifyReport {
-    /// True when the members match the manifest exactly.
+    /// True when the members of every tree match their manifest exactly.
     pub fn ok(&self) -> bool {
-        self.report.ok()
+        self.report.ok() && self.containerd.as_ref().is_none_or(|c| c.report.ok())
     }
 }
 
-/// What error messages call the archive's manifest.
-const MANIFEST_NAME: &str = ".dockroot/manifest in the archive";
+/// What error messages call the archive's manifest of `tree`.
+fn manifest_name(tree: Tree) -> String {
+    format!("{} in the archive", String::from_utf8_lossy(tree.manifest()))
+}
 
 /// Reads a whole archive: every zstd block and checksum, every header, the
-/// layout (config before data, `.dockroot/manifest` last), and every data
-/// member against the manifest. Damage is an error; members that disagree
-/// with the manifest are differences in the report.
+/// layout ([`layout::advance`]: config, the containerd tree and its
+/// manifest, the data-root, `.dockroot/manifest` last), and every member of
+/// each tree against that tree's manifest. Damage is an error; members that
+/// disagree with a manifest are differences in the report.
 ///
 /// Memory does not grow with the archive: the members' records go to a
-/// temporary file as they stream by, and the manifest member is then read
+/// temporary file as they stream by, and each manifest member is then read
 /// straight from the archive and merged with that file in walk order.
 pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
-    let mut spool = Spool::new()?;
+    let mut spool: Option<Spool> = None;
     // Two-phase archives: phase 1's records once phase 2 began, the deleted names.
     let (mut phase1, mut deleted, mut phase2_members): (Option<Spool>, Option<DeletedNames>, u64) = (None, None, 0);
     let mut last: Option<Vec<u8>> = None;
-    let mut in_data = false;
+    let mut rank = None;
+    let mut containerd = None;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let Some(m) = tar.next_member()? else {
@@ -82,55 +96,78 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
         };
         members += 1;
         data_bytes += tar.data_left();
-        if deleted.is_some() && m.path != layout::MANIFEST {
-            return Err(m.malformed("member after the deletion list other than the manifest"));
-        }
-        if m.path == layout::MANIFEST {
-            break;
-        } else if m.path == layout::PHASE2 {
-            if !in_data || phase1.is_some() || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(m.rejected("phase-2 marker out of place or not a regular file"));
+        let Some(section) = Section::of(&m.path) else {
+            return Err(m.rejected("member outside data/, containerd/ and .dockroot/"));
+        };
+        rank = Some(layout::advance(rank, &section).map_err(|r| m.rejected(r))?);
+        match section {
+            Section::Config(_) => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("config member is not a regular file"));
+                }
             }
-            tar.read_small(&m)?;
-            phase1 = Some(std::mem::replace(&mut spool, Spool::new()?));
-            last = None;
-        } else if m.path == layout::DELETED {
-            if phase1.is_none() || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(m.rejected("deletion list out of place or not a regular file"));
+            Section::Phase2 => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("phase-2 marker is not a regular file"));
+                }
+                tar.read_small(&m)?;
+                // advance() put phase 1's data members before it.
+                phase1 = Some(spool.take().map(Ok).unwrap_or_else(Spool::new)?);
+                last = None;
             }
-            deleted = Some(DeletedNames::read(&m, &mut tar, &mut buf)?);
-        } else if m.path.starts_with(layout::CONFIG_DIR) {
-            if in_data || !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
-                return Err(m.rejected("config member out of place or not a regular file"));
+            Section::Deleted => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("deletion list is not a regular file"));
+                }
+                deleted = Some(DeletedNames::read(&m, &mut tar, &mut buf)?);
             }
-        } else if let Some(rel) = records::data_rel(&m.path) {
-            in_data = true;
-            let r = records::record(&m, rel, &mut tar, &mut buf)?;
-            if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
-                return Err(m.malformed("data members are out of walk order or repeat a path"));
+            Section::Members(tree, rel) => {
+                let r = records::record(&m, tree, rel, &mut tar, &mut buf)?;
+                if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
+                    return Err(m.malformed("members are out of walk order or repeat a path"));
+                }
+                let s = match &mut spool {
+                    Some(s) => s,
+                    None => spool.insert(Spool::new()?),
+                };
+                s.push(&r)?;
+                phase2_members += u64::from(phase1.is_some());
+                last = Some(r.path);
             }
-            spool.push(&r)?;
-            phase2_members += u64::from(phase1.is_some());
-            last = Some(r.path);
-        } else {
-            return Err(m.rejected("member outside data/ and .dockroot/"));
+            Section::Manifest(tree) => {
+                let got = spool.take().map(Ok).unwrap_or_else(Spool::new)?.into_reader()?;
+                last = None;
+                let two_phase = phase1.as_ref().map(|_| TwoPhase { phase2_members, deleted: deleted.as_ref().map_or(0, |d| d.count) });
+                let got = match phase1.take() {
+                    Some(one) if tree == Tree::Data => merge(one.into_reader()?, got, deleted.take())?,
+                    _ => got,
+                };
+                let (report, entries, back) = compare(tar, got, tree)?;
+                tar = back;
+                if tree == Tree::Data {
+                    if let Some(m) = tar.next_member()? {
+                        return Err(m.malformed("member after the manifest (the manifest must be last)"));
+                    }
+                    tar.finish()?;
+                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, containerd, two_phase });
+                }
+                containerd = Some(TreeReport { entries, report });
+            }
         }
     }
-    let two_phase = phase1.as_ref().map(|_| TwoPhase { phase2_members, deleted: deleted.as_ref().map_or(0, |d| d.count) });
-    let mut got = match phase1 {
-        Some(one) => merge(one.into_reader()?, spool.into_reader()?, deleted)?,
-        None => spool.into_reader()?,
-    };
+}
+
+/// Compares the records of a tree's members with its manifest, the current
+/// member; returns the report, the manifest's entry count and the archive,
+/// positioned after the manifest.
+fn compare(tar: TarReader<Pipe>, mut got: Reader, tree: Tree) -> Result<(Report, u64, TarReader<Pipe>)> {
     let shared = Arc::new(Mutex::new(tar));
-    let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(MANIFEST_NAME))?;
+    let name = manifest_name(tree);
+    let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(&name))?;
     let report = compare_manifests(&mut want, &mut got)?;
     let entries = want.finish()?;
-    let mut tar = Arc::into_inner(shared).expect("the manifest reader was dropped").into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = tar.next_member()? {
-        return Err(m.malformed("member after the manifest (the manifest must be last)"));
-    }
-    tar.finish()?;
-    Ok(VerifyReport { members, data_bytes, meta, entries, report, two_phase })
+    let tar = Arc::into_inner(shared).expect("the manifest reader was dropped").into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok((report, entries, tar))
 }
 
 /// The data of the current member (the manifest) as a byte stream, for the

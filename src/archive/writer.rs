@@ -15,6 +15,7 @@ use std::path::Path;
 
 use super::error::{ArchiveError, Result};
 use super::header::{self, BLOCK, Fields, flag};
+use super::layout::{Section, Tree};
 use super::sink::Sink;
 use super::{ArchiveEntry, EntryRecord, acl, layout, show};
 use crate::sys::Kind;
@@ -39,19 +40,14 @@ impl Default for WriterOptions {
     }
 }
 
-#[derive(PartialEq, PartialOrd)]
-enum Stage {
-    Config,
-    Data,
-}
-
 /// A streaming archive writer; see the module docs for the format.
 pub struct ArchiveWriter<W: Write + Send + 'static> {
     /// With worker threads, zstd copies each write into a job buffer and
     /// compresses on its workers: the caller only blocks when every job
     /// slot is full, so reading and hashing overlap with compression.
     out: Sink<W>,
-    stage: Stage,
+    /// The [`layout::Section::rank`] reached; None: only meta.json so far.
+    rank: Option<u8>,
     now: i64,
     /// Docker runs (phase 1 of a live backup): a file that changes while it
     /// is read is zero-padded to its header's size and marked raced.
@@ -78,16 +74,14 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let _ = opts.buffer;
-        let mut w = ArchiveWriter { out: enc, stage: Stage::Config, now, live: false };
+        let mut w = ArchiveWriter { out: enc, rank: None, now, live: false };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
     }
 
     /// Adds a host configuration file as `.dockroot/config/<name>`.
     pub fn add_config(&mut self, name: &[u8], host: &Path) -> Result<()> {
-        if self.stage != Stage::Config {
-            return Err(ArchiveError::Layout { what: "config member after data members".into() });
-        }
+        self.advance(&Section::Config(name))?;
         let src = |step, source| ArchiveError::Source { path: host.display().to_string(), step, source };
         let bytes = std::fs::read(host).map_err(|e| src("read", e))?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(host).map_err(|e| src("stat", e))?.permissions());
@@ -96,10 +90,21 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         self.small_file(&path, &bytes, mode & 0o7777)
     }
 
+    fn advance(&mut self, s: &Section) -> Result<()> {
+        self.rank = Some(layout::advance(self.rank, s).map_err(|what| ArchiveError::Layout { what: what.into() })?);
+        Ok(())
+    }
+
     /// Adds one entry of the data-root under `data/`; returns its record.
-    pub fn add_entry(&mut self, mut e: ArchiveEntry) -> Result<EntryRecord> {
-        self.stage = Stage::Data;
-        let path = data_path(&e.rel_path, e.meta.kind == Kind::Dir);
+    pub fn add_entry(&mut self, e: ArchiveEntry) -> Result<EntryRecord> {
+        self.add_tree_entry(Tree::Data, e)
+    }
+
+    /// Adds one entry of `tree` under its prefix; returns its record. The
+    /// containerd tree, with [`ArchiveWriter::end_tree`], comes before the data-root.
+    pub fn add_tree_entry(&mut self, tree: Tree, mut e: ArchiveEntry) -> Result<EntryRecord> {
+        self.advance(&Section::Members(tree, b""))?;
+        let path = tree.path(&e.rel_path, e.meta.kind == Kind::Dir);
         let m = &e.meta;
         let mut f =
             Fields { name: path.clone(), mode: m.perm, uid: m.uid.into(), gid: m.gid.into(), mtime: m.mtime.sec, ..Default::default() };
@@ -122,7 +127,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         let mut record = EntryRecord { path: e.rel_path.clone(), kind: m.kind, size: 0, hash: None, hardlink_to: None, raced: false };
         if let Some(first) = &e.hardlink_to {
             f.typeflag = flag::LINK;
-            f.linkname = data_path(first, false);
+            f.linkname = tree.path(first, false);
             record.hardlink_to = Some(first.clone());
             record.size = m.size;
             self.header(&mut f, pax, m.mtime)?;
@@ -181,7 +186,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// Writes the manifest (`len` bytes, streamed from a spool file, never
     /// held in memory) as the last member and finishes the zstd frame.
     pub fn finish(mut self, manifest: std::fs::File, len: u64) -> Result<W> {
-        self.spooled(layout::MANIFEST, manifest, len)?;
+        self.end_tree(Tree::Data, manifest, len)?;
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(out_err("write end of archive"))?;
         self.out.finish().map_err(out_err("finish zstd frame"))
     }
@@ -195,13 +200,22 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// ([`layout::PHASE2`], `json` describing phase 1); data members that
     /// follow replace earlier ones of the same name.
     pub fn begin_phase2(&mut self, json: &[u8]) -> Result<()> {
+        self.advance(&Section::Phase2)?;
         self.small_file(layout::PHASE2, json, 0o600)
     }
 
     /// Writes the deletion list ([`layout::DELETED`], `len` bytes streamed
     /// from a spool file) after the phase-2 members.
     pub fn add_deleted(&mut self, list: std::fs::File, len: u64) -> Result<()> {
+        self.advance(&Section::Deleted)?;
         self.spooled(layout::DELETED, list, len)
+    }
+
+    /// Writes `tree`'s manifest member after its last entry (the data-root's
+    /// is written by [`ArchiveWriter::finish`]).
+    pub fn end_tree(&mut self, tree: Tree, manifest: std::fs::File, len: u64) -> Result<()> {
+        self.advance(&Section::Manifest(tree))?;
+        self.spooled(tree.manifest(), manifest, len)
     }
 
     fn spooled(&mut self, name: &[u8], file: std::fs::File, len: u64) -> Result<()> {
@@ -365,10 +379,5 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
 
 /// `data/<rel>` (with a trailing `/` for directories; the root is `data/`).
 pub fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
-    let mut p = layout::DATA_DIR.to_vec();
-    p.extend_from_slice(rel);
-    if dir && !rel.is_empty() {
-        p.push(b'/');
-    }
-    p
+    Tree::Data.path(rel, dir)
 }

@@ -65,6 +65,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
         live: !a.stop_the_world,
+        shared_store: a.shared_store,
     };
     let stdout = a.output == Path::new("-");
     if stdout && std::io::stdout().is_terminal() {
@@ -72,12 +73,15 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     }
     if a.dry_run {
         let p = bk::plan(&opts)?;
-        bk::engine_check(&opts, &p.data_root)?;
+        let e = bk::engine_check(&opts, &p.data_root)?;
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
         let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
-        let how = if opts.live {
+        // Two-phase covers the data-root only: with containerd's root it is one pass.
+        let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
+        let live = opts.live && one_pass.is_none();
+        let how = if live {
             format!(
                 "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
                 p.data_root.display(),
@@ -87,6 +91,12 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
         };
         say(out, stdout, &how);
+        if let Some(r) = &e.containerd_root {
+            say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
+        }
+        if let Some(why) = one_pass {
+            say(out, stdout, &format!("  {why}"));
+        }
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
         }
@@ -95,7 +105,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         }
         say(out, stdout, "then start Docker again");
         if !stdout {
-            out.json(&json!({"command": "backup", "dry_run": true, "plan": p}));
+            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "live": live, "one_pass_reason": one_pass}));
         }
         return Ok(0);
     }
@@ -113,6 +123,9 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             s.downtime_seconds
         ),
     );
+    if let Some(why) = s.one_pass_reason {
+        say(out, stdout, &format!("  {why}"));
+    }
     if let Some(p) = &s.phases {
         say(
             out,
@@ -179,6 +192,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         dockerd: "dockerd".into(),
         threads: threads(g),
         timing: Timing::default(),
+        shared_store: a.shared_store,
     };
     if a.dry_run {
         let mut warnings = Vec::new();
@@ -193,6 +207,16 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             a.archive.display(),
             place.staging("<UTC time>").display()
         ));
+        if let Some(t) = &meta.containerd_tree {
+            let root = dockroot::docker::containerd::system_dirs(Path::new(dockroot::docker::containerd::CONFIG_FILE)).root;
+            out.say(&format!(
+                "and containerd's root ({} entries) into {}{}<UTC time>, to swap with {} in the same step (containerd stopped too)",
+                t.entries,
+                root.display(),
+                rs::STAGING_INFIX,
+                root.display()
+            ));
+        }
         out.say(&format!(
             "then stop Docker ({}), {}{}, start Docker and compare {} images, {} containers, {} volumes",
             service(g).resolve(),
@@ -221,6 +245,14 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         s.downtime_seconds,
         s.old.as_ref().map(|o| format!("; the previous data-root is kept as {}", o.display())).unwrap_or_default()
     ));
+    if let Some(root) = &s.containerd_root {
+        out.say(&format!(
+            "restored {} entries of containerd's root into {}{}",
+            s.containerd_entries,
+            root.display(),
+            s.containerd_old.as_ref().map(|o| format!("; the previous one is kept as {}", o.display())).unwrap_or_default()
+        ));
+    }
     out.json(&json!({"command": "restore", "ok": true, "summary": s}));
     Ok(0)
 }
@@ -264,6 +296,15 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
             e.containerd_root.display()
         ));
     }
+    if let Some(t) = &meta.containerd_tree {
+        lines.push(format!(
+            "containerd tree: {} entries ({}) of {}, namespaces {}",
+            t.entries,
+            bytes(t.bytes),
+            t.root.display(),
+            t.namespaces.join(", ")
+        ));
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
@@ -299,9 +340,13 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
+    if let Some(c) = &rep.containerd {
+        print_report(out, &c.report);
+    }
+    let ctd = rep.containerd.as_ref().map(|c| format!(" and {} of containerd's root", c.entries)).unwrap_or_default();
     if rep.ok() {
         out.say(&format!(
-            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries match their members",
+            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries{ctd} match their members",
             a.path.display(),
             rep.members,
             bytes(rep.data_bytes),
@@ -309,8 +354,8 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         ));
     } else {
         out.say(&format!(
-            "FAILED: {} differences between the members of {} and its manifest",
-            r.differences.len() as u64 + r.more,
+            "FAILED: {} differences between the members of {} and its manifests",
+            r.differences.len() as u64 + r.more + rep.containerd.as_ref().map_or(0, |c| c.report.differences.len() as u64 + c.report.more),
             a.path.display()
         ));
     }
@@ -324,6 +369,11 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "meta": meta,
         "differences": r.differences,
         "more": r.more,
+        "containerd": rep.containerd.as_ref().map(|c| json!({
+            "entries": c.entries,
+            "differences": c.report.differences,
+            "more": c.report.more,
+        })),
     }));
     Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }

@@ -231,6 +231,11 @@ pub struct BackupArgs {
     /// appends what changed since and the deletion list.
     #[arg(long)]
     pub stop_the_world: bool,
+    /// With the containerd image store: archive containerd's root even when other
+    /// namespaces (e.g. a kubelet's `k8s.io`) share it. Their images and snapshots
+    /// are then in the archive too, and a restore puts them back with Docker's.
+    #[arg(long)]
+    pub shared_store: bool,
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -261,6 +266,11 @@ pub struct RestoreArgs {
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
     pub force: bool,
+    /// With the containerd image store: replace containerd's root even when other
+    /// namespaces (e.g. a kubelet's `k8s.io`), in the archive or on this host, share
+    /// it. The whole store is restored; the current one is kept aside.
+    #[arg(long)]
+    pub shared_store: bool,
     /// Restore an archive written by a newer Docker than the installed one
     /// (Docker supports upgrading a data-root, not downgrading it).
     #[arg(long)]

@@ -102,6 +102,18 @@ impl DaemonJson {
         self.map.get("features").and_then(|f| f.get("containerd-snapshotter")).and_then(Value::as_bool).unwrap_or(false)
     }
 
+    /// Sets `features.containerd-snapshotter` (the image store Docker uses),
+    /// keeping any other feature.
+    pub fn set_containerd_snapshotter(&mut self, on: bool) {
+        let f = self.map.entry("features").or_insert_with(|| Value::Object(Map::new()));
+        if !f.is_object() {
+            *f = Value::Object(Map::new());
+        }
+        if let Value::Object(m) = f {
+            m.insert("containerd-snapshotter".into(), Value::Bool(on));
+        }
+    }
+
     /// A string value of a top-level key.
     pub fn str_value(&self, key: &str) -> Option<&str> {
         self.map.get(key).and_then(Value::as_str)

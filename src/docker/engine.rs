@@ -137,6 +137,20 @@ pub fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), Stri
     ))
 }
 
+/// The daemon.json that makes an engine of `engine_major` use `want` for
+/// the restored data-root `data_root` (its tree decides Docker 29's
+/// default), or None when it would pick `want` anyway. The pin is
+/// `features.containerd-snapshotter`, which every engine since 24 reads.
+pub fn store_pin(want: ImageStore, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> Option<DaemonJson> {
+    let (picked, _) = image_store(None, cfg, engine_major, data_root);
+    if picked == want {
+        return None;
+    }
+    let mut pinned = cfg.clone();
+    pinned.set_containerd_snapshotter(want == ImageStore::Containerd);
+    Some(pinned)
+}
+
 /// Why a backup or move is refused: the images are in containerd's root,
 /// outside the data-root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,9 +239,44 @@ impl EngineFacts {
         })))
     }
 
-    /// A one-line warning for `status`, when a move or backup would be refused.
+    /// A one-line warning for `status`: backup and move carry containerd's
+    /// root beside the data-root, except when it is missing (they refuse),
+    /// and only with `--shared-store` when other namespaces share it.
     pub fn warning(&self, data_root: &Path) -> Option<String> {
-        self.check_complete("back up or move", data_root).err().map(|e| e.to_string())
+        let root = self.images_outside(data_root)?;
+        if !root.is_dir() {
+            return self.check_complete("back up or move", data_root).err().map(|e| e.to_string());
+        }
+        let others = &self.containerd.foreign_namespaces;
+        (!others.is_empty()).then(|| {
+            format!(
+                "containerd's root {} holds Docker's images and also the namespaces {} of another user of the same containerd; \
+                 backup, restore and move replace or carry the whole store, so they need --shared-store",
+                root.display(),
+                others.join(", ")
+            )
+        })
+    }
+}
+
+/// Facts of a system containerd with `root` and namespaces `ns` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_facts(store: ImageStore, root: &str, ns: &[&str]) -> EngineFacts {
+    let namespaces: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
+    EngineFacts {
+        image_store: store,
+        image_store_source: "test".into(),
+        containerd: ContainerdFacts {
+            serving: Serving::System,
+            serving_source: "test".into(),
+            address: None,
+            dirs: Dirs { root: root.into(), state: "/run/containerd".into(), source: "test".into() },
+            root_bytes: 11 << 20,
+            state_bytes: 0,
+            foreign_namespaces: containerd::foreign(&namespaces),
+            namespaces,
+            namespaces_source: "test".into(),
+        },
     }
 }
 
@@ -282,25 +331,6 @@ mod tests {
         assert_eq!(image_store(None, &off, Some(29), Path::new("/nonexistent")).0, ImageStore::GraphDriver);
     }
 
-    fn facts(store: ImageStore, root: &str, ns: &[&str]) -> EngineFacts {
-        let namespaces: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
-        EngineFacts {
-            image_store: store,
-            image_store_source: "test".into(),
-            containerd: ContainerdFacts {
-                serving: Serving::System,
-                serving_source: "test".into(),
-                address: None,
-                dirs: Dirs { root: root.into(), state: "/run/containerd".into(), source: "test".into() },
-                root_bytes: 11 << 20,
-                state_bytes: 0,
-                foreign_namespaces: containerd::foreign(&namespaces),
-                namespaces,
-                namespaces_source: "test".into(),
-            },
-        }
-    }
-
     #[test]
     fn store_pin_clash() {
         let on = cfg(r#"{"features":{"containerd-snapshotter":true}}"#);
@@ -310,11 +340,31 @@ mod tests {
     }
 
     #[test]
+    fn store_pin_only_where_the_engine_would_choose_otherwise() {
+        let d = tempfile::tempdir().unwrap();
+        let empty = cfg(r#"{"iptables":false,"features":{"buildkit":true}}"#);
+        // Docker 28 picks the graph driver: a containerd archive needs the feature.
+        let p = store_pin(ImageStore::Containerd, &empty, Some(28), d.path()).unwrap();
+        assert_eq!(p.map()["features"], serde_json::json!({"buildkit": true, "containerd-snapshotter": true}));
+        assert_eq!(p.map()["iptables"], false);
+        assert!(store_pin(ImageStore::GraphDriver, &empty, Some(28), d.path()).is_none());
+        // Docker 29 on a tree without graph-driver layers picks containerd: a graph archive is pinned back.
+        let p = store_pin(ImageStore::GraphDriver, &empty, Some(29), d.path()).unwrap();
+        assert_eq!(p.map()["features"]["containerd-snapshotter"], false);
+        assert!(store_pin(ImageStore::Containerd, &empty, Some(29), d.path()).is_none());
+        std::fs::create_dir(d.path().join("overlay2")).unwrap();
+        assert!(store_pin(ImageStore::GraphDriver, &empty, Some(29), d.path()).is_none());
+        // Already said in daemon.json: nothing to add.
+        let on = cfg(r#"{"features":{"containerd-snapshotter":true}}"#);
+        assert!(store_pin(ImageStore::Containerd, &on, Some(28), d.path()).is_none());
+    }
+
+    #[test]
     fn refuses_only_when_images_are_outside() {
         let dr = Path::new("/var/lib/docker");
-        assert!(facts(ImageStore::GraphDriver, "/var/lib/containerd", &["moby"]).check_complete("back up", dr).is_ok());
-        assert!(facts(ImageStore::Containerd, "/var/lib/docker/containerd/daemon", &["moby"]).check_complete("back up", dr).is_ok());
-        let e = facts(ImageStore::Containerd, "/var/lib/containerd", &["k8s.io", "moby"]).check_complete("back up", dr).unwrap_err();
+        assert!(test_facts(ImageStore::GraphDriver, "/var/lib/containerd", &["moby"]).check_complete("back up", dr).is_ok());
+        assert!(test_facts(ImageStore::Containerd, "/var/lib/docker/containerd/daemon", &["moby"]).check_complete("back up", dr).is_ok());
+        let e = test_facts(ImageStore::Containerd, "/var/lib/containerd", &["k8s.io", "moby"]).check_complete("back up", dr).unwrap_err();
         let m = e.to_string();
         assert!(m.contains("/var/lib/containerd") && m.contains("/var/lib/docker") && m.contains("k8s.io"), "{m}");
     }

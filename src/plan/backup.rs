@@ -14,6 +14,8 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::archive_error::{BackupError, Result};
+use super::backup_stores::{StoreTree, write_tree};
+use crate::archive::layout::Tree;
 use crate::archive::{self, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
@@ -21,9 +23,9 @@ use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{atomic, discover, facts};
 use crate::progress::Progress;
+use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
-use crate::sys::Kind;
 
 /// Version of the `meta.json` layout.
 pub const META_FORMAT: u32 = 1;
@@ -63,6 +65,9 @@ pub struct BackupMeta {
     /// the phase-2 marker replace earlier ones, then names are deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub two_phase: bool,
+    /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_tree: Option<StoreTree>,
 }
 
 impl BackupMeta {
@@ -93,6 +98,8 @@ pub struct BackupOptions {
     /// Two phases, Docker stopped for the second only (the default);
     /// `false` is `--stop-the-world`: Docker stopped for the whole archive.
     pub live: bool,
+    /// Archive a containerd store that other namespaces (a kubelet's) share.
+    pub shared_store: bool,
 }
 
 /// The plan (the dry run prints it).
@@ -124,6 +131,9 @@ pub struct BackupSummary {
     /// A live backup's phases (absent with `--stop-the-world`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<super::backup_live::LivePhases>,
+    /// Set when a live backup ran as one pass instead, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_pass_reason: Option<&'static str>,
 }
 
 fn hostname() -> String {
@@ -233,29 +243,39 @@ pub fn write_archive<W: Write + Send + 'static>(
     for (name, host) in config {
         w.add_config(name, host)?;
     }
-    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
-    let mut manifest = archive::records::Spool::new()?;
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    progress.phase("backup", Some((meta.entries, meta.bytes)));
-    archive::walk(root, &mut |walked, e| {
-        let rec = w.add_entry(e)?;
-        manifest.push(&complete(walked, &rec))?;
-        entries += 1;
-        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
-        bytes += b;
-        progress.advance(1, b);
-        Ok(())
-    })?;
+    let tree = meta.containerd_tree.as_ref();
+    let (ce, cb) = tree.map_or((0, 0), |t| (t.entries, t.bytes));
+    progress.phase("backup", Some((meta.entries + ce, meta.bytes + cb)));
+    // containerd's root comes first (the layout keeps the data-root's manifest last).
+    let (mut entries, mut bytes) = (0, 0);
+    if let Some(t) = tree {
+        let c = write_tree(&mut w, Tree::Containerd, &t.root, progress)?;
+        w.end_tree(Tree::Containerd, c.manifest, c.manifest_len)?;
+        (entries, bytes) = (c.entries, c.bytes);
+    }
+    let d = write_tree(&mut w, Tree::Data, root, progress)?;
     progress.finish();
-    let (manifest, len) = manifest.into_file()?;
-    let out = w.finish(manifest, len)?;
-    Ok((out, entries, bytes))
+    let out = w.finish(d.manifest, d.manifest_len)?;
+    Ok((out, entries + d.entries, bytes + d.bytes))
 }
 
-/// The daemon that owns `dr` (`None` if it is not running) and what meta.json
-/// records about the engine. Refuses a backup that would silently lack the
-/// images: those of the containerd image store outside the data-root (issue 8).
-pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, EngineMeta)> {
+/// What [`engine_check`] found.
+pub struct EngineCheck {
+    /// The daemon that owns the data-root (`None` if it is not running).
+    pub info: Option<Info>,
+    pub meta: EngineMeta,
+    /// containerd's root, to archive beside the data-root.
+    pub containerd_root: Option<PathBuf>,
+    pub namespaces: Vec<String>,
+    /// The system containerd to stop with Docker while its root is archived.
+    pub containerd: Option<ContainerdRecord>,
+}
+
+/// The daemon that owns `dr`, what meta.json records about the engine, and
+/// the containerd root the archive must carry (issue 8). Refuses a backup
+/// that would silently lack the images, or take another user's along
+/// without `--shared-store`.
+pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
@@ -263,9 +283,11 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<(Option<Info>, En
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
     let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
-    facts.check_complete("back up", dr).map_err(BackupError::docker("check the image store"))?;
+    let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
-    Ok((info, EngineMeta::new(&facts, containerd.map(|c| c.version))))
+    let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
+    let containerd = containerd_root.as_ref().and_then(|_| ContainerdRecord::for_engine(&facts));
+    Ok(EngineCheck { info, meta, containerd_root, containerd, namespaces: facts.containerd.namespaces })
 }
 
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
@@ -276,7 +298,9 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    let (info, engine_meta) = engine_check(opts, &dr)?;
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
+    let one_pass = opts.live.then(|| one_pass_reason(containerd_root.as_deref())).flatten();
+    let live = opts.live && one_pass.is_none();
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -288,6 +312,11 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
+    // A consistent copy of containerd's root needs containerd stopped too.
+    let svc: Box<dyn crate::service::ServiceManager> = match containerd {
+        Some(c) => Box::new(WholeEngine::new(svc, c, opts.timing)),
+        None => svc,
+    };
     let window = super::downtime::Window {
         state_dir: &opts.state_dir,
         data_root: &dr,
@@ -311,16 +340,17 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             bytes,
             docker,
             engine: Some(engine_meta),
-            two_phase: opts.live,
+            containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
+            two_phase: live,
         }
     };
-    if opts.live {
+    if live {
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_now();
         let input = super::backup_live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
         let (phases, downtime, archive_bytes) = super::backup_live::backup_live(plan.output.as_deref(), input, window, progress)?;
         let (entries, bytes) = phases.tree;
-        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases));
+        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), None);
     }
     let work = || {
         let meta = meta_now();
@@ -341,7 +371,14 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     };
     // Docker starts again whatever happens in `work`; the downtime includes the stop.
     let (done, downtime) = super::downtime::with_docker_stopped(window, progress, work)?;
-    finish(plan, start, done, downtime, None)
+    finish(plan, start, done, downtime, None, one_pass)
+}
+
+/// Why a live backup runs as one pass (Docker and containerd stopped for
+/// the whole archive): two-phase covers the data-root only, and a copy of
+/// containerd's root needs containerd stopped throughout.
+pub fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
+    containerd_root.map(|_| "containerd's root is archived too: one pass with the engine stopped (two-phase covers the data-root only)")
 }
 
 /// Prunes old archives (`--keep`) after a successful backup and sums it up.
@@ -351,6 +388,7 @@ fn finish(
     (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
     downtime: f64,
     phases: Option<super::backup_live::LivePhases>,
+    one_pass_reason: Option<&'static str>,
 ) -> Result<BackupSummary> {
     let mut removed = Vec::new();
     for p in &plan.prune {
@@ -367,6 +405,7 @@ fn finish(
         removed,
         meta,
         phases,
+        one_pass_reason,
     })
 }
 
@@ -441,6 +480,7 @@ mod tests {
             timing: Timing::default(),
             state_dir: d.path().join("state"),
             live: true,
+            shared_store: false,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

@@ -9,6 +9,7 @@
 pub mod archive_error;
 pub mod backup;
 pub mod backup_live;
+pub mod backup_stores;
 pub mod backup_target;
 pub mod containerd_move;
 pub mod disks;

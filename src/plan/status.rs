@@ -121,7 +121,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         live_restore: d.live_restore,
         userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
         // A move carries containerd's root (plan::containerd_move); a backup does not yet.
-        containerd_warning: engine.check_complete("back up", &data_root).err().map(|e| e.to_string()),
+        containerd_warning: engine.warning(&data_root),
         engine,
         stranded_trees: stranded,
         mounts_below: below,

@@ -355,6 +355,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         docker: None,
         engine: None,
         two_phase: false,
+        containerd_tree: None,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
@@ -601,6 +602,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         docker: None,
         engine: None,
         two_phase: false,
+        containerd_tree: None,
     }
 }
 
@@ -618,6 +620,7 @@ fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::pla
         dockerd: "dockerd".into(),
         threads: 2,
         timing: Default::default(),
+        shared_store: false,
     }
 }
 

@@ -110,6 +110,7 @@ fn meta(root: &Path) -> Vec<u8> {
         docker: None,
         engine: None,
         two_phase: true,
+        containerd_tree: None,
     };
     serde_json::to_vec(&meta).unwrap()
 }
@@ -229,6 +230,8 @@ fn phase_two_never_writes_through_a_phase_one_symlink() {
     .unwrap();
     let mut m = Spool::new().unwrap();
     m.push(&dockroot::manifest::Record::hardlink(b"x".to_vec(), b"y".to_vec())).unwrap();
+    // The writer keeps the layout: phase 2 ends with a (here empty) deletion list.
+    w.add_deleted(File::create(s.join("deleted")).unwrap(), 0).unwrap();
     let (m, len) = m.into_file().unwrap();
     w.finish(m, len).unwrap();
     std::fs::create_dir_all(s.join("x")).unwrap();
@@ -236,4 +239,64 @@ fn phase_two_never_writes_through_a_phase_one_symlink() {
     let err = archive::extract(&mut archive::open(&a).unwrap(), fd.as_fd(), &mut std::io::sink()).unwrap_err();
     assert!(err.to_string().contains("not a directory"), "{err}");
     assert!(!outside.join("planted").exists(), "phase 2 wrote through the symlink");
+}
+
+/// Two-phase covers the data-root only, after containerd's tree and its
+/// manifest (branch store's layout): `verify FILE` checks both trees,
+/// `inspect` reads the phases, and `extract_trees` gives back containerd's
+/// tree as archived and the data-root as phase 2 and the deletions left it.
+#[test]
+fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
+    use dockroot::archive::layout::Tree;
+    use dockroot::plan::backup_stores::write_tree;
+    require_root();
+    let s = Scratch::new("live-containerd");
+    let (root, ctd, outside) = (s.join("root"), s.join("ctd"), s.join("outside"));
+    for d in [&root, &ctd, &outside] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    bash(
+        "mkdir -p io.containerd.content.v1.content/blobs; echo blob > io.containerd.content.v1.content/blobs/b; ln io.containerd.content.v1.content/blobs/b io.containerd.content.v1.content/blobs/b2",
+        &ctd,
+        &outside,
+    );
+    bash("mkdir -p a/b gone; echo one > a/b/f; echo keep > k; echo bye > gone/x", &root, &outside);
+    let a = s.join("a.tar.zst");
+    let mut w = ArchiveWriter::new(File::create(&a).unwrap(), &WriterOptions::default(), &meta(&root)).unwrap();
+    let p = dockroot::progress::Silent;
+    let c = write_tree(&mut w, Tree::Containerd, &ctd, &p).unwrap();
+    w.end_tree(Tree::Containerd, c.manifest, c.manifest_len).unwrap();
+    let (one, baseline) = phase1(&mut w, &root, &mut |_| {}).unwrap();
+    bash("echo two > a/b/f; rm -r gone; echo new > a/n", &root, &outside);
+    w.begin_phase2(serde_json::json!({ "phase1": one }).to_string().as_bytes()).unwrap();
+    let mut manifest = Spool::new().unwrap();
+    let (two, _, _) = phase2(&mut w, &root, &baseline, &mut manifest, &mut |_| {}).unwrap();
+    let (m, len) = manifest.into_file().unwrap();
+    w.finish(m, len).unwrap();
+    // `gone/` only, not the names below it.
+    assert_eq!(two.deleted, 1, "{two:?}");
+
+    let rep = archive::verify(archive::open(&a).unwrap()).unwrap();
+    assert!(rep.ok(), "{:?}", rep.report.differences);
+    assert_eq!(rep.containerd.as_ref().map(|t| t.entries), Some(c.entries));
+    assert_eq!(rep.two_phase.map(|t| (t.phase2_members, t.deleted)), Some((two.entries, two.deleted)));
+    let o = dockroot(["verify".as_ref(), a.as_os_str()]);
+    assert!(o.status.success(), "verify FILE: {}", text(&o));
+    let o = dockroot(["inspect".as_ref(), a.as_os_str()]);
+    assert!(o.status.success(), "inspect: {}", text(&o));
+
+    let (od, oc) = (s.join("out-data"), s.join("out-ctd"));
+    std::fs::create_dir_all(&od).unwrap();
+    std::fs::create_dir_all(&oc).unwrap();
+    let (fd, fc) = (dockroot::sys::open_dir_path(&od).unwrap(), dockroot::sys::open_dir_path(&oc).unwrap());
+    let (mut md, mut mc) = (Vec::new(), Vec::new());
+    let ex = archive::extract_trees(
+        &mut archive::open(&a).unwrap(),
+        archive::Target { staging: fd.as_fd(), manifest: &mut md },
+        Some(archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
+    )
+    .unwrap();
+    assert_eq!((ex.containerd_entries, ex.phase2_entries, ex.deleted), (c.entries, two.entries, two.deleted));
+    assert_same_tree(&root, &od);
+    assert_same_tree(&ctd, &oc);
 }

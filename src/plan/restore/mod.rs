@@ -16,6 +16,8 @@
 //! undoes a restore that was interrupted.
 
 pub mod bind;
+mod pin;
+mod stores;
 mod swap;
 
 use std::os::fd::AsFd;
@@ -58,6 +60,8 @@ pub struct RestoreOptions {
     pub dockerd: PathBuf,
     pub threads: usize,
     pub timing: Timing,
+    /// Restore a containerd store that other namespaces (a kubelet's) share.
+    pub shared_store: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +78,13 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
     /// What is mounted at the data-root and so what was renamed and remounted.
     pub place: bind::Place,
+    /// containerd's root, restored with the data-root (containerd image store).
+    pub containerd_root: Option<PathBuf>,
+    /// Where the previous containerd root was kept.
+    pub containerd_old: Option<PathBuf>,
+    pub containerd_entries: u64,
+    /// The daemon.json edit that pinned the archive's image store, if one was needed.
+    pub store_pinned: Option<String>,
 }
 
 /// Checks a config name from the archive: only files below /etc/docker and
@@ -160,6 +171,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
+    let second = stores::plan(opts, &meta, &ts)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
@@ -168,8 +180,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     r.save()?;
 
     // (1) Extract and verify while Docker still runs on the current data.
-    let ex = match extract_and_verify(opts, &mut reader, &meta, &mut r, progress) {
-        Ok(ex) => ex,
+    // Then the image store the restored tree needs, pinned if this engine would pick the other.
+    let tree = r.j.target.clone();
+    let staged = extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress)
+        .and_then(|ex| Ok((ex, pin::plan(opts, &meta, &tree)?)));
+    let (ex, pin) = match staged {
+        Ok(staged) => staged,
         Err(e) => {
             // Docker never stopped: the undo only removes the staging tree.
             return Err(match super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
@@ -179,15 +195,23 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         }
     };
 
+    warnings.extend(pin.as_ref().map(|p| p.said.clone()));
+
     // (2) Stop, swap, start. From here a signal only sets a flag, checked
     // between steps, so the restore undoes itself instead of dying with
     // Docker down.
     super::signal::install();
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
+    // containerd holds its root open: it stops after Docker and starts before it.
+    let svc = match &second {
+        Some(s) => s.whole_engine(svc, opts.timing),
+        None => svc,
+    };
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    match swap::swap_and_start(opts, &ex, &meta, &mut r, svc.as_ref(), none, &place) {
+    let at = swap::Where { place: &place, second: second.as_ref(), pin: pin.as_ref() };
+    match swap::swap_and_start(opts, &ex, &meta, at, &mut r, svc.as_ref(), none) {
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
             warnings.extend(place.note(r.j.old_tree.as_deref()));
@@ -205,6 +229,10 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 meta,
                 warnings,
                 place,
+                containerd_root: second.as_ref().map(|s| s.root.clone()),
+                containerd_old: second.as_ref().and_then(|s| s.old.clone()),
+                containerd_entries: ex.containerd_entries,
+                store_pinned: pin.map(|p| p.said),
             })
         }
         Err(e) => {
@@ -214,45 +242,70 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     }
 }
 
-/// Extracts into the staging directory and verifies it against the
-/// archive's manifest. Nothing outside the staging directory changes.
+/// Extracts into the staging directories (the data-root's and, with the
+/// containerd image store, containerd's root's) and verifies each against
+/// its manifest. Nothing outside the staging trees changes.
 fn extract_and_verify(
     opts: &RestoreOptions,
     reader: &mut archive::ArchiveReader,
     meta: &BackupMeta,
+    second: Option<&stores::Second>,
     r: &mut Runner,
     progress: &dyn Progress,
 ) -> Result<archive::Extracted> {
     let staging = r.j.target.clone();
     let parent = staging.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    r.step_with("staging", vec![Intent::MakeTree { path: staging.clone() }], |_| {
-        std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))
+    let mut made = vec![Intent::MakeTree { path: staging.clone() }];
+    made.extend(second.map(|s| Intent::MakeTree { path: s.staging.clone() }));
+    r.step_with("staging", made, |_| {
+        std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
+        second.map_or(Ok(()), |s| s.make_staging())
     })?;
-    // The archive's manifest streams to a file next to the staging tree (never
-    // into memory); verify_tree below hashes the tree as written against it.
+    // The archive's manifests stream to files next to the staging trees (never
+    // into memory); verify_staging below hashes each tree as written against its own.
     let mpath = atomic::with_suffix(&staging, ".manifest");
-    let ex = r.step_with("extract", vec![Intent::MakeTree { path: mpath.clone() }], |_| {
-        let fd = crate::sys::open_dir_path(&staging).map_err(BackupError::io("open", &staging))?;
-        progress.phase("extract", Some((meta.entries, meta.bytes)));
-        let ex = extract_to(reader, fd.as_fd(), &mpath);
+    let mut made = vec![Intent::MakeTree { path: mpath.clone() }];
+    made.extend(second.map(|s| Intent::MakeTree { path: s.manifest.clone() }));
+    let ex = r.step_with("extract", made, |_| {
+        let (ce, cb) = meta.containerd_tree.as_ref().map_or((0, 0), |t| (t.entries, t.bytes));
+        progress.phase("extract", Some((meta.entries + ce, meta.bytes + cb)));
+        let ex = extract_to(reader, (&staging, &mpath), second.map(|s| (s.staging.as_path(), s.manifest.as_path())));
         progress.finish();
         ex
     })?;
-    r.step("verify", |_| verify_staging(opts, &staging, &mpath, progress))?;
+    r.step("verify", |_| {
+        verify_staging(opts, &staging, &mpath, progress)?;
+        second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))
+    })?;
     Ok(ex)
 }
 
-/// Extracts into `staging`, writing the archive's manifest to `mpath`.
-fn extract_to(reader: &mut archive::ArchiveReader, staging: std::os::fd::BorrowedFd<'_>, mpath: &Path) -> Result<archive::Extracted> {
-    let f = std::fs::File::create(mpath).map_err(BackupError::io("create", mpath))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    let ex = archive::extract(reader, staging, &mut w)?;
-    std::io::Write::flush(&mut w).map_err(BackupError::io("write", mpath))?;
+/// A manifest file the extraction writes.
+fn manifest_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::File::create(path).map_err(BackupError::io("create", path))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, f))
+}
+
+/// Extracts the data-root into `data.0`, writing its manifest to `data.1`,
+/// and containerd's root likewise into `second`.
+fn extract_to(reader: &mut archive::ArchiveReader, data: (&Path, &Path), second: Option<(&Path, &Path)>) -> Result<archive::Extracted> {
+    let fd = crate::sys::open_dir_path(data.0).map_err(BackupError::io("open", data.0))?;
+    let mut w = manifest_file(data.1)?;
+    let mut second = match second {
+        Some((dir, m)) => Some((crate::sys::open_dir_path(dir).map_err(BackupError::io("open", dir))?, manifest_file(m)?, m)),
+        None => None,
+    };
+    let target = second.as_mut().map(|(fd, w, _)| archive::Target { staging: (*fd).as_fd(), manifest: w });
+    let ex = archive::extract_trees(reader, archive::Target { staging: fd.as_fd(), manifest: &mut w }, target)?;
+    std::io::Write::flush(&mut w).map_err(BackupError::io("write", data.1))?;
+    if let Some((_, w, m)) = &mut second {
+        std::io::Write::flush(w).map_err(BackupError::io("write", *m))?;
+    }
     Ok(ex)
 }
 
-/// Verifies the staging tree against the archive's manifest (`mpath`, written by the extract).
+/// Verifies a staging tree against the archive's manifest (`mpath`, written by the extract).
 fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
     let rep = crate::manifest::verify::verify_tree(staging, mpath, opts.threads, progress);
     let _ = std::fs::remove_file(mpath);

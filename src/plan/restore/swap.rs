@@ -16,16 +16,25 @@ use crate::plan::intent::{self, Intent};
 use crate::plan::runner::Runner;
 use crate::service::{ServiceManager, StopGuard};
 
+/// What the swap replaces: the data-root where it is mounted, containerd's
+/// root when the archive carries it, and the image-store pin in daemon.json.
+pub(super) struct Where<'a> {
+    pub place: &'a super::bind::Place,
+    pub second: Option<&'a super::stores::Second>,
+    pub pin: Option<&'a super::pin::Pin>,
+}
+
 /// Runs the steps; returns the config files written.
 pub(super) fn swap_and_start(
     opts: &RestoreOptions,
     ex: &archive::Extracted,
     meta: &BackupMeta,
+    at: Where<'_>,
     r: &mut Runner,
     svc: &dyn ServiceManager,
     none: bool,
-    place: &super::bind::Place,
 ) -> Result<Vec<PathBuf>> {
+    let Where { place, second, pin } = at;
     let progress = r.progress;
     let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
     // Recorded before the stop: even a half-done stop is undone by starting again.
@@ -38,8 +47,13 @@ pub(super) fn swap_and_start(
         guard.map_err(PlanError::service("stop"))?.hand_over();
         Ok::<_, PlanError>(())
     })?;
-    r.step("flush", |_| intent::flush("flush", &staging))?;
-    super::bind::swap(r, place, Vec::new())?;
+    r.step("flush", |_| {
+        intent::flush("flush", &staging)?;
+        // containerd's root (issue 8): its own filesystem may differ.
+        second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))
+    })?;
+    // Both stores swap in this one step, all renames recorded before the first acts.
+    super::bind::swap(r, place, second.map(|s| s.renames()).unwrap_or_default())?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();
@@ -66,6 +80,7 @@ pub(super) fn swap_and_start(
             Ok::<_, BackupError>(())
         })?;
     }
+    super::pin::apply(r, pin)?;
     r.step("start", |_| svc.start(progress).map_err(BackupError::service("start Docker")))?;
     if !none && let Some(want) = &meta.docker {
         r.step("health", |_| {

@@ -1,0 +1,132 @@
+//! The second store of a backup: with the containerd image store and the
+//! system containerd, images, layers and containers' writable layers live in
+//! containerd's root, outside the data-root (issue 8). The backup archives
+//! that root as its own tree (`containerd/`, with its own manifest, before
+//! the data-root; see [`crate::archive::layout`]), so an archive holds
+//! everything Docker needs. Only the root (content store, snapshots,
+//! metadata) goes in: the state dir holds sockets and running tasks only.
+//!
+//! containerd's metadata is shared by namespaces: `moby` is Docker's, and
+//! another (`k8s.io` for a kubelet) is a second user of the same store. Its
+//! images cannot be split off, so a backup of such a store is refused unless
+//! the user says `--shared-store`: then the other namespaces are archived,
+//! and later restored, with Docker's.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::archive_error::{BackupError, Result};
+use crate::archive::layout::Tree;
+use crate::archive::{self, ArchiveWriter};
+use crate::docker::engine::EngineFacts;
+use crate::progress::Progress;
+use crate::sys::Kind;
+
+/// meta.json's record of the containerd tree (absent: the archive has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreTree {
+    /// containerd's root on the host that made the backup.
+    pub root: PathBuf,
+    /// Entries and bytes counted after Docker stopped (the tree's manifest has the exact count).
+    pub entries: u64,
+    pub bytes: u64,
+    /// Every namespace in containerd's metadata (`moby` and, with `--shared-store`, others).
+    pub namespaces: Vec<String>,
+}
+
+/// The containerd root a backup of `data_root` must carry, or None when the
+/// images are in the data-root. Refuses a store shared with other
+/// namespaces unless `shared`, and a root that cannot be read.
+pub fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: bool) -> Result<Option<PathBuf>> {
+    let Some(root) = facts.images_outside(data_root) else { return Ok(None) };
+    if !root.is_dir() {
+        // Cannot be archived: the refusal that explains where the images are.
+        facts.check_complete("back up", data_root).map_err(BackupError::docker("check the image store"))?;
+    }
+    let others = &facts.containerd.foreign_namespaces;
+    if !others.is_empty() && !shared {
+        return Err(BackupError::Refused(format!(
+            "containerd's root {} holds Docker's images and also the namespaces {} of another user of the same containerd \
+             (e.g. a kubelet); their data cannot be split from Docker's. Pass --shared-store to archive (and later restore) \
+             them with Docker's, or stop that user first",
+            root.display(),
+            others.join(", ")
+        )));
+    }
+    if data_root.starts_with(root) {
+        return Err(BackupError::Refused(format!(
+            "the data-root {} is inside containerd's root {}; dockroot cannot archive the two apart",
+            data_root.display(),
+            root.display()
+        )));
+    }
+    Ok(Some(root.to_path_buf()))
+}
+
+/// Counts the tree for meta.json (Docker is stopped by now).
+pub fn describe(root: &Path, facts_namespaces: &[String]) -> StoreTree {
+    let (entries, bytes) = crate::tree::estimate::estimate(root);
+    StoreTree { root: root.to_path_buf(), entries, bytes, namespaces: facts_namespaces.to_vec() }
+}
+
+/// A tree written into an archive: its spooled manifest and what it held.
+pub struct Written {
+    pub manifest: std::fs::File,
+    pub manifest_len: u64,
+    pub entries: u64,
+    /// File bytes (hardlinks counted once).
+    pub bytes: u64,
+}
+
+/// Writes the entries of `root` as `tree` into `w` and spools their
+/// manifest; the caller appends it ([`ArchiveWriter::end_tree`], or
+/// [`ArchiveWriter::finish`] for the data-root, whose manifest is last).
+pub fn write_tree<W: std::io::Write + Send + 'static>(
+    w: &mut ArchiveWriter<W>,
+    tree: Tree,
+    root: &Path,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
+    let mut manifest = archive::records::Spool::new()?;
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    archive::walk(root, &mut |walked, e| {
+        let rec = w.add_tree_entry(tree, e)?;
+        manifest.push(&super::backup::complete(walked, &rec))?;
+        entries += 1;
+        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
+        bytes += b;
+        progress.advance(1, b);
+        Ok(())
+    })?;
+    let (manifest, manifest_len) = manifest.into_file()?;
+    Ok(Written { manifest, manifest_len, entries, bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::engine::ImageStore;
+
+    fn facts(root: &Path, ns: &[&str]) -> EngineFacts {
+        crate::docker::engine::test_facts(ImageStore::Containerd, root.to_str().unwrap(), ns)
+    }
+
+    #[test]
+    fn shared_store_is_refused_unless_asked_and_a_missing_root_is_explained() {
+        let d = tempfile::tempdir().unwrap();
+        let dr = d.path().join("docker");
+        let root = d.path().join("containerd");
+        std::fs::create_dir(&root).unwrap();
+        assert_eq!(containerd_root(&facts(&root, &["moby"]), &dr, false).unwrap(), Some(root.clone()));
+        let e = containerd_root(&facts(&root, &["k8s.io", "moby"]), &dr, false).unwrap_err().to_string();
+        assert!(e.contains("k8s.io") && e.contains("--shared-store"), "{e}");
+        assert_eq!(containerd_root(&facts(&root, &["k8s.io", "moby"]), &dr, true).unwrap(), Some(root.clone()));
+        let gone = d.path().join("gone");
+        let e = containerd_root(&facts(&gone, &["moby"]), &dr, false).unwrap_err().to_string();
+        assert!(e.contains("cannot back up"), "{e}");
+        // Inside the data-root (dockerd's own containerd): nothing extra to carry.
+        assert_eq!(containerd_root(&facts(&dr.join("containerd/daemon"), &["moby"]), &dr, false).unwrap(), None);
+    }
+}
