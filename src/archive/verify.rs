@@ -69,8 +69,9 @@ fn manifest_name(tree: Tree) -> String {
 
 /// Reads a whole archive: every zstd block and checksum, every header, the
 /// layout ([`layout::advance`]: config, the containerd tree and its
-/// manifest, the data-root, `.dockroot/manifest` last), and every member of
-/// each tree against that tree's manifest. Damage is an error; members that
+/// manifest, the data-root and its phase 2 if any, `.dockroot/manifest`
+/// last), and every member of each tree against that tree's manifest (for
+/// a two-phase data-root, the tree the phases and the deletions make). Damage is an error; members that
 /// disagree with a manifest are differences in the report.
 ///
 /// Memory does not grow with the archive: the members' records go to a
