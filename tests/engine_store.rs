@@ -83,7 +83,13 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     h.ok("systemctl is-active docker.service containerd.service");
 
     // The backup carries containerd's root as its own tree, with its manifest.
-    h.ok("dockroot -q backup -o /mnt/out/ctd.tar.zst --shared-store --yes");
+    // Two-phase covers the data-root only: with containerd's root the backup is one pass, and says so.
+    let dry = h.ok("dockroot backup -o /mnt/out/ctd.tar.zst --shared-store --dry-run");
+    assert!(dry.contains("would stop Docker") && dry.contains("one pass with the engine stopped"), "{dry}");
+    let b: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json backup -o /mnt/out/ctd.tar.zst --shared-store --yes")).unwrap();
+    let why = b["summary"]["one_pass_reason"].as_str().unwrap_or_default();
+    assert!(why.contains("containerd's root") && b["summary"]["phases"].is_null(), "{b}");
+    assert!(b["summary"]["meta"]["two_phase"].is_null(), "{b}");
     let i: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json inspect /mnt/out/ctd.tar.zst")).unwrap();
     let t = &i["meta"]["containerd_tree"];
     assert_eq!(t["root"], "/var/lib/containerd", "{i}");
