@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::engine_store::{install_strace, nth_rename};
 use crate::systemd_host::SystemdHost;
 use crate::util::*;
 
@@ -165,4 +166,75 @@ fn containerd_store_data_root_move_and_rollback() {
     assert!(h.ok("containerd config dump | grep -E '^root'").contains("/var/lib/containerd"));
     assert_eq!(h.ok("docker info -f '{{.DockerRootDir}}'").trim(), "/var/lib/docker");
     assert_eq!(state(&h), before, "after the rollback");
+}
+
+/// `stat` of each path's directory (a mount point shows the root of what is
+/// mounted there) as `dev:ino`, one line each.
+fn dev_ino(h: &SystemdHost, paths: &str) -> Vec<String> {
+    h.ok(&format!("for p in {paths}; do stat -c %d:%i \"$p/\"; done")).lines().map(String::from).collect()
+}
+
+/// Restore after a two-store bind move (issue 8): both roots are bind
+/// mounts, so each tree is staged and swapped at its bind's source and both
+/// binds follow the new trees; `rollback` puts both old trees and binds back.
+#[test]
+fn containerd_store_restore_after_bind_move_and_rollback() {
+    require_root();
+    let s = Scratch::new("sid-ctdbind");
+    let disk = LoopFs::new(&s, "ext4", "2G");
+    let h = guest(&s, "sidctdbind", &disk.mnt);
+    let before = state(&h);
+    h.ok("dockroot -q backup -o /root/b.tar.zst --yes");
+    h.ok("dockroot -q move --to /data/docker --yes && dockroot -q finalize --yes");
+    assert_eq!(state(&h), before, "after the bind move");
+
+    // The state changes after the backup: a tag, a volume, a container.
+    h.ok("docker tag dockroot-test/app:1 dockroot-test/app:changed && docker volume create dockroot-changed >/dev/null \
+          && docker create --name dockroot-changed --network none dockroot-test/app:1 true >/dev/null");
+    let changed = state(&h);
+    assert_ne!(changed, before);
+
+    // The dry run says each tree is a bind mount of its source on /data.
+    let dry: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json restore /root/b.tar.zst --dry-run")).unwrap();
+    assert_eq!((dry["place"]["case"].as_str(), dry["place"]["source"].as_str()), (Some("bind"), Some("/data/docker")), "{dry}");
+    let cp = &dry["containerd_place"];
+    assert_eq!((cp["case"].as_str(), cp["source"].as_str()), (Some("bind"), Some("/data/containerd")), "{dry}");
+    assert!(dry["containerd_swap"].as_str().unwrap().contains("bind /data/containerd on it again"), "{dry}");
+
+    let r: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json restore /root/b.tar.zst --force --yes")).unwrap();
+    let sum = &r["summary"];
+    assert!(sum["old"].as_str().unwrap().starts_with("/data/docker.dockroot-old-"), "{r}");
+    assert!(sum["containerd_old"].as_str().unwrap().starts_with("/data/containerd.dockroot-old-"), "{r}");
+    assert_eq!(state(&h), before, "after the restore");
+    // Both mount points show the restored trees at the binds' sources.
+    let ids = dev_ino(&h, "/var/lib/docker /data/docker /var/lib/containerd /data/containerd");
+    assert_eq!((&ids[0], &ids[2]), (&ids[1], &ids[3]), "{ids:?}");
+    let lib = h.ok("ls -a /var/lib /data");
+    assert!(!lib.contains("staging"), "{lib}");
+
+    h.ok("dockroot -q rollback --yes");
+    assert_eq!(state(&h), changed, "after the rollback");
+    let back = dev_ino(&h, "/var/lib/docker /data/docker /var/lib/containerd /data/containerd");
+    assert_eq!((&back[0], &back[2]), (&back[1], &back[3]), "{back:?}");
+    assert_ne!(back, ids, "the old trees are back at the sources");
+
+    // Killed between the two rebinds: the data-root shows the restored tree,
+    // containerd's root is unmounted. `rollback` puts both trees and binds back.
+    let strace = install_strace(&h);
+    h.ok(&format!("{strace} -o /run/census -e trace=mount dockroot -q restore /root/b.tar.zst --force --yes"));
+    assert_eq!(state(&h), before, "after the traced restore");
+    h.ok("dockroot -q rollback --yes");
+    let (call, n) = nth_rename(&h.ok("cat /run/census"), "/data/containerd");
+    let o = h.sh(&format!(
+        "{strace} -o /dev/null -e trace={call} -e inject={call}:signal=KILL:when={n} dockroot restore /root/b.tar.zst --force --yes"
+    ));
+    assert!(!o.status.success(), "the restore was not killed: {}", text(&o));
+    let mid = dev_ino(&h, "/var/lib/docker /data/docker");
+    assert_eq!(mid[0], mid[1], "the data-root was rebound first: {mid:?}");
+    assert!(!h.sh("findmnt /var/lib/containerd").status.success(), "containerd's root not yet bound again");
+    h.ok("dockroot -q rollback --yes");
+    assert_eq!(state(&h), changed, "after the rollback of the killed restore");
+    assert_eq!(dev_ino(&h, "/var/lib/docker /data/docker /var/lib/containerd /data/containerd"), back);
+    let lib = h.ok("ls -a /var/lib /data");
+    assert!(!lib.contains("staging") && !lib.contains(".dockroot-old-"), "{lib}");
 }

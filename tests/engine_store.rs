@@ -30,7 +30,7 @@ fn engine_state(h: &SystemdHost) -> String {
 
 /// The host's strace, run inside the guest through its own loader and
 /// libraries (as docker-fixture.sh runs setcap): sid has no strace installed.
-fn install_strace(h: &SystemdHost) -> String {
+pub(crate) fn install_strace(h: &SystemdHost) -> String {
     let dir = h.path("/opt/strace");
     std::fs::create_dir_all(&dir).unwrap();
     let strace = String::from_utf8(ok(Command::new("sh").args(["-c", "command -v strace"])).stdout).unwrap();
@@ -52,7 +52,7 @@ fn install_strace(h: &SystemdHost) -> String {
 /// The rename-family call of a strace log that renames `from` away: its
 /// syscall and how many calls of that syscall come up to and including it
 /// (strace counts `when=N` per syscall).
-fn nth_rename(log: &str, from: &str) -> (String, usize) {
+pub(crate) fn nth_rename(log: &str, from: &str) -> (String, usize) {
     let calls: Vec<(&str, &str)> = log.lines().filter_map(|l| Some((l.split_once('(')?.0, l))).collect();
     let (name, _) =
         *calls.iter().find(|(_, l)| l.contains(&format!("\"{from}\", "))).unwrap_or_else(|| panic!("no rename of {from}:\n{log}"));
@@ -83,7 +83,13 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     h.ok("systemctl is-active docker.service containerd.service");
 
     // The backup carries containerd's root as its own tree, with its manifest.
-    h.ok("dockroot -q backup -o /mnt/out/ctd.tar.zst --shared-store");
+    // Two-phase covers the data-root only: with containerd's root the backup is one pass, and says so.
+    let dry = h.ok("dockroot backup -o /mnt/out/ctd.tar.zst --shared-store --dry-run");
+    assert!(dry.contains("would stop Docker") && dry.contains("one pass with the engine stopped"), "{dry}");
+    let b: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json backup -o /mnt/out/ctd.tar.zst --shared-store")).unwrap();
+    let why = b["summary"]["one_pass_reason"].as_str().unwrap_or_default();
+    assert!(why.contains("containerd's root") && b["summary"]["phases"].is_null(), "{b}");
+    assert!(b["summary"]["meta"]["two_phase"].is_null(), "{b}");
     let i: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json inspect /mnt/out/ctd.tar.zst")).unwrap();
     let t = &i["meta"]["containerd_tree"];
     assert_eq!(t["root"], "/var/lib/containerd", "{i}");

@@ -39,6 +39,7 @@ fn systemd_failed_restore_three_times_leaves_docker_on_the_old_data() {
         docker: Some(DockerState::new(vec![], vec![], vec!["in-archive".into(), "ghost".into()])),
         engine: None,
         snapshot: None,
+        two_phase: false,
         containerd_tree: None,
     };
     let f = std::fs::File::create(host.path("/root/lying.tar.zst")).unwrap();

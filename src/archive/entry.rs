@@ -33,4 +33,7 @@ pub struct EntryRecord {
     pub hash: Option<[u8; 32]>,
     /// The first name of a hardlinked file.
     pub hardlink_to: Option<Vec<u8>>,
+    /// A live writer saw the file change while it read it (the member holds
+    /// a mix, zero-padded if it shrank): a later phase must archive it again.
+    pub raced: bool,
 }

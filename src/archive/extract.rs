@@ -22,6 +22,12 @@
 //!   directory as a non-directory, and everything there that is not a
 //!   directory was created from an earlier member;
 //! - the manifest member is streamed to the caller's writer, not kept.
+//!
+//! A two-phase (live) archive ([`super::phase2`]) has a second run of data
+//! members after [`layout::PHASE2`], again in walk order: each replaces what
+//! phase 1 left at its name (a whole subtree, removed through fds; a
+//! directory over a directory only gets its metadata again). The deletion
+//! list after them is applied by [`super::deleted`].
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -46,6 +52,9 @@ pub struct Extracted {
     pub entries: u64,
     /// Bytes of the manifest member.
     pub manifest_bytes: u64,
+    /// Two-phase archives: data members of phase 2 and names deleted.
+    pub phase2_entries: u64,
+    pub deleted: u64,
     /// Members of the containerd tree extracted (0: the archive has none).
     pub containerd_entries: u64,
 }
@@ -79,6 +88,8 @@ struct Ex<'a> {
     /// The path of the last member, for the order check.
     last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
+    /// Phase 2 of a two-phase archive: a member replaces what phase 1 put at its name.
+    replace: bool,
 }
 
 /// Maps a create error: EEXIST means the archive names an entry twice.
@@ -133,13 +144,35 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                 }
                 out.config.push((name.to_vec(), a.tar.read_small(&m)?));
             }
+            Section::Phase2 | Section::Deleted => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(unsafe_(&m, "phase-2 marker or deletion list is not a regular file"));
+                }
+                // advance() put data members before both.
+                let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
+                    return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
+                };
+                // The phase before is complete: its directories get their metadata now.
+                ex.stack.clear();
+                ex.close_dirs(&[])?;
+                if section == Section::Phase2 {
+                    a.tar.read_small(&m)?;
+                    // Phase 2 starts again from the top in walk order.
+                    ex.last = None;
+                    ex.replace = true;
+                } else {
+                    let staging = ex.staging;
+                    out.deleted = super::deleted::apply(&m, &mut a.tar, staging, &mut ex.buf)?;
+                }
+            }
             Section::Members(tree, rel) => {
                 if cur.as_ref().map(|e| e.tree) != Some(tree) {
                     let staging = target(&mut data, &mut containerd, tree, &m)?.staging;
                     if let Some(prev) = cur.take() {
                         prev.close()?;
                     }
-                    cur = Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20] });
+                    cur =
+                        Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false });
                 }
                 let ex = cur.as_mut().expect("set above");
                 if rel.is_empty() {
@@ -157,7 +190,10 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                     ex.member(&m, comps, &mut a.tar)?;
                 }
                 match tree {
-                    Tree::Data => out.entries += 1,
+                    Tree::Data => {
+                        out.entries += 1;
+                        out.phase2_entries += u64::from(ex.replace);
+                    }
                     Tree::Containerd => out.containerd_entries += 1,
                 }
             }
@@ -270,6 +306,10 @@ impl Ex<'_> {
         // Checked for every member type, hardlinks included.
         let owner = ids(m)?;
         let t = m.fields.typeflag;
+        if self.replace {
+            let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+            self.make_room(m, dir, &name, t == flag::DIR)?;
+        }
         if t == flag::DIR {
             return self.directory(m, &name, comps);
         }
@@ -383,6 +423,17 @@ impl Ex<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Phase 2: removes what phase 1 put at `name` (a whole subtree, through
+    /// fds, never following a symlink), except a directory that stays one.
+    fn make_room(&self, m: &Member, dir: BorrowedFd<'_>, name: &CString, is_dir: bool) -> Result<()> {
+        match stat::lstat_at(dir, name) {
+            Ok(st) if is_dir && st.kind == Kind::Dir => Ok(()),
+            Ok(_) => sys::remove_tree_at(dir, name).map_err(staging(&m.path, "remove the phase-1 entry replaced by")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(staging(&m.path, "stat")(e)),
+        }
     }
 
     /// Applies a directory's metadata, once all its children exist.

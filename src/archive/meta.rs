@@ -38,6 +38,10 @@ pub struct BackupMeta {
     /// running again (`btrfs`, `reflink`); absent: archived with Docker stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// A live backup in two phases (see `archive::phase2`): members after
+    /// the phase-2 marker replace earlier ones, then names are deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_phase: bool,
     /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_tree: Option<StoreTree>,

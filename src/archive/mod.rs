@@ -14,11 +14,15 @@
 
 pub mod acl;
 pub mod data;
+pub mod deleted;
 pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
 pub mod meta;
+pub mod overlay;
+pub mod phase2;
+pub mod phases;
 pub mod pipe;
 pub mod read;
 pub mod records;
@@ -41,7 +45,9 @@ pub use writer::{ArchiveWriter, WriterOptions};
 /// root under [`CONTAINERD_DIR`] followed by its manifest
 /// [`CONTAINERD_MANIFEST`], then the data-root under [`DATA_DIR`], then
 /// [`MANIFEST`] as the very last member. The containerd tree is additive:
-/// archives without it read and restore as before.
+/// archives without it read and restore as before. A live backup has two
+/// runs of data members, [`PHASE2`] between them and [`DELETED`] after the
+/// second; two-phase covers the data-root only.
 pub mod layout {
     /// First member: JSON describing the backup (written by the caller).
     pub const META: &[u8] = b".dockroot/meta.json";
@@ -51,6 +57,13 @@ pub mod layout {
     pub const DATA_DIR: &[u8] = b"data/";
     /// Last member: the manifest, produced after the data was written.
     pub const MANIFEST: &[u8] = b".dockroot/manifest";
+    /// Two-phase (live) archives only: ends phase 1 (JSON about it). Data
+    /// members after it are phase 2, again in walk order from `data/`.
+    pub const PHASE2: &[u8] = b".dockroot/phase2.json";
+    /// Two-phase archives only, after phase 2: the names (`data/...`, each
+    /// ended by a NUL byte) that phase 1 archived and the stopped tree no
+    /// longer has. The manifest describes the tree after the deletions.
+    pub const DELETED: &[u8] = b".dockroot/deleted";
     /// containerd's root (content store, snapshots, metadata); its root
     /// directory is the member `containerd/`.
     pub const CONTAINERD_DIR: &[u8] = b"containerd/";
@@ -102,20 +115,39 @@ pub mod layout {
         }
     }
 
-    /// Where a member belongs. Sections must come in the order of this
-    /// enum; a tree's members may repeat, nothing else may.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    /// Where a member belongs. Sections come in the order of
+    /// [`Section::rank`]; a tree's members and config members may repeat,
+    /// nothing else may.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Section<'a> {
         Config(&'a [u8]),
         Members(Tree, &'a [u8]),
+        /// [`PHASE2`]: data members after it are phase 2.
+        Phase2,
+        /// [`DELETED`], after the phase-2 members.
+        Deleted,
         Manifest(Tree),
     }
+
+    /// Ranks of the two-phase sections (data members are [`DATA_RANK`]
+    /// before the marker and [`PHASE2_MEMBERS_RANK`] after it).
+    const DATA_RANK: u8 = 3;
+    const PHASE2_RANK: u8 = 4;
+    const PHASE2_MEMBERS_RANK: u8 = 5;
+    const DELETED_RANK: u8 = 6;
+    const MANIFEST_RANK: u8 = 7;
 
     impl<'a> Section<'a> {
         /// The section of a member (after meta.json), or None for a stray name.
         pub fn of(path: &'a [u8]) -> Option<Section<'a>> {
             if let Some(name) = path.strip_prefix(CONFIG_DIR) {
                 return Some(Section::Config(name));
+            }
+            if path == PHASE2 {
+                return Some(Section::Phase2);
+            }
+            if path == DELETED {
+                return Some(Section::Deleted);
             }
             for t in Tree::ALL {
                 if path == t.manifest() {
@@ -128,27 +160,63 @@ pub mod layout {
             None
         }
 
-        /// Position in the archive: config, containerd members, its manifest, data members, the manifest.
+        /// Position in the archive: config, containerd members, its manifest,
+        /// data members, [phase-2 marker, phase-2 data members, deletion
+        /// list,] the manifest. Phase-2 data members rank as phase-1 ones
+        /// here; [`advance`] tells them apart.
         pub fn rank(&self) -> u8 {
             match self {
                 Section::Config(_) => 0,
-                Section::Members(t, _) => 1 + 2 * (*t as u8),
-                Section::Manifest(t) => 2 + 2 * (*t as u8),
+                Section::Members(Tree::Containerd, _) => 1,
+                Section::Manifest(Tree::Containerd) => 2,
+                Section::Members(Tree::Data, _) => DATA_RANK,
+                Section::Phase2 => PHASE2_RANK,
+                Section::Deleted => DELETED_RANK,
+                Section::Manifest(Tree::Data) => MANIFEST_RANK,
             }
         }
+    }
+
+    /// True once `rank` (from [`advance`]) is past the phase-2 marker:
+    /// data members are phase 2's.
+    pub fn in_phase2(rank: Option<u8>) -> bool {
+        rank.is_some_and(|r| (PHASE2_RANK..DELETED_RANK).contains(&r))
     }
 
     /// Checks that a member of `section` may follow members up to `rank`
     /// (None: only meta.json so far) and returns the new rank.
     pub fn advance(rank: Option<u8>, section: &Section) -> Result<u8, &'static str> {
-        let r = section.rank();
+        let mut r = section.rank();
+        if r == DATA_RANK && rank.is_some_and(|c| c >= PHASE2_RANK) {
+            r = PHASE2_MEMBERS_RANK;
+        }
         let repeatable = matches!(section, Section::Config(_) | Section::Members(..));
-        match rank {
-            Some(cur) if r < cur || (r == cur && !repeatable) => {
-                Err("member out of place (the order is config, containerd tree and its manifest, data tree, manifest)")
-            }
+        let Some(cur) = rank else {
+            return match section {
+                Section::Phase2 | Section::Deleted => Err("phase-2 marker or deletion list before any data member"),
+                _ => Ok(r),
+            };
+        };
+        if r < cur || (r == cur && !repeatable) {
+            return Err(
+                "member out of place (the order is config, containerd tree and its manifest, data tree, [phase-2 marker, phase-2 data, deletion list,] manifest)",
+            );
+        }
+        match (cur, r) {
+            (_, _) if r == cur => Ok(r),
             // Members (odd ranks) end with their own manifest, nothing else.
-            Some(cur) if cur % 2 == 1 && r > cur + 1 => Err("a tree's members must be followed by its manifest"),
+            (1, r) if r != 2 => Err("a tree's members must be followed by its manifest"),
+            (DATA_RANK, r) if r != PHASE2_RANK && r != MANIFEST_RANK => {
+                Err("data members must be followed by the manifest or the phase-2 marker")
+            }
+            (c, PHASE2_RANK) if c != DATA_RANK => Err("the phase-2 marker must follow phase 1's data members"),
+            (c, DELETED_RANK) if c != PHASE2_RANK && c != PHASE2_MEMBERS_RANK => {
+                Err("the deletion list must follow the phase-2 marker and members")
+            }
+            (PHASE2_RANK | PHASE2_MEMBERS_RANK, r) if r != PHASE2_MEMBERS_RANK && r != DELETED_RANK => {
+                Err("phase 2 must end with the deletion list")
+            }
+            (DELETED_RANK, r) if r != MANIFEST_RANK => Err("only the manifest may follow the deletion list"),
             _ => Ok(r),
         }
     }
@@ -181,12 +249,26 @@ mod tests {
         assert_eq!(Section::of(b"containerdx/a"), None);
         walk(&[".dockroot/config/etc/docker/daemon.json", "data/", "data/a", ".dockroot/manifest"]).unwrap();
         walk(&["containerd/", "containerd/x", ".dockroot/containerd.manifest", "data/", ".dockroot/manifest"]).unwrap();
+        // Two-phase, with and without the containerd tree before it.
+        let two = ["data/", "data/a", ".dockroot/phase2.json", "data/", "data/a", ".dockroot/deleted", ".dockroot/manifest"];
+        walk(&two).unwrap();
+        walk(&[&["containerd/", ".dockroot/containerd.manifest"][..], &two].concat()).unwrap();
+        walk(&["data/", ".dockroot/phase2.json", ".dockroot/deleted", ".dockroot/manifest"]).unwrap();
         for bad in [
             &["data/", "containerd/", ".dockroot/containerd.manifest"][..],
             &["containerd/", "data/"],
             &["data/", ".dockroot/config/x"],
             &["containerd/", ".dockroot/containerd.manifest", "containerd/y"],
             &["data/", ".dockroot/manifest", ".dockroot/manifest"],
+            &[".dockroot/phase2.json", "data/"],
+            &["containerd/", ".dockroot/phase2.json"],
+            &["containerd/", ".dockroot/containerd.manifest", ".dockroot/phase2.json"],
+            &["data/", ".dockroot/phase2.json", ".dockroot/phase2.json"],
+            &["data/", ".dockroot/phase2.json", "data/a", ".dockroot/manifest"],
+            &["data/", ".dockroot/deleted", ".dockroot/manifest"],
+            &["data/", ".dockroot/phase2.json", ".dockroot/deleted", "data/b"],
+            &["data/", ".dockroot/phase2.json", "containerd/"],
+            &["data/", ".dockroot/phase2.json", ".dockroot/deleted", ".dockroot/deleted"],
         ] {
             assert!(walk(bad).is_err(), "{bad:?}");
         }

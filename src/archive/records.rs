@@ -118,6 +118,8 @@ const SPOOL: &str = "(manifest of the archive's members, a temporary file)";
 pub struct Spool {
     file: File,
     writer: Writer,
+    /// Set by [`Spool::named`].
+    path: Option<tempfile::TempPath>,
 }
 
 fn scratch(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
@@ -128,7 +130,22 @@ impl Spool {
     pub fn new() -> Result<Spool> {
         let file = tempfile::tempfile().map_err(scratch("create"))?;
         let out = file.try_clone().map_err(scratch("open"))?;
-        Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))? })
+        Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))?, path: None })
+    }
+
+    /// A spool with a name in `$TMPDIR` (removed when its path is dropped),
+    /// which a walk can merge as its baseline manifest.
+    pub fn named() -> Result<Spool> {
+        let (file, path) = tempfile::NamedTempFile::new().map_err(scratch("create"))?.into_parts();
+        let out = file.try_clone().map_err(scratch("open"))?;
+        Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))?, path: Some(path) })
+    }
+
+    /// Ends a [`Spool::named`] manifest and returns its path.
+    pub fn into_path(mut self) -> Result<tempfile::TempPath> {
+        let path = self.path.take().ok_or_else(|| scratch("name")(std::io::ErrorKind::InvalidInput.into()))?;
+        self.into_file()?;
+        Ok(path)
     }
 
     /// Adds a record; the caller keeps them in walk order.

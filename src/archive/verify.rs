@@ -3,6 +3,8 @@
 //! of [`super::layout`]. Every member of a tree becomes a manifest record
 //! (file content hashed as it streams by) spooled to a temporary manifest,
 //! which is then compared entry by entry with that tree's manifest member.
+//! For a two-phase archive the compared records of the data-root are those
+//! of the tree the phases and the deletion list make ([`super::overlay`]).
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -11,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{self, Section, Tree};
+use super::overlay::{DeletedNames, merge};
 use super::pipe::Pipe;
 use super::read::{ArchiveReader, TarReader};
 use super::records::{self, Spool};
@@ -39,6 +42,17 @@ pub struct VerifyReport {
     pub report: Report,
     /// The containerd tree, when the archive has one.
     pub containerd: Option<TreeReport>,
+    /// Set for a two-phase (live) archive.
+    pub two_phase: Option<TwoPhase>,
+}
+
+/// Phase 2 of a two-phase archive.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TwoPhase {
+    /// Data members after the phase-2 marker.
+    pub phase2_members: u64,
+    /// Names in the deletion list.
+    pub deleted: u64,
 }
 
 impl VerifyReport {
@@ -55,8 +69,9 @@ fn manifest_name(tree: Tree) -> String {
 
 /// Reads a whole archive: every zstd block and checksum, every header, the
 /// layout ([`layout::advance`]: config, the containerd tree and its
-/// manifest, the data-root, `.dockroot/manifest` last), and every member of
-/// each tree against that tree's manifest. Damage is an error; members that
+/// manifest, the data-root and its phase 2 if any, `.dockroot/manifest`
+/// last), and every member of each tree against that tree's manifest (for
+/// a two-phase data-root, the tree the phases and the deletions make). Damage is an error; members that
 /// disagree with a manifest are differences in the report.
 ///
 /// Memory does not grow with the archive: the members' records go to a
@@ -66,6 +81,8 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
     let mut spool: Option<Spool> = None;
+    // Two-phase archives: phase 1's records once phase 2 began, the deleted names.
+    let (mut phase1, mut deleted, mut phase2_members): (Option<Spool>, Option<DeletedNames>, u64) = (None, None, 0);
     let mut last: Option<Vec<u8>> = None;
     let mut rank = None;
     let mut containerd = None;
@@ -90,6 +107,21 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                     return Err(m.rejected("config member is not a regular file"));
                 }
             }
+            Section::Phase2 => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("phase-2 marker is not a regular file"));
+                }
+                tar.read_small(&m)?;
+                // advance() put phase 1's data members before it.
+                phase1 = Some(spool.take().map(Ok).unwrap_or_else(Spool::new)?);
+                last = None;
+            }
+            Section::Deleted => {
+                if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
+                    return Err(m.rejected("deletion list is not a regular file"));
+                }
+                deleted = Some(DeletedNames::read(&m, &mut tar, &mut buf)?);
+            }
             Section::Members(tree, rel) => {
                 let r = records::record(&m, tree, rel, &mut tar, &mut buf)?;
                 if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
@@ -100,11 +132,17 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                     None => spool.insert(Spool::new()?),
                 };
                 s.push(&r)?;
+                phase2_members += u64::from(phase1.is_some());
                 last = Some(r.path);
             }
             Section::Manifest(tree) => {
-                let got = spool.take().map(Ok).unwrap_or_else(Spool::new)?;
+                let got = spool.take().map(Ok).unwrap_or_else(Spool::new)?.into_reader()?;
                 last = None;
+                let two_phase = phase1.as_ref().map(|_| TwoPhase { phase2_members, deleted: deleted.as_ref().map_or(0, |d| d.count) });
+                let got = match phase1.take() {
+                    Some(one) if tree == Tree::Data => merge(one.into_reader()?, got, deleted.take())?,
+                    _ => got,
+                };
                 let (report, entries, back) = compare(tar, got, tree)?;
                 tar = back;
                 if tree == Tree::Data {
@@ -112,7 +150,7 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                         return Err(m.malformed("member after the manifest (the manifest must be last)"));
                     }
                     tar.finish()?;
-                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, containerd });
+                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, containerd, two_phase });
                 }
                 containerd = Some(TreeReport { entries, report });
             }
@@ -120,11 +158,10 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     }
 }
 
-/// Compares the spooled records of a tree's members with its manifest,
-/// the current member; returns the report, the manifest's entry count and
-/// the archive, positioned after the manifest.
-fn compare(tar: TarReader<Pipe>, got: Spool, tree: Tree) -> Result<(Report, u64, TarReader<Pipe>)> {
-    let mut got = got.into_reader()?;
+/// Compares the records of a tree's members with its manifest, the current
+/// member; returns the report, the manifest's entry count and the archive,
+/// positioned after the manifest.
+fn compare(tar: TarReader<Pipe>, mut got: Reader, tree: Tree) -> Result<(Report, u64, TarReader<Pipe>)> {
     let shared = Arc::new(Mutex::new(tar));
     let name = manifest_name(tree);
     let mut want = Reader::new(Box::new(BufReader::with_capacity(1 << 20, MemberData(shared.clone()))), Path::new(&name))?;

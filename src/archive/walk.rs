@@ -14,12 +14,15 @@ use crate::sys::{self, Kind};
 use crate::tree::links::LinkRole;
 use crate::tree::pool::Pool;
 use crate::tree::scan::{Opened, open_file, record_with, special_record};
-use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions};
+use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions, WalkStats};
 
 use super::ArchiveEntry;
 
 pub struct Source {
     pub root: PathBuf,
+    /// Docker runs (phase 1 of a live backup): an entry that vanishes or is
+    /// swapped while it is read is a race, counted and left to phase 2.
+    pub live: bool,
 }
 
 impl Visitor for Source {
@@ -32,6 +35,15 @@ impl Visitor for Source {
     }
 
     fn entry(&self, item: &Item, _pool: &Pool) -> Result<Outcome> {
+        match self.read(item) {
+            Err(e) if self.live && e.is_race() => Ok(Outcome { raced: true, ..Outcome::default() }),
+            r => r,
+        }
+    }
+}
+
+impl Source {
+    fn read(&self, item: &Item) -> Result<Outcome> {
         let root = &self.root;
         let (record, source) = match (&item.meta.kind, &item.link) {
             (Kind::File, Some(LinkRole::Member { head_rel, .. })) => {
@@ -58,32 +70,51 @@ impl Visitor for Source {
 /// entry's manifest record (a file's size and hash are filled in once the
 /// writer has read it) and the writer's input.
 pub fn walk(root: &Path, visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
-    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::tree::default_threads(), live: false, baseline: None };
-    let source = Source { root: root.to_path_buf() };
+    Ok(walk_live(root, false, visit)?.mount_points)
+}
+
+/// [`walk`], optionally `live` (Docker runs): entries that vanish or change
+/// while they are read are counted in the stats' `raced`, not errors.
+pub fn walk_live(
+    root: &Path,
+    live: bool,
+    visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>,
+) -> super::error::Result<WalkStats> {
+    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::tree::default_threads(), live, baseline: None };
+    let source = Source { root: root.to_path_buf(), live };
+    walk_outcomes(&opts, &source, &mut |o| match (o.record, o.source) {
+        (Some(rec), Some(source)) => {
+            let e = entry(&rec, source);
+            visit(rec, e)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// Runs `visitor` over the tree and hands every outcome to `visit` in walk
+/// order; the first error ends the walk.
+pub fn walk_outcomes<V: Visitor>(
+    opts: &WalkOptions,
+    visitor: &V,
+    visit: &mut dyn FnMut(Outcome) -> super::error::Result<()>,
+) -> super::error::Result<WalkStats> {
     let mut fatal = None;
-    let stats = crate::tree::walk(&opts, &source, None, &crate::progress::Silent, |r| {
+    let stats = crate::tree::walk(opts, visitor, None, &crate::progress::Silent, |r| {
         if fatal.is_some() {
             return;
         }
-        let r = r.map_err(super::ArchiveError::from).and_then(|o| match (o.record, o.source) {
-            (Some(rec), Some(source)) => {
-                let e = entry(&rec, source);
-                visit(rec, e)
-            }
-            _ => Ok(()),
-        });
-        if let Err(e) = r {
+        if let Err(e) = r.map_err(super::ArchiveError::from).and_then(&mut *visit) {
             fatal = Some(e);
         }
     })?;
     match fatal {
         Some(e) => Err(e),
-        None => Ok(stats.mount_points),
+        None => Ok(stats),
     }
 }
 
 /// The writer's input for one walked entry.
-fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>)) -> ArchiveEntry {
+pub(crate) fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>)) -> ArchiveEntry {
     let (link_target, hardlink_to) = match &record.body {
         Body::Symlink { target } => (Some(target.clone()), None),
         Body::Hardlink { target } => (None, Some(target.clone())),

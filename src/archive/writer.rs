@@ -47,6 +47,9 @@ pub struct ArchiveWriter<W: Write + Send + 'static> {
     /// The [`layout::Section::rank`] reached; None: only meta.json so far.
     rank: Option<u8>,
     now: i64,
+    /// Docker runs (phase 1 of a live backup): a file that changes while it
+    /// is read is zero-padded to its header's size and marked raced.
+    live: bool,
 }
 
 fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
@@ -68,7 +71,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             None => Sink::Plain(out),
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let mut w = ArchiveWriter { out: enc, rank: None, now };
+        let mut w = ArchiveWriter { out: enc, rank: None, now, live: false };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
     }
@@ -118,7 +121,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 text(b"SCHILY.acl.default", &mut pax);
             }
         }
-        let mut record = EntryRecord { path: e.rel_path.clone(), kind: m.kind, size: 0, hash: None, hardlink_to: None };
+        let mut record = EntryRecord { path: e.rel_path.clone(), kind: m.kind, size: 0, hash: None, hardlink_to: None, raced: false };
         if let Some(first) = &e.hardlink_to {
             f.typeflag = flag::LINK;
             f.linkname = tree.path(first, false);
@@ -153,7 +156,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                     step: "find holes of",
                     source,
                 })?;
-                let hash = if m.size == 0 || extents == [(0, m.size)] {
+                let (hash, raced) = if m.size == 0 || extents == [(0, m.size)] {
                     f.size = m.size;
                     self.header(&mut f, pax, m.mtime)?;
                     let h = self.content(&file, m.size, &extents, &e.rel_path)?;
@@ -162,7 +165,14 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 } else {
                     self.sparse(&mut f, pax, &file, m.size, extents, &e.rel_path, m.mtime)?
                 };
+                // Live: a write during the read moves ctime (or size, or
+                // mtime) past the walk's stat; phase 2 archives it again.
+                let raced = raced
+                    || (self.live
+                        && crate::sys::stat::fstat(std::os::fd::AsFd::as_fd(&file))
+                            .is_ok_and(|a| crate::tree::scan::changed_during_read(m, &a)));
                 record.hash = Some(hash);
+                record.raced = raced;
                 return Ok(record);
             }
         }
@@ -178,14 +188,37 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         self.out.finish().map_err(out_err("finish zstd frame"))
     }
 
+    /// Sets live mode (see the field); phase 2 of a live backup turns it off.
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+    }
+
+    /// Ends phase 1 of a two-phase archive with the marker member
+    /// ([`layout::PHASE2`], `json` describing phase 1); data members that
+    /// follow replace earlier ones of the same name.
+    pub fn begin_phase2(&mut self, json: &[u8]) -> Result<()> {
+        self.advance(&Section::Phase2)?;
+        self.small_file(layout::PHASE2, json, 0o600)
+    }
+
+    /// Writes the deletion list ([`layout::DELETED`], `len` bytes streamed
+    /// from a spool file) after the phase-2 members.
+    pub fn add_deleted(&mut self, list: std::fs::File, len: u64) -> Result<()> {
+        self.advance(&Section::Deleted)?;
+        self.spooled(layout::DELETED, list, len)
+    }
+
     /// Writes `tree`'s manifest member after its last entry (the data-root's
     /// is written by [`ArchiveWriter::finish`]).
     pub fn end_tree(&mut self, tree: Tree, manifest: std::fs::File, len: u64) -> Result<()> {
         self.advance(&Section::Manifest(tree))?;
-        let mut f =
-            Fields { name: tree.manifest().to_vec(), mode: 0o600, size: len, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
+        self.spooled(tree.manifest(), manifest, len)
+    }
+
+    fn spooled(&mut self, name: &[u8], file: std::fs::File, len: u64) -> Result<()> {
+        let mut f = Fields { name: name.to_vec(), mode: 0o600, size: len, mtime: self.now, typeflag: flag::FILE, ..Default::default() };
         self.header(&mut f, Vec::new(), crate::sys::Timespec { sec: self.now, nsec: 0 })?;
-        let mut src = std::io::BufReader::with_capacity(1 << 20, manifest).take(len);
+        let mut src = std::io::BufReader::with_capacity(1 << 20, file).take(len);
         let n = std::io::copy(&mut src, &mut self.out).map_err(|source| ArchiveError::Scratch { step: "copy into the archive", source })?;
         if n != len {
             let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{n} of {len} bytes"));
@@ -250,11 +283,12 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 
     /// Writes the data extents of `file` (holes are left out, as the
-    /// sparse map says) and returns the BLAKE3 of its whole content; the
-    /// file must not shrink.
-    fn content(&mut self, file: &std::fs::File, size: u64, extents: &[(u64, u64)], rel: &[u8]) -> Result<[u8; 32]> {
+    /// sparse map says) and returns the BLAKE3 of its whole content and
+    /// whether it raced. The file must not shrink, unless the writer is live:
+    /// then the member is zero-padded to the size its header declares.
+    fn content(&mut self, file: &std::fs::File, size: u64, extents: &[(u64, u64)], rel: &[u8]) -> Result<([u8; 32], bool)> {
         let mut h = ContentHasher::new();
-        let (mut written, mut out_err) = (0u64, None);
+        let (mut written, mut failed) = (0u64, None);
         let out = &mut self.out;
         let read = stream_range(file, extents, 0..size, |_, c| {
             match c {
@@ -262,7 +296,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                     h.update(d);
                     if let Err(e) = out.write_all(d) {
                         // Keep the two failures apart: this one is the output's.
-                        out_err = Some(e);
+                        failed = Some(e);
                         return Err(std::io::Error::other("output failed"));
                     }
                     written += d.len() as u64;
@@ -271,15 +305,26 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             }
             Ok(())
         });
-        if let Some(e) = out_err {
+        if let Some(e) = failed {
             return Err(ArchiveError::Output { step: "write data", source: e });
         }
-        read.map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
         let want: u64 = extents.iter().map(|e| e.1).sum();
+        let short = read.is_err() || written != want;
+        if short && self.live {
+            // The header already promised `want` bytes: keep the stream whole.
+            let mut left = want - written;
+            while left > 0 {
+                let n = left.min(BLOCK as u64) as usize;
+                self.out.write_all(&[0u8; BLOCK][..n]).map_err(out_err("write data"))?;
+                left -= n as u64;
+            }
+            return Ok((h.finalize(), true));
+        }
+        read.map_err(|source| ArchiveError::Source { path: show(rel), step: "read", source })?;
         if written != want {
             return Err(ArchiveError::SourceChanged { path: show(rel), what: format!("read {written} of {want} bytes") });
         }
-        Ok(h.finalize())
+        Ok((h.finalize(), false))
     }
 
     /// Writes a PAX sparse 1.0 member: header named `GNUSparseFile.0/<base>`,
@@ -295,7 +340,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         mut extents: Vec<(u64, u64)>,
         rel: &[u8],
         mtime: crate::sys::Timespec,
-    ) -> Result<[u8; 32]> {
+    ) -> Result<([u8; 32], bool)> {
         // GNU tar ends the map with a zero-length extent at the real size when the file ends in a hole.
         if extents.last().map(|&(o, l)| o + l) != Some(size) {
             extents.push((size, 0));

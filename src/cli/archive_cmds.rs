@@ -66,13 +66,17 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         writer,
         timing: Timing::default(),
         state_dir: g.state_dir.clone(),
-        snapshot: match a.snapshot {
-            SnapshotArg::Auto => Request::Auto,
-            SnapshotArg::Btrfs => Request::Btrfs,
-            SnapshotArg::Reflink => Request::Reflink,
-            SnapshotArg::None => Request::None,
+        snapshot: match (a.snapshot, a.stop_the_world) {
+            // Docker stopped for the whole archive: no snapshot either.
+            (SnapshotArg::Auto | SnapshotArg::None, true) => Request::None,
+            (_, true) => bail!("--stop-the-world archives with Docker stopped throughout; it does not go with --snapshot btrfs|reflink"),
+            (SnapshotArg::Auto, false) => Request::Auto,
+            (SnapshotArg::Btrfs, false) => Request::Btrfs,
+            (SnapshotArg::Reflink, false) => Request::Reflink,
+            (SnapshotArg::None, false) => Request::None,
         },
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
+        live: !a.stop_the_world,
         shared_store: a.shared_store,
     };
     let stdout = a.output == Path::new("-");
@@ -87,16 +91,20 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         for w in &p.warnings {
             out.problem(&format!("warning: {w}"));
         }
-        say(
-            out,
-            stdout,
-            &format!(
-                "would stop Docker ({}), archive {} to {}",
-                p.service,
+        let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
+        // Two-phase covers the data-root only: with containerd's root it is one pass.
+        let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
+        let live = opts.live && one_pass.is_none() && capture.is_none();
+        let how = if live {
+            format!(
+                "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
                 p.data_root.display(),
-                p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into())
-            ),
-        );
+                p.service
+            )
+        } else {
+            format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
+        };
+        say(out, stdout, &how);
         if let Some(r) = &e.containerd_root {
             say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
         }
@@ -110,11 +118,15 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
                     c.path.display()
                 ),
             ),
-            None => say(
+            None if !live => say(
                 out,
                 stdout,
-                &format!("  with Docker stopped for the whole archive ({})", skipped.as_deref().unwrap_or("--snapshot none")),
+                &format!(
+                    "  with Docker stopped for the whole archive ({})",
+                    one_pass.or(skipped.as_deref()).unwrap_or(if a.stop_the_world { "--stop-the-world" } else { "--snapshot none" })
+                ),
             ),
+            None => {}
         }
         for c in &p.config_files {
             say(out, stdout, &format!("  with config file {}", c.display()));
@@ -125,7 +137,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
         if !stdout {
             let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
-            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped}));
+            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped, "live": live, "one_pass_reason": one_pass}));
         }
         return Ok(0);
     }
@@ -144,6 +156,24 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
         ),
     );
+    if let Some(why) = s.one_pass_reason {
+        say(out, stdout, &format!("  {why}"));
+    }
+    if let Some(p) = &s.phases {
+        say(
+            out,
+            stdout,
+            &format!(
+                "  phase 1 (Docker running): {} entries, {} ({} changed while read); phase 2 (Docker stopped): {} entries, {}, {} deleted",
+                p.phase1.entries,
+                bytes(p.phase1.bytes),
+                p.phase1.raced,
+                p.phase2.entries,
+                bytes(p.phase2.bytes),
+                p.phase2.deleted
+            ),
+        );
+    }
     for r in &s.removed {
         say(out, stdout, &format!("removed old archive {}", r.display()));
     }
@@ -202,6 +232,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         let place = rs::place(&opts, &mut warnings)?;
         let r = archive::open(&a.archive)?;
         let meta = BackupMeta::parse(&r.meta)?;
+        let second = rs::containerd_place(&opts, &meta, &mut warnings)?;
         for w in &warnings {
             out.problem(&format!("warning: {w}"));
         }
@@ -210,14 +241,12 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             a.archive.display(),
             place.staging("<UTC time>").display()
         ));
-        if let Some(t) = &meta.containerd_tree {
-            let root = dockroot::docker::containerd::system_dirs(Path::new(dockroot::docker::containerd::CONFIG_FILE)).root;
+        if let (Some(t), Some((p, staging))) = (&meta.containerd_tree, &second) {
             out.say(&format!(
-                "and containerd's root ({} entries) into {}{}<UTC time>, to swap with {} in the same step (containerd stopped too)",
+                "and containerd's root ({} entries) into {}, to swap in the same step (containerd stopped too): {}",
                 t.entries,
-                root.display(),
-                rs::STAGING_INFIX,
-                root.display()
+                staging.display(),
+                p.describe()
             ));
         }
         out.say(&format!(
@@ -229,9 +258,9 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             meta.docker.as_ref().map_or(0, |d| d.containers.len()),
             meta.docker.as_ref().map_or(0, |d| d.volumes.len())
         ));
-        out.json(
-            &json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(), "warnings": warnings}),
-        );
+        out.json(&json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(),
+                "containerd_place": second.as_ref().map(|s| &s.0), "containerd_swap": second.as_ref().map(|s| s.0.describe()),
+                "warnings": warnings}));
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
@@ -265,8 +294,10 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
+    // A live backup's phase sizes are spread over the stream: read it through.
+    let phases = if meta.two_phase { archive::phases::phase_sizes(r)? } else { None };
     if out.json {
-        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta}));
+        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta, "phases": phases}));
         return Ok(0);
     }
     let mut lines = vec![
@@ -277,6 +308,17 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(p) = phases {
+        lines.push(format!(
+            "phases:         1 (Docker running): {} members, {} ({} changed while read); 2 (Docker stopped): {} members, {}; {} deleted",
+            p.phase1.members,
+            bytes(p.phase1.bytes),
+            p.raced,
+            p.phase2.members,
+            bytes(p.phase2.bytes),
+            p.deleted
+        ));
+    }
     if let Some(e) = &meta.engine {
         lines.push(format!("image store:    {}", e.image_store));
         lines.push(format!(

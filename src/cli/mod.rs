@@ -226,6 +226,11 @@ pub struct BackupArgs {
     /// Leave out /etc/docker and the docker.service drop-ins.
     #[arg(long)]
     pub no_config: bool,
+    /// Stop Docker for the whole archive (one pass). By default the backup
+    /// is live: phase 1 archives while Docker runs, phase 2 (Docker stopped)
+    /// appends what changed since and the deletion list.
+    #[arg(long)]
+    pub stop_the_world: bool,
     /// With the containerd image store: archive containerd's root even when other
     /// namespaces (e.g. a kubelet's `k8s.io`) share it. Their images and snapshots
     /// are then in the archive too, and a restore puts them back with Docker's.

@@ -18,13 +18,12 @@ use super::backup_snapshot::{self as snap, Capture, Choice, Request};
 use super::backup_stores::write_tree;
 use crate::archive::layout::Tree;
 use crate::archive::meta::{BackupMeta, META_FORMAT};
-use crate::archive::{self, ArchiveError, EntryRecord, WriterOptions};
+use crate::archive::{self, ArchiveError, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{discover, facts};
-use crate::manifest::{Body, Record};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -64,6 +63,9 @@ pub struct BackupOptions {
     pub snapshot: Request,
     /// Worker threads of a reflink clone.
     pub threads: usize,
+    /// Two phases, Docker stopped for the second only (the default);
+    /// `false` is `--stop-the-world`: Docker stopped for the whole archive.
+    pub live: bool,
     /// Archive a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
 }
@@ -99,6 +101,12 @@ pub struct BackupSummary {
     pub snapshot_skipped: Option<String>,
     pub removed: Vec<PathBuf>,
     pub meta: BackupMeta,
+    /// A live backup's phases (absent with `--stop-the-world`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<super::backup_live::LivePhases>,
+    /// Set when a live backup ran as one pass instead, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_pass_reason: Option<&'static str>,
 }
 
 fn hostname() -> String {
@@ -192,13 +200,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
 
 /// Completes a walked entry's manifest record with what the writer read: a
 /// regular file's size and BLAKE3.
-pub fn complete(mut rec: Record, written: &EntryRecord) -> Record {
-    if let Body::File { size, blake3, .. } = &mut rec.body {
-        *size = written.size;
-        *blake3 = written.hash.unwrap_or_default();
-    }
-    rec
-}
+pub use crate::archive::phase2::complete;
 
 /// Writes the whole archive to `out`; returns (entries, data bytes).
 pub fn write_archive<W: Write + Send + 'static>(
@@ -270,6 +272,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     }
     let dr = plan.data_root.clone();
     let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
+    let one_pass = opts.live.then(|| one_pass_reason(containerd_root.as_deref())).flatten();
+    let live = opts.live && one_pass.is_none();
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -295,11 +299,13 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     };
     let (capture, skipped) = capture(opts, &dr, driver.as_deref(), containerd_root.as_deref(), progress)?;
     let method = capture.as_ref().map(|c| c.method.name().to_string());
-    // Reads `src` (the data-root, or its snapshot) and records `dr`.
-    let archive = |src: &Path| {
+    // A snapshot is taken with Docker stopped; without one, the default is the two-phase backup.
+    let live = live && capture.is_none();
+    // meta.json of a tree read from `src` (the data-root, or its snapshot).
+    let meta_of = |src: &Path, two_phase: bool| {
         // Counted before the archive, so meta.json (the first member) can carry them.
         let (entries, bytes) = crate::tree::estimate::estimate(src);
-        let meta = BackupMeta {
+        BackupMeta {
             format: META_FORMAT,
             tool: "dockroot".into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -314,7 +320,21 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             engine: Some(engine_meta),
             snapshot: method.clone(),
             containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
-        };
+            two_phase,
+        }
+    };
+    let taken = (method.clone(), skipped.clone());
+    if live {
+        // The hook for the two-phase backup: Docker is stopped inside it.
+        let meta = meta_of(&dr, true);
+        let input = super::backup_live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
+        let (phases, downtime, archive_bytes) = super::backup_live::backup_live(plan.output.as_deref(), input, window, progress)?;
+        let (entries, bytes) = phases.tree;
+        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), None, taken);
+    }
+    // Reads `src` (the data-root, or its snapshot) and records `dr`.
+    let archive = |src: &Path| {
+        let meta = meta_of(src, false);
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
                 let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -322,15 +342,39 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
                 out.flush().map_err(BackupError::io("write", "stdout"))?;
                 (e, b, 0)
             }
-            Some(path) => write_file(path, src, &meta, &config, &opts.writer, progress)?,
+            Some(path) => {
+                let ((e, b), len) =
+                    write_file(path, |f| write_archive(f, src, &meta, &config, &opts.writer, progress).map(|(f, e, b)| (f, (e, b))))?;
+                (e, b, len)
+            }
         };
         Ok((meta, entries, bytes, archive_bytes))
     };
     // Docker starts again whatever happens; the downtime includes the stop.
-    let ((meta, entries, bytes, archive_bytes), downtime) = match &capture {
+    let (done, downtime) = match &capture {
         Some(cap) => snap::run(window, cap, progress, archive)?,
         None => super::downtime::with_docker_stopped(window, progress, || archive(&dr))?,
     };
+    finish(plan, start, done, downtime, None, one_pass, taken)
+}
+
+/// Why a live backup runs as one pass (Docker and containerd stopped for
+/// the whole archive): two-phase covers the data-root only, and a copy of
+/// containerd's root needs containerd stopped throughout.
+pub fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
+    containerd_root.map(|_| "containerd's root is archived too: one pass with the engine stopped (two-phase covers the data-root only)")
+}
+
+/// Prunes old archives (`--keep`) after a successful backup and sums it up.
+fn finish(
+    plan: BackupPlan,
+    start: Instant,
+    (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
+    downtime: f64,
+    phases: Option<super::backup_live::LivePhases>,
+    one_pass_reason: Option<&'static str>,
+    (snapshot, snapshot_skipped): (Option<String>, Option<String>),
+) -> Result<BackupSummary> {
     let mut removed = Vec::new();
     for p in &plan.prune {
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
@@ -343,10 +387,12 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         archive_bytes,
         seconds: start.elapsed().as_secs_f64(),
         downtime_seconds: downtime,
-        snapshot: method.unwrap_or_else(|| "none".into()),
-        snapshot_skipped: skipped,
+        snapshot: snapshot.unwrap_or_else(|| "none".into()),
+        snapshot_skipped,
         removed,
         meta,
+        phases,
+        one_pass_reason,
     })
 }
 
@@ -385,21 +431,24 @@ pub fn capture(
     }
 }
 
-/// Writes `path.partial`, fsyncs it and renames it to `path`.
-fn write_file(
-    path: &Path,
-    dr: &Path,
-    meta: &BackupMeta,
-    config: &[(Vec<u8>, PathBuf)],
-    wopts: &WriterOptions,
-    progress: &dyn Progress,
-) -> Result<(u64, u64, u64)> {
+/// Writes `path.partial` with `write`, fsyncs it and renames it to `path`;
+/// returns what `write` returned and the archive's size.
+fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
+    let (f, partial) = open_partial(path)?;
+    let r: Result<_> = write(f).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    r
+}
+
+/// Creates `path.partial` (mode 0600), where an archive is written before
+/// [`commit`] gives it its name.
+pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
     }
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
+    let partial = atomic::with_suffix(path, ".partial");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -407,17 +456,15 @@ fn write_file(
         .mode_0600()
         .open(&partial)
         .map_err(BackupError::io("create", &partial))?;
-    let r: Result<_> = (|| {
-        let (f, e, b) = write_archive(f, dr, meta, config, wopts, progress)?;
-        f.sync_all().map_err(BackupError::io("fsync", &partial))?;
-        let len = f.metadata().map_err(BackupError::io("stat", &partial))?.len();
-        std::fs::rename(&partial, path).map_err(BackupError::io("rename into place", path))?;
-        Ok((e, b, len))
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    r
+    Ok((f, partial))
+}
+
+/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
+pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
+    f.sync_all().map_err(BackupError::io("fsync", partial))?;
+    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
+    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    Ok(len)
 }
 
 trait Mode0600 {
@@ -456,6 +503,7 @@ mod tests {
             state_dir: d.path().join("state"),
             snapshot: Request::None,
             threads: 1,
+            live: true,
             shared_store: false,
         };
         let p = plan(&opts).unwrap();

@@ -36,29 +36,79 @@ pub struct Window<'a> {
 /// Runs `work` with Docker stopped and always starts it again. Returns the
 /// work's value and the downtime in seconds, stop and start included.
 pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    stopped_window(w, progress, false, || Ok(()), |()| work(), |_| None, Ok)
+}
+
+/// [`with_docker_stopped`] for a live backup. `before` runs first, with
+/// Docker running but already journaled (step `phase 1`, which creates the
+/// window's files, so a kill in it is rolled back too), and hands its value
+/// to `work`; `after` runs once Docker answers again (step `commit`: the
+/// archive's fsync and rename, out of the downtime but still undone by a
+/// rollback). `note` of the work's value goes into the journal (`phases`).
+pub fn with_docker_stopped_after<B, T, U>(
+    w: Window,
+    progress: &dyn Progress,
+    before: impl FnOnce() -> Result<B>,
+    work: impl FnOnce(B) -> Result<T>,
+    note: impl FnOnce(&T) -> Option<serde_json::Value>,
+    after: impl FnOnce(T) -> Result<U>,
+) -> Result<(U, f64)> {
+    stopped_window(w, progress, true, before, work, note, after)
+}
+
+/// `journaled`: `before` and `after` are journaled steps.
+fn stopped_window<B, T, U>(
+    w: Window,
+    progress: &dyn Progress,
+    journaled: bool,
+    before: impl FnOnce() -> Result<B>,
+    work: impl FnOnce(B) -> Result<T>,
+    note: impl FnOnce(&T) -> Option<serde_json::Value>,
+    after: impl FnOnce(T) -> Result<U>,
+) -> Result<(U, f64)> {
     if w.svc.kind() == ServiceKind::None {
         // dockroot stops nothing, so there is nothing to journal or undo;
         // `none` only checks that no dockerd uses the tree (other writers
         // are the user's business, and a live tree's races are reported).
+        let b = before()?;
         let stopping = Instant::now();
         w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
-        let v = work()?;
-        return Ok((v, stopping.elapsed().as_secs_f64()));
+        let v = work(b)?;
+        let downtime = stopping.elapsed().as_secs_f64();
+        return Ok((after(v)?, downtime));
     }
     let state = StateDir::new(w.state_dir);
-    let (_lock, mut r, stopping) = journaled_stop(&w, &state, progress)?;
-    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
-    let result = r.step_with("archive", creates, |_| work());
+    let (_lock, mut r) = open_journal(&w, &state, progress)?;
+    let creates: Vec<Intent> = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let b = if journaled { r.step_with("phase 1", creates.clone(), |_| before()) } else { before() };
+    let b = match b {
+        Ok(b) => b,
+        Err(e) => {
+            r.j.outcome = Outcome::RolledBack;
+            r.save()?;
+            return Err(e);
+        }
+    };
+    let stopping = stop_step(&mut r, &w, progress)?;
+    let result = r.step_with("archive", creates.clone(), |_| work(b));
     let started = journaled_start(&mut r, &w, progress);
     let downtime = stopping.elapsed().as_secs_f64();
-    if started.is_ok() {
-        r.j.outcome = if result.is_ok() { Outcome::Done } else { Outcome::RolledBack };
-        r.j.downtime_seconds = Some(downtime);
-        r.save()?;
+    if started.is_err() {
+        // Unfinished in the journal: `rollback` starts Docker.
+        result?;
+        return Err(started.expect_err("checked"));
     }
-    let v = result?;
-    started?;
-    Ok((v, downtime))
+    r.j.downtime_seconds = Some(downtime);
+    let done = match result {
+        Ok(v) => {
+            r.j.phases = note(&v);
+            if journaled { r.step_with("commit", creates, |_| after(v)) } else { after(v) }
+        }
+        Err(e) => Err(e),
+    };
+    r.j.outcome = if done.is_ok() { Outcome::Done } else { Outcome::RolledBack };
+    r.save()?;
+    Ok((done?, downtime))
 }
 
 /// Opens the backup's journal (under the state directory's lock, which the
@@ -66,6 +116,14 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
 /// the lock, the runner and the instant of the first stop command. A failed
 /// stop is recorded as rolled back: the stop guard started Docker again.
 pub fn journaled_stop<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>, Instant)> {
+    let (lock, mut r) = open_journal(w, state, progress)?;
+    let stopping = stop_step(&mut r, w, progress)?;
+    Ok((lock, r, stopping))
+}
+
+/// Takes the state directory's lock and saves a new `backup` journal that
+/// already names the service to start again (recorded before any stop).
+fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>)> {
     let lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
@@ -74,8 +132,13 @@ pub fn journaled_stop<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Pro
     // Recorded before the stop: a kill during it is undone by starting again.
     w.svc.remember().map_err(BackupError::service("stop Docker"))?;
     j.service = Some(w.svc.record());
-    let mut r = Runner { state, j, progress };
+    let r = Runner { state, j, progress };
     r.save()?;
+    Ok((lock, r))
+}
+
+/// The journaled `stop` step; returns the instant of the first stop command.
+fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Instant> {
     let stopping = Instant::now();
     let stopped = r.step("stop", |j| {
         let guard = StopGuard::stop(w.svc, w.api, w.data_root, progress);
@@ -89,7 +152,7 @@ pub fn journaled_stop<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Pro
         r.save()?;
         return Err(e);
     }
-    Ok((lock, r, stopping))
+    Ok(stopping)
 }
 
 /// The journaled `start` step: Docker starts and answers on the data-root

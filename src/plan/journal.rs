@@ -144,6 +144,9 @@ pub struct Journal {
     /// the archive is read from a snapshot with Docker running again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// A live backup's entries and bytes per phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<serde_json::Value>,
     /// A move of the containerd image store: containerd's root moves too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_move: Option<TreeMove>,
@@ -216,6 +219,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             snapshot: None,
+            phases: None,
             containerd_move: None,
         }
     }
@@ -370,6 +374,7 @@ impl Journal {
             downtime_seconds: None,
             archive: None,
             snapshot: None,
+            phases: None,
             containerd_move: None,
         }
     }

@@ -356,6 +356,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         docker: None,
         engine: None,
         snapshot: None,
+        two_phase: false,
         containerd_tree: None,
     };
     let a = s.join("fake.tar.zst");
@@ -603,6 +604,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         docker: None,
         engine: None,
         snapshot: None,
+        two_phase: false,
         containerd_tree: None,
     }
 }

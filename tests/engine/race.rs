@@ -210,6 +210,8 @@ fn backup_of_a_swapping_tree_archives_only_its_own_content() {
             "-o".as_ref(),
             os(&a),
             "--no-config".as_ref(),
+            // One pass: a race is an error, as this test pins (the live default counts them).
+            "--stop-the-world".as_ref(),
         ]);
         if code == Some(0) {
             exit0 += 1;

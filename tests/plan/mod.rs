@@ -20,24 +20,24 @@ mod snapshot;
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 
 /// A private dockerd under a short /tmp dir, populated; stopped on drop.
-pub(super) struct Daemon {
-    pub(super) dir: PathBuf,
+pub(crate) struct Daemon {
+    pub(crate) dir: PathBuf,
 }
 
 impl Daemon {
-    pub(super) fn start(root_in_json: bool) -> Daemon {
+    pub(crate) fn start(root_in_json: bool) -> Daemon {
         Self::start_with_config(root_in_json, None)
     }
 
     /// Like [`Daemon::start`], with `config` as the initial daemon.json.
-    pub(super) fn start_with_config(root_in_json: bool, config: Option<&str>) -> Daemon {
+    pub(crate) fn start_with_config(root_in_json: bool, config: Option<&str>) -> Daemon {
         Self::start_in(root_in_json, config, None, &[]).populate()
     }
 
     /// Like [`Daemon::start`], with the data-root in `root` (`DIR/root` is
     /// a symlink to it; dockerd resolves it) and extra environment for
     /// dockerd.sh (e.g. `DOCKROOT_STORAGE_DRIVER`).
-    pub(super) fn start_in(root_in_json: bool, config: Option<&str>, root: Option<&Path>, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_in(root_in_json: bool, config: Option<&str>, root: Option<&Path>, env: &[(&str, &str)]) -> Daemon {
         crate::util::require_root();
         let dir = tempfile::Builder::new().prefix("dp").tempdir_in("/tmp").unwrap().keep();
         if let Some(cfg) = config {
@@ -58,33 +58,33 @@ impl Daemon {
     }
 
     /// Fills the daemon with the offline fixture.
-    pub(super) fn populate(self) -> Daemon {
+    pub(crate) fn populate(self) -> Daemon {
         ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(self.sock()));
         self
     }
 
-    pub(super) fn sock(&self) -> PathBuf {
+    pub(crate) fn sock(&self) -> PathBuf {
         self.dir.join("sock")
     }
-    pub(super) fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.join("root")
     }
-    pub(super) fn api(&self) -> DockerApi {
+    pub(crate) fn api(&self) -> DockerApi {
         DockerApi::new(self.sock())
     }
-    pub(super) fn state(&self) -> DockerState {
+    pub(crate) fn state(&self) -> DockerState {
         DockerState::capture(&self.api()).unwrap()
     }
-    pub(super) fn root_dir(&self) -> PathBuf {
+    pub(crate) fn root_dir(&self) -> PathBuf {
         self.api().info().unwrap().docker_root_dir
     }
 
-    pub(super) fn docker(&self, args: &[&str]) -> Output {
+    pub(crate) fn docker(&self, args: &[&str]) -> Output {
         ok(Command::new("docker").arg("-H").arg(format!("unix://{}", self.sock().display())).args(args))
     }
 
     /// The global options pointing dockroot at this daemon and at scratch config files.
-    pub(super) fn args(&self, s: &Scratch) -> Vec<String> {
+    pub(crate) fn args(&self, s: &Scratch) -> Vec<String> {
         let p = |x: PathBuf| x.display().to_string();
         vec![
             "--service".into(),
@@ -103,7 +103,7 @@ impl Daemon {
     /// Checks what the fixture put in: files deleted in the app image stay
     /// deleted, the opaque dir hides the base's files, the volume's data is
     /// intact, the runner runs.
-    pub(super) fn check_fixture(&self) {
+    pub(crate) fn check_fixture(&self) {
         let out = self.docker(&[
             "run",
             "--rm",
@@ -133,7 +133,7 @@ impl Drop for Daemon {
     }
 }
 
-pub(super) fn with(args: &[String], more: &[&str]) -> Vec<String> {
+pub(crate) fn with(args: &[String], more: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = more.iter().map(|s| s.to_string()).collect();
     v.extend(args.iter().cloned());
     v

@@ -153,9 +153,9 @@ impl Place {
     pub fn note(&self, old: Option<&Path>) -> Option<String> {
         match (&self.layout, old) {
             (Layout::Filesystem { .. }, Some(old)) => Some(format!(
-                "the previous entries are kept in {} inside the data-root; delete it when satisfied (a backup taken before then \
-                 includes it)",
-                old.display()
+                "the previous entries are kept in {} inside {}; delete it when satisfied (a backup taken before then includes it)",
+                old.display(),
+                self.data_root.display()
             )),
             _ => None,
         }
@@ -185,6 +185,27 @@ impl Place {
     }
 }
 
+/// A further tree that swaps in the data-root's step (containerd's root):
+/// where it is, its staging tree, and where its current tree goes.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub place: Place,
+    pub staging: PathBuf,
+    pub old: Option<PathBuf>,
+}
+
+impl Tree {
+    /// The bind on the mount point moved to the new tree, if it is a bind.
+    fn rebind(&self) -> Option<Intent> {
+        match (&self.place.layout, &self.old) {
+            (Layout::Bind { source }, Some(old)) => {
+                Some(Intent::Rebind { target: self.place.data_root.clone(), source: source.clone(), old: old.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The names in `dir`, without dockroot's own hidden staging and old
 /// directories (of this restore or an earlier one).
 fn entries(dir: &Path) -> Result<BTreeSet<std::ffi::OsString>> {
@@ -201,12 +222,15 @@ fn entries(dir: &Path) -> Result<BTreeSet<std::ffi::OsString>> {
 }
 
 /// The swap step (and, for a bind, the rebind step): every name is recorded
-/// before the first rename acts. `more` are renames of another tree that
-/// swaps in the same step (containerd's root).
-pub(super) fn swap(r: &mut Runner, place: &Place, more: Vec<Intent>) -> Result<()> {
-    let (staging, old) = (r.j.target.clone(), r.j.old_tree.clone());
-    let mut intents = place.swap_intents(&staging, old.as_deref())?;
-    intents.extend(more);
+/// before the first rename acts. `more` swaps in the same steps (containerd's
+/// root), so an undo from any point puts both trees and both binds back.
+pub(super) fn swap(r: &mut Runner, place: &Place, more: Option<Tree>) -> Result<()> {
+    let first = Tree { place: place.clone(), staging: r.j.target.clone(), old: r.j.old_tree.clone() };
+    let trees: Vec<Tree> = std::iter::once(first).chain(more).collect();
+    let mut intents = Vec::new();
+    for t in &trees {
+        intents.extend(t.place.swap_intents(&t.staging, t.old.as_deref())?);
+    }
     r.step_with("swap", intents.clone(), |_| {
         let mut dirs = BTreeSet::new();
         for i in &intents {
@@ -224,16 +248,20 @@ pub(super) fn swap(r: &mut Runner, place: &Place, more: Vec<Intent>) -> Result<(
         }
         Ok::<_, BackupError>(())
     })?;
-    if let (Layout::Bind { source }, Some(old)) = (&place.layout, old) {
-        let dr = place.data_root.clone();
-        let rebind = Intent::Rebind { target: dr.clone(), source: source.clone(), old };
-        r.step_with("rebind", vec![rebind], |_| {
-            // Also removes dockerd's bind of the data-root onto itself, if it left one.
-            intent::unmount_all(&dr)?;
-            crate::sys::mount::bind(source, &dr).map_err(BackupError::io("bind-mount the restored tree on", &dr))
-        })?;
+    let rebinds: Vec<Intent> = trees.iter().filter_map(Tree::rebind).collect();
+    if rebinds.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    r.step_with("rebind", rebinds.clone(), |_| {
+        for i in &rebinds {
+            if let Intent::Rebind { target, source, .. } = i {
+                // Also removes dockerd's bind of the data-root onto itself, if it left one.
+                intent::unmount_all(target)?;
+                crate::sys::mount::bind(source, target).map_err(BackupError::io("bind-mount the restored tree on", target))?;
+            }
+        }
+        Ok::<_, BackupError>(())
+    })
 }
 
 #[cfg(test)]
@@ -282,5 +310,11 @@ mod tests {
         assert_eq!(place.staging("T"), PathBuf::from("/data/docker.dockroot-staging-T"));
         assert_eq!(place.old("T"), PathBuf::from("/data/docker.dockroot-old-T"));
         assert!(place.describe().contains("bind /data/docker on it again"));
+        let tree = |place: Place| Tree { staging: place.staging("T"), old: Some(place.old("T")), place };
+        assert_eq!(
+            tree(place.clone()).rebind(),
+            Some(Intent::Rebind { target: "/var/lib/docker".into(), source: "/data/docker".into(), old: place.old("T") })
+        );
+        assert_eq!(tree(Place { layout: Layout::Plain, ..place }).rebind(), None);
     }
 }

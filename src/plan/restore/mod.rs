@@ -80,6 +80,8 @@ pub struct RestoreSummary {
     pub place: bind::Place,
     /// containerd's root, restored with the data-root (containerd image store).
     pub containerd_root: Option<PathBuf>,
+    /// What is mounted at containerd's root, and so what was renamed and remounted.
+    pub containerd_place: Option<bind::Place>,
     /// Where the previous containerd root was kept.
     pub containerd_old: Option<PathBuf>,
     pub containerd_entries: u64,
@@ -136,6 +138,12 @@ pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::
     bind::Place::detect(&super::absolute(&dr), warnings)
 }
 
+/// containerd's root when the archive carries it: what is mounted there and
+/// where its tree would be staged (`--dry-run`).
+pub fn containerd_place(opts: &RestoreOptions, meta: &BackupMeta, warnings: &mut Vec<String>) -> Result<Option<(bind::Place, PathBuf)>> {
+    meta.containerd_tree.as_ref().map(|_| stores::place(opts, "<UTC time>", warnings)).transpose()
+}
+
 /// Runs the restore (see the module docs).
 pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
     let start = Instant::now();
@@ -162,7 +170,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
-    let second = stores::plan(opts, &meta, &ts)?;
+    let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
@@ -206,6 +214,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
             warnings.extend(place.note(r.j.old_tree.as_deref()));
+            warnings.extend(second.as_ref().and_then(|s| s.place.note(s.old.as_deref())));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
             r.save()?;
@@ -221,6 +230,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 warnings,
                 place,
                 containerd_root: second.as_ref().map(|s| s.root.clone()),
+                containerd_place: second.as_ref().map(|s| s.place.clone()),
                 containerd_old: second.as_ref().and_then(|s| s.old.clone()),
                 containerd_entries: ex.containerd_entries,
                 store_pinned: pin.map(|p| p.said),

@@ -1,21 +1,24 @@
 //! The second store of a restore (issue 8): an archive of the containerd
 //! image store carries containerd's root beside the data-root. It is
 //! restored the way the data-root is, as one unit with it: extracted into
-//! `<root>.dockroot-staging-<ts>` on the root's own filesystem, verified
+//! `<root>.dockroot-staging-<ts>` on the root's own filesystem (next to the
+//! bind's source when the root is a bind mount, as after a two-store
+//! `move --method bind`; inside it when it is a whole filesystem), verified
 //! against its manifest before anything is replaced, then swapped by two
 //! renames recorded in the same journaled step as the data-root's (the
-//! current root kept as `<root>.dockroot-old-<ts>`), so `rollback` after a
-//! kill at any point puts both old trees back. Docker is stopped and started
+//! current root kept as `<root>.dockroot-old-<ts>`; a bind on the root is
+//! then moved to the new tree, see [`super::bind`]), so `rollback` after a
+//! kill at any point puts both old trees and both binds back. Docker is stopped and started
 //! together with containerd ([`crate::service::engine::WholeEngine`]),
 //! which holds the root open while it runs.
 
 use std::path::{Path, PathBuf};
 
-use super::{OLD_INFIX, RestoreOptions, STAGING_INFIX};
+use super::RestoreOptions;
+use super::bind::{Place, Tree};
 use crate::archive::meta::BackupMeta;
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
 use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::intent::Intent;
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -26,6 +29,8 @@ use crate::util::atomic;
 pub struct Second {
     /// containerd's root as this host's containerd is configured.
     pub root: PathBuf,
+    /// What is mounted at the root, and so where the tree is staged and swapped.
+    pub place: Place,
     pub staging: PathBuf,
     /// The tree's manifest, streamed out of the archive next to the staging tree.
     pub manifest: PathBuf,
@@ -35,12 +40,24 @@ pub struct Second {
     pub address: PathBuf,
 }
 
+fn system_dirs(opts: &RestoreOptions) -> containerd::Dirs {
+    containerd::system_dirs(&opts.host_root.join(CONFIG_FILE.trim_start_matches('/')))
+}
+
+/// What is mounted at this host's containerd root, and where its tree would
+/// be staged (`--dry-run`; the shared-store check waits for the restore).
+pub fn place(opts: &RestoreOptions, ts: &str, warnings: &mut Vec<String>) -> Result<(Place, PathBuf)> {
+    let place = Place::detect(&super::super::absolute(&system_dirs(opts).root), warnings)?;
+    let staging = place.staging(ts);
+    Ok((place, staging))
+}
+
 /// The second tree to restore, if the archive has one. Refuses a store that
 /// other namespaces share, on either side, unless `--shared-store`: their
 /// images would be replaced too.
-pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str) -> Result<Option<Second>> {
+pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str, warnings: &mut Vec<String>) -> Result<Option<Second>> {
     let Some(tree) = &meta.containerd_tree else { return Ok(None) };
-    let dirs = containerd::system_dirs(&opts.host_root.join(CONFIG_FILE.trim_start_matches('/')));
+    let dirs = system_dirs(opts);
     let root = super::super::absolute(&dirs.root);
     let address = opts.host_root.join(SYSTEM_SOCKET.trim_start_matches('/'));
     // The host's store as it is now: another user's namespaces there would be set aside with it.
@@ -57,12 +74,14 @@ pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str) -> Result<Option
             others.join(", ")
         )));
     }
-    let staging = atomic::with_suffix(&root, &format!("{STAGING_INFIX}{ts}"));
+    let place = Place::detect(&root, warnings)?;
+    let staging = place.staging(ts);
     Ok(Some(Second {
         manifest: atomic::with_suffix(&staging, ".manifest"),
-        old: root.symlink_metadata().is_ok().then(|| atomic::with_suffix(&root, &format!("{OLD_INFIX}{ts}"))),
+        old: place.tree().symlink_metadata().is_ok().then(|| place.old(ts)),
         staging,
-        root,
+        root: place.data_root.clone(),
+        place,
         address,
     }))
 }
@@ -75,14 +94,9 @@ impl Second {
         std::fs::create_dir(&self.staging).map_err(BackupError::io("create the staging directory", &self.staging))
     }
 
-    /// The renames of the swap, recorded with the data-root's before any acts.
-    pub fn renames(&self) -> Vec<Intent> {
-        let mut v = Vec::new();
-        if let Some(old) = &self.old {
-            v.push(Intent::Rename { from: self.root.clone(), to: old.clone(), leave_empty: false });
-        }
-        v.push(Intent::Rename { from: self.staging.clone(), to: self.root.clone(), leave_empty: false });
-        v
+    /// The tree that swaps (and rebinds) in the data-root's step.
+    pub fn tree(&self) -> Tree {
+        Tree { place: self.place.clone(), staging: self.staging.clone(), old: self.old.clone() }
     }
 
     /// Docker's manager, extended to stop containerd after Docker and start
@@ -140,16 +154,15 @@ mod tests {
         let cfg = format!("version = 3\nroot = '{}'\nstate = '{}'\n", root.display(), d.path().join("run").display());
         std::fs::write(d.path().join("etc/containerd/config.toml"), cfg).unwrap();
         let plain = BackupMeta { containerd_tree: None, ..meta(&[]) };
-        assert!(plan(&opts(d.path(), false), &plain, "T").unwrap().is_none());
-        let e = plan(&opts(d.path(), false), &meta(&["k8s.io", "moby"]), "T").unwrap_err().to_string();
+        assert!(plan(&opts(d.path(), false), &plain, "T", &mut vec![]).unwrap().is_none());
+        let e = plan(&opts(d.path(), false), &meta(&["k8s.io", "moby"]), "T", &mut vec![]).unwrap_err().to_string();
         assert!(e.contains("k8s.io") && e.contains("--shared-store"), "{e}");
         // `containerd config dump` (when installed) wins over the file: compare with what it says.
         let root = containerd::system_dirs(&d.path().join("etc/containerd/config.toml")).root;
-        let s = plan(&opts(d.path(), true), &meta(&["k8s.io", "moby"]), "T").unwrap().unwrap();
+        let s = plan(&opts(d.path(), true), &meta(&["k8s.io", "moby"]), "T", &mut vec![]).unwrap().unwrap();
         assert_eq!(s.root, root);
         assert_eq!(s.staging, atomic::with_suffix(&root, ".dockroot-staging-T"));
         assert_eq!(s.old.is_some(), root.exists());
-        let renames = s.renames();
-        assert_eq!(renames.last(), Some(&Intent::Rename { from: s.staging.clone(), to: root, leave_empty: false }));
+        assert_eq!((s.place.data_root.as_path(), s.tree().staging), (root.as_path(), s.staging.clone()));
     }
 }

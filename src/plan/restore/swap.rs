@@ -54,7 +54,7 @@ pub(super) fn swap_and_start(
         second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))
     })?;
     // Both stores swap in this one step, all renames recorded before the first acts.
-    super::bind::swap(r, place, second.map(|s| s.renames()).unwrap_or_default())?;
+    super::bind::swap(r, place, second.map(|s| s.tree()))?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();

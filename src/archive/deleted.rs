@@ -1,0 +1,92 @@
+//! The deletion list of a two-phase archive ([`super::layout::DELETED`]):
+//! `data/`-prefixed names, each ended by a NUL byte, that phase 1 archived
+//! and the stopped tree no longer has.
+//!
+//! The names are untrusted like member names: each is split into safe
+//! components ([`super::records::components`]), and removed through
+//! directory fds opened with O_NOFOLLOW, so a symlink on the way is never
+//! followed. As `rm -rf` does, a name that is already gone (or whose parent
+//! is not a directory) is skipped. The parent directory keeps its mtime: it
+//! was set from the archive, and the removal would move it.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use super::error::{ArchiveError, Result};
+use super::read::{Member, TarReader};
+use super::records::components;
+use super::{layout, show};
+use crate::sys::{self, stat};
+
+/// Longest name in the list (PATH_MAX is 4096; deeper paths are legal below
+/// the data-root, so allow much more, but bound the buffer).
+const MAX_NAME: usize = 1 << 16;
+
+/// Reads the list member `m` and calls `f` with each name (without `data/`).
+pub fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+    let (mut partial, mut count) = (Vec::new(), 0u64);
+    loop {
+        let n = tar.read_data(buf)?;
+        if n == 0 {
+            break;
+        }
+        for (i, piece) in buf[..n].split(|&b| b == 0).enumerate() {
+            if i > 0 {
+                let name = std::mem::take(&mut partial);
+                let rel = name
+                    .strip_prefix(layout::DATA_DIR)
+                    .ok_or_else(|| m.rejected(format!("deleted name `{}` outside data/", show(&name))))?;
+                f(rel)?;
+                count += 1;
+            }
+            partial.extend_from_slice(piece);
+            if partial.len() > MAX_NAME {
+                return Err(m.malformed("a deleted name longer than 64 KiB"));
+            }
+        }
+    }
+    if !partial.is_empty() {
+        return Err(m.malformed("the deletion list does not end with a NUL byte"));
+    }
+    Ok(count)
+}
+
+/// Applies the list member `m` below `staging`; returns the count of names.
+pub fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
+    for_each(m, tar, buf, |rel| {
+        let comps = components(m, rel)?;
+        remove(m, staging, &comps)
+    })
+}
+
+fn failed(m: &Member, rel: &[Vec<u8>], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    let path = format!("{} (deleted name `{}`)", show(&m.path), show(&rel.join(&b'/')));
+    move |source| ArchiveError::Staging { path, step, source }
+}
+
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP))
+}
+
+fn remove(m: &Member, staging: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
+    let (last, parents) = comps.split_last().expect("components are never empty");
+    let cname = |c: &[u8]| CString::new(c).map_err(|_| m.rejected("NUL byte in a deleted name"));
+    let mut fd: Option<OwnedFd> = None;
+    for c in parents {
+        let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(staging);
+        match sys::open_dir_at(base, &cname(c)?) {
+            Ok(f) => fd = Some(f),
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(failed(m, comps, "open the parent of")(e)),
+        }
+    }
+    let dir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(staging);
+    let before = stat::fstat(dir).map_err(failed(m, comps, "stat the parent of"))?;
+    match sys::remove_tree_at(dir, &cname(last)?) {
+        Ok(()) => {}
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(failed(m, comps, "remove")(e)),
+    }
+    sys::futimens(dir, before.mtime, before.mtime).map_err(failed(m, comps, "set times of the parent of"))
+}
