@@ -46,6 +46,23 @@ fn say(out: &Output, to_stderr: bool, line: &str) {
 }
 
 pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
+    let opts = backup_options(a, g)?;
+    let stdout = a.output == Path::new("-");
+    if stdout && std::io::stdout().is_terminal() {
+        bail!("refusing to write the archive to a terminal; redirect stdout or use -o FILE");
+    }
+    if a.dry_run {
+        return backup_dry_run(a, &opts, out, stdout, progress);
+    }
+    let s = bk::backup(&opts, progress)?;
+    say_backed_up(out, stdout, &s);
+    if !stdout {
+        out.json(&json!({"command": "backup", "ok": true, "summary": s}));
+    }
+    Ok(0)
+}
+
+fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
     let level = match a.compress {
         CompressArg::Zstd => Some(a.level),
         CompressArg::None => None,
@@ -54,7 +71,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     if let Some(t) = g.threads {
         writer.threads = t as u32;
     }
-    let opts = BackupOptions {
+    Ok(BackupOptions {
         data_root: g.data_root.clone(),
         service: service(g),
         api: api(g),
@@ -78,70 +95,70 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         live: !a.stop_the_world,
         shared_store: a.shared_store,
+    })
+}
+
+/// `backup --dry-run`: what would be stopped, captured and written.
+fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bool, progress: &dyn Progress) -> Result<i32> {
+    let p = bk::plan(opts)?;
+    let e = bk::engine_check(opts, &p.data_root)?;
+    let driver = e.info.as_ref().map(|i| i.driver.as_str());
+    let (capture, skipped) = bk::capture(opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
+    for w in &p.warnings {
+        out.problem(&format!("warning: {w}"));
+    }
+    let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
+    // Two-phase covers the data-root only: with containerd's root it is one pass.
+    let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
+    let live = opts.live && one_pass.is_none() && capture.is_none();
+    let how = if live {
+        format!(
+            "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
+            p.data_root.display(),
+            p.service
+        )
+    } else {
+        format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
     };
-    let stdout = a.output == Path::new("-");
-    if stdout && std::io::stdout().is_terminal() {
-        bail!("refusing to write the archive to a terminal; redirect stdout or use -o FILE");
+    say(out, stdout, &how);
+    if let Some(r) = &e.containerd_root {
+        say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
     }
-    if a.dry_run {
-        let p = bk::plan(&opts)?;
-        let e = bk::engine_check(&opts, &p.data_root)?;
-        let driver = e.info.as_ref().map(|i| i.driver.as_str());
-        let (capture, skipped) = bk::capture(&opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
-        for w in &p.warnings {
-            out.problem(&format!("warning: {w}"));
-        }
-        let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
-        // Two-phase covers the data-root only: with containerd's root it is one pass.
-        let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
-        let live = opts.live && one_pass.is_none() && capture.is_none();
-        let how = if live {
-            format!(
-                "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
-                p.data_root.display(),
-                p.service
-            )
-        } else {
-            format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
-        };
-        say(out, stdout, &how);
-        if let Some(r) = &e.containerd_root {
-            say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
-        }
-        match &capture {
-            Some(c) => say(
-                out,
-                stdout,
-                &format!(
-                    "  from a {} snapshot at {}, taken with Docker stopped; Docker starts before the archive",
-                    c.method.name(),
-                    c.path.display()
-                ),
+    match &capture {
+        Some(c) => say(
+            out,
+            stdout,
+            &format!(
+                "  from a {} snapshot at {}, taken with Docker stopped; Docker starts before the archive",
+                c.method.name(),
+                c.path.display()
             ),
-            None if !live => say(
-                out,
-                stdout,
-                &format!(
-                    "  with Docker stopped for the whole archive ({})",
-                    one_pass.or(skipped.as_deref()).unwrap_or(if a.stop_the_world { "--stop-the-world" } else { "--snapshot none" })
-                ),
+        ),
+        None if !live => say(
+            out,
+            stdout,
+            &format!(
+                "  with Docker stopped for the whole archive ({})",
+                one_pass.or(skipped.as_deref()).unwrap_or(if a.stop_the_world { "--stop-the-world" } else { "--snapshot none" })
             ),
-            None => {}
-        }
-        for c in &p.config_files {
-            say(out, stdout, &format!("  with config file {}", c.display()));
-        }
-        for r in &p.prune {
-            say(out, stdout, &format!("  then delete old archive {}", r.display()));
-        }
-        say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
-        if !stdout {
-            let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
-            out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped, "live": live, "one_pass_reason": one_pass}));
-        }
-        return Ok(0);
+        ),
+        None => {}
     }
-    let s = bk::backup(&opts, progress)?;
+    for c in &p.config_files {
+        say(out, stdout, &format!("  with config file {}", c.display()));
+    }
+    for r in &p.prune {
+        say(out, stdout, &format!("  then delete old archive {}", r.display()));
+    }
+    say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
+    if !stdout {
+        let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
+        out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped, "live": live, "one_pass_reason": one_pass}));
+    }
+    Ok(0)
+}
+
+fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     let dest = s.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
     say(
         out,
@@ -156,7 +173,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
             if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
         ),
     );
-    if let Some(why) = s.one_pass_reason {
+    if let Some(why) = &s.one_pass_reason {
         say(out, stdout, &format!("  {why}"));
     }
     if let Some(p) = &s.phases {
@@ -177,10 +194,6 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
     for r in &s.removed {
         say(out, stdout, &format!("removed old archive {}", r.display()));
     }
-    if !stdout {
-        out.json(&json!({"command": "backup", "ok": true, "summary": s}));
-    }
-    Ok(0)
 }
 
 /// Asks on a TTY; without one, `--yes` is required.
