@@ -152,17 +152,8 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                 let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
                 };
-                // The phase before is complete: its directories get their metadata now.
-                ex.stack.clear();
-                ex.close_dirs(&[])?;
-                if section == Section::Phase2 {
-                    a.tar.read_small(&m)?;
-                    // Phase 2 starts again from the top in walk order.
-                    ex.last = None;
-                    ex.replace = true;
-                } else {
-                    let staging = ex.staging;
-                    out.deleted = super::deleted::apply(&m, &mut a.tar, staging, &mut ex.buf)?;
+                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, &mut a.tar)? {
+                    out.deleted = deleted;
                 }
             }
             Section::Members(tree, rel) => {
@@ -317,6 +308,23 @@ impl Ex<'_> {
             return self.hardlink(m, &comps, &name);
         }
         self.leaf(m, &name, owner, tar)
+    }
+
+    /// The phase-2 marker or the deletion list of a two-phase archive: the
+    /// phase before is complete, so its directories get their metadata now.
+    /// Returns the number of names deleted (deletion list only).
+    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, tar: &mut TarReader<R>) -> Result<Option<u64>> {
+        self.stack.clear();
+        self.close_dirs(&[])?;
+        if phase2 {
+            tar.read_small(m)?;
+            // Phase 2 starts again from the top in walk order.
+            self.last = None;
+            self.replace = true;
+            return Ok(None);
+        }
+        let staging = self.staging;
+        super::deleted::apply(m, tar, staging, &mut self.buf).map(Some)
     }
 
     /// A directory: created now (0700), its metadata applied once its children exist.
