@@ -279,9 +279,9 @@ fn say_moved(out: &Output, p: &plan::MovePlan, r: &plan::move_::MoveReport) {
     ));
     if let Some(pc) = &r.precopy {
         out.say(&format!(
-            "before the stop: {} pass(es) writing {:?} entries, {:.1} MiB read back from the target and verified; while stopped: {} entries rewritten, {:.1} MiB re-read",
+            "before the stop: {} pass(es) writing {} entries, {:.1} MiB read back from the target and verified; while stopped: {} entries rewritten, {:.1} MiB re-read",
             pc.written.len(),
-            pc.written,
+            pc.written.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" + "),
             pc.verified_bytes as f64 / 1048576.0,
             r.sync_rewritten,
             r.verified_bytes_stopped as f64 / 1048576.0
