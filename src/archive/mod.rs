@@ -177,12 +177,6 @@ pub mod layout {
         }
     }
 
-    /// True once `rank` (from [`advance`]) is past the phase-2 marker:
-    /// data members are phase 2's.
-    pub fn in_phase2(rank: Option<u8>) -> bool {
-        rank.is_some_and(|r| (PHASE2_RANK..DELETED_RANK).contains(&r))
-    }
-
     /// Checks that a member of `section` may follow members up to `rank`
     /// (None: only meta.json so far) and returns the new rank.
     pub fn advance(rank: Option<u8>, section: &Section) -> Result<u8, &'static str> {

@@ -50,11 +50,6 @@ impl DaemonJson {
         &self.path
     }
 
-    /// Whether the file existed when loaded.
-    pub fn exists(&self) -> bool {
-        self.exists
-    }
-
     /// The whole top-level object.
     pub fn map(&self) -> &Map<String, Value> {
         &self.map
@@ -88,11 +83,6 @@ impl DaemonJson {
     /// `storage-driver`, if set and non-empty.
     pub fn storage_driver(&self) -> Option<&str> {
         self.str_value("storage-driver").filter(|s| !s.is_empty())
-    }
-
-    /// Whether `features.containerd-snapshotter` is true (containerd image store).
-    pub fn containerd_snapshotter(&self) -> bool {
-        self.map.get("features").and_then(|f| f.get("containerd-snapshotter")).and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// Sets `features.containerd-snapshotter` (the image store Docker uses),
@@ -150,7 +140,6 @@ mod tests {
         let d = parse(r#"{"live-restore":true,"userns-remap":"default","features":{"containerd-snapshotter":true}}"#).unwrap();
         assert_eq!(d.live_restore(), Some(true));
         assert_eq!(d.userns_remap(), Some("default"));
-        assert!(d.containerd_snapshotter());
     }
 
     #[test]

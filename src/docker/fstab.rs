@@ -53,12 +53,6 @@ impl Fstab {
         self.lines.iter().enumerate().filter_map(|(i, l)| parse_line(i + 1, l)).collect()
     }
 
-    /// The listed mount whose mount point covers `path` (longest prefix), i.e.
-    /// whether the filesystem holding `path` is mounted persistently.
-    pub fn covering(&self, path: &Path) -> Option<FstabEntry> {
-        self.entries().into_iter().filter(|e| e.file.is_absolute() && path.starts_with(&e.file)).max_by_key(|e| e.file.as_os_str().len())
-    }
-
     /// The exact bind line for `target` on `data_root`.
     pub fn bind_line(target: &Path, data_root: &Path) -> String {
         let t = escape(&target.to_string_lossy());
@@ -132,13 +126,6 @@ mod tests {
     fn escape_round_trip() {
         assert_eq!(escape("/mnt/big disk\\x"), "/mnt/big\\040disk\\134x");
         assert_eq!(unescape(&escape("/a b\tc")), "/a b\tc");
-    }
-
-    #[test]
-    fn covering_mount() {
-        let t = Fstab::parse(Path::new("/f"), TAB);
-        assert_eq!(t.covering(Path::new("/mnt/big disk/docker")).unwrap().line, 3);
-        assert_eq!(t.covering(Path::new("/srv")).unwrap().line, 2);
     }
 
     #[test]

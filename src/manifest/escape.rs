@@ -14,12 +14,6 @@ pub fn escape(bytes: &[u8], out: &mut String) {
     }
 }
 
-pub fn escaped(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    escape(bytes, &mut s);
-    s
-}
-
 /// Reverses [`escape`]; `None` on a malformed escape.
 pub fn unescape(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
@@ -65,6 +59,12 @@ pub fn display(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn escaped(bytes: &[u8]) -> String {
+        let mut s = String::with_capacity(bytes.len());
+        escape(bytes, &mut s);
+        s
+    }
 
     #[test]
     fn every_byte_round_trips() {

@@ -9,8 +9,8 @@
 //! ```
 
 use super::escape::{escape, unescape};
+use crate::sys::Timespec;
 use crate::sys::xattr::Xattrs;
-use crate::sys::{Kind, Timespec};
 
 pub const HEADER: &str = "#dockroot-manifest 1";
 pub const TRAILER_PREFIX: &str = "#end entries=";
@@ -56,10 +56,6 @@ impl Body {
             Body::Socket => "socket",
             Body::Hardlink { .. } => "hardlink",
         }
-    }
-
-    pub fn kind(&self) -> Option<Kind> {
-        Kind::from_name(self.type_name())
     }
 }
 

@@ -48,11 +48,6 @@ impl Runner<'_> {
         self.progress.finish();
         Ok(r)
     }
-
-    /// The intents recorded for `name` (to act on exactly what was journaled).
-    pub fn intents(&self, name: &str) -> Vec<Intent> {
-        self.j.steps.iter().find(|s| s.name == name).map(|s| s.intents.clone()).unwrap_or_default()
-    }
 }
 
 /// Undoes every begun step's intents in reverse order, saving the journal

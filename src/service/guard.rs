@@ -37,12 +37,6 @@ impl<'a> StopGuard<'a> {
         Ok(guard)
     }
 
-    /// Starts Docker again now, reporting a failure.
-    pub fn start(mut self) -> Result<()> {
-        self.armed = false;
-        self.svc.start(self.log)
-    }
-
     /// Leaves Docker stopped: the caller's journal now owns starting it.
     pub fn hand_over(mut self) {
         self.armed = false;

@@ -5,7 +5,7 @@ use super::error::{Result, ServiceError};
 use super::procscan;
 use super::{ServiceKind, ServiceManager};
 use crate::progress::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Starts and stops nothing; `stop` only checks.
 pub struct NoService {
@@ -26,11 +26,6 @@ impl NoService {
 
     fn daemon_pids(&self) -> Vec<u32> {
         procscan::dockerds_using(&self.proc_root, &self.data_root).iter().map(|p| p.pid).collect()
-    }
-
-    /// The data-root this guard checks.
-    pub fn data_root(&self) -> &Path {
-        &self.data_root
     }
 }
 

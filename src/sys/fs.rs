@@ -196,12 +196,6 @@ pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     }
 }
 
-/// fsync of a directory or file fd.
-pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: valid fd.
-    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
-}
-
 /// Raises the soft open-files limit to the hard limit (a walk keeps one fd per
 /// directory level plus the fds of the entries in flight) and returns the
 /// soft limit now in force, so callers can size their windows below it.

@@ -53,10 +53,6 @@ impl Kind {
             Kind::Socket => "socket",
         }
     }
-
-    pub fn from_name(s: &str) -> Option<Kind> {
-        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Char, Kind::Block, Kind::Fifo, Kind::Socket].into_iter().find(|k| k.name() == s)
-    }
 }
 
 /// Seconds and nanoseconds since the epoch; seconds may be negative.
