@@ -65,12 +65,12 @@ fn hint(e: &io::Error) -> &'static str {
 }
 
 /// The message of a panic payload.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
 }
 
 /// Joins a root and a relative path for messages.
-pub fn show(root: &std::path::Path, rel: &[u8]) -> String {
+pub(crate) fn show(root: &std::path::Path, rel: &[u8]) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut p = root.as_os_str().as_bytes().to_vec();
     if !rel.is_empty() {
@@ -83,7 +83,7 @@ pub fn show(root: &std::path::Path, rel: &[u8]) -> String {
 }
 
 impl Error {
-    pub fn io(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
+    pub(crate) fn io(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
         Error::Io { step, path: show(root, rel), source }
     }
 
@@ -92,7 +92,7 @@ impl Error {
     /// place of (a symlink: ELOOP; see `sys::seen`) `Changed { what:
     /// "replaced" }`. A live walk counts both as races. Destination errors
     /// never go through here, so they are never excused.
-    pub fn source(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
+    pub(crate) fn source(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
         if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             return Error::Changed { path: show(root, rel), what: "vanished" };
         }
@@ -104,7 +104,7 @@ impl Error {
 
     /// Whether the error is a race with a writer (the entry vanished or
     /// changed while it was read).
-    pub fn is_race(&self) -> bool {
+    pub(crate) fn is_race(&self) -> bool {
         matches!(self, Error::Changed { .. })
     }
 }

@@ -6,11 +6,11 @@
 //! Binary layout (linux/posix_acl_xattr.h): a little-endian u32 version (2),
 //! then entries of {u16 tag, u16 perm, u32 id}.
 
-pub const ACCESS: &[u8] = b"system.posix_acl_access";
-pub const DEFAULT: &[u8] = b"system.posix_acl_default";
+pub(crate) const ACCESS: &[u8] = b"system.posix_acl_access";
+pub(crate) const DEFAULT: &[u8] = b"system.posix_acl_default";
 
 /// Converts a binary ACL xattr value to text; None if it is malformed.
-pub fn to_text(v: &[u8]) -> Option<String> {
+pub(crate) fn to_text(v: &[u8]) -> Option<String> {
     if v.len() < 4 || !(v.len() - 4).is_multiple_of(8) || u32::from_le_bytes(v[..4].try_into().ok()?) != 2 {
         return None;
     }

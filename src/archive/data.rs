@@ -17,7 +17,7 @@ const MAX_EXTENTS: u64 = 1 << 20;
 /// for every piece of data (holes are skipped) and returns the logical size
 /// and, with `hash`, the BLAKE3 of the logical content (a caller that
 /// verifies what it wrote from disk afterwards can skip it).
-pub fn content<R: Read>(
+pub(crate) fn content<R: Read>(
     tar: &mut TarReader<R>,
     m: &Member,
     buf: &mut [u8],

@@ -24,7 +24,7 @@ use crate::sys::{self, stat};
 const MAX_NAME: usize = 1 << 16;
 
 /// Reads the list member `m` and calls `f` with each name (without `data/`).
-pub fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
     let (mut partial, mut count) = (Vec::new(), 0u64);
     loop {
         let n = tar.read_data(buf)?;
@@ -53,7 +53,7 @@ pub fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8], mut
 }
 
 /// Applies the list member `m` below `staging`; returns the count of names.
-pub fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
+pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
     for_each(m, tar, buf, |rel| {
         let comps = components(m, rel)?;
         remove(m, staging, &comps)

@@ -5,22 +5,22 @@
 //! Format: POSIX.1-2001 pax (`man 5 tar`, GNU tar manual "Basic Tar Format").
 
 /// Size of a tar block.
-pub const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// Largest PAX extended header the reader accepts.
-pub const MAX_PAX: u64 = 1 << 20;
+pub(crate) const MAX_PAX: u64 = 1 << 20;
 
 /// Type flags used by dockroot archives.
 pub mod flag {
     pub const FILE: u8 = b'0';
-    pub const OLD_FILE: u8 = 0;
+    pub(crate) const OLD_FILE: u8 = 0;
     pub const LINK: u8 = b'1';
     pub const SYMLINK: u8 = b'2';
-    pub const CHAR: u8 = b'3';
-    pub const BLOCK: u8 = b'4';
+    pub(crate) const CHAR: u8 = b'3';
+    pub(crate) const BLOCK: u8 = b'4';
     pub const DIR: u8 = b'5';
-    pub const FIFO: u8 = b'6';
+    pub(crate) const FIFO: u8 = b'6';
     pub const PAX: u8 = b'x';
-    pub const GLOBAL: u8 = b'g';
+    pub(crate) const GLOBAL: u8 = b'g';
 }
 
 /// The fields of a ustar header that dockroot writes and reads.
@@ -51,7 +51,7 @@ fn put_octal(field: &mut [u8], v: u64) -> bool {
 }
 
 /// Largest value of an octal field of `width` bytes.
-pub fn octal_max(width: usize) -> u64 {
+pub(crate) fn octal_max(width: usize) -> u64 {
     (1u64 << (3 * (width as u32 - 1))) - 1
 }
 
@@ -171,10 +171,10 @@ pub fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 }
 
 /// PAX keyword/value pairs in archive order.
-pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Parses PAX records; values may contain newlines and NULs (length-delimited).
-pub fn parse_pax(data: &[u8]) -> Result<Records, String> {
+pub(crate) fn parse_pax(data: &[u8]) -> Result<Records, String> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
@@ -204,12 +204,12 @@ pub fn parse_pax(data: &[u8]) -> Result<Records, String> {
 }
 
 /// Formats a time as a PAX decimal `sec.nsec` (negative times included).
-pub fn pax_time(sec: i64, nsec: u32) -> String {
+pub(crate) fn pax_time(sec: i64, nsec: u32) -> String {
     if sec < 0 && nsec > 0 { format!("-{}.{:09}", -(sec + 1), 1_000_000_000 - nsec) } else { format!("{sec}.{nsec:09}") }
 }
 
 /// Parses a PAX time `[-]sec[.frac]` into (sec, nsec).
-pub fn parse_pax_time(v: &[u8]) -> Result<(i64, u32), String> {
+pub(crate) fn parse_pax_time(v: &[u8]) -> Result<(i64, u32), String> {
     let s = std::str::from_utf8(v).map_err(|_| "non-ASCII time")?;
     let (neg, s) = match s.strip_prefix('-') {
         Some(r) => (true, r),
@@ -234,7 +234,7 @@ pub fn parse_pax_time(v: &[u8]) -> Result<(i64, u32), String> {
 }
 
 /// Parses a PAX decimal number strictly.
-pub fn parse_pax_num(v: &[u8]) -> Result<u64, String> {
+pub(crate) fn parse_pax_num(v: &[u8]) -> Result<u64, String> {
     if v.is_empty() || v.len() > 20 || !v.iter().all(u8::is_ascii_digit) {
         return Err(format!("bad PAX number `{}`", v.escape_ascii()));
     }

@@ -10,7 +10,7 @@ use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 
 /// Version of the `meta.json` layout.
-pub const META_FORMAT: u32 = 1;
+pub(crate) const META_FORMAT: u32 = 1;
 
 /// `.dockroot/meta.json`: what `inspect` shows and `restore` checks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

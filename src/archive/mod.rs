@@ -50,25 +50,25 @@ pub use writer::{ArchiveWriter, WriterOptions};
 /// second; two-phase covers the data-root only.
 pub mod layout {
     /// First member: JSON describing the backup (written by the caller).
-    pub const META: &[u8] = b".dockroot/meta.json";
+    pub(crate) const META: &[u8] = b".dockroot/meta.json";
     /// Host configuration files (daemon.json, drop-ins), caller-chosen names below this.
-    pub const CONFIG_DIR: &[u8] = b".dockroot/config/";
+    pub(crate) const CONFIG_DIR: &[u8] = b".dockroot/config/";
     /// The data-root itself; the root directory is the member `data/`.
-    pub const DATA_DIR: &[u8] = b"data/";
+    pub(crate) const DATA_DIR: &[u8] = b"data/";
     /// Last member: the manifest, produced after the data was written.
-    pub const MANIFEST: &[u8] = b".dockroot/manifest";
+    pub(crate) const MANIFEST: &[u8] = b".dockroot/manifest";
     /// Two-phase (live) archives only: ends phase 1 (JSON about it). Data
     /// members after it are phase 2, again in walk order from `data/`.
-    pub const PHASE2: &[u8] = b".dockroot/phase2.json";
+    pub(crate) const PHASE2: &[u8] = b".dockroot/phase2.json";
     /// Two-phase archives only, after phase 2: the names (`data/...`, each
     /// ended by a NUL byte) that phase 1 archived and the stopped tree no
     /// longer has. The manifest describes the tree after the deletions.
-    pub const DELETED: &[u8] = b".dockroot/deleted";
+    pub(crate) const DELETED: &[u8] = b".dockroot/deleted";
     /// containerd's root (content store, snapshots, metadata); its root
     /// directory is the member `containerd/`.
-    pub const CONTAINERD_DIR: &[u8] = b"containerd/";
+    pub(crate) const CONTAINERD_DIR: &[u8] = b"containerd/";
     /// The manifest of the containerd tree, right after its last member.
-    pub const CONTAINERD_MANIFEST: &[u8] = b".dockroot/containerd.manifest";
+    pub(crate) const CONTAINERD_MANIFEST: &[u8] = b".dockroot/containerd.manifest";
 
     /// A tree an archive carries, each with its own member prefix and manifest.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,10 +80,10 @@ pub mod layout {
     }
 
     impl Tree {
-        pub const ALL: [Tree; 2] = [Tree::Containerd, Tree::Data];
+        pub(crate) const ALL: [Tree; 2] = [Tree::Containerd, Tree::Data];
 
         /// Member prefix, with the trailing `/`.
-        pub fn prefix(self) -> &'static [u8] {
+        pub(crate) fn prefix(self) -> &'static [u8] {
             match self {
                 Tree::Containerd => CONTAINERD_DIR,
                 Tree::Data => DATA_DIR,
@@ -91,7 +91,7 @@ pub mod layout {
         }
 
         /// The member holding this tree's manifest.
-        pub fn manifest(self) -> &'static [u8] {
+        pub(crate) fn manifest(self) -> &'static [u8] {
             match self {
                 Tree::Containerd => CONTAINERD_MANIFEST,
                 Tree::Data => MANIFEST,
@@ -99,13 +99,13 @@ pub mod layout {
         }
 
         /// The path of a member below this tree (`""` for its root), or None.
-        pub fn rel(self, path: &[u8]) -> Option<&[u8]> {
+        pub(crate) fn rel(self, path: &[u8]) -> Option<&[u8]> {
             let p = self.prefix();
             if path == &p[..p.len() - 1] { Some(b"") } else { path.strip_prefix(p) }
         }
 
         /// `<prefix><rel>` (with a trailing `/` for directories; the root is the prefix).
-        pub fn path(self, rel: &[u8], dir: bool) -> Vec<u8> {
+        pub(crate) fn path(self, rel: &[u8], dir: bool) -> Vec<u8> {
             let mut p = self.prefix().to_vec();
             p.extend_from_slice(rel);
             if dir && !rel.is_empty() {
@@ -119,7 +119,7 @@ pub mod layout {
     /// [`Section::rank`]; a tree's members and config members may repeat,
     /// nothing else may.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Section<'a> {
+    pub(crate) enum Section<'a> {
         Config(&'a [u8]),
         Members(Tree, &'a [u8]),
         /// [`PHASE2`]: data members after it are phase 2.
@@ -139,7 +139,7 @@ pub mod layout {
 
     impl<'a> Section<'a> {
         /// The section of a member (after meta.json), or None for a stray name.
-        pub fn of(path: &'a [u8]) -> Option<Section<'a>> {
+        pub(crate) fn of(path: &'a [u8]) -> Option<Section<'a>> {
             if let Some(name) = path.strip_prefix(CONFIG_DIR) {
                 return Some(Section::Config(name));
             }
@@ -164,7 +164,7 @@ pub mod layout {
         /// data members, [phase-2 marker, phase-2 data members, deletion
         /// list,] the manifest. Phase-2 data members rank as phase-1 ones
         /// here; [`advance`] tells them apart.
-        pub fn rank(&self) -> u8 {
+        pub(crate) fn rank(&self) -> u8 {
             match self {
                 Section::Config(_) => 0,
                 Section::Members(Tree::Containerd, _) => 1,
@@ -179,7 +179,7 @@ pub mod layout {
 
     /// Checks that a member of `section` may follow members up to `rank`
     /// (None: only meta.json so far) and returns the new rank.
-    pub fn advance(rank: Option<u8>, section: &Section) -> Result<u8, &'static str> {
+    pub(crate) fn advance(rank: Option<u8>, section: &Section) -> Result<u8, &'static str> {
         let mut r = section.rank();
         if r == DATA_RANK && rank.is_some_and(|c| c >= PHASE2_RANK) {
             r = PHASE2_MEMBERS_RANK;

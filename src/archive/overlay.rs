@@ -20,13 +20,13 @@ fn scratch(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
 
 /// The deleted names of a list member, checked to be in walk order and
 /// spooled (NUL-ended, without `data/`) to a temporary file.
-pub struct DeletedNames {
+pub(crate) struct DeletedNames {
     file: BufReader<std::fs::File>,
     pub count: u64,
 }
 
 impl DeletedNames {
-    pub fn read<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<DeletedNames> {
+    pub(crate) fn read<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<DeletedNames> {
         let f = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
         let mut w = std::io::BufWriter::new(f);
         let mut last: Option<Vec<u8>> = None;
@@ -61,7 +61,7 @@ fn below(path: &[u8], top: &[u8]) -> bool {
 
 /// Merges the phase-1 and phase-2 records and the deleted names into the
 /// records of the restored tree, in walk order.
-pub fn merge(mut one: Reader, mut two: Reader, mut deleted: Option<DeletedNames>) -> Result<Reader> {
+pub(crate) fn merge(mut one: Reader, mut two: Reader, mut deleted: Option<DeletedNames>) -> Result<Reader> {
     let mut out = Spool::new()?;
     let mut del = match deleted.as_mut() {
         Some(d) => d.next()?,

@@ -13,13 +13,13 @@ use super::{layout, show};
 /// Largest `meta.json` or config member kept in memory. The manifest, which
 /// grows with the entry count, is never read whole: it is streamed (its
 /// bound is the manifest reader's longest line).
-pub const MAX_SMALL: u64 = 16 << 20;
+pub(crate) const MAX_SMALL: u64 = 16 << 20;
 /// Largest total of xattr values on one entry.
-pub const MAX_XATTRS: usize = 1 << 20;
+pub(crate) const MAX_XATTRS: usize = 1 << 20;
 
 /// One member with its PAX records applied.
 #[derive(Debug, Default)]
-pub struct Member {
+pub(crate) struct Member {
     /// Position in the archive (counting PAX headers as part of their member).
     pub index: u64,
     pub path: Vec<u8>,
@@ -33,12 +33,12 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn malformed(&self, reason: impl Into<String>) -> ArchiveError {
+    pub(crate) fn malformed(&self, reason: impl Into<String>) -> ArchiveError {
         ArchiveError::Malformed { index: self.index, member: show(&self.path), reason: reason.into() }
     }
 
     /// The member is unsafe to restore (escapes, out of place).
-    pub fn rejected(&self, reason: impl Into<String>) -> ArchiveError {
+    pub(crate) fn rejected(&self, reason: impl Into<String>) -> ArchiveError {
         ArchiveError::Unsafe { member: show(&self.path), reason: reason.into() }
     }
 }
@@ -63,7 +63,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads data of the current member (0 at its end).
-    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.left == 0 {
             return Ok(0);
         }
@@ -77,7 +77,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads exactly `buf.len()` bytes of data of the current member.
-    pub fn read_data_exact(&mut self, mut buf: &mut [u8]) -> Result<()> {
+    pub(crate) fn read_data_exact(&mut self, mut buf: &mut [u8]) -> Result<()> {
         while !buf.is_empty() {
             let n = self.read_data(buf)?;
             if n == 0 {
@@ -89,7 +89,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Remaining data bytes of the current member.
-    pub fn data_left(&self) -> u64 {
+    pub(crate) fn data_left(&self) -> u64 {
         self.left
     }
 
@@ -111,7 +111,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next member, or None after the end-of-archive marker.
-    pub fn next_member(&mut self) -> Result<Option<Member>> {
+    pub(crate) fn next_member(&mut self) -> Result<Option<Member>> {
         if self.ended {
             return Ok(None);
         }
@@ -221,7 +221,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads the whole data of a small member.
-    pub fn read_small(&mut self, m: &Member) -> Result<Vec<u8>> {
+    pub(crate) fn read_small(&mut self, m: &Member) -> Result<Vec<u8>> {
         if self.left > MAX_SMALL {
             return Err(m.malformed(format!("member of {} bytes; meta.json and config members are at most {MAX_SMALL}", self.left)));
         }
@@ -259,7 +259,7 @@ pub struct ArchiveReader {
 }
 
 /// A reader that first returns some already-read bytes.
-pub struct Peeked<R> {
+pub(crate) struct Peeked<R> {
     head: io::Cursor<Vec<u8>>,
     rest: R,
 }

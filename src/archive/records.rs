@@ -22,13 +22,13 @@ use crate::manifest::{Body, Reader, Record, Writer};
 use crate::sys::Timespec;
 
 /// The path of a member below `data/` (`""` for the root), or None.
-pub fn data_rel(path: &[u8]) -> Option<&[u8]> {
+pub(crate) fn data_rel(path: &[u8]) -> Option<&[u8]> {
     Tree::Data.rel(path)
 }
 
 /// Splits a member path below `data/` into safe components: no absolute
 /// paths, no empty, `.` or `..` components, no NUL bytes.
-pub fn components(m: &Member, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn components(m: &Member, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
     let rel = rel.strip_suffix(b"/").unwrap_or(rel);
     if rel.first() == Some(&b'/') {
         return Err(m.rejected("absolute path"));
@@ -46,27 +46,27 @@ pub fn components(m: &Member, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
 }
 
 /// The member's owner as 32-bit ids.
-pub fn ids(m: &Member) -> Result<(u32, u32)> {
+pub(crate) fn ids(m: &Member) -> Result<(u32, u32)> {
     let u = u32::try_from(m.fields.uid).map_err(|_| m.malformed("uid out of range"))?;
     let g = u32::try_from(m.fields.gid).map_err(|_| m.malformed("gid out of range"))?;
     Ok((u, g))
 }
 
 /// The member's device number.
-pub fn rdev(m: &Member) -> Result<u64> {
+pub(crate) fn rdev(m: &Member) -> Result<u64> {
     match (u32::try_from(m.fields.devmajor), u32::try_from(m.fields.devminor)) {
         (Ok(a), Ok(b)) => Ok(libc::makedev(a, b)),
         _ => Err(m.malformed("device number out of range")),
     }
 }
 
-pub fn mtime(m: &Member) -> Timespec {
+pub(crate) fn mtime(m: &Member) -> Timespec {
     Timespec { sec: m.fields.mtime, nsec: m.mtime_nsec }
 }
 
 /// The record of member `m` of `tree` (`rel`: its name after the tree's
 /// prefix). A file's content is read through `buf` and hashed.
-pub fn record<R: Read>(m: &Member, tree: Tree, rel: &[u8], tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<Record> {
+pub(crate) fn record<R: Read>(m: &Member, tree: Tree, rel: &[u8], tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<Record> {
     let t = m.fields.typeflag;
     let path = if rel.is_empty() {
         if t != flag::DIR {
@@ -135,14 +135,14 @@ impl Spool {
 
     /// A spool with a name in `$TMPDIR` (removed when its path is dropped),
     /// which a walk can merge as its baseline manifest.
-    pub fn named() -> Result<Spool> {
+    pub(crate) fn named() -> Result<Spool> {
         let (file, path) = tempfile::NamedTempFile::new().map_err(scratch("create"))?.into_parts();
         let out = file.try_clone().map_err(scratch("open"))?;
         Ok(Spool { file, writer: Writer::new(Box::new(out), Path::new(SPOOL))?, path: Some(path) })
     }
 
     /// Ends a [`Spool::named`] manifest and returns its path.
-    pub fn into_path(mut self) -> Result<tempfile::TempPath> {
+    pub(crate) fn into_path(mut self) -> Result<tempfile::TempPath> {
         let path = self.path.take().ok_or_else(|| scratch("name")(std::io::ErrorKind::InvalidInput.into()))?;
         self.into_file()?;
         Ok(path)
@@ -163,7 +163,7 @@ impl Spool {
     }
 
     /// Ends the manifest and reads it back from the start.
-    pub fn into_reader(self) -> Result<Reader> {
+    pub(crate) fn into_reader(self) -> Result<Reader> {
         let (f, _) = self.into_file()?;
         Ok(Reader::new(Box::new(BufReader::with_capacity(1 << 20, f)), Path::new(SPOOL))?)
     }

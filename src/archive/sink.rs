@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 /// The writer's output, compressed or not.
-pub enum Sink<W: Write + Send + 'static> {
+pub(crate) enum Sink<W: Write + Send + 'static> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Plain(W),
 }

@@ -75,7 +75,7 @@ pub fn walk(root: &Path, visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::e
 
 /// [`walk`], optionally `live` (Docker runs): entries that vanish or change
 /// while they are read are counted in the stats' `raced`, not errors.
-pub fn walk_live(
+pub(crate) fn walk_live(
     root: &Path,
     live: bool,
     visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>,
@@ -93,7 +93,7 @@ pub fn walk_live(
 
 /// Runs `visitor` over the tree and hands every outcome to `visit` in walk
 /// order; the first error ends the walk.
-pub fn walk_outcomes<V: Visitor>(
+pub(crate) fn walk_outcomes<V: Visitor>(
     opts: &WalkOptions,
     visitor: &V,
     visit: &mut dyn FnMut(Outcome) -> super::error::Result<()>,

@@ -189,7 +189,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 
     /// Sets live mode (see the field); phase 2 of a live backup turns it off.
-    pub fn set_live(&mut self, live: bool) {
+    pub(crate) fn set_live(&mut self, live: bool) {
         self.live = live;
     }
 
@@ -375,6 +375,6 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
 }
 
 /// `data/<rel>` (with a trailing `/` for directories; the root is `data/`).
-pub fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
+pub(crate) fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
     Tree::Data.path(rel, dir)
 }

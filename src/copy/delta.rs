@@ -18,7 +18,7 @@ use crate::tree::pool::Pool;
 use crate::tree::scan::unchanged_since;
 use crate::tree::split::hash_content;
 
-pub enum Decision {
+pub(crate) enum Decision {
     /// The destination file already holds this content.
     Keep([u8; 32]),
     Rewrite,
@@ -26,7 +26,7 @@ pub enum Decision {
 
 /// Decides for a regular file whose destination is also a regular file.
 /// `item` is the source entry, `dst` the stat of its namesake in `dst_dir`.
-pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>, dst: &Meta) -> std::io::Result<Decision> {
+pub(crate) fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>, dst: &Meta) -> std::io::Result<Decision> {
     let (baseline, src, name) = (item.baseline.as_ref(), &item.meta, &item.name);
     if dst.size != src.size {
         return Ok(Decision::Rewrite);
@@ -53,18 +53,18 @@ pub fn decide(pool: &Pool, item: &Item, checksum: bool, dst_dir: BorrowedFd<'_>,
 /// source's owner, mode, times and xattrs. Then nothing is written to it, so
 /// its ctime stays: move's verify with Docker stopped trusts a target file
 /// whose inode and ctime did not move since it was read back.
-pub fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &Xattrs) -> bool {
+pub(crate) fn same_attrs(dir: BorrowedFd<'_>, name: &CString, dst: &Meta, src: &Meta, xattrs: &Xattrs) -> bool {
     same_stat(dst, src) && sys::seen::open_seen(dir, name, dst).is_ok_and(|(fd, _)| same_xattrs(fd.as_fd(), xattrs))
 }
 
 /// [`same_attrs`] for a directory open as `fd`.
-pub fn same_dir_attrs(fd: BorrowedFd<'_>, src: &Meta, xattrs: &Xattrs) -> bool {
+pub(crate) fn same_dir_attrs(fd: BorrowedFd<'_>, src: &Meta, xattrs: &Xattrs) -> bool {
     sys::stat::fstat(fd).is_ok_and(|dst| same_stat(&dst, src)) && same_xattrs(fd, xattrs)
 }
 
 /// Whether the destination's non-file, non-directory entry `name` already is
 /// `body` with the source's attributes: then it is left as it is.
-pub fn same_special(dir: BorrowedFd<'_>, name: &CString, src: &Meta, body: &Body, xattrs: &Xattrs) -> bool {
+pub(crate) fn same_special(dir: BorrowedFd<'_>, name: &CString, src: &Meta, body: &Body, xattrs: &Xattrs) -> bool {
     let Ok(Some(dst)) = dst_meta(dir, name) else { return false };
     if dst.kind != src.kind || !same_stat(&dst, src) {
         return false;
@@ -93,12 +93,12 @@ fn same_xattrs(fd: BorrowedFd<'_>, xattrs: &Xattrs) -> bool {
 }
 
 /// Removes whatever `name` is in `dir` (delta mode clears the way for a new entry).
-pub fn clear(dir: BorrowedFd<'_>, name: &CString, existing: &Meta) -> std::io::Result<()> {
+pub(crate) fn clear(dir: BorrowedFd<'_>, name: &CString, existing: &Meta) -> std::io::Result<()> {
     if existing.kind == Kind::Dir { sys::remove_tree_at(dir, name) } else { sys::unlink_at(dir, name) }
 }
 
 /// The destination entry's stat, or `None` when it does not exist.
-pub fn dst_meta(dir: BorrowedFd<'_>, name: &CString) -> std::io::Result<Option<Meta>> {
+pub(crate) fn dst_meta(dir: BorrowedFd<'_>, name: &CString) -> std::io::Result<Option<Meta>> {
     match sys::stat::lstat_at(dir, name) {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
@@ -107,7 +107,7 @@ pub fn dst_meta(dir: BorrowedFd<'_>, name: &CString) -> std::io::Result<Option<M
 }
 
 /// Removes the destination names that the source directory no longer has.
-pub fn prune(dst: BorrowedFd<'_>, src_names: &[CString]) -> Result<(), (CString, std::io::Error)> {
+pub(crate) fn prune(dst: BorrowedFd<'_>, src_names: &[CString]) -> Result<(), (CString, std::io::Error)> {
     let have = sys::list_dir(dst.as_fd()).map_err(|e| (CString::default(), e))?;
     let mut want = src_names.iter().peekable();
     for n in have {

@@ -16,7 +16,7 @@ use crate::tree::split::{Leaf, PIECE, hash_pieces};
 
 const BLOCK: usize = 4096;
 
-pub struct Copied {
+pub(crate) struct Copied {
     pub blake3: [u8; 32],
     /// Zero bytes not written because --sparsify made them holes.
     pub sparsified: u64,
@@ -43,7 +43,7 @@ fn write_sparse(dst: &File, data: &[u8], off: u64) -> io::Result<u64> {
 }
 
 /// Copies `size` bytes of `src` into the new, empty `dst`.
-pub fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
+pub(crate) fn copy_content(pool: &Pool, src: Arc<File>, dst: Arc<File>, size: u64, blocks: u64, sparsify: bool) -> io::Result<Copied> {
     let ex = Arc::new(extents(&src, size, blocks)?);
     let out = dst.clone();
     // Writes to one file serialise on its inode lock anyway; a worker that

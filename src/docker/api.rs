@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The socket dockerd listens on by default.
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// Part of `GET /info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ pub struct Volume {
 /// One of `GET /version`'s `Components`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Component {
+pub(crate) struct Component {
     pub name: String,
     pub version: String,
 }
@@ -152,7 +152,7 @@ impl DockerApi {
 
     /// The client the docker CLI would use: `DOCKER_HOST=unix://...` if set
     /// (other schemes are ignored), else [`DEFAULT_SOCKET`].
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let host = std::env::var("DOCKER_HOST").ok();
         Self::new(socket_from_host(host.as_deref()))
     }
@@ -168,7 +168,7 @@ impl DockerApi {
     }
 
     /// `GET /version`: the engine's components (`Engine`, `containerd`, `runc`, ...).
-    pub fn components(&self) -> Result<Vec<Component>> {
+    pub(crate) fn components(&self) -> Result<Vec<Component>> {
         Ok(self.get_json::<VersionInfo>("/version")?.components)
     }
 
@@ -193,13 +193,13 @@ impl DockerApi {
     }
 
     /// GETs `endpoint` and decodes its JSON body.
-    pub fn get_json<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T> {
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T> {
         let body = self.raw(endpoint)?;
         serde_json::from_slice(&body).map_err(|source| DockerError::Decode { endpoint: endpoint.into(), source })
     }
 
     /// GETs `endpoint` and returns the body of a 2xx answer.
-    pub fn raw(&self, endpoint: &str) -> Result<Vec<u8>> {
+    pub(crate) fn raw(&self, endpoint: &str) -> Result<Vec<u8>> {
         let resp = http::get(&self.socket, endpoint, self.timeout).map_err(|e| self.io_error(endpoint, e))?;
         if !(200..300).contains(&resp.status) {
             let body = String::from_utf8_lossy(&resp.body).trim().to_string();
@@ -218,7 +218,7 @@ impl DockerApi {
 }
 
 /// The socket path named by a `DOCKER_HOST` value, or the default.
-pub fn socket_from_host(host: Option<&str>) -> PathBuf {
+pub(crate) fn socket_from_host(host: Option<&str>) -> PathBuf {
     match host.and_then(|h| h.strip_prefix("unix://")) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(DEFAULT_SOCKET),

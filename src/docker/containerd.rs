@@ -15,15 +15,15 @@ use serde::{Deserialize, Serialize};
 use super::unit;
 
 /// containerd's own defaults (containerd(8), `config.toml` `root`/`state`).
-pub const DEFAULT_ROOT: &str = "/var/lib/containerd";
-pub const DEFAULT_STATE: &str = "/run/containerd";
+pub(crate) const DEFAULT_ROOT: &str = "/var/lib/containerd";
+pub(crate) const DEFAULT_STATE: &str = "/run/containerd";
 /// The system containerd's socket; dockerd uses it when it exists and no
 /// `--containerd` flag is given (dockerd's `systemContainerdRunning`).
-pub const SYSTEM_SOCKET: &str = "/run/containerd/containerd.sock";
+pub(crate) const SYSTEM_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Docker's namespace in containerd's metadata.
-pub const DOCKER_NAMESPACE: &str = "moby";
+pub(crate) const DOCKER_NAMESPACE: &str = "moby";
 /// The config file containerd reads by default.
-pub const CONFIG_FILE: &str = "/etc/containerd/config.toml";
+pub(crate) const CONFIG_FILE: &str = "/etc/containerd/config.toml";
 
 /// Which containerd serves Docker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub struct Dirs {
 /// Top-level `root` and `state` of a containerd config (versions 2 and 3
 /// put both before the first table). A minimal TOML read: basic and literal
 /// strings, comments; tables end the search.
-pub fn parse_config(text: &str) -> (Option<PathBuf>, Option<PathBuf>) {
+pub(crate) fn parse_config(text: &str) -> (Option<PathBuf>, Option<PathBuf>) {
     let (mut root, mut state) = (None, None);
     for line in text.lines() {
         let line = line.trim();
@@ -85,7 +85,7 @@ fn toml_string(v: &str) -> Option<String> {
 
 /// The system containerd's root and state: `containerd config dump` (the
 /// merged config, with imports), else `config_file`, else the defaults.
-pub fn system_dirs(config_file: &Path) -> Dirs {
+pub(crate) fn system_dirs(config_file: &Path) -> Dirs {
     if let Ok(out) = Command::new("containerd").args(["config", "dump"]).output()
         && out.status.success()
         && let (Some(root), Some(state)) = parse_config(&String::from_utf8_lossy(&out.stdout))
@@ -106,7 +106,7 @@ pub fn system_dirs(config_file: &Path) -> Dirs {
 }
 
 /// The managed containerd's dirs (dockerd's `libcontainerd/supervise`).
-pub fn managed_dirs(data_root: &Path, exec_root: &Path) -> Dirs {
+pub(crate) fn managed_dirs(data_root: &Path, exec_root: &Path) -> Dirs {
     Dirs {
         root: data_root.join("containerd/daemon"),
         state: exec_root.join("containerd/daemon"),
@@ -118,7 +118,7 @@ pub fn managed_dirs(data_root: &Path, exec_root: &Path) -> Dirs {
 /// the address the daemon reports (`/info` `Containerd.Address`, API 1.46+),
 /// a `--containerd` flag on dockerd's command line, then whether the system
 /// socket exists (what dockerd itself checks at start).
-pub fn serving(reported: Option<&str>, argv: Option<&[String]>, system_socket: &Path) -> (Serving, Option<PathBuf>, String) {
+pub(crate) fn serving(reported: Option<&str>, argv: Option<&[String]>, system_socket: &Path) -> (Serving, Option<PathBuf>, String) {
     if let Some(addr) = reported.filter(|a| !a.is_empty()) {
         let managed = addr.contains("/docker/containerd/");
         let kind = if managed { Serving::Managed } else { Serving::System };
@@ -136,7 +136,7 @@ pub fn serving(reported: Option<&str>, argv: Option<&[String]>, system_socket: &
 /// The namespaces in containerd's metadata, and how they were found. `ctr`
 /// asks the running containerd; without it, the per-namespace task dirs
 /// under the state dir show those with running containers only.
-pub fn namespaces(address: Option<&Path>, state: &Path) -> (Vec<String>, String) {
+pub(crate) fn namespaces(address: Option<&Path>, state: &Path) -> (Vec<String>, String) {
     if let Some(addr) = address.filter(|a| a.exists())
         // Bounded: a containerd that hangs must not hang `status` or a backup.
         && let Ok(out) = Command::new("ctr").arg("--address").arg(addr).args(["--timeout", "10s", "namespaces", "ls", "-q"]).output()
@@ -154,7 +154,7 @@ pub fn namespaces(address: Option<&Path>, state: &Path) -> (Vec<String>, String)
 }
 
 /// Namespaces other than Docker's: other users of the same store.
-pub fn foreign(namespaces: &[String]) -> Vec<String> {
+pub(crate) fn foreign(namespaces: &[String]) -> Vec<String> {
     namespaces.iter().filter(|n| *n != DOCKER_NAMESPACE && !n.starts_with("plugins.moby")).cloned().collect()
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The config written when the file does not exist: version 2 is read by
 /// containerd 1.7 and 2.x alike (2.x migrates it in memory).
-pub fn minimal(root: &Path) -> String {
+pub(crate) fn minimal(root: &Path) -> String {
     format!("version = 2\nroot = {}\n", literal(root))
 }
 
@@ -16,7 +16,7 @@ pub fn minimal(root: &Path) -> String {
 /// replaced (keeping a trailing comment), or a line is added after
 /// `version = N`, or at the top. Keys inside tables (a plugin's `root`) are
 /// not containerd's root and are left alone.
-pub fn set_root(text: &str, root: &Path) -> String {
+pub(crate) fn set_root(text: &str, root: &Path) -> String {
     let value = literal(root);
     let mut out = Vec::new();
     let (mut done, mut in_table, mut version_at) = (false, false, None);

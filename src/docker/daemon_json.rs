@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The daemon.json key that sets the data-root.
-pub const DATA_ROOT_KEY: &str = "data-root";
+pub(crate) const DATA_ROOT_KEY: &str = "data-root";
 /// The pre-17.05 spelling of [`DATA_ROOT_KEY`], still accepted by dockerd.
-pub const LEGACY_GRAPH_KEY: &str = "graph";
+pub(crate) const LEGACY_GRAPH_KEY: &str = "graph";
 
 /// A parsed daemon.json. A missing file is an empty object.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,48 +46,48 @@ impl DaemonJson {
     }
 
     /// The file this configuration was loaded from.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The whole top-level object.
-    pub fn map(&self) -> &Map<String, Value> {
+    pub(crate) fn map(&self) -> &Map<String, Value> {
         &self.map
     }
 
     /// The configured data-root and the key it came from (`data-root`
     /// wins over the legacy `graph`).
-    pub fn data_root(&self) -> Option<(PathBuf, &'static str)> {
+    pub(crate) fn data_root(&self) -> Option<(PathBuf, &'static str)> {
         [DATA_ROOT_KEY, LEGACY_GRAPH_KEY]
             .into_iter()
             .find_map(|k| self.str_value(k).filter(|s| !s.is_empty()).map(|s| (PathBuf::from(s), k)))
     }
 
     /// Sets `data-root` (dropping a legacy `graph` key, since dockerd refuses both).
-    pub fn set_data_root(&mut self, root: &Path) {
+    pub(crate) fn set_data_root(&mut self, root: &Path) {
         self.map.shift_remove(LEGACY_GRAPH_KEY);
         let v = Value::String(root.to_string_lossy().into_owned());
         self.map.insert(DATA_ROOT_KEY.to_string(), v);
     }
 
     /// `live-restore`, if set.
-    pub fn live_restore(&self) -> Option<bool> {
+    pub(crate) fn live_restore(&self) -> Option<bool> {
         self.map.get("live-restore").and_then(Value::as_bool)
     }
 
     /// `userns-remap`, if set and non-empty.
-    pub fn userns_remap(&self) -> Option<&str> {
+    pub(crate) fn userns_remap(&self) -> Option<&str> {
         self.str_value("userns-remap").filter(|s| !s.is_empty())
     }
 
     /// `storage-driver`, if set and non-empty.
-    pub fn storage_driver(&self) -> Option<&str> {
+    pub(crate) fn storage_driver(&self) -> Option<&str> {
         self.str_value("storage-driver").filter(|s| !s.is_empty())
     }
 
     /// Sets `features.containerd-snapshotter` (the image store Docker uses),
     /// keeping any other feature.
-    pub fn set_containerd_snapshotter(&mut self, on: bool) {
+    pub(crate) fn set_containerd_snapshotter(&mut self, on: bool) {
         let f = self.map.entry("features").or_insert_with(|| Value::Object(Map::new()));
         if !f.is_object() {
             *f = Value::Object(Map::new());
@@ -98,12 +98,12 @@ impl DaemonJson {
     }
 
     /// A string value of a top-level key.
-    pub fn str_value(&self, key: &str) -> Option<&str> {
+    pub(crate) fn str_value(&self, key: &str) -> Option<&str> {
         self.map.get(key).and_then(Value::as_str)
     }
 
     /// Renders the file as dockerd-compatible pretty JSON with a final newline.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = serde_json::to_string_pretty(&Value::Object(self.map.clone())).expect("a JSON map always serialises");
         s.push('\n');
         s

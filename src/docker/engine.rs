@@ -16,11 +16,11 @@ use super::error::DockerError;
 use super::facts;
 
 /// `DriverStatus` `driver-type` of the containerd image store.
-pub const SNAPSHOTTER_DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
+pub(crate) const SNAPSHOTTER_DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
 /// Graph drivers: their directory in a data-root holds the image layers.
-pub const GRAPH_DRIVERS: &[&str] = &["overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs", "devicemapper", "aufs", "overlay"];
+pub(crate) const GRAPH_DRIVERS: &[&str] = &["overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs", "devicemapper", "aufs", "overlay"];
 /// The first engine that defaults to the containerd image store on a fresh install.
-pub const CONTAINERD_DEFAULT_MAJOR: u32 = 29;
+pub(crate) const CONTAINERD_DEFAULT_MAJOR: u32 = 29;
 
 /// Where Docker keeps images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ impl std::fmt::Display for ImageStore {
 }
 
 /// The image store and why we think so.
-pub fn image_store(info: Option<&Info>, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> (ImageStore, String) {
+pub(crate) fn image_store(info: Option<&Info>, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> (ImageStore, String) {
     if let Some(i) = info {
         let snap = i.driver_status.iter().any(|kv| kv.len() == 2 && kv[0] == "driver-type" && kv[1] == SNAPSHOTTER_DRIVER_TYPE);
         return if snap {
@@ -123,7 +123,7 @@ impl EngineMeta {
 /// Refuses to restore a graph-driver archive onto an engine told to use the
 /// containerd image store (or the reverse): its images would not be found,
 /// and the health check would undo the restore after the downtime.
-pub fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), String> {
+pub(crate) fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), String> {
     let feature = cfg.map().get("features").and_then(|f| f.get("containerd-snapshotter")).and_then(|v| v.as_bool());
     let clash = match (archive, feature) {
         (ImageStore::GraphDriver, Some(true)) => "true",
@@ -141,7 +141,7 @@ pub fn check_store_pin(archive: ImageStore, cfg: &DaemonJson) -> Result<(), Stri
 /// the restored data-root `data_root` (its tree decides Docker 29's
 /// default), or None when it would pick `want` anyway. The pin is
 /// `features.containerd-snapshotter`, which every engine since 24 reads.
-pub fn store_pin(want: ImageStore, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> Option<DaemonJson> {
+pub(crate) fn store_pin(want: ImageStore, cfg: &DaemonJson, engine_major: Option<u32>, data_root: &Path) -> Option<DaemonJson> {
     let (picked, _) = image_store(None, cfg, engine_major, data_root);
     if picked == want {
         return None;
@@ -177,7 +177,7 @@ pub struct ImagesOutside {
 
 /// Inputs of [`inspect`] (tests point them at fixtures).
 #[derive(Debug, Clone)]
-pub struct EngineProbe<'a> {
+pub(crate) struct EngineProbe<'a> {
     pub data_root: &'a Path,
     pub cfg: &'a DaemonJson,
     pub info: Option<&'a Info>,
@@ -190,7 +190,7 @@ pub struct EngineProbe<'a> {
 
 /// Gathers [`EngineFacts`]; reads only, never fails (unknowns fall back to
 /// the engine's defaults and say so in the `*_source` fields).
-pub fn inspect(p: &EngineProbe) -> EngineFacts {
+pub(crate) fn inspect(p: &EngineProbe) -> EngineFacts {
     let (image_store, image_store_source) = image_store(p.info, p.cfg, p.engine_major, p.data_root);
     let reported = p.info.and_then(|i| i.containerd.as_ref()).map(|c| c.address.as_str());
     let (serving, address, serving_source) = containerd::serving(reported, p.argv, p.system_socket);
@@ -220,14 +220,14 @@ pub fn inspect(p: &EngineProbe) -> EngineFacts {
 
 impl EngineFacts {
     /// containerd's root when it holds Docker's images outside `data_root`.
-    pub fn images_outside(&self, data_root: &Path) -> Option<&Path> {
+    pub(crate) fn images_outside(&self, data_root: &Path) -> Option<&Path> {
         let root = &self.containerd.dirs.root;
         (self.image_store == ImageStore::Containerd && !root.starts_with(data_root)).then_some(root.as_path())
     }
 
     /// Refuses `operation` (`back up`, `move`) when it would leave Docker's
     /// images behind: dockroot does not yet carry containerd's root.
-    pub fn check_complete(&self, operation: &'static str, data_root: &Path) -> Result<(), DockerError> {
+    pub(crate) fn check_complete(&self, operation: &'static str, data_root: &Path) -> Result<(), DockerError> {
         let Some(root) = self.images_outside(data_root) else { return Ok(()) };
         Err(DockerError::ImagesOutsideDataRoot(Box::new(ImagesOutside {
             operation,
@@ -242,7 +242,7 @@ impl EngineFacts {
     /// A one-line warning for `status`: backup and move carry containerd's
     /// root beside the data-root, except when it is missing (they refuse),
     /// and only with `--shared-store` when other namespaces share it.
-    pub fn warning(&self, data_root: &Path) -> Option<String> {
+    pub(crate) fn warning(&self, data_root: &Path) -> Option<String> {
         let root = self.images_outside(data_root)?;
         if !root.is_dir() {
             return self.check_complete("back up or move", data_root).err().map(|e| e.to_string());

@@ -22,7 +22,7 @@ pub struct EngineVersion {
 }
 
 /// Parses `Docker version 20.10.24+dfsg1, build 5d6db84`.
-pub fn parse_dockerd_version(text: &str) -> Option<EngineVersion> {
+pub(crate) fn parse_dockerd_version(text: &str) -> Option<EngineVersion> {
     let rest = text.trim().strip_prefix("Docker version ")?;
     let (version, build) = match rest.split_once(',') {
         Some((v, b)) => (v.trim(), b.trim().strip_prefix("build ").map(|s| s.trim().to_string())),
@@ -32,7 +32,7 @@ pub fn parse_dockerd_version(text: &str) -> Option<EngineVersion> {
 }
 
 /// Parses a bare version such as `/info`'s `ServerVersion` (`28.5.2+dfsg4`).
-pub fn parse_version(version: &str, build: Option<String>) -> Option<EngineVersion> {
+pub(crate) fn parse_version(version: &str, build: Option<String>) -> Option<EngineVersion> {
     let core = version.split(['+', '-', '~']).next()?;
     let mut nums = core.split('.').map(|n| n.parse::<u32>().ok());
     let major = nums.next()??;
@@ -43,7 +43,7 @@ pub fn parse_version(version: &str, build: Option<String>) -> Option<EngineVersi
 
 /// How the installed engine relates to the one that wrote a data-root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineChange {
+pub(crate) enum EngineChange {
     /// Same major.minor.patch (packaging suffixes such as `+dfsg1` ignored).
     Same,
     /// The installed engine is newer: Docker upgrades the data in place.
@@ -55,7 +55,7 @@ pub enum EngineChange {
 }
 
 /// Compares the engine that wrote the data (`archive`) with `installed`.
-pub fn compare_engines(archive: &str, installed: &str) -> EngineChange {
+pub(crate) fn compare_engines(archive: &str, installed: &str) -> EngineChange {
     match (parse_version(archive, None), parse_version(installed, None)) {
         (Some(a), Some(i)) => match i.numbers.cmp(&a.numbers) {
             std::cmp::Ordering::Equal => EngineChange::Same,
@@ -95,7 +95,7 @@ fn is_uid_gid(name: &str) -> bool {
 }
 
 /// `<data-root>.dockroot-old-*` siblings: trees a move or restore set aside.
-pub fn old_trees(data_root: &Path) -> Vec<PathBuf> {
+pub(crate) fn old_trees(data_root: &Path) -> Vec<PathBuf> {
     let (Some(parent), Some(name)) = (data_root.parent(), data_root.file_name()) else { return Vec::new() };
     let prefix = format!("{}.dockroot-old-", name.to_string_lossy());
     let mut v: Vec<PathBuf> = std::fs::read_dir(parent)
@@ -111,7 +111,7 @@ pub fn old_trees(data_root: &Path) -> Vec<PathBuf> {
 
 /// Whether a data-root tree holds Docker objects: containers, or a graph
 /// driver's image database (`image/<driver>/imagedb/content/sha256/*`).
-pub fn holds_images(tree: &Path) -> bool {
+pub(crate) fn holds_images(tree: &Path) -> bool {
     let non_empty = |p: &Path| std::fs::read_dir(p).is_ok_and(|mut r| r.next().is_some());
     let Ok(drivers) = std::fs::read_dir(tree.join("image")) else { return non_empty(&tree.join("containers")) };
     non_empty(&tree.join("containers")) || drivers.flatten().any(|d| non_empty(&d.path().join("imagedb/content/sha256")))

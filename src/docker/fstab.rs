@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// One mount line of fstab (fields decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FstabEntry {
+pub(crate) struct FstabEntry {
     /// 1-based line number in the file.
     pub line: usize,
     /// First field: device, UUID=, or bind source.
@@ -25,7 +25,7 @@ pub struct FstabEntry {
 
 /// An fstab file kept as lines so untouched lines are written back verbatim.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fstab {
+pub(crate) struct Fstab {
     path: PathBuf,
     lines: Vec<String>,
 }
@@ -49,12 +49,12 @@ impl Fstab {
     }
 
     /// All mount lines.
-    pub fn entries(&self) -> Vec<FstabEntry> {
+    pub(crate) fn entries(&self) -> Vec<FstabEntry> {
         self.lines.iter().enumerate().filter_map(|(i, l)| parse_line(i + 1, l)).collect()
     }
 
     /// The exact bind line for `target` on `data_root`.
-    pub fn bind_line(target: &Path, data_root: &Path) -> String {
+    pub(crate) fn bind_line(target: &Path, data_root: &Path) -> String {
         let t = escape(&target.to_string_lossy());
         let d = escape(&data_root.to_string_lossy());
         format!("{t} {d} none bind,x-systemd.requires-mounts-for={t} 0 0")
@@ -62,7 +62,7 @@ impl Fstab {
 
     /// Adds the bind line in memory. Unchanged if an identical bind exists;
     /// an error if another line already mounts on `data_root`.
-    pub fn add_bind(&mut self, target: &Path, data_root: &Path) -> Result<bool> {
+    pub(crate) fn add_bind(&mut self, target: &Path, data_root: &Path) -> Result<bool> {
         if let Some(e) = self.entries().into_iter().find(|e| e.file == data_root) {
             if e.spec == target.to_string_lossy() && is_bind(&e) {
                 return Ok(false);
@@ -75,7 +75,7 @@ impl Fstab {
     }
 
     /// The file's text as it would be written.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = self.lines.join("\n");
         s.push('\n');
         s
@@ -105,7 +105,7 @@ fn parse_line(line: usize, text: &str) -> Option<FstabEntry> {
 }
 
 /// Escapes space, tab, newline and backslash as octal for an fstab field.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

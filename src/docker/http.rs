@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// A parsed HTTP response.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Response {
+pub(crate) struct Response {
     /// The status code, e.g. 200.
     pub status: u16,
     /// Header names (lower-cased) and values.
@@ -21,14 +21,14 @@ pub struct Response {
 
 impl Response {
     /// The first header with this (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// Sends `GET path` to the unix socket and reads the whole response.
 /// `timeout` bounds each read and each write on the socket.
-pub fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Response> {
+pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -40,7 +40,7 @@ pub fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Resp
 }
 
 /// Parses a complete raw HTTP/1.1 response.
-pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
+pub(crate) fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let end = find(raw, b"\r\n\r\n").ok_or("response has no end of headers")?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
     let mut lines = head.split("\r\n");
@@ -66,7 +66,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
 }
 
 /// Decodes a chunked body (RFC 9112 §7.1); chunk extensions and trailers are ignored.
-pub fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
         let eol = find(data, b"\r\n").ok_or("truncated chunk size line")?;

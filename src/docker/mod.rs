@@ -27,4 +27,4 @@ pub use error::DockerError;
 /// The data-root Docker uses when nothing configures another one.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
 /// The daemon configuration file Docker reads by default.
-pub const DEFAULT_DAEMON_JSON: &str = "/etc/docker/daemon.json";
+pub(crate) const DEFAULT_DAEMON_JSON: &str = "/etc/docker/daemon.json";

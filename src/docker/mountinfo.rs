@@ -49,7 +49,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
 }
 
 /// Decodes `\NNN` octal escapes as used by the kernel in mount tables.
-pub fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -71,19 +71,19 @@ pub fn unescape(s: &str) -> String {
 }
 
 /// Mounts whose mount point is `path` itself or below it.
-pub fn below<'a>(mounts: &'a [MountEntry], path: &Path) -> Vec<&'a MountEntry> {
+pub(crate) fn below<'a>(mounts: &'a [MountEntry], path: &Path) -> Vec<&'a MountEntry> {
     mounts.iter().filter(|m| m.mount_point.starts_with(path)).collect()
 }
 
 /// The mount that contains `path` (longest mount point prefix).
-pub fn containing<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+pub(crate) fn containing<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
     mounts.iter().filter(|m| path.starts_with(&m.mount_point)).max_by_key(|m| m.mount_point.as_os_str().len())
 }
 
 /// Whether `path` itself is a mount point. dockerd with live-restore
 /// bind-mounts its data-root onto itself and leaves that mount after exit,
 /// so a move must unmount it before renaming or removing the old data-root.
-pub fn is_mount_point(mounts: &[MountEntry], path: &Path) -> bool {
+pub(crate) fn is_mount_point(mounts: &[MountEntry], path: &Path) -> bool {
     mounts.iter().any(|m| m.mount_point == path)
 }
 
@@ -91,7 +91,7 @@ pub fn is_mount_point(mounts: &[MountEntry], path: &Path) -> bool {
 /// whose parent is not itself mounted there) and its parent, by mount and
 /// device IDs rather than by path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountKind {
+pub(crate) enum MountKind {
     /// No mount, or only dockerd's bind of the path onto itself (the same
     /// directory of the same filesystem as the parent mount shows there).
     None,
@@ -104,13 +104,13 @@ pub enum MountKind {
 }
 
 /// The lowest mount whose mount point is `path`, if any.
-pub fn lowest_at<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+pub(crate) fn lowest_at<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
     let at: Vec<&MountEntry> = mounts.iter().filter(|m| m.mount_point == path).collect();
     at.iter().copied().find(|m| !at.iter().any(|o| o.mount_id == m.parent_id))
 }
 
 /// Classifies what is mounted at `path` (see [`MountKind`]).
-pub fn kind_at(mounts: &[MountEntry], path: &Path) -> MountKind {
+pub(crate) fn kind_at(mounts: &[MountEntry], path: &Path) -> MountKind {
     let Some(m) = lowest_at(mounts, path) else {
         return MountKind::None;
     };
@@ -134,7 +134,7 @@ pub fn kind_at(mounts: &[MountEntry], path: &Path) -> MountKind {
 
 /// The mount points that are binds of the directory `source` (a restore
 /// given the bind's source as its data-root must act on the bind too).
-pub fn binds_of(mounts: &[MountEntry], source: &Path) -> Vec<PathBuf> {
+pub(crate) fn binds_of(mounts: &[MountEntry], source: &Path) -> Vec<PathBuf> {
     let mut points: Vec<PathBuf> = mounts.iter().map(|m| m.mount_point.clone()).collect();
     points.sort();
     points.dedup();
@@ -142,12 +142,12 @@ pub fn binds_of(mounts: &[MountEntry], source: &Path) -> Vec<PathBuf> {
 }
 
 /// Reads and parses `/proc/self/mountinfo`.
-pub fn read_self() -> Result<Vec<MountEntry>> {
+pub(crate) fn read_self() -> Result<Vec<MountEntry>> {
     read(Path::new("/proc/self/mountinfo"))
 }
 
 /// Reads and parses a mountinfo file.
-pub fn read(path: &Path) -> Result<Vec<MountEntry>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<MountEntry>> {
     let text = std::fs::read_to_string(path).map_err(|source| DockerError::Read { path: path.into(), source })?;
     Ok(parse(&text))
 }

@@ -102,7 +102,7 @@ pub fn unix_path(host: &str) -> Option<PathBuf> {
 }
 
 /// Every `-H`/`--host` value on a dockerd command line, in order.
-pub fn hosts_in_argv(argv: &[String]) -> Vec<String> {
+pub(crate) fn hosts_in_argv(argv: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let mut it = argv.iter().skip(1);
     while let Some(a) = it.next() {

@@ -14,7 +14,7 @@ pub const UNIT_DIRS: [&str; 4] = ["/etc/systemd/system", "/run/systemd/system", 
 
 /// A unit file that was read, with its text.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UnitFile {
+pub(crate) struct UnitFile {
     /// Where the text came from.
     pub path: PathBuf,
     /// The file's contents.
@@ -24,7 +24,7 @@ pub struct UnitFile {
 /// Reads `unit` (e.g. `docker.service`) and its drop-ins from `dirs` (in
 /// priority order), returning the files in the order systemd applies them.
 /// Unreadable files are skipped: this is discovery, not validation.
-pub fn load_unit(dirs: &[PathBuf], unit: &str) -> Vec<UnitFile> {
+pub(crate) fn load_unit(dirs: &[PathBuf], unit: &str) -> Vec<UnitFile> {
     let mut files = Vec::new();
     if let Some(main) = dirs.iter().map(|d| d.join(unit)).find(|p| p.is_file()) {
         files.extend(read(&main));
@@ -53,7 +53,7 @@ fn read(path: &Path) -> Option<UnitFile> {
 
 /// The effective `ExecStart=` of the `[Service]` section across `files`:
 /// the last command left after applying resets, with the file it came from.
-pub fn exec_start(files: &[UnitFile]) -> Option<(Vec<String>, PathBuf)> {
+pub(crate) fn exec_start(files: &[UnitFile]) -> Option<(Vec<String>, PathBuf)> {
     let mut current: Vec<(String, PathBuf)> = Vec::new();
     for f in files {
         for value in service_values(&f.text, "ExecStart") {
@@ -109,7 +109,7 @@ fn logical_lines(text: &str) -> Vec<String> {
 
 /// Splits an ExecStart command into words: strips systemd's `-@:+!` prefixes
 /// and honours single/double quotes and backslash escapes.
-pub fn split_command(cmd: &str) -> Vec<String> {
+pub(crate) fn split_command(cmd: &str) -> Vec<String> {
     let cmd = cmd.trim_start_matches(['-', '@', ':', '+', '!']);
     let mut words = Vec::new();
     let (mut cur, mut quote, mut has) = (String::new(), None::<char>, false);
@@ -142,12 +142,12 @@ pub fn split_command(cmd: &str) -> Vec<String> {
 
 /// The value of any of `names` in `argv`, in `--flag=v` or `--flag v`
 /// form. The last occurrence wins, as with Go's flag parsing.
-pub fn flag_value(argv: &[String], names: &[&str]) -> Option<String> {
+pub(crate) fn flag_value(argv: &[String], names: &[&str]) -> Option<String> {
     find_flag(argv, names).map(|(_, v)| v)
 }
 
 /// Like [`flag_value`] but also returns the flag name that was used.
-pub fn find_flag(argv: &[String], names: &[&str]) -> Option<(String, String)> {
+pub(crate) fn find_flag(argv: &[String], names: &[&str]) -> Option<(String, String)> {
     let mut found = None;
     let mut i = 0;
     while i < argv.len() {
@@ -164,9 +164,9 @@ pub fn find_flag(argv: &[String], names: &[&str]) -> Option<(String, String)> {
 }
 
 /// The flag names dockerd accepts for the data-root.
-pub const DATA_ROOT_FLAGS: &[&str] = &["--data-root", "-g", "--graph"];
+pub(crate) const DATA_ROOT_FLAGS: &[&str] = &["--data-root", "-g", "--graph"];
 /// The flag names dockerd accepts for the storage driver.
-pub const STORAGE_DRIVER_FLAGS: &[&str] = &["--storage-driver", "-s"];
+pub(crate) const STORAGE_DRIVER_FLAGS: &[&str] = &["--storage-driver", "-s"];
 
 #[cfg(test)]
 mod tests {

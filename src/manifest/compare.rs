@@ -46,12 +46,12 @@ fn shown(rel: &[u8]) -> String {
     if rel.is_empty() { ".".into() } else { display(rel) }
 }
 
-pub(crate) fn diff(path: &[u8], field: Field, detail: String) -> Difference {
+pub fn diff(path: &[u8], field: Field, detail: String) -> Difference {
     Difference { path: shown(path), field, detail }
 }
 
 /// The differences between an expected and an actual record of one path.
-pub fn compare(want: &Record, got: &Record) -> Vec<Difference> {
+pub(crate) fn compare(want: &Record, got: &Record) -> Vec<Difference> {
     let p = &want.path;
     let mut out = Vec::new();
     let d = |field, w: &dyn std::fmt::Display, g: &dyn std::fmt::Display| diff(p, field, format!("expected {w}, found {g}"));
@@ -137,7 +137,7 @@ impl Report {
 /// `want` says what should be there, `got` what is. Entries only in `want`
 /// are missing, entries only in `got` are extra. `entries` and `bytes` count
 /// `got`.
-pub fn compare_manifests(want: &mut Reader, got: &mut Reader) -> Result<Report> {
+pub(crate) fn compare_manifests(want: &mut Reader, got: &mut Reader) -> Result<Report> {
     let mut report = Report::default();
     let (mut w, mut g) = (want.next_record()?, got.next_record()?);
     loop {

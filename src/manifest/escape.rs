@@ -4,7 +4,7 @@
 //! becomes `\xHH`. The result has no whitespace, so a manifest line splits on
 //! spaces, and every byte round-trips.
 
-pub fn escape(bytes: &[u8], out: &mut String) {
+pub(crate) fn escape(bytes: &[u8], out: &mut String) {
     for &b in bytes {
         if (0x21..=0x7e).contains(&b) && b != b'\\' && b != b'=' {
             out.push(b as char);
@@ -15,7 +15,7 @@ pub fn escape(bytes: &[u8], out: &mut String) {
 }
 
 /// Reverses [`escape`]; `None` on a malformed escape.
-pub fn unescape(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unescape(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -45,7 +45,7 @@ pub enum Body {
 }
 
 impl Body {
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Body::File { .. } => "file",
             Body::Dir => "dir",
@@ -81,7 +81,7 @@ fn parse_rdev(s: &str) -> Option<u64> {
     Some(libc::makedev(a.parse().ok()?, b.parse().ok()?))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 /// Compares two relative paths (`""` is the root) in walk order.
-pub fn cmp(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn cmp(a: &[u8], b: &[u8]) -> Ordering {
     let mut ia = a.split(|&c| c == b'/').filter(|c| !c.is_empty());
     let mut ib = b.split(|&c| c == b'/').filter(|c| !c.is_empty());
     loop {
@@ -23,7 +23,7 @@ pub fn cmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 /// Joins a parent path and a child name.
-pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
     if !parent.is_empty() {
         p.extend_from_slice(parent);

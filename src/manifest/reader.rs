@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// xattrs (the archive reader caps them at 1 MiB an entry). 16 MiB bounds
 /// the memory of a damaged or hostile manifest streamed from an archive,
 /// whatever its size.
-pub const MAX_LINE: u64 = 16 << 20;
+pub(crate) const MAX_LINE: u64 = 16 << 20;
 
 pub struct Reader {
     input: Box<dyn BufRead + Send>,
@@ -68,7 +68,7 @@ impl Reader {
     }
 
     /// The next record, or `None` after a valid trailer.
-    pub fn next_record(&mut self) -> Result<Option<Record>> {
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record>> {
         if let Some(r) = self.peeked.take() {
             return Ok(Some(r));
         }
@@ -113,7 +113,7 @@ impl Reader {
         Ok(self.count)
     }
 
-    pub fn peek(&mut self) -> Result<Option<&Record>> {
+    pub(crate) fn peek(&mut self) -> Result<Option<&Record>> {
         if self.peeked.is_none() {
             self.peeked = self.next_record()?;
         }
@@ -122,7 +122,7 @@ impl Reader {
 
     /// Skips records before `path` (in walk order) and returns the record at
     /// `path` if there is one. Used to merge a manifest with a walk.
-    pub fn seek_to(&mut self, path: &[u8]) -> Result<Option<Record>> {
+    pub(crate) fn seek_to(&mut self, path: &[u8]) -> Result<Option<Record>> {
         while let Some(r) = self.peek()? {
             match order::cmp(&r.path, path) {
                 Ordering::Less => {

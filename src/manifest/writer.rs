@@ -24,7 +24,7 @@ fn err(path: &Path, source: io::Error) -> Error {
 
 impl Writer {
     /// Writes to `path` (`-` for stdout).
-    pub fn create(path: &Path) -> Result<Writer> {
+    pub(crate) fn create(path: &Path) -> Result<Writer> {
         if path == Path::new("-") {
             return Writer::new(Box::new(io::stdout()), path);
         }

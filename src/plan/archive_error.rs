@@ -70,14 +70,14 @@ impl BackupError {
         }
     }
 
-    pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BackupError {
+    pub(crate) fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BackupError {
         let path = path.into();
         move |err| BackupError::Io { step, path, err }
     }
-    pub fn service(step: &'static str) -> impl FnOnce(crate::service::ServiceError) -> BackupError {
+    pub(crate) fn service(step: &'static str) -> impl FnOnce(crate::service::ServiceError) -> BackupError {
         move |err| BackupError::Service { step, err }
     }
-    pub fn docker(step: &'static str) -> impl FnOnce(crate::docker::DockerError) -> BackupError {
+    pub(crate) fn docker(step: &'static str) -> impl FnOnce(crate::docker::DockerError) -> BackupError {
         move |err| BackupError::Docker { step, err }
     }
 }

@@ -31,14 +31,14 @@ use crate::service::{ServiceContext, ServiceKind};
 use crate::util::atomic;
 
 /// Prefix and suffix of archive names written into a directory.
-pub const NAME_PREFIX: &str = "dockroot-";
-pub const NAME_SUFFIX: &str = ".tar.zst";
+pub(crate) const NAME_PREFIX: &str = "dockroot-";
+pub(crate) const NAME_SUFFIX: &str = ".tar.zst";
 /// The name's end with `--compress none`.
-pub const PLAIN_SUFFIX: &str = ".tar";
+pub(crate) const PLAIN_SUFFIX: &str = ".tar";
 
 /// Config sources: every regular file below `/etc/docker` and the docker
 /// unit drop-ins. Their archive names are the host paths without the leading `/`.
-pub const CONFIG_DIRS: &[&str] = &["etc/docker", "etc/systemd/system/docker.service.d"];
+pub(crate) const CONFIG_DIRS: &[&str] = &["etc/docker", "etc/systemd/system/docker.service.d"];
 
 /// What the caller asked for (built by the CLI).
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ fn hostname() -> String {
 }
 
 /// The data-root: as given, or discovered the way dockerd would find it.
-pub fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
+pub(crate) fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
     if let Some(d) = given {
         return Ok(d.to_path_buf());
     }
@@ -127,7 +127,7 @@ fn is_dir_output(p: &Path) -> bool {
 }
 
 /// Dockroot archives in `dir`, oldest first (names sort by their UTC time).
-pub fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(BackupError::io("list", dir))?
         .filter_map(|e| e.ok())
@@ -142,7 +142,7 @@ pub fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Regular files below the config directories of `host_root`.
-pub fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
+pub(crate) fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
     let mut out = Vec::new();
     for d in CONFIG_DIRS {
         for e in walkdir::WalkDir::new(host_root.join(d)).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {

@@ -37,7 +37,7 @@ pub struct LivePhases {
 }
 
 /// Everything a live backup writes, in order.
-pub struct LiveInput<'a> {
+pub(crate) struct LiveInput<'a> {
     pub root: &'a Path,
     pub meta: &'a BackupMeta,
     pub config: &'a [(Vec<u8>, std::path::PathBuf)],
@@ -47,7 +47,7 @@ pub struct LiveInput<'a> {
 /// Writes a two-phase archive to `output` (`None`: stdout) through
 /// `FILE.partial`, stopping Docker (through `window`) for phase 2 only.
 /// Returns the phases, the downtime and the archive's size.
-pub fn backup_live(
+pub(crate) fn backup_live(
     output: Option<&Path>,
     input: LiveInput<'_>,
     window: Window<'_>,

@@ -66,7 +66,7 @@ impl Method {
 
 /// What the filesystem offers for one tree (probed with Docker running).
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// The tree is the root of a btrfs subvolume.
     pub subvolume: bool,
     /// Why a snapshot of that subvolume would miss data (nested subvolumes).
@@ -83,14 +83,14 @@ pub struct Facts {
 
 /// The decision: a method, or none with the reason `auto` gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     Use(Method),
     Without(String),
 }
 
 /// Chooses the method for `req` from `f`; an explicit method that cannot
 /// work is refused with the reason (nothing was changed yet).
-pub fn choose(req: Request, f: &Facts) -> std::result::Result<Choice, String> {
+pub(crate) fn choose(req: Request, f: &Facts) -> std::result::Result<Choice, String> {
     let blocked = f.placement.as_ref().or(f.space.as_ref());
     let btrfs = || match (f.subvolume, &f.nested) {
         (false, _) => Err("the data-root is not the root of a btrfs subvolume".to_string()),
@@ -125,7 +125,7 @@ pub fn choose(req: Request, f: &Facts) -> std::result::Result<Choice, String> {
 }
 
 /// Where the capture of `tree` goes: a hidden sibling with a timestamp.
-pub fn capture_path(tree: &Path) -> PathBuf {
+pub(crate) fn capture_path(tree: &Path) -> PathBuf {
     let base = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
     let ts = atomic::utc_timestamp(SystemTime::now());
     tree.with_file_name(format!(".dockroot-snap-{base}-{ts}"))
@@ -206,7 +206,7 @@ fn space(tree: &Path, method: Method) -> Option<String> {
 
 /// Probes `tree` (with Docker running; changes nothing but an unnamed probe
 /// file) for [`choose`]. `driver` is the storage driver the daemon reports.
-pub fn probe(tree: &Path, snap: &Path, driver: Option<&str>, service: &ServiceKind) -> Facts {
+pub(crate) fn probe(tree: &Path, snap: &Path, driver: Option<&str>, service: &ServiceKind) -> Facts {
     let fd = sys::open_dir_path(tree).ok();
     let subvolume = fd.as_ref().is_some_and(|fd| sys::btrfs::is_subvolume(fd.as_fd()).unwrap_or(false));
     let nested = if !subvolume {
@@ -233,7 +233,7 @@ pub struct Capture {
 
 impl Capture {
     /// What the journal records before the capture is made.
-    pub fn intent(&self) -> Intent {
+    pub(crate) fn intent(&self) -> Intent {
         match self.method {
             Method::Btrfs => Intent::Subvolume { path: self.path.clone() },
             Method::Reflink => Intent::MakeTree { path: self.path.clone() },
@@ -241,7 +241,7 @@ impl Capture {
     }
 
     /// Makes the capture (Docker is stopped).
-    pub fn make(&self, progress: &dyn Progress) -> Result<()> {
+    pub(crate) fn make(&self, progress: &dyn Progress) -> Result<()> {
         match self.method {
             Method::Btrfs => {
                 let err = |e| BackupError::Io { step: "snapshot", path: self.path.clone(), err: e };
@@ -269,7 +269,7 @@ impl Capture {
     }
 
     /// Deletes the capture (also a partial one).
-    pub fn remove(&self) -> Result<()> {
+    pub(crate) fn remove(&self) -> Result<()> {
         match self.method {
             Method::Btrfs => intent::remove_subvolume(&self.path)?,
             Method::Reflink => intent::undo(&self.intent())?,
@@ -282,7 +282,7 @@ impl Capture {
 /// (the downtime ends when the API answers), then `archive` reads the
 /// capture with Docker running, and the capture is deleted. Returns the
 /// archive's value and the downtime in seconds.
-pub fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive: impl FnOnce(&Path) -> Result<T>) -> Result<(T, f64)> {
+pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive: impl FnOnce(&Path) -> Result<T>) -> Result<(T, f64)> {
     let state = StateDir::new(w.state_dir);
     let (_lock, mut r, stopping) = downtime::journaled_stop(&w, &state, progress)?;
     r.j.snapshot = Some(cap.method.name().into());

@@ -25,7 +25,7 @@ use crate::sys::Kind;
 /// The containerd root a backup of `data_root` must carry, or None when the
 /// images are in the data-root. Refuses a store shared with other
 /// namespaces unless `shared`, and a root that cannot be read.
-pub fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: bool) -> Result<Option<PathBuf>> {
+pub(crate) fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: bool) -> Result<Option<PathBuf>> {
     let Some(root) = facts.images_outside(data_root) else { return Ok(None) };
     if !root.is_dir() {
         // Cannot be archived: the refusal that explains where the images are.

@@ -12,7 +12,7 @@ use super::archive_error::{BackupError, Result};
 /// Refuses an output whose directory is missing; returns a warning when the
 /// archive would land on the filesystem that holds `data_root`.
 /// `dir_output` is true for `-o DIR/` (or an existing directory).
-pub fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result<Option<String>> {
+pub(crate) fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result<Option<String>> {
     let dir = if dir_output {
         output
     } else {

@@ -41,7 +41,7 @@ pub struct ContainerdPlan {
 
 impl ContainerdPlan {
     /// The journal's record of this tree.
-    pub fn tree(&self) -> TreeMove {
+    pub(crate) fn tree(&self) -> TreeMove {
         TreeMove {
             source: self.source.clone(),
             target: self.target.clone(),
@@ -53,7 +53,7 @@ impl ContainerdPlan {
 }
 
 /// Where a drop-in for containerd.service goes: beside docker.service's.
-pub fn dropin_path(docker_dropin: &Path) -> PathBuf {
+pub(crate) fn dropin_path(docker_dropin: &Path) -> PathBuf {
     let dir = docker_dropin.parent().and_then(Path::parent).unwrap_or(Path::new("/etc/systemd/system"));
     dir.join("containerd.service.d").join(docker_dropin.file_name().unwrap_or("dockroot-mount.conf".as_ref()))
 }

@@ -56,7 +56,7 @@ const PSEUDO: &[&str] = &[
 /// `data_root` marked. Pseudo and read-only filesystems, and mounts below
 /// the data-root (a volume, container layers), are left out, except the
 /// filesystem of the data-root itself, which is always listed.
-pub fn list(mounts: &[MountEntry], data_root: &Path) -> Vec<Disk> {
+pub(crate) fn list(mounts: &[MountEntry], data_root: &Path) -> Vec<Disk> {
     let root = std::fs::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
     let home = mountinfo::containing(mounts, &root);
     let mut out: Vec<Disk> = Vec::new();

@@ -24,7 +24,7 @@ use crate::service::{ServiceKind, ServiceManager, StopGuard};
 use crate::util::atomic;
 
 /// Where Docker's downtime happens and what it may leave behind.
-pub struct Window<'a> {
+pub(crate) struct Window<'a> {
     pub state_dir: &'a Path,
     pub data_root: &'a Path,
     pub svc: &'a dyn ServiceManager,
@@ -35,7 +35,7 @@ pub struct Window<'a> {
 
 /// Runs `work` with Docker stopped and always starts it again. Returns the
 /// work's value and the downtime in seconds, stop and start included.
-pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+pub(crate) fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     stopped_window(w, progress, false, || Ok(()), |()| work(), |_| None, Ok)
 }
 
@@ -45,7 +45,7 @@ pub fn with_docker_stopped<T>(w: Window, progress: &dyn Progress, work: impl FnO
 /// to `work`; `after` runs once Docker answers again (step `commit`: the
 /// archive's fsync and rename, out of the downtime but still undone by a
 /// rollback). `note` of the work's value goes into the journal (`phases`).
-pub fn with_docker_stopped_after<B, T, U>(
+pub(crate) fn with_docker_stopped_after<B, T, U>(
     w: Window,
     progress: &dyn Progress,
     before: impl FnOnce() -> Result<B>,
@@ -115,7 +115,11 @@ fn stopped_window<B, T, U>(
 /// caller holds until the end) and runs the journaled `stop` step. Returns
 /// the lock, the runner and the instant of the first stop command. A failed
 /// stop is recorded as rolled back: the stop guard started Docker again.
-pub fn journaled_stop<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>, Instant)> {
+pub(crate) fn journaled_stop<'a>(
+    w: &Window,
+    state: &'a StateDir,
+    progress: &'a dyn Progress,
+) -> Result<(std::fs::File, Runner<'a>, Instant)> {
     let (lock, mut r) = open_journal(w, state, progress)?;
     let stopping = stop_step(&mut r, w, progress)?;
     Ok((lock, r, stopping))
@@ -157,7 +161,7 @@ fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Inst
 
 /// The journaled `start` step: Docker starts and answers on the data-root
 /// (the end of the downtime).
-pub fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<()> {
+pub(crate) fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<()> {
     r.step("start", |_| {
         w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
         if w.svc.kind() == ServiceKind::None {
@@ -169,7 +173,7 @@ pub fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> R
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its
 /// DockerRootDir: the end of the downtime.
-pub fn answering_on(api: &DockerApi, root: &Path) -> std::result::Result<(), String> {
+pub(crate) fn answering_on(api: &DockerApi, root: &Path) -> std::result::Result<(), String> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     loop {

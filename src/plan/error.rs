@@ -87,11 +87,11 @@ pub enum PlanError {
 }
 
 /// Exit code: refused before anything changed.
-pub const EXIT_REFUSED: i32 = 2;
+pub(crate) const EXIT_REFUSED: i32 = 2;
 /// Exit code: failed and undone; Docker runs on the old data again.
-pub const EXIT_UNDONE: i32 = 3;
+pub(crate) const EXIT_UNDONE: i32 = 3;
 /// Exit code: failed and the undo failed too; the message says what to do by hand.
-pub const EXIT_UNDO_FAILED: i32 = 4;
+pub(crate) const EXIT_UNDO_FAILED: i32 = 4;
 
 impl PlanError {
     /// The process exit code for this error: 2 refused (nothing changed),
@@ -111,19 +111,19 @@ impl PlanError {
         }
     }
 
-    pub fn io(step: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(step: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { step, path: path.into(), source }
     }
     pub fn preflight(msg: impl Into<String>) -> Self {
         Self::Preflight { msg: msg.into() }
     }
-    pub fn docker<E: Into<DockerError>>(step: &'static str) -> impl FnOnce(E) -> Self {
+    pub(crate) fn docker<E: Into<DockerError>>(step: &'static str) -> impl FnOnce(E) -> Self {
         move |source| Self::Docker { step, source: source.into() }
     }
-    pub fn service(step: &'static str) -> impl FnOnce(ServiceError) -> Self {
+    pub(crate) fn service(step: &'static str) -> impl FnOnce(ServiceError) -> Self {
         move |source| Self::Service { step, source }
     }
-    pub fn engine(step: &'static str) -> impl FnOnce(crate::error::Error) -> Self {
+    pub(crate) fn engine(step: &'static str) -> impl FnOnce(crate::error::Error) -> Self {
         move |source| Self::Engine { step, source }
     }
 }

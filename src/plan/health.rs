@@ -13,7 +13,7 @@ use crate::docker::snapshot::DockerState;
 use crate::progress::Progress;
 
 /// The data-root Docker must report after the move.
-pub fn expected_root(j: &Journal) -> PathBuf {
+pub(crate) fn expected_root(j: &Journal) -> PathBuf {
     match j.method {
         Method::Bind | Method::Swap | Method::None => j.data_root.clone(),
         Method::DataRoot => j.target.clone(),
@@ -39,7 +39,7 @@ fn comparable(s: &DockerState) -> DockerState {
 /// containers and volumes as `before`, and containers that were running with
 /// a restart policy of `always`/`unless-stopped` run again (waiting up to
 /// 60 s). Running containers without such a policy are reported as warnings.
-pub fn check(api: &DockerApi, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
+pub(crate) fn check(api: &DockerApi, expected: &Path, before: Option<&DockerState>, progress: &dyn Progress) -> Result<()> {
     let h = |msg: String| PlanError::Health { msg };
     if !api.ping() {
         return Err(h(format!("Docker does not answer on {}", api.socket.display())));
@@ -74,7 +74,7 @@ pub fn check(api: &DockerApi, expected: &Path, before: Option<&DockerState>, pro
 }
 
 /// Container states change across a restart; compare identity only.
-pub fn identity(s: &DockerState) -> DockerState {
+pub(crate) fn identity(s: &DockerState) -> DockerState {
     let mut s = s.clone();
     for c in &mut s.containers {
         c.state.clear();

@@ -57,14 +57,14 @@ fn empty_dir(p: &Path) -> bool {
 
 /// The intent of an edit of `path` by operation `id`: the backup name is
 /// fixed by the operation, so retries never pile up backups.
-pub fn edit(path: &Path, id: &str) -> Intent {
+pub(crate) fn edit(path: &Path, id: &str) -> Intent {
     let backup = exists(path).then(|| atomic::with_suffix(path, &format!("{}{id}", atomic::BACKUP_INFIX)));
     Intent::EditFile { path: path.into(), backup }
 }
 
 /// Carries out an [`Intent::EditFile`]: backup (itself written atomically,
 /// so it exists only when complete), then the atomic replacement.
-pub fn apply_edit(step: &'static str, intent: &Intent, contents: &[u8]) -> Result<()> {
+pub(crate) fn apply_edit(step: &'static str, intent: &Intent, contents: &[u8]) -> Result<()> {
     let Intent::EditFile { path, backup } = intent else {
         return Err(PlanError::Refused { msg: format!("step {step}: not a file edit: {intent:?}") });
     };
@@ -77,7 +77,7 @@ pub fn apply_edit(step: &'static str, intent: &Intent, contents: &[u8]) -> Resul
 }
 
 /// Undoes `intent` from whatever state the filesystem and mounts are in.
-pub fn undo(intent: &Intent) -> Result<()> {
+pub(crate) fn undo(intent: &Intent) -> Result<()> {
     const STEP: &str = "undo";
     match intent {
         Intent::Rename { from, to, leave_empty } => {
@@ -155,7 +155,7 @@ pub fn undo(intent: &Intent) -> Result<()> {
 
 /// Deletes the subvolume at `path` if it exists (its creation is atomic:
 /// the name exists only as a whole snapshot).
-pub fn remove_subvolume(path: &Path) -> Result<()> {
+pub(crate) fn remove_subvolume(path: &Path) -> Result<()> {
     if !exists(path) {
         return Ok(());
     }
@@ -182,7 +182,7 @@ fn sync_parent(p: &Path) -> Result<()> {
 
 /// Unmounts whatever is mounted on `path` (dockerd with live-restore leaves
 /// the data-root bind-mounted on itself after it exits).
-pub fn unmount_all(path: &Path) -> Result<()> {
+pub(crate) fn unmount_all(path: &Path) -> Result<()> {
     for _ in 0..8 {
         let mounts = mountinfo::read_self().map_err(PlanError::docker("unmount"))?;
         if !mountinfo::is_mount_point(&mounts, path) {
@@ -195,7 +195,7 @@ pub fn unmount_all(path: &Path) -> Result<()> {
 
 /// Flushes the filesystem holding `path` (syncfs), so a switch never points
 /// at data that a power loss could still take back.
-pub fn flush(step: &'static str, path: &Path) -> Result<()> {
+pub(crate) fn flush(step: &'static str, path: &Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(|e| PlanError::io(step, path, e))?;
     nix::unistd::syncfs(&f).map_err(|e| PlanError::io(step, path, std::io::Error::from(e)))
 }

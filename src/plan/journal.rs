@@ -19,9 +19,9 @@ use crate::service::ServiceRecord;
 
 /// The format written by this version: steps carry their intents. Version 1
 /// (no `version` field) recorded step names only.
-pub const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 2;
 /// The restore journal of dockroot versions before the shared journal.
-pub const LEGACY_RESTORE_FILE: &str = "restore.json";
+pub(crate) const LEGACY_RESTORE_FILE: &str = "restore.json";
 
 fn legacy_version() -> u32 {
     1
@@ -168,16 +168,16 @@ pub struct TreeMove {
 
 impl Journal {
     /// The recorded state of `name`, if the step began.
-    pub fn state(&self, name: &str) -> Option<StepState> {
+    pub(crate) fn state(&self, name: &str) -> Option<StepState> {
         self.steps.iter().rev().find(|s| s.name == name).map(|s| s.state)
     }
 
     /// Whether `name` was started (done or not) and not undone.
-    pub fn touched(&self, name: &str) -> bool {
+    pub(crate) fn touched(&self, name: &str) -> bool {
         matches!(self.state(name), Some(StepState::Started | StepState::Done))
     }
 
-    pub fn set(&mut self, name: &str, state: StepState) {
+    pub(crate) fn set(&mut self, name: &str, state: StepState) {
         match self.steps.iter_mut().find(|s| s.name == name) {
             Some(s) => s.state = state,
             None => self.steps.push(StepRecord { name: name.into(), state, intents: Vec::new() }),
@@ -185,7 +185,7 @@ impl Journal {
     }
 
     /// Marks `name` started with what it will change (saved by the caller before it acts).
-    pub fn begin(&mut self, name: &str, intents: Vec<Intent>) {
+    pub(crate) fn begin(&mut self, name: &str, intents: Vec<Intent>) {
         self.set(name, StepState::Started);
         if let Some(s) = self.steps.iter_mut().find(|s| s.name == name) {
             s.intents = intents;
@@ -193,7 +193,7 @@ impl Journal {
     }
 
     /// Whether any begun step changes files, names or mounts.
-    pub fn switched(&self) -> bool {
+    pub(crate) fn switched(&self) -> bool {
         self.steps.iter().any(|s| s.state != StepState::Undone && !s.intents.is_empty())
     }
 
@@ -236,12 +236,12 @@ impl StateDir {
         Self { dir: dir.into() }
     }
 
-    pub fn journal_path(&self) -> PathBuf {
+    pub(crate) fn journal_path(&self) -> PathBuf {
         self.dir.join(FILE)
     }
 
     /// Where the manifests of move `id` go.
-    pub fn work_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn work_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
 
@@ -250,13 +250,13 @@ impl StateDir {
     }
 
     /// Creates the directory (0700) if missing.
-    pub fn ensure(&self) -> Result<()> {
+    pub(crate) fn ensure(&self) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| self.err(&self.dir, e))
     }
 
     /// Takes the exclusive lock without waiting; held until the returned file is dropped.
-    pub fn lock(&self) -> Result<File> {
+    pub(crate) fn lock(&self) -> Result<File> {
         self.ensure()?;
         let path = self.dir.join("lock");
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| self.err(&path, e))?;
@@ -285,7 +285,7 @@ impl StateDir {
     }
 
     /// Atomically writes the journal: temp file, fsync, rename, fsync dir.
-    pub fn save(&self, j: &Journal) -> Result<()> {
+    pub(crate) fn save(&self, j: &Journal) -> Result<()> {
         let path = self.journal_path();
         let text = serde_json::to_vec_pretty(j).map_err(|e| self.err(&path, e))?;
         // 0600: the journal holds dockerd's environment, which may carry secrets.
@@ -293,7 +293,7 @@ impl StateDir {
     }
 
     /// Removes the journal and the move's work directory.
-    pub fn clear(&self, j: &Journal) -> Result<()> {
+    pub(crate) fn clear(&self, j: &Journal) -> Result<()> {
         let path = self.journal_path();
         let _ = fs::remove_dir_all(self.work_dir(&j.id));
         match fs::remove_file(&path) {
@@ -331,7 +331,7 @@ impl StateDir {
 
     /// An interrupted restore recorded by a dockroot older than the shared
     /// journal cannot be undone by this one: say what to do by hand.
-    pub fn refuse_legacy_restore(&self) -> Result<()> {
+    pub(crate) fn refuse_legacy_restore(&self) -> Result<()> {
         let path = self.dir.join(LEGACY_RESTORE_FILE);
         let Ok(bytes) = fs::read(&path) else { return Ok(()) };
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();

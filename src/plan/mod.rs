@@ -46,9 +46,9 @@ use crate::service::{ServiceContext, ServiceKind, ServiceRecord};
 /// Where the systemd drop-in goes.
 pub const DEFAULT_DROPIN: &str = "/etc/systemd/system/docker.service.d/dockroot-mount.conf";
 /// The drop-in template shipped in `systemd/`.
-pub const DROPIN_TEMPLATE: &str = include_str!("../../systemd/docker.service.d/dockroot-mount.conf");
+pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../systemd/docker.service.d/dockroot-mount.conf");
 /// Free space required beyond the data-root's size, in percent.
-pub const SPACE_MARGIN_PERCENT: u64 = 10;
+pub(crate) const SPACE_MARGIN_PERCENT: u64 = 10;
 
 /// The host as the plan sees it (built by the CLI from its options).
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct Env {
 
 impl Env {
     /// The data-root: as given, or discovered the way dockerd would find it.
-    pub fn data_root(&self) -> Result<PathBuf> {
+    pub(crate) fn data_root(&self) -> Result<PathBuf> {
         if let Some(d) = &self.data_root {
             return Ok(d.clone());
         }
@@ -75,7 +75,7 @@ impl Env {
         Ok(discover::discover(&opts).map_err(PlanError::docker("discover"))?.data_root)
     }
 
-    pub fn ctx(&self, data_root: &Path) -> ServiceContext {
+    pub(crate) fn ctx(&self, data_root: &Path) -> ServiceContext {
         ServiceContext { data_root: data_root.into(), api: self.api.clone(), timing: self.timing }
     }
 }
@@ -129,7 +129,7 @@ pub struct MovePlan {
 
 impl MovePlan {
     /// The record that restarts Docker as it runs now.
-    pub fn service_record(&self) -> ServiceRecord {
+    pub(crate) fn service_record(&self) -> ServiceRecord {
         ServiceRecord {
             kind: self.service.clone(),
             command: self.daemon_command.clone(),
@@ -141,7 +141,7 @@ impl MovePlan {
 /// Canonical form of a path that may not exist yet (made absolute against
 /// the working directory, its existing ancestor canonicalised, the rest
 /// appended).
-pub fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     let p = &std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let base = probe::existing_ancestor(p);
     let rest = p.strip_prefix(&base).unwrap_or(Path::new(""));
@@ -501,7 +501,7 @@ pub(crate) fn crash_hook(name: &str) {
 }
 
 /// `argv` as one shell command line, each word single-quoted when needed.
-pub fn shell_line(argv: &[String]) -> String {
+pub(crate) fn shell_line(argv: &[String]) -> String {
     let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     argv.iter().map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) }).collect::<Vec<_>>().join(" ")
 }

@@ -323,7 +323,7 @@ fn copy_step(step: &'static str, src: &Path, dst: &Path, opts: &CopyOptions, pro
 /// The manager that starts Docker on the new location: the recorded one,
 /// except in pidfile mode with `--data-root` on the command line, where the
 /// flag is rewritten to the target.
-pub fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
+pub(crate) fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
     let ctx = env.ctx(&j.data_root);
     let rec = j.service.clone().unwrap_or(ServiceRecord { kind: ServiceKind::None, command: None, containerd: None });
     match (&rec.kind, &rec.command) {
@@ -335,7 +335,7 @@ pub fn target_starter(j: &Journal, env: &Env) -> Box<dyn ServiceManager> {
 }
 
 /// `cmd` with the value of its `--data-root`/`-g`/`--graph` flag replaced.
-pub fn rewrite_data_root(cmd: &DaemonCommand, target: &Path) -> DaemonCommand {
+pub(crate) fn rewrite_data_root(cmd: &DaemonCommand, target: &Path) -> DaemonCommand {
     let t = target.to_string_lossy().to_string();
     let mut out = cmd.clone();
     let mut i = 0;
@@ -365,7 +365,7 @@ fn undo_after_failure(env: &Env, r: &mut Runner, cause: PlanError) -> PlanError 
 }
 
 /// Whether a journal at `state` refuses new operations (for `status`).
-pub fn pending(state: &StateDir) -> Option<Journal> {
+pub(crate) fn pending(state: &StateDir) -> Option<Journal> {
     state.load().ok().flatten().filter(|j| matches!(j.outcome, Outcome::InProgress | Outcome::Moved | Outcome::Finalizing))
 }
 

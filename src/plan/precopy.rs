@@ -31,7 +31,7 @@ use crate::manifest::compare::{Field, compare_manifests};
 use crate::progress::Progress;
 
 /// Delta passes after the first copy, at most (each walks the whole source).
-pub const MAX_DELTA_PASSES: usize = 4;
+pub(crate) const MAX_DELTA_PASSES: usize = 4;
 
 /// What the passes before the stop did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -53,7 +53,7 @@ pub struct Passes {
 }
 
 /// Runs the passes from `src` into `dst`, keeping manifests in `work`.
-pub fn run(src: &Path, dst: &Path, work: &Path, threads: usize, progress: &dyn Progress) -> Result<Passes> {
+pub(crate) fn run(src: &Path, dst: &Path, work: &Path, threads: usize, progress: &dyn Progress) -> Result<Passes> {
     let mut p = Passes::default();
     let (mut prev_s, mut prev_t): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     for k in 0..=MAX_DELTA_PASSES {

@@ -28,7 +28,7 @@ impl ProbeResult {
 }
 
 /// Names a filesystem from statfs' `f_type`.
-pub fn fs_type_name(magic: i64) -> String {
+pub(crate) fn fs_type_name(magic: i64) -> String {
     match magic {
         0xEF53 => "ext4".into(),
         0x5846_5342 => "xfs".into(),
@@ -46,13 +46,13 @@ pub fn fs_type_name(magic: i64) -> String {
 }
 
 /// statfs of `path`: (fs type name, free bytes for root).
-pub fn statfs(path: &Path) -> std::io::Result<(String, u64)> {
+pub(crate) fn statfs(path: &Path) -> std::io::Result<(String, u64)> {
     let (f_type, free) = crate::sys::process::statfs(path)?;
     Ok((fs_type_name(f_type), free))
 }
 
 /// The nearest existing ancestor of `path` (the target itself may not exist yet).
-pub fn existing_ancestor(path: &Path) -> PathBuf {
+pub(crate) fn existing_ancestor(path: &Path) -> PathBuf {
     let mut p = path.to_path_buf();
     while !p.exists() {
         if !p.pop() {
@@ -63,7 +63,7 @@ pub fn existing_ancestor(path: &Path) -> PathBuf {
 }
 
 /// Probes the filesystem holding `path` (or its nearest existing ancestor).
-pub fn probe(path: &Path) -> ProbeResult {
+pub(crate) fn probe(path: &Path) -> ProbeResult {
     let base = existing_ancestor(path);
     let mut r = ProbeResult::default();
     match statfs(&base) {

@@ -45,7 +45,7 @@ pub struct FinalizeReport {
 /// Docker if it runs, undoes every begun step from the observed state,
 /// starts Docker on the old data and checks it. Marks the journal rolled back.
 /// Returns whether Docker was started again.
-pub fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
+pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
     if !j.touched("stop") {
         // Docker was never stopped: only what the steps made (a staging tree) goes.
         runner::undo_steps(state, j, progress)?;

@@ -17,18 +17,18 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         self.state.save(&self.j)
     }
 
     /// Runs step `name`, which changes nothing the undo must know about.
-    pub fn step<T, E: From<PlanError>>(&mut self, name: &'static str, f: impl FnOnce(&mut Journal) -> Result<T, E>) -> Result<T, E> {
+    pub(crate) fn step<T, E: From<PlanError>>(&mut self, name: &'static str, f: impl FnOnce(&mut Journal) -> Result<T, E>) -> Result<T, E> {
         self.step_with(name, Vec::new(), f)
     }
 
     /// Runs step `name` that will make the changes in `intents`, refusing to
     /// begin it after a signal.
-    pub fn step_with<T, E: From<PlanError>>(
+    pub(crate) fn step_with<T, E: From<PlanError>>(
         &mut self,
         name: &'static str,
         intents: Vec<Intent>,
@@ -52,7 +52,7 @@ impl Runner<'_> {
 
 /// Undoes every begun step's intents in reverse order, saving the journal
 /// after each step. Docker must be stopped.
-pub fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<()> {
+pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<()> {
     if j.version < super::journal::VERSION && j.steps.iter().any(|s| s.state != StepState::Undone && SWITCH_V1.contains(&s.name.as_str())) {
         return Err(PlanError::Journal {
             path: state.journal_path(),

@@ -4,11 +4,11 @@
 //! Docker down.
 
 /// Installs the flag-setting handler for SIGINT and SIGTERM.
-pub fn install() {
+pub(crate) fn install() {
     crate::sys::process::catch_termination();
 }
 
 /// Whether a signal arrived since [`install`].
-pub fn caught() -> bool {
+pub(crate) fn caught() -> bool {
     crate::sys::process::termination_requested()
 }

@@ -156,7 +156,7 @@ fn target_status(env: &Env, mounts: &[mountinfo::MountEntry], t: &Path, need: u6
 
 /// The engine's facts as a plan sees them: dockerd's command line from the
 /// pidfile daemon when there is one, else docker.service's ExecStart.
-pub fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, info: Option<&Info>, timing: Timing) -> EngineFacts {
+pub(crate) fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, info: Option<&Info>, timing: Timing) -> EngineFacts {
     let argv = match service {
         ServiceKind::Pidfile(p) => {
             PidfileService::new(p, timing).live_pid().ok().flatten().and_then(|pid| procscan::read_cmdline(Path::new("/proc"), pid).ok())

@@ -19,7 +19,7 @@ use crate::docker::mountinfo;
 use crate::util::atomic;
 
 /// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
-pub const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
 
 fn self_bind(path: &Path) -> Result<bool> {
     let mounts = mountinfo::read_self().map_err(PlanError::docker("rename"))?;
@@ -31,7 +31,7 @@ fn self_bind(path: &Path) -> Result<bool> {
 }
 
 /// `<data-root>.dockroot-old-<UTC time>`, a name that does not exist yet.
-pub fn old_name(dr: &Path) -> PathBuf {
+pub(crate) fn old_name(dr: &Path) -> PathBuf {
     let stamp = atomic::utc_timestamp(SystemTime::now());
     let mut old = atomic::with_suffix(dr, &format!("{OLD_INFIX}{stamp}"));
     let mut n = 1;
@@ -44,7 +44,7 @@ pub fn old_name(dr: &Path) -> PathBuf {
 
 /// Applies the switch steps of `j.method`, for the data-root and, when the
 /// journal records one, containerd's root.
-pub fn apply(r: &mut Runner, use_dropin: bool) -> Result<()> {
+pub(crate) fn apply(r: &mut Runner, use_dropin: bool) -> Result<()> {
     let (dr, target, id) = (r.j.data_root.clone(), r.j.target.clone(), r.j.id.clone());
     let ctd = r.j.containerd_move.clone();
     match r.j.method {
@@ -161,7 +161,7 @@ fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
 
 /// Makes systemd read a changed drop-in (only for drop-ins under systemd's
 /// own directories on a host that runs systemd).
-pub fn daemon_reload(dropin: &Path) {
+pub(crate) fn daemon_reload(dropin: &Path) {
     if Path::new("/run/systemd/system").is_dir() && dropin.starts_with("/etc/systemd") {
         let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
     }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CmdOutput {
+pub(crate) struct CmdOutput {
     /// Exit code (`None` if killed by a signal).
     pub code: Option<i32>,
     /// Standard output.
@@ -18,13 +18,13 @@ pub struct CmdOutput {
 
 impl CmdOutput {
     /// Whether the command exited with 0.
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
 
 /// Runs a program and captures its output.
-pub trait CommandRunner: Send + Sync {
+pub(crate) trait CommandRunner: Send + Sync {
     /// Runs `program args...`; `Err` only if it could not be started.
     fn run(&self, program: &str, args: &[&str]) -> Result<CmdOutput>;
 
@@ -44,7 +44,7 @@ pub trait CommandRunner: Send + Sync {
 
 /// The real runner, using `std::process::Command`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemRunner;
+pub(crate) struct SystemRunner;
 
 impl CommandRunner for SystemRunner {
     fn run(&self, program: &str, args: &[&str]) -> Result<CmdOutput> {

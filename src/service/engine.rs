@@ -30,7 +30,7 @@ use crate::docker::engine::{EngineFacts, ImageStore};
 use crate::progress::Progress;
 
 /// containerd's systemd unit.
-pub const CONTAINERD_UNIT: &str = "containerd.service";
+pub(crate) const CONTAINERD_UNIT: &str = "containerd.service";
 
 /// The system containerd that holds Docker's images: stopped after Docker
 /// and started before it. Kept in the journal's service record, so a
@@ -48,7 +48,7 @@ impl ContainerdRecord {
     /// store served by the system containerd. With a graph driver containerd
     /// holds no image and keeps running; dockerd's own containerd lives in
     /// the data-root and stops with dockerd.
-    pub fn for_engine(facts: &EngineFacts) -> Option<Self> {
+    pub(crate) fn for_engine(facts: &EngineFacts) -> Option<Self> {
         let c = &facts.containerd;
         (facts.image_store == ImageStore::Containerd && c.serving == Serving::System).then(|| ContainerdRecord {
             address: c.address.clone().unwrap_or_else(|| crate::docker::containerd::SYSTEM_SOCKET.into()),
@@ -82,7 +82,7 @@ impl Front {
 }
 
 /// Docker's manager plus the system containerd.
-pub struct WholeEngine<R: CommandRunner = SystemRunner> {
+pub(crate) struct WholeEngine<R: CommandRunner = SystemRunner> {
     docker: Box<dyn ServiceManager>,
     containerd: ContainerdRecord,
     front: Front,
@@ -100,7 +100,7 @@ impl WholeEngine<SystemRunner> {
 
 impl<R: CommandRunner> WholeEngine<R> {
     /// With a given command runner and proc root (tests script them).
-    pub fn with_runner(
+    pub(crate) fn with_runner(
         docker: Box<dyn ServiceManager>,
         containerd: ContainerdRecord,
         runner: R,
@@ -183,7 +183,7 @@ impl<R: CommandRunner> WholeEngine<R> {
 /// containerd at `address`. Shims outlive a containerd stop (they are
 /// started to survive it); those of other namespaces or other containerds
 /// (a private dockerd's own) are not ours to wait for.
-pub fn shims(proc_root: &Path, address: &Path) -> Vec<u32> {
+pub(crate) fn shims(proc_root: &Path, address: &Path) -> Vec<u32> {
     let addr = address.to_string_lossy();
     procscan::pids(proc_root)
         .into_iter()

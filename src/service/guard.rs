@@ -38,7 +38,7 @@ impl<'a> StopGuard<'a> {
     }
 
     /// Leaves Docker stopped: the caller's journal now owns starting it.
-    pub fn hand_over(mut self) {
+    pub(crate) fn hand_over(mut self) {
         self.armed = false;
     }
 }
@@ -59,7 +59,7 @@ impl Drop for StopGuard<'_> {
 /// Refuses when the running daemon has live-restore on (as it reports it
 /// in `GET /info`, whatever configured it) and containers run: they would
 /// keep writing to the data-root after dockerd stops.
-pub fn refuse_live_restore(api: &DockerApi) -> Result<()> {
+pub(crate) fn refuse_live_restore(api: &DockerApi) -> Result<()> {
     if !api.ping() {
         return Ok(());
     }

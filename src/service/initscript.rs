@@ -11,7 +11,7 @@ use crate::progress::Progress;
 
 /// Which init-script front end to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// `service docker ...`
     Sysv,
     /// `rc-service docker ...`
@@ -28,7 +28,7 @@ impl Flavor {
 }
 
 /// Docker managed by an init script.
-pub struct InitScript<R: CommandRunner = SystemRunner> {
+pub(crate) struct InitScript<R: CommandRunner = SystemRunner> {
     flavor: Flavor,
     runner: R,
     api: DockerApi,
@@ -44,7 +44,7 @@ impl InitScript<SystemRunner> {
 
 impl<R: CommandRunner> InitScript<R> {
     /// Uses a given command runner.
-    pub fn with_runner(flavor: Flavor, runner: R, api: DockerApi, timing: Timing) -> Self {
+    pub(crate) fn with_runner(flavor: Flavor, runner: R, api: DockerApi, timing: Timing) -> Self {
         Self { flavor, runner, api, timing }
     }
 

@@ -85,7 +85,7 @@ pub struct ServiceRecord {
 impl ServiceRecord {
     /// Rebuilds the manager, with the recorded command line if any, and
     /// with the recorded containerd.
-    pub fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+    pub(crate) fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
         let docker: Box<dyn ServiceManager> = match (&self.kind, &self.command) {
             (ServiceKind::Pidfile(p), Some(cmd)) => Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone())),
             (kind, _) => kind.clone().build(ctx),
@@ -94,7 +94,7 @@ impl ServiceRecord {
     }
 
     /// `docker` wrapped to stop and start the recorded containerd too.
-    pub fn with_containerd(&self, docker: Box<dyn ServiceManager>, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+    pub(crate) fn with_containerd(&self, docker: Box<dyn ServiceManager>, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
         match &self.containerd {
             Some(c) => Box::new(engine::WholeEngine::new(docker, c.clone(), ctx.timing)),
             None => docker,
@@ -151,13 +151,13 @@ impl fmt::Display for ServiceKind {
 }
 
 /// The default pidfile of dockerd.
-pub const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
+pub(crate) const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
 
 /// Detects how Docker is supervised on the host whose `/` is `root`:
 /// systemd if `/run/systemd/system` exists and a docker.service unit does;
 /// else OpenRC if `/sbin/openrc-run` or `rc-service` exists; else SysV if
 /// `/etc/init.d/docker` exists; else the default pidfile if present; else none.
-pub fn detect(root: &Path) -> ServiceKind {
+pub(crate) fn detect(root: &Path) -> ServiceKind {
     let has = |p: &str| root.join(p.trim_start_matches('/')).exists();
     let unit = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
         .iter()

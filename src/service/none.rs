@@ -20,7 +20,7 @@ impl NoService {
     }
 
     /// Guards `data_root` using another proc root (tests).
-    pub fn with_proc_root(data_root: impl Into<PathBuf>, proc_root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn with_proc_root(data_root: impl Into<PathBuf>, proc_root: impl Into<PathBuf>) -> Self {
         Self { data_root: data_root.into(), proc_root: proc_root.into() }
     }
 

@@ -10,7 +10,6 @@ use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
 use crate::docker::api::{DEFAULT_SOCKET, DockerApi};
 use crate::docker::socket;
-use crate::docker::unit;
 use crate::progress::Progress;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -58,8 +57,9 @@ impl DaemonCommand {
     }
 
     /// The pidfile this daemon writes (`-p`/`--pidfile`), if given.
-    pub fn pidfile(&self) -> Option<PathBuf> {
-        unit::flag_value(&self.argv, &["--pidfile", "-p"]).map(PathBuf::from)
+    #[cfg(test)]
+    fn pidfile(&self) -> Option<PathBuf> {
+        crate::docker::unit::flag_value(&self.argv, &["--pidfile", "-p"]).map(PathBuf::from)
     }
 
     /// Starts the command detached: new session, stdin from /dev/null,
@@ -113,7 +113,7 @@ impl PidfileService {
     }
 
     /// The default log file for a restarted daemon: `<pidfile>.dockroot.log`.
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         let mut s = self.pidfile.clone().into_os_string();
         s.push(".dockroot.log");
         s.into()
@@ -121,7 +121,7 @@ impl PidfileService {
 
     /// The live dockerd pid from the pidfile; `None` if the file is missing,
     /// or names a dead process or something that is not dockerd (stale).
-    pub fn live_pid(&self) -> Result<Option<u32>> {
+    pub(crate) fn live_pid(&self) -> Result<Option<u32>> {
         let text = match std::fs::read_to_string(&self.pidfile) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

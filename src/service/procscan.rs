@@ -37,7 +37,7 @@ pub fn read_cmdline(proc_root: &Path, pid: u32) -> std::io::Result<Vec<String>> 
 }
 
 /// Splits NUL-separated data (cmdline, environ) into strings.
-pub fn split_nul(raw: &[u8]) -> Vec<String> {
+pub(crate) fn split_nul(raw: &[u8]) -> Vec<String> {
     raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
 }
 
@@ -78,7 +78,7 @@ pub fn normalize(p: &Path) -> PathBuf {
 }
 
 /// dockerd processes whose data-root is `data_root`.
-pub fn dockerds_using(proc_root: &Path, data_root: &Path) -> Vec<ProcInfo> {
+pub(crate) fn dockerds_using(proc_root: &Path, data_root: &Path) -> Vec<ProcInfo> {
     let want = normalize(data_root);
     pids(proc_root)
         .into_iter()
@@ -89,7 +89,7 @@ pub fn dockerds_using(proc_root: &Path, data_root: &Path) -> Vec<ProcInfo> {
 }
 
 /// Processes (other than this one) with an open fd or cwd at or below `path`.
-pub fn holders_below(proc_root: &Path, path: &Path) -> Vec<Leftover> {
+pub(crate) fn holders_below(proc_root: &Path, path: &Path) -> Vec<Leftover> {
     let want = normalize(path);
     let me = std::process::id();
     let mut out = Vec::new();

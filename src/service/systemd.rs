@@ -14,10 +14,10 @@ use crate::progress::Progress;
 /// so the service's socket activation works). With the containerd image
 /// store, containerd.service is stopped after them and started before them
 /// ([`super::engine::WholeEngine`]).
-pub const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
+pub(crate) const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
 
 /// Docker managed by systemd units.
-pub struct Systemd<R: CommandRunner = SystemRunner> {
+pub(crate) struct Systemd<R: CommandRunner = SystemRunner> {
     runner: R,
     api: DockerApi,
     timing: Timing,
@@ -32,7 +32,7 @@ impl Systemd<SystemRunner> {
 
 impl<R: CommandRunner> Systemd<R> {
     /// Uses a given command runner (tests script it).
-    pub fn with_runner(runner: R, api: DockerApi, timing: Timing) -> Self {
+    pub(crate) fn with_runner(runner: R, api: DockerApi, timing: Timing) -> Self {
         Self { runner, api, timing }
     }
 
@@ -60,12 +60,12 @@ impl<R: CommandRunner> Systemd<R> {
 }
 
 /// One state per line of `systemctl is-active` output.
-pub fn parse_is_active(stdout: &str) -> Vec<String> {
+pub(crate) fn parse_is_active(stdout: &str) -> Vec<String> {
     stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
 /// Whether every state means "not running" (`inactive`, `failed`, `unknown`).
-pub fn all_stopped(states: &[String]) -> bool {
+pub(crate) fn all_stopped(states: &[String]) -> bool {
     !states.is_empty() && states.iter().all(|s| matches!(s.as_str(), "inactive" | "failed" | "unknown"))
 }
 
@@ -163,13 +163,13 @@ pub(crate) mod tests {
 
     /// Replies to commands from a script and records them.
     #[derive(Default)]
-    pub struct FakeRunner {
+    pub(crate) struct FakeRunner {
         pub calls: Mutex<Vec<String>>,
         pub replies: Mutex<Vec<(String, CmdOutput)>>,
     }
 
     impl FakeRunner {
-        pub fn reply(&self, prefix: &str, code: i32, stdout: &str) {
+        pub(crate) fn reply(&self, prefix: &str, code: i32, stdout: &str) {
             let out = CmdOutput { code: Some(code), stdout: stdout.into(), stderr: "boom".into() };
             self.replies.lock().unwrap().push((prefix.into(), out));
         }
@@ -200,7 +200,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn fast() -> Timing {
+    pub(crate) fn fast() -> Timing {
         Timing { timeout: Duration::from_millis(300), poll: Duration::from_millis(10) }
     }
 

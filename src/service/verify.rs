@@ -27,7 +27,7 @@ pub fn verify_stopped_all(paths: &[PathBuf]) -> Result<()> {
 }
 
 /// [`verify_stopped`] against a given proc root and mount table.
-pub fn verify_stopped_in(proc_root: &Path, mounts: &[mountinfo::MountEntry], data_root: &Path) -> Result<()> {
+pub(crate) fn verify_stopped_in(proc_root: &Path, mounts: &[mountinfo::MountEntry], data_root: &Path) -> Result<()> {
     let leftovers = leftovers(proc_root, mounts, data_root);
     if leftovers.is_empty() {
         return Ok(());
@@ -36,7 +36,7 @@ pub fn verify_stopped_in(proc_root: &Path, mounts: &[mountinfo::MountEntry], dat
 }
 
 /// Everything still using `data_root`.
-pub fn leftovers(proc_root: &Path, mounts: &[mountinfo::MountEntry], data_root: &Path) -> Vec<Leftover> {
+pub(crate) fn leftovers(proc_root: &Path, mounts: &[mountinfo::MountEntry], data_root: &Path) -> Vec<Leftover> {
     let mut out: Vec<Leftover> =
         procscan::dockerds_using(proc_root, data_root).into_iter().map(|p| Leftover::Daemon { pid: p.pid, argv: p.argv }).collect();
     out.extend(procscan::holders_below(proc_root, data_root));
@@ -63,7 +63,7 @@ pub fn check_live_restore(cfg: &DaemonJson, api: &DockerApi) -> Result<()> {
 }
 
 /// The pure decision behind [`check_live_restore`].
-pub fn live_restore_blocker(cfg: &DaemonJson, running: u64) -> Result<()> {
+pub(crate) fn live_restore_blocker(cfg: &DaemonJson, running: u64) -> Result<()> {
     if cfg.live_restore() == Some(true) && running > 0 {
         return Err(ServiceError::LiveRestore { daemon_json: cfg.path().into(), running });
     }

@@ -34,7 +34,7 @@ impl Timing {
     }
 
     /// The timeout in whole seconds, for messages.
-    pub fn secs(&self) -> u64 {
+    pub(crate) fn secs(&self) -> u64 {
         self.timeout.as_secs()
     }
 }

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use super::check;
 
 /// statfs' `f_type` of btrfs.
-pub const SUPER_MAGIC: i64 = 0x9123_683E;
+pub(crate) const SUPER_MAGIC: i64 = 0x9123_683E;
 /// The inode number of every subvolume's root directory.
 const SUBVOL_ROOT_INO: u64 = 256;
 /// `BTRFS_SUBVOL_RDONLY`: the snapshot is created read-only.
@@ -50,20 +50,20 @@ fn copy_name(dst: &mut [u8], name: &CStr) -> io::Result<()> {
 }
 
 /// Whether `fd` is on btrfs.
-pub fn is_btrfs(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(crate) fn is_btrfs(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let s = nix::sys::statfs::fstatfs(fd).map_err(io::Error::from)?;
     #[allow(clippy::unnecessary_cast)]
     Ok(s.filesystem_type().0 as i64 == SUPER_MAGIC)
 }
 
 /// Whether the directory `fd` is the root of a btrfs subvolume.
-pub fn is_subvolume(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(crate) fn is_subvolume(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(is_btrfs(fd)? && super::stat::fstat(fd)?.ino == SUBVOL_ROOT_INO)
 }
 
 /// Creates `name` in the directory `dst_dir` as a read-only snapshot of the
 /// subvolume whose root is `src`. Both must be on the same btrfs filesystem.
-pub fn snapshot_readonly(src: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn snapshot_readonly(src: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     let mut args = VolArgsV2 { fd: src.as_raw_fd() as i64, transid: 0, flags: SUBVOL_RDONLY, unused: [0; 4], name: [0; VOL_NAME_LEN_V2] };
     copy_name(&mut args.name, name)?;
     // SAFETY: the kernel reads a btrfs_ioctl_vol_args_v2 of exactly this layout and size.
@@ -71,7 +71,7 @@ pub fn snapshot_readonly(src: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>, name: &CS
 }
 
 /// Deletes the subvolume `name` in the directory `parent` (read-only ones too).
-pub fn destroy(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn destroy(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     let mut args = VolArgs { fd: 0, name: [0; VOL_NAME_LEN] };
     copy_name(&mut args.name, name)?;
     // SAFETY: the kernel reads a btrfs_ioctl_vol_args of exactly this layout and size.

@@ -39,14 +39,14 @@ pub fn create_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
 }
 
 /// As [`create_file_at`], with `mode` (the umask applies).
-pub fn create_file_mode_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
+pub(crate) fn create_file_mode_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
     Ok(File::from(openat_raw(dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, mode)?))
 }
 
 /// What a file this process creates gets without chown/chmod: (euid, egid,
 /// umask). Read once; the umask comes from /proc (umask(2) cannot read it
 /// without setting it, which would race other threads).
-pub fn creation_defaults() -> (u32, u32, u32) {
+pub(crate) fn creation_defaults() -> (u32, u32, u32) {
     static D: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
     *D.get_or_init(|| {
         let umask = std::fs::read_to_string("/proc/self/status")
@@ -64,13 +64,13 @@ pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
 }
 
 /// Creates a device, fifo or socket node.
-pub fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, kind: Kind, rdev: u64) -> io::Result<()> {
+pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, kind: Kind, rdev: u64) -> io::Result<()> {
     let mode = kind.ifmt() | 0o600;
     // SAFETY: valid fd and name.
     check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) }).map(drop)
 }
 
-pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     let t = super::cstr(target)?;
     // SAFETY: valid strings and fd.
     check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
@@ -89,13 +89,13 @@ pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
 }
 
 /// Makes `new_dir/new_name` another name of `old_dir/old_name` (never follows symlinks).
-pub fn link_at(old_dir: BorrowedFd<'_>, old_name: &CStr, new_dir: BorrowedFd<'_>, new_name: &CStr) -> io::Result<()> {
+pub(crate) fn link_at(old_dir: BorrowedFd<'_>, old_name: &CStr, new_dir: BorrowedFd<'_>, new_name: &CStr) -> io::Result<()> {
     // SAFETY: valid fds and names.
     check(unsafe { libc::linkat(old_dir.as_raw_fd(), old_name.as_ptr(), new_dir.as_raw_fd(), new_name.as_ptr(), 0) }).map(drop)
 }
 
 /// `fchownat(AT_SYMLINK_NOFOLLOW)`: numeric ids, never follows a symlink.
-pub fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: valid fd and name.
     check(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
 }
@@ -105,7 +105,7 @@ pub fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Res
 /// `fchmodat2(AT_SYMLINK_NOFOLLOW)` (Linux 6.6); on older kernels the name is
 /// opened `O_PATH|O_NOFOLLOW`, checked, and chmod'ed through /proc, as
 /// glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does.
-pub fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
+pub(crate) fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result<()> {
     // SAFETY: valid fd and name; fchmodat2 takes (dirfd, path, mode, flags).
     let rc = unsafe { libc::syscall(libc::SYS_fchmodat2, dir.as_raw_fd(), name.as_ptr(), perm as libc::mode_t, libc::AT_SYMLINK_NOFOLLOW) };
     if rc == 0 {
@@ -129,7 +129,7 @@ fn chmod_through_proc(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result
     check(unsafe { libc::chmod(path.as_ptr(), perm as libc::mode_t) }).map(drop)
 }
 
-pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: valid fd.
     check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
 }
@@ -146,19 +146,19 @@ pub fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, atime: Timespec, mtime: Ti
     check(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
 }
 
-pub fn futimens(fd: BorrowedFd<'_>, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+pub(crate) fn futimens(fd: BorrowedFd<'_>, atime: Timespec, mtime: Timespec) -> io::Result<()> {
     let ts = [atime.to_libc(), mtime.to_libc()];
     // SAFETY: valid fd and a two-element array.
     check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(drop)
 }
 
 /// Removes a non-directory entry.
-pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn unlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     // SAFETY: valid fd and name.
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
 }
 
-pub fn rmdir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn rmdir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     // SAFETY: valid fd and name.
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
 }
@@ -183,7 +183,7 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
 
 /// Removes `name` in `dir`, recursively if it is a directory, using fds all the
 /// way down so arbitrarily deep trees can be removed.
-pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     match super::stat::lstat_at(dir, name)?.kind {
         Kind::Dir => {
             let sub = open_dir_at(dir, name)?;
@@ -218,7 +218,7 @@ pub fn raise_nofile_limit() -> u64 {
 
 /// Path through /proc that names `name` inside the directory `dir` with a short
 /// string, for the calls (l*xattr) that have no fd-relative form.
-pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
+pub(crate) fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
     let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name.to_bytes());
     std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
@@ -228,7 +228,7 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> std::path::PathBuf {
 /// written under a temporary name and renamed over `path`; done to
 /// `/dev/null` (a habit when timing a command), that rename replaced the
 /// host's device node with a regular file.
-pub fn check_replaceable(path: &Path) -> io::Result<()> {
+pub(crate) fn check_replaceable(path: &Path) -> io::Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -19,7 +19,7 @@ const MIN_EXTENT: u64 = 512;
 
 /// Returns the data extents `(offset, len)` of a file of `size` bytes. A
 /// filesystem without SEEK_DATA support yields one extent covering the file.
-pub fn data_extents(f: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
+pub(crate) fn data_extents(f: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
     walk_extents(size, |pos, whence| {
         // SAFETY: lseek on a valid fd has no memory effects.
         let r = unsafe { libc::lseek(f.as_raw_fd(), pos, whence) };

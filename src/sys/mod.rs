@@ -26,11 +26,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Turns a path or name into a C string; a NUL byte cannot occur in a real name.
-pub fn cstr(bytes: &[u8]) -> std::io::Result<CString> {
+pub(crate) fn cstr(bytes: &[u8]) -> std::io::Result<CString> {
     CString::new(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-pub fn path_cstr(p: &Path) -> std::io::Result<CString> {
+pub(crate) fn path_cstr(p: &Path) -> std::io::Result<CString> {
     cstr(p.as_os_str().as_bytes())
 }
 
@@ -40,4 +40,4 @@ fn check(rc: libc::c_int) -> std::io::Result<libc::c_int> {
 }
 
 /// The name `.`: used to address a directory through its own fd.
-pub const DOT: &CStr = c".";
+pub(crate) const DOT: &CStr = c".";

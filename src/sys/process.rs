@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Takes an exclusive `flock` without waiting: `Ok(false)` when another
 /// process holds it.
-pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // SAFETY: flock on a valid fd has no memory effects.
     if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(true);
@@ -20,7 +20,7 @@ pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// `statfs(2)` of a path: (f_type, free bytes for root).
-pub fn statfs(path: &Path) -> io::Result<(i64, u64)> {
+pub(crate) fn statfs(path: &Path) -> io::Result<(i64, u64)> {
     let c = super::path_cstr(path)?;
     let mut s = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: c is a valid C string and s a valid out-pointer.
@@ -36,7 +36,7 @@ pub fn statfs(path: &Path) -> io::Result<(i64, u64)> {
 
 /// Makes the child of `cmd` lead a new session (detached from our terminal
 /// and process group), as a daemon started by hand must.
-pub fn spawn_in_new_session(cmd: &mut Command) {
+pub(crate) fn spawn_in_new_session(cmd: &mut Command) {
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
@@ -52,7 +52,7 @@ extern "C" fn on_termination(_: libc::c_int) {
 
 /// Replaces the default action of SIGINT and SIGTERM with setting a flag,
 /// read by [`termination_requested`].
-pub fn catch_termination() {
+pub(crate) fn catch_termination() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let act = SigAction::new(SigHandler::Handler(on_termination), SaFlags::SA_RESTART, SigSet::empty());
     for s in [Signal::SIGINT, Signal::SIGTERM] {
@@ -62,6 +62,6 @@ pub fn catch_termination() {
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`catch_termination`].
-pub fn termination_requested() -> bool {
+pub(crate) fn termination_requested() -> bool {
     TERMINATION.load(Ordering::SeqCst)
 }

@@ -11,13 +11,13 @@ use std::path::Path;
 use super::check;
 
 /// Makes `dst` (empty, open for writing) share all of `src`'s data.
-pub fn clone_file(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn clone_file(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: FICLONE takes the source fd as its integer argument and touches no user memory.
     check(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) }).map(|_| ())
 }
 
 /// Errors that mean "this filesystem (or this pair of files) cannot clone".
-pub fn unsupported(e: &io::Error) -> bool {
+pub(crate) fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY | libc::ENOSYS))
 }
 
@@ -35,7 +35,7 @@ fn tmpfile_in(dir: &Path) -> io::Result<File> {
 /// Whether the filesystem holding the directory `dir` can clone files:
 /// clones one block between two unnamed files there. `Ok(false)` when the
 /// filesystem says it cannot; other errors (permissions, no space) are errors.
-pub fn probe(dir: &Path) -> io::Result<bool> {
+pub(crate) fn probe(dir: &Path) -> io::Result<bool> {
     let mut a = tmpfile_in(dir)?;
     a.write_all(&[0x5a; 4096])?;
     let b = tmpfile_in(dir)?;

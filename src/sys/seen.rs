@@ -21,7 +21,7 @@ use super::stat::{Kind, Meta, fstat};
 
 /// The name now refers to another inode, or another type, than the walker saw.
 #[derive(Debug)]
-pub struct Replaced {
+pub(crate) struct Replaced {
     pub saw: Kind,
     pub found: Kind,
 }
@@ -41,7 +41,7 @@ impl std::error::Error for Replaced {}
 /// Whether a source-side error means the tree changed under the reader: the
 /// entry vanished (ENOENT), a directory on its path did (ENOTDIR), a symlink
 /// took its place (ELOOP), or it was [`Replaced`].
-pub fn is_race(e: &io::Error) -> bool {
+pub(crate) fn is_race(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)) || replaced(e)
 }
 
@@ -64,7 +64,7 @@ fn same(seen: &Meta, now: &Meta) -> io::Result<()> {
 /// the stat then describes the very inode the handle names, so a later
 /// [`reopen_file`] or [`reopen_dir`] of the handle needs no second stat to
 /// check it (issue 11: one stat per entry).
-pub fn open_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(OwnedFd, Meta)> {
+pub(crate) fn open_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(OwnedFd, Meta)> {
     // SAFETY: valid fd and NUL-terminated name.
     let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
     // SAFETY: openat succeeded, so fd is a new descriptor that we own.
@@ -82,7 +82,7 @@ pub fn open_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(O
 
 /// The path of an open fd in /proc: a "magic link" that resolves to that very
 /// inode, whatever its names are now.
-pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
@@ -99,7 +99,7 @@ pub fn open_file_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Resu
 /// stat is `now` (from [`open_entry`] or [`open_seen`]); anything but a
 /// regular file is a [`Replaced`] error and is never opened for I/O. Does
 /// not touch atime where permitted.
-pub fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
+pub(crate) fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
     if now.kind != Kind::File {
         return Err(io::Error::other(Replaced { saw: Kind::File, found: now.kind }));
     }
@@ -114,7 +114,7 @@ pub fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<File> {
 }
 
 /// Opens the directory behind the `O_PATH` handle `path_fd` for listing.
-pub fn reopen_dir(path_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+pub(crate) fn reopen_dir(path_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     reopen(path_fd, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
 }
 
@@ -152,7 +152,7 @@ fn proc_fd_dir() -> io::Result<BorrowedFd<'static>> {
 
 /// Opens the subdirectory `name` of `dir` (never following a symlink) and
 /// checks that it is the directory the walker saw as `seen`.
-pub fn open_dir_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<OwnedFd> {
     let fd = super::fs::open_dir_at(dir, name)?;
     same(seen, &fstat(fd.as_fd())?)?;
     Ok(fd)

@@ -17,7 +17,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn from_mode(mode: u32) -> Option<Kind> {
+    pub(crate) fn from_mode(mode: u32) -> Option<Kind> {
         Some(match mode & libc::S_IFMT {
             libc::S_IFREG => Kind::File,
             libc::S_IFDIR => Kind::Dir,
@@ -30,7 +30,7 @@ impl Kind {
         })
     }
 
-    pub fn ifmt(self) -> u32 {
+    pub(crate) fn ifmt(self) -> u32 {
         match self {
             Kind::File => libc::S_IFREG,
             Kind::Dir => libc::S_IFDIR,
@@ -63,7 +63,7 @@ pub struct Timespec {
 }
 
 impl Timespec {
-    pub fn to_libc(self) -> libc::timespec {
+    pub(crate) fn to_libc(self) -> libc::timespec {
         libc::timespec { tv_sec: self.sec, tv_nsec: self.nsec as _ }
     }
 }
@@ -141,7 +141,7 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
 }
 
 /// `fstat(fd)`.
-pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: as above.
     let rc = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
@@ -156,7 +156,7 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
 /// Whether `name` in `dir` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT),
 /// which also catches bind mounts of the same filesystem that `st_dev` misses;
 /// `None` on kernels that do not report it (before 5.8).
-pub fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<bool>> {
+pub(crate) fn is_mount_root(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<bool>> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
     let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS, stx.as_mut_ptr()) };

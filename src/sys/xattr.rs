@@ -7,12 +7,12 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// Name/value pairs, sorted by name.
-pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// XFS shows root the POSIX ACLs a second time under these names. They are
 /// aliases of `system.posix_acl_*`; copied to another filesystem they become
 /// bogus xattrs, so they are never read.
-pub fn is_alias(name: &[u8]) -> bool {
+pub(crate) fn is_alias(name: &[u8]) -> bool {
     name == b"trusted.SGI_ACL_FILE" || name == b"trusted.SGI_ACL_DEFAULT"
 }
 
@@ -59,7 +59,7 @@ pub fn read_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
 
 /// Makes the xattrs of `name` in `dir` exactly `want`: sets each value and,
 /// when `exact`, removes names not in `want` (e.g. an inherited default ACL).
-pub fn write_at(dir: BorrowedFd<'_>, name: &CStr, want: &Xattrs, exact: bool) -> Result<(), (Vec<u8>, io::Error)> {
+pub(crate) fn write_at(dir: BorrowedFd<'_>, name: &CStr, want: &Xattrs, exact: bool) -> Result<(), (Vec<u8>, io::Error)> {
     let path = super::proc_path(dir, name);
     for (k, v) in want {
         xattr::set(&path, OsStr::from_bytes(k), v).map_err(|e| (k.clone(), e))?;

@@ -11,7 +11,7 @@ use crate::manifest::escape::display;
 use crate::sys::{self, Kind, Meta, xattr::Xattrs};
 
 /// The metadata to apply.
-pub struct Attrs<'a> {
+pub(crate) struct Attrs<'a> {
     pub meta: &'a Meta,
     pub xattrs: &'a Xattrs,
 }
@@ -21,7 +21,7 @@ pub struct Attrs<'a> {
 /// directory while its children are written, so no setgid inheritance), the
 /// umask strips nothing and there are no setuid/setgid/sticky bits (chown
 /// would clear them). Two syscalls fewer per file on a typical data-root.
-pub fn preset_mode(m: &Meta) -> Option<u32> {
+pub(crate) fn preset_mode(m: &Meta) -> Option<u32> {
     let (uid, gid, umask) = sys::creation_defaults();
     (m.kind == Kind::File && (m.uid, m.gid) == (uid, gid) && m.perm & 0o7000 == 0 && m.perm & umask == 0).then_some(m.perm)
 }
@@ -32,7 +32,7 @@ fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> E
 
 /// Applies metadata to `name` in `dir` (any type but directories, which go
 /// through [`apply_dir`]). `exact` also removes xattrs the source lacks.
-pub fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+pub(crate) fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
     let m = a.meta;
     sys::chown_at(dir, name, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
     if m.kind != Kind::Symlink {
@@ -46,14 +46,14 @@ pub fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: 
 
 /// Applies metadata to an open regular file (cheaper than by name). `preset`:
 /// it was created with [`preset_mode`], owner and mode are already right.
-pub struct FileTarget<'a> {
+pub(crate) struct FileTarget<'a> {
     pub fd: BorrowedFd<'a>,
     pub dir: BorrowedFd<'a>,
     pub name: &'a CStr,
     pub preset: bool,
 }
 
-pub fn apply_file(t: &FileTarget, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+pub(crate) fn apply_file(t: &FileTarget, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
     let (m, f, dir, name) = (a.meta, t.fd, t.dir, t.name);
     if !t.preset {
         sys::fchown(f, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
@@ -66,7 +66,7 @@ pub fn apply_file(t: &FileTarget, a: &Attrs, exact: bool, root: &Path, rel: &[u8
 }
 
 /// Applies metadata to a directory through its own fd.
-pub fn apply_dir(d: BorrowedFd<'_>, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
+pub(crate) fn apply_dir(d: BorrowedFd<'_>, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
     let m = a.meta;
     sys::fchown(d, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
     sys::fchmod(d, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;

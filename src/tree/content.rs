@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::sys::holes::data_extents;
 
-pub enum Chunk<'a> {
+pub(crate) enum Chunk<'a> {
     Data(&'a [u8]),
     Hole(u64),
 }
@@ -25,7 +25,7 @@ thread_local! {
 /// with data `extents` (sorted `(start, len)` pairs; everything else is a
 /// hole). Stops early (without error) if the file turns out shorter: the
 /// caller's post-read stat reports that change.
-pub fn stream_range(
+pub(crate) fn stream_range(
     file: &File,
     extents: &[(u64, u64)],
     range: Range<u64>,
@@ -63,7 +63,7 @@ pub fn stream_range(
 /// The data extents of a file of `size` bytes and `blocks` 512-byte blocks.
 /// A file with as many blocks as bytes has no holes: the two lseeks per
 /// extent are skipped.
-pub fn extents(file: &File, size: u64, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
+pub(crate) fn extents(file: &File, size: u64, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
     if size == 0 {
         Ok(Vec::new())
     } else if blocks * 512 >= size {

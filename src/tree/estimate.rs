@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::sys::{self, Kind, Meta};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Size {
+pub(crate) struct Size {
     pub entries: u64,
     /// Logical size of the regular files.
     pub bytes: u64,
@@ -28,14 +28,14 @@ pub struct Size {
 /// An entry that could not be measured.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {source}", path.display())]
-pub struct MeasureError {
+pub(crate) struct MeasureError {
     path: PathBuf,
     #[source]
     source: std::io::Error,
 }
 
 impl MeasureError {
-    pub fn path(&self) -> Option<&Path> {
+    pub(crate) fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
 }
@@ -66,7 +66,7 @@ impl Tally {
 /// Measures `root`. With `strict`, the first unreadable entry is an error;
 /// otherwise unreadable entries are skipped (a progress estimate). Entries
 /// that vanish or are replaced while measured are skipped either way.
-pub fn measure(root: &Path, strict: bool) -> Result<Size, MeasureError> {
+pub(crate) fn measure(root: &Path, strict: bool) -> Result<Size, MeasureError> {
     let err = |rel: &Path, source| MeasureError { path: root.join(rel), source };
     let root_fd = sys::open_dir_path(root).map_err(|e| err(Path::new(""), e))?;
     let root_meta = sys::stat::fstat(root_fd.as_fd()).map_err(|e| err(Path::new(""), e))?;

@@ -64,7 +64,7 @@ impl Block {
 /// Hashes content fed in order as data and zero runs. Starts at offset 0 for
 /// a whole file ([`ContentHasher::new`]) or at a block-aligned offset for a
 /// subtree of a split file ([`ContentHasher::at`]).
-pub struct ContentHasher {
+pub(crate) struct ContentHasher {
     start: u64,
     /// End of the content hashed so far (zeros held back excluded).
     pos: u64,
@@ -90,12 +90,12 @@ impl ContentHasher {
 
     /// A hasher for the subtree starting at `offset`, a multiple of
     /// [`ZERO_BLOCK`] (or of 1 KiB for a subtree of at most one block).
-    pub fn at(offset: u64) -> ContentHasher {
+    pub(crate) fn at(offset: u64) -> ContentHasher {
         ContentHasher { start: offset, pos: offset, zeros: 0, block_start: offset, block: Block::at(offset), stack: Vec::new() }
     }
 
     /// Bytes hashed so far.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.pos + self.zeros - self.start
     }
 
@@ -125,7 +125,7 @@ impl ContentHasher {
         }
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
         if is_zero(data) {
             self.zeros += data.len() as u64;
             return;
@@ -142,7 +142,7 @@ impl ContentHasher {
     }
 
     /// Hashes `len` zero bytes (a hole).
-    pub fn zeros(&mut self, len: u64) {
+    pub(crate) fn zeros(&mut self, len: u64) {
         self.zeros += len;
     }
 
@@ -188,7 +188,7 @@ impl ContentHasher {
     }
 
     /// The chaining value of the subtree hashed (a hasher started with [`ContentHasher::at`]).
-    pub fn finalize_non_root(mut self) -> ChainingValue {
+    pub(crate) fn finalize_non_root(mut self) -> ChainingValue {
         self.flush_zeros();
         let mut cv = self.block.cv();
         for left in self.stack.iter().rev() {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::node::DirNode;
 
 /// Where the head of a group ended up in the destination.
-pub struct HeadPlace {
+pub(crate) struct HeadPlace {
     pub dir: Arc<DirNode>,
     pub name: CString,
 }
@@ -25,13 +25,13 @@ pub struct LinkSlot {
 }
 
 impl LinkSlot {
-    pub fn publish(&self, place: Option<HeadPlace>) {
+    pub(crate) fn publish(&self, place: Option<HeadPlace>) {
         *self.state.lock().unwrap() = Some(place);
         self.ready.notify_all();
     }
 
     /// Waits for the head and calls `f` with its place.
-    pub fn with_head<R>(&self, f: impl FnOnce(Option<&HeadPlace>) -> R) -> R {
+    pub(crate) fn with_head<R>(&self, f: impl FnOnce(Option<&HeadPlace>) -> R) -> R {
         let mut g = self.state.lock().unwrap();
         while g.is_none() {
             g = self.ready.wait(g).unwrap();
@@ -55,12 +55,12 @@ struct Group {
 /// dropped once all its links were seen, so memory stays proportional to the
 /// groups still open.
 #[derive(Default)]
-pub struct Groups {
+pub(crate) struct Groups {
     open: HashMap<(u64, u64), Group>,
 }
 
 impl Groups {
-    pub fn role(&mut self, dev: u64, ino: u64, nlink: u64, rel: &[u8]) -> Option<LinkRole> {
+    pub(crate) fn role(&mut self, dev: u64, ino: u64, nlink: u64, rel: &[u8]) -> Option<LinkRole> {
         if nlink < 2 {
             return None;
         }

@@ -14,7 +14,7 @@ use super::links::LinkRole;
 use crate::manifest::Record;
 use crate::sys::Meta;
 
-pub type Finaliser = Box<dyn FnOnce(&DirNode) + Send>;
+pub(crate) type Finaliser = Box<dyn FnOnce(&DirNode) + Send>;
 
 pub struct DirNode {
     /// Path relative to the walk root (`""` for the root).
@@ -30,7 +30,7 @@ impl DirNode {
         DirNode { rel, src, dst, parent, finaliser: Mutex::new(None) }
     }
 
-    pub fn set_finaliser(&self, f: Finaliser) {
+    pub(crate) fn set_finaliser(&self, f: Finaliser) {
         *self.finaliser.lock().unwrap() = Some(f);
     }
 }

@@ -13,13 +13,13 @@ use super::node::Item;
 use super::queue::{lock, wait};
 
 /// A unit of work for any worker.
-pub type Task = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;
 
 /// One job of a group handed to [`Pool::run_all`].
-pub type Job<T> = Box<dyn FnOnce() -> T + Send + 'static>;
+pub(crate) type Job<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 
 /// What a worker takes next.
-pub enum Work {
+pub(crate) enum Work {
     Task(Task),
     /// Entries, in walk order; the worker calls [`Pool::batch_done`] after.
     Batch(Vec<Item>),
@@ -55,7 +55,7 @@ impl Inner {
 }
 
 impl Pool {
-    pub fn push_batch(&self, batch: Vec<Item>) {
+    pub(crate) fn push_batch(&self, batch: Vec<Item>) {
         let mut st = lock(&self.0.state);
         st.batches.push_back(batch);
         self.0.notify(&st);
@@ -63,7 +63,7 @@ impl Pool {
 
     /// No more batches: workers leave once the queue is empty and no worker
     /// is still on a batch. Idempotent.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut st = lock(&self.0.state);
         st.closed = true;
         self.0.notify(&st);
@@ -71,7 +71,7 @@ impl Pool {
 
     /// For workers: the next task, else the next batch (marked busy until
     /// [`Pool::batch_done`]), waiting for either; `None` when all is done.
-    pub fn next(&self) -> Option<Work> {
+    pub(crate) fn next(&self) -> Option<Work> {
         let mut st = lock(&self.0.state);
         loop {
             if let Some(t) = st.tasks.pop_front() {
@@ -91,7 +91,7 @@ impl Pool {
     }
 
     /// A worker finished a batch taken from [`Pool::next`].
-    pub fn batch_done(&self) {
+    pub(crate) fn batch_done(&self) {
         let mut st = lock(&self.0.state);
         st.busy -= 1;
         if st.busy == 0 && st.closed {
@@ -102,7 +102,7 @@ impl Pool {
     /// Runs every job, the first on this thread, and returns their results
     /// in order. While waiting it runs queued tasks (its own or others').
     /// Panics if a job panicked (the caller's entry then fails).
-    pub fn run_all<T: Send + 'static>(&self, mut jobs: Vec<Job<T>>) -> Vec<T> {
+    pub(crate) fn run_all<T: Send + 'static>(&self, mut jobs: Vec<Job<T>>) -> Vec<T> {
         if jobs.len() <= 1 {
             return jobs.into_iter().map(|j| j()).collect();
         }

@@ -12,12 +12,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Locks `m`, ignoring poisoning: the state guarded here stays consistent
 /// (every critical section is a push, a pop or a count).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Waits on `c`, ignoring poisoning (see [`lock`]).
-pub fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+pub(crate) fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     c.wait(g).unwrap_or_else(|p| p.into_inner())
 }
 
@@ -34,18 +34,18 @@ struct Shared<T> {
 
 /// The sending side of a many-to-one queue; cloned for each producer. The
 /// queue closes when the last sender is dropped (also by a panic).
-pub struct Sender<T>(Arc<Shared<T>>);
+pub(crate) struct Sender<T>(Arc<Shared<T>>);
 
 /// The single consumer's side.
-pub struct Receiver<T>(Arc<Shared<T>>);
+pub(crate) struct Receiver<T>(Arc<Shared<T>>);
 
-pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let s = Arc::new(Shared { state: Mutex::new(State { items: VecDeque::new(), senders: 1, sleeping: false }), ready: Condvar::new() });
     (Sender(s.clone()), Receiver(s))
 }
 
 impl<T> Sender<T> {
-    pub fn send(&self, item: T) {
+    pub(crate) fn send(&self, item: T) {
         let mut st = lock(&self.0.state);
         st.items.push_back(item);
         if st.sleeping {
@@ -75,7 +75,7 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// Everything queued, waiting for at least one item; `None` once the
     /// queue is empty and every sender is gone.
-    pub fn recv_all(&self) -> Option<VecDeque<T>> {
+    pub(crate) fn recv_all(&self) -> Option<VecDeque<T>> {
         let mut st = lock(&self.0.state);
         loop {
             if !st.items.is_empty() {
@@ -92,7 +92,7 @@ impl<T> Receiver<T> {
 
 /// A counting semaphore: the entries in flight. The walker takes a place per
 /// entry; the collector gives places back as it hands entries on.
-pub struct Window {
+pub(crate) struct Window {
     state: Mutex<(usize, bool)>,
     freed: Condvar,
 }
@@ -103,7 +103,7 @@ impl Window {
     }
 
     /// Takes a place if one is free.
-    pub fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self) -> bool {
         let mut st = lock(&self.state);
         if st.0 == 0 {
             return false;
@@ -113,7 +113,7 @@ impl Window {
     }
 
     /// Takes a place, waiting for one.
-    pub fn take(&self) {
+    pub(crate) fn take(&self) {
         let mut st = lock(&self.state);
         while st.0 == 0 {
             st.1 = true;
@@ -123,7 +123,7 @@ impl Window {
     }
 
     /// Gives `n` places back.
-    pub fn give(&self, n: usize) {
+    pub(crate) fn give(&self, n: usize) {
         if n == 0 {
             return;
         }
@@ -150,14 +150,14 @@ struct BoundedShared<T> {
 }
 
 /// The producer of a one-to-one queue of at most `cap` items.
-pub struct BoundedSender<T>(Arc<BoundedShared<T>>);
+pub(crate) struct BoundedSender<T>(Arc<BoundedShared<T>>);
 
 /// The consumer of a one-to-one bounded queue.
-pub struct BoundedReceiver<T>(Arc<BoundedShared<T>>);
+pub(crate) struct BoundedReceiver<T>(Arc<BoundedShared<T>>);
 
 /// A queue from one thread to another that holds at most `cap` items: the
 /// producer sleeps while it is full, the consumer while it is empty.
-pub fn bounded<T>(cap: usize) -> (BoundedSender<T>, BoundedReceiver<T>) {
+pub(crate) fn bounded<T>(cap: usize) -> (BoundedSender<T>, BoundedReceiver<T>) {
     let state = Mutex::new(Bounded { items: VecDeque::with_capacity(cap), cap: cap.max(1), sender: true, receiver: true });
     let s = Arc::new(BoundedShared { state, filled: Condvar::new(), drained: Condvar::new() });
     (BoundedSender(s.clone()), BoundedReceiver(s))
@@ -165,7 +165,7 @@ pub fn bounded<T>(cap: usize) -> (BoundedSender<T>, BoundedReceiver<T>) {
 
 impl<T> BoundedSender<T> {
     /// Queues `item`, waiting for room; gives it back once the receiver is gone.
-    pub fn send(&self, item: T) -> Result<(), T> {
+    pub(crate) fn send(&self, item: T) -> Result<(), T> {
         let mut st = lock(&self.0.state);
         while st.receiver && st.items.len() >= st.cap {
             st = wait(&self.0.drained, st);
@@ -189,7 +189,7 @@ impl<T> Drop for BoundedSender<T> {
 impl<T> BoundedReceiver<T> {
     /// The next item, waiting for one; `None` once the queue is empty and the
     /// sender is gone.
-    pub fn recv(&self) -> Option<T> {
+    pub(crate) fn recv(&self) -> Option<T> {
         let mut st = lock(&self.0.state);
         loop {
             if let Some(item) = st.items.pop_front() {

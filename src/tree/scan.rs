@@ -17,7 +17,7 @@ use crate::sys::{self, Kind, Meta};
 /// Where an entry's xattrs are read from: never its name, which a writer can
 /// point at another inode between the walker's stat and the read.
 #[derive(Clone, Copy)]
-pub enum Opened<'a> {
+pub(crate) enum Opened<'a> {
     /// A regular file or directory open for I/O.
     Io(BorrowedFd<'a>),
     /// An `O_PATH` handle checked by `sys::seen::open_seen` (any type).
@@ -26,7 +26,7 @@ pub enum Opened<'a> {
 
 /// Builds the record of an entry from its stat, its xattrs (read through
 /// `open`) and `body`.
-pub fn record_with(item: &Item, meta: &Meta, body: Body, root: &Path, open: Opened<'_>) -> Result<Record> {
+pub(crate) fn record_with(item: &Item, meta: &Meta, body: Body, root: &Path, open: Opened<'_>) -> Result<Record> {
     let xattrs = match open {
         Opened::Io(fd) => sys::xattr::read_fd(fd),
         Opened::Path(fd) => sys::xattr::read_path_fd(fd),
@@ -67,7 +67,7 @@ pub fn open_seen<'a>(item: &'a Item, root: &Path) -> Result<Handle<'a>> {
 
 /// The record of a non-file, non-directory entry: its body (a symlink's
 /// target) and xattrs are read through one checked `O_PATH` handle.
-pub fn special_record(item: &Item, root: &Path) -> Result<Record> {
+pub(crate) fn special_record(item: &Item, root: &Path) -> Result<Record> {
     let fd = open_seen(item, root)?;
     let body = match item.meta.kind {
         Kind::Symlink => Body::Symlink {
@@ -84,7 +84,7 @@ pub fn special_record(item: &Item, root: &Path) -> Result<Record> {
 }
 
 /// Opens a regular file the walker saw for reading (see `sys::seen`).
-pub fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
+pub(crate) fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
     let r = match &item.handle {
         Some(h) => sys::seen::reopen_file(h.as_fd(), &item.meta).map(|f| (f, item.meta)),
         None => sys::seen::open_file_seen(item.parent.src.as_fd(), &item.name, &item.meta),
@@ -94,14 +94,14 @@ pub fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
 
 /// Compares the stat before and after a read: a change means the content read
 /// may be a mix of old and new.
-pub fn changed_during_read(before: &Meta, after: &Meta) -> bool {
+pub(crate) fn changed_during_read(before: &Meta, after: &Meta) -> bool {
     before.ctime != after.ctime || before.size != after.size || before.mtime != after.mtime || before.ino != after.ino
 }
 
 /// A content read that failed while the file was being rewritten (it shrank
 /// while it was read, say) is that change, not a read fault: `Changed` when
 /// the open file's stat now differs from `before`, else `fault`.
-pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, rel: &[u8], fault: Error) -> Error {
+pub(crate) fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, rel: &[u8], fault: Error) -> Error {
     match sys::stat::fstat(f) {
         Ok(after) if changed_during_read(before, &after) => Error::Changed { path: crate::error::show(root, rel), what: "changed" },
         _ => fault,
@@ -111,7 +111,7 @@ pub fn changed_or(f: std::os::fd::BorrowedFd<'_>, before: &Meta, root: &Path, re
 /// The content hash a baseline record proves for `m`: the same inode,
 /// ctime, size and mtime. ctime cannot be set from user space, so any write
 /// since the baseline was taken moves it (the delta rule, see `copy::delta`).
-pub fn unchanged_since(b: &Record, m: &Meta) -> Option<[u8; 32]> {
+pub(crate) fn unchanged_since(b: &Record, m: &Meta) -> Option<[u8; 32]> {
     match b.body {
         Body::File { size, blake3, ino, ctime } if ino == m.ino && ctime == m.ctime && size == m.size && b.mtime == m.mtime => Some(blake3),
         _ => None,
@@ -122,7 +122,7 @@ pub fn unchanged_since(b: &Record, m: &Meta) -> Option<[u8; 32]> {
 /// this same tree, a file the baseline proves unchanged keeps the baseline's
 /// hash and is not read: only its metadata is compared (move's verify during
 /// the downtime, after the content was verified with Docker running).
-pub struct Scan {
+pub(crate) struct Scan {
     pub root: PathBuf,
     pub live: bool,
 }

@@ -16,10 +16,10 @@ use super::pool::{Job, Pool};
 
 /// Files larger than this are split. Pieces of a few MiB keep the task
 /// overhead negligible and still share a large file between two cores.
-pub const PIECE: u64 = 16 << 20;
+pub(crate) const PIECE: u64 = 16 << 20;
 
 /// The leaves of the split of `size` bytes: subtrees of at most `piece` bytes.
-pub fn pieces(size: u64, piece: u64) -> Vec<Range<u64>> {
+pub(crate) fn pieces(size: u64, piece: u64) -> Vec<Range<u64>> {
     fn go(start: u64, len: u64, piece: u64, out: &mut Vec<Range<u64>>) {
         if len <= piece {
             out.push(start..start + len);
@@ -55,12 +55,17 @@ fn merge(size: u64, piece: u64, cvs: &[ChainingValue]) -> [u8; 32] {
 
 /// Work on one piece: it feeds the piece's bytes into the hasher (it may feed
 /// fewer if the file shrank; the rest is hashed as zeros) and returns a value.
-pub type Leaf<T> = dyn Fn(Range<u64>, &mut ContentHasher) -> std::io::Result<T> + Send + Sync;
+pub(crate) type Leaf<T> = dyn Fn(Range<u64>, &mut ContentHasher) -> std::io::Result<T> + Send + Sync;
 
 /// Runs `leaf` over the pieces of a `size`-byte file, in parallel on `pool`
 /// when there are several, and returns the BLAKE3 of the whole content with
 /// each piece's value in order.
-pub fn hash_pieces<T: Send + 'static>(pool: &Pool, size: u64, piece: u64, leaf: Arc<Leaf<T>>) -> std::io::Result<([u8; 32], Vec<T>)> {
+pub(crate) fn hash_pieces<T: Send + 'static>(
+    pool: &Pool,
+    size: u64,
+    piece: u64,
+    leaf: Arc<Leaf<T>>,
+) -> std::io::Result<([u8; 32], Vec<T>)> {
     let ranges = pieces(size, piece);
     if ranges.len() == 1 {
         let mut h = ContentHasher::new();
@@ -95,7 +100,7 @@ pub fn hash_pieces<T: Send + 'static>(pool: &Pool, size: u64, piece: u64, leaf: 
 }
 
 /// Hashes a file's content (holes as zeros).
-pub fn hash_content(pool: &Pool, f: Arc<File>, size: u64, blocks: u64) -> io::Result<[u8; 32]> {
+pub(crate) fn hash_content(pool: &Pool, f: Arc<File>, size: u64, blocks: u64) -> io::Result<[u8; 32]> {
     let ex = Arc::new(extents(&f, size, blocks)?);
     let leaf: Arc<Leaf<()>> = Arc::new(move |r: Range<u64>, h: &mut ContentHasher| {
         stream_range(&f, &ex, r, |_, c| {

@@ -23,12 +23,12 @@ pub struct WriteError {
 pub type Result<T> = std::result::Result<T, WriteError>;
 
 /// Suffix put between the file name and the operation id of backups.
-pub const BACKUP_INFIX: &str = ".dockroot-bak-";
+pub(crate) const BACKUP_INFIX: &str = ".dockroot-bak-";
 
 /// Replaces (or creates) `path` with `contents` and `mode`: a synced
 /// temporary file renamed over it, then the directory synced, so a crash
 /// leaves either the old or the new file, never a torn one.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let tmp = temp_name(path);
     let _ = fs::remove_file(&tmp);
     write_synced(&tmp, contents, mode)?;
@@ -40,7 +40,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 }
 
 /// Formats a time as `YYYYMMDDTHHMMSSZ` (UTC), e.g. `20261123T112040Z`.
-pub fn utc_timestamp(t: SystemTime) -> String {
+pub(crate) fn utc_timestamp(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
@@ -85,12 +85,12 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// write killed halfway leaves one known name that the next write or an undo
 /// removes, instead of a new `*.dockroot-tmp-<pid>` per attempt; the state
 /// directory's lock keeps two dockroot runs from sharing it.
-pub fn temp_name(path: &Path) -> PathBuf {
+pub(crate) fn temp_name(path: &Path) -> PathBuf {
     with_suffix(path, ".dockroot-tmp")
 }
 
 /// `path` with `suffix` appended to its last component (`a/b` + `.x` = `a/b.x`).
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)

@@ -57,7 +57,7 @@ fn refused(msg: String) -> BackupError {
 impl Place {
     /// Finds what is mounted at `dr`; a `dr` that is the source of a bind
     /// mount becomes that bind's mount point (with a warning).
-    pub fn detect(dr: &Path, warnings: &mut Vec<String>) -> Result<Place> {
+    pub(crate) fn detect(dr: &Path, warnings: &mut Vec<String>) -> Result<Place> {
         let mounts = mountinfo::read_self().map_err(BackupError::docker("read the mount table"))?;
         let mut dr = dr.to_path_buf();
         if mountinfo::kind_at(&mounts, &dr) == MountKind::None {
@@ -108,7 +108,7 @@ impl Place {
     }
 
     /// The path whose tree is replaced (the bind's source, else the data-root).
-    pub fn tree(&self) -> &Path {
+    pub(crate) fn tree(&self) -> &Path {
         match &self.layout {
             Layout::Bind { source } => source,
             _ => &self.data_root,
@@ -122,7 +122,7 @@ impl Place {
     }
 
     /// Where the current tree (or its entries) is kept.
-    pub fn old(&self, ts: &str) -> PathBuf {
+    pub(crate) fn old(&self, ts: &str) -> PathBuf {
         self.name(OLD_INFIX, ts)
     }
 
@@ -150,7 +150,7 @@ impl Place {
     }
 
     /// What the user must know after a restore that kept `old` aside.
-    pub fn note(&self, old: Option<&Path>) -> Option<String> {
+    pub(crate) fn note(&self, old: Option<&Path>) -> Option<String> {
         match (&self.layout, old) {
             (Layout::Filesystem { .. }, Some(old)) => Some(format!(
                 "the previous entries are kept in {} inside {}; delete it when satisfied (a backup taken before then includes it)",

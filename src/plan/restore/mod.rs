@@ -40,8 +40,8 @@ use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
 use crate::util::atomic;
 
-pub const STAGING_INFIX: &str = ".dockroot-staging-";
-pub const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) const STAGING_INFIX: &str = ".dockroot-staging-";
+pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -91,7 +91,7 @@ pub struct RestoreSummary {
 
 /// Checks a config name from the archive: only files below /etc/docker and
 /// `*.conf` drop-ins of docker.service, no `.` or `..` components.
-pub fn config_name_ok(name: &[u8]) -> bool {
+pub(crate) fn config_name_ok(name: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(name) else {
         return false;
     };

@@ -19,7 +19,7 @@ use crate::plan::runner::Runner;
 
 /// A daemon.json edit that pins the archive's image store.
 #[derive(Debug, Clone)]
-pub struct Pin {
+pub(crate) struct Pin {
     pub path: PathBuf,
     pub contents: Vec<u8>,
     /// For the output: what was set and why.
@@ -45,7 +45,7 @@ pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, tree: &Path) -> Result<Opt
 }
 
 /// The journaled edit, before Docker starts on the restored tree.
-pub fn apply(r: &mut Runner, pin: Option<&Pin>) -> Result<()> {
+pub(crate) fn apply(r: &mut Runner, pin: Option<&Pin>) -> Result<()> {
     let Some(p) = pin else { return Ok(()) };
     let edit = intent::edit(&p.path, &r.j.id);
     r.step_with("pin-store", vec![edit.clone()], |_| {

@@ -26,7 +26,7 @@ use crate::util::atomic;
 
 /// Where containerd's root goes on this host, and the names around it.
 #[derive(Debug, Clone)]
-pub struct Second {
+pub(crate) struct Second {
     /// containerd's root as this host's containerd is configured.
     pub root: PathBuf,
     /// What is mounted at the root, and so where the tree is staged and swapped.
@@ -88,20 +88,20 @@ pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str, warnings: &mut V
 
 impl Second {
     /// Creates the (empty) staging directory next to the root, on its filesystem.
-    pub fn make_staging(&self) -> Result<()> {
+    pub(crate) fn make_staging(&self) -> Result<()> {
         let parent = self.staging.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
         std::fs::create_dir(&self.staging).map_err(BackupError::io("create the staging directory", &self.staging))
     }
 
     /// The tree that swaps (and rebinds) in the data-root's step.
-    pub fn tree(&self) -> Tree {
+    pub(crate) fn tree(&self) -> Tree {
         Tree { place: self.place.clone(), staging: self.staging.clone(), old: self.old.clone() }
     }
 
     /// Docker's manager, extended to stop containerd after Docker and start
     /// it before (its root is about to be replaced).
-    pub fn whole_engine(&self, docker: Box<dyn ServiceManager>, timing: Timing) -> Box<dyn ServiceManager> {
+    pub(crate) fn whole_engine(&self, docker: Box<dyn ServiceManager>, timing: Timing) -> Box<dyn ServiceManager> {
         let rec = ContainerdRecord { address: self.address.clone(), root: self.root.clone() };
         Box::new(WholeEngine::new(docker, rec, timing))
     }
