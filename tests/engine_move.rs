@@ -184,7 +184,7 @@ fn containerd_store_restore_after_bind_move_and_rollback() {
     let disk = LoopFs::new(&s, "ext4", "2G");
     let h = guest(&s, "sidctdbind", &disk.mnt);
     let before = state(&h);
-    h.ok("dockroot -q backup -o /root/b.tar.zst --yes");
+    h.ok("dockroot -q backup -o /root/b.tar.zst");
     h.ok("dockroot -q move --to /data/docker --yes && dockroot -q finalize --yes");
     assert_eq!(state(&h), before, "after the bind move");
 
