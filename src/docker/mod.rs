@@ -17,6 +17,7 @@ pub mod facts;
 pub mod fstab;
 pub mod http;
 pub mod id;
+pub mod layout;
 pub mod mountinfo;
 pub mod snapshot;
 pub mod socket;
