@@ -9,6 +9,7 @@ mod docker_service;
 mod engine;
 mod engine_move;
 mod engine_store;
+mod layouts;
 mod live;
 mod modern_engine;
 mod output;

@@ -27,6 +27,10 @@
 # - DOCKROOT_DATA_ROOT_IN_JSON=1: no --data-root flag; a new DIR/daemon.json
 #   holds {"data-root": "DIR/root"} instead (to test moving by daemon.json).
 # - --userland-proxy=false: no docker-proxy processes to leak.
+# - DOCKROOT_USERNS_REMAP=USER: a new DIR/daemon.json sets "userns-remap":
+#   USER; the system user USER is created if missing, with the subordinate
+#   range DOCKROOT_SUBID (default 300000-365535) in /etc/subuid and
+#   /etc/subgid (left in place: later runs find it).
 # Stop time: dockerd stops each running container with its own stop timeout
 # (10 s default; --shutdown-timeout cannot shorten it), so fixtures run their
 # containers with --stop-timeout 2.
@@ -48,6 +52,10 @@ start() {
     if [[ -n ${DOCKROOT_DATA_ROOT_IN_JSON:-} ]]; then
         [[ -e $dir/daemon.json ]] || printf '{"data-root": "%s"}\n' "$dir/root" >"$dir/daemon.json"
         root_flag=()
+    fi
+    if [[ -n ${DOCKROOT_USERNS_REMAP:-} ]]; then
+        remap_user "$DOCKROOT_USERNS_REMAP" "${DOCKROOT_SUBID:-300000-365535}"
+        [[ -e $dir/daemon.json ]] || printf '{"userns-remap": "%s"}\n' "$DOCKROOT_USERNS_REMAP" >"$dir/daemon.json"
     fi
     [[ -e $dir/daemon.json ]] || echo '{}' >"$dir/daemon.json"
     rm -f "$dir/sock" "$dir/pid"
@@ -74,6 +82,14 @@ start() {
     done
     kill -TERM "$dpid" 2>/dev/null || true
     die "dockerd did not answer within 60 s, see $dir/log"
+}
+
+# The user userns-remap maps root to, with its subordinate ids.
+remap_user() {
+    local user=$1 range=$2
+    id -u "$user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+    grep -q "^$user:" /etc/subuid 2>/dev/null || usermod --add-subuids "$range" "$user"
+    grep -q "^$user:" /etc/subgid 2>/dev/null || usermod --add-subgids "$range" "$user"
 }
 
 stop() {

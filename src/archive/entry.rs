@@ -19,6 +19,9 @@ pub struct ArchiveEntry {
     pub hardlink_to: Option<Vec<u8>>,
     /// An open regular file (not for hardlinks): its bytes are archived.
     pub data: Option<File>,
+    /// A directory that is a btrfs subvolume's root: recorded as
+    /// `DOCKROOT.subvolume=rw|ro`, so a restore recreates it as one.
+    pub subvolume: Option<crate::sys::btrfs::Subvolume>,
 }
 
 /// What was written or extracted for one entry, for the manifest.

@@ -47,6 +47,14 @@ pub enum ArchiveError {
     )]
     Staging { path: String, step: &'static str, source: io::Error },
 
+    /// A btrfs subvolume (the btrfs storage driver's layers) cannot be
+    /// recreated off btrfs; a plain directory would leave Docker unable to
+    /// snapshot it.
+    #[error(
+        "archive member `{member}` is a btrfs subvolume and the staging directory is not on btrfs; restore onto a btrfs filesystem (the btrfs storage driver needs one)"
+    )]
+    NotBtrfs { member: String },
+
     /// The temporary manifest of a verification could not be written or read.
     #[error("cannot {step} the temporary manifest of the archive's members: {source}; set TMPDIR to a directory with free space")]
     Scratch { step: &'static str, source: io::Error },

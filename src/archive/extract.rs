@@ -40,7 +40,7 @@ use super::layout::{self, Section, Tree};
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
 use super::{data, show};
-use crate::sys::{self, Kind, Timespec, stat};
+use crate::sys::{self, Kind, Timespec, btrfs, stat};
 
 /// What an extraction produced besides the trees in the staging directories
 /// and the manifests it streamed out.
@@ -74,6 +74,8 @@ struct DirMeta {
     mode: u32,
     mtime: Timespec,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A read-only btrfs subvolume: sealed after its metadata, last.
+    read_only: bool,
 }
 
 /// The extraction of one tree.
@@ -286,7 +288,8 @@ impl Ex<'_> {
     fn defer_dir(&mut self, m: &Member, comps: Vec<Vec<u8>>) -> Result<()> {
         let (uid, gid) = ids(m)?;
         let mtime = mtime(m);
-        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone() });
+        let read_only = m.subvolume.is_some_and(|s| s.read_only);
+        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), read_only });
         Ok(())
     }
 
@@ -303,6 +306,9 @@ impl Ex<'_> {
         }
         if t == flag::DIR {
             return self.directory(m, &name, comps);
+        }
+        if m.subvolume.is_some() {
+            return Err(m.malformed("a btrfs subvolume record on a member that is not a directory"));
         }
         if t == flag::LINK {
             return self.hardlink(m, &comps, &name);
@@ -327,17 +333,32 @@ impl Ex<'_> {
         super::deleted::apply(m, tar, staging, &mut self.buf).map(Some)
     }
 
-    /// A directory: created now (0700), its metadata applied once its children exist.
+    /// A directory: created now (0700; a btrfs subvolume if the member says
+    /// so), its metadata applied once its children exist.
     fn directory(&mut self, m: &Member, name: &CString, comps: Vec<Vec<u8>>) -> Result<()> {
         let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
-        match sys::mkdir_at(dir, name, 0o700) {
+        let made = match m.subvolume {
+            Some(_) => btrfs::create(dir, name).and_then(|()| {
+                let fd = sys::open_dir_at(dir, name)?;
+                sys::fchmod(fd.as_fd(), 0o700)
+            }),
+            None => sys::mkdir_at(dir, name, 0o700),
+        };
+        match made {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                if stat::lstat_at(dir, name).map(|s| s.kind).ok() != Some(Kind::Dir) {
-                    return Err(unsafe_(m, "directory declared over an existing non-directory"));
+                let st = stat::lstat_at(dir, name).ok().filter(|s| s.kind == Kind::Dir);
+                let Some(st) = st else { return Err(unsafe_(m, "directory declared over an existing non-directory")) };
+                // Phase 2 may write below a subvolume that phase 1 sealed.
+                let fd = sys::open_dir_at(dir, name).map_err(staging(&m.path, "open"))?;
+                if btrfs::subvolume(fd.as_fd(), st.ino).map_err(staging(&m.path, "inspect subvolume"))?.is_some_and(|s| s.read_only) {
+                    btrfs::set_read_only(fd.as_fd(), false).map_err(staging(&m.path, "make writable"))?;
                 }
             }
-            Err(e) => return Err(staging(&m.path, "create")(e)),
+            Err(_) if m.subvolume.is_some() && btrfs::is_btrfs(dir).ok() == Some(false) => {
+                return Err(ArchiveError::NotBtrfs { member: show(&m.path) });
+            }
+            Err(e) => return Err(staging(&m.path, if m.subvolume.is_some() { "create btrfs subvolume" } else { "create" })(e)),
         }
         self.defer_dir(m, comps)
     }
@@ -461,6 +482,11 @@ impl Ex<'_> {
             step: "set xattr on directory",
             source,
         })?;
-        sys::futimens(fd, d.mtime, d.mtime).map_err(staging(&path, "set times of directory"))
+        sys::futimens(fd, d.mtime, d.mtime).map_err(staging(&path, "set times of directory"))?;
+        // Read-only last: the flag refuses every later change, times included.
+        if d.read_only {
+            btrfs::set_read_only(fd, true).map_err(staging(&path, "make read-only the btrfs subvolume"))?;
+        }
+        Ok(())
     }
 }

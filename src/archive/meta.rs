@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
+use crate::docker::userns::Remap;
 
 /// Version of the `meta.json` layout.
 pub(crate) const META_FORMAT: u32 = 1;
@@ -45,6 +46,10 @@ pub struct BackupMeta {
     /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_tree: Option<StoreTree>,
+    /// The engine's userns-remap: its setting, the user's subordinate ranges
+    /// and the `<uid>.<gid>` subtree (absent: no remapping, or an older dockroot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<Remap>,
 }
 
 impl BackupMeta {

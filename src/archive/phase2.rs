@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 use super::records::Spool;
 use super::walk::{Source, entry, walk_live, walk_outcomes};
+use crate::sys::btrfs::Subvolume;
 use super::writer::data_path;
 use super::{ArchiveWriter, EntryRecord};
 use crate::manifest::{Body, Reader, Record, order};
@@ -117,7 +118,8 @@ impl Visitor for Changes {
     fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> crate::error::Result<Entered> {
         let rec = record_with(item, &item.meta, Body::Dir, &self.source.root, Opened::Io(src))?;
         let changed = item.baseline.as_ref() != Some(&rec);
-        let outcome = Outcome { record: Some(rec), source: Some((item.meta, None)), rewritten: changed, ..Outcome::default() };
+        let subvolume = self.source.subvolume(item, src)?;
+        let outcome = Outcome { record: Some(rec), source: Some((item.meta, None)), rewritten: changed, subvolume, ..Outcome::default() };
         Ok(Entered { outcome, ..Entered::default() })
     }
 
@@ -181,7 +183,7 @@ impl Deletions {
 /// Directories of the walk not yet appended in phase 2, each the parent of
 /// the next: appended (outermost first) when something below them is.
 struct Pending {
-    dirs: Vec<(Record, Meta)>,
+    dirs: Vec<(Record, Meta, Option<Subvolume>)>,
 }
 
 impl Pending {
@@ -219,8 +221,8 @@ pub fn phase2<W: Write + Send + 'static>(
     let mut new_heads: HashSet<Vec<u8>> = HashSet::new();
     let mut stats = PhaseStats::default();
     let (mut tree_entries, mut tree_bytes) = (0u64, 0u64);
-    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>)| -> Result<EntryRecord> {
-        let written = w.add_entry(entry(rec, source))?;
+    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>), sv| -> Result<EntryRecord> {
+        let written = w.add_entry(entry(rec, source, sv))?;
         stats.entries += 1;
         stats.bytes += content_bytes(&written);
         advance(content_bytes(&written));
@@ -232,18 +234,18 @@ pub fn phase2<W: Write + Send + 'static>(
         pending.leave(&rec.path);
         let relinked = matches!(&rec.body, Body::Hardlink { target } if new_heads.contains(target));
         let rec = if o.rewritten || relinked {
-            for (d, m) in std::mem::take(&mut pending.dirs) {
-                append(w, &d, (m, None))?;
+            for (d, m, sv) in std::mem::take(&mut pending.dirs) {
+                append(w, &d, (m, None), sv)?;
             }
             let nlink = source.0.nlink;
-            let written = append(w, &rec, source)?;
+            let written = append(w, &rec, source, o.subvolume)?;
             if written.kind == Kind::File && written.hardlink_to.is_none() && nlink > 1 {
                 new_heads.insert(rec.path.clone());
             }
             complete(rec, &written)
         } else {
             if rec.body == Body::Dir {
-                pending.dirs.push((rec.clone(), source.0));
+                pending.dirs.push((rec.clone(), source.0, o.subvolume));
             }
             rec
         };

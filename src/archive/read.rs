@@ -30,6 +30,9 @@ pub(crate) struct Member {
     pub sparse_size: Option<u64>,
     /// `DOCKROOT.type=socket`.
     pub socket: bool,
+    /// `DOCKROOT.subvolume=rw|ro` on a directory: a btrfs subvolume's root.
+    /// Archives from before it have none: plain directories, as they were restored then.
+    pub subvolume: Option<crate::sys::btrfs::Subvolume>,
 }
 
 impl Member {
@@ -199,6 +202,14 @@ impl<R: Read> TarReader<R> {
                     return Err(m.malformed(format!("unknown DOCKROOT.type `{}`", show(&v))));
                 }
                 m.socket = true;
+            }
+            b"DOCKROOT.subvolume" => {
+                let read_only = match v.as_slice() {
+                    b"rw" => false,
+                    b"ro" => true,
+                    _ => return Err(m.malformed(format!("unknown DOCKROOT.subvolume `{}`", show(&v)))),
+                };
+                m.subvolume = Some(crate::sys::btrfs::Subvolume { read_only });
             }
             _ if k.starts_with(b"SCHILY.xattr.") => {
                 let name = k[13..].to_vec();

@@ -28,8 +28,9 @@ pub struct Source {
 impl Visitor for Source {
     fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
         let record = record_with(item, &item.meta, Body::Dir, &self.root, Opened::Io(src))?;
+        let subvolume = self.subvolume(item, src)?;
         Ok(Entered {
-            outcome: Outcome { record: Some(record), source: Some((item.meta, None)), ..Outcome::default() },
+            outcome: Outcome { record: Some(record), source: Some((item.meta, None)), subvolume, ..Outcome::default() },
             ..Entered::default()
         })
     }
@@ -43,6 +44,15 @@ impl Visitor for Source {
 }
 
 impl Source {
+    /// The btrfs subvolume whose root is the directory `item` (never the
+    /// tree's root: a restore puts the tree where the user says).
+    pub(crate) fn subvolume(&self, item: &Item, dir: BorrowedFd<'_>) -> Result<Option<sys::btrfs::Subvolume>> {
+        if item.rel.is_empty() {
+            return Ok(None);
+        }
+        sys::btrfs::subvolume(dir, item.meta.ino).map_err(|e| crate::error::Error::source("inspect subvolume", &self.root, &item.rel, e))
+    }
+
     fn read(&self, item: &Item) -> Result<Outcome> {
         let root = &self.root;
         let (record, source) = match (&item.meta.kind, &item.link) {
@@ -84,7 +94,7 @@ pub(crate) fn walk_live(
     let source = Source { root: root.to_path_buf(), live };
     walk_outcomes(&opts, &source, &mut |o| match (o.record, o.source) {
         (Some(rec), Some(source)) => {
-            let e = entry(&rec, source);
+            let e = entry(&rec, source, o.subvolume);
             visit(rec, e)
         }
         _ => Ok(()),
@@ -114,11 +124,11 @@ pub(crate) fn walk_outcomes<V: Visitor>(
 }
 
 /// The writer's input for one walked entry.
-pub(crate) fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>)) -> ArchiveEntry {
+pub(crate) fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>), subvolume: Option<sys::btrfs::Subvolume>) -> ArchiveEntry {
     let (link_target, hardlink_to) = match &record.body {
         Body::Symlink { target } => (Some(target.clone()), None),
         Body::Hardlink { target } => (None, Some(target.clone())),
         _ => (None, None),
     };
-    ArchiveEntry { rel_path: record.path.clone(), meta, xattrs: record.xattrs.clone(), link_target, hardlink_to, data }
+    ArchiveEntry { rel_path: record.path.clone(), meta, xattrs: record.xattrs.clone(), link_target, hardlink_to, data, subvolume }
 }

@@ -6,7 +6,8 @@
 //! POSIX ACLs also as `SCHILY.acl.access`/`SCHILY.acl.default` text for GNU
 //! tar, hardlinks as type `1` members, holes as PAX sparse 1.0 members (map
 //! at the start of the data, as GNU tar `--sparse --format=posix` writes),
-//! sockets as empty regular files with `DOCKROOT.type=socket`, long and
+//! sockets as empty regular files with `DOCKROOT.type=socket`, btrfs
+//! subvolume roots as directories with `DOCKROOT.subvolume=rw|ro`, long and
 //! non-UTF-8 names as PAX `path`/`linkpath` (raw bytes; no `hdrcharset`,
 //! which GNU tar 1.34 warns about and ignores).
 
@@ -131,7 +132,12 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             return Ok(record);
         }
         match m.kind {
-            Kind::Dir => f.typeflag = flag::DIR,
+            Kind::Dir => {
+                f.typeflag = flag::DIR;
+                if let Some(sv) = e.subvolume {
+                    header::pax_record(&mut pax, SUBVOLUME_KEY, if sv.read_only { b"ro" } else { b"rw" });
+                }
+            }
             Kind::Symlink => {
                 f.typeflag = flag::SYMLINK;
                 f.linkname = e.link_target.clone().unwrap_or_default();
@@ -375,6 +381,10 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
 }
 
 /// `data/<rel>` (with a trailing `/` for directories; the root is `data/`).
+/// The PAX record marking a directory as a btrfs subvolume's root (`rw` or
+/// `ro`); GNU tar ignores it and extracts a plain directory.
+pub(crate) const SUBVOLUME_KEY: &[u8] = b"DOCKROOT.subvolume";
+
 pub(crate) fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
     Tree::Data.path(rel, dir)
 }

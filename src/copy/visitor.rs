@@ -10,6 +10,7 @@ use super::delta::{self, Decision};
 use super::file::{Copied, copy_content};
 use crate::error::{Error, Result, show};
 use crate::manifest::{Body, Record};
+use crate::sys::btrfs::{self, Subvolume};
 use crate::sys::{self, Kind, Meta};
 use crate::tree::apply::{Attrs, FileTarget, apply_at, apply_dir, apply_file, preset_mode};
 use crate::tree::links::{HeadPlace, LinkRole, LinkSlot};
@@ -175,7 +176,7 @@ impl CopyVisitor {
         let target = FileTarget { fd: dst.as_fd(), dir: d, name: &item.name, preset: preset.is_some() };
         apply_file(&target, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
-        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true, source: None })
+        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true, source: None, subvolume: None })
     }
 
     fn copy_special(&self, item: &Item) -> Result<Outcome> {
@@ -193,8 +194,11 @@ impl CopyVisitor {
         Ok(Outcome { record: Some(record), rewritten: true, ..Outcome::default() })
     }
 
-    /// Opens (delta) or creates the destination directory for `item`.
-    fn make_dir(&self, item: &Item) -> Result<std::os::fd::OwnedFd> {
+    /// Opens (delta) or creates the destination directory for `item`: a
+    /// subvolume when the source is one (`subvol`). A delta reuses a
+    /// directory only when it is the same kind (subvolume or not), and makes
+    /// a read-only one writable until its finaliser.
+    fn make_dir(&self, item: &Item, subvol: Option<Subvolume>) -> Result<std::os::fd::OwnedFd> {
         let (rel, d) = (&item.rel, dst_dir(item));
         if item.rel.is_empty() {
             return sys::open_dir_at(d, sys::DOT).map_err(|e| self.e("open", rel, e));
@@ -202,35 +206,74 @@ impl CopyVisitor {
         if self.opts.delete {
             match delta::dst_meta(d, &item.name).map_err(|e| self.e("stat", rel, e))? {
                 Some(m) if m.kind == Kind::Dir => {
-                    return sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e));
+                    let fd = sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))?;
+                    let have = btrfs::subvolume(fd.as_fd(), m.ino).map_err(|e| self.e("inspect subvolume", rel, e))?;
+                    if have.is_some() == subvol.is_some() {
+                        if have.is_some_and(|s| s.read_only) {
+                            btrfs::set_read_only(fd.as_fd(), false).map_err(|e| self.e("make writable", rel, e))?;
+                        }
+                        return Ok(fd);
+                    }
+                    drop(fd);
+                    delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", rel, e))?;
                 }
                 Some(m) => delta::clear(d, &item.name, &m).map_err(|e| self.e("remove", rel, e))?,
                 None => {}
             }
         }
         // Private until finalised: mode and owner are applied after the children.
-        sys::mkdir_at(d, &item.name, 0o700).map_err(|e| self.e("create directory", rel, e))?;
-        sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))
+        match subvol {
+            Some(_) => {
+                btrfs::create(d, &item.name).map_err(|e| self.e(subvolume_step(d), rel, e))?;
+                let fd = sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))?;
+                sys::fchmod(fd.as_fd(), 0o700).map_err(|e| self.e("chmod", rel, e))?;
+                Ok(fd)
+            }
+            None => {
+                sys::mkdir_at(d, &item.name, 0o700).map_err(|e| self.e("create directory", rel, e))?;
+                sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))
+            }
+        }
+    }
+}
+
+/// The step named when a subvolume cannot be created: off btrfs, the reason.
+fn subvolume_step(dir: BorrowedFd<'_>) -> &'static str {
+    match btrfs::is_btrfs(dir) {
+        Ok(false) => "create a btrfs subvolume (the destination is not btrfs; the btrfs storage driver needs btrfs) for",
+        _ => "create btrfs subvolume",
     }
 }
 
 impl Visitor for CopyVisitor {
     fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
         let record = record_with(item, &item.meta, Body::Dir, &self.src, Opened::Io(src))?;
-        let dst = self.make_dir(item)?;
+        // The tree's root is the destination the caller gave: never a new subvolume.
+        let subvol = match item.rel.is_empty() {
+            true => None,
+            false => btrfs::subvolume(src, item.meta.ino).map_err(|e| self.es("inspect subvolume", &item.rel, e))?,
+        };
+        let dst = self.make_dir(item, subvol)?;
         let (meta, xattrs, exact): (Meta, _, _) = (item.meta, record.xattrs.clone(), self.opts.delete);
         let (root, rel, late) = (self.dst.clone(), item.rel.clone(), self.late.clone());
         let finaliser = Box::new(move |node: &crate::tree::DirNode| {
             let fd = node.dst.as_ref().expect("destination").as_fd();
             // A delta leaves a directory that already matches untouched.
-            if exact && delta::same_dir_attrs(fd, &meta, &xattrs) {
-                return;
-            }
-            if let Err(e) = apply_dir(fd, &Attrs { meta: &meta, xattrs: &xattrs }, exact, &root, &rel) {
+            let same = exact && delta::same_dir_attrs(fd, &meta, &xattrs);
+            let applied = if same { Ok(()) } else { apply_dir(fd, &Attrs { meta: &meta, xattrs: &xattrs }, exact, &root, &rel) };
+            // Read-only last: the flag refuses every later change, times included.
+            let sealed = applied.and_then(|()| match subvol {
+                Some(Subvolume { read_only: true }) => {
+                    btrfs::set_read_only(fd, true).map_err(|e| Error::io("make read-only", &root, &rel, e))
+                }
+                _ => Ok(()),
+            });
+            if let Err(e) = sealed {
                 late.lock().unwrap().push(e);
             }
         });
-        Ok(Entered { dst: Some(dst), finaliser: Some(finaliser), outcome: Outcome { record: Some(record), ..Outcome::default() } })
+        let outcome = Outcome { record: Some(record), subvolume: subvol, ..Outcome::default() };
+        Ok(Entered { dst: Some(dst), finaliser: Some(finaliser), outcome })
     }
 
     fn prune(&self, node: &crate::tree::DirNode, src_names: &[std::ffi::CString]) -> Result<()> {

@@ -36,6 +36,22 @@ pub struct Info {
     /// The containerd serving the daemon (API 1.46+, Docker 27+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd: Option<InfoContainerd>,
+    /// `name=seccomp,profile=default`, ...; `name=userns` when the daemon remaps.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub security_options: Vec<String>,
+}
+
+impl Info {
+    /// Whether the daemon runs with userns-remap.
+    pub fn remapped(&self) -> bool {
+        self.security_options.iter().any(|o| o.split(',').any(|kv| kv == "name=userns"))
+    }
+
+    /// The data-root: `DockerRootDir`, or its parent when the daemon remaps
+    /// (it then reports its `<uid>.<gid>` subtree).
+    pub fn data_root(&self) -> PathBuf {
+        super::userns::data_root_of(&self.docker_root_dir, self.remapped())
+    }
 }
 
 /// `Containerd` of `GET /info`.

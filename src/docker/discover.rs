@@ -10,7 +10,7 @@
 use super::api::DockerApi;
 use super::daemon_json::DaemonJson;
 use super::error::Result;
-use super::unit::{self, DATA_ROOT_FLAGS, STORAGE_DRIVER_FLAGS};
+use super::unit::{self, DATA_ROOT_FLAGS, STORAGE_DRIVER_FLAGS, USERNS_REMAP_FLAGS};
 use super::{DEFAULT_DAEMON_JSON, DEFAULT_DATA_ROOT};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -86,11 +86,12 @@ pub struct Discovery {
     pub source: Source,
     /// Directives dockerd would refuse because they are set twice.
     pub conflicts: Vec<Conflict>,
-    /// The running daemon's data-root, if a daemon answered.
+    /// The running daemon's data-root, if a daemon answered (the parent of
+    /// the `<uid>.<gid>` subtree it reports when it remaps).
     pub running_data_root: Option<PathBuf>,
     /// `live-restore` from daemon.json.
     pub live_restore: Option<bool>,
-    /// `userns-remap` from daemon.json.
+    /// `userns-remap` from daemon.json or dockerd's command line.
     pub userns_remap: Option<String>,
     /// Storage driver: daemon.json, flag, or running daemon.
     pub storage_driver: Option<String>,
@@ -103,7 +104,11 @@ pub fn discover(opts: &DiscoverOptions) -> Result<Discovery> {
     let exec = unit::exec_start(&files);
     let info = opts.api.as_ref().filter(|a| a.ping()).and_then(|a| a.info().ok().map(|i| (a, i)));
     let flag = exec.as_ref().and_then(|(argv, p)| unit::find_flag(argv, DATA_ROOT_FLAGS).map(|f| (f, p.clone())));
-    let (data_root, source) = choose(&cfg, flag.as_ref(), info.as_ref().map(|(a, i)| (&a.socket, &i.docker_root_dir)));
+    let userns_remap =
+        cfg.userns_remap().map(String::from).or_else(|| exec.as_ref().and_then(|(argv, _)| unit::flag_value(argv, USERNS_REMAP_FLAGS)));
+    // A remapped engine reports its `<uid>.<gid>` subtree as DockerRootDir.
+    let running = info.as_ref().map(|(a, i)| (&a.socket, i.data_root()));
+    let (data_root, source) = choose(&cfg, flag.as_ref(), running.as_ref().map(|(s, r)| (*s, r)));
     let conflicts = conflicts(&cfg, exec.as_ref());
     let driver_flag = exec.as_ref().and_then(|(argv, _)| unit::flag_value(argv, STORAGE_DRIVER_FLAGS));
     let storage_driver = cfg.storage_driver().map(String::from).or(driver_flag).or_else(|| info.as_ref().map(|(_, i)| i.driver.clone()));
@@ -111,9 +116,9 @@ pub fn discover(opts: &DiscoverOptions) -> Result<Discovery> {
         data_root,
         source,
         conflicts,
-        running_data_root: info.map(|(_, i)| i.docker_root_dir),
+        running_data_root: running.map(|(_, r)| r),
         live_restore: cfg.live_restore(),
-        userns_remap: cfg.userns_remap().map(String::from),
+        userns_remap,
         storage_driver,
     })
 }

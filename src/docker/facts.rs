@@ -89,7 +89,7 @@ pub fn userns_dirs(data_root: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-fn is_uid_gid(name: &str) -> bool {
+pub(crate) fn is_uid_gid(name: &str) -> bool {
     let num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.split_once('.').is_some_and(|(u, g)| num(u) && num(g))
 }

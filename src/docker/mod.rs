@@ -22,6 +22,7 @@ pub mod mountinfo;
 pub mod snapshot;
 pub mod socket;
 pub mod unit;
+pub mod userns;
 
 pub use error::DockerError;
 

@@ -167,6 +167,8 @@ pub(crate) fn find_flag(argv: &[String], names: &[&str]) -> Option<(String, Stri
 pub(crate) const DATA_ROOT_FLAGS: &[&str] = &["--data-root", "-g", "--graph"];
 /// The flag names dockerd accepts for the storage driver.
 pub(crate) const STORAGE_DRIVER_FLAGS: &[&str] = &["--storage-driver", "-s"];
+/// The flag dockerd accepts for userns-remap.
+pub(crate) const USERNS_REMAP_FLAGS: &[&str] = &["--userns-remap"];
 
 #[cfg(test)]
 mod tests {

@@ -182,11 +182,17 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
 }
 
 /// Removes `name` in `dir`, recursively if it is a directory, using fds all the
-/// way down so arbitrarily deep trees can be removed.
+/// way down so arbitrarily deep trees can be removed. A read-only btrfs
+/// subvolume is made writable first; an empty subvolume goes with rmdir
+/// (Linux 4.18+).
 pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    match super::stat::lstat_at(dir, name)?.kind {
+    let st = super::stat::lstat_at(dir, name)?;
+    match st.kind {
         Kind::Dir => {
             let sub = open_dir_at(dir, name)?;
+            if super::btrfs::subvolume(sub.as_fd(), st.ino)?.is_some_and(|s| s.read_only) {
+                super::btrfs::set_read_only(sub.as_fd(), false)?;
+            }
             for child in list_dir(sub.as_fd())? {
                 remove_tree_at(sub.as_fd(), &child)?;
             }
