@@ -40,10 +40,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 use super::records::Spool;
 use super::walk::{Source, entry, walk_live, walk_outcomes};
-use crate::sys::btrfs::Subvolume;
 use super::writer::data_path;
 use super::{ArchiveWriter, EntryRecord};
 use crate::manifest::{Body, Reader, Record, order};
+use crate::sys::btrfs::Subvolume;
 use crate::sys::{Kind, Meta};
 use crate::tree::links::LinkRole;
 use crate::tree::pool::Pool;
@@ -190,7 +190,7 @@ impl Pending {
     /// Drops the directories that are not ancestors of `path`.
     fn leave(&mut self, path: &[u8]) {
         let ancestor = |dir: &[u8]| (dir.is_empty() && !path.is_empty()) || below(path, dir);
-        while self.dirs.last().is_some_and(|(d, _)| !ancestor(&d.path)) {
+        while self.dirs.last().is_some_and(|(d, _, _)| !ancestor(&d.path)) {
             self.dirs.pop();
         }
     }

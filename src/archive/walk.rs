@@ -124,7 +124,11 @@ pub(crate) fn walk_outcomes<V: Visitor>(
 }
 
 /// The writer's input for one walked entry.
-pub(crate) fn entry(record: &Record, (meta, data): (sys::Meta, Option<std::fs::File>), subvolume: Option<sys::btrfs::Subvolume>) -> ArchiveEntry {
+pub(crate) fn entry(
+    record: &Record,
+    (meta, data): (sys::Meta, Option<std::fs::File>),
+    subvolume: Option<sys::btrfs::Subvolume>,
+) -> ArchiveEntry {
     let (link_target, hardlink_to) = match &record.body {
         Body::Symlink { target } => (Some(target.clone()), None),
         Body::Hardlink { target } => (None, Some(target.clone())),

@@ -31,21 +31,24 @@ pub enum Layout {
     },
     /// The snap's `snap.docker.dockerd.service`, with its paths below `/var/snap/docker`.
     Snap,
+    /// A dockerd started some other way, known by its pidfile (`--service pidfile:`).
+    Daemon { pidfile: PathBuf },
 }
 
 impl Layout {
     /// The systemd unit that runs dockerd in this layout.
-    pub fn unit(&self) -> &'static str {
+    pub fn unit(&self) -> Option<&'static str> {
         match self {
-            Layout::SystemService { .. } => SYSTEM_UNIT,
-            Layout::Snap => SNAP_UNIT,
+            Layout::SystemService { .. } => Some(SYSTEM_UNIT),
+            Layout::Snap => Some(SNAP_UNIT),
+            Layout::Daemon { .. } => None,
         }
     }
 
     /// The daemon.json this layout's dockerd reads by default.
     pub fn daemon_json(&self) -> &'static Path {
         match self {
-            Layout::SystemService { .. } => Path::new(super::DEFAULT_DAEMON_JSON),
+            Layout::SystemService { .. } | Layout::Daemon { .. } => Path::new(super::DEFAULT_DAEMON_JSON),
             Layout::Snap => Path::new(SNAP_DAEMON_JSON),
         }
     }
@@ -56,6 +59,7 @@ impl std::fmt::Display for Layout {
         match self {
             Layout::SystemService { packaging } => write!(f, "system service ({SYSTEM_UNIT}, {packaging})"),
             Layout::Snap => write!(f, "snap ({SNAP_UNIT})"),
+            Layout::Daemon { pidfile } => write!(f, "a dockerd of its own (pidfile {})", pidfile.display()),
         }
     }
 }
@@ -83,7 +87,12 @@ impl std::fmt::Display for Packaging {
 /// The layout with the facts that hold in every layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayoutFacts {
-    pub layout: Layout,
+    /// None when nothing was found, or several were ([`LayoutFacts::choices`]).
+    pub layout: Option<Layout>,
+    /// Every layout found when there is more than one: dockroot cannot tell
+    /// which one owns the data-root, `--service` must say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Layout>,
     /// The storage driver (daemon.json, flag, or the running daemon).
     pub storage_driver: Option<String>,
     /// userns-remap's subtree (`<data-root>/<uid>.<gid>`), when remapping is on.
@@ -110,6 +119,49 @@ fn packaging(argv: &[String]) -> Packaging {
         Some(_) => Packaging::DockerCe,
         None => Packaging::Distribution,
     }
+}
+
+impl LayoutFacts {
+    /// The layout from the layouts `found` (see [`find`]); a daemon run by
+    /// its pidfile (`pidfile`) is that, whatever units exist.
+    pub fn new(found: Vec<Layout>, pidfile: Option<&Path>, storage_driver: Option<String>, userns_subtree: Option<PathBuf>) -> Self {
+        let (layout, choices) = match (pidfile, found.len()) {
+            (Some(p), _) => (Some(Layout::Daemon { pidfile: p.into() }), Vec::new()),
+            (None, 1) => (found.into_iter().next(), Vec::new()),
+            (None, _) => (None, found),
+        };
+        Self { layout, choices, storage_driver, userns_subtree }
+    }
+
+    /// The refusal when several layouts are installed, naming them and the choice to make.
+    pub fn ambiguity(&self) -> Option<String> {
+        (self.choices.len() > 1).then(|| {
+            let names: Vec<String> = self.choices.iter().map(|l| l.to_string()).collect();
+            format!("Docker is installed more than once here: {}; say which one with --service (and --data-root)", names.join(" and "))
+        })
+    }
+}
+
+/// The filesystem a storage driver needs under its data-root, if it needs one.
+pub fn driver_filesystem(driver: &str) -> Option<&'static str> {
+    match driver {
+        "btrfs" => Some("btrfs"),
+        "zfs" => Some("zfs"),
+        _ => None,
+    }
+}
+
+/// Why `target` (of filesystem type `fs_type`) cannot take the data-root of
+/// an engine with storage `driver`: its layers are that filesystem's own
+/// objects (btrfs subvolumes), which no other filesystem can hold.
+pub fn driver_refusal(driver: &str, fs_type: &str, target: &Path) -> Option<String> {
+    let need = driver_filesystem(driver)?;
+    (need != fs_type).then(|| {
+        format!(
+            "the {driver} storage driver keeps every layer as a {need} subvolume, and {} is on {fs_type}: choose a target on {need}, or switch the engine to another storage driver first (its images are then pulled or loaded again)",
+            target.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -143,6 +195,18 @@ mod tests {
         assert_eq!(both.len(), 2);
         assert_eq!(both[1], Layout::Snap);
         assert_eq!(both[1].daemon_json(), Path::new(SNAP_DAEMON_JSON));
+        let f = LayoutFacts::new(both.clone(), None, None, None);
+        assert!(f.layout.is_none() && f.ambiguity().unwrap().contains("snap (snap.docker.dockerd.service)"));
+        let f = LayoutFacts::new(both.clone(), Some(Path::new("/run/d.pid")), Some("btrfs".into()), None);
+        assert_eq!(f.layout.unwrap().to_string(), "a dockerd of its own (pidfile /run/d.pid)");
         assert_eq!(both[0].to_string(), "system service (docker.service, Docker CE's packages)");
+    }
+
+    #[test]
+    fn btrfs_driver_needs_btrfs() {
+        assert_eq!(driver_refusal("overlay2", "ext2/ext3", Path::new("/t")), None);
+        assert_eq!(driver_refusal("btrfs", "btrfs", Path::new("/t")), None);
+        let m = driver_refusal("btrfs", "xfs", Path::new("/t")).unwrap();
+        assert!(m.contains("btrfs storage driver") && m.contains("/t is on xfs"), "{m}");
     }
 }

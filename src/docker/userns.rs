@@ -92,6 +92,36 @@ pub fn load(setting: &str, files: &IdFiles) -> Option<Remap> {
     Some(Remap { setting: setting.into(), user, group, subuid, subgid, subtree })
 }
 
+/// The remapping that owns a data-root, from what is on disk: the
+/// `<uid>.<gid>` subtree (the running daemon's, `running`, when there are
+/// several) and the user whose first subordinate range starts there. None
+/// without a subtree. The setting recorded is the user (`user:group` when
+/// they differ), which names the same ids as `default` or the value once set.
+pub fn observe(data_root: &Path, running: Option<&Path>, files: &IdFiles) -> Option<Remap> {
+    let dirs = super::facts::userns_dirs(data_root).ok()?;
+    let dir = match running {
+        Some(r) => dirs.into_iter().find(|d| d == r)?,
+        None if dirs.len() == 1 => dirs.into_iter().next()?,
+        None => return None,
+    };
+    let subtree = dir.file_name()?.to_string_lossy().into_owned();
+    let (uid, gid) = subtree.split_once('.')?;
+    let (uid, gid): (u64, u64) = (uid.parse().ok()?, gid.parse().ok()?);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (subuid_text, subgid_text) = (read(&files.subuid), read(&files.subgid));
+    let owner = |text: &str, start: u64| {
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.trim().splitn(3, ':').collect();
+            (f.len() == 3 && f[1].parse() == Ok(start)).then(|| f[0].to_string())
+        })
+    };
+    let user = owner(&subuid_text, uid).unwrap_or_else(|| uid.to_string());
+    let group = owner(&subgid_text, gid).unwrap_or_else(|| gid.to_string());
+    let setting = if user == group { user.clone() } else { format!("{user}:{group}") };
+    let (subuid, subgid) = (ranges(&subuid_text, &user, None), ranges(&subgid_text, &group, None));
+    Some(Remap { setting, user, group, subuid, subgid, subtree })
+}
+
 /// Why an archive's remapping cannot go onto an engine: `archived` as the
 /// archive records it, `engine` the target's setting, `host` the target's
 /// ranges for the archived user.
@@ -106,7 +136,8 @@ pub enum Mismatch {
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let some = |s: &Option<String>| s.as_deref().map_or("none".to_string(), |v| format!("`{v}`"));
-        let list = |r: &[Range]| if r.is_empty() { "none".to_string() } else { r.iter().map(Range::to_string).collect::<Vec<_>>().join(", ") };
+        let list =
+            |r: &[Range]| if r.is_empty() { "none".to_string() } else { r.iter().map(Range::to_string).collect::<Vec<_>>().join(", ") };
         match self {
             Mismatch::Setting { archived, engine } => write!(
                 f,
@@ -188,7 +219,28 @@ mod tests {
         assert!(matches!(mismatch(None, Some("default"), &files), Some(Mismatch::Setting { .. })));
         std::fs::write(&files.subuid, "nosuchuser-x:400000:65536\n").unwrap();
         let m = mismatch(Some(&a), Some("nosuchuser-x"), &files).unwrap();
-        assert!(m.to_string().contains("/etc/subuid gives nosuchuser-x 400000-465535 here but the archive's files belong to 300000-365535"), "{m}");
+        assert!(
+            m.to_string().contains("/etc/subuid gives nosuchuser-x 400000-465535 here but the archive's files belong to 300000-365535"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn observed_from_the_subtree() {
+        let d = tempfile::tempdir().unwrap();
+        let files = IdFiles { subuid: d.path().join("subuid"), subgid: d.path().join("subgid") };
+        std::fs::write(&files.subuid, "bob:100000:65536\nnosuchuser-x:300000:65536\n").unwrap();
+        std::fs::write(&files.subgid, "nosuchuser-x:300000:65536\n").unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("image")).unwrap();
+        assert_eq!(observe(&root, None, &files), None);
+        std::fs::create_dir_all(root.join("300000.300000")).unwrap();
+        let r = observe(&root, None, &files).unwrap();
+        assert_eq!((r.setting.as_str(), r.subtree.as_str()), ("nosuchuser-x", "300000.300000"));
+        assert_eq!(r, load("nosuchuser-x", &files).unwrap());
+        std::fs::create_dir_all(root.join("100000.100000")).unwrap();
+        assert_eq!(observe(&root, None, &files), None, "two subtrees and no running daemon to choose");
+        assert_eq!(observe(&root, Some(&root.join("300000.300000")), &files).unwrap().user, "nosuchuser-x");
     }
 
     #[test]

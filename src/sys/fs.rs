@@ -202,6 +202,19 @@ pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()>
     }
 }
 
+/// [`remove_tree_at`] by path: removes `path` and everything below it
+/// (read-only subvolumes too). A missing `path` is not an error.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to remove a root directory"));
+    };
+    let dir = open_dir_path(parent)?;
+    match remove_tree_at(dir.as_fd(), &super::path_cstr(Path::new(name))?) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
 /// Raises the soft open-files limit to the hard limit (a walk keeps one fd per
 /// directory level plus the fds of the entries in flight) and returns the
 /// soft limit now in force, so callers can size their windows below it.

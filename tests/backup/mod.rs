@@ -622,6 +622,7 @@ fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::pla
         allow_downgrade: false,
         with_config: true,
         host_root: host.to_path_buf(),
+        daemon_json: host.join("etc/docker/daemon.json"),
         dockerd: "dockerd".into(),
         threads: 2,
         timing: Default::default(),

@@ -24,7 +24,8 @@ fn btrfs_driver_subvolumes_survive_restore_and_bind_move() {
     std::fs::write(s.join("fstab"), "").unwrap();
     let disk = LoopFs::new(&s, "btrfs", "4G");
     let root = disk.mnt.join("docker");
-    let d = Daemon::start_in(false, None, Some(&root), &[("DOCKROOT_STORAGE_DRIVER", "btrfs")]).populate();
+    let env = [("DOCKROOT_STORAGE_DRIVER", "btrfs")];
+    let d = Daemon::start_in(false, None, Some(&root), &env).populate();
     // A read-only subvolume: its flag comes back, set after its contents.
     sh(&format!("btrfs -q subvolume create {r}/ro && echo kept >{r}/ro/f && btrfs property set -t subvol {r}/ro ro true", r = arg(&root)));
     let st = status(&s, &d);
@@ -44,7 +45,7 @@ fn btrfs_driver_subvolumes_survive_restore_and_bind_move() {
     let none = ["--service", "none", "--data-root", &arg(&root), "--state-dir", &arg(&s.join("state-r"))];
     must(dockroot(with(&none.map(String::from), &["-q", "restore", &a, "--yes"])));
     assert_eq!(subvolumes(&root), subvols, "after the restore");
-    restart(&d);
+    restart(&d, &env);
     assert_eq!(snapshot(&d), before, "after the restore");
     containers_work(&d, "after the restore");
 
@@ -62,5 +63,5 @@ fn btrfs_driver_subvolumes_survive_restore_and_bind_move() {
     containers_work(&d, "after the move");
     must(dockroot(with(&g, &["-q", "finalize", "--yes"])));
     stop(&d);
-    sh(&format!("umount {}", arg(&root)));
+    sh(&format!("umount -R {}", arg(&root)));
 }

@@ -32,7 +32,14 @@ fn snapshot(d: &Daemon) -> Snapshot {
         c.state.clear();
     }
     let names: Vec<String> = out(d, &["ps", "-a", "--format", "{{.Names}}"]).lines().map(String::from).collect();
-    let mut diffs: Vec<(String, String)> = names.into_iter().map(|n| (out(d, &["diff", &n]), n)).map(|(diff, n)| (n, diff)).collect();
+    // `docker diff` lists in no fixed order.
+    let sorted = |t: String| {
+        let mut l: Vec<&str> = t.lines().collect();
+        l.sort();
+        l.join("\n")
+    };
+    let mut diffs: Vec<(String, String)> =
+        names.into_iter().map(|n| (sorted(out(d, &["diff", &n])), n)).map(|(diff, n)| (n, diff)).collect();
     diffs.sort();
     let volume = out(
         d,
@@ -45,17 +52,22 @@ fn snapshot(d: &Daemon) -> Snapshot {
 fn containers_work(d: &Daemon, at: &str) {
     let o = out(d, &["run", "--rm", "--network", "none", "dockroot-test/app:1", "cat", "/opt/data/c.txt"]);
     assert_eq!(o.trim(), "new c", "{at}: a new container from the app image");
-    let o = Command::new("docker").arg("-H").arg(format!("unix://{}", d.sock().display())).args(["start", "dockroot-stopped"]).output().unwrap();
+    let o = Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", d.sock().display()))
+        .args(["start", "dockroot-stopped"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{at}: the old container does not start: {}", text(&o));
     d.docker(&["wait", "dockroot-stopped"]);
     let running = out(d, &["inspect", "-f", "{{.State.Running}}", "dockroot-runner"]);
     assert_eq!(running.trim(), "true", "{at}: the runner (restart unless-stopped) is not running");
 }
 
-/// `dockerd.sh start` again on the daemon's directory (after a wipe and a
-/// restore with `--service none`).
-fn restart(d: &Daemon) {
-    ok(Command::new("bash").arg(script("dockerd.sh")).arg("start").arg(&d.dir));
+/// `dockerd.sh start` again on the daemon's directory, with the `env` it
+/// was started with (after a wipe and a restore with `--service none`).
+fn restart(d: &Daemon, env: &[(&str, &str)]) {
+    ok(Command::new("bash").arg(script("dockerd.sh")).arg("start").arg(&d.dir).envs(env.iter().copied()));
 }
 
 fn stop(d: &Daemon) {

@@ -22,7 +22,8 @@ fn userns_remap_subtree_round_trip_and_bind_move() {
     std::fs::write(s.join("fstab"), "").unwrap();
     let disk = LoopFs::new(&s, "ext4", "3G");
     let cfg = format!("{{\"userns-remap\": \"{USER}\"}}\n");
-    let d = Daemon::start_in(false, Some(&cfg), None, &[("DOCKROOT_USERNS_REMAP", USER)]).populate();
+    let env = [("DOCKROOT_USERNS_REMAP", USER)];
+    let d = Daemon::start_in(false, Some(&cfg), None, &env).populate();
     let root = d.root();
     assert!(root.join(SUBTREE).join("image").is_dir(), "dockerd did not remap into {SUBTREE}");
     let st = status(&s, &d);
@@ -42,14 +43,15 @@ fn userns_remap_subtree_round_trip_and_bind_move() {
     sh(&format!("rm -rf '{}'", root.display()));
     let json_path = d.dir.join("daemon.json");
     std::fs::write(&json_path, "{}\n").unwrap();
-    let none = ["--service", "none", "--data-root", &arg(&root), "--state-dir", &arg(&s.join("state-r")), "--daemon-config", &arg(&json_path)];
+    let none =
+        ["--service", "none", "--data-root", &arg(&root), "--state-dir", &arg(&s.join("state-r")), "--daemon-config", &arg(&json_path)];
     let o = dockroot(with(&none.map(String::from), &["restore", &a, "--yes"]));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains(&format!("userns-remap `{USER}`, this engine has none")), "{}", text(&o));
     assert!(!root.exists(), "refused before anything was extracted");
     std::fs::write(&json_path, &cfg).unwrap();
     must(dockroot(with(&none.map(String::from), &["-q", "restore", &a, "--yes"])));
-    restart(&d);
+    restart(&d, &env);
     assert_eq!((snapshot(&d), owners(&root)), before, "after the restore");
     containers_work(&d, "after the restore");
 
@@ -59,5 +61,5 @@ fn userns_remap_subtree_round_trip_and_bind_move() {
     containers_work(&d, "after the move");
     must(dockroot(with(&g, &["-q", "finalize", "--yes"])));
     stop(&d);
-    sh(&format!("umount '{}'", root.display()));
+    sh(&format!("umount -R '{}'", root.display()));
 }

@@ -112,6 +112,7 @@ fn meta(root: &Path) -> Vec<u8> {
         snapshot: None,
         two_phase: true,
         containerd_tree: None,
+        userns: None,
     };
     serde_json::to_vec(&meta).unwrap()
 }

@@ -29,7 +29,7 @@ use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
-use crate::docker::{discover, facts};
+use crate::docker::{discover, facts, userns};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -258,7 +258,7 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
-    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let info = info.filter(|i| std::fs::canonicalize(i.data_root()).is_ok_and(|p| p == dr));
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
     let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
@@ -280,6 +280,11 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
     let one_pass = opts.live.then(|| one_pass_reason(containerd_root.as_deref())).flatten();
     let live = opts.live && one_pass.is_none();
+    // The remapped subtree the running daemon uses; without a daemon, the one on disk.
+    let userns = match &info {
+        Some(i) if !i.remapped() => None,
+        i => userns::observe(&dr, i.as_ref().map(|i| i.docker_root_dir.as_path()), &userns::IdFiles::default()),
+    };
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -327,6 +332,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             snapshot: method.clone(),
             containerd_tree: containerd_root.as_deref().map(|r| stores::describe(r, &namespaces)),
             two_phase,
+            userns: userns.clone(),
         }
     };
     let taken = (method.clone(), skipped.clone());

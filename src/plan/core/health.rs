@@ -46,7 +46,7 @@ pub(crate) fn check(api: &DockerApi, expected: &Path, before: Option<&DockerStat
     }
     let info = api.info().map_err(PlanError::docker("health"))?;
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if canon(&info.docker_root_dir) != canon(expected) {
+    if canon(&info.data_root()) != canon(expected) {
         return Err(h(format!("Docker reports DockerRootDir {} instead of {}", info.docker_root_dir.display(), expected.display())));
     }
     let Some(before) = before else { return Ok(()) };

@@ -178,7 +178,7 @@ pub(crate) fn answering_on(api: &DockerApi, root: &Path) -> std::result::Result<
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     loop {
         match api.info() {
-            Ok(i) if canon(&i.docker_root_dir) == canon(root) => return Ok(()),
+            Ok(i) if canon(&i.data_root()) == canon(root) => return Ok(()),
             Ok(i) if Instant::now() >= deadline => {
                 return Err(format!("Docker reports DockerRootDir {} instead of {}", i.docker_root_dir.display(), root.display()));
             }

@@ -1,6 +1,5 @@
 //! `finalize` deletes the old tree once a move passed its health check.
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -56,14 +55,5 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
 }
 
 fn remove_tree(path: &std::path::Path) -> Result<()> {
-    let err = |e| PlanError::io("finalize", path, e);
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(PlanError::Refused { msg: format!("refusing to remove {}", path.display()) });
-    };
-    if !path.exists() {
-        return Ok(());
-    }
-    let dir = crate::sys::fs::open_dir_path(parent).map_err(err)?;
-    let name = crate::sys::path_cstr(std::path::Path::new(name)).map_err(err)?;
-    crate::sys::fs::remove_tree_at(dir.as_fd(), &name).map_err(err)
+    crate::sys::fs::remove_tree(path).map_err(|e| PlanError::io("finalize", path, e))
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{containerd, precopy, probe, switch};
 use crate::docker::daemon_json::DaemonJson;
-use crate::docker::{facts, fstab::Fstab, mountinfo, unit};
+use crate::docker::{facts, fstab::Fstab, layout, mountinfo, unit};
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::journal::Method;
 use crate::plan::env::{Env, absolute, shell_line};
@@ -77,13 +77,17 @@ impl MovePlan {
 }
 
 /// Whether a mount below the data-root belongs to a running Docker
-/// (container layers, shm, plugins) rather than to the host.
+/// (container layers, shm, plugins, the bind of the btrfs driver's home onto
+/// itself) rather than to the host. A userns-remap subtree (`<uid>.<gid>`,
+/// which dockerd also binds onto itself) is a data-root of its own.
 fn docker_own_mount(data_root: &Path, m: &mountinfo::MountEntry) -> bool {
+    let Ok(rel) = m.mount_point.strip_prefix(data_root) else { return false };
+    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).peekable();
+    parts.next_if(|p| facts::is_uid_gid(p));
+    let first = parts.next();
     m.fstype == "overlay"
-        || m.mount_point.starts_with(data_root.join("containers"))
-        || m.mount_point.starts_with(data_root.join("plugins"))
-        || m.mount_point.starts_with(data_root.join("overlay2"))
-        || m.mount_point == data_root
+        || matches!(first.as_deref(), None | Some("containers" | "plugins" | "overlay2"))
+        || (first.as_deref() == Some("btrfs") && parts.next().is_none())
 }
 
 /// Checks everything and computes the plan; changes nothing on the host.
@@ -103,6 +107,9 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     let cfg = DaemonJson::load(&env.daemon_json).map_err(PlanError::docker("preflight"))?;
     // With the containerd image store, containerd's root moves too.
     let info = env.api.ping().then(|| env.api.info().ok()).flatten();
+    if let Some(msg) = info.as_ref().and_then(|i| layout::driver_refusal(&i.driver, &pr.fs_type, &target)) {
+        return Err(PlanError::Preflight { msg });
+    }
     let engine = engine_facts(&service, &cfg, &dr, info.as_ref(), env.timing);
     let primary = containerd::Primary { data_root: &dr, target: &target, bytes: size.bytes, service: &service, mounts: &mounts };
     let containerd = containerd::preflight(env, req, &engine, &primary)?;

@@ -62,7 +62,7 @@ fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
     for e in rd {
         let e = e?;
         if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(e.path())?;
+            crate::sys::fs::remove_tree(&e.path())?;
         } else {
             std::fs::remove_file(e.path())?;
         }

@@ -30,6 +30,7 @@ use crate::archive;
 use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
+use crate::docker::{discover, layout, userns};
 use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
@@ -57,6 +58,8 @@ pub struct RestoreOptions {
     pub allow_downgrade: bool,
     pub with_config: bool,
     pub host_root: PathBuf,
+    /// The engine's daemon.json (its userns-remap must match the archive's).
+    pub daemon_json: PathBuf,
     pub dockerd: PathBuf,
     pub threads: usize,
     pub timing: Timing,
@@ -128,6 +131,40 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
     Ok(())
 }
 
+/// The archive's layout must fit this engine and host, checked before
+/// anything is extracted: a btrfs-driver tree needs btrfs where it is
+/// staged; a remapped engine's tree the same remapping and subordinate
+/// ranges (archives from before dockroot recorded it are only warned about).
+fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, warnings: &mut Vec<String>) -> Result<()> {
+    let at = place.staging("x");
+    let at = at.parent().unwrap_or(place.tree());
+    let fs_type = crate::plan::r#move::probe::statfs(&crate::plan::r#move::probe::existing_ancestor(at)).map(|(t, _)| t);
+    if let (Some(driver), Ok(fs)) = (&meta.storage_driver, fs_type)
+        && let Some(msg) = layout::driver_refusal(driver, &fs, at)
+    {
+        return Err(BackupError::Refused(msg));
+    }
+    let engine = match opts.with_config {
+        // The archive's daemon.json comes back with the tree.
+        true => meta.userns.as_ref().map(|u| u.setting.clone()),
+        false => {
+            let d = discover::DiscoverOptions { daemon_json: opts.daemon_json.clone(), api: None, ..Default::default() };
+            discover::discover(&d).map_err(BackupError::docker("read daemon.json"))?.userns_remap
+        }
+    };
+    if meta.userns.is_none() && engine.is_some() {
+        warnings.push(format!(
+            "this engine remaps user namespaces (userns-remap `{}`); the archive records no remapping, so its state may be invisible to it",
+            engine.as_deref().unwrap_or_default()
+        ));
+        return Ok(());
+    }
+    match userns::mismatch(meta.userns.as_ref(), engine.as_deref(), &userns::IdFiles::default()) {
+        Some(m) => Err(BackupError::Refused(m.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn non_empty(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
 }
@@ -158,6 +195,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
     }
     let place = place(opts, &mut warnings)?;
+    check_layout(opts, &meta, &place, &mut warnings)?;
     let dr = place.data_root.clone();
     if non_empty(place.tree()) && !opts.force {
         return Err(BackupError::Refused(format!(

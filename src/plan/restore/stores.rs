@@ -139,6 +139,7 @@ mod tests {
             allow_downgrade: false,
             with_config: false,
             host_root: host.into(),
+            daemon_json: host.join("etc/docker/daemon.json"),
             dockerd: "dockerd".into(),
             threads: 1,
             timing: Timing::default(),

@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use self::disks::Disk;
+use crate::docker::api::Info;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::discover::{self, Conflict, Source};
 use crate::docker::engine::EngineFacts;
 use crate::docker::fstab::Fstab;
-use crate::docker::{facts, mountinfo};
+use crate::docker::layout::{self, LayoutFacts};
+use crate::docker::{facts, mountinfo, unit, userns};
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::journal::Journal;
 use crate::plan::env::{Env, absolute};
 use crate::plan::r#move::preflight::SPACE_MARGIN_PERCENT;
 use crate::plan::r#move::probe::{self, ProbeResult};
+use crate::service::ServiceKind;
 use crate::service::engine::engine_facts;
 
 /// The report (also the `--json` output).
@@ -32,6 +35,10 @@ pub struct Status {
     pub storage_driver: Option<String>,
     pub live_restore: Option<bool>,
     pub userns_dirs: Vec<PathBuf>,
+    /// How Docker is installed and run: the system service (and whose
+    /// packages), the snap, a daemon of its own; its storage driver and
+    /// userns-remap subtree.
+    pub layout: LayoutFacts,
     /// The image store and the containerd serving Docker, with its dirs.
     pub engine: EngineFacts,
     /// Set when a backup or move would be refused: images outside the data-root.
@@ -107,18 +114,20 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
     let target = to.map(|t| target_status(env, &mounts, &absolute(t), need));
     let journal = crate::plan::r#move::pending(&env.state).map(JournalSummary::from);
     let stranded = match &info {
-        Some(i) if i.images == 0 && i.containers == 0 => stranded_trees(&i.docker_root_dir, journal.as_ref()),
+        Some(i) if i.images == 0 && i.containers == 0 => stranded_trees(&i.data_root(), journal.as_ref()),
         _ => Vec::new(),
     };
+    let layout = layout_facts(env, d.storage_driver.clone(), &data_root, d.userns_remap.as_deref(), info.as_ref());
     Ok(Status {
         source: d.source,
         conflicts: d.conflicts,
-        running_data_root: info.as_ref().map(|i| i.docker_root_dir.clone()),
+        running_data_root: info.as_ref().map(|i| i.data_root()),
         daemon_running: info.is_some(),
         engine_version: info.as_ref().map(|i| i.server_version.clone()),
         storage_driver: d.storage_driver,
         live_restore: d.live_restore,
         userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
+        layout,
         // A move carries containerd's root (plan::move::containerd); a backup does not yet.
         containerd_warning: engine.warning(&data_root),
         engine,
@@ -133,6 +142,21 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         target,
         data_root,
     })
+}
+
+/// The layout of the engine that owns `data_root`.
+fn layout_facts(env: &Env, driver: Option<String>, data_root: &Path, remap: Option<&str>, info: Option<&Info>) -> LayoutFacts {
+    let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+    let pidfile = match &env.service {
+        ServiceKind::Pidfile(p) => Some(p.as_path()),
+        _ => None,
+    };
+    // The running daemon's subtree, else the one the configured remapping uses.
+    let subtree = match info {
+        Some(i) if i.remapped() => Some(i.docker_root_dir.clone()),
+        _ => remap.and_then(|r| userns::load(r, &userns::IdFiles::default())).map(|r| data_root.join(r.subtree)),
+    };
+    LayoutFacts::new(layout::find(&dirs), pidfile, driver, subtree)
 }
 
 fn target_status(env: &Env, mounts: &[mountinfo::MountEntry], t: &Path, need: u64) -> TargetStatus {
