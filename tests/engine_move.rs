@@ -14,10 +14,19 @@ use crate::util::*;
 /// Boots the sid guest in the containerd image store with `disk` on /data
 /// and the fixture's images, volume and containers.
 fn guest(s: &Scratch, name: &str, disk: &Path) -> SystemdHost {
+    guest_with(s, name, disk, &[])
+}
+
+/// [`guest`], with more `sid-host.sh` commands run on the rootfs before boot
+/// (e.g. `ce`: Docker CE's configuration).
+pub(crate) fn guest_with(s: &Scratch, name: &str, disk: &Path, prepare: &[&str]) -> SystemdHost {
     let bind = format!("{}:/data", disk.display());
     let h = SystemdHost::boot_with("sid-host.sh", s, name, &[bind], |root| {
         std::fs::copy(script("docker-fixture.sh"), root.join("usr/local/bin/docker-fixture.sh")).unwrap();
         ok(Command::new("bash").arg(script("sid-host.sh")).args(["store"]).arg(root).arg("containerd"));
+        for cmd in prepare {
+            ok(Command::new("bash").arg(script("sid-host.sh")).arg(cmd).arg(root));
+        }
     });
     h.ok("bash /usr/local/bin/docker-fixture.sh populate /run/docker.sock");
     h
@@ -27,7 +36,7 @@ fn guest(s: &Scratch, name: &str, disk: &Path) -> SystemdHost {
 /// states, volume names and contents, the stopped container's `docker
 /// diff`, and the file capability of /bin/netcap as the running container
 /// sees its root.
-fn state(h: &SystemdHost) -> String {
+pub(crate) fn state(h: &SystemdHost) -> String {
     h.ok("for i in $(seq 100); do [ \"$(docker inspect -f '{{.State.Running}}' dockroot-runner)\" = true ] && break; sleep 0.2; done; \
           { docker images -a --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}' | sed 's/ <none>:<none>$//'; \
             docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.State}}'; docker volume ls -q; } | sort; \

@@ -15,6 +15,10 @@
 #   sid-host.sh store ROOT MODE       write the guest's daemon.json for MODE
 #                                     (overlay2 | containerd) before boot
 #   sid-host.sh populate PID          offline images, a volume and containers, inside
+#   sid-host.sh ce ROOT               before boot: Docker CE's configuration (docker-ce,
+#                                     containerd.io): /etc/containerd/config.toml with
+#                                     disabled_plugins = ["cri"] and no version line, and
+#                                     dockerd started with -H fd:// --containerd=SOCK
 #
 # The rootfs is cached in $DOCKROOT_FIXTURES/sid-rootfs (a directory plus a
 # .stamp file written last), built under flock like systemd-host.sh's.
@@ -105,6 +109,39 @@ EOF
     esac
 }
 
+# Docker CE's packaging on Debian's binaries: containerd.io's config.toml
+# (version 1 by omission, the CRI plugin off) and docker-ce's ExecStart,
+# which hands dockerd the system containerd instead of letting it find one.
+write_ce() {
+    local r=$1
+    mkdir -p "$r/etc/containerd" "$r/etc/systemd/system/docker.service.d"
+    cat >"$r/etc/containerd/config.toml" <<'EOF'
+#   Copyright 2018-2022 Docker Inc.
+#   (the config.toml of the containerd.io package)
+
+disabled_plugins = ["cri"]
+
+#root = "/var/lib/containerd"
+#state = "/run/containerd"
+#subreaper = true
+#oom_score = 0
+
+#[grpc]
+#  address = "/run/containerd/containerd.sock"
+#  uid = 0
+#  gid = 0
+EOF
+    cat >"$r/etc/systemd/system/docker.service.d/docker-ce.conf" <<'EOF'
+[Unit]
+After=containerd.service
+Wants=containerd.service
+
+[Service]
+ExecStart=
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock
+EOF
+}
+
 boot() {
     local root=$1 name=$2; shift 2
     bind_args "$@"
@@ -152,6 +189,7 @@ case ${1:-} in
     copy) [[ $# -eq 2 ]] || die "usage: copy DEST"; [[ ! -e $2 ]] || die "copy: $2 exists"
           build; cp -a --reflink=auto "$CACHE" "$2" ;;
     store) [[ $# -eq 3 ]] || die "usage: store ROOT MODE"; write_store "$2" "$3" ;;
+    ce) [[ $# -eq 2 ]] || die "usage: ce ROOT"; write_ce "$2" ;;
     boot) [[ $# -ge 3 ]] || die "usage: boot ROOT NAME [--bind SRC:DST ...]"; shift; boot "$@" ;;
     exec) [[ $# -ge 3 ]] || die "usage: exec PID CMD..."; shift; exec_in "$@" ;;
     stop) [[ $# -eq 2 ]] || die "usage: stop PID"; stop "$2" ;;

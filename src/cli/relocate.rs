@@ -95,6 +95,14 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         ));
     }
     out.say(&format!("daemon:           {}", if s.daemon_running { "running" } else { "not answering" }));
+    match (&s.layout.layout, s.layout.ambiguity()) {
+        (_, Some(why)) => out.say(&format!("layout:           AMBIGUOUS: {why}")),
+        (Some(l), None) => out.say(&format!("layout:           {l}")),
+        (None, None) => out.say("layout:           no docker.service, snap or pidfile found"),
+    }
+    if let Some(t) = &s.layout.userns_subtree {
+        out.say(&format!("userns-remap:     the engine's state is in {}", t.display()));
+    }
     if let Some(v) = &s.engine_version {
         out.say(&format!("engine version:   {v}"));
     }

@@ -1,5 +1,6 @@
 //! Which way Docker is installed and run on this host (issue 19): a system
-//! service from a distribution's or Docker CE's packages, or the snap. The
+//! service (a distribution's packages or Docker CE's, handed the system
+//! containerd or not), the snap, or a daemon known by its pidfile. The
 //! storage driver and userns-remap are facts of every layout and are kept
 //! beside it in [`LayoutFacts`]. Each finder reads unit files only, so
 //! another layout (rootless daemons of ordinary users) is one more variant
@@ -19,6 +20,8 @@ pub const SNAP_DATA_ROOT: &str = "/var/snap/docker/common/var-lib-docker";
 pub const SNAP_DAEMON_JSON: &str = "/var/snap/docker/current/config/daemon.json";
 /// The system service unit of the docker.io and docker-ce packages.
 pub const SYSTEM_UNIT: &str = "docker.service";
+/// dockerd's flag naming the containerd to use.
+const CONTAINERD_FLAGS: &[&str] = &["--containerd"];
 
 /// How dockerd is installed and supervised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,8 +29,10 @@ pub const SYSTEM_UNIT: &str = "docker.service";
 pub enum Layout {
     /// `docker.service` run by the system manager (or an init script).
     SystemService {
-        /// Whose packaging the unit's command line looks like.
-        packaging: Packaging,
+        /// The system containerd's socket when the unit hands it to dockerd
+        /// (`--containerd=`, as Docker CE's docker-ce and Debian's docker.io
+        /// since 26 do); None: dockerd starts a containerd of its own.
+        containerd: Option<PathBuf>,
     },
     /// The snap's `snap.docker.dockerd.service`, with its paths below `/var/snap/docker`.
     Snap,
@@ -57,30 +62,11 @@ impl Layout {
 impl std::fmt::Display for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Layout::SystemService { packaging } => write!(f, "system service ({SYSTEM_UNIT}, {packaging})"),
+            Layout::SystemService { containerd: Some(c) } => write!(f, "system service ({SYSTEM_UNIT}, system containerd {})", c.display()),
+            Layout::SystemService { containerd: None } => write!(f, "system service ({SYSTEM_UNIT})"),
             Layout::Snap => write!(f, "snap ({SNAP_UNIT})"),
             Layout::Daemon { pidfile } => write!(f, "a dockerd of its own (pidfile {})", pidfile.display()),
         }
-    }
-}
-
-/// Whose packages installed the system service, told from its command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Packaging {
-    /// Docker CE (`docker-ce`, `containerd.io`): dockerd is given the system
-    /// containerd's socket with `--containerd=`.
-    DockerCe,
-    /// A distribution's package (Debian's `docker.io`) or a unit of the user's own.
-    Distribution,
-}
-
-impl std::fmt::Display for Packaging {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Packaging::DockerCe => "Docker CE's packages",
-            Packaging::Distribution => "distribution packages",
-        })
     }
 }
 
@@ -104,21 +90,13 @@ pub struct LayoutFacts {
 pub fn find(unit_dirs: &[PathBuf]) -> Vec<Layout> {
     let mut found = Vec::new();
     if let Some((argv, _)) = unit::exec_start(&unit::load_unit(unit_dirs, SYSTEM_UNIT)) {
-        found.push(Layout::SystemService { packaging: packaging(&argv) });
+        let containerd = unit::flag_value(&argv, CONTAINERD_FLAGS).map(PathBuf::from);
+        found.push(Layout::SystemService { containerd });
     }
     if unit_dirs.iter().any(|d| d.join(SNAP_UNIT).is_file()) {
         found.push(Layout::Snap);
     }
     found
-}
-
-/// Docker CE's unit runs `dockerd -H fd:// --containerd=/run/containerd/containerd.sock`;
-/// Debian's runs `dockerd -H fd:// $DOCKER_OPTS` and lets dockerd find containerd.
-fn packaging(argv: &[String]) -> Packaging {
-    match unit::flag_value(argv, &["--containerd"]) {
-        Some(_) => Packaging::DockerCe,
-        None => Packaging::Distribution,
-    }
 }
 
 impl LayoutFacts {
@@ -183,13 +161,14 @@ mod tests {
         let r = tempfile::tempdir().unwrap();
         assert!(find(&dirs(r.path())).is_empty());
         write(r.path(), "lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\n");
-        assert_eq!(find(&dirs(r.path())), vec![Layout::SystemService { packaging: Packaging::Distribution }]);
+        assert_eq!(find(&dirs(r.path())), vec![Layout::SystemService { containerd: None }]);
         write(
             r.path(),
             "lib/systemd/system/docker.service",
             "[Service]\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n",
         );
-        assert_eq!(find(&dirs(r.path())), vec![Layout::SystemService { packaging: Packaging::DockerCe }]);
+        let ce = Layout::SystemService { containerd: Some("/run/containerd/containerd.sock".into()) };
+        assert_eq!(find(&dirs(r.path())), vec![ce]);
         write(r.path(), "etc/systemd/system/snap.docker.dockerd.service", "[Service]\nExecStart=/usr/bin/snap run docker.dockerd\n");
         let both = find(&dirs(r.path()));
         assert_eq!(both.len(), 2);
@@ -199,7 +178,7 @@ mod tests {
         assert!(f.layout.is_none() && f.ambiguity().unwrap().contains("snap (snap.docker.dockerd.service)"));
         let f = LayoutFacts::new(both.clone(), Some(Path::new("/run/d.pid")), Some("btrfs".into()), None);
         assert_eq!(f.layout.unwrap().to_string(), "a dockerd of its own (pidfile /run/d.pid)");
-        assert_eq!(both[0].to_string(), "system service (docker.service, Docker CE's packages)");
+        assert_eq!(both[0].to_string(), "system service (docker.service, system containerd /run/containerd/containerd.sock)");
     }
 
     #[test]

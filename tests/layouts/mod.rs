@@ -10,6 +10,7 @@ use crate::plan::{Daemon, with};
 use crate::util::{Scratch, dockroot, json, ok, script, text};
 
 mod btrfs;
+mod docker_ce;
 mod userns;
 
 /// What must be identical after a restore or a move: the daemon's objects
