@@ -25,6 +25,7 @@ fn main() {
     let progress = cli::progress::make(args.global.quiet, args.global.json, args.global.verbose > 0, estimate);
     let g = &args.global;
     let r = match &args.command {
+        Command::Move(_) | Command::Backup(_) | Command::Restore(_) if let Some(why) = g.layout_ambiguity() => Err(anyhow::anyhow!(why)),
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
         Command::Manifest(a) => cli::commands::manifest(a, g, &out, progress.as_ref()),
         Command::Verify(a) if a.manifest.is_none() => cli::archive_cmds::verify_archive(a, &out),

@@ -235,7 +235,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         allow_downgrade: a.allow_downgrade,
         with_config: a.with_config,
         host_root: "/".into(),
-        daemon_json: g.daemon_config.clone(),
+        daemon_json: g.daemon_json(),
         dockerd: "dockerd".into(),
         threads: threads(g),
         timing: Timing::default(),

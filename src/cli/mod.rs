@@ -70,12 +70,30 @@ pub struct Global {
     /// docker.socket, the docker CLI's context, /var/run/docker.sock; `status` says which).
     #[arg(long, global = true, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
-    /// daemon.json to read and (with --method data-root) edit.
-    #[arg(long, global = true, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
-    pub daemon_config: PathBuf,
+    /// daemon.json to read and (with --method data-root) edit (default: /etc/docker/daemon.json;
+    /// the snap's /var/snap/docker/current/config/daemon.json when only the snap is installed).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub daemon_config: Option<PathBuf>,
     /// fstab to add the bind line to.
     #[arg(long, global = true, value_name = "FILE", default_value = "/etc/fstab")]
     pub fstab: PathBuf,
+}
+
+impl Global {
+    /// `--daemon-config`, or the daemon.json of the Docker installed here.
+    pub fn daemon_json(&self) -> PathBuf {
+        self.daemon_config.clone().unwrap_or_else(dockroot::docker::layout::default_daemon_json)
+    }
+
+    /// With `--service auto`, the refusal when Docker is installed twice
+    /// (docker.service and the snap): which one to stop is the user's call.
+    pub fn layout_ambiguity(&self) -> Option<String> {
+        if self.service != service_arg::ServiceArg::Auto {
+            return None;
+        }
+        let dirs: Vec<PathBuf> = dockroot::docker::unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+        dockroot::docker::layout::LayoutFacts::new(dockroot::docker::layout::find(&dirs), None, None, None).ambiguity()
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -25,7 +25,7 @@ fn env(g: &Global) -> Result<Env> {
         service,
         state: StateDir::new(&g.state_dir),
         api,
-        daemon_json: g.daemon_config.clone(),
+        daemon_json: g.daemon_json(),
         fstab: g.fstab.clone(),
         dropin: plan::DEFAULT_DROPIN.into(),
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),

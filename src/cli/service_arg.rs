@@ -19,6 +19,7 @@ pub enum ServiceArg {
     Sysv,
     Openrc,
     Pidfile(PathBuf),
+    Snap,
     None,
 }
 
@@ -30,6 +31,7 @@ impl From<&ServiceArg> for ServiceKind {
             ServiceArg::Sysv => ServiceKind::Sysv,
             ServiceArg::Openrc => ServiceKind::OpenRc,
             ServiceArg::Pidfile(p) => ServiceKind::Pidfile(p.clone()),
+            ServiceArg::Snap => ServiceKind::Snap,
             ServiceArg::None => ServiceKind::None,
         }
     }
@@ -45,12 +47,13 @@ impl std::fmt::Display for ServiceArg {
 #[derive(Clone, Copy)]
 pub struct ServiceParser;
 
-const CHOICES: [(&str, &str); 6] = [
+const CHOICES: [(&str, &str); 7] = [
     ("auto", "detect the service manager"),
     ("systemd", "systemctl stop/start docker.socket and docker.service"),
     ("sysv", "service docker stop/start"),
     ("openrc", "rc-service docker stop/start"),
     ("pidfile:PATH", "a daemon known by its pidfile: SIGTERM, then the same command line again"),
+    ("snap", "the snap's dockerd: systemctl stop/start snap.docker.dockerd.service"),
     ("none", "start and stop nothing; refuse if Docker runs"),
 ];
 
@@ -65,6 +68,7 @@ impl TypedValueParser for ServiceParser {
             "sysv" => Some(ServiceArg::Sysv),
             "openrc" => Some(ServiceArg::Openrc),
             "none" => Some(ServiceArg::None),
+            "snap" => Some(ServiceArg::Snap),
             _ => s.strip_prefix("pidfile:").filter(|p| !p.is_empty()).map(|p| ServiceArg::Pidfile(p.into())),
         };
         parsed.ok_or_else(|| {
@@ -101,6 +105,7 @@ mod tests {
         assert_eq!(p("openrc").unwrap(), ServiceKind::OpenRc);
         assert_eq!(p("pidfile:/run/d.pid").unwrap(), ServiceKind::Pidfile("/run/d.pid".into()));
         assert_eq!(p("none").unwrap(), ServiceKind::None);
+        assert_eq!(p("snap").unwrap(), ServiceKind::Snap);
     }
 
     #[test]

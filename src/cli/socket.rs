@@ -21,7 +21,7 @@ pub fn discover(g: &Global) -> DockerSocket {
         docker_host,
         // /proc is only scanned when the first two sources did not decide.
         daemon: if decided { None } else { running_daemon(g, Path::new("/proc")) },
-        daemon_json: g.daemon_config.clone(),
+        daemon_json: g.daemon_json(),
         unit_dirs: unit::UNIT_DIRS.iter().map(PathBuf::from).collect(),
         cli_config: env("DOCKER_CONFIG").map(PathBuf::from).or_else(|| env("HOME").map(|h| Path::new(&h).join(".docker"))),
         docker_context: env("DOCKER_CONTEXT"),

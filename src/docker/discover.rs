@@ -1,7 +1,8 @@
 //! Finding the data-root the way dockerd would, and explaining the answer.
 //!
 //! Sources, in order: `data-root` (or legacy `graph`) in daemon.json; a
-//! `--data-root`/`-g`/`--graph` flag in docker.service's effective ExecStart
+//! `--data-root`/`-g`/`--graph` flag in docker.service's (or, when only the
+//! snap is installed, snap.docker.dockerd.service's) effective ExecStart
 //! (drop-ins included, see [`super::unit`]); the running daemon's
 //! `DockerRootDir`; the default `/var/lib/docker`. dockerd refuses to start
 //! when one directive is given both as a flag and in daemon.json, so that
@@ -10,6 +11,7 @@
 use super::api::DockerApi;
 use super::daemon_json::DaemonJson;
 use super::error::Result;
+use super::layout::{self, Layout};
 use super::unit::{self, DATA_ROOT_FLAGS, STORAGE_DRIVER_FLAGS, USERNS_REMAP_FLAGS};
 use super::{DEFAULT_DAEMON_JSON, DEFAULT_DATA_ROOT};
 use serde::Serialize;
@@ -100,7 +102,12 @@ pub struct Discovery {
 /// Discovers the data-root. Fails only when daemon.json exists but is invalid.
 pub fn discover(opts: &DiscoverOptions) -> Result<Discovery> {
     let cfg = DaemonJson::load(&opts.daemon_json)?;
-    let files = unit::load_unit(&opts.unit_dirs, "docker.service");
+    // The snap's unit when it is the only Docker installed.
+    let name = match layout::find(&opts.unit_dirs).as_slice() {
+        [Layout::Snap] => layout::SNAP_UNIT,
+        _ => layout::SYSTEM_UNIT,
+    };
+    let files = unit::load_unit(&opts.unit_dirs, name);
     let exec = unit::exec_start(&files);
     let info = opts.api.as_ref().filter(|a| a.ping()).and_then(|a| a.info().ok().map(|i| (a, i)));
     let flag = exec.as_ref().and_then(|(argv, p)| unit::find_flag(argv, DATA_ROOT_FLAGS).map(|f| (f, p.clone())));

@@ -85,6 +85,16 @@ pub struct LayoutFacts {
     pub userns_subtree: Option<PathBuf>,
 }
 
+/// The daemon.json dockerd reads here when none is named: the snap's when
+/// the snap is the only Docker installed, else `/etc/docker/daemon.json`.
+pub fn default_daemon_json() -> PathBuf {
+    let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+    match find(&dirs).as_slice() {
+        [Layout::Snap] => SNAP_DAEMON_JSON.into(),
+        _ => super::DEFAULT_DAEMON_JSON.into(),
+    }
+}
+
 /// The layouts whose units exist in `unit_dirs`, in a fixed order. More than
 /// one is an ambiguity the caller must refuse, naming them.
 pub fn find(unit_dirs: &[PathBuf]) -> Vec<Layout> {

@@ -79,7 +79,8 @@ impl Front {
             ServiceKind::Systemd => Front::Systemd,
             ServiceKind::Sysv => Front::Script("service"),
             ServiceKind::OpenRc => Front::Script("rc-service"),
-            ServiceKind::Pidfile(_) => Front::Unknown,
+            // The snap runs a containerd of its own, not containerd.service.
+            ServiceKind::Pidfile(_) | ServiceKind::Snap => Front::Unknown,
             ServiceKind::None | ServiceKind::Auto => Front::Nothing,
         }
     }

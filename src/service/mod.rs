@@ -11,6 +11,7 @@ pub mod initscript;
 pub mod none;
 pub mod pidfile;
 pub mod procscan;
+pub mod snap;
 pub mod systemd;
 pub mod verify;
 pub mod wait;
@@ -115,6 +116,8 @@ pub enum ServiceKind {
     OpenRc,
     /// A daemon known by its pidfile.
     Pidfile(PathBuf),
+    /// The snap's `systemctl` unit snap.docker.dockerd.service.
+    Snap,
     /// Start/stop nothing, only check.
     None,
 }
@@ -129,6 +132,7 @@ impl FromStr for ServiceKind {
             "sysv" => Self::Sysv,
             "openrc" => Self::OpenRc,
             "none" => Self::None,
+            "snap" => Self::Snap,
             _ => match s.strip_prefix("pidfile:") {
                 Some(p) if !p.is_empty() => Self::Pidfile(p.into()),
                 _ => return Err(ServiceError::UnknownKind { value: s.into() }),
@@ -146,6 +150,7 @@ impl fmt::Display for ServiceKind {
             Self::OpenRc => f.write_str("openrc"),
             Self::Pidfile(p) => write!(f, "pidfile:{}", p.display()),
             Self::None => f.write_str("none"),
+            Self::Snap => f.write_str("snap"),
         }
     }
 }
@@ -155,6 +160,8 @@ pub(crate) const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
 
 /// Detects how Docker is supervised on the host whose `/` is `root`:
 /// systemd if `/run/systemd/system` exists and a docker.service unit does;
+/// the snap if only its unit does (both: systemd, and `status` and the
+/// operations refuse the ambiguity, see [`crate::docker::layout`]);
 /// else OpenRC if `/sbin/openrc-run` or `rc-service` exists; else SysV if
 /// `/etc/init.d/docker` exists; else the default pidfile if present; else none.
 pub(crate) fn detect(root: &Path) -> ServiceKind {
@@ -162,8 +169,13 @@ pub(crate) fn detect(root: &Path) -> ServiceKind {
     let unit = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
         .iter()
         .any(|d| has(&format!("{d}/docker.service")));
+    let snap = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+        .iter()
+        .any(|d| has(&format!("{d}/{}", crate::docker::layout::SNAP_UNIT)));
     if has("/run/systemd/system") && unit {
         ServiceKind::Systemd
+    } else if has("/run/systemd/system") && snap {
+        ServiceKind::Snap
     } else if ["/sbin/openrc-run", "/sbin/rc-service", "/usr/sbin/rc-service", "/bin/rc-service"].iter().any(|p| has(p)) {
         ServiceKind::OpenRc
     } else if has("/etc/init.d/docker") {
@@ -203,6 +215,7 @@ impl ServiceKind {
             Self::Sysv => Box::new(InitScript::new(Flavor::Sysv, ctx.api.clone(), ctx.timing)),
             Self::OpenRc => Box::new(InitScript::new(Flavor::OpenRc, ctx.api.clone(), ctx.timing)),
             Self::Pidfile(p) => Box::new(pidfile::PidfileService::new(p, ctx.timing)),
+            Self::Snap => Box::new(snap::Snap::new(ctx.api.clone(), ctx.timing)),
             Self::None | Self::Auto => Box::new(none::NoService::new(ctx.data_root.clone())),
         }
     }
@@ -214,7 +227,7 @@ mod tests {
 
     #[test]
     fn parse_and_display() {
-        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid"] {
+        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid", "snap"] {
             assert_eq!(s.parse::<ServiceKind>().unwrap().to_string(), s);
         }
         assert!("pidfile:".parse::<ServiceKind>().is_err());
@@ -238,6 +251,8 @@ mod tests {
         assert_eq!(detect(r.path()), ServiceKind::OpenRc);
         std::fs::create_dir_all(r.path().join("run/systemd/system")).unwrap();
         assert_eq!(detect(r.path()), ServiceKind::OpenRc);
+        mk("etc/systemd/system/snap.docker.dockerd.service");
+        assert_eq!(detect(r.path()), ServiceKind::Snap);
         mk("lib/systemd/system/docker.service");
         assert_eq!(detect(r.path()), ServiceKind::Systemd);
     }

@@ -98,6 +98,7 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
 
     check_target(&dr, &target)?;
     let service = movable_service(env)?;
+    refuse_snap_data_root(req, &service, &target)?;
     require_api(env)?;
     let mounts = mountinfo::read_self().map_err(PlanError::docker("preflight"))?;
     check_mounts(&mounts, &dr, req.method)?;
@@ -268,6 +269,20 @@ fn daemon_command(env: &Env, service: &ServiceKind) -> Result<Option<DaemonComma
 }
 
 /// dockerd refuses `data-root` in daemon.json when docker.service passes the flag too.
+/// The snap owns its data-root setting: snapd applies `snap set docker
+/// data-root=…` (and requires a root-owned mount point there). There is no
+/// daemon.json key dockroot could set that the snap would keep.
+fn refuse_snap_data_root(req: &MoveRequest, service: &ServiceKind, target: &Path) -> Result<()> {
+    if req.method == Method::DataRoot && *service == ServiceKind::Snap {
+        return Err(PlanError::preflight(format!(
+            "the snap sets its data-root itself: move with --method bind, or copy the data and run `snap set docker data-root={}` \
+             (snapd requires a root-owned mount point there), then `snap restart docker`",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
 fn refuse_unit_data_root_flag(req: &MoveRequest, service: &ServiceKind) -> Result<()> {
     if req.method == Method::DataRoot && *service == ServiceKind::Systemd {
         let files = unit::load_unit(&unit::UNIT_DIRS.iter().map(PathBuf::from).collect::<Vec<_>>(), "docker.service");
