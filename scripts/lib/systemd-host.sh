@@ -11,6 +11,7 @@
 #                                         wait for systemd, print the container's PID 1 (host pid)
 #   systemd-host.sh exec PID CMD...       run CMD inside (all namespaces of PID)
 #   systemd-host.sh stop PID              power off the container and wait for nspawn to exit
+#   systemd-host.sh snap ROOT             before boot: the snap's layout (see write_snap)
 #
 # The rootfs is cached in $DOCKROOT_FIXTURES/bookworm-rootfs (a directory plus a
 # .stamp file written last); building is serialised with flock so concurrent
@@ -79,6 +80,33 @@ EOF
     rm -rf "$r/var/lib/docker" "$r/var/lib/containerd"
 }
 
+# The snap's layout, simulated (there is no snapd here): Debian's dockerd run
+# by snap.docker.dockerd.service with the snap's paths, the data-root in
+# $SNAP_COMMON and daemon.json in $SNAP_DATA (current -> a revision), and no
+# docker.io units (a snap host has none).
+write_snap() {
+    local r=$1 rev=2915
+    rm -f "$r"/lib/systemd/system/docker.{service,socket} \
+        "$r/etc/systemd/system/multi-user.target.wants/docker.service" \
+        "$r/etc/systemd/system/sockets.target.wants/docker.socket"
+    mkdir -p "$r/var/snap/docker/$rev/config" "$r/var/snap/docker/common/var-lib-docker"
+    ln -sfn "$rev" "$r/var/snap/docker/current"
+    mv "$r/etc/docker/daemon.json" "$r/var/snap/docker/$rev/config/daemon.json"
+    cat >"$r/etc/systemd/system/snap.docker.dockerd.service" <<'EOF'
+[Unit]
+Description=Service for snap application docker.dockerd (simulated by dockroot's tests: Debian's dockerd with the snap's paths)
+After=containerd.service
+
+[Service]
+ExecStart=/usr/sbin/dockerd --data-root /var/snap/docker/common/var-lib-docker --config-file /var/snap/docker/current/config/daemon.json -H unix:///run/docker.sock --pidfile /run/snap.docker/docker.pid --exec-root /run/snap.docker
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    ln -sf /etc/systemd/system/snap.docker.dockerd.service "$r/etc/systemd/system/multi-user.target.wants/snap.docker.dockerd.service"
+}
+
 boot() {
     local root=$1 name=$2; shift 2
     bind_args "$@"
@@ -103,5 +131,6 @@ case ${1:-} in
     boot) [[ $# -ge 3 ]] || die "usage: boot ROOT NAME [--bind SRC:DST ...]"; shift; boot "$@" ;;
     exec) [[ $# -ge 3 ]] || die "usage: exec PID CMD..."; shift; exec_in "$@" ;;
     stop) [[ $# -eq 2 ]] || die "usage: stop PID"; poweroff "$2" ;;
+    snap) [[ $# -eq 2 ]] || die "usage: snap ROOT"; write_snap "$2" ;;
     *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ use crate::util::{Scratch, dockroot, json, ok, script, text};
 
 mod btrfs;
 mod docker_ce;
+mod snap;
 mod userns;
 
 /// What must be identical after a restore or a move: the daemon's objects
