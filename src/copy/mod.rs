@@ -115,6 +115,13 @@ pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Prog
         Err(e) => summary.errors.push(e.to_string()),
     })?;
     progress.finish();
+    if visitor.flattened() > 0 {
+        progress.warn(&format!(
+            "{}: {} btrfs subvolume(s) of the source became plain directories (the destination is not btrfs; the btrfs storage driver cannot use them)",
+            dst.display(),
+            visitor.flattened()
+        ));
+    }
     for m in &summary.stats.mount_points {
         progress.warn(&format!("{m}: a mount point; its contents were not copied (dockroot stays on one filesystem)"));
     }

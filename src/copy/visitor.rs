@@ -23,6 +23,8 @@ pub struct CopyVisitor {
     dst: PathBuf,
     opts: CopyOptions,
     late: Arc<Mutex<Vec<Error>>>,
+    /// Subvolumes of the source made plain directories: the destination is not btrfs.
+    flattened: std::sync::atomic::AtomicU64,
 }
 
 /// Publishes "head failed" to waiting members unless the head succeeded.
@@ -50,7 +52,12 @@ fn dst_dir(item: &Item) -> BorrowedFd<'_> {
 
 impl CopyVisitor {
     pub fn new(src: &Path, dst: &Path, opts: &CopyOptions) -> CopyVisitor {
-        CopyVisitor { src: src.into(), dst: dst.into(), opts: opts.clone(), late: Default::default() }
+        CopyVisitor { src: src.into(), dst: dst.into(), opts: opts.clone(), late: Default::default(), flattened: Default::default() }
+    }
+
+    /// How many source subvolumes became plain directories (off btrfs).
+    pub fn flattened(&self) -> u64 {
+        self.flattened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn e(&self, step: &'static str, rel: &[u8], e: std::io::Error) -> Error {
@@ -202,6 +209,19 @@ impl CopyVisitor {
         Ok(Outcome { record: Some(record), rewritten: true, ..Outcome::default() })
     }
 
+    /// The source's subvolume as the destination can hold it: off btrfs it
+    /// can only be a directory, and the caller is told (a move or restore of
+    /// the btrfs driver refuses such a target first).
+    fn on_destination(&self, item: &Item, found: Option<Subvolume>) -> Option<Subvolume> {
+        found.filter(|_| {
+            let on_btrfs = btrfs::is_btrfs(dst_dir(item)).unwrap_or(true);
+            if !on_btrfs {
+                self.flattened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            on_btrfs
+        })
+    }
+
     /// Opens (delta) or creates the destination directory for `item`: a
     /// subvolume when the source is one (`subvol`). A delta reuses a
     /// directory only when it is the same kind (subvolume or not), and makes
@@ -232,7 +252,7 @@ impl CopyVisitor {
         // Private until finalised: mode and owner are applied after the children.
         match subvol {
             Some(_) => {
-                btrfs::create(d, &item.name).map_err(|e| self.e(subvolume_step(d), rel, e))?;
+                btrfs::create(d, &item.name).map_err(|e| self.e("create btrfs subvolume", rel, e))?;
                 let fd = sys::open_dir_at(d, &item.name).map_err(|e| self.e("open", rel, e))?;
                 sys::fchmod(fd.as_fd(), 0o700).map_err(|e| self.e("chmod", rel, e))?;
                 Ok(fd)
@@ -245,21 +265,15 @@ impl CopyVisitor {
     }
 }
 
-/// The step named when a subvolume cannot be created: off btrfs, the reason.
-fn subvolume_step(dir: BorrowedFd<'_>) -> &'static str {
-    match btrfs::is_btrfs(dir) {
-        Ok(false) => "create a btrfs subvolume (the destination is not btrfs; the btrfs storage driver needs btrfs) for",
-        _ => "create btrfs subvolume",
-    }
-}
-
 impl Visitor for CopyVisitor {
     fn enter_dir(&self, item: &Item, src: BorrowedFd<'_>) -> Result<Entered> {
         let record = record_with(item, &item.meta, Body::Dir, &self.src, Opened::Io(src))?;
         // The tree's root is the destination the caller gave: never a new subvolume.
         let subvol = match item.rel.is_empty() {
             true => None,
-            false => btrfs::subvolume(src, item.meta.ino).map_err(|e| self.es("inspect subvolume", &item.rel, e))?,
+            false => {
+                self.on_destination(item, btrfs::subvolume(src, item.meta.ino).map_err(|e| self.es("inspect subvolume", &item.rel, e))?)
+            }
         };
         let dst = self.make_dir(item, subvol)?;
         let (meta, xattrs, exact): (Meta, _, _) = (item.meta, record.xattrs.clone(), self.opts.delete);

@@ -131,7 +131,7 @@ impl LayoutFacts {
 }
 
 /// The filesystem a storage driver needs under its data-root, if it needs one.
-pub fn driver_filesystem(driver: &str) -> Option<&'static str> {
+pub(crate) fn driver_filesystem(driver: &str) -> Option<&'static str> {
     match driver {
         "btrfs" => Some("btrfs"),
         "zfs" => Some("zfs"),
@@ -142,7 +142,7 @@ pub fn driver_filesystem(driver: &str) -> Option<&'static str> {
 /// Why `target` (of filesystem type `fs_type`) cannot take the data-root of
 /// an engine with storage `driver`: its layers are that filesystem's own
 /// objects (btrfs subvolumes), which no other filesystem can hold.
-pub fn driver_refusal(driver: &str, fs_type: &str, target: &Path) -> Option<String> {
+pub(crate) fn driver_refusal(driver: &str, fs_type: &str, target: &Path) -> Option<String> {
     let need = driver_filesystem(driver)?;
     (need != fs_type).then(|| {
         format!(

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The user `"userns-remap": "default"` stands for (dockerd creates it).
-pub const DEFAULT_USER: &str = "dockremap";
+pub(crate) const DEFAULT_USER: &str = "dockremap";
 /// Where the subordinate ranges are.
-pub const SUBUID: &str = "/etc/subuid";
-pub const SUBGID: &str = "/etc/subgid";
+pub(crate) const SUBUID: &str = "/etc/subuid";
+pub(crate) const SUBGID: &str = "/etc/subgid";
 
 /// One `start:count` range of `/etc/subuid` or `/etc/subgid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub struct Remap {
 
 /// The files to read the ranges from ([`Default`]: the host's).
 #[derive(Debug, Clone)]
-pub struct IdFiles {
+pub(crate) struct IdFiles {
     pub subuid: PathBuf,
     pub subgid: PathBuf,
 }
@@ -57,7 +57,7 @@ impl Default for IdFiles {
 
 /// The user and group a `userns-remap` value names: `default` is
 /// `dockremap:dockremap`, `user` is `user:user`.
-pub fn names(setting: &str) -> (String, String) {
+pub(crate) fn names(setting: &str) -> (String, String) {
     let (u, g) = setting.split_once(':').unwrap_or((setting, setting));
     let u = if u == "default" { DEFAULT_USER } else { u };
     let g = if g == "default" { DEFAULT_USER } else { g };
@@ -66,7 +66,7 @@ pub fn names(setting: &str) -> (String, String) {
 
 /// The ranges of `name` in a subuid/subgid text, in file order. A line may
 /// name the user by its numeric id (`uid`), as shadow-utils allow.
-pub fn ranges(text: &str, name: &str, id: Option<u32>) -> Vec<Range> {
+pub(crate) fn ranges(text: &str, name: &str, id: Option<u32>) -> Vec<Range> {
     let id = id.map(|i| i.to_string());
     text.lines()
         .filter_map(|l| {
@@ -81,7 +81,7 @@ pub fn ranges(text: &str, name: &str, id: Option<u32>) -> Vec<Range> {
 /// Reads the remapping of `setting` on this host: the user's ranges and the
 /// subtree (the first range of each is what container root maps to).
 /// None when the user has no range: dockerd would not start.
-pub fn load(setting: &str, files: &IdFiles) -> Option<Remap> {
+pub(crate) fn load(setting: &str, files: &IdFiles) -> Option<Remap> {
     let (user, group) = names(setting);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let uid = nix::unistd::User::from_name(&user).ok().flatten().map(|u| u.uid.as_raw());
@@ -97,7 +97,7 @@ pub fn load(setting: &str, files: &IdFiles) -> Option<Remap> {
 /// several) and the user whose first subordinate range starts there. None
 /// without a subtree. The setting recorded is the user (`user:group` when
 /// they differ), which names the same ids as `default` or the value once set.
-pub fn observe(data_root: &Path, running: Option<&Path>, files: &IdFiles) -> Option<Remap> {
+pub(crate) fn observe(data_root: &Path, running: Option<&Path>, files: &IdFiles) -> Option<Remap> {
     let dirs = super::facts::userns_dirs(data_root).ok()?;
     let dir = match running {
         Some(r) => dirs.into_iter().find(|d| d == r)?,
@@ -126,7 +126,7 @@ pub fn observe(data_root: &Path, running: Option<&Path>, files: &IdFiles) -> Opt
 /// archive records it, `engine` the target's setting, `host` the target's
 /// ranges for the archived user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mismatch {
+pub(crate) enum Mismatch {
     /// The engine has another `userns-remap` (or none, or the archive had none).
     Setting { archived: Option<String>, engine: Option<String> },
     /// The host's ranges for the user differ: the files would belong to others.
@@ -157,7 +157,7 @@ impl std::fmt::Display for Mismatch {
 
 /// Checks that `archived` (None: the archive has no remapping) fits an
 /// engine configured with `engine` on a host with `files`.
-pub fn mismatch(archived: Option<&Remap>, engine: Option<&str>, files: &IdFiles) -> Option<Mismatch> {
+pub(crate) fn mismatch(archived: Option<&Remap>, engine: Option<&str>, files: &IdFiles) -> Option<Mismatch> {
     let user = |s: &str| names(s);
     let same = match (archived, engine) {
         (None, None) => return None,
@@ -182,7 +182,7 @@ pub fn mismatch(archived: Option<&Remap>, engine: Option<&str>, files: &IdFiles)
 
 /// The data-root of a running daemon that reports `docker_root_dir`: with
 /// remapping, dockerd reports the `<uid>.<gid>` subtree, not the data-root.
-pub fn data_root_of(docker_root_dir: &Path, remapped: bool) -> PathBuf {
+pub(crate) fn data_root_of(docker_root_dir: &Path, remapped: bool) -> PathBuf {
     let subtree = docker_root_dir.file_name().is_some_and(|n| super::facts::is_uid_gid(&n.to_string_lossy()));
     match (remapped && subtree, docker_root_dir.parent()) {
         (true, Some(p)) => p.to_path_buf(),
