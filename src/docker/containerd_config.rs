@@ -78,6 +78,18 @@ mod tests {
         assert_eq!(parse_config(&out).0, Some(PathBuf::from("/data/containerd")));
     }
 
+    /// Docker CE's containerd.io config.toml: no version line, the CRI
+    /// plugin disabled, the defaults commented out (issue 19).
+    const DOCKER_CE: &str = "#   Copyright 2018-2022 Docker Inc.\n\ndisabled_plugins = [\"cri\"]\n\n#root = \"/var/lib/containerd\"\n#state = \"/run/containerd\"\n\n#[grpc]\n#  address = \"/run/containerd/containerd.sock\"\n";
+
+    #[test]
+    fn docker_ce_config_gets_a_root_line_and_keeps_the_rest() {
+        let out = set_root(DOCKER_CE, Path::new("/data/containerd"));
+        assert_eq!(out, format!("root = '/data/containerd'\n{DOCKER_CE}"));
+        assert_eq!(set_root(&out, Path::new("/x")), format!("root = '/x'\n{DOCKER_CE}"));
+        assert_eq!(crate::docker::containerd::parse_config(DOCKER_CE), (None, None), "a commented root is no setting");
+    }
+
     #[test]
     fn adds_root_after_the_version_or_at_the_top() {
         let v2 = "version = 2\n\n[grpc]\n  address = \"/run/containerd/containerd.sock\"\n";
