@@ -9,7 +9,10 @@
 //! O_EXCL semantics, hardlinks may only point at a member this archive already
 //! extracted, device nodes are created but never opened. Metadata goes on in
 //! the order chown, chmod, xattrs, times; directory metadata is deferred and
-//! applied deepest first.
+//! applied deepest first. A directory marked `DOCKROOT.subvolume` is created
+//! as a btrfs subvolume (refused off btrfs: the btrfs storage driver could
+//! not use a plain directory), and a read-only one is sealed after its
+//! metadata, last.
 //!
 //! Memory does not grow with the archive. Data members must come in walk
 //! order ([`crate::manifest::order`], as the writer puts them), each path

@@ -19,6 +19,12 @@ fn state(h: &SystemdHost) -> String {
           echo '-- volume'; docker run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'cd /vol && cat hello.txt && sha256sum -c SHA256SUMS'")
 }
 
+/// Waits until the snap's dockerd answers: it has no socket unit that
+/// would hold connections while it starts after a boot.
+fn wait_docker(h: &SystemdHost) {
+    h.ok("for i in $(seq 600); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; systemctl status snap.docker.dockerd.service; exit 1");
+}
+
 #[test]
 fn snap_layout_found_backup_wipe_restore_bind_move_reboot() {
     require_root();
@@ -29,6 +35,7 @@ fn snap_layout_found_backup_wipe_restore_bind_move_reboot() {
         std::fs::copy(script("docker-fixture.sh"), root.join("usr/local/bin/docker-fixture.sh")).unwrap();
         ok(Command::new("bash").arg(script("systemd-host.sh")).arg("snap").arg(root));
     });
+    wait_docker(&h);
     h.ok("bash /usr/local/bin/docker-fixture.sh populate /run/docker.sock");
     let st: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json status")).unwrap();
     assert_eq!(st["layout"]["layout"]["kind"], "snap", "{st}");
@@ -56,6 +63,7 @@ fn snap_layout_found_backup_wipe_restore_bind_move_reboot() {
     h.ok("dockroot -q move --method bind --to /data/docker --yes");
     assert_eq!(state(&h), before, "after the move");
     h.reboot();
+    wait_docker(&h);
     assert_eq!(state(&h), before, "after the reboot");
     h.ok("findmnt /var/snap/docker/common/var-lib-docker");
     h.ok("dockroot -q finalize --yes");

@@ -136,8 +136,9 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
 /// staged; a remapped engine's tree the same remapping and subordinate
 /// ranges (archives from before dockroot recorded it are only warned about).
 fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, warnings: &mut Vec<String>) -> Result<()> {
-    let at = place.staging("x");
-    let at = at.parent().unwrap_or(place.tree());
+    // The directory the staging tree is extracted into (its name does not matter here).
+    let staging = place.staging("layout-check");
+    let at = staging.parent().unwrap_or(place.tree());
     let fs_type = crate::plan::r#move::probe::statfs(&crate::plan::r#move::probe::existing_ancestor(at)).map(|(t, _)| t);
     if let (Some(driver), Ok(fs)) = (&meta.storage_driver, fs_type)
         && let Some(msg) = layout::driver_refusal(driver, &fs, at)
