@@ -49,6 +49,16 @@ fn btrfs_driver_subvolumes_survive_restore_and_bind_move() {
     assert_eq!(snapshot(&d), before, "after the restore");
     containers_work(&d, "after the restore");
 
+    // The live backup (two phases, Docker stopped only for the second) carries them too.
+    let b = arg(&s.join("b.tar.zst"));
+    must(dockroot(with(&g, &["-q", "backup", "-o", &b, "--no-config", "--snapshot", "none"])));
+    assert_eq!(json(&must(dockroot(["--json", "inspect", &b])))["meta"]["two_phase"], true);
+    let check = disk.mnt.join("check");
+    let none = ["--service", "none", "--data-root", &arg(&check), "--state-dir", &arg(&s.join("state-c"))];
+    must(dockroot(with(&none.map(String::from), &["-q", "restore", &b, "--yes"])));
+    assert_eq!(subvolumes(&check), subvols, "restored from the live backup");
+    sh(&format!("btrfs property set -t subvol {c}/ro ro false && rm -rf {c}", c = arg(&check)));
+
     // Off btrfs the driver cannot run: refused before anything happens.
     let plain = s.join("plain");
     let o = dockroot(with(&g, &["move", "--method", "bind", "--to", &arg(&plain), "--yes"]));

@@ -39,7 +39,7 @@ fn snap_layout_found_backup_wipe_restore_bind_move_reboot() {
     h.ok("bash /usr/local/bin/docker-fixture.sh populate /run/docker.sock");
     let st: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json status")).unwrap();
     assert_eq!(st["layout"]["layout"]["kind"], "snap", "{st}");
-    assert_eq!(st["data_root"], "/var/snap/docker/common/var-lib-docker", "{st}");
+    assert_eq!(st["data_root"], dockroot::docker::layout::SNAP_DATA_ROOT, "{st}");
     assert_eq!(st["service_manager"], "snap", "{st}");
     let before = state(&h);
 
