@@ -50,6 +50,17 @@ fn userns_remap_subtree_round_trip_and_bind_move() {
     assert!(text(&o).contains(&format!("userns-remap `{USER}`, this engine has none")), "{}", text(&o));
     assert!(!root.exists(), "refused before anything was extracted");
     std::fs::write(&json_path, &cfg).unwrap();
+    // A host whose /etc/subuid gives the user another range: refused, with both ranges.
+    {
+        let _moved = SubuidLine::moved(USER, "400000");
+        let o = dockroot(with(&none.map(String::from), &["restore", &a, "--yes"]));
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("/etc/subuid gives {USER} 400000-465535 here but the archive's files belong to 300000-365535")),
+            "{}",
+            text(&o)
+        );
+    }
     must(dockroot(with(&none.map(String::from), &["-q", "restore", &a, "--yes"])));
     restart(&d, &env);
     assert_eq!((snapshot(&d), owners(&root)), before, "after the restore");
@@ -62,4 +73,29 @@ fn userns_remap_subtree_round_trip_and_bind_move() {
     must(dockroot(with(&g, &["-q", "finalize", "--yes"])));
     stop(&d);
     sh(&format!("umount -R '{}'", root.display()));
+}
+
+/// The host's /etc/subuid with USER's range moved to start elsewhere; the
+/// file is put back as it was on drop (only USER's line differs meanwhile).
+struct SubuidLine(String);
+
+impl SubuidLine {
+    fn moved(user: &str, start: &str) -> SubuidLine {
+        let old = std::fs::read_to_string("/etc/subuid").unwrap();
+        let new: Vec<String> = old
+            .lines()
+            .map(|l| match l.split(':').collect::<Vec<_>>().as_slice() {
+                [u, _, n] if *u == user => format!("{u}:{start}:{n}"),
+                _ => l.to_string(),
+            })
+            .collect();
+        std::fs::write("/etc/subuid", new.join("\n") + "\n").unwrap();
+        SubuidLine(old)
+    }
+}
+
+impl Drop for SubuidLine {
+    fn drop(&mut self) {
+        std::fs::write("/etc/subuid", &self.0).unwrap();
+    }
 }
