@@ -16,8 +16,12 @@ use std::thread::JoinHandle;
 
 use serde::Deserialize;
 
-/// The tag every dockroot snapshot carries; retention and `latest` look only at these.
+/// The tag every finished dockroot snapshot carries; retention, `latest`
+/// and restores look only at these.
 pub const TAG: &str = "dockroot";
+/// The tag of a snapshot still being written or read back: nothing uses it,
+/// and the next backup of the same host forgets it.
+pub const PARTIAL_TAG: &str = "dockroot-partial";
 /// How much of restic's stderr an error quotes.
 const STDERR_TAIL: usize = 4096;
 
@@ -157,11 +161,15 @@ impl Restic {
         parse_version(&text).ok_or_else(|| ResticError::Output { args: "version".into(), why: format!("no version in {text:?}") })
     }
 
-    /// Starts `restic backup --stdin`; the archive is written into the returned upload.
-    pub fn upload(&self, filename: &str, host: &str, tags: &[String]) -> Result<Upload> {
+    /// Starts `restic backup --stdin`; the archive is written into the
+    /// returned upload. The snapshot is tagged [`PARTIAL_TAG`] until
+    /// [`Restic::finalize`] gives it its tags; partial snapshots that an
+    /// earlier, killed upload of this host left are forgotten first.
+    pub fn upload(&self, filename: &str, host: &str) -> Result<Upload> {
+        let stale: Vec<String> = self.snapshots(Some(host), &[PARTIAL_TAG.to_string()])?.into_iter().map(|s| s.id).collect();
+        self.forget_ids(&stale)?;
         let run_tag = format!("dockroot-run={}", run_id());
-        let mut all: Vec<String> = tags.to_vec();
-        all.push(run_tag.clone());
+        let all = [PARTIAL_TAG.to_string(), run_tag.clone()];
         let args = vec![
             "backup".to_string(),
             "--json".into(),
@@ -173,11 +181,10 @@ impl Restic {
             "--tag".into(),
             all.join(","),
         ];
-        let mut child = self
-            .command(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let mut cmd = self.command(&args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        crate::sys::process::die_with_parent(&mut cmd);
+        let mut child = cmd
             .spawn()
             .map_err(|source| ResticError::Spawn { bin: self.bin.display().to_string(), source })?;
         let stdin = child.stdin.take();
@@ -203,10 +210,19 @@ impl Restic {
 
     /// The snapshot that `id` (`latest`, a short or a full id) names among dockroot's.
     pub fn resolve(&self, id: &str, host: Option<&str>) -> Result<Snapshot> {
-        let all = self.snapshots(host, &[TAG.to_string()])?;
+        self.resolve_tagged(id, host, TAG)
+    }
+
+    /// [`Restic::resolve`] among the snapshots tagged `tag`.
+    pub fn resolve_tagged(&self, id: &str, host: Option<&str>, tag: &str) -> Result<Snapshot> {
+        let all = self.snapshots(host, &[tag.to_string()])?;
         let found = if id == "latest" { all.last().cloned() } else { all.into_iter().find(|s| s.id.starts_with(id)) };
         found.ok_or_else(|| ResticError::NoSnapshot {
-            what: if id == "latest" { "at all".into() } else { format!("with id {id}") },
+            what: match (id, host) {
+                ("latest", Some(h)) => format!("of this host ({h}); give another host's snapshot by its id"),
+                ("latest", None) => "at all".into(),
+                _ => format!("with id {id}"),
+            },
             repo: self.describe_repo(),
         })
     }
@@ -230,6 +246,18 @@ impl Restic {
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().map(|e| std::thread::spawn(move || read_all(e)));
         Ok(Download { child, stdout, stderr, args: args.join(" "), checked: false })
+    }
+
+    /// Gives a verified snapshot its final tags (restic rewrites it under a
+    /// new id, same time); returns the rewritten snapshot.
+    pub fn finalize(&self, snap: &Snapshot, tags: &[String]) -> Result<Snapshot> {
+        let args = vec!["tag".to_string(), "--set".into(), tags.join(","), snap.id.clone()];
+        self.output(&args)?;
+        let host = (!snap.hostname.is_empty()).then_some(snap.hostname.as_str());
+        self.snapshots(host, &[TAG.to_string()])?
+            .into_iter()
+            .find(|s| s.time == snap.time && s.paths == snap.paths)
+            .ok_or_else(|| ResticError::Output { args: args.join(" "), why: format!("the retagged snapshot of {} is not listed", snap.time) })
     }
 
     /// Forgets the snapshots with these ids.

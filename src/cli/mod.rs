@@ -270,8 +270,26 @@ pub struct VerifyArgs {
 pub struct BackupArgs {
     /// Archive file (its directory must exist), existing directory (DIR/: a timestamped
     /// name inside it) or `-` for stdout.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    #[arg(short, long, required_unless_present = "restic", conflicts_with = "restic")]
+    pub output: Option<PathBuf>,
+    /// Stream the archive (uncompressed) into this restic repository as a
+    /// snapshot tagged `dockroot`, then read it back and verify it. The password
+    /// and options come from restic's own environment (RESTIC_PASSWORD_FILE, ...).
+    #[arg(long, value_name = "REPO", help_heading = "restic")]
+    pub restic: Option<String>,
+    /// With --restic, after the new snapshot verified: `restic forget --prune
+    /// --keep-last N` over dockroot's snapshots of this host.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_last: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_daily: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N weeks.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_weekly: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_monthly: Option<u32>,
     /// With -o DIR/: keep only the newest N dockroot archives there.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
@@ -325,7 +343,7 @@ pub enum CompressArg {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// The archive, or `-` for stdin.
+    /// The archive, `-` for stdin, or `restic:REPO[:SNAPSHOT|latest]` (latest: this host's newest dockroot snapshot).
     pub archive: PathBuf,
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]

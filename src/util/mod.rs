@@ -2,3 +2,9 @@
 
 pub mod atomic;
 pub mod metrics;
+
+/// This host's name (`localhost` when it cannot be read): archive names,
+/// meta.json and restic's `--host`.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}

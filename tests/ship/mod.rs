@@ -3,7 +3,9 @@
 //! backups through restic.
 
 mod cli;
+mod fleet;
 mod package;
+mod offsite;
 mod restic;
 mod socket;
 mod timer;
