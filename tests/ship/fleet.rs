@@ -88,6 +88,7 @@ fn ansible_role_moves_backs_up_is_idempotent_and_checks() {
              [docker_hosts:vars]\n\
              ansible_connection=community.docker.nsenter\n\
              ansible_python_interpreter=/usr/bin/python3\n\
+             ansible_become=false\n\
              dockroot_deb={deb}\n\
              dockroot_restic_repository={repo_url}\n\
              dockroot_restic_password=fleet-secret\n\
@@ -98,10 +99,11 @@ fn ansible_role_moves_backs_up_is_idempotent_and_checks() {
     )
     .unwrap();
 
-    // Check mode first: nothing changes, the move is only a dry run.
+    // Check mode on a fresh fleet: nothing is installed, nothing changes.
     let (okv, out) = playbook(&s, &inventory, &["--check"]);
     assert!(okv, "{out}");
     assert!(a.sh("test -e /data/docker/volumes").status.code() != Some(0), "check mode moved the data-root:\n{out}");
+    assert!(a.sh("command -v dockroot").status.code() != Some(0), "check mode installed dockroot:\n{out}");
 
     // The real run: install, move A, back up both.
     let (okv, out) = playbook(&s, &inventory, &["-e", "dockroot_backup_now=true"]);
@@ -123,6 +125,12 @@ fn ansible_role_moves_backs_up_is_idempotent_and_checks() {
     let (okv, out) = playbook(&s, &inventory, &[]);
     assert!(okv, "{out}");
     assert_eq!((changed(&out, "fleet-a"), changed(&out, "fleet-b")), (0, 0), "the second run changed something:\n{out}");
+
+    // Check mode with a move to do: a dry run only.
+    let (okv, out) = playbook(&s, &inventory, &["--check", "--limit", "fleet-b", "-e", "dockroot_move_to=/srv/docker"]);
+    assert!(okv, "{out}");
+    assert!(out.contains("--dry-run") || out.contains("Move the data-root"), "{out}");
+    b.ok("test ! -e /srv/docker/volumes && ! findmnt -n /var/lib/docker && docker volume ls -q | grep -x appdata");
 
     // A refused move fails the play with dockroot's message and exit code.
     b.ok("mkdir -p /srv/full && touch /srv/full/x");
