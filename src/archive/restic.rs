@@ -22,6 +22,8 @@ pub const TAG: &str = "dockroot";
 /// The tag of a snapshot still being written or read back: nothing uses it,
 /// and the next backup of the same host forgets it.
 pub const PARTIAL_TAG: &str = "dockroot-partial";
+/// How long a call waits for another host's lock on a shared repository.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 /// How much of restic's stderr an error quotes.
 const STDERR_TAIL: usize = 4096;
 
@@ -110,7 +112,8 @@ impl Keep {
 
     fn args(&self) -> Vec<String> {
         let mut v = Vec::new();
-        for (flag, n) in [("--keep-last", self.last), ("--keep-daily", self.daily), ("--keep-weekly", self.weekly), ("--keep-monthly", self.monthly)]
+        for (flag, n) in
+            [("--keep-last", self.last), ("--keep-daily", self.daily), ("--keep-weekly", self.weekly), ("--keep-monthly", self.monthly)]
         {
             if let Some(n) = n {
                 v.push(flag.to_string());
@@ -140,17 +143,29 @@ impl Restic {
         c
     }
 
-    /// Runs restic to completion; returns its stdout.
+    /// Runs restic to completion; returns its stdout. Hosts that share a
+    /// repository take turns: while another one holds its exclusive lock (a
+    /// prune), the call is retried for up to [`LOCK_WAIT`] (restic 0.14 has
+    /// no `--retry-lock`).
     fn output(&self, args: &[String]) -> Result<Vec<u8>> {
-        let out = self
-            .command(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| ResticError::Spawn { bin: self.bin.display().to_string(), source })?;
-        if !out.status.success() {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_secs(1);
+        loop {
+            let out = self
+                .command(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| ResticError::Spawn { bin: self.bin.display().to_string(), source })?;
+            if out.status.success() {
+                return Ok(out.stdout);
+            }
+            if is_locked(&out.stderr) && start.elapsed() + pause < LOCK_WAIT {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                continue;
+            }
             return Err(ResticError::Failed { args: args.join(" "), status: out.status, stderr: tail(&out.stderr) });
         }
-        Ok(out.stdout)
     }
 
     /// `restic version`, e.g. `(0, 14, 0)`.
@@ -184,9 +199,7 @@ impl Restic {
         let mut cmd = self.command(&args);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         crate::sys::process::die_with_parent(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|source| ResticError::Spawn { bin: self.bin.display().to_string(), source })?;
+        let mut child = cmd.spawn().map_err(|source| ResticError::Spawn { bin: self.bin.display().to_string(), source })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().map(|o| std::thread::spawn(move || read_all(o)));
         let stderr = child.stderr.take().map(|e| std::thread::spawn(move || read_all(e)));
@@ -229,12 +242,9 @@ impl Restic {
 
     /// The archive of snapshot `snap`, streamed by `restic dump`.
     pub fn dump(&self, snap: &Snapshot) -> Result<Download> {
-        let file = snap
-            .paths
-            .iter()
-            .find(|p| p.ends_with(".tar") || p.ends_with(".tar.zst"))
-            .cloned()
-            .ok_or_else(|| ResticError::Output { args: format!("snapshots {}", snap.id), why: format!("no archive among its paths {:?}", snap.paths) })?;
+        let file = snap.paths.iter().find(|p| p.ends_with(".tar") || p.ends_with(".tar.zst")).cloned().ok_or_else(|| {
+            ResticError::Output { args: format!("snapshots {}", snap.id), why: format!("no archive among its paths {:?}", snap.paths) }
+        })?;
         let args = vec!["dump".to_string(), snap.id.clone(), file];
         let mut child = self
             .command(&args)
@@ -254,10 +264,9 @@ impl Restic {
         let args = vec!["tag".to_string(), "--set".into(), tags.join(","), snap.id.clone()];
         self.output(&args)?;
         let host = (!snap.hostname.is_empty()).then_some(snap.hostname.as_str());
-        self.snapshots(host, &[TAG.to_string()])?
-            .into_iter()
-            .find(|s| s.time == snap.time && s.paths == snap.paths)
-            .ok_or_else(|| ResticError::Output { args: args.join(" "), why: format!("the retagged snapshot of {} is not listed", snap.time) })
+        self.snapshots(host, &[TAG.to_string()])?.into_iter().find(|s| s.time == snap.time && s.paths == snap.paths).ok_or_else(|| {
+            ResticError::Output { args: args.join(" "), why: format!("the retagged snapshot of {} is not listed", snap.time) }
+        })
     }
 
     /// Forgets the snapshots with these ids.
@@ -398,6 +407,11 @@ impl Drop for Download {
     }
 }
 
+/// restic's refusal while another process holds the repository's lock.
+fn is_locked(stderr: &[u8]) -> bool {
+    String::from_utf8_lossy(stderr).contains("repository is already locked")
+}
+
 fn read_all<R: Read>(mut r: R) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = r.read_to_end(&mut v);
@@ -462,6 +476,8 @@ mod tests {
         let out = b"{\"message_type\":\"status\"}\n{\"message_type\":\"summary\",\"snapshot_id\":\"abc123\"}\n";
         assert_eq!(summary_snapshot_id(out).as_deref(), Some("abc123"));
         assert_eq!(summary_snapshot_id(b"garbage\n"), None);
+        let locked = b"unable to create lock in backend: repository is already locked exclusively by PID 663 on fleet-b by root";
+        assert!(is_locked(locked) && !is_locked(b"Fatal: wrong password or no key found"));
     }
 
     #[test]

@@ -15,9 +15,9 @@ use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotA
 use dockroot::archive::meta::BackupMeta;
 use dockroot::archive::restic::{Keep, Restic};
 use dockroot::archive::{self, WriterOptions};
-use dockroot::plan::backup::stream::ResticTarget;
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::snapshot::Request;
+use dockroot::plan::backup::stream::ResticTarget;
 use dockroot::plan::backup::{self as bk, BackupOptions};
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
@@ -168,7 +168,9 @@ fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bo
 fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     let dest = match (&s.output, &s.restic) {
         (Some(p), _) => p.display().to_string(),
-        (None, Some(r)) => format!("restic snapshot {} ({})", &r.snapshot[..r.snapshot.len().min(8)], r.file),
+        (None, Some(r)) => {
+            format!("restic snapshot {} ({}, a {} stream)", &r.snapshot[..r.snapshot.len().min(8)], r.file, bytes(s.archive_bytes))
+        }
         (None, None) => "stdout".into(),
     };
     say(
@@ -178,7 +180,7 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
             "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s{})",
             s.entries,
             bytes(s.bytes),
-            if stdout { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
+            if stdout || s.restic.is_some() { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
             s.seconds,
             s.downtime_seconds,
             if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
@@ -206,7 +208,11 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
         say(out, stdout, &format!("removed old archive {}", r.display()));
     }
     if let Some(r) = &s.restic {
-        say(out, stdout, &format!("  read back from the repository: {} manifest entries verified; tags {}", r.verified_entries, r.tags.join(",")));
+        say(
+            out,
+            stdout,
+            &format!("  read back from the repository: {} manifest entries verified; tags {}", r.verified_entries, r.tags.join(",")),
+        );
         for id in &r.forgotten {
             say(out, stdout, &format!("forgot snapshot {} (--keep-*)", &id[..id.len().min(8)]));
         }

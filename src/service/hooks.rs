@@ -228,7 +228,8 @@ impl ServiceManager for Hooked {
     fn stop(&self, log: &dyn Progress) -> Result<()> {
         if let Some(h) = &self.hooks.pre_stop {
             let run = run(h, &[("DOCKROOT_HOOK".into(), "pre-stop".into())], log);
-            let failed = (!run.ok()).then(|| HookFailure { command: run.command.clone(), status: run.describe(), output: run.output.clone() });
+            let failed =
+                (!run.ok()).then(|| HookFailure { command: run.command.clone(), status: run.describe(), output: run.output.clone() });
             self.hooks.record(run);
             if let Some(f) = failed {
                 return Err(ServiceError::PreStopFailed { command: f.command, status: f.status, output: last_lines(&f.output) });
@@ -347,7 +348,8 @@ mod tests {
     #[test]
     fn a_failing_pre_stop_stops_nothing() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let hooks = Hooks::new(Some(hook(HookPoint::PreStop, "echo dump failed; exit 1", 10)), Some(hook(HookPoint::PostStart, "true", 10)));
+        let hooks =
+            Hooks::new(Some(hook(HookPoint::PreStop, "echo dump failed; exit 1", 10)), Some(hook(HookPoint::PostStart, "true", 10)));
         let m = hooks.wrap(Box::new(Counting(calls.clone())));
         let e = m.stop(&Silent).unwrap_err().to_string();
         assert!(e.contains("--pre-stop") && e.contains("exit code 1") && e.contains("dump failed"), "{e}");

@@ -604,7 +604,9 @@ fn systemd_backup_service_writes_a_verified_archive() {
     let snaps: serde_json::Value = serde_json::from_str(out.lines().find(|l| l.starts_with('[')).unwrap()).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 1, "--keep-last 1 leaves one snapshot: {snaps}");
     // A failed run starts the failure unit, which logs and notifies.
-    let (okv, out) = inside("sed -i 's|^DOCKROOT_RESTIC_REPOSITORY=.*|DOCKROOT_RESTIC_REPOSITORY=/nonexistent/repo|' /etc/default/dockroot-backup && systemctl start dockroot-backup.service");
+    let (okv, out) = inside(
+        "sed -i 's|^DOCKROOT_RESTIC_REPOSITORY=.*|DOCKROOT_RESTIC_REPOSITORY=/nonexistent/repo|' /etc/default/dockroot-backup && systemctl start dockroot-backup.service",
+    );
     assert!(!okv, "a backup into a missing repository succeeded: {out}");
     let (okv, out) = inside(
         "for i in $(seq 100); do test -e /run/notified && break; sleep 0.1; done; test -e /run/notified \

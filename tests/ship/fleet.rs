@@ -47,7 +47,10 @@ fn changed(out: &str, host: &str) -> u32 {
 #[test]
 fn ansible_role_moves_backs_up_is_idempotent_and_checks() {
     require_root();
-    assert!(Command::new("ansible-playbook").arg("--version").output().is_ok_and(|o| o.status.success()), "ansible is missing: run scripts/setup.sh");
+    assert!(
+        Command::new("ansible-playbook").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "ansible is missing: run scripts/setup.sh"
+    );
     let s = Scratch::new("fleet");
     let out = ok(Command::new("bash").arg(repo().join("scripts/package.sh")).arg("deb").arg(s.join("deb")));
     let deb = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap().to_string();
@@ -83,7 +86,7 @@ fn ansible_role_moves_backs_up_is_idempotent_and_checks() {
         &inventory,
         format!(
             "[docker_hosts]\n\
-             fleet-a ansible_nsenter_pid={} dockroot_move_to=/data/docker\n\
+             fleet-a ansible_nsenter_pid={} dockroot_move_to=/data/docker dockroot_finalize=true\n\
              fleet-b ansible_nsenter_pid={}\n\
              [docker_hosts:vars]\n\
              ansible_connection=community.docker.nsenter\n\

@@ -4,8 +4,8 @@
 
 mod cli;
 mod fleet;
-mod package;
 mod offsite;
+mod package;
 mod restic;
 mod socket;
 mod timer;

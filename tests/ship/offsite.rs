@@ -42,7 +42,8 @@ fn snapshots(s: &Scratch, repo: &str) -> Vec<(String, Vec<String>)> {
         .map(|a| {
             a.iter()
                 .map(|x| {
-                    let tags = x["tags"].as_array().map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+                    let tags =
+                        x["tags"].as_array().map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect()).unwrap_or_default();
                     (x["id"].as_str().unwrap().to_string(), tags)
                 })
                 .collect()
@@ -195,10 +196,21 @@ fn killed_restic_backup_leaves_no_snapshot() {
         std::fs::create_dir_all(src.join(format!("blobs/{}", i % 6))).unwrap();
         std::fs::write(src.join(format!("blobs/{}/b{i}", i % 6)), v).unwrap();
     }
-    let args: Vec<String> = ["--service", "none", "--data-root", src.to_str().unwrap(), "--state-dir", s.join("st").to_str().unwrap(), "backup", "--restic", &repo, "--no-config"]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--service",
+        "none",
+        "--data-root",
+        src.to_str().unwrap(),
+        "--state-dir",
+        s.join("st").to_str().unwrap(),
+        "backup",
+        "--restic",
+        &repo,
+        "--no-config",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
     let mut child = Command::new(bin())
         .args(&args)
         .env("RESTIC_PASSWORD", PASSWORD)
@@ -243,10 +255,21 @@ fn killed_restic_backup_leaves_no_snapshot() {
     let dst = s.join("restored");
     must(dr(
         &s,
-        &["-q", "--service", "none", "--data-root", dst.to_str().unwrap(), "--state-dir", s.join("st").to_str().unwrap(), "restore", &format!("restic:{repo}"), "--yes"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>(),
+        &[
+            "-q",
+            "--service",
+            "none",
+            "--data-root",
+            dst.to_str().unwrap(),
+            "--state-dir",
+            s.join("st").to_str().unwrap(),
+            "restore",
+            &format!("restic:{repo}"),
+            "--yes",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>(),
     ));
     assert_same_tree(&src, &dst);
 }
@@ -315,7 +338,14 @@ fn hooks_around_the_stop_and_metrics() {
     let archive = s.join("a.tar.zst");
     let backup = |hooks: &[String]| {
         let mut a = base(hooks);
-        a.extend(["--json".into(), "backup".into(), "--stop-the-world".into(), "-o".into(), archive.display().to_string(), "--no-config".into()]);
+        a.extend([
+            "--json".into(),
+            "backup".into(),
+            "--stop-the-world".into(),
+            "-o".into(),
+            archive.display().to_string(),
+            "--no-config".into(),
+        ]);
         dr(&s, &a)
     };
 

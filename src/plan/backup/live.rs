@@ -57,9 +57,9 @@ pub(crate) fn backup_live(
 ) -> Result<(LivePhases, f64, u64)> {
     let Some(path) = output else {
         let meta = input.meta;
-        let close = |(out, p): (Stream, LivePhases)| out.close().map(|()| (p, 0));
-        let ((phases, _), downtime) = write_live(|| Stream::open(restic, meta), input, window, progress, close)?;
-        return Ok((phases, downtime, 0));
+        let close = |(out, p): (Stream, LivePhases)| out.close().map(|n| (p, n));
+        let ((phases, len), downtime) = write_live(|| Stream::open(restic, meta), input, window, progress, close)?;
+        return Ok((phases, downtime, len));
     };
     let partial = atomic::with_suffix(path, ".partial");
     // Opened inside the journaled phase 1 and renamed inside the journaled

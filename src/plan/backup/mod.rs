@@ -358,8 +358,8 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
             None => {
                 let out = stream::Stream::open(opts.restic.as_ref(), &meta)?;
                 let (out, e, b) = write_archive(out, src, &meta, &config, &opts.writer, progress)?;
-                out.close()?;
-                (e, b, 0)
+                let len = out.close()?;
+                (e, b, len)
             }
             Some(path) => {
                 let ((e, b), len) =

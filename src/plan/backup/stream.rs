@@ -70,8 +70,13 @@ pub(crate) fn tags(meta: &BackupMeta) -> Vec<String> {
     t.into_iter().map(|s| s.replace(',', "_")).collect()
 }
 
-/// Where a streamed archive goes.
-pub(crate) enum Stream {
+/// Where a streamed archive goes, and how many bytes went there.
+pub(crate) struct Stream {
+    to: To,
+    written: u64,
+}
+
+enum To {
     Stdout(BufWriter<Stdout>),
     Restic(BufWriter<Upload>, Arc<Mutex<Option<String>>>),
 }
@@ -79,44 +84,47 @@ pub(crate) enum Stream {
 impl Stream {
     /// Stdout, or a new upload into the repository of `target`.
     pub(crate) fn open(target: Option<&ResticTarget>, meta: &BackupMeta) -> Result<Stream> {
-        Ok(match target {
-            None => Stream::Stdout(BufWriter::with_capacity(1 << 20, std::io::stdout())),
+        let to = match target {
+            None => To::Stdout(BufWriter::with_capacity(1 << 20, std::io::stdout())),
             Some(t) => {
                 let up = t.restic.upload(&file_name(meta), &meta.hostname).map_err(ArchiveError::from)?;
-                Stream::Restic(BufWriter::with_capacity(1 << 20, up), t.saved.clone())
+                To::Restic(BufWriter::with_capacity(1 << 20, up), t.saved.clone())
             }
-        })
+        };
+        Ok(Stream { to, written: 0 })
     }
 
     /// Ends a complete archive: flushes stdout, or closes restic's stdin
-    /// and waits for the snapshot it saved.
-    pub(crate) fn close(self) -> Result<()> {
-        match self {
-            Stream::Stdout(mut w) => w.flush().map_err(BackupError::io("write", "stdout")),
-            Stream::Restic(w, saved) => {
+    /// and waits for the snapshot it saved. Returns the archive's size.
+    pub(crate) fn close(self) -> Result<u64> {
+        match self.to {
+            To::Stdout(mut w) => w.flush().map_err(BackupError::io("write", "stdout"))?,
+            To::Restic(w, saved) => {
                 let up = w.into_inner().map_err(|e| BackupError::io("write", "restic's stdin")(e.into_error()))?;
                 let id = up.finish().map_err(ArchiveError::from)?;
                 if let Ok(mut s) = saved.lock() {
                     *s = Some(id);
                 }
-                Ok(())
             }
         }
+        Ok(self.written)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Stdout(w) => w.write(buf),
-            Stream::Restic(w, _) => w.write(buf),
-        }
+        let n = match &mut self.to {
+            To::Stdout(w) => w.write(buf)?,
+            To::Restic(w, _) => w.write(buf)?,
+        };
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Stdout(w) => w.flush(),
-            Stream::Restic(w, _) => w.flush(),
+        match &mut self.to {
+            To::Stdout(w) => w.flush(),
+            To::Restic(w, _) => w.flush(),
         }
     }
 }
@@ -125,7 +133,8 @@ impl Write for Stream {
 /// it dockroot's tags, then applies `--keep-*`. A snapshot that fails its
 /// read-back is forgotten.
 pub(crate) fn after_upload(t: &ResticTarget, meta: &BackupMeta, progress: &dyn Progress) -> Result<ResticReport> {
-    let id = t.saved.lock().ok().and_then(|s| s.clone()).ok_or_else(|| BackupError::Refused("the restic upload saved no snapshot".into()))?;
+    let id =
+        t.saved.lock().ok().and_then(|s| s.clone()).ok_or_else(|| BackupError::Refused("the restic upload saved no snapshot".into()))?;
     let snap = t.restic.resolve_tagged(&id, None, PARTIAL_TAG).map_err(ArchiveError::from)?;
     progress.phase("read back the restic snapshot", Some((meta.entries, meta.bytes)));
     let verified = t.restic.dump(&snap).map_err(ArchiveError::from).and_then(|d| archive::verify(archive::open_reader(d)?));
