@@ -55,6 +55,7 @@ deb() {
     "$bin" completions fish >"$stage/usr/share/fish/vendor_completions.d/dockroot.fish"
     install -D -m 0644 systemd/dockroot-backup.service "$stage/lib/systemd/system/dockroot-backup.service"
     install -D -m 0644 systemd/dockroot-backup.timer "$stage/lib/systemd/system/dockroot-backup.timer"
+    install -D -m 0644 systemd/dockroot-failure@.service "$stage/lib/systemd/system/dockroot-failure@.service"
     install -D -m 0644 systemd/docker.service.d/dockroot-mount.conf "$stage/usr/share/dockroot/dockroot-mount.conf"
     install -D -m 0644 systemd/dockroot-backup.default "$stage/etc/default/dockroot-backup"
     install -D -m 0644 README.md "$stage/usr/share/doc/dockroot/README.md"

@@ -35,6 +35,10 @@ PACKAGES=(
     # Packaging and its tests (scripts/package.sh): man -l, file(1);
     # off-site backups: restic (tests/ship/restic.rs).
     man-db file restic
+    # restic's REST server on loopback for the off-site tests (tests/ship/offsite.rs).
+    rclone
+    # The Ansible role's test (tests/ship/fleet.rs): Debian's ansible with community.docker.
+    ansible
     ca-certificates curl
 )
 

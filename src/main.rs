@@ -24,6 +24,11 @@ fn main() {
     let estimate = move || source.map(|p| dockroot::tree::estimate::estimate(&p));
     let progress = cli::progress::make(args.global.quiet, args.global.json, args.global.verbose > 0, estimate);
     let g = &args.global;
+    let started = std::time::Instant::now();
+    dockroot::service::hooks::install(dockroot::service::hooks::Hooks::new(
+        g.hook(dockroot::service::hooks::HookPoint::PreStop),
+        g.hook(dockroot::service::hooks::HookPoint::PostStart),
+    ));
     let r = match &args.command {
         Command::Move(_) | Command::Backup(_) | Command::Restore(_) if let Some(why) = g.layout_ambiguity() => Err(anyhow::anyhow!(why)),
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
@@ -46,14 +51,17 @@ fn main() {
             exit::OK
         }),
     };
+    let mut error = None;
     let code = match r {
         Ok(code) => code,
         Err(e) => {
             let text = cli::output::error_text(&e);
             out.problem(&text);
+            let runs = dockroot::service::hooks::installed().runs();
             if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": text}));
+                println!("{}", serde_json::json!({"ok": false, "error": text, "hooks": runs}));
             }
+            error = Some(text);
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
             e.downcast_ref::<dockroot::plan::backup::error::BackupError>()
                 .map(|b| b.exit_code())
@@ -61,5 +69,6 @@ fn main() {
                 .unwrap_or(exit::REFUSED)
         }
     };
+    cli::metrics::after(g, &out, args.command.name(), code, error.as_deref(), started, progress.as_ref());
     std::process::exit(code);
 }

@@ -62,6 +62,9 @@ pub enum ArchiveError {
     /// The engine failed: walking the source tree, or a manifest (the
     /// archive's, or the temporary one) is damaged or cannot be written. The
     /// engine's error names the path and the step.
+    /// The restic repository (upload, dump, snapshots, forget).
+    #[error(transparent)]
+    Restic(#[from] super::restic::ResticError),
     #[error(transparent)]
     Manifest(#[from] crate::error::Error),
 }

@@ -26,6 +26,7 @@ pub mod phases;
 pub mod pipe;
 pub mod read;
 pub mod records;
+pub mod restic;
 pub mod sink;
 pub mod verify;
 pub mod walk;

@@ -330,8 +330,15 @@ pub fn open_reader<R: Read + Send + 'static>(mut r: R) -> Result<ArchiveReader> 
     Ok(ArchiveReader { tar, meta })
 }
 
-/// Opens an archive file, or stdin for `-`.
+/// Opens an archive file, stdin for `-`, or a restic snapshot for
+/// `restic:REPO[:SNAPSHOT|latest]` (`latest`: this host's newest).
 pub fn open(path: &Path) -> Result<ArchiveReader> {
+    if let Some(src) = path.to_str().and_then(super::restic::ResticSource::parse) {
+        let restic = super::restic::Restic::new(src.repo);
+        let host = (src.snapshot == "latest").then(crate::util::hostname);
+        let snap = restic.resolve(&src.snapshot, host.as_deref())?;
+        return open_reader(restic.dump(&snap)?);
+    }
     let r: Box<dyn Read + Send> =
         if path == Path::new("-") { Box::new(io::stdin()) } else { Box::new(File::open(path).map_err(input("open the archive file"))?) };
     open_reader(r)

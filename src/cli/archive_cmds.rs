@@ -13,9 +13,11 @@ use super::exit;
 use super::output::{Output, bytes};
 use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
 use dockroot::archive::meta::BackupMeta;
+use dockroot::archive::restic::{Keep, Restic};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
 use dockroot::plan::backup::snapshot::Request;
+use dockroot::plan::backup::stream::ResticTarget;
 use dockroot::plan::backup::{self as bk, BackupOptions};
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
@@ -47,7 +49,7 @@ fn say(out: &Output, to_stderr: bool, line: &str) {
 
 pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
     let opts = backup_options(a, g)?;
-    let stdout = a.output == Path::new("-");
+    let stdout = a.output.as_deref() == Some(Path::new("-"));
     if stdout && std::io::stdout().is_terminal() {
         bail!("refusing to write the archive to a terminal; redirect stdout or use -o FILE");
     }
@@ -63,9 +65,10 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
 }
 
 fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
-    let level = match a.compress {
-        CompressArg::Zstd => Some(a.level),
-        CompressArg::None => None,
+    let level = match (a.compress, &a.restic) {
+        // restic deduplicates an uncompressed stream; it compresses itself (repository v2).
+        (_, Some(_)) | (CompressArg::None, _) => None,
+        (CompressArg::Zstd, None) => Some(a.level),
     };
     let mut writer = WriterOptions { level, ..WriterOptions::default() };
     if let Some(t) = g.threads {
@@ -75,7 +78,7 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         data_root: g.data_root.clone(),
         service: service(g),
         api: api(g),
-        output: a.output.clone(),
+        output: a.output.clone().unwrap_or_else(|| "-".into()),
         keep: a.keep,
         config: !a.no_config,
         host_root: "/".into(),
@@ -95,6 +98,10 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         live: !a.stop_the_world,
         shared_store: a.shared_store,
+        restic: a.restic.as_ref().map(|r| {
+            let keep = Keep { last: a.keep_last, daily: a.keep_daily, weekly: a.keep_weekly, monthly: a.keep_monthly };
+            ResticTarget::new(Restic::new((!r.is_empty()).then(|| r.clone())), keep)
+        }),
     })
 }
 
@@ -159,7 +166,13 @@ fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bo
 }
 
 fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
-    let dest = s.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
+    let dest = match (&s.output, &s.restic) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(r)) => {
+            format!("restic snapshot {} ({}, a {} stream)", &r.snapshot[..r.snapshot.len().min(8)], r.file, bytes(s.archive_bytes))
+        }
+        (None, None) => "stdout".into(),
+    };
     say(
         out,
         stdout,
@@ -167,7 +180,7 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
             "backed up {} entries, {} into {dest}{} in {:.2}s (Docker down {:.2}s{})",
             s.entries,
             bytes(s.bytes),
-            if stdout { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
+            if stdout || s.restic.is_some() { String::new() } else { format!(" ({})", bytes(s.archive_bytes)) },
             s.seconds,
             s.downtime_seconds,
             if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
@@ -194,6 +207,16 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     for r in &s.removed {
         say(out, stdout, &format!("removed old archive {}", r.display()));
     }
+    if let Some(r) = &s.restic {
+        say(
+            out,
+            stdout,
+            &format!("  read back from the repository: {} manifest entries verified; tags {}", r.verified_entries, r.tags.join(",")),
+        );
+        for id in &r.forgotten {
+            say(out, stdout, &format!("forgot snapshot {} (--keep-*)", &id[..id.len().min(8)]));
+        }
+    }
 }
 
 /// Asks on a TTY; without one, `--yes` is required.
@@ -217,7 +240,8 @@ fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
 /// A missing archive file is a typo, not a damaged archive: say so before
 /// anything else reads it.
 fn archive_exists(p: &Path) -> Result<()> {
-    if p != Path::new("-") {
+    let restic = p.to_str().is_some_and(|s| s.starts_with("restic:"));
+    if p != Path::new("-") && !restic {
         std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
     }
     Ok(())

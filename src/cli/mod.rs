@@ -4,6 +4,7 @@
 pub mod archive_cmds;
 pub mod commands;
 pub mod docs;
+pub mod metrics;
 pub mod output;
 pub mod progress;
 pub mod relocate;
@@ -77,6 +78,37 @@ pub struct Global {
     /// fstab to add the bind line to.
     #[arg(long, global = true, value_name = "FILE", default_value = "/etc/fstab")]
     pub fstab: PathBuf,
+    /// A shell command run before Docker is stopped (a database dump, a notification);
+    /// if it fails, nothing is stopped and the command exits 2.
+    #[arg(long, global = true, value_name = "CMD", help_heading = "Hooks and metrics")]
+    pub pre_stop: Option<String>,
+    /// A shell command run after Docker answers again (a failure is a warning).
+    #[arg(long, global = true, value_name = "CMD", help_heading = "Hooks and metrics")]
+    pub post_start: Option<String>,
+    /// A shell command run when the command fails, with DOCKROOT_COMMAND,
+    /// DOCKROOT_EXIT_CODE and DOCKROOT_ERROR in its environment.
+    #[arg(long, global = true, value_name = "CMD", help_heading = "Hooks and metrics")]
+    pub on_failure: Option<String>,
+    /// Seconds after which a hook and its children are killed.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 300, help_heading = "Hooks and metrics")]
+    pub hook_timeout: u64,
+    /// Write node-exporter textfile metrics of this run here (atomically; other
+    /// operations' samples in the file are kept).
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Hooks and metrics")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl Global {
+    /// A hook of this invocation.
+    pub fn hook(&self, point: dockroot::service::hooks::HookPoint) -> Option<dockroot::service::hooks::Hook> {
+        use dockroot::service::hooks::{Hook, HookPoint};
+        let cmd = match point {
+            HookPoint::PreStop => &self.pre_stop,
+            HookPoint::PostStart => &self.post_start,
+            HookPoint::OnFailure => &self.on_failure,
+        };
+        cmd.as_ref().map(|c| Hook { point, command: c.clone(), timeout: std::time::Duration::from_secs(self.hook_timeout) })
+    }
 }
 
 impl Global {
@@ -122,6 +154,26 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write the man pages (dockroot.1 and one per command) into DIR.
     Manpages(ManpagesArgs),
+}
+
+impl Command {
+    /// The operation's name, as metrics and hooks know it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Copy(_) => "copy",
+            Self::Manifest(_) => "manifest",
+            Self::Verify(_) => "verify",
+            Self::Status(_) => "status",
+            Self::Move(_) => "move",
+            Self::Rollback(_) => "rollback",
+            Self::Finalize(_) => "finalize",
+            Self::Backup(_) => "backup",
+            Self::Restore(_) => "restore",
+            Self::Inspect(_) => "inspect",
+            Self::Completions(_) => "completions",
+            Self::Manpages(_) => "manpages",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -236,8 +288,26 @@ pub struct VerifyArgs {
 pub struct BackupArgs {
     /// Archive file (its directory must exist), existing directory (DIR/: a timestamped
     /// name inside it) or `-` for stdout.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    #[arg(short, long, required_unless_present = "restic", conflicts_with = "restic")]
+    pub output: Option<PathBuf>,
+    /// Stream the archive (uncompressed) into this restic repository as a
+    /// snapshot tagged `dockroot`, then read it back and verify it. The password
+    /// and options come from restic's own environment (RESTIC_PASSWORD_FILE, ...).
+    #[arg(long, value_name = "REPO", help_heading = "restic")]
+    pub restic: Option<String>,
+    /// With --restic, after the new snapshot verified: `restic forget --prune
+    /// --keep-last N` over dockroot's snapshots of this host.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_last: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_daily: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N weeks.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_weekly: Option<u32>,
+    /// With --restic: keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N", requires = "restic", help_heading = "restic")]
+    pub keep_monthly: Option<u32>,
     /// With -o DIR/: keep only the newest N dockroot archives there.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
@@ -291,7 +361,7 @@ pub enum CompressArg {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// The archive, or `-` for stdin.
+    /// The archive, `-` for stdin, or `restic:REPO[:SNAPSHOT|latest]` (latest: this host's newest dockroot snapshot).
     pub archive: PathBuf,
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]

@@ -6,11 +6,18 @@ use super::Global;
 pub struct Output {
     pub quiet: bool,
     pub json: bool,
+    /// The last JSON report, printed or not: `--metrics-file` reads its figures.
+    last: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 impl Output {
     pub fn new(g: &Global) -> Output {
-        Output { quiet: g.quiet, json: g.json }
+        Output { quiet: g.quiet, json: g.json, last: std::sync::Mutex::new(None) }
+    }
+
+    /// The last report given to [`Output::json`].
+    pub fn last_report(&self) -> Option<serde_json::Value> {
+        self.last.lock().ok().and_then(|l| l.clone())
     }
 
     /// A human-readable line of the result (suppressed by --quiet and --json).
@@ -25,9 +32,18 @@ impl Output {
         eprintln!("dockroot: {line}");
     }
 
+    /// The command's JSON report, with what the hooks did.
     pub fn json(&self, v: &serde_json::Value) {
+        let mut v = v.clone();
+        let runs = dockroot::service::hooks::installed().runs();
+        if let (false, Some(o)) = (runs.is_empty(), v.as_object_mut()) {
+            o.insert("hooks".into(), serde_json::to_value(runs).unwrap_or_default());
+        }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(v);
         }
     }
 }

@@ -135,6 +135,11 @@ pub enum ServiceError {
     /// An unknown `--service` value.
     #[error("unknown service manager `{}`; use auto, systemd, sysv, openrc, pidfile:PATH or none", value.escape_debug())]
     UnknownKind { value: String },
+    /// The user's `--pre-stop` command failed: nothing was stopped.
+    #[error(
+        "the --pre-stop hook `{command}` failed ({status}), so Docker was not stopped and nothing was changed; fix the command or drop --pre-stop, then retry. Its last output:\n  | {output}"
+    )]
+    PreStopFailed { command: String, status: String, output: String },
     /// Talking to Docker failed.
     #[error(transparent)]
     Docker(#[from] DockerError),

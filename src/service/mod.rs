@@ -7,6 +7,7 @@ pub mod command;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod hooks;
 pub mod initscript;
 pub mod none;
 pub mod pidfile;
@@ -88,7 +89,9 @@ impl ServiceRecord {
     /// with the recorded containerd.
     pub(crate) fn rebuild(&self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
         let docker: Box<dyn ServiceManager> = match (&self.kind, &self.command) {
-            (ServiceKind::Pidfile(p), Some(cmd)) => Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone())),
+            (ServiceKind::Pidfile(p), Some(cmd)) => {
+                hooks::installed().wrap(Box::new(pidfile::PidfileService::with_command(p.clone(), ctx.timing, cmd.clone())))
+            }
             (kind, _) => kind.clone().build(ctx),
         };
         self.with_containerd(docker, ctx)
@@ -207,8 +210,13 @@ impl ServiceKind {
         }
     }
 
-    /// Builds the manager (resolving `Auto` first).
+    /// Builds the manager (resolving `Auto` first), with this process's
+    /// `--pre-stop`/`--post-start` hooks around it.
     pub fn build(self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
+        hooks::installed().wrap(self.build_bare(ctx))
+    }
+
+    fn build_bare(self, ctx: &ServiceContext) -> Box<dyn ServiceManager> {
         use initscript::{Flavor, InitScript};
         match self.resolve() {
             Self::Systemd => Box::new(systemd::Systemd::new(ctx.api.clone(), ctx.timing)),

@@ -34,6 +34,24 @@ pub(crate) fn statfs(path: &Path) -> io::Result<(i64, u64)> {
     Ok((s.f_type as i64, s.f_bfree as u64 * s.f_bsize as u64))
 }
 
+/// Makes the child of `cmd` get SIGKILL when the thread that spawns it
+/// exits, a killed dockroot included, so that a helper fed through a pipe
+/// (restic reading an archive) dies with us instead of taking the pipe's
+/// EOF for the end of a complete stream. Spawn from a thread that outlives
+/// the child (the main thread).
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no
+    // memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes the child of `cmd` lead a new session (detached from our terminal
 /// and process group), as a daemon started by hand must.
 pub(crate) fn spawn_in_new_session(cmd: &mut Command) {

@@ -13,27 +13,27 @@ use dockroot::manifest::escape::display;
 use dockroot::plan::backup::write_archive;
 
 /// A private dockerd in a short directory under /tmp; stopped on drop.
-struct Daemon {
-    dir: PathBuf,
+pub(crate) struct Daemon {
+    pub(crate) dir: PathBuf,
 }
 
 impl Daemon {
-    fn start(dir: &Path) -> Daemon {
+    pub(crate) fn start(dir: &Path) -> Daemon {
         ok(Command::new("bash").arg(script("dockerd.sh")).arg("start").arg(dir));
         Daemon { dir: dir.to_path_buf() }
     }
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         ok(Command::new("bash").arg(script("dockerd.sh")).arg("stop").arg(&self.dir));
     }
-    fn sock(&self) -> PathBuf {
+    pub(crate) fn sock(&self) -> PathBuf {
         self.dir.join("sock")
     }
-    fn docker(&self, args: &[&str]) -> String {
+    pub(crate) fn docker(&self, args: &[&str]) -> String {
         let o = ok(Command::new("docker").arg("-H").arg(format!("unix://{}", self.sock().display())).args(args));
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
     /// Images, containers (without state) and volumes, sorted, as text.
-    fn lists(&self) -> String {
+    pub(crate) fn lists(&self) -> String {
         let mut parts = Vec::new();
         for args in [
             &["images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"][..],
@@ -46,7 +46,7 @@ impl Daemon {
         }
         parts.join("\n--\n")
     }
-    fn args(&self, state: &Path) -> Vec<String> {
+    pub(crate) fn args(&self, state: &Path) -> Vec<String> {
         vec![
             "--service".into(),
             format!("pidfile:{}", self.dir.join("pid").display()),
@@ -66,12 +66,12 @@ impl Drop for Daemon {
     }
 }
 
-fn have_docker() -> bool {
+pub(crate) fn have_docker() -> bool {
     let ok = |p: &str| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
     ok("dockerd") && ok("docker")
 }
 
-fn short_dir(tag: &str) -> tempfile::TempDir {
+pub(crate) fn short_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(tag).tempdir_in("/tmp").unwrap()
 }
 
@@ -537,7 +537,9 @@ fn systemd_backup_service_writes_a_verified_archive() {
     let root = s.join("host");
     ok(Command::new("bash").arg(script("systemd-host.sh")).arg("copy").arg(&root));
     std::fs::copy(bin(), root.join("usr/local/bin/dockroot")).unwrap();
-    for u in ["dockroot-backup.service", "dockroot-backup.timer"] {
+    // restic is dynamically linked to libc only: the host's runs in the bookworm guest.
+    std::fs::copy("/usr/bin/restic", root.join("usr/local/bin/restic")).unwrap();
+    for u in ["dockroot-backup.service", "dockroot-backup.timer", "dockroot-failure@.service"] {
         std::fs::copy(repo().join("systemd").join(u), root.join("etc/systemd/system").join(u)).unwrap();
     }
     std::fs::write(root.join("etc/default/dockroot-backup"), "DOCKROOT_BACKUP_KEEP=2\n").unwrap();
@@ -587,6 +589,32 @@ fn systemd_backup_service_writes_a_verified_archive() {
         "test -e /run/failed-once && systemctl is-active docker.service && systemctl show -p NextElapseUSecRealtime dockroot-backup.timer",
     );
     assert!(okv && out.contains("active") && !out.contains("NextElapseUSecRealtime=\n"), "{out}");
+
+    // Off the host: the repository, retention and metrics from /etc/default.
+    let (okv, out) = inside(
+        "mkdir -p /etc/dockroot /var/lib/node-exporter && echo secret > /etc/dockroot/restic-password \
+         && RESTIC_PASSWORD_FILE=/etc/dockroot/restic-password restic -q -r /var/backups/restic init \
+         && printf '%s\\n' DOCKROOT_RESTIC_REPOSITORY=/var/backups/restic 'DOCKROOT_RESTIC_KEEP=--keep-last 1' \
+            RESTIC_PASSWORD_FILE=/etc/dockroot/restic-password DOCKROOT_METRICS_FILE=/var/lib/node-exporter/dockroot.prom \
+            'DOCKROOT_NOTIFY=touch /run/notified' >> /etc/default/dockroot-backup \
+         && systemctl start dockroot-backup.service && systemctl start dockroot-backup.service \
+         && RESTIC_PASSWORD_FILE=/etc/dockroot/restic-password restic -r /var/backups/restic snapshots --json --tag dockroot \
+         && grep -E '^dockroot_last_exit_code\\{operation=\"backup\"\\} 0$' /var/lib/node-exporter/dockroot.prom",
+    );
+    assert!(okv, "{out}\n{}", inside("journalctl -u dockroot-backup.service --no-pager | tail -40").1);
+    let snaps: serde_json::Value = serde_json::from_str(out.lines().find(|l| l.starts_with('[')).unwrap()).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "--keep-last 1 leaves one snapshot: {snaps}");
+    // A failed run starts the failure unit, which logs and notifies.
+    let (okv, out) = inside(
+        "sed -i 's|^DOCKROOT_RESTIC_REPOSITORY=.*|DOCKROOT_RESTIC_REPOSITORY=/nonexistent/repo|' /etc/default/dockroot-backup && systemctl start dockroot-backup.service",
+    );
+    assert!(!okv, "a backup into a missing repository succeeded: {out}");
+    let (okv, out) = inside(
+        "for i in $(seq 100); do test -e /run/notified && break; sleep 0.1; done; test -e /run/notified \
+         && journalctl -t dockroot --no-pager | grep 'dockroot-backup.service failed' \
+         && systemctl is-active docker.service && grep -E '^dockroot_last_exit_code\\{operation=\"backup\"\\} [1-9]' /var/lib/node-exporter/dockroot.prom",
+    );
+    assert!(okv, "{out}\n{}", inside("systemctl status 'dockroot-failure@*' --no-pager; journalctl --no-pager | tail -30").1);
     drop(host);
 }
 

@@ -3,6 +3,8 @@
 //! backups through restic.
 
 mod cli;
+mod fleet;
+mod offsite;
 mod package;
 mod restic;
 mod socket;

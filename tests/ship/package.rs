@@ -24,6 +24,7 @@ fn deb_installs_and_removes_cleanly_on_debian_12() {
         "./usr/share/fish/vendor_completions.d/dockroot.fish",
         "./lib/systemd/system/dockroot-backup.service",
         "./lib/systemd/system/dockroot-backup.timer",
+        "./lib/systemd/system/dockroot-failure@.service",
         "./usr/share/dockroot/dockroot-mount.conf",
         "./etc/default/dockroot-backup",
     ] {

@@ -15,7 +15,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::error::{BackupError, Result};
+use super::error::Result;
+use super::stream::{ResticTarget, Stream};
 use super::{commit, open_partial};
 use crate::archive::meta::BackupMeta;
 use crate::archive::phase2::{PhaseStats, phase1, phase2};
@@ -49,18 +50,16 @@ pub(crate) struct LiveInput<'a> {
 /// Returns the phases, the downtime and the archive's size.
 pub(crate) fn backup_live(
     output: Option<&Path>,
+    restic: Option<&ResticTarget>,
     input: LiveInput<'_>,
     window: Window<'_>,
     progress: &dyn Progress,
 ) -> Result<(LivePhases, f64, u64)> {
     let Some(path) = output else {
-        let stdout = || Ok(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()));
-        let flush = |(mut out, p): (std::io::BufWriter<std::io::Stdout>, LivePhases)| {
-            out.flush().map_err(BackupError::io("write", "stdout"))?;
-            Ok((p, 0))
-        };
-        let ((phases, _), downtime) = write_live(stdout, input, window, progress, flush)?;
-        return Ok((phases, downtime, 0));
+        let meta = input.meta;
+        let close = |(out, p): (Stream, LivePhases)| out.close().map(|n| (p, n));
+        let ((phases, len), downtime) = write_live(|| Stream::open(restic, meta), input, window, progress, close)?;
+        return Ok((phases, downtime, len));
     };
     let partial = atomic::with_suffix(path, ".partial");
     // Opened inside the journaled phase 1 and renamed inside the journaled

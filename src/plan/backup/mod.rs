@@ -11,6 +11,7 @@ pub mod error;
 pub mod live;
 pub mod snapshot;
 pub mod stores;
+pub mod stream;
 pub mod target;
 
 use std::io::Write;
@@ -74,6 +75,8 @@ pub struct BackupOptions {
     pub live: bool,
     /// Archive a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
+    /// `--restic REPO`: the stream goes into a restic repository (output `-`).
+    pub restic: Option<stream::ResticTarget>,
 }
 
 /// The plan (the dry run prints it).
@@ -113,11 +116,12 @@ pub struct BackupSummary {
     /// Set when a live backup ran as one pass instead, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_pass_reason: Option<&'static str>,
+    /// `--restic`: the snapshot saved, read back and retained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restic: Option<stream::ResticReport>,
 }
 
-fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
-}
+use crate::util::hostname;
 
 /// The data-root: as given, or discovered the way dockerd would find it.
 pub(crate) fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
@@ -271,6 +275,15 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
 
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
 pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+    let mut s = backup_archive(opts, progress)?;
+    if let Some(t) = &opts.restic {
+        s.restic = Some(stream::after_upload(t, &s.meta, progress)?);
+    }
+    Ok(s)
+}
+
+/// The backup up to the archive's end.
+fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let start = Instant::now();
     let plan = plan(opts)?;
     for w in &plan.warnings {
@@ -340,7 +353,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_of(&dr, true);
         let input = live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
-        let (phases, downtime, archive_bytes) = live::backup_live(plan.output.as_deref(), input, window, progress)?;
+        let (phases, downtime, archive_bytes) = live::backup_live(plan.output.as_deref(), opts.restic.as_ref(), input, window, progress)?;
         let (entries, bytes) = phases.tree;
         return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), None, taken);
     }
@@ -349,10 +362,10 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         let meta = meta_of(src, false);
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
-                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-                let (mut out, e, b) = write_archive(out, src, &meta, &config, &opts.writer, progress)?;
-                out.flush().map_err(BackupError::io("write", "stdout"))?;
-                (e, b, 0)
+                let out = stream::Stream::open(opts.restic.as_ref(), &meta)?;
+                let (out, e, b) = write_archive(out, src, &meta, &config, &opts.writer, progress)?;
+                let len = out.close()?;
+                (e, b, len)
             }
             Some(path) => {
                 let ((e, b), len) =
@@ -405,6 +418,7 @@ fn finish(
         meta,
         phases,
         one_pass_reason,
+        restic: None,
     })
 }
 
@@ -517,6 +531,7 @@ mod tests {
             threads: 1,
             live: true,
             shared_store: false,
+            restic: None,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
