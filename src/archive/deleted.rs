@@ -52,9 +52,20 @@ pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u
     Ok(count)
 }
 
-/// Applies the list member `m` below `staging`; returns the count of names.
-pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
+/// Applies the list member `m` below `staging`, which holds the data-root's
+/// subtree at `prefix` (empty: all of it); names outside it, and the
+/// prefix itself (the piece was deleted: its manifest then has no
+/// entries, which the caller reports), are skipped. Returns the count of names.
+pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, prefix: &[u8], buf: &mut [u8]) -> Result<u64> {
     for_each(m, tar, buf, |rel| {
+        let rel = if prefix.is_empty() {
+            rel
+        } else {
+            match rel.strip_prefix(prefix).and_then(|r| r.strip_prefix(b"/")) {
+                Some(r) if !r.is_empty() => r,
+                _ => return Ok(()),
+            }
+        };
         let comps = components(m, rel)?;
         remove(m, staging, &comps)
     })

@@ -37,6 +37,7 @@ use std::os::unix::fs::FileExt;
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{self, Section, Tree};
+use super::pick::{Pick, Route};
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
 use super::{data, show};
@@ -80,6 +81,8 @@ struct DirMeta {
 struct Ex<'a> {
     tree: Tree,
     staging: BorrowedFd<'a>,
+    /// What the member names of hardlink targets begin with (`data/`, or a piece's).
+    link_prefix: Vec<u8>,
     /// Open parent chain below staging: (component, fd).
     stack: Vec<(Vec<u8>, OwnedFd)>,
     /// Directories whose subtree may still get members, each an ancestor of
@@ -123,7 +126,20 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
 /// Extracts the data-root into `data` and, when the archive carries one,
 /// containerd's root into `containerd` (its members are rejected without
 /// a target: nothing of the archive is silently left out).
-pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>) -> Result<Extracted> {
+pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Option<Target<'a>>) -> Result<Extracted> {
+    run(a, Route::Whole { data, containerd })
+}
+
+/// Extracts only the piece `pick` into `target.staging` (whose own metadata
+/// becomes that of the piece's root), re-rooted there, and streams the
+/// manifest of the piece's tree, whole, into `target.manifest`. Members
+/// outside the piece are read past; a hardlink to one of them is rejected.
+/// `entries` counts the piece's members.
+pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> Result<Extracted> {
+    run(a, Route::Piece { pick, target })
+}
+
+fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut rank = None;
     let mut cur: Option<Ex> = None;
@@ -148,25 +164,32 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list is not a regular file"));
                 }
-                // advance() put data members before both.
-                let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
-                    return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
+                // The data-root is not extracted (a piece of another tree): nothing to apply.
+                let Some(prefix) = route.phase2_prefix() else { continue };
+                let ex = match cur.as_mut().filter(|e| e.tree == Tree::Data) {
+                    Some(ex) => ex,
+                    // A piece with no phase-1 members: phase 2 may still bring some.
+                    None if !prefix.is_empty() => {
+                        let link = route.member(Tree::Data, b"", &m)?.map(|p| p.link_prefix).unwrap_or_default();
+                        cur.insert(Ex::new(Tree::Data, route.data_staging(), link))
+                    }
+                    // advance() put data members before both.
+                    None => return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members")),
                 };
-                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, &mut a.tar)? {
+                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, prefix, &mut a.tar)? {
                     out.deleted = deleted;
                 }
             }
             Section::Members(tree, rel) => {
+                let Some(place) = route.member(tree, rel, &m)? else { continue };
                 if cur.as_ref().map(|e| e.tree) != Some(tree) {
-                    let staging = target(&mut data, &mut containerd, tree, &m)?.staging;
                     if let Some(prev) = cur.take() {
                         prev.close()?;
                     }
-                    cur =
-                        Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false });
+                    cur = Some(Ex::new(tree, place.staging, place.link_prefix));
                 }
                 let ex = cur.as_mut().expect("set above");
-                if rel.is_empty() {
+                if place.rel.is_empty() {
                     if ex.last.is_some() {
                         return Err(m.malformed("members are out of walk order or repeat a path"));
                     }
@@ -176,7 +199,7 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                     ex.last = Some(Vec::new());
                     ex.defer_dir(&m, Vec::new())?;
                 } else {
-                    let comps = components(&m, rel)?;
+                    let comps = components(&m, place.rel)?;
                     ex.in_order(&m, &comps)?;
                     ex.member(&m, comps, &mut a.tar)?;
                 }
@@ -193,13 +216,14 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                     prev.close()?;
                 }
                 let bytes = a.tar.data_left();
-                let w = &mut *target(&mut data, &mut containerd, tree, &m)?.manifest;
-                loop {
-                    let n = a.tar.read_data(&mut buf)?;
-                    if n == 0 {
-                        break;
+                if let Some(w) = route.manifest(tree, &m)? {
+                    loop {
+                        let n = a.tar.read_data(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
                     }
-                    w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
                 }
                 if tree == Tree::Data {
                     out.manifest_bytes = bytes;
@@ -218,16 +242,11 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
     Ok(out)
 }
 
-fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a>>, tree: Tree, m: &Member) -> Result<&'t mut Target<'a>> {
-    match tree {
-        Tree::Data => Ok(data),
-        Tree::Containerd => {
-            containerd.as_mut().ok_or_else(|| unsafe_(m, "the archive carries containerd's root, which this extraction has no place for"))
-        }
+impl<'a> Ex<'a> {
+    fn new(tree: Tree, staging: BorrowedFd<'a>, link_prefix: Vec<u8>) -> Ex<'a> {
+        Ex { tree, staging, link_prefix, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false }
     }
-}
 
-impl Ex<'_> {
     /// Applies the metadata of every pending directory: the tree is complete.
     fn close(mut self) -> Result<()> {
         self.stack.clear();
@@ -313,7 +332,9 @@ impl Ex<'_> {
     /// The phase-2 marker or the deletion list of a two-phase archive: the
     /// phase before is complete, so its directories get their metadata now.
     /// Returns the number of names deleted (deletion list only).
-    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, tar: &mut TarReader<R>) -> Result<Option<u64>> {
+    /// `prefix`: where the extracted part is below the data-root (deleted
+    /// names outside it are skipped).
+    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, prefix: &[u8], tar: &mut TarReader<R>) -> Result<Option<u64>> {
         self.stack.clear();
         self.close_dirs(&[])?;
         if phase2 {
@@ -324,7 +345,7 @@ impl Ex<'_> {
             return Ok(None);
         }
         let staging = self.staging;
-        super::deleted::apply(m, tar, staging, &mut self.buf).map(Some)
+        super::deleted::apply(m, tar, staging, prefix, &mut self.buf).map(Some)
     }
 
     /// A directory: created now (0700), its metadata applied once its children exist.
@@ -348,8 +369,8 @@ impl Ex<'_> {
         let target = m
             .fields
             .linkname
-            .strip_prefix(self.tree.prefix())
-            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
+            .strip_prefix(self.link_prefix.as_slice())
+            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(&self.link_prefix))))?;
         let tc = components(m, target)?;
         let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
         // Earlier in walk order and present: see the module docs.

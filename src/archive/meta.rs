@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
+use crate::docker::volumes::VolumeSpec;
 
 /// Version of the `meta.json` layout.
 pub(crate) const META_FORMAT: u32 = 1;
@@ -45,6 +46,12 @@ pub struct BackupMeta {
     /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_tree: Option<StoreTree>,
+    /// Every volume as the API described it before the stop: driver,
+    /// options, labels and the containers that mount it (absent in archives
+    /// of older dockroot versions: `restore --volume` then creates a plain
+    /// `local` volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<VolumeSpec>>,
 }
 
 impl BackupMeta {

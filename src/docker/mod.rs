@@ -21,6 +21,7 @@ pub mod mountinfo;
 pub mod snapshot;
 pub mod socket;
 pub mod unit;
+pub mod volumes;
 
 pub use error::DockerError;
 

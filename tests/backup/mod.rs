@@ -358,6 +358,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         snapshot: None,
         two_phase: false,
         containerd_tree: None,
+        volumes: None,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
@@ -606,6 +607,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         snapshot: None,
         two_phase: false,
         containerd_tree: None,
+        volumes: None,
     }
 }
 

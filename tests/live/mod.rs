@@ -112,6 +112,7 @@ fn meta(root: &Path) -> Vec<u8> {
         snapshot: None,
         two_phase: true,
         containerd_tree: None,
+        volumes: None,
     };
     serde_json::to_vec(&meta).unwrap()
 }
