@@ -30,9 +30,7 @@ pub fn volume_prefix(name: &str) -> Vec<u8> {
 /// that it is one path component.
 pub fn volume_name_ok(name: &str) -> bool {
     let b = name.as_bytes();
-    b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    b.len() >= 2 && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl Pick {
@@ -133,7 +131,9 @@ impl<'a> Route<'_, 'a> {
             Route::Whole { data, containerd } => match (tree, containerd) {
                 (Tree::Data, _) => Ok(Some(&mut *data.manifest)),
                 (Tree::Containerd, Some(c)) => Ok(Some(&mut *c.manifest)),
-                (Tree::Containerd, None) => Err(m.rejected("the archive carries containerd's root, which this extraction has no place for")),
+                (Tree::Containerd, None) => {
+                    Err(m.rejected("the archive carries containerd's root, which this extraction has no place for"))
+                }
             },
             Route::Piece { pick, target } => Ok((pick.tree == tree).then_some(&mut *target.manifest)),
         }

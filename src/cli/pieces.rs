@@ -78,7 +78,13 @@ pub fn extract(a: &ExtractArgs, g: &Global, out: &Output, progress: &dyn Progres
 }
 
 /// `restore --volume`: the caller checked that `a.volume` is set.
-pub fn restore_volume(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progress, confirm: impl Fn(&str) -> Result<()>) -> Result<i32> {
+pub fn restore_volume(
+    a: &RestoreArgs,
+    g: &Global,
+    out: &Output,
+    progress: &dyn Progress,
+    confirm: impl Fn(&str) -> Result<()>,
+) -> Result<i32> {
     let name = a.volume.clone().unwrap_or_default();
     if a.archive == Path::new("-") {
         bail!("restore --volume reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");

@@ -26,13 +26,8 @@ impl Response {
     }
 }
 
-/// Sends `GET path` to the unix socket and reads the whole response.
-/// `timeout` bounds each read and each write on the socket.
-pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Response> {
-    request(socket, "GET", path, None, timeout)
-}
-
-/// Sends `METHOD path` with an optional JSON body and reads the whole response.
+/// Sends `METHOD path` (with a JSON body) to the unix socket and reads the
+/// whole response. `timeout` bounds each read and each write on the socket.
 pub(crate) fn request(socket: &Path, method: &str, path: &str, json: Option<&[u8]>, timeout: Duration) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(timeout))?;
@@ -144,14 +139,14 @@ mod tests {
     #[test]
     fn chunked_over_a_real_socket() {
         let (_d, sock) = serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nOK\r\n0\r\n\r\n");
-        assert_eq!(get(&sock, "/info", Duration::from_secs(5)).unwrap().body, b"OK");
+        assert_eq!(request(&sock, "GET", "/info", None, Duration::from_secs(5)).unwrap().body, b"OK");
     }
 
     #[test]
     fn silent_server_times_out() {
         let (_d, sock) = serve_once(b"");
         let t = std::time::Instant::now();
-        assert!(get(&sock, "/info", Duration::from_millis(200)).is_err());
+        assert!(request(&sock, "GET", "/info", None, Duration::from_millis(200)).is_err());
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 }

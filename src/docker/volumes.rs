@@ -240,7 +240,8 @@ mod tests {
 
     #[test]
     fn data_elsewhere_names_drivers_and_mounting_options() {
-        let mut s = VolumeSpec { name: "v".into(), driver: "local".into(), options: BTreeMap::new(), labels: BTreeMap::new(), users: vec![] };
+        let mut s =
+            VolumeSpec { name: "v".into(), driver: "local".into(), options: BTreeMap::new(), labels: BTreeMap::new(), users: vec![] };
         assert_eq!(s.data_elsewhere(), None);
         s.options.insert("type".into(), "nfs".into());
         s.options.insert("device".into(), ":/export".into());
@@ -252,9 +253,10 @@ mod tests {
 
     #[test]
     fn decodes_null_maps_and_mounts() {
-        let v: Inspect =
-            serde_json::from_str(r#"{"Name":"v","Driver":"local","Mountpoint":"/d/volumes/v/_data","Options":null,"Labels":null,"Scope":"local"}"#)
-                .unwrap();
+        let v: Inspect = serde_json::from_str(
+            r#"{"Name":"v","Driver":"local","Mountpoint":"/d/volumes/v/_data","Options":null,"Labels":null,"Scope":"local"}"#,
+        )
+        .unwrap();
         let n = v.into_now();
         assert!(n.spec.options.is_empty() && n.spec.labels.is_empty() && n.created_at.is_empty());
         let l: Vec<Listed> = serde_json::from_str(

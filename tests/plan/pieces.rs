@@ -32,6 +32,22 @@ fn kept(dir: &Path, infix: &str) -> Vec<PathBuf> {
     std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains(infix)).collect()
 }
 
+/// A running container `name` that mounts `volume` and restarts with Docker.
+fn user(d: &Daemon, name: &str, volume: &str, cmd: &[&str]) {
+    let run = ["run", "-d", "--name", name, "--network", "none", "--restart", "unless-stopped", "--stop-timeout", "2", "-v", volume];
+    d.docker(&[&run[..], &["dockroot-test/app:1"], cmd].concat());
+}
+
+fn wait_running(d: &Daemon, name: &str) {
+    for _ in 0..100 {
+        if inspect(d, "{{.State.Status}}", name) == "running" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{name} is not running: {}", inspect(d, "{{.State.Status}}", name));
+}
+
 #[test]
 fn extract_a_volume_and_a_path_match_the_original() {
     let s = Scratch::new("pieces-extract");
@@ -76,10 +92,16 @@ fn restore_a_volume_while_other_containers_keep_running() {
     let g = d.args(&s);
     d.docker(&["volume", "create", "--label", "app=db", "appdata"]);
     d.docker(&["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "tmpvol"]);
-    d.docker(&[
-        "run", "-d", "--name", "app", "--network", "none", "--stop-timeout", "2", "-v", "appdata:/data", "dockroot-test/app:1", "sh", "-c",
-        "echo one >/data/a && mkdir /data/d && seq 1 5000 >/data/d/n && touch /data/ready && exec sleep 1d",
-    ]);
+    user(
+        &d,
+        "app",
+        "appdata:/data",
+        &[
+            "sh",
+            "-c",
+            "test -e /data/ready || { echo one >/data/a && mkdir /data/d && seq 1 5000 >/data/d/n && touch /data/ready; }; exec sleep 1d",
+        ],
+    );
     let vol = data(&d, "appdata");
     for _ in 0..100 {
         if vol.join("ready").exists() {
@@ -94,7 +116,8 @@ fn restore_a_volume_while_other_containers_keep_running() {
     must(dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config"])));
     let runner = inspect(&d, "{{.Id}} {{.State.StartedAt}}", "dockroot-runner");
     let app_started = inspect(&d, "{{.State.StartedAt}}", "app");
-    // The data changes after the backup.
+    // The data changes after the backup (app is started again by its restart policy).
+    wait_running(&d, "app");
     d.docker(&["exec", "app", "sh", "-c", "echo two >/data/a && rm -r /data/d && echo new >/data/b"]);
 
     let j = json(&must(dockroot(["--json", "inspect", &a])));
@@ -141,9 +164,14 @@ fn restore_a_volume_while_other_containers_keep_running() {
     must(dockroot(with(&g, &["restore", &a, "--volume", "appdata", "--as", "appcopy", "--yes"])));
     assert_eq!(inspect(&d, "{{.Labels.app}}", "appcopy"), "db");
     must(dockroot(["verify", &data(&d, "appcopy").display().to_string(), "--manifest", &m0]));
-    must(dockroot(with(&g, &["rollback", "--yes"])));
-    let o = Command::new("docker").arg("-H").arg(format!("unix://{}", d.sock().display())).args(["volume", "inspect", "appcopy"]).output().unwrap();
-    assert!(!o.status.success(), "appcopy outlived the rollback");
+    let rb = must(dockroot(with(&g, &["rollback", "--yes"])));
+    let o = Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", d.sock().display()))
+        .args(["volume", "inspect", "appcopy"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "appcopy outlived the rollback: {}\n{}", text(&rb), text(&o));
     assert_eq!(inspect(&d, "{{.Id}} {{.State.StartedAt}}", "dockroot-runner"), runner);
 }
 
@@ -154,7 +182,7 @@ fn restore_a_volume_while_other_containers_keep_running() {
 fn crash_points_restore_volume() {
     let (s, d, _disk) = super::faults::fixture("crash-vol", false);
     let g = d.args(&s);
-    d.docker(&["run", "-d", "--name", "vol-user", "--network", "none", "--stop-timeout", "2", "-v", "dockroot-vol:/v", "dockroot-test/app:1", "sleep", "1d"]);
+    user(&d, "vol-user", "dockroot-vol:/v", &["sleep", "1d"]);
     let a = s.join("a.tar.zst").display().to_string();
     must(dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config"])));
     // The previous files differ from the archive's, so a half-done swap cannot pass.
@@ -170,7 +198,7 @@ fn crash_points_restore_volume() {
 #[test]
 fn an_archive_of_an_older_dockroot_gives_its_volumes_back() {
     let s = Scratch::new("pieces-old");
-    let a = crate::util::repo().join("tests/data/main-f6dbcf9.tar.zst").display().to_string();
+    let a = crate::util::repo().join("tests/data/old-main.tar.zst").display().to_string();
     let want = s.join("want");
     std::fs::create_dir(&want).unwrap();
     std::fs::write(want.join("hello.txt"), "from an old archive\n").unwrap();

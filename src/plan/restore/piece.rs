@@ -30,7 +30,14 @@ pub struct Piece {
 /// Extracts `pick` into `dir` (an existing, empty directory, which takes
 /// the metadata of the piece's root), cuts its manifest into `mpath` and
 /// verifies `dir` against it. The caller decides what a difference means.
-pub fn extract_verified(reader: &mut ArchiveReader, pick: &Pick, dir: &Path, mpath: &Path, threads: usize, progress: &dyn Progress) -> Result<Piece> {
+pub fn extract_verified(
+    reader: &mut ArchiveReader,
+    pick: &Pick,
+    dir: &Path,
+    mpath: &Path,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Piece> {
     let fd = crate::sys::open_dir_path(dir).map_err(BackupError::io("open", dir))?;
     let f = std::fs::File::create(mpath).map_err(BackupError::io("create", mpath))?;
     let mut cut = Subtree::new(BufWriter::with_capacity(1 << 20, f), &pick.prefix);
@@ -39,10 +46,7 @@ pub fn extract_verified(reader: &mut ArchiveReader, pick: &Pick, dir: &Path, mpa
     progress.finish();
     let entries = cut.finish().map_err(BackupError::io("write the piece's manifest", mpath))?;
     if entries == 0 {
-        return Err(BackupError::Refused(format!(
-            "the archive has no {}: `dockroot inspect ARCHIVE` lists its volumes",
-            pick.describe()
-        )));
+        return Err(BackupError::Refused(format!("the archive has no {}: `dockroot inspect ARCHIVE` lists its volumes", pick.describe())));
     }
     let report = crate::audit::verify_tree(dir, mpath, threads, progress)?;
     Ok(Piece { entries, report })
@@ -73,11 +77,11 @@ impl ExtractSummary {
 /// applied) or an empty directory. Nothing else on the host is touched.
 pub fn extract(source: &Path, pick: &Pick, dir: &Path, threads: usize, progress: &dyn Progress) -> Result<ExtractSummary> {
     let mut reader = archive::open(source)?;
-    match std::fs::read_dir(dir) {
-        Ok(mut d) if d.next().is_some() => {
+    match std::fs::read_dir(dir).map(|mut d| d.next().is_none()) {
+        Ok(false) => {
             return Err(BackupError::Refused(format!("{} is not empty; give a new or empty directory", dir.display())));
         }
-        Ok(_) => {}
+        Ok(true) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(BackupError::io("create", dir))?;

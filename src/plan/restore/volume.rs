@@ -16,6 +16,7 @@
 //! or a finished restore renames the old `_data` back, starts the
 //! containers it stopped and removes a volume it created.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -88,7 +89,13 @@ fn spec_of(meta: &BackupMeta, name: &str, warnings: &mut Vec<String>) -> Result<
                 "the archive (dockroot {}) does not record volume options and labels; `{name}` is created as a plain local volume if missing",
                 meta.tool_version
             ));
-            Some(VolumeSpec { name: name.into(), driver: "local".into(), options: Default::default(), labels: Default::default(), users: vec![] })
+            Some(VolumeSpec {
+                name: name.into(),
+                driver: "local".into(),
+                options: Default::default(),
+                labels: Default::default(),
+                users: vec![],
+            })
         }
     };
     let spec = spec.ok_or_else(|| not_in_archive(name, meta))?;
@@ -104,7 +111,10 @@ fn not_in_archive(name: &str, meta: &BackupMeta) -> BackupError {
         (None, Some(d)) => d.volumes.iter().map(String::as_str).collect(),
         _ => vec![],
     };
-    BackupError::Refused(format!("the archive has no volume `{name}`; it has: {}", if names.is_empty() { "none".into() } else { names.join(", ") }))
+    BackupError::Refused(format!(
+        "the archive has no volume `{name}`; it has: {}",
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    ))
 }
 
 /// The containers that would have the volume open: refused unless they may be stopped.
@@ -222,26 +232,34 @@ fn steps(
 ) -> Result<(u64, u64, Vec<String>)> {
     let progress = r.progress;
     if create {
-        let made = Intent::CreateVolume { socket: opts.api.socket.clone(), name: target.into(), created_at: None };
+        let made = Intent::CreateVolume { socket: opts.api.socket.clone(), name: target.into(), dir: None };
         r.step_with("create-volume", vec![made], |j| {
             let v = opts.api.create_volume(target, spec).map_err(BackupError::docker("create the volume"))?;
-            // The creation time identifies the volume for the undo.
+            // Its directory identifies the volume for the undo.
             for i in j.steps.iter_mut().flat_map(|s| s.intents.iter_mut()) {
-                if let Intent::CreateVolume { created_at, name, .. } = i
+                if let Intent::CreateVolume { dir, name, .. } = i
                     && name == target
                 {
-                    *created_at = Some(v.created_at.clone());
+                    *dir = intent::volume_dir_id(&v.mountpoint);
                 }
             }
             let got = mountpoint(&v, at.root)?;
             if got != at.data {
-                return Err(BackupError::Refused(format!("the new volume keeps its files in {}, not {}", got.display(), at.data.display())));
+                return Err(BackupError::Refused(format!(
+                    "the new volume keeps its files in {}, not {}",
+                    got.display(),
+                    at.data.display()
+                )));
             }
             Ok(())
         })?;
     }
     let mpath = atomic::with_suffix(at.staging, ".manifest");
-    let made = vec![Intent::MakeTree { path: at.staging.to_path_buf() }, Intent::MakeTree { path: mpath.clone() }];
+    // The volume's directory gets back its time when this is undone.
+    let parent = at.data.parent().unwrap_or(Path::new("/"));
+    let m = std::fs::metadata(parent).map_err(BackupError::io("stat", parent))?;
+    let times = Intent::DirTimes { path: parent.to_path_buf(), sec: m.mtime(), nsec: m.mtime_nsec() as u32 };
+    let made = vec![times, Intent::MakeTree { path: at.staging.to_path_buf() }, Intent::MakeTree { path: mpath.clone() }];
     let p = r.step_with("extract", made, |_| {
         std::fs::create_dir(at.staging).map_err(BackupError::io("create the staging directory", at.staging))?;
         let p = piece::extract_verified(reader, pick, at.staging, &mpath, opts.threads, progress);
@@ -288,18 +306,6 @@ fn steps(
         Ok::<_, BackupError>(())
     })?;
     Ok((p.entries, p.report.bytes, users.into_iter().map(|u| u.name).collect()))
-}
-
-/// A finished or interrupted volume restore is undone under the
-/// containers that use the volume now (a finished one started them again):
-/// they are stopped for the undo; returns them, to start afterwards.
-pub(crate) fn quiesce(api: &DockerApi, j: &Journal) -> Result<Vec<String>> {
-    let Some(name) = &j.volume else { return Ok(vec![]) };
-    let users: Vec<User> = api.volume_users(name).map_err(BackupError::docker("list the containers"))?.into_iter().filter(User::active).collect();
-    for u in &users {
-        api.stop_container(&u.id).map_err(BackupError::docker("stop a container that uses the volume"))?;
-    }
-    Ok(users.into_iter().map(|u| u.id).collect())
 }
 
 #[cfg(test)]
