@@ -3,8 +3,9 @@
 //! treecmp.py; `restore --volume` while other containers keep running
 //! (refused while the volume's users run, then with `--stop-containers`),
 //! `--as NEWNAME`, `rollback` of each; a kill at every rename, mkdir,
-//! mount and umount2 of `restore --volume`, each rolled back; and an
-//! archive written by dockroot before this change (tests/data).
+//! mount and umount2 of `restore --volume`, each rolled back; an archive
+//! written by dockroot before this change (tests/data); and Docker 28.5 in
+//! the sid guest.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,4 +214,37 @@ fn an_archive_of_an_older_dockroot_gives_its_volumes_back() {
     let o = must(dockroot(with(&g, &["restore", &a, "--volume", "oldvol", "--as", "back", "--yes"])));
     assert!(text(&o).contains("plain local volume"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(data(&d, "back").join("hello.txt")).unwrap(), "from an old archive\n");
+}
+
+/// The same on Debian sid's Docker 28.5 under systemd (scripts/lib/sid-host.sh):
+/// one volume back while the other containers keep running, its users
+/// refused then stopped and started again, `--as` with the archived
+/// labels, and `extract --volume`.
+#[test]
+fn restore_a_volume_on_docker_28() {
+    crate::util::require_root();
+    let s = Scratch::new("sid-vol");
+    let out = s.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let h = crate::modern_engine::sid(&s, "sidvol", "overlay2", &out);
+    crate::modern_engine::populate(&h);
+    h.ok("docker volume create --label app=db appdata >/dev/null && docker run -d --name app --network none --restart unless-stopped \
+          --stop-timeout 2 -v appdata:/data dockroot-test/app:1 sh -c 'test -e /data/a || echo one >/data/a; exec sleep 1d' >/dev/null");
+    let running = |name: &str| format!("until [ \"$(docker inspect -f '{{{{.State.Status}}}}' {name})\" = running ]; do sleep 0.1; done");
+    h.ok(&format!("{} && until [ -e /var/lib/docker/volumes/appdata/_data/a ]; do sleep 0.1; done", running("app")));
+    h.ok("dockroot -q backup -o /mnt/out/a.tar.zst --no-config");
+    h.ok(&format!("{} && docker exec app sh -c 'echo two >/data/a'", running("app")));
+    let runner = h.ok("docker inspect -f '{{.Id}} {{.State.StartedAt}}' dockroot-runner");
+
+    let o = h.sh("dockroot restore /mnt/out/a.tar.zst --volume appdata --yes");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("used by running containers: app"), "{}", text(&o));
+    h.ok("dockroot -q restore /mnt/out/a.tar.zst --volume appdata --stop-containers --yes");
+    assert_eq!(h.ok("docker exec app cat /data/a"), "one\n");
+    assert_eq!(h.ok("docker inspect -f '{{.Id}} {{.State.StartedAt}}' dockroot-runner"), runner);
+
+    h.ok("dockroot -q restore /mnt/out/a.tar.zst --volume appdata --as copy --yes");
+    assert_eq!(h.ok("docker volume inspect -f '{{.Labels.app}}' copy").trim(), "db");
+    h.ok("dockroot -q extract /mnt/out/a.tar.zst --volume appdata -o /root/x");
+    assert_eq!(h.ok("cat /root/x/a /var/lib/docker/volumes/copy/_data/a"), "one\none\n");
 }
