@@ -37,7 +37,7 @@ use std::os::unix::fs::FileExt;
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{self, Section, Tree};
-use super::pick::{Pick, Route};
+use super::pick::Pick;
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
 use super::{data, show};
@@ -81,8 +81,6 @@ struct DirMeta {
 struct Ex<'a> {
     tree: Tree,
     staging: BorrowedFd<'a>,
-    /// What the member names of hardlink targets begin with (`data/`, or a piece's).
-    link_prefix: Vec<u8>,
     /// Open parent chain below staging: (component, fd).
     stack: Vec<(Vec<u8>, OwnedFd)>,
     /// Directories whose subtree may still get members, each an ancestor of
@@ -127,25 +125,38 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
 /// containerd's root into `containerd` (its members are rejected without
 /// a target: nothing of the archive is silently left out).
 pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Option<Target<'a>>) -> Result<Extracted> {
-    run(a, Route::Whole { data, containerd })
+    run(a, data, containerd, None)
 }
 
-/// Extracts only the piece `pick` into `target.staging` (whose own metadata
-/// becomes that of the piece's root), re-rooted there, and streams the
-/// manifest of the piece's tree, whole, into `target.manifest`. Members
-/// outside the piece are read past; a hardlink to one of them is rejected.
-/// `entries` counts the piece's members.
+/// Extracts only the piece `pick` of the data-root into `target.staging`
+/// (whose own metadata becomes that of the piece's root) and streams the
+/// data-root's manifest, whole, into `target.manifest` (the caller cuts it:
+/// [`crate::manifest::subtree`]). The extraction sees the archive through
+/// [`Pick::view`]: members outside the piece are read past.
 pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> Result<Extracted> {
-    run(a, Route::Piece { pick, target })
+    run(a, target, None, Some(pick))
 }
 
-fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
+fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>, pick: Option<&Pick>) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut rank = None;
     let mut cur: Option<Ex> = None;
+    if pick.is_some() {
+        // The piece's run of members starts here: it may have none before
+        // the phase-2 marker (a live backup's phase 1 leaves some entries to phase 2).
+        rank = Some(layout::advance(None, &Section::Members(Tree::Data, b"")).map_err(|r| ArchiveError::Layout { what: r.into() })?);
+        cur = Some(Ex::new(Tree::Data, data.staging));
+    }
     let mut seen_manifest = false;
     let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
+        let m = match pick {
+            Some(p) => match p.view(m)? {
+                Some(m) => m,
+                None => continue,
+            },
+            None => m,
+        };
         let Some(section) = Section::of(&m.path) else {
             return Err(unsafe_(&m, "member outside data/, containerd/ and .dockroot/"));
         };
@@ -164,32 +175,25 @@ fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list is not a regular file"));
                 }
-                // The data-root is not extracted (a piece of another tree): nothing to apply.
-                let Some(prefix) = route.phase2_prefix() else { continue };
-                let ex = match cur.as_mut().filter(|e| e.tree == Tree::Data) {
-                    Some(ex) => ex,
-                    // A piece with no phase-1 members: phase 2 may still bring some.
-                    None if !prefix.is_empty() => {
-                        let link = route.member(Tree::Data, b"", &m)?.map(|p| p.link_prefix).unwrap_or_default();
-                        cur.insert(Ex::new(Tree::Data, route.data_staging(), link))
-                    }
-                    // advance() put data members before both.
-                    None => return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members")),
+                // advance() put data members before both.
+                let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
+                    return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
                 };
+                let prefix = pick.map_or(&b""[..], |p| &p.prefix);
                 if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, prefix, &mut a.tar)? {
                     out.deleted = deleted;
                 }
             }
             Section::Members(tree, rel) => {
-                let Some(place) = route.member(tree, rel, &m)? else { continue };
                 if cur.as_ref().map(|e| e.tree) != Some(tree) {
+                    let staging = target(&mut data, &mut containerd, tree, &m)?.staging;
                     if let Some(prev) = cur.take() {
                         prev.close()?;
                     }
-                    cur = Some(Ex::new(tree, place.staging, place.link_prefix));
+                    cur = Some(Ex::new(tree, staging));
                 }
                 let ex = cur.as_mut().expect("set above");
-                if place.rel.is_empty() {
+                if rel.is_empty() {
                     if ex.last.is_some() {
                         return Err(m.malformed("members are out of walk order or repeat a path"));
                     }
@@ -199,7 +203,7 @@ fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
                     ex.last = Some(Vec::new());
                     ex.defer_dir(&m, Vec::new())?;
                 } else {
-                    let comps = components(&m, place.rel)?;
+                    let comps = components(&m, rel)?;
                     ex.in_order(&m, &comps)?;
                     ex.member(&m, comps, &mut a.tar)?;
                 }
@@ -216,14 +220,13 @@ fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
                     prev.close()?;
                 }
                 let bytes = a.tar.data_left();
-                if let Some(w) = route.manifest(tree, &m)? {
-                    loop {
-                        let n = a.tar.read_data(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
+                let w = &mut *target(&mut data, &mut containerd, tree, &m)?.manifest;
+                loop {
+                    let n = a.tar.read_data(&mut buf)?;
+                    if n == 0 {
+                        break;
                     }
+                    w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
                 }
                 if tree == Tree::Data {
                     out.manifest_bytes = bytes;
@@ -242,9 +245,18 @@ fn run(a: &mut ArchiveReader, mut route: Route<'_, '_>) -> Result<Extracted> {
     Ok(out)
 }
 
+fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a>>, tree: Tree, m: &Member) -> Result<&'t mut Target<'a>> {
+    match tree {
+        Tree::Data => Ok(data),
+        Tree::Containerd => {
+            containerd.as_mut().ok_or_else(|| unsafe_(m, "the archive carries containerd's root, which this extraction has no place for"))
+        }
+    }
+}
+
 impl<'a> Ex<'a> {
-    fn new(tree: Tree, staging: BorrowedFd<'a>, link_prefix: Vec<u8>) -> Ex<'a> {
-        Ex { tree, staging, link_prefix, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false }
+    fn new(tree: Tree, staging: BorrowedFd<'a>) -> Ex<'a> {
+        Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false }
     }
 
     /// Applies the metadata of every pending directory: the tree is complete.
@@ -332,8 +344,7 @@ impl<'a> Ex<'a> {
     /// The phase-2 marker or the deletion list of a two-phase archive: the
     /// phase before is complete, so its directories get their metadata now.
     /// Returns the number of names deleted (deletion list only).
-    /// `prefix`: where the extracted part is below the data-root (deleted
-    /// names outside it are skipped).
+    /// `prefix`: the piece extracted (deleted names outside it are skipped).
     fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, prefix: &[u8], tar: &mut TarReader<R>) -> Result<Option<u64>> {
         self.stack.clear();
         self.close_dirs(&[])?;
@@ -369,8 +380,8 @@ impl<'a> Ex<'a> {
         let target = m
             .fields
             .linkname
-            .strip_prefix(self.link_prefix.as_slice())
-            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(&self.link_prefix))))?;
+            .strip_prefix(self.tree.prefix())
+            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
         let tc = components(m, target)?;
         let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
         // Earlier in walk order and present: see the module docs.

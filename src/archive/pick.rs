@@ -1,16 +1,14 @@
 //! One piece of an archive: a subtree of one of its trees (a volume's
 //! `_data`, any path below the data-root), for `extract` and
-//! `restore --volume`. [`Route`] tells the extractor where each member
-//! goes: the whole trees into their staging directories, or only the
-//! piece's members, re-rooted at the piece, into one directory (everything
-//! else is read past and dropped).
-
-use std::io::Write;
-use std::os::fd::BorrowedFd;
+//! `restore --volume`. The extractor sees the archive through
+//! [`Pick::view`]: the piece's members re-rooted as if the piece were the
+//! whole tree, everything else read past. So the piece goes through the
+//! same checks as a whole tree (names, walk order, hardlinks to earlier
+//! members only), and nothing outside it is written.
 
 use super::error::{ArchiveError, Result};
-use super::extract::Target;
-use super::layout::Tree;
+use super::header::flag;
+use super::layout::{Section, Tree};
 use super::read::Member;
 
 /// A subtree of one tree of an archive.
@@ -66,10 +64,10 @@ impl Pick {
         if tree != self.tree {
             return None;
         }
+        let rel = rel.strip_suffix(b"/").unwrap_or(rel);
         if self.prefix.is_empty() {
             return Some(rel);
         }
-        let rel = rel.strip_suffix(b"/").unwrap_or(rel);
         match rel.strip_prefix(self.prefix.as_slice())? {
             b"" => Some(b""),
             rest => rest.strip_prefix(b"/"),
@@ -87,73 +85,37 @@ impl Pick {
     }
 }
 
-/// Where an extraction puts what.
-pub(crate) enum Route<'t, 'a> {
-    /// The data-root and, if the archive has it, containerd's root.
-    Whole { data: Target<'a>, containerd: Option<Target<'a>> },
-    /// Only `pick`'s members, into `target`; its tree's manifest goes to
-    /// `target.manifest` whole (the caller cuts it, see [`crate::manifest::subtree`]).
-    Piece { pick: &'t Pick, target: Target<'a> },
-}
-
-/// Where one member goes.
-pub(crate) struct Place<'a, 'r> {
-    pub staging: BorrowedFd<'a>,
-    /// The member's path below `staging` (`""`: the root itself).
-    pub rel: &'r [u8],
-    /// What its hardlink targets' member names begin with.
-    pub link_prefix: Vec<u8>,
-}
-
-impl<'a> Route<'_, 'a> {
-    /// Where the member `m` of `tree` at `rel` goes; None: it is dropped.
-    pub(crate) fn member<'r>(&self, tree: Tree, rel: &'r [u8], m: &Member) -> Result<Option<Place<'a, 'r>>> {
-        match self {
-            Route::Whole { data, containerd } => {
-                let staging = match (tree, containerd) {
-                    (Tree::Data, _) => data.staging,
-                    (Tree::Containerd, Some(c)) => c.staging,
-                    (Tree::Containerd, None) => {
-                        return Err(m.rejected("the archive carries containerd's root, which this extraction has no place for"));
-                    }
-                };
-                Ok(Some(Place { staging, rel, link_prefix: tree.prefix().to_vec() }))
-            }
-            Route::Piece { pick, target } => {
-                Ok(pick.below(tree, rel).map(|rel| Place { staging: target.staging, rel, link_prefix: pick.link_prefix() }))
-            }
+impl Pick {
+    /// The member `m` as the piece's extraction sees it: a member of the
+    /// piece re-rooted so that the piece's root is its tree's root (and a
+    /// hardlink's target with it), the piece's tree's manifest and the
+    /// phase-2 members as they are; None for what lies outside
+    /// the piece (read past, never written). A hardlink out of the piece
+    /// is rejected: its target was not extracted.
+    pub(crate) fn view(&self, mut m: Member) -> Result<Option<Member>> {
+        let (tree, rel) = match Section::of(&m.path) {
+            Some(Section::Members(tree, rel)) => (tree, rel),
+            Some(Section::Manifest(tree)) if tree != self.tree => return Ok(None),
+            // The host's configuration is not part of any piece.
+            Some(Section::Config(_)) => return Ok(None),
+            // The loop rejects a stray name; the rest goes as it is.
+            _ => return Ok(Some(m)),
+        };
+        let Some(rel) = self.below(tree, rel) else { return Ok(None) };
+        let dir = m.fields.typeflag == flag::DIR;
+        let path = tree.path(rel, dir);
+        if m.fields.typeflag == flag::LINK {
+            let Some(target) = m.fields.linkname.strip_prefix(self.link_prefix().as_slice()) else {
+                return Err(m.rejected(format!(
+                    "hardlink to `{}`, outside {}, the part extracted; extract a part that holds both",
+                    super::show(&m.fields.linkname),
+                    self.describe()
+                )));
+            };
+            m.fields.linkname = tree.path(target, false);
         }
-    }
-
-    /// Where the manifest member of `tree` goes; None: it is dropped.
-    pub(crate) fn manifest(&mut self, tree: Tree, m: &Member) -> Result<Option<&mut (dyn Write + 'a)>> {
-        match self {
-            Route::Whole { data, containerd } => match (tree, containerd) {
-                (Tree::Data, _) => Ok(Some(&mut *data.manifest)),
-                (Tree::Containerd, Some(c)) => Ok(Some(&mut *c.manifest)),
-                (Tree::Containerd, None) => {
-                    Err(m.rejected("the archive carries containerd's root, which this extraction has no place for"))
-                }
-            },
-            Route::Piece { pick, target } => Ok((pick.tree == tree).then_some(&mut *target.manifest)),
-        }
-    }
-
-    /// The data-root's phase 2 (a live backup's) applies here below this
-    /// prefix; None: the data-root is not extracted.
-    pub(crate) fn phase2_prefix(&self) -> Option<&[u8]> {
-        match self {
-            Route::Whole { .. } => Some(b""),
-            Route::Piece { pick, .. } => (pick.tree == Tree::Data).then_some(pick.prefix.as_slice()),
-        }
-    }
-
-    /// The directory the data-root's phase 2 applies to.
-    pub(crate) fn data_staging(&self) -> BorrowedFd<'a> {
-        match self {
-            Route::Whole { data, .. } => data.staging,
-            Route::Piece { target, .. } => target.staging,
-        }
+        m.path = path;
+        Ok(Some(m))
     }
 }
 

@@ -186,8 +186,9 @@ fn restores_the_stopped_tree_on(fstype: &str) {
     assert_same_tree(&root, &s.join("dockroot"));
 
     // Pieces (`extract --path`): phase 2's replacements and the deletions
-    // below each, one only phase 2 has, one the deletion list removed.
-    for piece in ["edit", "grp", "sym2dir", "brand"] {
+    // below each, one only phase 2 has; one the deletion list removed is
+    // not in the archive.
+    for piece in ["edit", "grp", "sym2dir", "keep", "brand"] {
         let out = s.join(&format!("piece-{piece}"));
         let o = dockroot(["extract".as_ref(), a.as_os_str(), "--path".as_ref(), piece.as_ref(), "-o".as_ref(), out.as_os_str()]);
         assert!(o.status.success(), "extract --path {piece}: {}", text(&o));
