@@ -178,7 +178,8 @@ fn restore_a_volume_while_other_containers_keep_running() {
 
 /// Killed before each rename, mkdir, mount and umount2 of a
 /// `restore --volume --stop-containers`, then `rollback`: the volume's
-/// previous files, the same containers running, nothing left behind.
+/// previous files, the same containers running, nothing left behind; and
+/// of a `restore --volume --as NEWNAME`: no new volume left.
 #[test]
 fn crash_points_restore_volume() {
     let (s, d, _disk) = super::faults::fixture("crash-vol", false);
@@ -190,6 +191,9 @@ fn crash_points_restore_volume() {
     std::fs::write(data(&d, "dockroot-vol").join("after-backup"), "x").unwrap();
     let h = Harness { d: &d, s: &s, g, bound: None };
     let n = h.every_point("restore --volume", &["-q", "restore", &a, "--volume", "dockroot-vol", "--stop-containers", "--yes"], &|| {});
+    assert!(n > 10, "{n}");
+    // Into a new volume: each rollback removes the volume it created.
+    let n = h.every_point("restore --volume --as", &["-q", "restore", &a, "--volume", "dockroot-vol", "--as", "restored", "--yes"], &|| {});
     assert!(n > 10, "{n}");
 }
 
