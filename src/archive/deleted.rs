@@ -52,20 +52,9 @@ pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u
     Ok(count)
 }
 
-/// Applies the list member `m` below `staging`, which holds the data-root's
-/// subtree at `prefix` (empty: all of it); names outside it, and the
-/// prefix itself (the piece was deleted: its manifest then has no
-/// entries, which the caller reports), are skipped. Returns the count of names.
-pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, prefix: &[u8], buf: &mut [u8]) -> Result<u64> {
+/// Applies the list member `m` below `staging`; returns the count of names.
+pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
     for_each(m, tar, buf, |rel| {
-        let rel = if prefix.is_empty() {
-            rel
-        } else {
-            match rel.strip_prefix(prefix).and_then(|r| r.strip_prefix(b"/")) {
-                Some(r) if !r.is_empty() => r,
-                _ => return Ok(()),
-            }
-        };
         let comps = components(m, rel)?;
         remove(m, staging, &comps)
     })
@@ -80,7 +69,7 @@ fn gone(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP))
 }
 
-fn remove(m: &Member, staging: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
+pub(crate) fn remove(m: &Member, staging: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
     let (last, parents) = comps.split_last().expect("components are never empty");
     let cname = |c: &[u8]| CString::new(c).map_err(|_| m.rejected("NUL byte in a deleted name"));
     let mut fd: Option<OwnedFd> = None;

@@ -179,8 +179,7 @@ fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<T
                 let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
                 };
-                let prefix = pick.map_or(&b""[..], |p| &p.prefix);
-                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, prefix, &mut a.tar)? {
+                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, pick, &mut a.tar)? {
                     out.deleted = deleted;
                 }
             }
@@ -344,8 +343,8 @@ impl<'a> Ex<'a> {
     /// The phase-2 marker or the deletion list of a two-phase archive: the
     /// phase before is complete, so its directories get their metadata now.
     /// Returns the number of names deleted (deletion list only).
-    /// `prefix`: the piece extracted (deleted names outside it are skipped).
-    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, prefix: &[u8], tar: &mut TarReader<R>) -> Result<Option<u64>> {
+    /// `pick`: the piece extracted (deleted names outside it are skipped).
+    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, pick: Option<&Pick>, tar: &mut TarReader<R>) -> Result<Option<u64>> {
         self.stack.clear();
         self.close_dirs(&[])?;
         if phase2 {
@@ -356,7 +355,10 @@ impl<'a> Ex<'a> {
             return Ok(None);
         }
         let staging = self.staging;
-        super::deleted::apply(m, tar, staging, prefix, &mut self.buf).map(Some)
+        match pick {
+            Some(p) => p.apply_deleted(m, tar, staging, &mut self.buf).map(Some),
+            None => super::deleted::apply(m, tar, staging, &mut self.buf).map(Some),
+        }
     }
 
     /// A directory: created now (0700), its metadata applied once its children exist.

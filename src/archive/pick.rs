@@ -6,10 +6,14 @@
 //! same checks as a whole tree (names, walk order, hardlinks to earlier
 //! members only), and nothing outside it is written.
 
+use std::io::Read;
+use std::os::fd::BorrowedFd;
+
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{Section, Tree};
-use super::read::Member;
+use super::read::{Member, TarReader};
+use super::records::components;
 
 /// A subtree of one tree of an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +120,23 @@ impl Pick {
         }
         m.path = path;
         Ok(Some(m))
+    }
+
+    /// Applies a two-phase archive's deletion list `m` to the piece in
+    /// `staging`: the names below it, re-rooted; the others, and the piece
+    /// itself (deleted before phase 2: its manifest then has no entries,
+    /// which the caller reports), are skipped. Returns the count of names.
+    pub(crate) fn apply_deleted<R: Read>(
+        &self,
+        m: &Member,
+        tar: &mut TarReader<R>,
+        staging: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Result<u64> {
+        super::deleted::for_each(m, tar, buf, |rel| match self.below(Tree::Data, rel) {
+            Some(rel) if !rel.is_empty() => super::deleted::remove(m, staging, &components(m, rel)?),
+            _ => Ok(()),
+        })
     }
 }
 
