@@ -6,7 +6,9 @@
 //! so phase 2 and the deletions are accounted for).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
+
+use crate::manifest::reader::MAX_LINE;
 
 use serde::Serialize;
 
@@ -54,10 +56,19 @@ pub fn census(a: ArchiveReader) -> Result<Census> {
     let (mut two, mut buf) = (false, vec![0u8; 1 << 16]);
     while let Some(m) = tar.next_member()? {
         if m.path == layout::MANIFEST {
-            let lines = std::io::BufReader::with_capacity(1 << 20, ReadData(&mut tar)).lines();
-            for line in lines {
-                let line = line.map_err(|e| m.malformed(format!("manifest: {e}")))?;
-                add_volume_entry(&line, &mut volumes);
+            let mut r = std::io::BufReader::with_capacity(1 << 20, ReadData(&mut tar));
+            let mut line = Vec::new();
+            // A line at a time, each bounded as the manifest reader bounds it.
+            loop {
+                line.clear();
+                let n = (&mut r).take(MAX_LINE + 1).read_until(b'\n', &mut line).map_err(|e| m.malformed(format!("manifest: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if n as u64 > MAX_LINE {
+                    return Err(m.malformed("a manifest line longer than 16 MiB"));
+                }
+                add_volume_entry(String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).as_ref(), &mut volumes);
             }
             continue;
         }
