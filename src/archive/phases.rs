@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 
-use crate::manifest::reader::MAX_LINE;
-
 use serde::Serialize;
 
 use super::error::Result;
 use super::layout;
 use super::read::ArchiveReader;
+use crate::manifest::reader::MAX_LINE;
 
 /// Data members and their data bytes in one phase.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -216,7 +216,7 @@ pub(crate) fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<
 
 /// A missing archive file is a typo, not a damaged archive: say so before
 /// anything else reads it.
-fn archive_exists(p: &Path) -> Result<()> {
+pub(crate) fn archive_exists(p: &Path) -> Result<()> {
     if p != Path::new("-") {
         std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
     }
