@@ -798,3 +798,70 @@ fn two_trees_round_trip_through_verify_and_extract() {
     compare(&snapshot(&base.join("data")), &snapshot(&base.join("out-data")), &|_| false);
     compare(&snapshot(&base.join("ctd")), &snapshot(&base.join("out-ctd")), &|_| false);
 }
+
+// ---- pieces (extract --volume / --path) of hostile archives ----
+
+/// Extracts the piece `data/v/` of `bytes` into base/out/piece and returns
+/// the result; asserts that nothing appeared in base/out besides it.
+fn extract_piece(bytes: &[u8]) -> Result<archive::Extracted, ArchiveError> {
+    let t = tmp();
+    fs::create_dir_all(t.path().join("out/piece")).unwrap();
+    let p = t.path().join("evil.tar.zst");
+    fs::write(&p, bytes).unwrap();
+    let pick = archive::pick::Pick::path(b"v").unwrap();
+    let r = archive::open(&p).and_then(|mut a| {
+        let fd = sys::open_dir_path(&t.path().join("out/piece")).unwrap();
+        archive::extract_piece(&mut a, &pick, archive::Target { staging: fd.as_fd(), manifest: &mut std::io::sink() })
+    });
+    let names: Vec<_> = fs::read_dir(t.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![OsStr::new("piece")], "something was written outside the piece's directory");
+    assert!(!Path::new("/tmp/dockroot-pwned").exists());
+    r
+}
+
+/// A piece is held to the same rules as a whole tree, and its hardlinks
+/// may only point inside it; what lies outside it is read past, unchecked
+/// only in that nothing of it is written.
+#[test]
+fn a_piece_of_a_hostile_archive_stays_in_its_directory() {
+    let dir = |name: &[u8]| Fields { name: name.to_vec(), mode: 0o755, typeflag: flag::DIR, ..Default::default() };
+    let link =
+        |name: &[u8], target: &[u8]| Fields { name: name.to_vec(), typeflag: flag::LINK, linkname: target.to_vec(), ..Default::default() };
+    let sym = |name: &[u8], target: &[u8]| Fields {
+        name: name.to_vec(),
+        typeflag: flag::SYMLINK,
+        linkname: target.to_vec(),
+        ..Default::default()
+    };
+    let e = extract_piece(&with_meta(|t| {
+        member(t, &[], file(b"data/a"), b"secret");
+        member(t, &[], dir(b"data/v/"), b"");
+        member(t, &[], link(b"data/v/h", b"data/a"), b"");
+    }))
+    .unwrap_err();
+    expect(e, "hardlink to `data/a`, outside data/v, the part extracted");
+    let e = extract_piece(&with_meta(|t| {
+        member(t, &[], dir(b"data/v/"), b"");
+        member(t, &[], sym(b"data/v/l", b"/tmp"), b"");
+        member(t, &[], file(b"data/v/l/dockroot-pwned"), b"x");
+    }))
+    .unwrap_err();
+    expect(e, "not a directory");
+    let e = extract_piece(&with_meta(|t| {
+        member(t, &[], dir(b"data/v/"), b"");
+        member(t, &[(b"path", b"data/v/../../../tmp/dockroot-pwned")], file(b"x"), b"x");
+    }))
+    .unwrap_err();
+    expect(e, "`..`");
+    // A well-formed piece: only its members, re-rooted; its root must be a directory.
+    let ok = extract_piece(&with_meta(|t| {
+        member(t, &[], file(b"data/a"), b"outside");
+        member(t, &[], dir(b"data/v/"), b"");
+        member(t, &[], file(b"data/v/f"), b"inside");
+        member(t, &[], link(b"data/v/g", b"data/v/f"), b"");
+        member(t, &[], file(b"data/vv"), b"outside");
+    }))
+    .unwrap();
+    assert_eq!(ok.entries, 3);
+    expect(extract_piece(&with_meta(|t| member(t, &[], file(b"data/v"), b"x"))).unwrap_err(), "root must be a directory");
+}

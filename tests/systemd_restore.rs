@@ -42,6 +42,7 @@ fn systemd_failed_restore_three_times_leaves_docker_on_the_old_data() {
         two_phase: false,
         containerd_tree: None,
         userns: None,
+        volumes: None,
     };
     let f = std::fs::File::create(host.path("/root/lying.tar.zst")).unwrap();
     write_archive(f, &root, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();

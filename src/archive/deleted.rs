@@ -69,7 +69,7 @@ fn gone(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP))
 }
 
-fn remove(m: &Member, staging: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
+pub(crate) fn remove(m: &Member, staging: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
     let (last, parents) = comps.split_last().expect("components are never empty");
     let cname = |c: &[u8]| CString::new(c).map_err(|_| m.rejected("NUL byte in a deleted name"));
     let mut fd: Option<OwnedFd> = None;

@@ -41,6 +41,10 @@ pub enum ArchiveError {
     #[error("archive member `{member}` is rejected: {reason}; the archive is damaged or hostile, do not restore it")]
     Unsafe { member: String, reason: String },
 
+    /// A piece of the archive (`--volume`, `--path`) that it cannot give.
+    #[error("{what}: {why}")]
+    Piece { what: String, why: String },
+
     /// A filesystem operation in the staging directory failed.
     #[error(
         "cannot {step} `{path}` in the staging directory: {source}; check free space and that the staging filesystem supports xattrs, devices and ACLs"

@@ -40,6 +40,7 @@ use std::os::unix::fs::FileExt;
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{self, Section, Tree};
+use super::pick::Pick;
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
 use super::{data, show};
@@ -128,13 +129,39 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
 /// Extracts the data-root into `data` and, when the archive carries one,
 /// containerd's root into `containerd` (its members are rejected without
 /// a target: nothing of the archive is silently left out).
-pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>) -> Result<Extracted> {
+pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Option<Target<'a>>) -> Result<Extracted> {
+    run(a, data, containerd, None)
+}
+
+/// Extracts only the piece `pick` of the data-root into `target.staging`
+/// (whose own metadata becomes that of the piece's root) and streams the
+/// data-root's manifest, whole, into `target.manifest` (the caller cuts it:
+/// [`crate::manifest::subtree`]). The extraction sees the archive through
+/// [`Pick::view`]: members outside the piece are read past.
+pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> Result<Extracted> {
+    run(a, target, None, Some(pick))
+}
+
+fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>, pick: Option<&Pick>) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut rank = None;
     let mut cur: Option<Ex> = None;
+    if pick.is_some() {
+        // The piece's run of members starts here: it may have none before
+        // the phase-2 marker (a live backup's phase 1 leaves some entries to phase 2).
+        rank = Some(layout::advance(None, &Section::Members(Tree::Data, b"")).map_err(|r| ArchiveError::Layout { what: r.into() })?);
+        cur = Some(Ex::new(Tree::Data, data.staging));
+    }
     let mut seen_manifest = false;
     let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
+        let m = match pick {
+            Some(p) => match p.view(m)? {
+                Some(m) => m,
+                None => continue,
+            },
+            None => m,
+        };
         let Some(section) = Section::of(&m.path) else {
             return Err(unsafe_(&m, "member outside data/, containerd/ and .dockroot/"));
         };
@@ -157,7 +184,7 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                 let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
                 };
-                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, &mut a.tar)? {
+                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, pick, &mut a.tar)? {
                     out.deleted = deleted;
                 }
             }
@@ -167,8 +194,7 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                     if let Some(prev) = cur.take() {
                         prev.close()?;
                     }
-                    cur =
-                        Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false });
+                    cur = Some(Ex::new(tree, staging));
                 }
                 let ex = cur.as_mut().expect("set above");
                 if rel.is_empty() {
@@ -232,7 +258,11 @@ fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a
     }
 }
 
-impl Ex<'_> {
+impl<'a> Ex<'a> {
+    fn new(tree: Tree, staging: BorrowedFd<'a>) -> Ex<'a> {
+        Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false }
+    }
+
     /// Applies the metadata of every pending directory: the tree is complete.
     fn close(mut self) -> Result<()> {
         self.stack.clear();
@@ -322,7 +352,8 @@ impl Ex<'_> {
     /// The phase-2 marker or the deletion list of a two-phase archive: the
     /// phase before is complete, so its directories get their metadata now.
     /// Returns the number of names deleted (deletion list only).
-    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, tar: &mut TarReader<R>) -> Result<Option<u64>> {
+    /// `pick`: the piece extracted (deleted names outside it are skipped).
+    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, pick: Option<&Pick>, tar: &mut TarReader<R>) -> Result<Option<u64>> {
         self.stack.clear();
         self.close_dirs(&[])?;
         if phase2 {
@@ -333,7 +364,10 @@ impl Ex<'_> {
             return Ok(None);
         }
         let staging = self.staging;
-        super::deleted::apply(m, tar, staging, &mut self.buf).map(Some)
+        match pick {
+            Some(p) => p.apply_deleted(m, tar, staging, &mut self.buf).map(Some),
+            None => super::deleted::apply(m, tar, staging, &mut self.buf).map(Some),
+        }
     }
 
     /// A directory: created now (0700; a btrfs subvolume if the member says

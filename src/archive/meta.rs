@@ -9,6 +9,7 @@ use super::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::userns::Remap;
+use crate::docker::volumes::VolumeSpec;
 
 /// Version of the `meta.json` layout.
 pub(crate) const META_FORMAT: u32 = 1;
@@ -50,6 +51,12 @@ pub struct BackupMeta {
     /// and the `<uid>.<gid>` subtree (absent: no remapping, or an older dockroot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<Remap>,
+    /// Every volume as the API described it before the stop: driver,
+    /// options, labels and the containers that mount it (absent in archives
+    /// of older dockroot versions: `restore --volume` then creates a plain
+    /// `local` volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<VolumeSpec>>,
 }
 
 impl BackupMeta {

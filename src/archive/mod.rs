@@ -23,6 +23,7 @@ pub mod meta;
 pub mod overlay;
 pub mod phase2;
 pub mod phases;
+pub mod pick;
 pub mod pipe;
 pub mod read;
 pub mod records;
@@ -34,7 +35,7 @@ pub mod writer;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;
-pub use extract::{Extracted, Target, extract, extract_trees};
+pub use extract::{Extracted, Target, extract, extract_piece, extract_trees};
 pub use read::{ArchiveReader, open, open_reader};
 pub use verify::{TreeReport, VerifyReport, verify};
 pub use walk::walk;

@@ -220,7 +220,7 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
 }
 
 /// Asks on a TTY; without one, `--yes` is required.
-fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
+pub(crate) fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -239,7 +239,7 @@ fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
 
 /// A missing archive file is a typo, not a damaged archive: say so before
 /// anything else reads it.
-fn archive_exists(p: &Path) -> Result<()> {
+pub(crate) fn archive_exists(p: &Path) -> Result<()> {
     let restic = p.to_str().is_some_and(|s| s.starts_with("restic:"));
     if p != Path::new("-") && !restic {
         std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
@@ -332,10 +332,13 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
-    // A live backup's phase sizes are spread over the stream: read it through.
-    let phases = if meta.two_phase { archive::phases::phase_sizes(r)? } else { None };
+    // A live backup's phase sizes and the volumes' sizes (from the manifest,
+    // the last member) are spread over the stream: read it through.
+    let census = archive::phases::census(r)?;
+    let phases = census.phases;
     if out.json {
-        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta, "phases": phases}));
+        out.json(&json!({"command": "inspect", "archive": a.archive, "size": size, "meta": meta, "phases": phases,
+            "volume_sizes": census.volumes}));
         return Ok(0);
     }
     let mut lines = vec![
@@ -384,18 +387,14 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
                 .iter()
                 .map(|c| format!("  {} {} {} ({})", dockroot::docker::id::short(&c.id), c.names.join(","), c.image, c.state)),
         );
-        lines.push(format!("volumes ({}):", d.volumes.len()));
-        lines.extend(d.volumes.iter().map(|v| format!("  {v}")));
+    }
+    if meta.docker.is_some() || !census.volumes.is_empty() {
+        lines.extend(super::pieces::volume_lines(&meta, &census.volumes));
     }
     for l in lines {
-        out.say(&sanitize(&l));
+        out.say(&super::pieces::sanitize(&l));
     }
     Ok(0)
-}
-
-/// Names come from containers: escape control characters before printing.
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// Checks an archive: its structure and zstd checksums, and every data

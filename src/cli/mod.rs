@@ -6,6 +6,7 @@ pub mod commands;
 pub mod docs;
 pub mod metrics;
 pub mod output;
+pub mod pieces;
 pub mod progress;
 pub mod relocate;
 pub mod service_arg;
@@ -146,8 +147,12 @@ pub enum Command {
     Finalize(ConfirmArgs),
     /// Stop Docker, write the data-root to a .tar.zst archive, start Docker again.
     Backup(BackupArgs),
-    /// Replace the data-root with a verified archive; undone on failure.
+    /// Replace the data-root with a verified archive (or, with --volume, one
+    /// volume while Docker runs); undone on failure.
     Restore(RestoreArgs),
+    /// Extract one volume or path of an archive into a directory, verified,
+    /// touching no engine (for browsing or a manual copy).
+    Extract(ExtractArgs),
     /// Show an archive's metadata and Docker objects without extracting it.
     Inspect(InspectArgs),
     /// Print a shell completion script (bash, zsh, fish) on stdout.
@@ -170,6 +175,7 @@ impl Command {
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
             Self::Inspect(_) => "inspect",
+            Self::Extract(_) => "extract",
             Self::Completions(_) => "completions",
             Self::Manpages(_) => "manpages",
         }
@@ -363,6 +369,18 @@ pub enum CompressArg {
 pub struct RestoreArgs {
     /// The archive, `-` for stdin, or `restic:REPO[:SNAPSHOT|latest]` (latest: this host's newest dockroot snapshot).
     pub archive: PathBuf,
+    /// Restore only this volume, while Docker and every container that does
+    /// not use it keep running (see docs/restore-pieces.md).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["force", "shared_store", "allow_downgrade", "with_config"])]
+    pub volume: Option<String>,
+    /// With --volume: restore it as this volume (created if missing).
+    #[arg(long = "as", value_name = "NEWNAME", requires = "volume")]
+    pub as_name: Option<String>,
+    /// With --volume: stop the containers that use the volume for the swap
+    /// and start them again afterwards (without it, they are named and the
+    /// restore is refused).
+    #[arg(long, requires = "volume")]
+    pub stop_containers: bool,
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
     pub force: bool,
@@ -384,6 +402,24 @@ pub struct RestoreArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("piece").required(true).args(["volume", "path"]))]
+pub struct ExtractArgs {
+    /// The archive file (a `.tar.zst` or `.tar` written by `dockroot backup`).
+    pub archive: PathBuf,
+    /// The files of this volume (its `_data`).
+    #[arg(long, value_name = "NAME")]
+    pub volume: Option<String>,
+    /// The subtree at this path below the data-root, e.g. `containers/ID` or
+    /// `volumes/NAME` (an absolute path below the archived data-root works too).
+    #[arg(long, value_name = "PREFIX")]
+    pub path: Option<PathBuf>,
+    /// The directory to extract into: absent (created) or empty. It takes
+    /// the owner, mode and times of the piece's root.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]

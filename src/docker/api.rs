@@ -216,7 +216,12 @@ impl DockerApi {
 
     /// GETs `endpoint` and returns the body of a 2xx answer.
     pub(crate) fn raw(&self, endpoint: &str) -> Result<Vec<u8>> {
-        let resp = http::get(&self.socket, endpoint, self.timeout).map_err(|e| self.io_error(endpoint, e))?;
+        self.send("GET", endpoint, None, self.timeout)
+    }
+
+    /// Sends `method endpoint` (with a JSON body) and returns the body of a 2xx answer.
+    pub(crate) fn send(&self, method: &str, endpoint: &str, json: Option<&[u8]>, timeout: Duration) -> Result<Vec<u8>> {
+        let resp = http::request(&self.socket, method, endpoint, json, timeout).map_err(|e| self.io_error(endpoint, e))?;
         if !(200..300).contains(&resp.status) {
             let body = String::from_utf8_lossy(&resp.body).trim().to_string();
             return Err(DockerError::Status { endpoint: endpoint.into(), status: resp.status, body });

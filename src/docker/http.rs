@@ -1,7 +1,7 @@
 //! Just enough HTTP/1.1 to talk to dockerd over its unix socket: one GET per
-//! connection (`Connection: close`), bodies framed by `Content-Length`,
+//! connection (`Connection: close`; also POST and DELETE with a JSON body), bodies framed by `Content-Length`,
 //! `Transfer-Encoding: chunked` or connection close. A full HTTP stack (and an
-//! async runtime) would be a large dependency for five read-only requests.
+//! async runtime) would be a large dependency for a handful of small requests.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -26,14 +26,22 @@ impl Response {
     }
 }
 
-/// Sends `GET path` to the unix socket and reads the whole response.
-/// `timeout` bounds each read and each write on the socket.
-pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> std::io::Result<Response> {
+/// Sends `METHOD path` (with a JSON body) to the unix socket and reads the
+/// whole response. `timeout` bounds each read and each write on the socket.
+pub(crate) fn request(socket: &Path, method: &str, path: &str, json: Option<&[u8]>, timeout: Duration) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockroot\r\nConnection: close\r\n\r\n");
+    let body = match json {
+        Some(b) => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
+        None if method == "GET" => String::new(),
+        None => "Content-Length: 0\r\n".into(),
+    };
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockroot\r\n{body}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes())?;
+    if let Some(b) = json {
+        s.write_all(b)?;
+    }
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse_response(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
@@ -131,14 +139,14 @@ mod tests {
     #[test]
     fn chunked_over_a_real_socket() {
         let (_d, sock) = serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nOK\r\n0\r\n\r\n");
-        assert_eq!(get(&sock, "/info", Duration::from_secs(5)).unwrap().body, b"OK");
+        assert_eq!(request(&sock, "GET", "/info", None, Duration::from_secs(5)).unwrap().body, b"OK");
     }
 
     #[test]
     fn silent_server_times_out() {
         let (_d, sock) = serve_once(b"");
         let t = std::time::Instant::now();
-        assert!(get(&sock, "/info", Duration::from_millis(200)).is_err());
+        assert!(request(&sock, "GET", "/info", None, Duration::from_millis(200)).is_err());
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 }

@@ -23,6 +23,7 @@ pub mod snapshot;
 pub mod socket;
 pub mod unit;
 pub mod userns;
+pub mod volumes;
 
 pub use error::DockerError;
 

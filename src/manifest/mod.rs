@@ -8,6 +8,7 @@ pub mod escape;
 pub mod format;
 pub mod order;
 pub mod reader;
+pub mod subtree;
 pub mod writer;
 
 pub use compare::{Difference, Field};

@@ -359,6 +359,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         two_phase: false,
         containerd_tree: None,
         userns: None,
+        volumes: None,
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
@@ -636,6 +637,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         two_phase: false,
         containerd_tree: None,
         userns: None,
+        volumes: None,
     }
 }
 

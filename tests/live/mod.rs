@@ -113,6 +113,7 @@ fn meta(root: &Path) -> Vec<u8> {
         two_phase: true,
         containerd_tree: None,
         userns: None,
+        volumes: None,
     };
     serde_json::to_vec(&meta).unwrap()
 }
@@ -184,6 +185,19 @@ fn restores_the_stopped_tree_on(fstype: &str) {
     let ex = dockroot_restore(&a, &s.join("dockroot"));
     assert_eq!((ex.deleted, ex.phase2_entries), (deleted, entries));
     assert_same_tree(&root, &s.join("dockroot"));
+
+    // Pieces (`extract --path`): phase 2's replacements and the deletions
+    // below each, one only phase 2 has; one the deletion list removed is
+    // not in the archive.
+    for piece in ["edit", "grp", "sym2dir", "keep", "brand"] {
+        let out = s.join(&format!("piece-{piece}"));
+        let o = dockroot(["extract".as_ref(), a.as_os_str(), "--path".as_ref(), piece.as_ref(), "-o".as_ref(), out.as_os_str()]);
+        assert!(o.status.success(), "extract --path {piece}: {}", text(&o));
+        assert_same_tree(&root.join(piece), &out);
+    }
+    let o =
+        dockroot(["extract".as_ref(), a.as_os_str(), "--path".as_ref(), "gone".as_ref(), "-o".as_ref(), s.join("piece-gone").as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "a piece deleted before phase 2: {}", text(&o));
 
     gnu_restore(&a, &s.join("gnu"));
     assert_same_tree(&root, &s.join("gnu/data"));

@@ -14,6 +14,7 @@ use dockroot::docker::snapshot::DockerState;
 mod bind_restore;
 mod crash;
 mod faults;
+mod pieces;
 mod precopy;
 mod snapshot;
 

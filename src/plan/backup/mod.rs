@@ -304,6 +304,11 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
         }
         None => (None, None),
     };
+    // What `restore --volume` creates a missing volume from, and `inspect` shows.
+    let volumes = match &docker {
+        Some(_) => Some(opts.api.volume_specs().map_err(BackupError::docker("list volumes and the containers that use them"))?),
+        None => None,
+    };
     let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
     let config: Vec<(Vec<u8>, PathBuf)> = if opts.config { config_files(&opts.host_root) } else { Vec::new() };
 
@@ -346,6 +351,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
             containerd_tree: containerd_root.as_deref().map(|r| stores::describe(r, &namespaces)),
             two_phase,
             userns: userns.clone(),
+            volumes: volumes.clone(),
         }
     };
     let taken = (method.clone(), skipped.clone());

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
+use crate::docker::api::DockerApi;
 use crate::docker::mountinfo;
 use crate::util::atomic;
 
@@ -45,6 +46,24 @@ pub enum Intent {
     /// `path` is replaced; its previous content is first saved as `backup`
     /// (`None`: the file did not exist, undo removes it).
     EditFile { path: PathBuf, backup: Option<PathBuf> },
+    /// Volume `name` is created through the engine at `socket` (`restore
+    /// --volume` of a missing one); `dir` (`dev:ino` of its directory,
+    /// which the engine's creation time is only the mtime of) is filled in
+    /// once it exists. Undo removes it if it is still that volume (any, when
+    /// the kill came before it was known) and no container uses it.
+    CreateVolume {
+        socket: PathBuf,
+        name: String,
+        #[serde(default)]
+        dir: Option<String>,
+    },
+    /// Entries are made and renamed in directory `path` (a volume's, beside
+    /// its `_data`), whose modification time was `sec.nsec`; undo sets it
+    /// back, after the steps that follow are undone.
+    DirTimes { path: PathBuf, sec: i64, nsec: u32 },
+    /// The containers `ids` (using a volume being restored) are stopped
+    /// through the engine at `socket`; undo starts those that do not run.
+    StopContainers { socket: PathBuf, ids: Vec<String> },
 }
 
 fn exists(p: &Path) -> bool {
@@ -133,6 +152,25 @@ pub(crate) fn undo(intent: &Intent) -> Result<()> {
             unmount_all(target)?;
             crate::sys::mount::bind(tree, target).map_err(|e| PlanError::io(STEP, target, e))
         }
+        Intent::CreateVolume { socket, name, dir } => remove_volume(&DockerApi::new(socket), name, dir.as_deref()),
+        Intent::DirTimes { path, sec, nsec } => {
+            let t = crate::sys::Timespec { sec: *sec, nsec: *nsec };
+            match crate::sys::open_dir_path(path) {
+                Ok(fd) => crate::sys::fs::futimens(std::os::fd::AsFd::as_fd(&fd), t, t).map_err(|e| PlanError::io(STEP, path, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(PlanError::io(STEP, path, e)),
+            }
+        }
+        Intent::StopContainers { socket, ids } => {
+            let api = DockerApi::new(socket);
+            for id in ids {
+                match api.container_state(id).map_err(PlanError::docker(STEP))? {
+                    Some((state, _)) if state != "running" => api.start_container(id).map_err(PlanError::docker(STEP))?,
+                    _ => {} // Running, or removed since.
+                }
+            }
+            Ok(())
+        }
         Intent::EditFile { path, backup } => {
             remove_if_exists(&atomic::temp_name(path))?;
             match backup {
@@ -151,6 +189,34 @@ pub(crate) fn undo(intent: &Intent) -> Result<()> {
             }
         }
     }
+}
+
+/// `dev:ino` of the directory that holds a volume's `_data`.
+pub(crate) fn volume_dir_id(mountpoint: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(mountpoint.parent()?).ok()?;
+    Some(format!("{}:{}", m.dev(), m.ino()))
+}
+
+/// Removes the volume `name` a restore created, identified by its
+/// directory; one that a container uses now is refused, named.
+fn remove_volume(api: &DockerApi, name: &str, dir: Option<&str>) -> Result<()> {
+    let step = "undo create-volume";
+    let Some(v) = api.volume(name).map_err(PlanError::docker(step))? else { return Ok(()) };
+    if dir.is_some() && volume_dir_id(&v.mountpoint).as_deref() != dir {
+        return Ok(()); // Another volume of that name since: not ours.
+    }
+    let users = api.volume_users(name).map_err(PlanError::docker(step))?;
+    if !users.is_empty() {
+        let names: Vec<String> = users.into_iter().map(|u| u.name).collect();
+        return Err(PlanError::Refused {
+            msg: format!(
+                "volume `{name}`, created by the restore, is used by the containers {}; remove them (or keep the volume and delete the journal) and run `dockroot rollback` again",
+                names.join(", ")
+            ),
+        });
+    }
+    api.remove_volume(name).map_err(PlanError::docker(step))
 }
 
 /// Deletes the subvolume at `path` if it exists (its creation is atomic:

@@ -150,6 +150,10 @@ pub struct Journal {
     /// A move of the containerd image store: containerd's root moves too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_move: Option<TreeMove>,
+    /// `restore --volume`: the volume whose files are swapped (its users
+    /// are stopped while an undo renames them back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 /// A second tree a move relocates (containerd's root), beside the data-root.
@@ -221,6 +225,7 @@ impl Journal {
             snapshot: None,
             phases: None,
             containerd_move: None,
+            volume: None,
         }
     }
 }
@@ -376,6 +381,7 @@ impl Journal {
             snapshot: None,
             phases: None,
             containerd_move: None,
+            volume: None,
         }
     }
 }

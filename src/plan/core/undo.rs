@@ -36,8 +36,14 @@ pub struct RollbackReport {
 /// Returns whether Docker was started again.
 pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
     if !j.touched("stop") {
-        // Docker was never stopped: only what the steps made (a staging tree) goes.
+        // Docker was never stopped: only what the steps made (a staging
+        // tree, a volume's swap) goes. A volume's users do not run while
+        // its files are renamed back.
+        let users = quiesce(api, j)?;
         runner::undo_steps(state, j, progress)?;
+        for id in &users {
+            api.start_container(id).map_err(PlanError::docker("undo: start a container that uses the volume"))?;
+        }
         j.outcome = Outcome::RolledBack;
         state.save(j)?;
         return Ok(false);
@@ -88,6 +94,21 @@ pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j:
     Ok(true)
 }
 
+/// A `restore --volume` whose swap began is undone under the containers
+/// that use the volume now (a finished one started them again): they are
+/// stopped for the undo. Returns their ids, to start afterwards.
+fn quiesce(api: &DockerApi, j: &Journal) -> Result<Vec<String>> {
+    let Some(name) = j.volume.as_deref().filter(|_| j.touched("swap")) else { return Ok(vec![]) };
+    let step = "undo: stop the containers that use the volume";
+    let users = api.volume_users(name).map_err(PlanError::docker(step))?;
+    let mut stopped = Vec::new();
+    for u in users.into_iter().filter(|u| u.active()) {
+        api.stop_container(&u.id).map_err(PlanError::docker(step))?;
+        stopped.push(u.id);
+    }
+    Ok(stopped)
+}
+
 /// Whether `j`'s remaining undo leaves Docker running: a backup that
 /// started Docker again (a snapshot backup does before it reads its
 /// snapshot) has only the snapshot and the partial archive left to remove.
@@ -134,7 +155,8 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
         });
     }
     // A finished restore keeps the previous data-root aside, so it can be undone too.
-    let finished_restore = j.outcome == Outcome::Done && j.operation == "restore";
+    let finished_restore =
+        j.outcome == Outcome::Done && (j.operation == "restore" || j.operation == crate::plan::restore::volume::OPERATION);
     if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) && !finished_restore {
         return Err(PlanError::Refused {
             msg: format!(

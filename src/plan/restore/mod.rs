@@ -16,9 +16,11 @@
 //! undoes a restore that was interrupted.
 
 pub mod bind;
+pub mod piece;
 mod pin;
 mod stores;
 mod swap;
+pub mod volume;
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
