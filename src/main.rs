@@ -24,6 +24,12 @@ fn main() {
     let estimate = move || source.map(|p| dockroot::tree::estimate::estimate(&p));
     let progress = cli::progress::make(args.global.quiet, args.global.json, args.global.verbose > 0, estimate);
     let g = &args.global;
+    // The commands that stop Docker say what a signal does to them.
+    match &args.command {
+        Command::Move(_) | Command::Backup(_) | Command::Restore(_) => cli::signals::report(cli::signals::OnSignal::Undo),
+        Command::Rollback(_) | Command::Finalize(_) => cli::signals::report(cli::signals::OnSignal::Finish),
+        _ => {}
+    }
     let r = match &args.command {
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
         Command::Manifest(a) => cli::commands::manifest(a, g, &out, progress.as_ref()),
@@ -37,7 +43,9 @@ fn main() {
         Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),
         Command::Completions(a) => {
-            cli::docs::completions(a.shell, &mut std::io::stdout());
+            let mut script = Vec::new();
+            cli::docs::completions(a.shell, &mut script);
+            cli::output::out_bytes(&script);
             Ok(exit::OK)
         }
         Command::Manpages(a) => cli::docs::manpages(&a.dir).map(|names| {
@@ -51,7 +59,7 @@ fn main() {
             let text = cli::output::error_text(&e);
             out.problem(&text);
             if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": text}));
+                cli::output::out_line(&serde_json::json!({"ok": false, "error": text}).to_string());
             }
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
             e.downcast_ref::<dockroot::plan::archive_error::BackupError>()

@@ -8,6 +8,7 @@ pub mod output;
 pub mod progress;
 pub mod relocate;
 pub mod service_arg;
+pub mod signals;
 pub mod socket;
 
 use std::path::PathBuf;

@@ -14,7 +14,9 @@ use dockroot::docker::snapshot::DockerState;
 mod bind_restore;
 mod crash;
 mod faults;
+mod iofaults;
 mod precopy;
+mod signals;
 mod snapshot;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
