@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use dockroot::plan::signal;
+use dockroot::plan::core::signal;
 
 use super::output::err_line;
 

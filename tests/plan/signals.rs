@@ -49,6 +49,23 @@ fn slowed(g: &[String], args: &[&str], slow: &str, delay_us: u64) -> (Child, Lin
     (child, lines)
 }
 
+/// strace and the dockroot it traces, killed if a failed check leaves them
+/// running (a dockroot left behind would start the test's dockerd again).
+struct Traced {
+    strace: Child,
+    pid: Pid,
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.strace.try_wait().ok().flatten().is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = self.strace.kill();
+            let _ = self.strace.wait();
+        }
+    }
+}
+
 /// The pid of strace's traced child (dockroot).
 fn traced_pid(strace: &Child) -> Pid {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -98,8 +115,9 @@ fn signal_while_stopped(d: &Daemon, s: &Scratch, args: &[&str], slow: (&str, u64
     let state = s.join("state");
     let _ = std::fs::remove_file(state.join("journal.json"));
     let before = d.state();
-    let (mut child, lines) = slowed(&d.args(s), args, slow.0, slow.1);
-    let pid = traced_pid(&child);
+    let (strace, lines) = slowed(&d.args(s), args, slow.0, slow.1);
+    let pid = traced_pid(&strace);
+    let mut t = Traced { strace, pid };
     wait_stopped(&state, &what);
     std::thread::sleep(Duration::from_secs(3));
     let sent = Instant::now();
@@ -113,7 +131,7 @@ fn signal_while_stopped(d: &Daemon, s: &Scratch, args: &[&str], slow: (&str, u64
         }
         second = kill(pid, Signal::SIGINT).is_ok();
     }
-    let status = child.wait().unwrap();
+    let status = t.strace.wait().unwrap();
     let exited = Instant::now();
     std::thread::sleep(Duration::from_millis(200)); // the reader's last lines
     let err: Vec<String> = lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
@@ -142,7 +160,7 @@ fn signals_during_backup_stop_the_world() {
     let root = d.root().display().to_string();
     for sig in SIGNALS {
         let args = ["backup", "--stop-the-world", "-o", &a, "--no-config", "--data-root", &root, "--threads", "2"];
-        signal_while_stopped(&d, &s, &args, ("pread64", 20_000), sig);
+        signal_while_stopped(&d, &s, &args, ("pread64", 50_000), sig);
         assert!(!Path::new(&a).exists() && !Path::new(&format!("{a}.partial")).exists(), "{sig}: an archive was left");
     }
     d.check_fixture();
@@ -154,7 +172,7 @@ fn signals_during_move_copy() {
     for sig in SIGNALS {
         let t = disk.mnt.join(format!("docker-{sig}")).display().to_string();
         let args = ["move", "--no-precopy", "--to", &t, "--yes", "--threads", "2"];
-        signal_while_stopped(&d, &s, &args, ("pread64", 20_000), sig);
+        signal_while_stopped(&d, &s, &args, ("pread64", 60_000), sig);
         assert_eq!(std::fs::read_to_string(s.join("fstab")).unwrap(), "# scratch fstab\n", "{sig}");
     }
     d.check_fixture();

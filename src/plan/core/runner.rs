@@ -37,6 +37,25 @@ impl Runner<'_> {
         if signal::caught() {
             return Err(PlanError::Interrupted { step: name }.into());
         }
+        self.run_step(name, intents, f)
+    }
+
+    /// Runs step `name` also after a signal: the start that ends Docker's
+    /// downtime, which a signal must not skip.
+    pub(crate) fn step_always<T, E: From<PlanError>>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut Journal) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.run_step(name, Vec::new(), f)
+    }
+
+    fn run_step<T, E: From<PlanError>>(
+        &mut self,
+        name: &'static str,
+        intents: Vec<Intent>,
+        f: impl FnOnce(&mut Journal) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.progress.phase(name, None);
         self.j.begin(name, intents);
         self.save()?;

@@ -108,7 +108,8 @@ fn stopped_window<B, T, U>(
     };
     r.j.outcome = if done.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
-    Ok((done?, downtime))
+    // Docker runs again: a signal's backup ends as undone (exit 3).
+    Ok((done.map_err(BackupError::abandoned_after_signal)?, downtime))
 }
 
 /// Opens the backup's journal (under the state directory's lock, which the
@@ -128,8 +129,11 @@ pub(crate) fn journaled_stop<'a>(
 /// Takes the state directory's lock and saves a new `backup` journal that
 /// already names the service to start again (recorded before any stop).
 fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>)> {
+    // From here a signal undoes the backup instead of leaving Docker down.
+    super::signal::install();
     let lock = state.lock()?;
     state.refuse_unfinished()?;
+    state.check_room(0)?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let mut j = Journal::new("backup", format!("backup-{ts}"), w.data_root.into(), w.data_root.into(), Method::None);
     j.socket = w.api.socket.clone();
@@ -162,7 +166,7 @@ fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Inst
 /// The journaled `start` step: Docker starts and answers on the data-root
 /// (the end of the downtime).
 pub(crate) fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<()> {
-    r.step("start", |_| {
+    r.step_always("start", |_| {
         w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
         if w.svc.kind() == ServiceKind::None {
             return Ok(()); // dockroot started nothing, so nothing must answer.

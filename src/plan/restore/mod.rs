@@ -167,8 +167,12 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         )));
     }
     let state = StateDir::new(&opts.state_dir);
+    // A signal only sets a flag: the restore undoes itself instead of
+    // dying, with Docker down or a staging tree half written.
+    crate::plan::core::signal::install();
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
+    state.check_room(0)?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
@@ -196,10 +200,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
 
     warnings.extend(pin.as_ref().map(|p| p.said.clone()));
 
-    // (2) Stop, swap, start. From here a signal only sets a flag, checked
-    // between steps, so the restore undoes itself instead of dying with
-    // Docker down.
-    crate::plan::core::signal::install();
+    // (2) Stop, swap, start.
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
     // containerd holds its root open: it stops after Docker and starts before it.
