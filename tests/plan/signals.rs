@@ -66,13 +66,18 @@ impl Drop for Traced {
     }
 }
 
-/// The pid of strace's traced child (dockroot).
+/// The pid of strace's traced child (dockroot). strace forks short-lived
+/// children of its own first (probing ptrace features): the one wanted
+/// runs the dockroot binary.
 fn traced_pid(strace: &Child) -> Pid {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let exe = std::fs::canonicalize(crate::util::bin()).unwrap();
     loop {
         let p = format!("/proc/{0}/task/{0}/children", strace.id());
-        if let Some(pid) = std::fs::read_to_string(p).unwrap_or_default().split_whitespace().next() {
-            return Pid::from_raw(pid.parse().unwrap());
+        for pid in std::fs::read_to_string(p).unwrap_or_default().split_whitespace() {
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe) {
+                return Pid::from_raw(pid.parse().unwrap());
+            }
         }
         assert!(Instant::now() < deadline, "strace started no dockroot");
         std::thread::sleep(Duration::from_millis(10));
@@ -121,7 +126,11 @@ fn signal_while_stopped(d: &Daemon, s: &Scratch, args: &[&str], slow: (&str, u64
     wait_stopped(&state, &what);
     std::thread::sleep(Duration::from_secs(3));
     let sent = Instant::now();
-    kill(pid, sig).unwrap();
+    if let Err(e) = kill(pid, sig) {
+        let status = t.strace.wait().unwrap();
+        let err: Vec<String> = lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
+        panic!("{what}: dockroot ended ({e}, {status}) before the signal:\n{}", err.join("\n"));
+    }
     let acked = |needle: &str| lines.lock().unwrap().iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t);
     let mut second = false;
     if sig == Signal::SIGINT {
