@@ -8,9 +8,10 @@
 //!
 //! How the points are sampled: a first run, traced but not injected, counts
 //! each syscall per thread (strace's `when=N` counts per thread, so a point
-//! fails the Nth call of every thread that makes that many). Each syscall
-//! group then gets a few points spread evenly over 1..=max, always with the
-//! first and last: the early calls hit the journal, the preflight and the
+//! fails the Nth call of every thread that makes that many). The calls made
+//! before `main` (the dynamic loader's, std's) are counted on `--version`
+//! and left out. Each syscall group then gets a few points spread evenly
+//! over the rest, always with the first and last: the early calls hit the journal, the preflight and the
 //! API, the middle the copy or archive, the last the switch, the start and
 //! the commit. Every point runs Docker through a stop and a start (twice
 //! when the run succeeded and must be rolled back), so the sample is kept
@@ -65,9 +66,12 @@ fn max_per_thread(log: &str) -> HashMap<String, usize> {
     max
 }
 
-/// `k` points spread over 1..=max, the first and the last included.
-fn spread(max: usize, k: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..k).map(|i| 1 + i * (max - 1) / (k - 1).max(1)).collect();
+/// `k` points spread over first..=last, both included.
+fn spread(first: usize, last: usize, k: usize) -> Vec<usize> {
+    if last < first {
+        return Vec::new();
+    }
+    let mut v: Vec<usize> = (0..k).map(|i| first + i * (last - first) / (k - 1).max(1)).collect();
     v.dedup();
     v
 }
@@ -92,13 +96,17 @@ fn every_fault(name: &str, h: &Harness, args: &[&str], cleanup: &dyn Fn()) -> us
     assert!(o.status.success(), "{name}: the counting run failed: {}", text(&o));
     let max = max_per_thread(&std::fs::read_to_string(&census).unwrap());
     h.rollback_and_check(&w0, &format!("{name}: after the counting run"), cleanup);
+    let o = Command::new("strace").args(["-f", "-o"]).arg(&census).arg("-e").arg(format!("trace={}", all.join(","))).arg(crate::util::bin()).arg("--version").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let startup = max_per_thread(&std::fs::read_to_string(&census).unwrap());
     let (mut points, mut failed, mut summary) = (0, 0, Vec::new());
     for (group, calls, k) in GROUPS {
         let calls: Vec<&str> = calls.iter().copied().filter(|c| max.contains_key(*c)).collect();
         let Some(top) = calls.iter().map(|c| max[*c]).max() else { continue };
-        summary.push(format!("{group}: {} calls max per thread", top));
+        let first = 1 + calls.iter().map(|c| startup.get(*c).copied().unwrap_or(0)).max().unwrap_or(0);
+        summary.push(format!("{group}: calls {first}..={top} of the busiest thread"));
         for errno in ERRNOS {
-            for n in spread(top, k) {
+            for n in spread(first, top, k) {
                 let at = format!("{name}: {errno} at {group} #{n} of {top}");
                 let set = calls.join(",");
                 let o = traced(h, args, &set, Some(&format!("{set}:error={errno}:when={n}")), Path::new("/dev/null"));
@@ -171,7 +179,36 @@ fn io_faults_restore() {
 
 #[test]
 fn spread_points_include_both_ends() {
-    assert_eq!(spread(100, 4), [1, 34, 67, 100]);
-    assert_eq!(spread(2, 6), [1, 2]);
-    assert_eq!(spread(1, 4), [1]);
+    assert_eq!(spread(1, 100, 4), [1, 34, 67, 100]);
+    assert_eq!(spread(1, 2, 6), [1, 2]);
+    assert_eq!(spread(8, 8, 4), [8]);
+    assert!(spread(9, 8, 4).is_empty());
+}
+
+/// The state directory on a full disk (the one a user flees): `move`,
+/// `backup` and `restore` refuse before Docker is stopped, naming the
+/// directory and the room they need; with `--state-dir` elsewhere they run.
+#[test]
+fn a_full_state_dir_is_refused_before_docker_stops() {
+    let (s, d, disk) = super::faults::fixture("iof-room", false);
+    let small = crate::util::LoopFs::new(&s, "ext4", "8M");
+    // Fill it: root's reserve included, as dockroot runs as root.
+    let _ = Command::new("fallocate").args(["-l", "64M"]).arg(small.mnt.join("fill")).status();
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=64k"]).arg(format!("of={}", small.mnt.join("fill2").display())).output();
+    let state = small.mnt.join("state");
+    let before = d.state();
+    let mut g = d.args(&s);
+    let at = g.iter().position(|a| a == "--state-dir").unwrap();
+    g[at + 1] = state.display().to_string();
+    g.extend(["--data-root".into(), d.root().display().to_string()]);
+    let t = disk.mnt.join("docker").display().to_string();
+    let a = s.join("a.tar.zst").display().to_string();
+    for args in [&["move", "--to", &t, "--yes"][..], &["backup", "--stop-the-world", "-o", &a, "--no-config"]] {
+        let o = crate::util::dockroot(with(&g, args));
+        let msg = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(msg.contains(&state.display().to_string()) && msg.contains("bytes free") && msg.contains("--state-dir"), "{args:?}: {msg}");
+        assert!(d.api().ping() && d.state() == before, "{args:?}: Docker was touched");
+        assert!(!Path::new(&t).exists() && !Path::new(&a).exists(), "{args:?}: something was written");
+    }
 }

@@ -15,6 +15,14 @@ pub enum BackupError {
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
 
+    /// Writing the archive file failed (the archive layer does not know its name).
+    #[error("{}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: crate::archive::ArchiveError,
+    },
+
     /// The manifest layer failed.
     #[error(transparent)]
     Manifest(#[from] crate::error::Error),
@@ -69,6 +77,14 @@ pub enum BackupError {
 }
 
 impl BackupError {
+    /// An error writing the archive, with the archive's path (`partial`).
+    pub(crate) fn naming_output(self, partial: &std::path::Path) -> BackupError {
+        match self {
+            BackupError::Archive(source @ crate::archive::ArchiveError::Output { .. }) => BackupError::Output { path: partial.into(), source },
+            other => other,
+        }
+    }
+
     /// What a backup that a signal ended returns once Docker runs again.
     pub(crate) fn abandoned_after_signal(self) -> BackupError {
         match crate::plan::core::signal::received() {

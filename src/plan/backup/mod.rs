@@ -460,7 +460,7 @@ pub fn capture(
 /// returns what `write` returned and the archive's size.
 fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
     let (f, partial) = open_partial(path)?;
-    let r: Result<_> = write(f).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
+    let r: Result<_> = write(f).map_err(|e| e.naming_output(&partial)).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
     if r.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

@@ -170,9 +170,9 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // A signal only sets a flag: the restore undoes itself instead of
     // dying, with Docker down or a staging tree half written.
     crate::plan::core::signal::install();
+    state.check_room(0)?;
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
-    state.check_room(0)?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
