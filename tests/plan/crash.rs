@@ -48,6 +48,13 @@ pub(super) fn assert_same(now: &World, then: &World, at: &str) {
     }
 }
 
+/// Docker runs with the same objects on the same image and volume data
+/// (where it runs, fstab and daemon.json may still say the operation's).
+pub(super) fn assert_intact(now: &World, then: &World, at: &str) {
+    assert_eq!(now.docker, then.docker, "images, containers, volumes {at}");
+    assert!(now.manifest == then.manifest, "the image and volume trees differ {at}");
+}
+
 pub(super) struct Harness<'a> {
     pub(super) d: &'a Daemon,
     pub(super) s: &'a Scratch,

@@ -80,7 +80,9 @@ impl BackupError {
     /// An error writing the archive, with the archive's path (`partial`).
     pub(crate) fn naming_output(self, partial: &std::path::Path) -> BackupError {
         match self {
-            BackupError::Archive(source @ crate::archive::ArchiveError::Output { .. }) => BackupError::Output { path: partial.into(), source },
+            BackupError::Archive(source @ crate::archive::ArchiveError::Output { .. }) => {
+                BackupError::Output { path: partial.into(), source }
+            }
             other => other,
         }
     }

@@ -21,6 +21,18 @@ impl Runner<'_> {
         self.state.save(&self.j)
     }
 
+    /// Saves the outcome of an operation that finished (Docker runs on the
+    /// new data); a failure says so, and that `rollback` can still undo it.
+    pub(crate) fn save_finished(&self) -> Result<()> {
+        self.save().map_err(|e| PlanError::Journal {
+            path: self.state.journal_path(),
+            msg: format!(
+                "the {} finished and Docker runs on its result, but the journal could not record that ({e}); fix the state disk, then `dockroot rollback` undoes it or the journal can be kept as it is",
+                self.j.operation
+            ),
+        })
+    }
+
     /// Runs step `name`, which changes nothing the undo must know about.
     pub(crate) fn step<T, E: From<PlanError>>(&mut self, name: &'static str, f: impl FnOnce(&mut Journal) -> Result<T, E>) -> Result<T, E> {
         self.step_with(name, Vec::new(), f)

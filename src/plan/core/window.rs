@@ -86,7 +86,7 @@ fn stopped_window<B, T, U>(
         Err(e) => {
             r.j.outcome = Outcome::RolledBack;
             r.save()?;
-            return Err(e);
+            return Err(e.abandoned_after_signal());
         }
     };
     let stopping = stop_step(&mut r, &w, progress)?;

@@ -201,7 +201,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     }
     report.old_tree = r.j.old_tree.clone();
     report.containerd_old_tree = r.j.containerd_move.as_ref().and_then(|c| c.old_tree.clone());
-    r.save()?;
+    r.save_finished()?;
     Ok(report)
 }
 

@@ -218,7 +218,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             warnings.extend(second.as_ref().and_then(|s| s.place.note(s.old.as_deref())));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
-            r.save()?;
+            r.save_finished()?;
             Ok(RestoreSummary {
                 data_root: dr,
                 old: r.j.old_tree.clone(),
