@@ -45,6 +45,10 @@ pub enum Error {
     #[error("{path}: internal error, a thread panicked ({what}); the operation is incomplete, please report this bug")]
     Panicked { path: String, what: String },
 
+    /// A terminating signal arrived: the walk ended before the tree did.
+    #[error("{path}: {signal} arrived, the walk stopped before its end")]
+    Interrupted { path: String, signal: &'static str },
+
     /// The user asked for something that cannot be done safely.
     #[error("{path}: {msg}")]
     Refused { path: String, msg: String },

@@ -29,6 +29,12 @@ fn main() {
         g.hook(dockroot::service::hooks::HookPoint::PreStop),
         g.hook(dockroot::service::hooks::HookPoint::PostStart),
     ));
+    // The commands that stop Docker say what a signal does to them.
+    match &args.command {
+        Command::Move(_) | Command::Backup(_) | Command::Restore(_) => cli::signals::report(cli::signals::OnSignal::Undo),
+        Command::Rollback(_) | Command::Finalize(_) => cli::signals::report(cli::signals::OnSignal::Finish),
+        _ => {}
+    }
     let r = match &args.command {
         Command::Move(_) | Command::Backup(_) | Command::Restore(_) if let Some(why) = g.layout_ambiguity() => Err(anyhow::anyhow!(why)),
         Command::Copy(a) => cli::commands::copy(a, g, &out, progress.as_ref()),
@@ -47,7 +53,9 @@ fn main() {
         Command::Extract(a) => cli::pieces::extract(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),
         Command::Completions(a) => {
-            cli::docs::completions(a.shell, &mut std::io::stdout());
+            let mut script = Vec::new();
+            cli::docs::completions(a.shell, &mut script);
+            cli::output::out_bytes(&script);
             Ok(exit::OK)
         }
         Command::Manpages(a) => cli::docs::manpages(&a.dir).map(|names| {
@@ -63,7 +71,7 @@ fn main() {
             out.problem(&text);
             let runs = dockroot::service::hooks::installed().runs();
             if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": text, "hooks": runs}));
+                cli::output::out_line(&serde_json::json!({"ok": false, "error": text, "hooks": runs}).to_string());
             }
             error = Some(text);
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).

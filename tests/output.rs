@@ -124,3 +124,42 @@ fn output_onto_dev_null_replaced_the_device_node() {
     let m = std::fs::symlink_metadata(&null).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()), "the node was replaced");
 }
+
+/// The write end of a pipe whose reader is gone: every write fails with EPIPE.
+pub(crate) fn closed_pipe() -> std::process::Stdio {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    std::process::Stdio::from(w)
+}
+
+/// A reader that went away (`| head -c1`, a closed pipe) is no reason to
+/// panic (issue 17 item 4): println! did, with exit 101 and a backtrace.
+#[test]
+fn closed_stdout_and_stderr_do_not_panic() {
+    require_root();
+    let s = Scratch::new("epipe");
+    let src = s.join("src");
+    tree(&src);
+    let status = format!("{} --service none --data-root {} --state-dir {} status", bin().display(), src.display(), s.join("st").display());
+    let o = sh(&format!("{status} | head -c1 >/dev/null; echo \"rc=${{PIPESTATUS[0]}}\""));
+    assert!(text(&o).contains("rc=0") && !text(&o).contains("panicked"), "{}", text(&o));
+    // Both ends closed from the start, on commands that print a lot.
+    let dst = s.join("dst");
+    let runs: [Vec<&OsStr>; 3] = [
+        vec!["--service".as_ref(), "none".as_ref(), "--data-root".as_ref(), src.as_os_str(), "status".as_ref()],
+        vec!["completions".as_ref(), "bash".as_ref()],
+        vec!["-v".as_ref(), "copy".as_ref(), src.as_os_str(), dst.as_os_str(), "--verify".as_ref()],
+    ];
+    for args in runs {
+        let o = Command::new(bin())
+            .args(&args)
+            .arg("--state-dir")
+            .arg(s.join("st"))
+            .stdout(closed_pipe())
+            .stderr(closed_pipe())
+            .status()
+            .unwrap();
+        assert_eq!(o.code(), Some(0), "{args:?}");
+    }
+    assert_same_tree(&src, &dst);
+}

@@ -63,6 +63,10 @@ pub enum ArchiveError {
     #[error("cannot {step} the temporary manifest of the archive's members: {source}; set TMPDIR to a directory with free space")]
     Scratch { step: &'static str, source: io::Error },
 
+    /// A terminating signal arrived while the archive was read (extract, verify).
+    #[error("stopped by {0} while reading the archive")]
+    Interrupted(&'static str),
+
     /// The engine failed: walking the source tree, or a manifest (the
     /// archive's, or the temporary one) is damaged or cannot be written. The
     /// engine's error names the path and the step.

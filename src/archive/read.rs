@@ -70,6 +70,7 @@ impl<R: Read> TarReader<R> {
         if self.left == 0 {
             return Ok(0);
         }
+        stop_check()?;
         let k = (buf.len() as u64).min(self.left) as usize;
         let n = self.r.read(&mut buf[..k]).map_err(input("read member data"))?;
         if n == 0 {
@@ -118,6 +119,7 @@ impl<R: Read> TarReader<R> {
         if self.ended {
             return Ok(None);
         }
+        stop_check()?;
         self.skip_rest()?;
         self.index += 1;
         let mut m = Member { index: self.index, ..Default::default() };
@@ -342,4 +344,13 @@ pub fn open(path: &Path) -> Result<ArchiveReader> {
     let r: Box<dyn Read + Send> =
         if path == Path::new("-") { Box::new(io::stdin()) } else { Box::new(File::open(path).map_err(input("open the archive file"))?) };
     open_reader(r)
+}
+
+/// Ends a read of the archive (extract, verify) at the next member or data
+/// chunk once a terminating signal arrived.
+fn stop_check() -> Result<()> {
+    match crate::sys::process::termination_signal() {
+        Some((signal, _)) => Err(ArchiveError::Interrupted(signal)),
+        None => Ok(()),
+    }
 }

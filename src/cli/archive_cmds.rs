@@ -2,7 +2,7 @@
 //! They turn arguments into plan options, ask for confirmation and render
 //! the result; the work is in `dockroot::plan::{backup, restore}`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -40,7 +40,7 @@ fn threads(g: &Global) -> usize {
 fn say(out: &Output, to_stderr: bool, line: &str) {
     if to_stderr {
         if !out.quiet && !out.json {
-            eprintln!("{line}");
+            super::output::err_line(line);
         }
     } else {
         out.say(line);
@@ -227,8 +227,7 @@ pub(crate) fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<
     if stdin_is_data || !std::io::stdin().is_terminal() {
         bail!("{question}: no terminal to ask on; pass --yes to confirm");
     }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush().ok();
+    super::output::err_text(&format!("{question} [y/N] "));
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("read the answer")?;
     if !matches!(line.trim(), "y" | "Y" | "yes") {

@@ -10,6 +10,7 @@ pub mod pieces;
 pub mod progress;
 pub mod relocate;
 pub mod service_arg;
+pub mod signals;
 pub mod socket;
 
 use std::path::PathBuf;

@@ -1,7 +1,41 @@
 //! How results reach the user: human lines on stderr/stdout, or one JSON
 //! document on stdout with --json.
+//!
+//! Every line goes through [`out_line`] or [`err_line`], never `println!`,
+//! which panics when the write fails: a reader that closed the pipe
+//! (`dockroot status | head -c1`: EPIPE) or a terminal that went away with
+//! its SSH session (EIO) must not kill a run that has Docker stopped. Such
+//! an error is ignored: what dockroot does never depends on whether anyone
+//! still reads its messages (the exit code still tells how it ended).
+
+use std::io::Write;
 
 use super::Global;
+
+/// Writes `text` to `w` and flushes it; a failure is ignored.
+fn write_ignoring(mut w: impl Write, text: &[u8]) -> bool {
+    w.write_all(text).and_then(|()| w.flush()).is_ok()
+}
+
+/// Writes a line to stdout (see the module's comment for why it cannot fail).
+pub fn out_line(line: &str) {
+    write_ignoring(std::io::stdout().lock(), format!("{line}\n").as_bytes());
+}
+
+/// Writes a line to stderr (see the module's comment for why it cannot fail).
+pub fn err_line(line: &str) {
+    write_ignoring(std::io::stderr().lock(), format!("{line}\n").as_bytes());
+}
+
+/// Writes text without a newline to stderr (a question before its answer).
+pub fn err_text(text: &str) {
+    write_ignoring(std::io::stderr().lock(), text.as_bytes());
+}
+
+/// Writes bytes to stdout (generated completion scripts).
+pub fn out_bytes(bytes: &[u8]) {
+    write_ignoring(std::io::stdout().lock(), bytes);
+}
 
 pub struct Output {
     pub quiet: bool,
@@ -23,13 +57,13 @@ impl Output {
     /// A human-readable line of the result (suppressed by --quiet and --json).
     pub fn say(&self, line: &str) {
         if !self.quiet && !self.json {
-            println!("{line}");
+            out_line(line);
         }
     }
 
     /// A problem line, always on stderr (also with --quiet).
     pub fn problem(&self, line: &str) {
-        eprintln!("dockroot: {line}");
+        err_line(&format!("dockroot: {line}"));
     }
 
     /// The command's JSON report, with what the hooks did.
@@ -40,7 +74,7 @@ impl Output {
             o.insert("hooks".into(), serde_json::to_value(runs).unwrap_or_default());
         }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            out_line(&serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         if let Ok(mut l) = self.last.lock() {
             *l = Some(v);
@@ -79,6 +113,41 @@ mod tests {
     struct Open {
         path: String,
         source: std::io::Error,
+    }
+
+    #[test]
+    fn a_failing_writer_is_ignored() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::EPIPE))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(!write_ignoring(Closed, b"x\n"));
+    }
+
+    /// `println!` and friends panic on EPIPE/EIO; outside tests, output goes
+    /// through this module's writers only.
+    #[test]
+    fn nothing_prints_with_a_panicking_macro() {
+        let mut found = Vec::new();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for e in walkdir::WalkDir::new(&src).into_iter().filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            // Test modules may print: they come last in every file.
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let l = line.trim_start();
+                if !l.starts_with("//") && ["println!(", "eprintln!(", "print!(", "eprint!("].iter().any(|m| l.contains(m)) {
+                    found.push(format!("{}:{}: {l}", e.path().display(), n + 1));
+                }
+            }
+        }
+        assert!(found.is_empty(), "use cli::output's writers instead:\n{}", found.join("\n"));
     }
 
     #[test]

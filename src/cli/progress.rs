@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use dockroot::progress::Progress;
 
+use super::output::err_line;
+
 /// Picks the renderer. `estimate` (entries, bytes) is called only for a bar,
 /// which uses it as the total for its ETA. It runs on a thread of its own
 /// while the work starts: on a large tree with a cold cache, measuring first
@@ -44,7 +46,7 @@ pub fn make(quiet: bool, json: bool, verbose: bool, estimate: impl FnOnce() -> O
 struct Quiet;
 impl Progress for Quiet {
     fn warn(&self, msg: &str) {
-        eprintln!("dockroot: warning: {msg}");
+        err_line(&format!("dockroot: warning: {msg}"));
     }
 }
 
@@ -166,9 +168,9 @@ impl Bar {
     /// `suspend` would draw it again below the line.
     fn print(&self, line: &str) {
         if self.bar.is_finished() {
-            eprintln!("{line}");
+            err_line(line);
         } else {
-            self.bar.suspend(|| eprintln!("{line}"));
+            self.bar.suspend(|| err_line(line));
         }
     }
 }
@@ -216,7 +218,7 @@ impl Progress for Bar {
         if let Some(s) = self.tally.end()
             && self.verbose
         {
-            eprintln!("{}", s.detail());
+            err_line(&s.detail());
         }
     }
 }
@@ -251,23 +253,23 @@ impl Progress for Lines {
         let mut last = self.last.lock().unwrap();
         if last.elapsed() >= Duration::from_secs(5) {
             *last = Instant::now();
-            eprintln!("{}", self.tally.summary().brief());
+            err_line(&self.tally.summary().brief());
         }
     }
 
     fn warn(&self, msg: &str) {
-        eprintln!("dockroot: warning: {msg}");
+        err_line(&format!("dockroot: warning: {msg}"));
     }
 
     fn log(&self, msg: &str) {
         if self.verbose {
-            eprintln!("dockroot: {msg}");
+            err_line(&format!("dockroot: {msg}"));
         }
     }
 
     fn finish(&self) {
         if let Some(s) = self.tally.end() {
-            eprintln!("{}", if self.verbose { s.detail() } else { s.brief() });
+            err_line(&if self.verbose { s.detail() } else { s.brief() });
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Builds the plan's [`Env`] from the global options, asks for confirmation,
 //! prints the plan and the outcome (human lines or `--json`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -60,8 +60,7 @@ fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
         out.problem(&format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
         return Some(exit::REFUSED);
     }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
+    super::output::err_text(&format!("{question} [y/N] "));
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     if matches!(line.trim(), "y" | "Y" | "yes") {

@@ -3,6 +3,7 @@
 //! with scripted outputs on hosts without systemd.
 
 use super::error::{Result, ServiceError};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// What a command printed and how it exited.
@@ -48,8 +49,11 @@ pub(crate) struct SystemRunner;
 
 impl CommandRunner for SystemRunner {
     fn run(&self, program: &str, args: &[&str]) -> Result<CmdOutput> {
+        // A process group of its own: the ^C that the terminal sends to
+        // dockroot's group must not kill the `systemctl start` of an undo.
         let out = Command::new(program)
             .args(args)
+            .process_group(0)
             .output()
             .map_err(|source| ServiceError::Command { command: display(program, args), source })?;
         Ok(CmdOutput {

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// Takes an exclusive `flock` without waiting: `Ok(false)` when another
 /// process holds it.
@@ -61,25 +61,63 @@ pub(crate) fn spawn_in_new_session(cmd: &mut Command) {
     }
 }
 
-static TERMINATION: AtomicBool = AtomicBool::new(false);
+/// The first terminating signal caught (0: none yet), and how many arrived.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+/// The latest one.
+static LAST: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_termination(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    TERMINATION.store(true, Ordering::SeqCst);
+extern "C" fn on_termination(sig: libc::c_int) {
+    // Only atomic stores: async-signal-safe.
+    let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    LAST.store(sig, Ordering::SeqCst);
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Replaces the default action of SIGINT and SIGTERM with setting a flag,
-/// read by [`termination_requested`].
+/// The signals that end a run: ^C, `kill`/`systemctl stop`, a dropped
+/// terminal or SSH session.
+const TERMINATING: [nix::sys::signal::Signal; 3] =
+    [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGHUP];
+
+/// Replaces the default action of SIGINT, SIGTERM and SIGHUP with counting
+/// them, read by [`termination_requested`] and [`termination_signal`].
 pub(crate) fn catch_termination() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     let act = SigAction::new(SigHandler::Handler(on_termination), SaFlags::SA_RESTART, SigSet::empty());
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    for s in TERMINATING {
+        // SAFETY: the handler only stores to atomics (async-signal-safe).
         let _ = unsafe { sigaction(s, &act) };
     }
 }
 
-/// Whether SIGINT or SIGTERM arrived since [`catch_termination`].
-pub(crate) fn termination_requested() -> bool {
-    TERMINATION.load(Ordering::SeqCst)
+/// Whether a terminating signal arrived since [`catch_termination`].
+pub fn termination_requested() -> bool {
+    SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+/// The first terminating signal's name and how many arrived in all.
+pub fn termination_signal() -> Option<(&'static str, u32)> {
+    let sig = nix::sys::signal::Signal::try_from(SIGNAL.load(Ordering::SeqCst)).ok()?;
+    Some((sig.as_str(), SIGNALS.load(Ordering::SeqCst)))
+}
+
+/// The name of the latest terminating signal.
+pub fn last_signal() -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(LAST.load(Ordering::SeqCst)).ok().map(|s| s.as_str())
+}
+
+/// What a long read, write or walk returns once a terminating signal
+/// arrived: the step in progress ends early and is undone.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {0}")]
+pub struct Stopped(pub &'static str);
+
+/// `Err` (an [`io::Error`] carrying [`Stopped`]) once a terminating signal
+/// arrived: the loops that read or write content call it per chunk, so a
+/// signal ends an hour-long copy within a chunk's time.
+pub(crate) fn check_stop() -> io::Result<()> {
+    match termination_signal() {
+        Some((name, _)) => Err(io::Error::other(Stopped(name))),
+        None => Ok(()),
+    }
 }

@@ -24,7 +24,8 @@ thread_local! {
 /// Calls `f(offset, chunk)` for the bytes in `range` of a file, in order,
 /// with data `extents` (sorted `(start, len)` pairs; everything else is a
 /// hole). Stops early (without error) if the file turns out shorter: the
-/// caller's post-read stat reports that change.
+/// caller's post-read stat reports that change. A terminating signal ends
+/// it with an error at the next chunk (see [`crate::sys::process::check_stop`]).
 pub(crate) fn stream_range(
     file: &File,
     extents: &[(u64, u64)],
@@ -44,6 +45,7 @@ pub(crate) fn stream_range(
             }
             pos = start;
             while pos < end {
+                crate::sys::process::check_stop()?;
                 let want = ((end - pos) as usize).min(buf.len());
                 let n = file.read_at(&mut buf[..want], pos)?;
                 if n == 0 {

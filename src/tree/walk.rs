@@ -226,6 +226,10 @@ impl<V: Visitor> Walker<'_, V> {
         let mut stack = Vec::new();
         self.push_frame(&mut stack, node);
         while let Some(top) = stack.last_mut() {
+            if sys::process::termination_requested() {
+                // A signal: list no more; `walk` reports the stop.
+                return;
+            }
             let Some(name) = top.names.next() else {
                 stack.pop();
                 continue;
@@ -366,6 +370,10 @@ pub fn walk<V: Visitor>(
             return Err(Error::Panicked { path: crate::error::show(root, b""), what });
         }
         stats.mount_points = mounts;
+        if let Some((signal, _)) = sys::process::termination_signal() {
+            // However far it got, a walk that a signal cut short is not the tree.
+            return Err(Error::Interrupted { path: crate::error::show(root, b""), signal });
+        }
         Ok(stats)
     })?;
     for e in visitor.late_errors() {
@@ -387,6 +395,10 @@ fn window(nofile: u64) -> usize {
 
 /// Runs one entry on a worker; a panic becomes that entry's error.
 fn run_entry<V: Visitor>(visitor: &V, root: &Path, item: &Item, pool: &Pool) -> Result<Outcome> {
+    if let Some((signal, _)) = sys::process::termination_signal() {
+        // Drain the queue without doing the work: the walk is ending.
+        return Err(Error::Interrupted { path: crate::error::show(root, &item.rel), signal });
+    }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| visitor.entry(item, pool))).unwrap_or_else(|p| {
         Err(Error::Panicked { path: crate::error::show(root, &item.rel), what: crate::error::panic_message(p.as_ref()) })
     })

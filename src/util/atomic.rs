@@ -69,6 +69,11 @@ fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     f.sync_all().map_err(err)
 }
 
+/// Fsyncs the directory that holds `path`, so a rename into it is durable.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    fsync_dir(&parent_dir(path))
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     let err = |source| WriteError { path: dir.to_path_buf(), source };
     File::open(dir).map_err(err)?.sync_all().map_err(err)

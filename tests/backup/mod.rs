@@ -502,6 +502,37 @@ fn inspect_verify_and_keep() {
     assert!(!names.iter().any(|n| n.ends_with(".partial")));
 }
 
+/// `--keep` deletes nothing until the new archive is on disk and reads
+/// back clean (issue 17 item 5). The test-only hook damages one byte of the
+/// new archive after its rename, as a failing disk would: the read-back
+/// fails, the error says why, and every older archive is still there.
+#[test]
+fn keep_prunes_nothing_when_the_new_archive_fails_its_read_back() {
+    require_root();
+    let s = Scratch::new("bk-keep-bad");
+    let (src, a) = fidelity_archive(&s);
+    let dir = s.join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let old: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("dockroot-h-2000010{i}T000000Z.tar.zst"))).collect();
+    for p in &old {
+        std::fs::copy(&a, p).unwrap();
+    }
+    let (st, out) = (s.join("st"), format!("{}/", dir.display()));
+    let args: [&dyn AsRef<std::ffi::OsStr>; 12] =
+        [&"--service", &"none", &"--data-root", &src, &"--state-dir", &st, &"backup", &"-o", &out, &"--keep", &"2", &"--no-config"];
+    let o = run(Command::new(bin()).args(args).env("DOCKROOT_TEST_DAMAGE_ARCHIVE", "1"));
+    let msg = text(&o);
+    assert!(!o.status.success(), "a backup whose archive fails its read-back succeeded: {msg}");
+    assert!(msg.contains("read-back") && msg.contains("kept"), "{msg}");
+    for p in &old {
+        assert!(p.exists(), "{} was deleted: {msg}", p.display());
+    }
+    // Without the damage the same backup prunes down to two.
+    must(run(Command::new(bin()).args(args)));
+    let n = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tar.zst")).count();
+    assert_eq!(n, 2, "{:?}", std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>());
+}
+
 /// (6) A failure after the stop is undone: here the step after the swap
 /// fails (injected) on a data-root that is a mount point, whose contents
 /// were swapped (issue 8; before, the swap itself failed with EBUSY). The old

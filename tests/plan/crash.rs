@@ -28,7 +28,7 @@ const MAX_POINTS_PER_CALL: usize = 64;
 
 /// What must be the same after every crash and rollback.
 #[derive(PartialEq)]
-struct World {
+pub(super) struct World {
     root_dir: PathBuf,
     docker: dockroot::docker::snapshot::DockerState,
     manifest: String,
@@ -37,7 +37,7 @@ struct World {
 }
 
 /// Panics naming what differs (the worlds are too large to print whole).
-fn assert_same(now: &World, then: &World, at: &str) {
+pub(super) fn assert_same(now: &World, then: &World, at: &str) {
     assert_eq!(now.root_dir, then.root_dir, "Docker's root {at}");
     assert_eq!(now.docker, then.docker, "images, containers, volumes {at}");
     assert_eq!(String::from_utf8_lossy(&now.fstab), String::from_utf8_lossy(&then.fstab), "fstab {at}");
@@ -46,6 +46,13 @@ fn assert_same(now: &World, then: &World, at: &str) {
         let diff: Vec<_> = now.manifest.lines().zip(then.manifest.lines()).filter(|(a, b)| a != b).take(3).collect();
         panic!("manifest of image/ and the volume differs {at}: {diff:?}");
     }
+}
+
+/// Docker runs with the same objects on the same image and volume data
+/// (where it runs, fstab and daemon.json may still say the operation's).
+pub(super) fn assert_intact(now: &World, then: &World, at: &str) {
+    assert_eq!(now.docker, then.docker, "images, containers, volumes {at}");
+    assert!(now.manifest == then.manifest, "the image and volume trees differ {at}");
 }
 
 pub(super) struct Harness<'a> {
@@ -57,7 +64,7 @@ pub(super) struct Harness<'a> {
 }
 
 impl Harness<'_> {
-    fn world(&self) -> World {
+    pub(super) fn world(&self) -> World {
         // Not all of volumes/: dockerd rewrites metadata.db at every start.
         let manifest = ["image", "volumes/dockroot-vol"]
             .iter()
@@ -89,7 +96,7 @@ impl Harness<'_> {
     }
 
     /// Rolls back after a kill and checks the world is as before.
-    fn rollback_and_check(&self, w0: &World, at: &str, cleanup: &dyn Fn()) {
+    pub(super) fn rollback_and_check(&self, w0: &World, at: &str, cleanup: &dyn Fn()) {
         let o = dockroot(with(&self.g, &["rollback", "--yes"]));
         // Killed before the journal was first written: nothing to roll back.
         let nothing = o.status.code() == Some(2) && text(&o).contains("nothing to roll back");

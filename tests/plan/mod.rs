@@ -15,7 +15,9 @@ mod bind_restore;
 mod crash;
 mod faults;
 mod pieces;
+mod iofaults;
 mod precopy;
+mod signals;
 mod snapshot;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};

@@ -15,6 +15,14 @@ pub enum BackupError {
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
 
+    /// Writing the archive file failed (the archive layer does not know its name).
+    #[error("{}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: crate::archive::ArchiveError,
+    },
+
     /// The manifest layer failed.
     #[error(transparent)]
     Manifest(#[from] crate::error::Error),
@@ -52,17 +60,47 @@ pub enum BackupError {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
 
+    /// SIGINT, SIGTERM or SIGHUP ended the backup, and Docker runs again.
+    #[error("{signal} received: the backup was abandoned; Docker runs again and no partial archive is left")]
+    Abandoned { signal: &'static str },
+
+    /// The new archive did not read back clean, so `--keep` deleted nothing.
+    #[error(
+        "the new archive {} failed its read-back ({why}); the {kept} older archive(s) that --keep would have deleted are kept. Check the backup disk (dmesg, smartctl) and run the backup again",
+        archive.display()
+    )]
+    ReadBack { archive: PathBuf, why: String, kept: usize },
+
     /// A step failed and the restore was undone.
     #[error("{error}; the restore was undone{}", if undo.is_empty() { String::new() } else { format!(", but undoing failed: {}", undo.join("; ")) })]
     Undone { error: Box<BackupError>, undo: Vec<String> },
 }
 
 impl BackupError {
+    /// An error writing the archive, with the archive's path (`partial`).
+    pub(crate) fn naming_output(self, partial: &std::path::Path) -> BackupError {
+        match self {
+            BackupError::Archive(source @ crate::archive::ArchiveError::Output { .. }) => {
+                BackupError::Output { path: partial.into(), source }
+            }
+            other => other,
+        }
+    }
+
+    /// What a backup that a signal ended returns once Docker runs again.
+    pub(crate) fn abandoned_after_signal(self) -> BackupError {
+        match crate::plan::core::signal::received() {
+            Some((signal, _)) => BackupError::Abandoned { signal },
+            None => self,
+        }
+    }
+
     /// The process exit code, as [`crate::plan::PlanError::exit_code`].
     pub fn exit_code(&self) -> i32 {
         use crate::plan::core::error::{EXIT_REFUSED, EXIT_UNDO_FAILED, EXIT_UNDONE};
         match self {
             BackupError::Undone { undo, .. } if undo.is_empty() => EXIT_UNDONE,
+            BackupError::Abandoned { .. } => EXIT_UNDONE,
             BackupError::Undone { .. } => EXIT_UNDO_FAILED,
             BackupError::Plan(p) => p.exit_code(),
             BackupError::Refused(_) | BackupError::EngineMismatch { .. } => EXIT_REFUSED,

@@ -65,7 +65,7 @@ pub(crate) fn backup_live(
     // Opened inside the journaled phase 1 and renamed inside the journaled
     // commit: a rollback after a kill anywhere in between removes it.
     let commit = |(f, p): (std::fs::File, LivePhases)| Ok((p, commit(f, &partial, path)?));
-    let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress, commit);
+    let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress, commit).map_err(|e| e.naming_output(&partial));
     if r.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

@@ -396,7 +396,23 @@ pub fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
     containerd_root.map(|_| "containerd's root is archived too: one pass with the engine stopped (two-phase covers the data-root only)")
 }
 
-/// Prunes old archives (`--keep`) after a successful backup and sums it up.
+/// Reads the new archive back with the checks of `dockroot verify FILE`
+/// before `--keep` deletes `kept` older ones (it was fsynced, its directory
+/// too, by [`commit`]); any failure keeps them.
+fn read_back(archive: &Path, kept: usize) -> Result<()> {
+    crate::plan::core::hooks::damage_hook(archive);
+    let fail = |why: String| BackupError::ReadBack { archive: archive.into(), why, kept };
+    let rep = crate::archive::open(archive).and_then(crate::archive::verify).map_err(|e| fail(e.to_string()))?;
+    BackupMeta::parse(&rep.meta).map_err(|e| fail(e.to_string()))?;
+    if !rep.ok() {
+        let first = rep.report.differences.first().map(|d| d.to_string()).unwrap_or_default();
+        return Err(fail(format!("its members differ from its manifest, first: {first}")));
+    }
+    Ok(())
+}
+
+/// Prunes old archives (`--keep`) after a successful backup, once the new
+/// one read back clean, and sums it up.
 fn finish(
     plan: BackupPlan,
     start: Instant,
@@ -406,6 +422,9 @@ fn finish(
     one_pass_reason: Option<&'static str>,
     (snapshot, snapshot_skipped): (Option<String>, Option<String>),
 ) -> Result<BackupSummary> {
+    if let (Some(new), false) = (&plan.output, plan.prune.is_empty()) {
+        read_back(new, plan.prune.len())?;
+    }
     let mut removed = Vec::new();
     for p in &plan.prune {
         std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
@@ -467,7 +486,7 @@ pub fn capture(
 /// returns what `write` returned and the archive's size.
 fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
     let (f, partial) = open_partial(path)?;
-    let r: Result<_> = write(f).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
+    let r: Result<_> = write(f).map_err(|e| e.naming_output(&partial)).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
     if r.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
@@ -491,11 +510,13 @@ pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
     Ok((f, partial))
 }
 
-/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
+/// Fsyncs a complete archive, renames it from `partial` to `path` and
+/// fsyncs the directory, so the name survives a crash; returns its size.
 pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
     f.sync_all().map_err(BackupError::io("fsync", partial))?;
     let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
     std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    atomic::sync_parent(path).map_err(|e| BackupError::Io { step: "fsync the directory of", path: path.into(), err: e.source })?;
     Ok(len)
 }
 

@@ -292,15 +292,20 @@ pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive:
     r.j.downtime_seconds = Some(downtime);
     r.save()?;
     progress.log(&format!("{} snapshot {}: Docker down {downtime:.2}s", cap.method.name(), cap.path.display()));
-    if made.is_err() || started.is_err() {
-        // Docker is left as the start step left it; a failed start keeps
-        // the journal unfinished, so `rollback` tries again.
-        cap.remove()?;
-        if started.is_ok() {
+    let failed = match (made, started) {
+        (Ok(()), Ok(())) => None,
+        (Err(e), Ok(())) => {
             r.j.outcome = Outcome::RolledBack;
-            r.save()?;
+            Some(e.abandoned_after_signal())
         }
-        return Err(made.err().or(started.err()).expect("one of the two failed"));
+        // A failed start keeps the journal unfinished, so `rollback` tries again.
+        (Err(e), Err(_)) | (Ok(()), Err(e)) => Some(e),
+    };
+    if let Some(e) = failed {
+        // Docker is left as the start step left it.
+        cap.remove()?;
+        r.save()?;
+        return Err(e);
     }
     let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
     let reading = Instant::now();
@@ -309,7 +314,8 @@ pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive:
     let removed = r.step("release", |_| cap.remove());
     r.j.outcome = if result.is_ok() && removed.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
-    let v = result?;
+    // Docker runs: a signal's backup ends as undone (exit 3).
+    let v = result.map_err(BackupError::abandoned_after_signal)?;
     removed?;
     Ok((v, downtime))
 }

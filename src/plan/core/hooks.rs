@@ -24,3 +24,21 @@ pub(crate) fn fail_hook(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// TEST-ONLY fault injection: with `DOCKROOT_TEST_DAMAGE_ARCHIVE` set, one
+/// byte in the middle of the archive just written is flipped before its
+/// read-back, as a failing disk would. Used by tests/backup to show that
+/// `--keep` then deletes nothing; never set it in production.
+pub(crate) fn damage_hook(archive: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    if std::env::var_os("DOCKROOT_TEST_DAMAGE_ARCHIVE").is_none() {
+        return;
+    }
+    if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(archive) {
+        let at = f.metadata().map(|m| m.len() / 2).unwrap_or(0);
+        let mut b = [0u8];
+        if f.read_exact_at(&mut b, at).is_ok() {
+            let _ = f.write_all_at(&[!b[0]], at);
+        }
+    }
+}

@@ -230,6 +230,11 @@ impl Journal {
     }
 }
 
+/// Room for the journal and its temporary copy, with a margin.
+const JOURNAL_ROOM: u64 = 4 << 20;
+/// Bytes of one manifest line, generously (a data-root's paths are long).
+pub(crate) const MANIFEST_BYTES_PER_ENTRY: u64 = 384;
+
 /// The state directory: journal, lock and manifests.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -275,6 +280,24 @@ impl StateDir {
             _ => {}
         }
         Ok(f)
+    }
+
+    /// Refuses, before Docker is stopped, when the state directory's
+    /// filesystem lacks room for the journal (rewritten at every step) and
+    /// `manifests` bytes of manifests: a full disk there would fail a step
+    /// with Docker down. The disk a user moves Docker off is often the full
+    /// one that holds /var/lib/dockroot.
+    pub(crate) fn check_room(&self, manifests: u64) -> Result<()> {
+        let need = JOURNAL_ROOM + manifests;
+        let at = self.dir.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+        let (_, free) = crate::sys::process::statfs(at).map_err(|e| self.err(at, e))?;
+        if free < need {
+            return Err(PlanError::preflight(format!(
+                "the state directory {} has {free} bytes free, but the journal and manifests need about {need}; free space there, or pass --state-dir with a directory on another filesystem",
+                self.dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Reads the journal, if any.

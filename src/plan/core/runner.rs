@@ -21,6 +21,18 @@ impl Runner<'_> {
         self.state.save(&self.j)
     }
 
+    /// Saves the outcome of an operation that finished (Docker runs on the
+    /// new data); a failure says so, and that `rollback` can still undo it.
+    pub(crate) fn save_finished(&self) -> Result<()> {
+        self.save().map_err(|e| PlanError::Journal {
+            path: self.state.journal_path(),
+            msg: format!(
+                "the {} finished and Docker runs on its result, but the journal could not record that ({e}); fix the state disk, then `dockroot rollback` undoes it or the journal can be kept as it is",
+                self.j.operation
+            ),
+        })
+    }
+
     /// Runs step `name`, which changes nothing the undo must know about.
     pub(crate) fn step<T, E: From<PlanError>>(&mut self, name: &'static str, f: impl FnOnce(&mut Journal) -> Result<T, E>) -> Result<T, E> {
         self.step_with(name, Vec::new(), f)
@@ -37,6 +49,25 @@ impl Runner<'_> {
         if signal::caught() {
             return Err(PlanError::Interrupted { step: name }.into());
         }
+        self.run_step(name, intents, f)
+    }
+
+    /// Runs step `name` also after a signal: the start that ends Docker's
+    /// downtime, which a signal must not skip.
+    pub(crate) fn step_always<T, E: From<PlanError>>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut Journal) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.run_step(name, Vec::new(), f)
+    }
+
+    fn run_step<T, E: From<PlanError>>(
+        &mut self,
+        name: &'static str,
+        intents: Vec<Intent>,
+        f: impl FnOnce(&mut Journal) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.progress.phase(name, None);
         self.j.begin(name, intents);
         self.save()?;

@@ -142,6 +142,8 @@ fn undo_after_start(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut J
 
 /// `dockroot rollback`: undoes the operation the journal records, whatever its kind.
 pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
+    // A signal must not stop an undo (or a deletion) halfway: it only sets a flag.
+    crate::plan::core::signal::install();
     let _lock = env.state.lock()?;
     env.state.refuse_legacy_restore()?;
     let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "roll back" })?;

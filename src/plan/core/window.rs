@@ -86,7 +86,7 @@ fn stopped_window<B, T, U>(
         Err(e) => {
             r.j.outcome = Outcome::RolledBack;
             r.save()?;
-            return Err(e);
+            return Err(e.abandoned_after_signal());
         }
     };
     let stopping = stop_step(&mut r, &w, progress)?;
@@ -108,7 +108,8 @@ fn stopped_window<B, T, U>(
     };
     r.j.outcome = if done.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
-    Ok((done?, downtime))
+    // Docker runs again: a signal's backup ends as undone (exit 3).
+    Ok((done.map_err(BackupError::abandoned_after_signal)?, downtime))
 }
 
 /// Opens the backup's journal (under the state directory's lock, which the
@@ -128,6 +129,9 @@ pub(crate) fn journaled_stop<'a>(
 /// Takes the state directory's lock and saves a new `backup` journal that
 /// already names the service to start again (recorded before any stop).
 fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress) -> Result<(std::fs::File, Runner<'a>)> {
+    // From here a signal undoes the backup instead of leaving Docker down.
+    super::signal::install();
+    state.check_room(0)?;
     let lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
@@ -144,16 +148,24 @@ fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress)
 /// The journaled `stop` step; returns the instant of the first stop command.
 fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Instant> {
     let stopping = Instant::now();
+    let mut down = false;
     let stopped = r.step("stop", |j| {
         let guard = StopGuard::stop(w.svc, w.api, w.data_root, progress);
         j.service = Some(w.svc.record());
         guard.map_err(BackupError::service("stop Docker"))?.hand_over();
+        down = true;
         Ok::<_, BackupError>(())
     });
     if let Err(e) = stopped {
-        // The guard started Docker again (or it never stopped).
+        if down {
+            // Docker stopped but the journal could not say so (a full or
+            // failing state disk): start it now, outside the journal.
+            start(w, progress)?;
+        }
+        // Otherwise the guard started Docker again (or it never stopped).
         r.j.outcome = Outcome::RolledBack;
-        r.save()?;
+        // The step's error says more than a second failure to save would.
+        let _ = r.save();
         return Err(e);
     }
     Ok(stopping)
@@ -162,13 +174,25 @@ fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Inst
 /// The journaled `start` step: Docker starts and answers on the data-root
 /// (the end of the downtime).
 pub(crate) fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<()> {
-    r.step("start", |_| {
-        w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
-        if w.svc.kind() == ServiceKind::None {
-            return Ok(()); // dockroot started nothing, so nothing must answer.
-        }
-        answering_on(w.api, w.data_root).map_err(BackupError::Health)
-    })
+    let mut ran = false;
+    let started = r.step_always("start", |_| {
+        ran = true;
+        start(w, progress)
+    });
+    if started.is_err() && !ran {
+        // The journal could not record the step, which never ran: start anyway.
+        start(w, progress)?;
+    }
+    started
+}
+
+/// Starts Docker and waits until it answers on the data-root.
+fn start(w: &Window, progress: &dyn Progress) -> Result<()> {
+    w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
+    if w.svc.kind() == ServiceKind::None {
+        return Ok(()); // dockroot started nothing, so nothing must answer.
+    }
+    answering_on(w.api, w.data_root).map_err(BackupError::Health)
 }
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its

@@ -23,6 +23,8 @@ pub struct FinalizeReport {
 
 /// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
 pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
+    // A signal must not stop an undo (or a deletion) halfway: it only sets a flag.
+    crate::plan::core::signal::install();
     let _lock = env.state.lock()?;
     let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
     if !matches!(j.outcome, Outcome::Moved | Outcome::Finalizing) {

@@ -20,8 +20,9 @@
 //!   must pass the new path too, or it comes up on the old (empty after
 //!   `finalize`) directory.
 //!
-//! A signal is checked between steps: the copy and the verify of a step in
-//! progress run to their end first.
+//! A signal ends the step in progress at its next entry or chunk (the
+//! walks check for it, see [`crate::plan::core::signal`]); past the stop
+//! the move then undoes itself and starts Docker on the old data.
 
 pub mod containerd;
 pub mod finalize;
@@ -149,6 +150,10 @@ fn trees(plan: &MovePlan, work: &Path) -> Vec<Tree> {
 
 /// Runs the plan. The caller holds no lock; this takes it.
 pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<MoveReport> {
+    // A signal only sets a flag: before the stop it ends the pre-copy (the
+    // journal is closed), after it the move undoes itself instead of dying
+    // with Docker down.
+    signal::install();
     let _lock = env.state.lock()?;
     env.state.refuse_unfinished()?;
     if let Some(old) = env.state.load()? {
@@ -178,11 +183,6 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     report.precopy = passes.first().cloned().flatten();
     report.containerd_precopy = passes.get(1).cloned().flatten();
 
-    // From here on a signal must not kill us with Docker down: it sets a flag
-    // checked between steps, and the move undoes itself. Before this point
-    // the default action (exit) is right: nothing on the host has changed,
-    // and `rollback` only closes the journal.
-    signal::install();
     let stopped_at = Instant::now();
     report.stopped_at_unix = unix_now();
     let stopped = Stopped { env, plan, trees: &trees, passes: &passes, svc: svc.as_ref(), before: &before, lap: Instant::now() };
@@ -201,7 +201,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     }
     report.old_tree = r.j.old_tree.clone();
     report.containerd_old_tree = r.j.containerd_move.as_ref().and_then(|c| c.old_tree.clone());
-    r.save()?;
+    r.save_finished()?;
     Ok(report)
 }
 

@@ -9,7 +9,7 @@ use super::{containerd, precopy, probe, switch};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::{facts, fstab::Fstab, layout, mountinfo, unit};
 use crate::plan::core::error::{PlanError, Result};
-use crate::plan::core::journal::Method;
+use crate::plan::core::journal::{MANIFEST_BYTES_PER_ENTRY, Method};
 use crate::plan::env::{Env, absolute, shell_line};
 use crate::service::engine::engine_facts;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
@@ -115,6 +115,8 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     let primary = containerd::Primary { data_root: &dr, target: &target, bytes: size.bytes, service: &service, mounts: &mounts };
     let containerd = containerd::preflight(env, req, &engine, &primary)?;
     crate::service::check_live_restore(&cfg, &env.api).map_err(PlanError::service("preflight"))?;
+    let entries = size.entries + containerd.as_ref().map_or(0, |c| c.entries);
+    env.state.check_room(MANIFESTS_AT_ONCE * MANIFEST_BYTES_PER_ENTRY * entries)?;
 
     let daemon_command = daemon_command(env, &service)?;
     let rewrite_argv = req.method == Method::DataRoot
@@ -194,6 +196,11 @@ fn check_mounts(mounts: &[mountinfo::MountEntry], dr: &Path, method: Method) -> 
     }
     Ok(())
 }
+
+/// The most manifests of a tree the move keeps at once in the state
+/// directory: a pre-copy pass's source and target manifests and the
+/// previous pass's two (the sync's final manifest replaces one pair).
+const MANIFESTS_AT_ONCE: u64 = 4;
 
 /// The data-root's size and the target's probe; refuses a target that fails
 /// the probe or lacks the space (with [`SPACE_MARGIN_PERCENT`]).

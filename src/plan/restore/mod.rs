@@ -208,6 +208,10 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         )));
     }
     let state = StateDir::new(&opts.state_dir);
+    // A signal only sets a flag: the restore undoes itself instead of
+    // dying, with Docker down or a staging tree half written.
+    crate::plan::core::signal::install();
+    state.check_room(0)?;
     let _lock = state.lock()?;
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
@@ -237,10 +241,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
 
     warnings.extend(pin.as_ref().map(|p| p.said.clone()));
 
-    // (2) Stop, swap, start. From here a signal only sets a flag, checked
-    // between steps, so the restore undoes itself instead of dying with
-    // Docker down.
-    crate::plan::core::signal::install();
+    // (2) Stop, swap, start.
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
     // containerd holds its root open: it stops after Docker and starts before it.
@@ -258,7 +259,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             warnings.extend(second.as_ref().and_then(|s| s.place.note(s.old.as_deref())));
             r.j.outcome = Outcome::Done;
             r.j.downtime_seconds = Some(downtime);
-            r.save()?;
+            r.save_finished()?;
             Ok(RestoreSummary {
                 data_root: dr,
                 old: r.j.old_tree.clone(),
