@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
+use crate::docker::rootless::RootlessIds;
 use crate::docker::snapshot::DockerState;
 
 /// Version of the `meta.json` layout.
@@ -45,6 +46,10 @@ pub struct BackupMeta {
     /// containerd's root, archived as the tree `containerd/` (absent: the images are in the data-root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_tree: Option<StoreTree>,
+    /// A rootless daemon's owner and id maps (absent: the system daemon).
+    /// A restore compares them with the target user's (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<RootlessIds>,
 }
 
 impl BackupMeta {

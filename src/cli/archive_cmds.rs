@@ -77,7 +77,8 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         api: api(g),
         output: a.output.clone(),
         keep: a.keep,
-        config: !a.no_config,
+        // A rootless daemon's configuration is its user's, not /etc/docker.
+        config: !a.no_config && g.rootless.is_none(),
         host_root: "/".into(),
         dockerd: "dockerd".into(),
         writer,
@@ -95,6 +96,7 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         live: !a.stop_the_world,
         shared_store: a.shared_store,
+        rootless: g.rootless.clone(),
     })
 }
 
@@ -239,6 +241,8 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         threads: threads(g),
         timing: Timing::default(),
         shared_store: a.shared_store,
+        rootless: g.rootless.clone(),
+        remap_ids: a.remap_ids,
     };
     if a.dry_run {
         let mut warnings = Vec::new();

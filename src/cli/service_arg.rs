@@ -19,6 +19,8 @@ pub enum ServiceArg {
     Sysv,
     Openrc,
     Pidfile(PathBuf),
+    /// A user's rootless Docker (set by `--user`, or `user:NAME`).
+    User(String),
     None,
 }
 
@@ -30,6 +32,7 @@ impl From<&ServiceArg> for ServiceKind {
             ServiceArg::Sysv => ServiceKind::Sysv,
             ServiceArg::Openrc => ServiceKind::OpenRc,
             ServiceArg::Pidfile(p) => ServiceKind::Pidfile(p.clone()),
+            ServiceArg::User(u) => ServiceKind::User(u.clone()),
             ServiceArg::None => ServiceKind::None,
         }
     }
@@ -45,12 +48,13 @@ impl std::fmt::Display for ServiceArg {
 #[derive(Clone, Copy)]
 pub struct ServiceParser;
 
-const CHOICES: [(&str, &str); 6] = [
+const CHOICES: [(&str, &str); 7] = [
     ("auto", "detect the service manager"),
     ("systemd", "systemctl stop/start docker.socket and docker.service"),
     ("sysv", "service docker stop/start"),
     ("openrc", "rc-service docker stop/start"),
     ("pidfile:PATH", "a daemon known by its pidfile: SIGTERM, then the same command line again"),
+    ("user:NAME", "rootless Docker: systemctl --user --machine=NAME@ stop/start docker.service"),
     ("none", "start and stop nothing; refuse if Docker runs"),
 ];
 
@@ -65,7 +69,11 @@ impl TypedValueParser for ServiceParser {
             "sysv" => Some(ServiceArg::Sysv),
             "openrc" => Some(ServiceArg::Openrc),
             "none" => Some(ServiceArg::None),
-            _ => s.strip_prefix("pidfile:").filter(|p| !p.is_empty()).map(|p| ServiceArg::Pidfile(p.into())),
+            _ => match (s.strip_prefix("pidfile:"), s.strip_prefix("user:")) {
+                (Some(p), _) if !p.is_empty() => Some(ServiceArg::Pidfile(p.into())),
+                (_, Some(u)) if !u.is_empty() => Some(ServiceArg::User(u.into())),
+                _ => None,
+            },
         };
         parsed.ok_or_else(|| {
             let mut e = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);

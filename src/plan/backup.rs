@@ -68,6 +68,8 @@ pub struct BackupOptions {
     pub live: bool,
     /// Archive a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
+    /// The rootless daemon backed up (its owner and ids go into meta.json).
+    pub rootless: Option<Box<crate::docker::rootless::RootlessDaemon>>,
 }
 
 /// The plan (the dry run prints it).
@@ -280,6 +282,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         }
         None => (None, None),
     };
+    // A rootless daemon that is not running still names its driver (daemon.json, the tree).
+    let driver = driver.or_else(|| opts.rootless.as_ref().and_then(|d| d.storage_driver.clone()));
     let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
     let config: Vec<(Vec<u8>, PathBuf)> = if opts.config { config_files(&opts.host_root) } else { Vec::new() };
 
@@ -321,6 +325,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             snapshot: method.clone(),
             containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
             two_phase,
+            rootless: opts.rootless.as_ref().map(|d| d.ids.clone()),
         }
     };
     let taken = (method.clone(), skipped.clone());
@@ -505,6 +510,7 @@ mod tests {
             threads: 1,
             live: true,
             shared_store: false,
+            rootless: None,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

@@ -187,7 +187,7 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
     refuse_unit_data_root_flag(req, &service)?;
     let boot_command = rewrite_argv.then_some(daemon_command.as_ref()).flatten().map(|c| boot_command(c, &dr, &target, &mut warnings));
-    let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;
+    let use_dropin = req.method == Method::Bind && matches!(service, ServiceKind::Systemd | ServiceKind::User(_));
     let mut plan = MovePlan {
         data_root: dr,
         target,

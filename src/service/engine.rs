@@ -75,7 +75,7 @@ impl Front {
             ServiceKind::Systemd => Front::Systemd,
             ServiceKind::Sysv => Front::Script("service"),
             ServiceKind::OpenRc => Front::Script("rc-service"),
-            ServiceKind::Pidfile(_) => Front::Unknown,
+            ServiceKind::Pidfile(_) | ServiceKind::User(_) => Front::Unknown,
             ServiceKind::None | ServiceKind::Auto => Front::Nothing,
         }
     }

@@ -115,6 +115,9 @@ pub enum ServiceKind {
     OpenRc,
     /// A daemon known by its pidfile.
     Pidfile(PathBuf),
+    /// Rootless Docker: `systemctl --user --machine=USER@` on that user's
+    /// docker.socket (if any) and docker.service.
+    User(String),
     /// Start/stop nothing, only check.
     None,
 }
@@ -129,8 +132,9 @@ impl FromStr for ServiceKind {
             "sysv" => Self::Sysv,
             "openrc" => Self::OpenRc,
             "none" => Self::None,
-            _ => match s.strip_prefix("pidfile:") {
-                Some(p) if !p.is_empty() => Self::Pidfile(p.into()),
+            _ => match (s.strip_prefix("pidfile:"), s.strip_prefix("user:")) {
+                (Some(p), _) if !p.is_empty() => Self::Pidfile(p.into()),
+                (_, Some(u)) if !u.is_empty() => Self::User(u.into()),
                 _ => return Err(ServiceError::UnknownKind { value: s.into() }),
             },
         })
@@ -145,6 +149,7 @@ impl fmt::Display for ServiceKind {
             Self::Sysv => f.write_str("sysv"),
             Self::OpenRc => f.write_str("openrc"),
             Self::Pidfile(p) => write!(f, "pidfile:{}", p.display()),
+            Self::User(u) => write!(f, "user:{u}"),
             Self::None => f.write_str("none"),
         }
     }
@@ -203,6 +208,7 @@ impl ServiceKind {
             Self::Sysv => Box::new(InitScript::new(Flavor::Sysv, ctx.api.clone(), ctx.timing)),
             Self::OpenRc => Box::new(InitScript::new(Flavor::OpenRc, ctx.api.clone(), ctx.timing)),
             Self::Pidfile(p) => Box::new(pidfile::PidfileService::new(p, ctx.timing)),
+            Self::User(u) => Box::new(systemd::Systemd::user(&u, ctx.api.clone(), ctx.timing)),
             Self::None | Self::Auto => Box::new(none::NoService::new(ctx.data_root.clone())),
         }
     }
@@ -214,7 +220,7 @@ mod tests {
 
     #[test]
     fn parse_and_display() {
-        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid"] {
+        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid", "user:alice"] {
             assert_eq!(s.parse::<ServiceKind>().unwrap().to_string(), s);
         }
         assert!("pidfile:".parse::<ServiceKind>().is_err());

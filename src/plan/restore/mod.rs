@@ -37,6 +37,7 @@ use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
+use crate::tree::remap::{RemapStats, Shift, remap_tree};
 use crate::service::{ServiceContext, ServiceKind};
 use crate::util::atomic;
 
@@ -62,6 +63,10 @@ pub struct RestoreOptions {
     pub timing: Timing,
     /// Restore a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
+    /// The rootless daemon restored into (`None`: the system daemon).
+    pub rootless: Option<Box<crate::docker::rootless::RootlessDaemon>>,
+    /// Shift the archive's ids into the target's rootless id maps.
+    pub remap_ids: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +92,8 @@ pub struct RestoreSummary {
     pub containerd_entries: u64,
     /// The daemon.json edit that pinned the archive's image store, if one was needed.
     pub store_pinned: Option<String>,
+    /// `--remap-ids`: what the shift into this host's id maps changed.
+    pub remapped: Option<crate::tree::remap::RemapStats>,
 }
 
 /// Checks a config name from the archive: only files below /etc/docker and
@@ -128,6 +135,34 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
     Ok(())
 }
 
+/// The id shift a rootless restore needs: none when the archive's owner
+/// and ranges are the target's; refused when they differ without
+/// `--remap-ids`, and when one side is rootless and the other is not.
+pub fn id_shift(meta: &BackupMeta, opts: &RestoreOptions) -> Result<Option<Shift>> {
+    let here = opts.rootless.as_ref().map(|d| &d.ids);
+    match (&meta.rootless, here) {
+        (None, None) => Ok(None),
+        (Some(a), None) => Err(BackupError::Refused(format!(
+            "the archive is of {}'s rootless Docker; restore it into a rootless daemon with --user NAME",
+            a.user
+        ))),
+        (None, Some(h)) => Err(BackupError::Refused(format!(
+            "the archive is of a system daemon, whose files belong to root; restore it with --rootful, not into {}'s rootless Docker",
+            h.user
+        ))),
+        (Some(a), Some(h)) => {
+            let differences = a.differences(h);
+            if differences.is_empty() {
+                return Ok(None);
+            }
+            if !opts.remap_ids {
+                return Err(BackupError::IdsDiffer { user: a.user.clone(), differences: differences.join("; ") });
+            }
+            Ok(Some(Shift { uids: (a.uids.clone(), h.uids.clone()), gids: (a.gids.clone(), h.gids.clone()) }))
+        }
+    }
+}
+
 fn non_empty(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
 }
@@ -151,6 +186,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
+    let shift = id_shift(&meta, opts)?;
     // With --with-config the archive's own daemon.json comes back with the tree.
     if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
         let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
@@ -182,8 +218,9 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // Then the image store the restored tree needs, pinned if this engine would pick the other.
     let tree = r.j.target.clone();
     let staged = extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress)
-        .and_then(|ex| Ok((ex, pin::plan(opts, &meta, &tree)?)));
-    let (ex, pin) = match staged {
+        .and_then(|ex| Ok((ex, remap(&mut r, &tree, shift.as_ref())?)))
+        .and_then(|(ex, remapped)| Ok((ex, remapped, pin::plan(opts, &meta, &tree)?)));
+    let (ex, remapped, pin) = match staged {
         Ok(staged) => staged,
         Err(e) => {
             // Docker never stopped: the undo only removes the staging tree.
@@ -234,6 +271,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 containerd_old: second.as_ref().and_then(|s| s.old.clone()),
                 containerd_entries: ex.containerd_entries,
                 store_pinned: pin.map(|p| p.said),
+                remapped,
             })
         }
         Err(e) => {
@@ -280,6 +318,13 @@ fn extract_and_verify(
         second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))
     })?;
     Ok(ex)
+}
+
+/// `--remap-ids`: shifts the verified staging tree's ids into this host's
+/// maps, a journaled step (its undo is the staging tree's removal).
+fn remap(r: &mut Runner, tree: &Path, shift: Option<&Shift>) -> Result<Option<RemapStats>> {
+    let Some(shift) = shift else { return Ok(None) };
+    r.step("remap-ids", |_| Ok(Some(remap_tree(tree, shift)?)))
 }
 
 /// A manifest file the extraction writes.
