@@ -325,6 +325,9 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(r) = &meta.rootless {
+        lines.push(format!("rootless:       {}'s daemon, uids {}, gids {}", r.user, r.uids, r.gids));
+    }
     if let Some(p) = phases {
         lines.push(format!(
             "phases:         1 (Docker running): {} members, {} ({} changed while read); 2 (Docker stopped): {} members, {}; {} deleted",

@@ -300,6 +300,15 @@ impl Host {
     }
 }
 
+/// The unit directories of `user`'s manager, highest priority first
+/// (systemd.unit(5), user units).
+pub fn user_unit_dirs(user: &str) -> Vec<PathBuf> {
+    let home = nix::unistd::User::from_name(user).ok().flatten().map(|u| u.dir);
+    let mut dirs: Vec<PathBuf> = home.into_iter().map(|h| h.join(".config/systemd/user")).collect();
+    dirs.extend(["/etc/systemd/user", "/usr/lib/systemd/user", "/lib/systemd/user"].map(PathBuf::from));
+    dirs
+}
+
 /// Which daemon a command is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
