@@ -355,11 +355,12 @@ pub fn choose(req: &Request, rootful: bool, found: Vec<RootlessDaemon>, host: &H
 }
 
 /// Whether this host has a system daemon: its data-root holds something or
-/// its socket exists.
+/// a daemon answers on its socket (a socket file alone proves nothing:
+/// systemd leaves docker.socket's file behind when it stops it).
 pub fn rootful_present(host: &Host) -> bool {
     let dr = host.path(Path::new(super::DEFAULT_DATA_ROOT));
     let used = std::fs::read_dir(dr).map(|mut d| d.next().is_some()).unwrap_or(false);
-    used || ["/run/docker.sock", "/var/run/docker.sock"].iter().any(|s| host.path(Path::new(s)).exists())
+    used || ["/run/docker.sock", "/var/run/docker.sock"].iter().any(|s| DockerApi::new(host.path(Path::new(s))).ping())
 }
 
 #[cfg(test)]
