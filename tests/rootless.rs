@@ -41,7 +41,10 @@ fn state(h: &SystemdHost) -> (DockerState, String) {
     let s = DockerState::capture(&api(h)).unwrap();
     // docker diff lists in directory order, which a recreated tree need not keep.
     let diff = h.ok(&format!("{{ docker -H unix://{SOCK} diff dockroot-stopped; docker -H unix://{SOCK} diff dockroot-uid; }} | sort"));
-    let vol = docker(h, "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'cd /vol && sha256sum -c SHA256SUMS && cat hello.txt && stat -c %u:%g nobody.txt'");
+    let vol = docker(
+        h,
+        "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'cd /vol && sha256sum -c SHA256SUMS && cat hello.txt && stat -c %u:%g nobody.txt'",
+    );
     (s, diff + &vol)
 }
 
@@ -67,16 +70,33 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(&sock));
     // Files of in-container uids other than 0: alice's subordinate ids on the host.
     docker(&h, "run --name dockroot-uid --network none --user 1234:1234 dockroot-test/app:1 sh -c 'echo mine >/tmp/mine'");
-    docker(&h, "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'echo x >/vol/nobody.txt && chown 65534:65534 /vol/nobody.txt'");
-    let xattrs = sh(&format!("getfattr -R -h -d -m '^user\\.overlay\\.' --absolute-names {} | grep -c '^user.overlay' || true", h.path(DR).join("overlay2").display()));
-    assert!(String::from_utf8_lossy(&xattrs.stdout).trim().parse::<u32>().unwrap_or(0) > 0, "no user.overlay.* xattr in the rootless layers");
+    docker(
+        &h,
+        "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'echo x >/vol/nobody.txt && chown 65534:65534 /vol/nobody.txt'",
+    );
+    let xattrs = sh(&format!(
+        "getfattr -R -h -d -m '^user\\.overlay\\.' --absolute-names {} | grep -c '^user.overlay' || true",
+        h.path(DR).join("overlay2").display()
+    ));
+    assert!(
+        String::from_utf8_lossy(&xattrs.stdout).trim().parse::<u32>().unwrap_or(0) > 0,
+        "no user.overlay.* xattr in the rootless layers"
+    );
     assert!(owners(&h.path(DR)).contains(" 101233\n"), "in-container uid 1234 is host uid 101233: {}", owners(&h.path(DR)));
 
     // status finds alice's daemon without being told.
     let j: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json status")).unwrap();
-    assert_eq!((j["layout"].as_str(), j["data_root"].as_str(), j["storage_driver"].as_str()), (Some("rootless:alice"), Some(DR), Some("overlay2")), "{j}");
+    assert_eq!(
+        (j["layout"].as_str(), j["data_root"].as_str(), j["storage_driver"].as_str()),
+        (Some("rootless:alice"), Some(DR), Some("overlay2")),
+        "{j}"
+    );
     assert_eq!((j["service_manager"].as_str(), j["docker_socket"]["path"].as_str()), (Some("user:alice"), Some(SOCK)), "{j}");
-    assert_eq!(j["rootless_daemon"]["ids"]["uids"], serde_json::json!({"owner": 1000, "ranges": [{"start": 100000, "count": 65536}]}), "{j}");
+    assert_eq!(
+        j["rootless_daemon"]["ids"]["uids"],
+        serde_json::json!({"owner": 1000, "ranges": [{"start": 100000, "count": 65536}]}),
+        "{j}"
+    );
     // With the system daemon running too, nothing is guessed.
     h.ok("systemctl start docker.socket docker.service");
     let o = h.sh("dockroot backup -o /mnt/out/x.tar.zst");
@@ -113,7 +133,10 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     h.ok("echo alice:300000:65536 >/etc/subuid && echo alice:300000:65536 >/etc/subgid");
     let o = h.sh("dockroot restore /mnt/out/alice.tar.zst --force --yes");
     let msg = text(&o);
-    assert!(!o.status.success() && msg.contains("[100000:65536] in the archive, 1000 + [300000:65536] here") && msg.contains("--remap-ids"), "{msg}");
+    assert!(
+        !o.status.success() && msg.contains("[100000:65536] in the archive, 1000 + [300000:65536] here") && msg.contains("--remap-ids"),
+        "{msg}"
+    );
     same(&h, &before, "after the refusal");
     h.ok("dockroot -q restore /mnt/out/alice.tar.zst --force --remap-ids --yes");
     let tree = h.path("/srv/alice-docker");
@@ -122,5 +145,11 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     // Every container keeps its in-container ids.
     same(&h, &before, "after --remap-ids");
     assert_eq!(docker(&h, "start -a dockroot-uid"), "");
-    assert_eq!(docker(&h, "run --rm --network none --user 1234 -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'id -u; stat -c %u /vol/nobody.txt'"), "1234\n65534\n");
+    assert_eq!(
+        docker(
+            &h,
+            "run --rm --network none --user 1234 -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'id -u; stat -c %u /vol/nobody.txt'"
+        ),
+        "1234\n65534\n"
+    );
 }

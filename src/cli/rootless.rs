@@ -7,7 +7,7 @@
 use anyhow::Result;
 
 use dockroot::docker::rootless::{self, Choice, Host, Request, RootlessDaemon};
-use dockroot::docker::{DockerError, DEFAULT_DATA_ROOT};
+use dockroot::docker::{DEFAULT_DATA_ROOT, DockerError};
 
 use super::Global;
 use super::service_arg::ServiceArg;

@@ -425,7 +425,10 @@ mod tests {
     #[test]
     fn id_maps_go_both_ways_across_ranges() {
         let m = IdMap { owner: 1000, ranges: vec![IdRange { start: 100000, count: 10 }, IdRange { start: 500, count: 5 }] };
-        assert_eq!((m.inside(1000), m.inside(100000), m.inside(100009), m.inside(500), m.inside(504)), (Some(0), Some(1), Some(10), Some(11), Some(15)));
+        assert_eq!(
+            (m.inside(1000), m.inside(100000), m.inside(100009), m.inside(500), m.inside(504)),
+            (Some(0), Some(1), Some(10), Some(11), Some(15))
+        );
         assert_eq!((m.inside(505), m.inside(0)), (None, None));
         for i in 0..16 {
             assert_eq!(m.inside(m.host(i).unwrap()), Some(i));

@@ -18,8 +18,8 @@
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::docker::rootless::IdMap;
@@ -227,7 +227,9 @@ mod tests {
         std::fs::set_permissions(root.join("sub/f"), std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
         // ACL user:100999:r-x (tag 2), group:1000:r-- (tag 8), and a v3 capability rooted at uid 1000.
         let mut acl = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [(1u16, 7u16, u32::MAX), (2, 5, 100999), (4, 5, u32::MAX), (8, 4, 1000), (0x10, 5, u32::MAX), (0x20, 5, u32::MAX)] {
+        for (tag, perm, id) in
+            [(1u16, 7u16, u32::MAX), (2, 5, 100999), (4, 5, u32::MAX), (8, 4, 1000), (0x10, 5, u32::MAX), (0x20, 5, u32::MAX)]
+        {
             acl.extend(tag.to_le_bytes());
             acl.extend(perm.to_le_bytes());
             acl.extend(id.to_le_bytes());

@@ -37,8 +37,8 @@ use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
-use crate::tree::remap::{RemapStats, Shift, remap_tree};
 use crate::service::{ServiceContext, ServiceKind};
+use crate::tree::remap::{RemapStats, Shift, remap_tree};
 use crate::util::atomic;
 
 pub(crate) const STAGING_INFIX: &str = ".dockroot-staging-";
