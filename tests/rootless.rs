@@ -87,8 +87,8 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     // status finds alice's daemon without being told.
     let j: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json status")).unwrap();
     assert_eq!(
-        (j["layout"].as_str(), j["data_root"].as_str(), j["storage_driver"].as_str()),
-        (Some("rootless:alice"), Some(DR), Some("overlay2")),
+        (j["rootless_daemon"]["user"].as_str(), j["data_root"].as_str(), j["storage_driver"].as_str()),
+        (Some("alice"), Some(DR), Some("overlay2")),
         "{j}"
     );
     assert_eq!((j["service_manager"].as_str(), j["docker_socket"]["path"].as_str()), (Some("user:alice"), Some(SOCK)), "{j}");

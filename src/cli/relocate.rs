@@ -85,14 +85,13 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     let mut v = serde_json::to_value(&s)?;
     if let Some(m) = v.as_object_mut() {
         m.insert("docker_socket".into(), serde_json::to_value(&sock)?);
-        m.insert("layout".into(), json!(g.rootless.as_ref().map_or("system".to_string(), |d| format!("rootless:{}", d.user))));
         m.insert("rootless_daemon".into(), serde_json::to_value(&g.rootless)?);
         m.insert("rootless".into(), serde_json::to_value(&rootless)?);
-        m.insert("ambiguous".into(), json!(ambiguous));
+        m.insert("rootless_ambiguous".into(), json!(ambiguous));
     }
     out.json(&v);
     if let Some(d) = &g.rootless {
-        out.say(&format!("layout:           rootless Docker of {} (uid {}, {})", d.user, d.uid, d.service_line()));
+        out.say(&format!("rootless:         Docker of {} (uid {}, {})", d.user, d.uid, d.service_line()));
         out.say(&format!("subordinate ids:  uids {}, gids {}", d.ids.uids, d.ids.gids));
     }
     for d in rootless.iter().filter(|d| g.rootless.as_ref().is_none_or(|c| c.uid != d.uid)) {
