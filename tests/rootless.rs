@@ -54,6 +54,19 @@ fn same(h: &SystemdHost, before: &(DockerState, String), when: &str) {
     assert_eq!(before.1, now.1, "{when}: docker diff or volume contents changed");
 }
 
+/// Boots and fills alice's daemon: the offline fixture, plus files of
+/// in-container ids other than 0 (alice's subordinate ids on the host).
+fn populate(h: &SystemdHost) {
+    wait_up(h);
+    let sock = format!("/proc/{}/root{SOCK}", h.pid);
+    ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(&sock));
+    docker(h, "run --name dockroot-uid --network none --user 1234:1234 dockroot-test/app:1 sh -c 'echo mine >/tmp/mine'");
+    docker(
+        h,
+        "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'echo x >/vol/nobody.txt && chown 65534:65534 /vol/nobody.txt'",
+    );
+}
+
 fn owners(root: &Path) -> String {
     String::from_utf8_lossy(&sh(&format!("find {} -printf '%U\\n' | sort -n | uniq -c", root.display())).stdout).to_string()
 }
@@ -64,16 +77,8 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     let s = Scratch::new("rootless");
     let out = s.join("out");
     std::fs::create_dir(&out).unwrap();
-    let mut h = SystemdHost::boot_rootless(&s, "rootless", &[format!("{}:/mnt/out", out.display())]);
-    wait_up(&h);
-    let sock = format!("/proc/{}/root{SOCK}", h.pid);
-    ok(Command::new("bash").arg(script("docker-fixture.sh")).arg("populate").arg(&sock));
-    // Files of in-container uids other than 0: alice's subordinate ids on the host.
-    docker(&h, "run --name dockroot-uid --network none --user 1234:1234 dockroot-test/app:1 sh -c 'echo mine >/tmp/mine'");
-    docker(
-        &h,
-        "run --rm --network none -v dockroot-vol:/vol dockroot-test/app:1 sh -c 'echo x >/vol/nobody.txt && chown 65534:65534 /vol/nobody.txt'",
-    );
+    let mut h = SystemdHost::boot_rootless(&s, "rootless", &[format!("{}:/mnt/out", out.display())], |_| {});
+    populate(&h);
     let xattrs = sh(&format!(
         "getfattr -R -h -d -m '^user\\.overlay\\.' --absolute-names {} | grep -c '^user.overlay' || true",
         h.path(DR).join("overlay2").display()
@@ -152,4 +157,35 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
         ),
         "1234\n65534\n"
     );
+}
+
+/// The vfs driver (no overlay at all): status names it, and a backup, wipe,
+/// restore and a data-root move (alice's daemon.json edited, still hers)
+/// keep the state.
+#[test]
+fn rootless_docker_vfs_backup_restore_and_data_root_move() {
+    require_root();
+    let s = Scratch::new("rootless-vfs");
+    let out = s.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let cfg = "/home/alice/.config/docker/daemon.json";
+    let h = SystemdHost::boot_rootless(&s, "rootlessvfs", &[format!("{}:/mnt/out", out.display())], |root| {
+        let p = root.join(cfg.trim_start_matches('/'));
+        std::fs::write(&p, "{\n  \"bridge\": \"none\",\n  \"storage-driver\": \"vfs\"\n}\n").unwrap();
+    });
+    populate(&h);
+    let j: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json status")).unwrap();
+    assert_eq!((j["storage_driver"].as_str(), j["rootless_daemon"]["storage_driver"].as_str()), (Some("vfs"), Some("vfs")), "{j}");
+    let before = state(&h);
+    h.ok("dockroot -q backup -o /mnt/out/vfs.tar.zst");
+    assert!(h.ok("dockroot inspect /mnt/out/vfs.tar.zst").contains("storage driver: vfs"));
+    h.ok(&format!("systemctl --user --machine=alice@ stop docker.service && rm -rf {DR}"));
+    h.ok("dockroot -q restore /mnt/out/vfs.tar.zst --yes");
+    same(&h, &before, "after the restore");
+    h.ok("chmod 0640 /home/alice/.config/docker/daemon.json");
+    h.ok("dockroot -q move --method data-root --to /srv/alice-vfs --yes");
+    assert!(std::fs::read_to_string(h.path(cfg)).unwrap().contains("\"data-root\": \"/srv/alice-vfs\""));
+    assert_eq!(h.ok(&format!("stat -c '%U:%G %a' {cfg}")), "alice:alice 640\n", "daemon.json stays alice's");
+    assert_eq!(docker(&h, "info -f '{{.DockerRootDir}}'"), "/srv/alice-vfs\n");
+    same(&h, &before, "after the data-root move");
 }

@@ -40,8 +40,8 @@ impl SystemdHost {
 
     /// The rootless variant of systemd-host.sh (`copy-rootless`): Debian 12
     /// with alice's rootless Docker enabled in her user manager.
-    pub fn boot_rootless(scratch: &Scratch, name: &str, binds: &[String]) -> SystemdHost {
-        Self::boot_copy(("systemd-host.sh", "copy-rootless"), scratch, name, binds, |_| {})
+    pub fn boot_rootless(scratch: &Scratch, name: &str, binds: &[String], prepare: impl FnOnce(&std::path::Path)) -> SystemdHost {
+        Self::boot_copy(("systemd-host.sh", "copy-rootless"), scratch, name, binds, prepare)
     }
 
     /// Like [`SystemdHost::boot_with`], copying the rootfs with `copy.1` of `copy.0`.
