@@ -108,6 +108,10 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
     let msg = text(&o);
     assert!(!o.status.success() && msg.contains("--rootful") && msg.contains("--user alice"), "{msg}");
     assert!(h.ok("dockroot status").contains("--user alice"));
+    // --rootful works beside it: alice's dockerd is not taken for the system's.
+    h.ok("dockroot --rootful -q backup -o /mnt/out/system.tar.zst");
+    assert!(!h.ok("dockroot inspect /mnt/out/system.tar.zst").contains("rootless:"));
+    docker(&h, "info -f '{{.DockerRootDir}}'");
     h.ok("systemctl stop docker.socket docker.service && rm -rf /var/lib/docker");
 
     // Backup (live, stopped through alice's manager), wipe, restore.
