@@ -147,6 +147,12 @@ fn rootless_docker_status_backup_restore_move_reboot_and_remap() {
         "{msg}"
     );
     same(&h, &before, "after the refusal");
+    // A failure after the stop is undone like the system daemon's: alice's
+    // manager starts her daemon again on the data it had (exit 3).
+    let o = h.sh("DOCKROOT_TEST_FAIL_AT=swap dockroot restore /mnt/out/alice.tar.zst --force --remap-ids --yes");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    h.ok("systemctl --user --machine=alice@ is-active docker.service");
+    same(&h, &before, "after the undone restore");
     h.ok("dockroot -q restore /mnt/out/alice.tar.zst --force --remap-ids --yes");
     let tree = h.path("/srv/alice-docker");
     let own = owners(&tree);
