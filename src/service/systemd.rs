@@ -359,6 +359,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_users_manager_gets_only_the_units_it_has() {
+        let r = FakeRunner::default();
+        r.reply("systemctl --user --machine=alice@ show", 0, "not-found\nloaded\n");
+        r.reply("systemctl --user --machine=alice@ is-active", 3, "inactive\ninactive\n");
+        let s = Systemd { scope: Scope::User("alice".into()), ..Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast()) };
+        s.stop(&Silent).unwrap();
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert_eq!(calls[1], "systemctl --user --machine=alice@ stop docker.service", "{calls:?}");
+        assert_eq!((s.name(), s.kind()), ("alice's user manager".into(), ServiceKind::User("alice".into())));
+        let _ = s.start(&Silent);
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert!(calls.contains(&"systemctl --user --machine=alice@ start docker.service".into()), "{calls:?}");
+        assert!(!calls.iter().any(|c| c.contains("start docker.socket")), "{calls:?}");
+        // Without a docker.service there is nothing to stop: an error naming the manager.
+        let r = FakeRunner::default();
+        r.reply("systemctl --user --machine=bob@ show", 0, "not-found\nnot-found\n");
+        let s = Systemd { scope: Scope::User("bob".into()), ..Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast()) };
+        let e = s.stop(&Silent).unwrap_err().to_string();
+        assert!(e.contains("bob's user manager has no docker.service"), "{e}");
+    }
+
+    #[test]
     fn parses_is_active() {
         let s = parse_is_active("inactive\n\nfailed\n");
         assert!(all_stopped(&s));
