@@ -108,7 +108,8 @@ fn help_lists_exit_codes_and_service_values() {
     assert!(help.contains("pidfile:PATH") && help.contains("openrc"), "{help}");
     let err = text(&dockroot(["--service", "systemdd", "status"]));
     assert!(
-        err.contains("invalid value 'systemdd'") && err.contains("[possible values: auto, systemd, sysv, openrc, pidfile:PATH, none]"),
+        err.contains("invalid value 'systemdd'")
+            && err.contains("[possible values: auto, systemd, sysv, openrc, pidfile:PATH, user:NAME, none]"),
         "{err}"
     );
 }
