@@ -30,6 +30,7 @@ use crate::archive;
 use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
+use crate::docker::rootless::RootlessIds;
 use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
@@ -135,12 +136,12 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
     Ok(())
 }
 
-/// The id shift a rootless restore needs: none when the archive's owner
-/// and ranges are the target's; refused when they differ without
-/// `--remap-ids`, and when one side is rootless and the other is not.
-pub fn id_shift(meta: &BackupMeta, opts: &RestoreOptions) -> Result<Option<Shift>> {
-    let here = opts.rootless.as_ref().map(|d| &d.ids);
-    match (&meta.rootless, here) {
+/// The id shift a rootless restore needs, from the archive's owner and id
+/// maps (`archive`) to the target daemon's (`here`): none when they are the
+/// same; refused when they differ without `remap` (`--remap-ids`), and when
+/// one side is rootless and the other is not.
+pub fn id_shift(archive: Option<&RootlessIds>, here: Option<&RootlessIds>, remap: bool) -> Result<Option<Shift>> {
+    match (archive, here) {
         (None, None) => Ok(None),
         (Some(a), None) => Err(BackupError::Refused(format!(
             "the archive is of {}'s rootless Docker; restore it into a rootless daemon with --user NAME",
@@ -155,7 +156,7 @@ pub fn id_shift(meta: &BackupMeta, opts: &RestoreOptions) -> Result<Option<Shift
             if differences.is_empty() {
                 return Ok(None);
             }
-            if !opts.remap_ids {
+            if !remap {
                 return Err(BackupError::IdsDiffer { user: a.user.clone(), differences: differences.join("; ") });
             }
             Ok(Some(Shift { uids: (a.uids.clone(), h.uids.clone()), gids: (a.gids.clone(), h.gids.clone()) }))
@@ -186,7 +187,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
-    let shift = id_shift(&meta, opts)?;
+    let shift = id_shift(meta.rootless.as_ref(), opts.rootless.as_ref().map(|d| &d.ids), opts.remap_ids)?;
     // With --with-config the archive's own daemon.json comes back with the tree.
     if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
         let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
@@ -369,7 +370,25 @@ fn archive_show(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::config_name_ok;
+    use super::{BackupError, config_name_ok, id_shift};
+    use crate::docker::rootless::{IdMap, IdRange, RootlessIds};
+
+    #[test]
+    fn rootless_ids_are_kept_refused_or_shifted() {
+        let ids = |start| {
+            let m = IdMap { owner: 1000, ranges: vec![IdRange { start, count: 65536 }] };
+            RootlessIds { user: "alice".into(), uids: m.clone(), gids: m }
+        };
+        let (a, b) = (ids(100000), ids(300000));
+        assert!(id_shift(None, None, false).unwrap().is_none());
+        assert!(id_shift(Some(&a), Some(&a), false).unwrap().is_none(), "same ids: nothing to shift");
+        let e = id_shift(Some(&a), Some(&b), false).unwrap_err();
+        assert!(matches!(e, BackupError::IdsDiffer { .. }) && e.to_string().contains("--remap-ids"), "{e}");
+        let s = id_shift(Some(&a), Some(&b), true).unwrap().unwrap();
+        assert_eq!((s.uids.1.ranges[0].start, s.gids.0.ranges[0].start), (300000, 100000));
+        assert!(id_shift(Some(&a), None, true).unwrap_err().to_string().contains("--user NAME"));
+        assert!(id_shift(None, Some(&b), true).unwrap_err().to_string().contains("--rootful"));
+    }
 
     #[test]
     fn config_names_are_confined() {
