@@ -80,7 +80,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         Ok(s) => s,
         Err(e) => return Ok(fail(out, &e)),
     };
-    let rootless = super::rootless::all();
+    let (rootless, unreadable) = super::rootless::all();
     let ambiguous = super::rootless::ambiguity(g, &rootless);
     let mut v = serde_json::to_value(&s)?;
     if let Some(m) = v.as_object_mut() {
@@ -88,6 +88,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         m.insert("rootless_daemon".into(), serde_json::to_value(&g.rootless)?);
         m.insert("rootless".into(), serde_json::to_value(&rootless)?);
         m.insert("rootless_ambiguous".into(), json!(ambiguous));
+        m.insert("rootless_unreadable".into(), json!(unreadable));
     }
     out.json(&v);
     if let Some(d) = &g.rootless {
@@ -106,6 +107,9 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     }
     if let Some(a) = &ambiguous {
         out.say(&format!("NOTE:             {a}"));
+    }
+    for u in &unreadable {
+        out.say(&format!("WARNING:          {u}"));
     }
     out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
     out.say(&format!("docker socket:    {} (from {})", sock.path.display(), sock.source));

@@ -35,6 +35,10 @@ pub fn select(g: &mut Global, lenient: bool) -> Result<()> {
         return Ok(());
     }
     let host = Host::default();
+    let unreadable = host.unreadable();
+    if req == Request::Auto && !unreadable.is_empty() && !lenient {
+        anyhow::bail!("{}; fix it, or choose a daemon with --user NAME or --rootful", unreadable.join("; "));
+    }
     let choice = match rootless::choose(&req, rootless::rootful_present(&host), host.find_all(), &host) {
         Err(DockerError::Ambiguous { .. }) if lenient => Choice::Rootful,
         other => other?,
@@ -53,9 +57,11 @@ fn apply(g: &mut Global, d: RootlessDaemon) {
     g.rootless = Some(Box::new(d));
 }
 
-/// Every rootless daemon of this host, for `status`.
-pub fn all() -> Vec<RootlessDaemon> {
-    Host::default().find_all()
+/// Every rootless daemon of this host, and the users whose daemon could
+/// not be read, for `status`.
+pub fn all() -> (Vec<RootlessDaemon>, Vec<String>) {
+    let host = Host::default();
+    (host.find_all(), host.unreadable())
 }
 
 /// The choices on this host when no daemon was named and several exist.

@@ -231,16 +231,28 @@ impl Host {
 
     /// The rootless daemons of every user with linger or a running manager.
     pub fn find_all(&self) -> Vec<RootlessDaemon> {
+        self.scan().0
+    }
+
+    /// Users with linger or a running manager whose daemon could not be
+    /// read (an invalid daemon.json), each as its error: a command that
+    /// was to pick the only daemon must not overlook them.
+    pub fn unreadable(&self) -> Vec<String> {
+        self.scan().1
+    }
+
+    fn scan(&self) -> (Vec<RootlessDaemon>, Vec<String>) {
         let (linger, managed) = (self.lingering(), self.managed());
-        let mut found: Vec<RootlessDaemon> = self
-            .accounts()
-            .into_iter()
-            .filter(|a| a.uid != 0 && (linger.contains(&a.name) || managed.contains(&a.uid)))
-            .filter_map(|a| self.daemon(&a, linger.contains(&a.name)).ok().flatten())
-            .collect();
+        let (mut found, mut errors) = (Vec::new(), Vec::new());
+        for a in self.accounts().into_iter().filter(|a| a.uid != 0 && (linger.contains(&a.name) || managed.contains(&a.uid))) {
+            match self.daemon(&a, linger.contains(&a.name)) {
+                Ok(d) => found.extend(d),
+                Err(e) => errors.push(format!("rootless Docker of user {}: {e}", a.name)),
+            }
+        }
         found.sort_by_key(|d| d.uid);
         found.dedup_by_key(|d| d.uid);
-        found
+        (found, errors)
     }
 
     /// `name`'s rootless daemon; an error names what is missing.
@@ -400,10 +412,15 @@ mod tests {
         std::fs::create_dir_all(d.path().join("home/bob/.config/docker")).unwrap();
         std::fs::write(d.path().join("home/bob/.config/docker/daemon.json"), r#"{"data-root":"/srv/bob","storage-driver":"vfs"}"#).unwrap();
         std::fs::create_dir_all(d.path().join("srv/bob")).unwrap();
+        assert!(h.unreadable().is_empty());
         let all = h.find_all();
         assert_eq!(all.iter().map(|d| d.user.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
         assert_eq!((all[1].data_root.as_path(), all[1].storage_driver.as_deref()), (Path::new("/srv/bob"), Some("vfs")));
         assert!(all[1].data_root_source.contains("daemon.json"));
+        std::fs::write(d.path().join("home/bob/.config/docker/daemon.json"), "{,}").unwrap();
+        assert_eq!(h.find_all().len(), 1);
+        let bad = h.unreadable();
+        assert!(bad.len() == 1 && bad[0].contains("user bob") && bad[0].contains("daemon.json"), "{bad:?}");
     }
 
     #[test]
