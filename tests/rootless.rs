@@ -192,6 +192,9 @@ fn rootless_docker_vfs_backup_restore_and_data_root_move() {
     h.ok(&format!("systemctl --user --machine=alice@ stop docker.service && rm -rf {DR}"));
     h.ok("dockroot -q restore /mnt/out/vfs.tar.zst --yes");
     same(&h, &before, "after the restore");
+    // A target alice cannot reach is refused before anything stops.
+    let o = h.sh("mkdir -m 700 /srv/closed && dockroot move --method data-root --to /srv/closed/docker --yes");
+    assert!(!o.status.success() && text(&o).contains("/srv/closed is closed to alice"), "{}", text(&o));
     h.ok("chmod 0640 /home/alice/.config/docker/daemon.json");
     h.ok("dockroot -q move --method data-root --to /srv/alice-vfs --yes");
     assert!(std::fs::read_to_string(h.path(cfg)).unwrap().contains("\"data-root\": \"/srv/alice-vfs\""));

@@ -321,6 +321,27 @@ pub fn user_unit_dirs(user: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// The first existing ancestor of `path` that user `uid` (group `gid`)
+/// cannot search (no x bit for it), so a rootless daemon pointed at `path`
+/// could not reach it; `None` when every existing ancestor is searchable.
+/// Supplementary groups are not considered: a group-only grant is reported.
+pub fn unsearchable_ancestor(path: &Path, uid: u32, gid: u32) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    ancestors.reverse();
+    ancestors.into_iter().find_map(|a| {
+        let m = std::fs::metadata(a).ok()?;
+        let bit = if m.uid() == uid {
+            0o100
+        } else if m.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        (m.mode() & bit == 0).then(|| a.to_path_buf())
+    })
+}
+
 /// Which daemon a command is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -437,6 +458,20 @@ mod tests {
         assert!(!rootful_present(&h));
         std::fs::create_dir_all(d.path().join("var/lib/docker/image")).unwrap();
         assert!(rootful_present(&h));
+    }
+
+    #[test]
+    fn a_target_behind_a_closed_directory_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let closed = d.path().join("closed");
+        std::fs::create_dir_all(closed.join("in")).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(unsearchable_ancestor(&closed.join("in/docker"), 4242, 4242), Some(closed.clone()));
+        assert_eq!(unsearchable_ancestor(&d.path().join("open/docker"), 4242, 4242), None);
+        std::os::unix::fs::chown(&closed, Some(4242), None).unwrap();
+        assert_eq!(unsearchable_ancestor(&closed.join("in/docker"), 4242, 4242), None, "the owner may search it");
     }
 
     #[test]
