@@ -22,8 +22,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::docker::rootless::IdMap;
 use crate::sys::{self, Kind};
+use crate::util::idmap::IdMap;
 
 const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
 const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
@@ -200,7 +200,7 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::rootless::IdRange;
+    use crate::util::idmap::IdRange;
     use std::os::unix::fs::MetadataExt;
 
     fn map(owner: u32, start: u32) -> IdMap {
