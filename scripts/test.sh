@@ -6,7 +6,8 @@
 # 1. Runs setup.sh if packages or the release binary are missing.
 # 2. Builds the fixture caches in $DOCKROOT_FIXTURES (default
 #    /var/tmp/dockroot-fixtures; reused across runs, flock-guarded):
-#    the debootstrap rootfs for systemd-host.sh (~2.5 min the first time),
+#    the debootstrap rootfs for systemd-host.sh (~2.5 min the first time)
+#    and its rootless variant (apt in a chroot and one boot, ~50 s),
 #    the Debian sid one for sid-host.sh (docker.io 28, containerd 2)
 #    and the busybox base-image tarball.
 # 3. Runs the tools' own selftest, then the Rust tests, which read:
@@ -38,6 +39,7 @@ export DOCKROOT_TOOLS=$root/tests/tools
 mkdir -p "$DOCKROOT_FIXTURES"
 
 bash scripts/lib/systemd-host.sh build >/dev/null
+bash scripts/lib/systemd-host.sh build-rootless >/dev/null
 bash scripts/lib/sid-host.sh build >/dev/null
 if [[ ! -e $DOCKROOT_FIXTURES/busybox-base.tar ]]; then
     # Write-then-rename so a concurrent run never sees half a tarball.

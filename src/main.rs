@@ -12,8 +12,16 @@ use cli::{Cli, Command, exit, output::Output};
 fn main() {
     // At start, before anything opens files: walks and extraction size their windows from it.
     dockroot::sys::raise_nofile_limit();
-    let args = Cli::parse();
+    let mut args = Cli::parse();
     let out = Output::new(&args.global);
+    // Which daemon (system or a user's rootless one) the command is for.
+    let lenient = matches!(args.command, Command::Status(_));
+    if matches!(args.command, Command::Status(_) | Command::Move(_) | Command::Backup(_) | Command::Restore(_))
+        && let Err(e) = cli::rootless::select(&mut args.global, lenient)
+    {
+        out.problem(&cli::output::error_text(&e));
+        std::process::exit(exit::REFUSED);
+    }
     let source = match &args.command {
         Command::Copy(a) => Some(a.src.clone()),
         Command::Manifest(a) => Some(a.path.clone()),

@@ -35,8 +35,25 @@ impl SystemdHost {
         binds: &[String],
         prepare: impl FnOnce(&std::path::Path),
     ) -> SystemdHost {
+        Self::boot_copy((host_script, "copy"), scratch, name, binds, prepare)
+    }
+
+    /// The rootless variant of systemd-host.sh (`copy-rootless`): Debian 12
+    /// with alice's rootless Docker enabled in her user manager.
+    pub fn boot_rootless(scratch: &Scratch, name: &str, binds: &[String], prepare: impl FnOnce(&std::path::Path)) -> SystemdHost {
+        Self::boot_copy(("systemd-host.sh", "copy-rootless"), scratch, name, binds, prepare)
+    }
+
+    /// Like [`SystemdHost::boot_with`], copying the rootfs with `copy.1` of `copy.0`.
+    fn boot_copy(
+        (host_script, copy): (&'static str, &str),
+        scratch: &Scratch,
+        name: &str,
+        binds: &[String],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> SystemdHost {
         let root = scratch.join(&format!("host-{name}"));
-        ok(Command::new("bash").arg(script(host_script)).arg("copy").arg(&root));
+        ok(Command::new("bash").arg(script(host_script)).arg(copy).arg(&root));
         std::fs::copy(bin(), root.join("usr/local/bin/dockroot")).unwrap();
         prepare(&root);
         let mut h = SystemdHost { root, pid: String::new(), script: host_script, name: name.into(), binds: binds.to_vec() };

@@ -40,6 +40,7 @@ fn systemd_failed_restore_three_times_leaves_docker_on_the_old_data() {
         engine: None,
         snapshot: None,
         two_phase: false,
+        rootless: None,
         containerd_tree: None,
         userns: None,
         volumes: None,

@@ -14,6 +14,7 @@ mod live;
 mod modern_engine;
 mod output;
 mod plan;
+mod rootless;
 mod ship;
 mod status;
 mod systemd_host;

@@ -67,3 +67,62 @@ with_dev_null() {
     exec unshare -m --propagation private \
         sh -c 'mount --bind "$1" /dev/null && shift && exec "$@"' sh "$null" "$@"
 }
+
+CGROUP_UNIFIED=${DOCKROOT_CGROUP_UNIFIED:-/sys/fs/cgroup/unified}
+CGROUP_NAMED=/sys/fs/cgroup/systemd
+
+# boot_unified ROOT NAME PREFIX: boot ROOT on the unified cgroup hierarchy
+# (BINDS from bind_args), print the guest's PID 1. The host here is cgroup
+# v1 (hybrid); sid's systemd (258+) needs the unified hierarchy, and so does
+# a user manager (user@.service) of any version: with the hybrid
+# --bind=/sys/fs/cgroup it cannot create its init.scope. So:
+#   - SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 and no bind of /sys/fs/cgroup;
+#   - nspawn starts in a cgroup of its own, PREFIX-NAME, on the unified
+#     mount (nspawn delegates the cgroup it runs in to the guest);
+#   - bpf joins the syscall filter (runc loads a device-cgroup BPF program
+#     on cgroup v2), with the keyring calls docker uses;
+#   - --private-network.
+# nspawn copies the host's /dev/null; where that is not a 0666 char device,
+# with_dev_null binds a real one over it in nspawn's own mount namespace.
+boot_unified() {
+    local root=$1 name=$2 prefix=$3
+    [[ -x $root/lib/systemd/systemd || -x $root/usr/lib/systemd/systemd ]] \
+        || die "boot: $root is not a rootfs"
+    local log=$root.nspawn.log
+    local cg=$CGROUP_UNIFIED/$prefix-$name
+    mkdir -p "$cg"
+    # A subshell moves itself into the new cgroup, then becomes nspawn: the
+    # guest's systemd gets a delegated v2 subtree and nothing else moves.
+    (
+        echo $BASHPID >"$cg/cgroup.procs"
+        export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+        with_dev_null \
+            setsid systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
+            --capability=all --private-network \
+            --system-call-filter='add_key keyctl request_key bpf' \
+            "${BINDS[@]}" </dev/null >"$log" 2>&1
+    ) &
+    local nspid=$!
+    echo "$nspid" >"$root.nspawn.pid"
+    wait_systemd "$nspid" "$log" 900
+}
+
+# stop_unified PID PREFIX: poweroff, then remove the guest's cgroups if they
+# are ours (PREFIX-*).
+stop_unified() {
+    local pid=$1 prefix=$2 i top cg
+    # The guest's cgroup as the host sees it: /PREFIX-NAME/... (ours).
+    top=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null || true)
+    top=${top#/}; top=${top%%/*}
+    poweroff "$pid"
+    [[ $top == "$prefix"-* ]] || return 0
+    # Our cgroups: the unified one we made, and the name=systemd one nspawn
+    # mirrors it into on a hybrid host. Removed (deepest first) once empty.
+    for cg in "$CGROUP_UNIFIED/$top" "$CGROUP_NAMED/$top"; do
+        for ((i = 0; i < 50; i++)); do
+            [[ -d $cg ]] || break
+            find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+            [[ -d $cg ]] && sleep 0.1
+        done
+    done
+}

@@ -25,23 +25,15 @@
 # sid splits the CLI out of docker.io (docker-cli); ctr comes with containerd.
 #
 # The host here is cgroup v1 (hybrid) while sid's systemd (258+) needs the
-# unified hierarchy, so boot:
-#   - sets SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 and does not bind /sys/fs/cgroup;
-#   - starts nspawn in a cgroup of its own on the unified mount (nspawn
-#     delegates the cgroup it runs in to the guest);
-#   - adds bpf to the syscall filter (runc loads a device-cgroup BPF program
-#     on cgroup v2) and the keyring calls docker uses;
-#   - uses --private-network; daemon.json has iptables: false, bridge: none.
-# nspawn copies the host's /dev/null; where that is not a 0666 char device,
-# boot binds a real one over it in nspawn's own mount namespace (nspawn.sh).
+# unified hierarchy: boot uses nspawn.sh's boot_unified (a cgroup of its own
+# on the unified mount, --private-network; see there). daemon.json has
+# iptables: false, bridge: none.
 set -euo pipefail
 
 FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
 CACHE=$FIXTURES/sid-rootfs
 MIRROR=${DOCKROOT_MIRROR:-http://deb.debian.org/debian}
 INCLUDE=systemd,systemd-sysv,dbus,docker.io,docker-cli,containerd,busybox-static,attr,libcap2-bin,ca-certificates
-CGROUP_UNIFIED=${DOCKROOT_CGROUP_UNIFIED:-/sys/fs/cgroup/unified}
-CGROUP_NAMED=/sys/fs/cgroup/systemd
 
 die() { echo "sid-host.sh: $*" >&2; exit 1; }
 # shellcheck source=nspawn.sh
@@ -145,44 +137,10 @@ EOF
 boot() {
     local root=$1 name=$2; shift 2
     bind_args "$@"
-    [[ -x $root/lib/systemd/systemd || -x $root/usr/lib/systemd/systemd ]] \
-        || die "boot: $root is not a rootfs"
-    local log=$root.nspawn.log
-    local cg=$CGROUP_UNIFIED/dockroot-sid-$name
-    mkdir -p "$cg"
-    # A subshell moves itself into the new cgroup, then becomes nspawn: the
-    # guest's systemd gets a delegated v2 subtree and nothing else moves.
-    (
-        echo $BASHPID >"$cg/cgroup.procs"
-        export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
-        with_dev_null \
-            setsid systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
-            --capability=all --private-network \
-            --system-call-filter='add_key keyctl request_key bpf' \
-            "${BINDS[@]}" </dev/null >"$log" 2>&1
-    ) &
-    local nspid=$!
-    echo "$nspid" >"$root.nspawn.pid"
-    wait_systemd "$nspid" "$log" 900
+    boot_unified "$root" "$name" dockroot-sid
 }
 
-stop() {
-    local pid=$1 i top cg
-    # The guest's cgroup as the host sees it: /dockroot-sid-NAME/... (ours).
-    top=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null || true)
-    top=${top#/}; top=${top%%/*}
-    poweroff "$pid"
-    [[ $top == dockroot-sid-* ]] || return 0
-    # Our cgroups: the unified one we made, and the name=systemd one nspawn
-    # mirrors it into on a hybrid host. Removed (deepest first) once empty.
-    for cg in "$CGROUP_UNIFIED/$top" "$CGROUP_NAMED/$top"; do
-        for ((i = 0; i < 50; i++)); do
-            [[ -d $cg ]] || break
-            find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
-            [[ -d $cg ]] && sleep 0.1
-        done
-    done
-}
+stop() { stop_unified "$1" dockroot-sid; }
 
 case ${1:-} in
     build) build; echo "$CACHE" ;;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
+use crate::docker::rootless::RootlessIds;
 use crate::docker::snapshot::DockerState;
 use crate::docker::userns::Remap;
 use crate::docker::volumes::VolumeSpec;
@@ -57,6 +58,10 @@ pub struct BackupMeta {
     /// `local` volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<VolumeSpec>>,
+    /// A rootless daemon's owner and id maps (absent: the system daemon).
+    /// A restore compares them with the target user's (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<RootlessIds>,
 }
 
 impl BackupMeta {

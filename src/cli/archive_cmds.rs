@@ -80,7 +80,8 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         api: api(g),
         output: a.output.clone().unwrap_or_else(|| "-".into()),
         keep: a.keep,
-        config: !a.no_config,
+        // A rootless daemon's configuration is its user's, not /etc/docker.
+        config: !a.no_config && g.rootless.is_none(),
         host_root: "/".into(),
         dockerd: "dockerd".into(),
         writer,
@@ -102,6 +103,7 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
             let keep = Keep { last: a.keep_last, daily: a.keep_daily, weekly: a.keep_weekly, monthly: a.keep_monthly };
             ResticTarget::new(Restic::new((!r.is_empty()).then(|| r.clone())), keep)
         }),
+        rootless: g.rootless.clone(),
     })
 }
 
@@ -263,6 +265,8 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         threads: threads(g),
         timing: Timing::default(),
         shared_store: a.shared_store,
+        rootless: g.rootless.clone(),
+        remap_ids: a.remap_ids,
     };
     if a.dry_run {
         let mut warnings = Vec::new();
@@ -348,6 +352,9 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         format!("storage driver: {}", meta.storage_driver.as_deref().unwrap_or("unknown")),
         format!("entries:        {} ({})", meta.entries, bytes(meta.bytes)),
     ];
+    if let Some(r) = &meta.rootless {
+        lines.push(format!("rootless:       {}'s daemon, uids {}, gids {}", r.user, r.uids, r.gids));
+    }
     if let Some(p) = phases {
         lines.push(format!(
             "phases:         1 (Docker running): {} members, {} ({} changed while read); 2 (Docker stopped): {} members, {}; {} deleted",

@@ -9,6 +9,7 @@ pub mod output;
 pub mod pieces;
 pub mod progress;
 pub mod relocate;
+pub mod rootless;
 pub mod service_arg;
 pub mod signals;
 pub mod socket;
@@ -98,6 +99,16 @@ pub struct Global {
     /// operations' samples in the file are kept).
     #[arg(long, global = true, value_name = "FILE", help_heading = "Hooks and metrics")]
     pub metrics_file: Option<PathBuf>,
+    /// Rootless Docker: the daemon of user NAME (run by NAME's user manager,
+    /// data in ~/.local/share/docker, socket $XDG_RUNTIME_DIR/docker.sock).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "rootful")]
+    pub user: Option<String>,
+    /// The system daemon, on a host that also has rootless daemons.
+    #[arg(long, global = true)]
+    pub rootful: bool,
+    /// The rootless daemon chosen (`--user`, or the only daemon there is).
+    #[arg(skip)]
+    pub rootless: Option<Box<dockroot::docker::rootless::RootlessDaemon>>,
 }
 
 impl Global {
@@ -397,6 +408,11 @@ pub struct RestoreArgs {
     /// Also restore /etc/docker and docker.service drop-ins from the archive (backups kept).
     #[arg(long)]
     pub with_config: bool,
+    /// Rootless Docker onto a host whose user or /etc/subuid, /etc/subgid ranges
+    /// differ from the archive's: shift every uid and gid (file owners, ACLs,
+    /// file capabilities) so each keeps its in-container id.
+    #[arg(long)]
+    pub remap_ids: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

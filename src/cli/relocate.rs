@@ -27,7 +27,8 @@ fn env(g: &Global) -> Result<Env> {
         api,
         daemon_json: g.daemon_json(),
         fstab: g.fstab.clone(),
-        dropin: plan::DEFAULT_DROPIN.into(),
+        // A rootless daemon's drop-in goes to its user's unit directory.
+        dropin: g.rootless.as_ref().map_or_else(|| plan::DEFAULT_DROPIN.into(), |d| d.dropin()),
         threads: g.threads.unwrap_or_else(dockroot::tree::default_threads),
         timing: timing(),
     })
@@ -78,11 +79,37 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         Ok(s) => s,
         Err(e) => return Ok(fail(out, &e)),
     };
+    let (rootless, unreadable) = super::rootless::all();
+    let ambiguous = super::rootless::ambiguity(g, &rootless);
     let mut v = serde_json::to_value(&s)?;
     if let Some(m) = v.as_object_mut() {
         m.insert("docker_socket".into(), serde_json::to_value(&sock)?);
+        m.insert("rootless_daemon".into(), serde_json::to_value(&g.rootless)?);
+        m.insert("rootless".into(), serde_json::to_value(&rootless)?);
+        m.insert("rootless_ambiguous".into(), json!(ambiguous));
+        m.insert("rootless_unreadable".into(), json!(unreadable));
     }
     out.json(&v);
+    if let Some(d) = &g.rootless {
+        out.say(&format!("rootless:         Docker of {} (uid {}, {})", d.user, d.uid, d.service_line()));
+        out.say(&format!("subordinate ids:  uids {}, gids {}", d.ids.uids, d.ids.gids));
+    }
+    for d in rootless.iter().filter(|d| g.rootless.as_ref().is_none_or(|c| c.uid != d.uid)) {
+        out.say(&format!(
+            "rootless daemon:  {} ({}, {}, {}; --user {})",
+            d.user,
+            d.data_root.display(),
+            d.storage_driver.as_deref().unwrap_or("driver unknown"),
+            if d.running { "running" } else { "not running" },
+            d.user
+        ));
+    }
+    if let Some(a) = &ambiguous {
+        out.say(&format!("NOTE:             {a}"));
+    }
+    for u in &unreadable {
+        out.say(&format!("WARNING:          {u}"));
+    }
     out.say(&format!("data-root:        {} (from {})", s.data_root.display(), s.source));
     out.say(&format!("docker socket:    {} (from {})", sock.path.display(), sock.source));
     for c in &s.conflicts {

@@ -20,6 +20,8 @@ pub enum ServiceArg {
     Openrc,
     Pidfile(PathBuf),
     Snap,
+    /// A user's rootless Docker (set by `--user`, or `user:NAME`).
+    User(String),
     None,
 }
 
@@ -32,6 +34,7 @@ impl From<&ServiceArg> for ServiceKind {
             ServiceArg::Openrc => ServiceKind::OpenRc,
             ServiceArg::Pidfile(p) => ServiceKind::Pidfile(p.clone()),
             ServiceArg::Snap => ServiceKind::Snap,
+            ServiceArg::User(u) => ServiceKind::User(u.clone()),
             ServiceArg::None => ServiceKind::None,
         }
     }
@@ -47,13 +50,14 @@ impl std::fmt::Display for ServiceArg {
 #[derive(Clone, Copy)]
 pub struct ServiceParser;
 
-const CHOICES: [(&str, &str); 7] = [
+const CHOICES: [(&str, &str); 8] = [
     ("auto", "detect the service manager"),
     ("systemd", "systemctl stop/start docker.socket and docker.service"),
     ("sysv", "service docker stop/start"),
     ("openrc", "rc-service docker stop/start"),
     ("pidfile:PATH", "a daemon known by its pidfile: SIGTERM, then the same command line again"),
     ("snap", "the snap's dockerd: systemctl stop/start snap.docker.dockerd.service"),
+    ("user:NAME", "rootless Docker: systemctl --user --machine=NAME@ stop/start docker.service"),
     ("none", "start and stop nothing; refuse if Docker runs"),
 ];
 
@@ -69,7 +73,11 @@ impl TypedValueParser for ServiceParser {
             "openrc" => Some(ServiceArg::Openrc),
             "none" => Some(ServiceArg::None),
             "snap" => Some(ServiceArg::Snap),
-            _ => s.strip_prefix("pidfile:").filter(|p| !p.is_empty()).map(|p| ServiceArg::Pidfile(p.into())),
+            _ => match (s.strip_prefix("pidfile:"), s.strip_prefix("user:")) {
+                (Some(p), _) if !p.is_empty() => Some(ServiceArg::Pidfile(p.into())),
+                (_, Some(u)) if !u.is_empty() => Some(ServiceArg::User(u.into())),
+                _ => None,
+            },
         };
         parsed.ok_or_else(|| {
             let mut e = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);

@@ -50,7 +50,9 @@ fn running_daemon(g: &Global, proc_root: &Path) -> Option<(u32, Vec<String>)> {
         .filter_map(|pid| procscan::process(proc_root, pid))
         .filter(|p| procscan::is_dockerd(&p.argv) && procscan::alive(proc_root, p.pid) && ns(&p.pid.to_string()) == own)
         .collect();
-    let uses = |p: &procscan::ProcInfo, dr: &Path| procscan::normalize(&procscan::dockerd_data_root(&p.argv)) == procscan::normalize(dr);
+    let uses = |p: &procscan::ProcInfo, dr: &Path| {
+        procscan::normalize(&procscan::running_data_root(proc_root, p.pid, &p.argv)) == procscan::normalize(dr)
+    };
     let chosen: Vec<_> = match &g.data_root {
         Some(dr) => all.iter().filter(|p| uses(p, dr)).collect(),
         None if all.len() == 1 => all.iter().collect(),

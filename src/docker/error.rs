@@ -44,6 +44,12 @@ pub enum DockerError {
     /// An fstab line we were asked to add conflicts with an existing one.
     #[error("{path} already mounts something on {mount_point} (line {line}); remove or fix that line first")]
     FstabConflict { path: PathBuf, mount_point: String, line: usize },
+    /// A user's rootless Docker could not be found.
+    #[error("rootless Docker of user {user}: {reason}")]
+    Rootless { user: String, reason: String },
+    /// The host runs several daemons and the command did not say which.
+    #[error("this host has more than one Docker daemon; choose one with {choices}")]
+    Ambiguous { choices: String },
     /// The containerd image store keeps Docker's images outside the data-root.
     #[error("{0}")]
     ImagesOutsideDataRoot(Box<super::engine::ImagesOutside>),

@@ -80,7 +80,7 @@ impl Front {
             ServiceKind::Sysv => Front::Script("service"),
             ServiceKind::OpenRc => Front::Script("rc-service"),
             // The snap runs a containerd of its own, not containerd.service.
-            ServiceKind::Pidfile(_) | ServiceKind::Snap => Front::Unknown,
+            ServiceKind::Pidfile(_) | ServiceKind::Snap | ServiceKind::User(_) => Front::Unknown,
             ServiceKind::None | ServiceKind::Auto => Front::Nothing,
         }
     }
@@ -280,7 +280,11 @@ pub(crate) fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &
             PidfileService::new(p, timing).live_pid().ok().flatten().and_then(|pid| procscan::read_cmdline(Path::new("/proc"), pid).ok())
         }
         _ => {
-            let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+            let dirs = match service {
+                // A rootless daemon's unit is its user's (flags after dockerd-rootless.sh go to dockerd).
+                ServiceKind::User(u) => crate::docker::rootless::user_unit_dirs(u),
+                _ => unit::UNIT_DIRS.iter().map(PathBuf::from).collect(),
+            };
             unit::exec_start(&unit::load_unit(&dirs, "docker.service")).map(|(argv, _)| argv)
         }
     };
@@ -296,7 +300,8 @@ pub(crate) fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &
         info,
         argv: argv.as_deref(),
         engine_major: major,
-        system_socket: Path::new(containerd::SYSTEM_SOCKET),
+        // A rootless dockerd runs its own containerd, whatever the system's does.
+        system_socket: Path::new(if matches!(service, ServiceKind::User(_)) { "/nonexistent" } else { containerd::SYSTEM_SOCKET }),
         containerd_config: Path::new(containerd::CONFIG_FILE),
     })
 }

@@ -121,6 +121,9 @@ pub enum ServiceKind {
     Pidfile(PathBuf),
     /// The snap's `systemctl` unit snap.docker.dockerd.service.
     Snap,
+    /// Rootless Docker: `systemctl --user --machine=USER@` on that user's
+    /// docker.socket (if any) and docker.service.
+    User(String),
     /// Start/stop nothing, only check.
     None,
 }
@@ -136,8 +139,9 @@ impl FromStr for ServiceKind {
             "openrc" => Self::OpenRc,
             "none" => Self::None,
             "snap" => Self::Snap,
-            _ => match s.strip_prefix("pidfile:") {
-                Some(p) if !p.is_empty() => Self::Pidfile(p.into()),
+            _ => match (s.strip_prefix("pidfile:"), s.strip_prefix("user:")) {
+                (Some(p), _) if !p.is_empty() => Self::Pidfile(p.into()),
+                (_, Some(u)) if !u.is_empty() => Self::User(u.into()),
                 _ => return Err(ServiceError::UnknownKind { value: s.into() }),
             },
         })
@@ -152,6 +156,7 @@ impl fmt::Display for ServiceKind {
             Self::Sysv => f.write_str("sysv"),
             Self::OpenRc => f.write_str("openrc"),
             Self::Pidfile(p) => write!(f, "pidfile:{}", p.display()),
+            Self::User(u) => write!(f, "user:{u}"),
             Self::None => f.write_str("none"),
             Self::Snap => f.write_str("snap"),
         }
@@ -224,6 +229,7 @@ impl ServiceKind {
             Self::OpenRc => Box::new(InitScript::new(Flavor::OpenRc, ctx.api.clone(), ctx.timing)),
             Self::Pidfile(p) => Box::new(pidfile::PidfileService::new(p, ctx.timing)),
             Self::Snap => Box::new(snap::Snap::new(ctx.api.clone(), ctx.timing)),
+            Self::User(u) => Box::new(systemd::Systemd::user(&u, ctx.api.clone(), ctx.timing)),
             Self::None | Self::Auto => Box::new(none::NoService::new(ctx.data_root.clone())),
         }
     }
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn parse_and_display() {
-        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid", "snap"] {
+        for s in ["auto", "systemd", "sysv", "openrc", "none", "pidfile:/run/d.pid", "snap", "user:alice"] {
             assert_eq!(s.parse::<ServiceKind>().unwrap().to_string(), s);
         }
         assert!("pidfile:".parse::<ServiceKind>().is_err());

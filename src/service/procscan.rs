@@ -72,6 +72,33 @@ pub fn dockerd_data_root(argv: &[String]) -> PathBuf {
     DaemonJson::load(Path::new(&cfg)).ok().and_then(|c| c.data_root().map(|(p, _)| p)).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT))
 }
 
+/// [`dockerd_data_root`] for the running dockerd `pid`: a rootless one
+/// (run by another uid than root, as the host sees it) defaults to its
+/// user's `$XDG_CONFIG_HOME/docker/daemon.json` and
+/// `$XDG_DATA_HOME/docker` (`~/.config`, `~/.local/share`), as dockerd does
+/// when it runs rootless; its environment says where they are.
+pub fn running_data_root(proc_root: &Path, pid: u32, argv: &[String]) -> PathBuf {
+    let dir = proc_root.join(pid.to_string());
+    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
+    if uid.is_none_or(|u| u == 0) || unit::flag_value(argv, DATA_ROOT_FLAGS).is_some() {
+        return dockerd_data_root(argv);
+    }
+    let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+    let var = |k: &str| {
+        environ
+            .split(|b| *b == 0)
+            .find_map(|e| e.strip_prefix(format!("{k}=").as_bytes()))
+            .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+    };
+    let home = var("HOME").unwrap_or_default();
+    let config = unit::flag_value(argv, &["--config-file"])
+        .map(PathBuf::from)
+        .unwrap_or_else(|| var("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config")).join("docker/daemon.json"));
+    let from_json = DaemonJson::load(&config).ok().and_then(|c| c.data_root().map(|(p, _)| p));
+    from_json.unwrap_or_else(|| var("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share")).join("docker"))
+}
+
 /// Resolves symlinks when possible so `/var/lib/docker` and its target compare equal.
 pub fn normalize(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
@@ -84,7 +111,7 @@ pub(crate) fn dockerds_using(proc_root: &Path, data_root: &Path) -> Vec<ProcInfo
         .into_iter()
         .filter_map(|pid| process(proc_root, pid))
         .filter(|p| is_dockerd(&p.argv) && alive(proc_root, p.pid))
-        .filter(|p| normalize(&dockerd_data_root(&p.argv)) == want)
+        .filter(|p| normalize(&running_data_root(proc_root, p.pid, &p.argv)) == want)
         .collect()
 }
 
@@ -137,6 +164,18 @@ mod tests {
         assert!(dockerds_using(p.path(), Path::new("/var/lib/docker")).is_empty());
         let z = fake_proc(43, "dockerd", &["dockerd", "-g", "/srv/d"], 'Z');
         assert!(dockerds_using(z.path(), Path::new("/srv/d")).is_empty());
+    }
+
+    #[test]
+    fn a_rootless_dockerd_uses_its_users_data_root_not_the_systems() {
+        let p = fake_proc(44, "dockerd", &["dockerd", "--iptables=false"], 'S');
+        let d = p.path().join("44");
+        std::fs::write(d.join("status"), "Name:\tdockerd\nUid:\t1000\t1000\t1000\t1000\n").unwrap();
+        std::fs::write(d.join("environ"), "PATH=/bin\0HOME=/home/alice\0").unwrap();
+        assert!(dockerds_using(p.path(), Path::new("/var/lib/docker")).is_empty(), "not the system daemon's");
+        assert_eq!(dockerds_using(p.path(), Path::new("/home/alice/.local/share/docker"))[0].pid, 44);
+        std::fs::write(d.join("environ"), "HOME=/home/alice\0XDG_DATA_HOME=/data/a\0").unwrap();
+        assert_eq!(running_data_root(p.path(), 44, &["dockerd".into()]), Path::new("/data/a/docker"));
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! `docker.service` must be stopped: with only the service stopped, the first
 //! client touching /var/run/docker.sock would socket-activate dockerd again
 //! in the middle of a copy.
+//!
+//! A rootless daemon (issue 19) is run by its owner's user manager, so it is
+//! stopped and started the way its owner does it, through that manager:
+//! `systemctl --user --machine=USER@ ...` ([`Scope::User`]). Its units are
+//! those the user has: `dockerd-rootless-setuptool.sh install` writes a
+//! docker.service and no socket, and systemctl refuses to stop a unit that
+//! is not loaded, so the units are asked for their LoadState first.
 
 use super::command::{CommandRunner, SystemRunner, display};
 use super::error::{Result, ServiceError};
@@ -16,11 +23,21 @@ use crate::progress::Progress;
 /// ([`super::engine::WholeEngine`]).
 pub(crate) const UNITS: [&str; 2] = ["docker.socket", "docker.service"];
 
+/// Which systemd manager runs Docker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The system manager (PID 1).
+    System,
+    /// The user manager of this user (rootless Docker).
+    User(String),
+}
+
 /// Docker managed by systemd units.
 pub(crate) struct Systemd<R: CommandRunner = SystemRunner> {
     runner: R,
     api: DockerApi,
     timing: Timing,
+    scope: Scope,
 }
 
 impl Systemd<SystemRunner> {
@@ -28,35 +45,105 @@ impl Systemd<SystemRunner> {
     pub fn new(api: DockerApi, timing: Timing) -> Self {
         Self::with_runner(SystemRunner, api, timing)
     }
+
+    /// The rootless Docker of `user`, through that user's manager.
+    pub fn user(user: &str, api: DockerApi, timing: Timing) -> Self {
+        Self { scope: Scope::User(user.into()), ..Self::new(api, timing) }
+    }
 }
 
 impl<R: CommandRunner> Systemd<R> {
     /// Uses a given command runner (tests script it).
     pub(crate) fn with_runner(runner: R, api: DockerApi, timing: Timing) -> Self {
-        Self { runner, api, timing }
+        Self { runner, api, timing, scope: Scope::System }
     }
 
-    /// Runs `systemctl args…`, which must succeed, and reports it to `log`.
-    /// The `is-active` polls are not reported: they change nothing.
+    /// `args` with the options that select the manager in front.
+    fn scoped<'a>(&'a self, machine: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = match self.scope {
+            Scope::System => vec![],
+            Scope::User(_) => vec!["--user", machine],
+        };
+        all.extend(args);
+        all
+    }
+
+    /// `--machine=USER@` for a user scope.
+    fn machine(&self) -> String {
+        match &self.scope {
+            Scope::System => String::new(),
+            Scope::User(u) => format!("--machine={u}@"),
+        }
+    }
+
+    /// Runs `systemctl args…` on this scope's manager; without `log`, quietly.
+    fn run(&self, log: Option<&dyn Progress>, args: &[&str]) -> Result<super::command::CmdOutput> {
+        let machine = self.machine();
+        let all = self.scoped(&machine, args);
+        if let Some(log) = log {
+            log.log(&format!("run: {}", display("systemctl", &all)));
+            return self.runner.run_ok("systemctl", &all);
+        }
+        self.runner.run("systemctl", &all)
+    }
+
+    /// Runs `systemctl args… UNITS…`, which must succeed, and reports it to
+    /// `log`. The `is-active` polls are not reported: they change nothing.
     fn systemctl(&self, log: &dyn Progress, args: &[&str]) -> Result<()> {
-        log.log(&format!("run: {}", display("systemctl", args)));
-        self.runner.run_ok("systemctl", args).map(drop)
+        self.run(Some(log), args).map(drop)
+    }
+
+    /// The units to stop and start, in [`UNITS`] order: both for the system;
+    /// for a user, those of the two that the user's manager has loaded.
+    fn units(&self) -> Result<Vec<&'static str>> {
+        if self.scope == Scope::System {
+            return Ok(UNITS.to_vec());
+        }
+        let out = self.run(None, &["show", "-p", "LoadState", "--value", UNITS[0], UNITS[1]])?;
+        let states = parse_is_active(&out.stdout);
+        let units: Vec<_> = UNITS.iter().zip(&states).filter(|(_, s)| *s == "loaded").map(|(u, _)| *u).collect();
+        if !out.success() || !units.contains(&UNITS[1]) {
+            return Err(ServiceError::CommandFailed {
+                command: display("systemctl", &self.scoped(&self.machine(), &["show", "-p", "LoadState", UNITS[1]])),
+                code: out.code,
+                stderr: format!("{} has no docker.service loaded ({}); {}", self.name(), states.join(", "), out.stderr.trim()),
+            });
+        }
+        Ok(units)
     }
 
     /// Clears the failed state and start-rate counter of every unit. A unit
     /// that is not failed makes this a no-op; its failure is not an error
     /// (the start that follows reports what matters).
-    fn reset_failed(&self, log: &dyn Progress) {
+    fn reset_failed(&self, log: &dyn Progress, units: &[&str]) {
         let mut args = vec!["reset-failed"];
-        args.extend(UNITS);
+        args.extend(units);
         let _ = self.systemctl(log, &args);
     }
 
-    /// The `is-active` state of each unit, in [`UNITS`] order.
+    /// The `is-active` state of each unit, in [`UNITS`] order (`inactive`
+    /// for a unit the user does not have).
     fn states(&self) -> Result<Vec<String>> {
-        let out = self.runner.run("systemctl", &["is-active", UNITS[0], UNITS[1]])?;
+        let out = self.run(None, &["is-active", UNITS[0], UNITS[1]])?;
         Ok(parse_is_active(&out.stdout))
     }
+
+    /// The service unit's recent log, for a failed start.
+    fn journal(&self) -> String {
+        let args: Vec<String> = match &self.scope {
+            Scope::System => vec!["-u".into(), UNITS[1].into()],
+            Scope::User(u) => vec![format!("--user-unit={}", UNITS[1]), format!("_UID={}", uid_of(u))],
+        };
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["-n", "15", "--no-pager", "-o", "short-iso"]);
+        self.runner.run("journalctl", &all).map(|o| o.stdout).unwrap_or_default()
+    }
+}
+
+/// A user's uid from the password database, for journalctl's match; the
+/// name itself when it is unknown (journalctl then matches nothing).
+fn uid_of(user: &str) -> String {
+    nix::unistd::User::from_name(user).ok().flatten().map_or_else(|| user.to_string(), |u| u.uid.to_string())
 }
 
 /// One state per line of `systemctl is-active` output.
@@ -71,11 +158,17 @@ pub(crate) fn all_stopped(states: &[String]) -> bool {
 
 impl<R: CommandRunner> ServiceManager for Systemd<R> {
     fn name(&self) -> String {
-        "systemd".into()
+        match &self.scope {
+            Scope::System => "systemd".into(),
+            Scope::User(u) => format!("{u}'s user manager"),
+        }
     }
 
     fn stop(&self, log: &dyn Progress) -> Result<()> {
-        self.systemctl(log, &["stop", UNITS[0], UNITS[1]])?;
+        let units = self.units()?;
+        let mut args = vec!["stop"];
+        args.extend(&units);
+        self.systemctl(log, &args)?;
         let (mut last, mut failed) = (Vec::new(), None);
         let ok = self.timing.wait_until(|| match self.states() {
             Ok(s) => {
@@ -108,8 +201,11 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
     /// in 10 s would otherwise leave docker.socket `failed` and Docker down
     /// after a second failure in a row.
     fn start(&self, log: &dyn Progress) -> Result<()> {
-        self.reset_failed(log);
-        self.systemctl(log, &["start", UNITS[0]])?;
+        let units = self.units()?;
+        self.reset_failed(log, &units);
+        if units.contains(&UNITS[0]) {
+            self.systemctl(log, &["start", UNITS[0]])?;
+        }
         let mut failure = self.systemctl(log, &["start", UNITS[1]]).err();
         let mut retried = false;
         let up = self.timing.wait_until(|| {
@@ -119,7 +215,7 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
             let failed = matches!(self.states().ok().as_deref(), Some([_, s]) if s == "failed" || s == "inactive");
             if failure.is_some() && failed && !retried {
                 retried = true;
-                self.reset_failed(log);
+                self.reset_failed(log, &units);
                 failure = self.systemctl(log, &["start", UNITS[1]]).err();
             }
             // Only an unrecoverable failed state ends the wait early.
@@ -128,11 +224,7 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
         if up && self.api.ping() {
             return Ok(());
         }
-        let journal = self
-            .runner
-            .run("journalctl", &["-u", UNITS[1], "-n", "15", "--no-pager", "-o", "short-iso"])
-            .map(|o| o.stdout)
-            .unwrap_or_default();
+        let journal = self.journal();
         match failure {
             Some(e) => Err(ServiceError::StartFailed { unit: UNITS[1].into(), reason: e.to_string(), journal }),
             None => Err(ServiceError::StartTimeout {
@@ -145,7 +237,10 @@ impl<R: CommandRunner> ServiceManager for Systemd<R> {
     }
 
     fn kind(&self) -> ServiceKind {
-        ServiceKind::Systemd
+        match &self.scope {
+            Scope::System => ServiceKind::Systemd,
+            Scope::User(u) => ServiceKind::User(u.clone()),
+        }
     }
 
     fn is_running(&self) -> Result<bool> {
@@ -261,6 +356,28 @@ pub(crate) mod tests {
         let msg = e.to_string();
         assert!(matches!(e, ServiceError::StartFailed { .. }) && msg.contains("| dockerd[9]: failed to start daemon: boom"), "{msg}");
         assert!(msg.contains("systemctl start docker.service"), "{msg}");
+    }
+
+    #[test]
+    fn a_users_manager_gets_only_the_units_it_has() {
+        let r = FakeRunner::default();
+        r.reply("systemctl --user --machine=alice@ show", 0, "not-found\nloaded\n");
+        r.reply("systemctl --user --machine=alice@ is-active", 3, "inactive\ninactive\n");
+        let s = Systemd { scope: Scope::User("alice".into()), ..Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast()) };
+        s.stop(&Silent).unwrap();
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert_eq!(calls[1], "systemctl --user --machine=alice@ stop docker.service", "{calls:?}");
+        assert_eq!((s.name(), s.kind()), ("alice's user manager".into(), ServiceKind::User("alice".into())));
+        let _ = s.start(&Silent);
+        let calls = s.runner.calls.lock().unwrap().clone();
+        assert!(calls.contains(&"systemctl --user --machine=alice@ start docker.service".into()), "{calls:?}");
+        assert!(!calls.iter().any(|c| c.contains("start docker.socket")), "{calls:?}");
+        // Without a docker.service there is nothing to stop: an error naming the manager.
+        let r = FakeRunner::default();
+        r.reply("systemctl --user --machine=bob@ show", 0, "not-found\nnot-found\n");
+        let s = Systemd { scope: Scope::User("bob".into()), ..Systemd::with_runner(r, DockerApi::new("/nonexistent.sock"), fast()) };
+        let e = s.stop(&Silent).unwrap_err().to_string();
+        assert!(e.contains("bob's user manager has no docker.service"), "{e}");
     }
 
     #[test]

@@ -29,9 +29,22 @@ pub(crate) const BACKUP_INFIX: &str = ".dockroot-bak-";
 /// temporary file renamed over it, then the directory synced, so a crash
 /// leaves either the old or the new file, never a torn one.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_atomic_owned(path, contents, mode, None)
+}
+
+/// [`write_atomic`], the new file given `owner` (uid, gid) before it
+/// replaces the old one: a user's file (a rootless daemon's daemon.json,
+/// issue 19) stays the user's.
+pub(crate) fn write_atomic_owned(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
     let tmp = temp_name(path);
     let _ = fs::remove_file(&tmp);
     write_synced(&tmp, contents, mode)?;
+    if let Some((uid, gid)) = owner
+        && let Err(source) = std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid))
+    {
+        let _ = fs::remove_file(&tmp);
+        return Err(WriteError { path: path.to_path_buf(), source });
+    }
     if let Err(source) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(WriteError { path: path.to_path_buf(), source });
@@ -111,6 +124,17 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_432_840);
         assert_eq!(utc_timestamp(t), "20261123T112040Z");
         assert_eq!(utc_timestamp(UNIX_EPOCH), "19700101T000000Z");
+    }
+
+    #[test]
+    fn write_atomic_owned_gives_the_owner_and_keeps_the_mode() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("daemon.json");
+        write_atomic_owned(&p, b"{}", 0o640, Some((1234, 5678))).unwrap();
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (1234, 5678, 0o640));
+        assert!(!temp_name(&p).exists());
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod metrics;
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
+pub mod idmap;

@@ -357,6 +357,7 @@ fn newer_engine_archive_needs_allow_downgrade() {
         engine: None,
         snapshot: None,
         two_phase: false,
+        rootless: None,
         containerd_tree: None,
         userns: None,
         volumes: None,
@@ -666,6 +667,7 @@ fn meta_for(src: &Path) -> BackupMeta {
         engine: None,
         snapshot: None,
         two_phase: false,
+        rootless: None,
         containerd_tree: None,
         userns: None,
         volumes: None,
@@ -688,6 +690,8 @@ fn restore_opts(src: &Path, dst: &Path, host: &Path, st: &Path) -> dockroot::pla
         threads: 2,
         timing: Default::default(),
         shared_store: false,
+        rootless: None,
+        remap_ids: false,
     }
 }
 

@@ -111,6 +111,7 @@ fn meta(root: &Path) -> Vec<u8> {
         engine: None,
         snapshot: None,
         two_phase: true,
+        rootless: None,
         containerd_tree: None,
         userns: None,
         volumes: None,

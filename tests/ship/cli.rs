@@ -109,7 +109,7 @@ fn help_lists_exit_codes_and_service_values() {
     let err = text(&dockroot(["--service", "systemdd", "status"]));
     assert!(
         err.contains("invalid value 'systemdd'")
-            && err.contains("[possible values: auto, systemd, sysv, openrc, pidfile:PATH, snap, none]"),
+            && err.contains("[possible values: auto, systemd, sysv, openrc, pidfile:PATH, snap, user:NAME, none]"),
         "{err}"
     );
 }

@@ -48,6 +48,15 @@ pub enum BackupError {
     #[error("{0}")]
     Refused(String),
 
+    /// An id of the extracted tree could not be shifted (`--remap-ids`).
+    #[error("restore --remap-ids: {0}; nothing was replaced")]
+    Remap(#[from] crate::tree::remap::RemapError),
+    /// The archive's rootless owner or id ranges are not this host's.
+    #[error(
+        "the archive is of {user}'s rootless Docker, whose ids differ from the target's here: {differences}; \
+         pass --remap-ids to shift every uid and gid (owners, ACLs, file capabilities) into this host's ranges"
+    )]
+    IdsDiffer { user: String, differences: String },
     /// The staging tree differs from the archive's manifest.
     #[error("the extracted tree differs from the archive's manifest ({count} differences, first: {first}); nothing was replaced")]
     StagingDiffers { count: u64, first: String },
@@ -103,7 +112,7 @@ impl BackupError {
             BackupError::Abandoned { .. } => EXIT_UNDONE,
             BackupError::Undone { .. } => EXIT_UNDO_FAILED,
             BackupError::Plan(p) => p.exit_code(),
-            BackupError::Refused(_) | BackupError::EngineMismatch { .. } => EXIT_REFUSED,
+            BackupError::Refused(_) | BackupError::EngineMismatch { .. } | BackupError::IdsDiffer { .. } => EXIT_REFUSED,
             _ => 1,
         }
     }

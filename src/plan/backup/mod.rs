@@ -77,6 +77,8 @@ pub struct BackupOptions {
     pub shared_store: bool,
     /// `--restic REPO`: the stream goes into a restic repository (output `-`).
     pub restic: Option<stream::ResticTarget>,
+    /// The rootless daemon backed up (its owner and ids go into meta.json).
+    pub rootless: Option<Box<crate::docker::rootless::RootlessDaemon>>,
 }
 
 /// The plan (the dry run prints it).
@@ -309,6 +311,8 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
         Some(_) => Some(opts.api.volume_specs().map_err(BackupError::docker("list volumes and the containers that use them"))?),
         None => None,
     };
+    // A rootless daemon that is not running still names its driver (daemon.json, the tree).
+    let driver = driver.or_else(|| opts.rootless.as_ref().and_then(|d| d.storage_driver.clone()));
     let engine = facts::engine_version(&opts.dockerd).ok().map(|v| v.version);
     let config: Vec<(Vec<u8>, PathBuf)> = if opts.config { config_files(&opts.host_root) } else { Vec::new() };
 
@@ -352,6 +356,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
             two_phase,
             userns: userns.clone(),
             volumes: volumes.clone(),
+            rootless: opts.rootless.as_ref().map(|d| d.ids.clone()),
         }
     };
     let taken = (method.clone(), skipped.clone());
@@ -559,6 +564,7 @@ mod tests {
             live: true,
             shared_store: false,
             restic: None,
+            rootless: None,
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

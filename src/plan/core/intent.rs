@@ -88,11 +88,21 @@ pub(crate) fn apply_edit(step: &'static str, intent: &Intent, contents: &[u8]) -
         return Err(PlanError::Refused { msg: format!("step {step}: not a file edit: {intent:?}") });
     };
     let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+    let owner = owner_for(path);
     if let Some(b) = backup {
         let old = std::fs::read(path).map_err(|e| PlanError::io(step, path, e))?;
-        atomic::write_atomic(b, &old, mode).map_err(PlanError::docker(step))?;
+        atomic::write_atomic_owned(b, &old, mode, owner).map_err(PlanError::docker(step))?;
     }
-    atomic::write_atomic(path, contents, mode).map_err(PlanError::docker(step))
+    atomic::write_atomic_owned(path, contents, mode, owner).map_err(PlanError::docker(step))
+}
+
+/// The owner an edited file keeps: its own, or for a new file its
+/// directory's (a drop-in in a rootless user's unit directory is the
+/// user's; one in /etc is root's).
+pub(crate) fn owner_for(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok().or_else(|| std::fs::metadata(path.parent()?).ok())?;
+    Some((m.uid(), m.gid()))
 }
 
 /// Undoes `intent` from whatever state the filesystem and mounts are in.
@@ -178,7 +188,7 @@ pub(crate) fn undo(intent: &Intent) -> Result<()> {
                     let old = std::fs::read(b).map_err(|e| PlanError::io(STEP, b, e))?;
                     if std::fs::read(path).ok().as_deref() != Some(&old[..]) {
                         let mode = std::fs::metadata(b).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
-                        atomic::write_atomic(path, &old, mode).map_err(PlanError::docker(STEP))?;
+                        atomic::write_atomic_owned(path, &old, mode, owner_for(b)).map_err(PlanError::docker(STEP))?;
                     }
                     remove_if_exists(&atomic::temp_name(b))?;
                     remove_if_exists(b)

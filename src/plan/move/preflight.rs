@@ -76,6 +76,25 @@ impl MovePlan {
     }
 }
 
+/// A rootless daemon pointed at the target by daemon.json (data-root
+/// method) runs as its user, who must be able to reach it; with a bind the
+/// daemon reaches it through its old path.
+fn refuse_unreachable_target(req: &MoveRequest, service: &ServiceKind, target: &Path) -> Result<()> {
+    let ServiceKind::User(name) = service else { return Ok(()) };
+    if req.method != Method::DataRoot {
+        return Ok(());
+    }
+    let Some(u) = nix::unistd::User::from_name(name).ok().flatten() else { return Ok(()) };
+    match crate::docker::rootless::unsearchable_ancestor(target, u.uid.as_raw(), u.gid.as_raw()) {
+        Some(dir) => Err(PlanError::preflight(format!(
+            "{name}'s rootless Docker could not reach {}: {} is closed to {name} (no x permission); choose a target {name} can reach, or use --method bind",
+            target.display(),
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whether a mount below the data-root belongs to a running Docker
 /// (container layers, shm, plugins, the bind of the btrfs driver's home onto
 /// itself) rather than to the host. A userns-remap subtree (`<uid>.<gid>`,
@@ -122,8 +141,9 @@ pub fn preflight(env: &Env, req: &MoveRequest) -> Result<MovePlan> {
     let rewrite_argv = req.method == Method::DataRoot
         && daemon_command.as_ref().is_some_and(|c| unit::flag_value(&c.argv, unit::DATA_ROOT_FLAGS).is_some());
     refuse_unit_data_root_flag(req, &service)?;
+    refuse_unreachable_target(req, &service, &target)?;
     let boot_command = rewrite_argv.then_some(daemon_command.as_ref()).flatten().map(|c| boot_command(c, &dr, &target, &mut warnings));
-    let use_dropin = req.method == Method::Bind && service == ServiceKind::Systemd;
+    let use_dropin = req.method == Method::Bind && matches!(service, ServiceKind::Systemd | ServiceKind::User(_));
     let mut plan = MovePlan {
         data_root: dr,
         target,

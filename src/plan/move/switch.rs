@@ -153,8 +153,14 @@ fn rename_aside(dr: &Path, old: &Path) -> Result<()> {
 
 /// Writes the drop-in `path` that makes its unit wait for `mount_path`.
 fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent()
+        && !dir.is_dir()
+    {
         std::fs::create_dir_all(dir).map_err(|e| PlanError::io("dropin", dir, e))?;
+        // In a rootless user's unit directory the new `docker.service.d` is the user's.
+        if let Some((uid, gid)) = dir.parent().and_then(intent::owner_for) {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| PlanError::io("dropin", dir, e))?;
+        }
     }
     let text = DROPIN_TEMPLATE.replace("@DATA_ROOT@", &mount_path.to_string_lossy());
     intent::apply_edit("dropin", edit, text.as_bytes())?;
@@ -163,11 +169,25 @@ fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
 }
 
 /// Makes systemd read a changed drop-in (only for drop-ins under systemd's
-/// own directories on a host that runs systemd).
+/// own directories on a host that runs systemd): the system manager for
+/// /etc/systemd, the user's manager for a user's `~/.config/systemd/user`
+/// (rootless Docker; the user is the owner of that directory).
 pub(crate) fn daemon_reload(dropin: &Path) {
-    if Path::new("/run/systemd/system").is_dir() && dropin.starts_with("/etc/systemd") {
-        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
+    if !Path::new("/run/systemd/system").is_dir() {
+        return;
     }
+    if dropin.starts_with("/etc/systemd") {
+        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
+    } else if let Some(user) = unit_dir_owner(dropin) {
+        let _ = std::process::Command::new("systemctl").args(["--user", &format!("--machine={user}@"), "daemon-reload"]).status();
+    }
+}
+
+/// The owner of the `.config/systemd/user` directory above a user's drop-in.
+fn unit_dir_owner(dropin: &Path) -> Option<String> {
+    let dir = dropin.ancestors().find(|a| a.ends_with(".config/systemd/user"))?;
+    let uid = std::fs::metadata(dir).ok()?.uid();
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::docker::{discover, layout, userns};
+use crate::docker::rootless::RootlessIds;
 use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
@@ -41,6 +42,7 @@ use crate::plan::core::runner::Runner;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
+use crate::tree::remap::{RemapStats, Shift, remap_tree};
 use crate::util::atomic;
 
 pub(crate) const STAGING_INFIX: &str = ".dockroot-staging-";
@@ -67,6 +69,10 @@ pub struct RestoreOptions {
     pub timing: Timing,
     /// Restore a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
+    /// The rootless daemon restored into (`None`: the system daemon).
+    pub rootless: Option<Box<crate::docker::rootless::RootlessDaemon>>,
+    /// Shift the archive's ids into the target's rootless id maps.
+    pub remap_ids: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +98,8 @@ pub struct RestoreSummary {
     pub containerd_entries: u64,
     /// The daemon.json edit that pinned the archive's image store, if one was needed.
     pub store_pinned: Option<String>,
+    /// `--remap-ids`: what the shift into this host's id maps changed.
+    pub remapped: Option<crate::tree::remap::RemapStats>,
 }
 
 /// Checks a config name from the archive: only files below /etc/docker and
@@ -168,6 +176,34 @@ fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, w
     }
 }
 
+/// The id shift a rootless restore needs, from the archive's owner and id
+/// maps (`archive`) to the target daemon's (`here`): none when they are the
+/// same; refused when they differ without `remap` (`--remap-ids`), and when
+/// one side is rootless and the other is not.
+pub fn id_shift(archive: Option<&RootlessIds>, here: Option<&RootlessIds>, remap: bool) -> Result<Option<Shift>> {
+    match (archive, here) {
+        (None, None) => Ok(None),
+        (Some(a), None) => Err(BackupError::Refused(format!(
+            "the archive is of {}'s rootless Docker; restore it into a rootless daemon with --user NAME",
+            a.user
+        ))),
+        (None, Some(h)) => Err(BackupError::Refused(format!(
+            "the archive is of a system daemon, whose files belong to root; restore it with --rootful, not into {}'s rootless Docker",
+            h.user
+        ))),
+        (Some(a), Some(h)) => {
+            let differences = a.differences(h);
+            if differences.is_empty() {
+                return Ok(None);
+            }
+            if !remap {
+                return Err(BackupError::IdsDiffer { user: a.user.clone(), differences: differences.join("; ") });
+            }
+            Ok(Some(Shift { uids: (a.uids.clone(), h.uids.clone()), gids: (a.gids.clone(), h.gids.clone()) }))
+        }
+    }
+}
+
 fn non_empty(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
 }
@@ -191,6 +227,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     check_engine(&meta, opts, &mut warnings)?;
+    let shift = id_shift(meta.rootless.as_ref(), opts.rootless.as_ref().map(|d| &d.ids), opts.remap_ids)?;
     // With --with-config the archive's own daemon.json comes back with the tree.
     if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
         let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
@@ -227,8 +264,9 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // Then the image store the restored tree needs, pinned if this engine would pick the other.
     let tree = r.j.target.clone();
     let staged = extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress)
-        .and_then(|ex| Ok((ex, pin::plan(opts, &meta, &tree)?)));
-    let (ex, pin) = match staged {
+        .and_then(|ex| Ok((ex, remap(&mut r, &tree, shift.as_ref())?)))
+        .and_then(|(ex, remapped)| Ok((ex, remapped, pin::plan(opts, &meta, &tree)?)));
+    let (ex, remapped, pin) = match staged {
         Ok(staged) => staged,
         Err(e) => {
             // Docker never stopped: the undo only removes the staging tree.
@@ -276,6 +314,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 containerd_old: second.as_ref().and_then(|s| s.old.clone()),
                 containerd_entries: ex.containerd_entries,
                 store_pinned: pin.map(|p| p.said),
+                remapped,
             })
         }
         Err(e) => {
@@ -324,6 +363,13 @@ fn extract_and_verify(
     Ok(ex)
 }
 
+/// `--remap-ids`: shifts the verified staging tree's ids into this host's
+/// maps, a journaled step (its undo is the staging tree's removal).
+fn remap(r: &mut Runner, tree: &Path, shift: Option<&Shift>) -> Result<Option<RemapStats>> {
+    let Some(shift) = shift else { return Ok(None) };
+    r.step("remap-ids", |_| Ok(Some(remap_tree(tree, shift)?)))
+}
+
 /// A manifest file the extraction writes.
 fn manifest_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     let f = std::fs::File::create(path).map_err(BackupError::io("create", path))?;
@@ -366,7 +412,25 @@ fn archive_show(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::config_name_ok;
+    use super::{BackupError, config_name_ok, id_shift};
+    use crate::docker::rootless::{IdMap, IdRange, RootlessIds};
+
+    #[test]
+    fn rootless_ids_are_kept_refused_or_shifted() {
+        let ids = |start| {
+            let m = IdMap { owner: 1000, ranges: vec![IdRange { start, count: 65536 }] };
+            RootlessIds { user: "alice".into(), uids: m.clone(), gids: m }
+        };
+        let (a, b) = (ids(100000), ids(300000));
+        assert!(id_shift(None, None, false).unwrap().is_none());
+        assert!(id_shift(Some(&a), Some(&a), false).unwrap().is_none(), "same ids: nothing to shift");
+        let e = id_shift(Some(&a), Some(&b), false).unwrap_err();
+        assert!(matches!(e, BackupError::IdsDiffer { .. }) && e.to_string().contains("--remap-ids"), "{e}");
+        let s = id_shift(Some(&a), Some(&b), true).unwrap().unwrap();
+        assert_eq!((s.uids.1.ranges[0].start, s.gids.0.ranges[0].start), (300000, 100000));
+        assert!(id_shift(Some(&a), None, true).unwrap_err().to_string().contains("--user NAME"));
+        assert!(id_shift(None, Some(&b), true).unwrap_err().to_string().contains("--rootful"));
+    }
 
     #[test]
     fn config_names_are_confined() {

@@ -144,6 +144,8 @@ mod tests {
             threads: 1,
             timing: Timing::default(),
             shared_store: shared,
+            rootless: None,
+            remap_ids: false,
         }
     }
 
