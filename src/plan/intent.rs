@@ -107,7 +107,7 @@ pub(crate) fn undo(intent: &Intent) -> Result<()> {
             sync_parent(from)
         }
         Intent::MakeTree { path } => match path.symlink_metadata() {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(|e| PlanError::io(STEP, path, e)),
+            Ok(m) if m.is_dir() => crate::sys::remove::remove_tree(path).map_err(|e| PlanError::io(STEP, path, e)),
             Ok(_) => remove_if_exists(path),
             Err(_) => Ok(()),
         },

@@ -295,7 +295,7 @@ impl StateDir {
     /// Removes the journal and the move's work directory.
     pub(crate) fn clear(&self, j: &Journal) -> Result<()> {
         let path = self.journal_path();
-        let _ = fs::remove_dir_all(self.work_dir(&j.id));
+        let _ = crate::sys::remove::remove_tree(&self.work_dir(&j.id));
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&path, e)),
             _ => {}

@@ -143,7 +143,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     env.state.refuse_unfinished()?;
     if let Some(old) = env.state.load()? {
         // A rolled-back or abandoned move's manifests are of no further use.
-        let _ = std::fs::remove_dir_all(env.state.work_dir(&old.id));
+        let _ = crate::sys::remove::remove_tree(&env.state.work_dir(&old.id));
     }
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);

@@ -3,7 +3,6 @@
 //! journal alone);
 //! `finalize` deletes the old tree once a move passed its health check.
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -159,7 +158,7 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     }
     let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
     // The undone operation's manifests are of no further use.
-    let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
+    let _ = crate::sys::remove::remove_tree(&env.state.work_dir(&j.id));
     let containerd_target = j.containerd_move.map(|c| c.target);
     Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, containerd_target, docker_restarted })
 }
@@ -191,23 +190,10 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
     env.state.save(&j)?;
     for old in removed.iter().chain(&removed_containerd) {
         progress.phase("remove old tree", None);
-        remove_tree(old)?;
+        crate::sys::remove::remove_tree(old).map_err(|e| PlanError::io("finalize", old, e))?;
     }
     env.state.clear(&j)?;
     Ok(FinalizeReport { data_root: j.data_root, removed, removed_containerd })
-}
-
-fn remove_tree(path: &std::path::Path) -> Result<()> {
-    let err = |e| PlanError::io("finalize", path, e);
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(PlanError::Refused { msg: format!("refusing to remove {}", path.display()) });
-    };
-    if !path.exists() {
-        return Ok(());
-    }
-    let dir = crate::sys::fs::open_dir_path(parent).map_err(err)?;
-    let name = crate::sys::path_cstr(std::path::Path::new(name)).map_err(err)?;
-    crate::sys::fs::remove_tree_at(dir.as_fd(), &name).map_err(err)
 }
 
 /// `move --resume`, first half: the interrupted move to resume. Refuses
@@ -240,9 +226,9 @@ pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn
     }
     if same_target {
         for t in j.containerd_move.iter().map(|c| &c.target) {
-            clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
+            crate::sys::remove::clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
         }
-        clear_dir(&j.target).map_err(|e| {
+        crate::sys::remove::clear_dir(&j.target).map_err(|e| {
             PlanError::io(
                 "resume",
                 &j.target,
@@ -252,24 +238,6 @@ pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn
                 )),
             )
         })?;
-    }
-    Ok(())
-}
-
-/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
-fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(e.path())?;
-        } else {
-            std::fs::remove_file(e.path())?;
-        }
     }
     Ok(())
 }

@@ -181,21 +181,6 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     Ok(names)
 }
 
-/// Removes `name` in `dir`, recursively if it is a directory, using fds all the
-/// way down so arbitrarily deep trees can be removed.
-pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    match super::stat::lstat_at(dir, name)?.kind {
-        Kind::Dir => {
-            let sub = open_dir_at(dir, name)?;
-            for child in list_dir(sub.as_fd())? {
-                remove_tree_at(sub.as_fd(), &child)?;
-            }
-            rmdir_at(dir, name)
-        }
-        _ => unlink_at(dir, name),
-    }
-}
-
 /// Raises the soft open-files limit to the hard limit (a walk keeps one fd per
 /// directory level plus the fds of the entries in flight) and returns the
 /// soft limit now in force, so callers can size their windows below it.
