@@ -10,8 +10,10 @@ pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "these tests need root (devices, xattrs, loop mounts); run them with sudo or as root");
 }
 
+/// The dockroot under test: this build's, or `DOCKROOT_TEST_BIN` (to show
+/// that a regression test fails on an older build).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_dockroot"))
+    std::env::var_os("DOCKROOT_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dockroot")), PathBuf::from)
 }
 
 pub fn repo() -> PathBuf {

@@ -16,6 +16,7 @@ mod crash;
 mod faults;
 mod precopy;
 mod snapshot;
+mod world;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 
