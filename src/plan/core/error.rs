@@ -81,6 +81,10 @@ pub enum PlanError {
     /// The move failed and undoing it failed too.
     #[error("{cause}\nundoing the move failed too: {undo}\nthe journal {} records what was done; fix the cause and run `dockroot rollback`", journal.display())]
     UndoFailed { cause: Box<PlanError>, undo: Box<PlanError>, journal: PathBuf },
+    /// What `rollback` or `finalize` would act on is not what the journal
+    /// recorded (deleted, replaced, or in use by Docker): refused.
+    #[error("{msg}")]
+    WorldChanged { msg: String },
     /// A refusal that is not a preflight check (finalize too early, ...).
     #[error("{msg}")]
     Refused { msg: String },
@@ -106,7 +110,7 @@ impl PlanError {
             // Refused by a service check before anything changed (e.g. live-restore with running containers).
             PlanError::Service { step: "preflight", .. } => EXIT_REFUSED,
             PlanError::RolledBack { .. } => EXIT_UNDONE,
-            PlanError::UndoFailed { .. } => EXIT_UNDO_FAILED,
+            PlanError::UndoFailed { .. } | PlanError::WorldChanged { .. } => EXIT_UNDO_FAILED,
             _ => 1,
         }
     }

@@ -14,12 +14,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
+use super::identity::FileId;
 use super::intent::Intent;
+use crate::docker::snapshot::DockerState;
 use crate::service::ServiceRecord;
 
-/// The format written by this version: steps carry their intents. Version 1
-/// (no `version` field) recorded step names only.
-pub(crate) const VERSION: u32 = 2;
+/// The format written by this version: steps carry their intents, and
+/// renames and made trees their identities (issue 17). Version 2 had no
+/// identities; version 1 (no `version` field) recorded step names only.
+pub(crate) const VERSION: u32 = 3;
 /// The restore journal of dockroot versions before the shared journal.
 pub(crate) const LEGACY_RESTORE_FILE: &str = "restore.json";
 
@@ -150,6 +153,27 @@ pub struct Journal {
     /// A move of the containerd image store: containerd's root moves too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd_move: Option<TreeMove>,
+    /// Docker's images, containers and volumes when the operation began: the
+    /// health check after a rollback compares with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<DockerState>,
+    /// The trees the operation started from, with their identity (a move's
+    /// data-root and containerd root: what `finalize` may delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Recorded>,
+    /// Seconds since the epoch when the operation finished (moved or done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    /// Trees the undo found where it expected none and kept under a new name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_aside: Vec<PathBuf>,
+}
+
+/// A path and the identity of what was there when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub path: PathBuf,
+    pub id: FileId,
 }
 
 /// A second tree a move relocates (containerd's root), beside the data-root.
@@ -192,6 +216,23 @@ impl Journal {
         }
     }
 
+    /// The identity recorded for the tree at `path`: what a done rename
+    /// moved there, or a source tree recorded when the operation began.
+    pub(crate) fn recorded_id(&self, path: &Path) -> Option<FileId> {
+        let renamed = self.steps.iter().filter(|s| s.state == StepState::Done).flat_map(|s| &s.intents).find_map(|i| match i {
+            Intent::Rename { to, id, .. } if to == path => *id,
+            _ => None,
+        });
+        renamed.or_else(|| self.sources.iter().find(|r| r.path == path).map(|r| r.id))
+    }
+
+    /// Records the identity of the tree at `path` as one the operation starts from.
+    pub(crate) fn record_source(&mut self, path: &Path) {
+        if let Some(id) = FileId::of(path) {
+            self.sources.push(Recorded { path: path.into(), id });
+        }
+    }
+
     /// Whether any begun step changes files, names or mounts.
     pub(crate) fn switched(&self) -> bool {
         self.steps.iter().any(|s| s.state != StepState::Undone && !s.intents.is_empty())
@@ -221,6 +262,10 @@ impl Journal {
             snapshot: None,
             phases: None,
             containerd_move: None,
+            before: None,
+            sources: Vec::new(),
+            finished_at: None,
+            kept_aside: Vec::new(),
         }
     }
 }
@@ -376,6 +421,10 @@ impl Journal {
             snapshot: None,
             phases: None,
             containerd_move: None,
+            before: None,
+            sources: Vec::new(),
+            finished_at: None,
+            kept_aside: Vec::new(),
         }
     }
 }

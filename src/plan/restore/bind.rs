@@ -168,18 +168,18 @@ impl Place {
         let mut v = Vec::new();
         if !matches!(self.layout, Layout::Filesystem { .. }) {
             if let Some(old) = old {
-                v.push(Intent::Rename { from: tree.into(), to: old.into(), leave_empty: false });
+                v.push(Intent::rename(tree, old, false));
             }
-            v.push(Intent::Rename { from: staging.into(), to: tree.into(), leave_empty: false });
+            v.push(Intent::rename(staging, tree, false));
             return Ok(v);
         }
         let old = old.ok_or_else(|| refused(format!("no name recorded for the old entries of {}", tree.display())))?;
         v.push(Intent::MakeDir { path: old.into() });
         for name in entries(tree)? {
-            v.push(Intent::Rename { from: tree.join(&name), to: old.join(&name), leave_empty: false });
+            v.push(Intent::rename(&tree.join(&name), &old.join(&name), false));
         }
         for name in entries(staging)? {
-            v.push(Intent::Rename { from: staging.join(&name), to: tree.join(&name), leave_empty: false });
+            v.push(Intent::rename(&staging.join(&name), &tree.join(&name), false));
         }
         Ok(v)
     }
@@ -279,7 +279,7 @@ mod tests {
         let place = Place { data_root: root.clone(), layout: Layout::Filesystem { device: "/dev/x".into(), fstype: "ext4".into() } };
         assert_eq!(place.staging("T"), staging);
         let v = place.swap_intents(&staging, Some(&old)).unwrap();
-        let r = |a: &Path, b: &Path, n: &str| Intent::Rename { from: a.join(n), to: b.join(n), leave_empty: false };
+        let r = |a: &Path, b: &Path, n: &str| Intent::rename(&a.join(n), &b.join(n), false);
         assert_eq!(
             v,
             vec![
