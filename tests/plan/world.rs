@@ -94,6 +94,14 @@ fn world_rollback_of_a_bind_move_whose_old_tree_was_deleted_is_refused() {
     let fstab = std::fs::read(s.join("fstab")).unwrap();
     let old = PathBuf::from(journal(&s)["old_tree"].as_str().unwrap());
     std::fs::remove_dir_all(&old).unwrap();
+    // As if the move had finished two days ago: the rollback says so, and
+    // says what it replaces, and only --yes confirms it.
+    let mut j = journal(&s);
+    j["finished_at"] = serde_json::json!(j["finished_at"].as_u64().expect("finished_at recorded") - 2 * 86_400);
+    std::fs::write(s.join("state/journal.json"), serde_json::to_vec(&j).unwrap()).unwrap();
+    let o = dockroot(with(&g, &["rollback"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("finished 2 days ago") && text(&o).contains("--yes") && text(&o).contains("images"), "{}", text(&o));
 
     let o = dockroot(with(&g, &["rollback", "--yes"]));
     assert_refused(&o, "rollback after the old tree was deleted", &[&old.display().to_string(), "nothing was changed"]);

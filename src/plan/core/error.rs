@@ -94,7 +94,8 @@ pub enum PlanError {
 pub(crate) const EXIT_REFUSED: i32 = 2;
 /// Exit code: failed and undone; Docker runs on the old data again.
 pub(crate) const EXIT_UNDONE: i32 = 3;
-/// Exit code: failed and the undo failed too; the message says what to do by hand.
+/// Exit code: failed and the undo failed too; the message says what to do by
+/// hand. Also a rollback or finalize refused because the trees differ from the journal.
 pub(crate) const EXIT_UNDO_FAILED: i32 = 4;
 
 impl PlanError {

@@ -46,11 +46,16 @@ pub(crate) const ASIDE_INFIX: &str = ".dockroot-aside-";
 
 /// `<path>.dockroot-aside-<UTC time>`, a name that does not exist yet.
 pub(crate) fn aside_name(path: &Path) -> PathBuf {
+    free_name(path, ASIDE_INFIX)
+}
+
+/// `<path><infix><UTC time>` (with `.N` appended if taken), a name that does not exist yet.
+pub(crate) fn free_name(path: &Path, infix: &str) -> PathBuf {
     let stamp = atomic::utc_timestamp(SystemTime::now());
-    let mut p = atomic::with_suffix(path, &format!("{ASIDE_INFIX}{stamp}"));
+    let mut p = atomic::with_suffix(path, &format!("{infix}{stamp}"));
     let mut n = 1;
     while p.symlink_metadata().is_ok() {
-        p = atomic::with_suffix(path, &format!("{ASIDE_INFIX}{stamp}.{n}"));
+        p = atomic::with_suffix(path, &format!("{infix}{stamp}.{n}"));
         n += 1;
     }
     p

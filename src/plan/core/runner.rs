@@ -104,10 +104,8 @@ pub(crate) fn check_undo(j: &Journal) -> Result<()> {
     for s in j.steps.iter().filter(|s| s.state != StepState::Undone) {
         for it in &s.intents {
             match it {
-                Intent::Rename { from, to, id: Some(id), .. } => {
-                    if FileId::of(from) != Some(*id) && FileId::of(to) != Some(*id) {
-                        return Err(intent::lost(from, to, *id));
-                    }
+                Intent::Rename { from, to, id: Some(id), .. } if FileId::of(from) != Some(*id) && FileId::of(to) != Some(*id) => {
+                    return Err(intent::lost(from, to, *id));
                 }
                 Intent::Rename { from, to, id: None, .. } if s.state == StepState::Done && to.symlink_metadata().is_err() => {
                     return Err(PlanError::WorldChanged {

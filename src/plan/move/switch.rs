@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use nix::mount::MsFlags;
 
@@ -15,7 +14,6 @@ use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::Method;
 pub use crate::plan::core::runner::Runner;
-use crate::util::atomic;
 
 /// The drop-in template shipped in `systemd/`.
 pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.service.d/dockroot-mount.conf");
@@ -25,14 +23,7 @@ pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
 
 /// `<data-root>.dockroot-old-<UTC time>`, a name that does not exist yet.
 pub(crate) fn old_name(dr: &Path) -> PathBuf {
-    let stamp = atomic::utc_timestamp(SystemTime::now());
-    let mut old = atomic::with_suffix(dr, &format!("{OLD_INFIX}{stamp}"));
-    let mut n = 1;
-    while old.symlink_metadata().is_ok() {
-        old = atomic::with_suffix(dr, &format!("{OLD_INFIX}{stamp}.{n}"));
-        n += 1;
-    }
-    old
+    crate::plan::core::identity::free_name(dr, OLD_INFIX)
 }
 
 /// Applies the switch steps of `j.method`, for the data-root and, when the
