@@ -181,10 +181,10 @@ impl MountKey {
 /// itself when `name` is empty.
 pub(crate) fn mount_key(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<MountKey> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-    let flags = libc::AT_SYMLINK_NOFOLLOW | if name.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+    let empty = if name.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
     let mask = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;
     // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
-    let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), flags, mask, stx.as_mut_ptr()) };
+    let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW | empty, mask, stx.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

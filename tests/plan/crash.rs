@@ -100,7 +100,7 @@ impl Harness<'_> {
         c.arg("-o").arg(census.unwrap_or(Path::new("/dev/null")));
         match kill {
             Some((sys, n)) => c.arg("-e").arg(format!("trace={sys}")).arg("-e").arg(format!("inject={sys}:signal=KILL:when={n}")),
-            None => c.arg("-e").arg(format!("trace={}", SYSCALLS.join(","))),
+            None => c.arg("-e").arg(format!("trace={}", self.syscalls().join(","))),
         };
         c.arg(crate::util::bin()).args(with(&self.g, args)).output().unwrap()
     }
@@ -123,6 +123,11 @@ impl Harness<'_> {
         assert_same(&self.world(), w0, &format!("after the kill {at} and rollback"));
         self.assert_clean(at);
         true
+    }
+
+    /// The calls whose points are tried.
+    fn syscalls(&self) -> &'static [&'static str] {
+        if self.supervised { &SUPERVISED_SYSCALLS } else { &SYSCALLS }
     }
 
     /// Where the directory with identity `id` is, among the names the
@@ -176,8 +181,7 @@ impl Harness<'_> {
         self.rollback_and_check(&w0, &format!("{name}: after the counting run"), cleanup);
         let mut points = 0;
         let mut summary = Vec::new();
-        let syscalls: &[&str] = if self.supervised { &SUPERVISED_SYSCALLS } else { &SYSCALLS };
-        for sys in syscalls {
+        for sys in self.syscalls() {
             let count = log.lines().filter(|l| l.starts_with(&format!("{sys}("))).count();
             if count == 0 {
                 continue;

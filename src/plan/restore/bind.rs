@@ -179,7 +179,12 @@ impl Place {
             v.push(Intent::rename(&tree.join(&name), &old.join(&name), false));
         }
         for name in entries(staging)? {
-            v.push(Intent::rename(&staging.join(&name), &tree.join(&name), false));
+            // By name, not identity: dockerd replaces some entries of its
+            // root when it starts (runtimes/). What these renames carry back
+            // is restored content, deleted with the staging tree, which goes
+            // by its own identity.
+            let (from, to) = (staging.join(&name), tree.join(&name));
+            v.push(Intent::Rename { from, to, leave_empty: false, id: None });
         }
         Ok(v)
     }
@@ -280,14 +285,15 @@ mod tests {
         assert_eq!(place.staging("T"), staging);
         let v = place.swap_intents(&staging, Some(&old)).unwrap();
         let r = |a: &Path, b: &Path, n: &str| Intent::rename(&a.join(n), &b.join(n), false);
+        let by_name = |a: &Path, b: &Path, n: &str| Intent::Rename { from: a.join(n), to: b.join(n), leave_empty: false, id: None };
         assert_eq!(
             v,
             vec![
                 Intent::MakeDir { path: old.clone() },
                 r(&root, &old, "image"),
                 r(&root, &old, "lost+found"),
-                r(&staging, &root, "engine-id"),
-                r(&staging, &root, "image"),
+                by_name(&staging, &root, "engine-id"),
+                by_name(&staging, &root, "image"),
             ]
         );
         // Applied, then undone in reverse from the observed state.
