@@ -149,4 +149,26 @@ mod tests {
         let back: Journal = serde_json::from_str(&text).unwrap();
         assert_eq!(back.version, 1);
     }
+
+    #[test]
+    fn the_undo_is_checked_first_by_identity_and_old_journals_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::for_test(d.path(), super::super::journal::Method::Bind);
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        j.begin("rename", vec![Intent::rename(&a, &b, true)]);
+        std::fs::rename(&a, &b).unwrap();
+        j.set("rename", StepState::Done);
+        check_undo(&j).unwrap();
+        std::fs::rename(&b, d.path().join("elsewhere")).unwrap();
+        let e = check_undo(&j).unwrap_err();
+        assert!(matches!(e, PlanError::WorldChanged { .. }) && e.to_string().contains(&b.display().to_string()), "{e}");
+        // A version-2 journal (no identities): the new name of a done rename must exist.
+        j.version = 2;
+        j.begin("rename", vec![Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: true, id: None }]);
+        j.set("rename", StepState::Done);
+        assert!(matches!(check_undo(&j), Err(PlanError::WorldChanged { .. })));
+        std::fs::create_dir(&b).unwrap();
+        check_undo(&j).unwrap();
+    }
 }
