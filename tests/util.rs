@@ -10,8 +10,8 @@ pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "these tests need root (devices, xattrs, loop mounts); run them with sudo or as root");
 }
 
-/// The binary under test; `DOCKROOT_TEST_BIN` runs the tests against
-/// another build (to show that a new test fails on the old binary).
+/// The dockroot under test: this build's, or `DOCKROOT_TEST_BIN` (to show
+/// that a regression test fails on an older build).
 pub fn bin() -> PathBuf {
     std::env::var_os("DOCKROOT_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dockroot")), PathBuf::from)
 }

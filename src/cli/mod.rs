@@ -30,7 +30,9 @@ Exit codes:
   1  differences found, or some entries failed (each is printed with its path)
   2  refused or bad input; nothing was changed
   3  failed and undone: Docker runs on the old data again
-  4  failed, and undoing failed too: act now, the message says what to do";
+  4  failed, and undoing failed too: act now, the message says what to do;
+     or rollback/finalize refused because the trees differ from the journal
+     (nothing was changed, see docs/safety.md)";
 }
 
 #[derive(Parser, Debug)]

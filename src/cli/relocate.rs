@@ -336,10 +336,27 @@ fn say_moved(out: &Output, p: &plan::MovePlan, r: &plan::r#move::MoveReport) {
 
 pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
     let env = env(g)?;
+    // A late rollback says what it replaces, and only --yes confirms it.
+    match plan::core::undo::late_notice(&env) {
+        Ok(Some(notice)) if !a.yes => {
+            out.problem(&format!("{notice}; pass --yes to roll back anyway"));
+            return Ok(exit::REFUSED);
+        }
+        Ok(Some(notice)) => out.say(&notice),
+        Ok(None) => {}
+        Err(e) => return Ok(fail(out, &e)),
+    }
     if let Some(code) = confirm(a, out, "Roll back the last move or interrupted restore (changes made to Docker since then are lost)?") {
         return Ok(code);
     }
-    match plan::core::undo::rollback(&env, progress) {
+    let r = plan::core::undo::rollback(&env, progress);
+    for k in r.iter().flat_map(|r| &r.kept_aside) {
+        out.say(&format!(
+            "kept {}: it was not dockroot's (e.g. an empty data-root made by a dockerd started meanwhile); delete it if it holds nothing you need",
+            k.display()
+        ));
+    }
+    match r {
         Ok(r) if r.operation == "move" => {
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));

@@ -181,40 +181,6 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     Ok(names)
 }
 
-/// Removes `name` in `dir`, recursively if it is a directory, using fds all the
-/// way down so arbitrarily deep trees can be removed. A read-only btrfs
-/// subvolume is made writable first; an empty subvolume goes with rmdir
-/// (Linux 4.18+).
-pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    let st = super::stat::lstat_at(dir, name)?;
-    match st.kind {
-        Kind::Dir => {
-            let sub = open_dir_at(dir, name)?;
-            if super::btrfs::subvolume(sub.as_fd(), st.ino)?.is_some_and(|s| s.read_only) {
-                super::btrfs::set_read_only(sub.as_fd(), false)?;
-            }
-            for child in list_dir(sub.as_fd())? {
-                remove_tree_at(sub.as_fd(), &child)?;
-            }
-            rmdir_at(dir, name)
-        }
-        _ => unlink_at(dir, name),
-    }
-}
-
-/// [`remove_tree_at`] by path: removes `path` and everything below it
-/// (read-only subvolumes too). A missing `path` is not an error.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to remove a root directory"));
-    };
-    let dir = open_dir_path(parent)?;
-    match remove_tree_at(dir.as_fd(), &super::path_cstr(Path::new(name))?) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
-    }
-}
-
 /// Raises the soft open-files limit to the hard limit (a walk keeps one fd per
 /// directory level plus the fds of the entries in flight) and returns the
 /// soft limit now in force, so callers can size their windows below it.

@@ -11,6 +11,7 @@ pub mod holes;
 pub mod mount;
 pub mod process;
 pub mod reflink;
+pub mod remove;
 pub mod seen;
 pub mod stat;
 pub mod xattr;
@@ -19,6 +20,7 @@ pub mod xattr;
 mod nofollow_audit;
 
 pub use fs::*;
+pub(crate) use remove::remove_tree_at;
 pub use stat::{Kind, Meta, Timespec};
 
 use std::ffi::{CStr, CString};

@@ -153,6 +153,52 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<Meta> {
     Meta::from_stat(&st)
 }
 
+/// Where an entry lives, as statx reports it: enough to tell whether a
+/// directory is on the same mount as another without reading mountinfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MountKey {
+    pub kind: Option<Kind>,
+    pub dev: u64,
+    /// The mount ID (STATX_MNT_ID, Linux 5.8+); `None` on older kernels.
+    pub mnt_id: Option<u64>,
+    /// STATX_ATTR_MOUNT_ROOT, when the kernel reports it.
+    pub mount_root: Option<bool>,
+}
+
+impl MountKey {
+    /// Whether `self` is on another mount than `root`: by mount ID where the
+    /// kernel gives one (this catches a bind mount of the same filesystem),
+    /// else by device or the mount-root attribute.
+    pub(crate) fn crosses_from(&self, root: &MountKey) -> bool {
+        match (self.mnt_id, root.mnt_id) {
+            (Some(a), Some(b)) => a != b,
+            _ => self.dev != root.dev || self.mount_root == Some(true),
+        }
+    }
+}
+
+/// statx of `name` in `dir` (never following a symlink), or of `dir`
+/// itself when `name` is empty.
+pub(crate) fn mount_key(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<MountKey> {
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    let empty = if name.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+    let mask = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;
+    // SAFETY: valid fd and name; stx is a plain struct written by the kernel.
+    let rc = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW | empty, mask, stx.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised plain data, filled by the kernel.
+    let stx = unsafe { stx.assume_init() };
+    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    Ok(MountKey {
+        kind: Kind::from_mode(u32::from(stx.stx_mode)),
+        dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        mnt_id: (stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id),
+        mount_root: (stx.stx_attributes_mask & root != 0).then_some(stx.stx_attributes & root != 0),
+    })
+}
+
 /// Whether `name` in `dir` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT),
 /// which also catches bind mounts of the same filesystem that `st_dev` misses;
 /// `None` on kernels that do not report it (before 5.8).

@@ -49,7 +49,7 @@ fn crash_points_restore_onto_a_bind_mounted_data_root() {
 
     let mut g2 = g.clone();
     g2.extend(["--data-root".into(), root.clone()]);
-    let h = Harness { d: &d, s: &s, g: g2, bound: Some(src.clone()) };
+    let h = Harness { d: &d, s: &s, g: g2, bound: Some(src.clone()), supervised: false };
     let n = h.every_point("restore onto a bind", &["-q", "restore", &a, "--yes", "--force"], &|| {});
     assert!(n > 10, "{n}");
     // A failed health check undoes it all: old tree, old bind.
@@ -124,7 +124,7 @@ fn plan_restore_onto_a_whole_filesystem_at_the_data_root() {
     d.docker(&["volume", "create", "only-in-old-data"]);
     let mut g2 = g.clone();
     g2.extend(["--data-root".into(), root.clone()]);
-    let h = Harness { d: &d, s: &s, g: g2, bound: None };
+    let h = Harness { d: &d, s: &s, g: g2, bound: None, supervised: false };
     let n = h.every_point("restore onto a whole filesystem", &["-q", "restore", &a, "--yes", "--force"], &|| {});
     assert!(n > 10, "{n}");
     ok(Command::new("bash").arg(script("dockerd.sh")).arg("stop").arg(&d.dir));

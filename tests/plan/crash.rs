@@ -21,6 +21,15 @@ use crate::util::{Scratch, dockroot, text};
 /// The state-changing calls: renames (the journal's commits among them),
 /// directory creation, mounts and unmounts.
 const SYSCALLS: [&str; 7] = ["rename", "renameat", "renameat2", "mkdir", "mkdirat", "mount", "umount2"];
+/// With a supervisor (dockerd started again after each kill, as systemd or
+/// socket activation would): every rename, mkdir, mount, umount, symlink and
+/// unlink of the main thread.
+const SUPERVISED_SYSCALLS: [&str; 11] =
+    ["rename", "renameat", "renameat2", "mkdir", "mkdirat", "mount", "umount2", "symlink", "symlinkat", "unlink", "unlinkat"];
+/// The supervised runs start dockerd once more per point: beyond this many
+/// calls of one kind, points are sampled evenly (first and last included),
+/// which keeps each supervised test to a few minutes.
+const SUPERVISED_POINTS_PER_CALL: usize = 8;
 /// Calls of one kind beyond this many (restore's extraction makes every
 /// directory of the archive with mkdirat inside its staging tree, which is
 /// one undo) are sampled: the first two, the middle and the last two.
@@ -30,6 +39,8 @@ const MAX_POINTS_PER_CALL: usize = 64;
 #[derive(PartialEq)]
 pub(super) struct World {
     root_dir: PathBuf,
+    /// dev:ino of the tree at the data-root: the same tree comes back, not a copy or a new one.
+    root_id: (u64, u64),
     docker: dockroot::docker::snapshot::DockerState,
     manifest: String,
     fstab: Vec<u8>,
@@ -39,6 +50,7 @@ pub(super) struct World {
 /// Panics naming what differs (the worlds are too large to print whole).
 pub(super) fn assert_same(now: &World, then: &World, at: &str) {
     assert_eq!(now.root_dir, then.root_dir, "Docker's root {at}");
+    assert_eq!(now.root_id, then.root_id, "the tree at the data-root (dev:ino) {at}");
     assert_eq!(now.docker, then.docker, "images, containers, volumes {at}");
     assert_eq!(String::from_utf8_lossy(&now.fstab), String::from_utf8_lossy(&then.fstab), "fstab {at}");
     assert_eq!(String::from_utf8_lossy(&now.daemon_json), String::from_utf8_lossy(&then.daemon_json), "daemon.json {at}");
@@ -61,6 +73,8 @@ pub(super) struct Harness<'a> {
     pub(super) g: Vec<String>,
     /// The data-root is a bind of this directory, which must show there again.
     pub(super) bound: Option<PathBuf>,
+    /// Start dockerd again after each kill, before `rollback`.
+    pub(super) supervised: bool,
 }
 
 impl Harness<'_> {
@@ -74,8 +88,11 @@ impl Harness<'_> {
                 String::from_utf8_lossy(&o.stdout).into_owned()
             })
             .collect();
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.d.root()).unwrap();
         World {
             root_dir: self.d.root_dir(),
+            root_id: (m.dev(), m.ino()),
             docker: self.d.state(),
             manifest,
             fstab: std::fs::read(self.s.join("fstab")).unwrap(),
@@ -90,20 +107,47 @@ impl Harness<'_> {
         c.arg("-o").arg(census.unwrap_or(Path::new("/dev/null")));
         match kill {
             Some((sys, n)) => c.arg("-e").arg(format!("trace={sys}")).arg("-e").arg(format!("inject={sys}:signal=KILL:when={n}")),
-            None => c.arg("-e").arg(format!("trace={}", SYSCALLS.join(","))),
+            None => c.arg("-e").arg(format!("trace={}", self.syscalls().join(","))),
         };
         c.arg(crate::util::bin()).args(with(&self.g, args)).output().unwrap()
     }
 
     /// Rolls back after a kill and checks the world is as before.
-    pub(super) fn rollback_and_check(&self, w0: &World, at: &str, cleanup: &dyn Fn()) {
+    /// Returns false when a supervised rollback refused (the harness stops there).
+    pub(super) fn rollback_and_check(&self, w0: &World, at: &str, cleanup: &dyn Fn()) -> bool {
+        let restarted = self.supervised && super::world::start_dockerd(self.d);
         let o = dockroot(with(&self.g, &["rollback", "--yes"]));
         // Killed before the journal was first written: nothing to roll back.
         let nothing = o.status.code() == Some(2) && text(&o).contains("nothing to roll back");
-        assert!(o.status.success() || nothing, "rollback after the kill {at}: {}", text(&o));
+        if self.supervised && !o.status.success() && !nothing {
+            // Allowed with a supervisor, as long as no tree holding data went.
+            eprintln!("{at}: rollback refused (dockerd restarted: {restarted}): {}", text(&o));
+            assert!(self.find_tree(w0.root_id).is_some(), "{at}: the pre-operation tree is gone after a refused rollback");
+            return false;
+        }
+        assert!(o.status.success() || nothing, "rollback after the kill {at} (dockerd restarted: {restarted}): {}", text(&o));
         cleanup();
         assert_same(&self.world(), w0, &format!("after the kill {at} and rollback"));
         self.assert_clean(at);
+        true
+    }
+
+    /// The calls whose points are tried.
+    fn syscalls(&self) -> &'static [&'static str] {
+        if self.supervised { &SUPERVISED_SYSCALLS } else { &SYSCALLS }
+    }
+
+    /// Where the directory with identity `id` is, among the names the
+    /// operations use (the daemon's and the scratch directories, the bind's source's).
+    fn find_tree(&self, id: (u64, u64)) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let mut dirs = vec![self.d.dir.clone(), self.s.path().to_path_buf()];
+        dirs.extend(self.bound.as_ref().and_then(|b| b.parent().map(Path::to_path_buf)));
+        dirs.iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id))
     }
 
     /// No mount on the data-root and no name dockroot makes is left.
@@ -144,12 +188,14 @@ impl Harness<'_> {
         self.rollback_and_check(&w0, &format!("{name}: after the counting run"), cleanup);
         let mut points = 0;
         let mut summary = Vec::new();
-        for sys in SYSCALLS {
+        for sys in self.syscalls() {
             let count = log.lines().filter(|l| l.starts_with(&format!("{sys}("))).count();
             if count == 0 {
                 continue;
             }
-            let ns: Vec<usize> = if count <= MAX_POINTS_PER_CALL {
+            let ns: Vec<usize> = if self.supervised {
+                sample(count, SUPERVISED_POINTS_PER_CALL)
+            } else if count <= MAX_POINTS_PER_CALL {
                 (1..=count).collect()
             } else {
                 let mut v = vec![1, 2, count / 2, count - 1, count];
@@ -168,53 +214,103 @@ impl Harness<'_> {
                 }
                 use std::os::unix::process::ExitStatusExt;
                 assert!(o.status.signal() == Some(9) || o.status.code() == Some(137), "{at}: not killed: {}", text(&o));
-                self.rollback_and_check(&w0, &at, cleanup);
                 points += 1;
+                if !self.rollback_and_check(&w0, &at, cleanup) {
+                    eprintln!("{name}: stopped after {points} crash points ({}): a rollback refused", summary.join(", "));
+                    return points;
+                }
             }
         }
-        eprintln!("{name}: {points} crash points ({}), each rolled back to the same state", summary.join(", "));
+        let who = if self.supervised { " with dockerd started again before each rollback" } else { "" };
+        eprintln!("{name}: {points} crash points ({}){who}, each rolled back to the same state", summary.join(", "));
         points
     }
 }
 
-fn move_points(tag: &str, method: &str) {
+/// `n` of the points 1..=count, evenly spread, first and last included.
+fn sample(count: usize, n: usize) -> Vec<usize> {
+    if count <= n {
+        return (1..=count).collect();
+    }
+    let mut v: Vec<usize> = (0..n).map(|i| 1 + i * (count - 1) / (n - 1)).collect();
+    v.dedup();
+    v
+}
+
+fn move_points(tag: &str, method: &str, supervised: bool) {
     let (s, d, disk) = super::faults::fixture(tag, method == "data-root");
-    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None };
+    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None, supervised };
     let t = disk.mnt.join("docker");
     let ts = t.display().to_string();
     let clean = || {
+        // The copy, and any empty tree the supervisor's dockerd made that rollback kept aside.
         let _ = std::fs::remove_dir_all(&t);
+        remove_aside(&d.dir);
     };
     let n = h.every_point(&format!("move --method {method}"), &["-q", "move", "--method", method, "--to", &ts, "--yes"], &clean);
     assert!(n > 10, "{n}");
+    if supervised {
+        return;
+    }
     // And once more to the end.
     let o = dockroot(with(&h.g, &["move", "--method", method, "--to", &ts, "--yes"]));
     assert!(o.status.success(), "{}", text(&o));
     d.check_fixture();
 }
 
+/// Deletes the trees `rollback` kept aside in `dir` (the test made sure they
+/// are the supervisor's dockerd's, holding nothing of the fixture).
+fn remove_aside(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains(".dockroot-aside-") {
+            assert!(!e.path().join("volumes/dockroot-vol").exists(), "{} holds the fixture's volume", e.path().display());
+            std::fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+}
+
 #[test]
 fn crash_points_move_bind() {
-    move_points("crash-bind", "bind");
+    move_points("crash-bind", "bind", false);
 }
 
 #[test]
 fn crash_points_move_data_root() {
-    move_points("crash-dr", "data-root");
+    move_points("crash-dr", "data-root", false);
+}
+
+/// Issue 17: after each kill, dockerd is started again before `rollback`.
+#[test]
+fn crash_points_move_bind_supervised() {
+    move_points("crash-bind-sv", "bind", true);
+}
+
+#[test]
+fn crash_points_move_data_root_supervised() {
+    move_points("crash-dr-sv", "data-root", true);
+}
+
+#[test]
+fn crash_points_restore_supervised() {
+    restore_points("crash-restore-sv", true);
 }
 
 #[test]
 fn crash_points_restore() {
-    let (s, d, _disk) = super::faults::fixture("crash-restore", false);
+    restore_points("crash-restore", false);
+}
+
+fn restore_points(tag: &str, supervised: bool) {
+    let (s, d, _disk) = super::faults::fixture(tag, false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised };
     let a = s.join("a.tar.zst").display().to_string();
     let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config"]));
     assert!(o.status.success(), "{}", text(&o));
     // Old data differs from the archive's, so a half-done swap cannot pass.
     d.docker(&["volume", "create", "only-in-old-data"]);
-    let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &|| {});
+    let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &|| remove_aside(&d.dir));
     assert!(n > 10, "{n}");
 }
 
@@ -225,7 +321,7 @@ fn crash_points_backup() {
     let (s, d, _disk) = super::faults::fixture("crash-backup", false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised: false };
     let a = s.join("a.tar.zst").display().to_string();
     let n = h.every_point("backup", &["-q", "backup", "-o", &a, "--no-config"], &|| {});
     assert!(n > 5, "{n}");
@@ -238,7 +334,7 @@ fn crash_points_backup() {
 #[test]
 fn crash_points_finalize() {
     let (s, d, disk) = super::faults::fixture("crash-fin", false);
-    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None };
+    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None, supervised: false };
     let ts = disk.mnt.join("docker").display().to_string();
     let o = dockroot(with(&h.g, &["-q", "move", "--to", &ts, "--yes"]));
     assert!(o.status.success(), "{}", text(&o));

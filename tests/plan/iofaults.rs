@@ -145,7 +145,7 @@ fn every_fault(name: &str, h: &Harness, args: &[&str], cleanup: &dyn Fn()) -> us
 #[test]
 fn io_faults_move() {
     let (s, d, disk) = super::faults::fixture("iof-move", false);
-    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None };
+    let h = Harness { d: &d, s: &s, g: d.args(&s), bound: None, supervised: false };
     let t = disk.mnt.join("docker");
     let ts = t.display().to_string();
     let clean = || {
@@ -161,7 +161,7 @@ fn io_faults_backup() {
     let (s, d, _disk) = super::faults::fixture("iof-backup", false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised: false };
     let a = s.join("a.tar.zst");
     let clean = || {
         let _ = std::fs::remove_file(&a);
@@ -176,7 +176,7 @@ fn io_faults_restore() {
     let (s, d, _disk) = super::faults::fixture("iof-restore", false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised: false };
     let a = s.join("a.tar.zst").display().to_string();
     let o = crate::util::dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config"]));
     assert!(o.status.success(), "{}", text(&o));

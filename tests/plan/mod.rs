@@ -19,6 +19,7 @@ mod iofaults;
 mod precopy;
 mod signals;
 mod snapshot;
+mod world;
 
 use crate::util::{LoopFs, Scratch, dockroot, json, ok, run, script, text};
 

@@ -189,7 +189,7 @@ fn crash_points_restore_volume() {
     must(dockroot(with(&g, &["-q", "backup", "-o", &a, "--no-config"])));
     // The previous files differ from the archive's, so a half-done swap cannot pass.
     std::fs::write(data(&d, "dockroot-vol").join("after-backup"), "x").unwrap();
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised: false };
     let n = h.every_point("restore --volume", &["-q", "restore", &a, "--volume", "dockroot-vol", "--stop-containers", "--yes"], &|| {});
     assert!(n > 10, "{n}");
     // Into a new volume: each rollback removes the volume it created.

@@ -243,7 +243,7 @@ fn snapshot_backup_killed_at_every_point_is_rolled_back() {
     assert!(!partial.exists() && captures_beside(&root).is_empty(), "rollback removed the partial archive and the clone");
     d.check_fixture();
 
-    let h = Harness { d: &d, s: &s, g, bound: None };
+    let h = Harness { d: &d, s: &s, g, bound: None, supervised: false };
     let no_capture = || assert_eq!(captures_beside(&root), Vec::<String>::new(), "a capture survived the rollback");
     let n = h.every_point("backup --snapshot reflink", &args, &no_capture);
     assert!(n > 5, "{n}");

@@ -236,7 +236,7 @@ impl Capture {
     pub(crate) fn intent(&self) -> Intent {
         match self.method {
             Method::Btrfs => Intent::Subvolume { path: self.path.clone() },
-            Method::Reflink => Intent::MakeTree { path: self.path.clone() },
+            Method::Reflink => Intent::make_tree(&self.path),
         }
     }
 
@@ -272,7 +272,7 @@ impl Capture {
     pub(crate) fn remove(&self) -> Result<()> {
         match self.method {
             Method::Btrfs => intent::remove_subvolume(&self.path)?,
-            Method::Reflink => intent::undo(&self.intent())?,
+            Method::Reflink => drop(intent::undo(&self.intent())?),
         }
         Ok(())
     }
@@ -307,7 +307,7 @@ pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive:
         r.save()?;
         return Err(e);
     }
-    let creates = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let creates = w.creates.iter().map(|p| Intent::make_tree(p)).collect();
     let reading = Instant::now();
     let result = r.step_with("archive", creates, |_| archive(&cap.path));
     progress.log(&format!("archive from the snapshot: {:.2}s with Docker running", reading.elapsed().as_secs_f64()));

@@ -81,6 +81,10 @@ pub enum PlanError {
     /// The move failed and undoing it failed too.
     #[error("{cause}\nundoing the move failed too: {undo}\nthe journal {} records what was done; fix the cause and run `dockroot rollback`", journal.display())]
     UndoFailed { cause: Box<PlanError>, undo: Box<PlanError>, journal: PathBuf },
+    /// What `rollback` or `finalize` would act on is not what the journal
+    /// recorded (deleted, replaced, or in use by Docker): refused.
+    #[error("{msg}")]
+    WorldChanged { msg: String },
     /// A refusal that is not a preflight check (finalize too early, ...).
     #[error("{msg}")]
     Refused { msg: String },
@@ -90,7 +94,8 @@ pub enum PlanError {
 pub(crate) const EXIT_REFUSED: i32 = 2;
 /// Exit code: failed and undone; Docker runs on the old data again.
 pub(crate) const EXIT_UNDONE: i32 = 3;
-/// Exit code: failed and the undo failed too; the message says what to do by hand.
+/// Exit code: failed and the undo failed too; the message says what to do by
+/// hand. Also a rollback or finalize refused because the trees differ from the journal.
 pub(crate) const EXIT_UNDO_FAILED: i32 = 4;
 
 impl PlanError {
@@ -106,7 +111,7 @@ impl PlanError {
             // Refused by a service check before anything changed (e.g. live-restore with running containers).
             PlanError::Service { step: "preflight", .. } => EXIT_REFUSED,
             PlanError::RolledBack { .. } => EXIT_UNDONE,
-            PlanError::UndoFailed { .. } => EXIT_UNDO_FAILED,
+            PlanError::UndoFailed { .. } | PlanError::WorldChanged { .. } => EXIT_UNDO_FAILED,
             _ => 1,
         }
     }

@@ -1,8 +1,10 @@
 //! What a journaled step is about to change, recorded before it acts, and
-//! the undo of each change. Undo looks at the *observed* state (which of a
-//! rename's names exist, mountinfo, file contents) rather than trusting the
-//! step's recorded state, so it is correct whether the process died before,
-//! during or after the action (SQLite's rollback journal works the same way).
+//! the undo of each change. Undo looks at the *observed* state (where a
+//! rename's object is by its identity, mountinfo, file contents) rather than
+//! trusting the step's recorded state, so it is correct whether the process
+//! died before, during or after the action (SQLite's rollback journal works
+//! the same way), and whatever others did to the names since
+//! ([`super::identity`]): it never deletes a tree it cannot identify.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
 use crate::docker::api::DockerApi;
+use super::identity::{self, FileId};
 use crate::docker::mountinfo;
 use crate::util::atomic;
 
@@ -26,10 +29,21 @@ pub enum Intent {
         to: PathBuf,
         #[serde(default)]
         leave_empty: bool,
+        /// What is renamed, taken before the rename (absent in journals of
+        /// dockroot before issue 17: undo then goes by the names).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FileId>,
     },
     /// A directory tree (or file) dockroot creates and fills under a new
-    /// name (restore's staging tree and its manifest); undo removes it.
-    MakeTree { path: PathBuf },
+    /// name (restore's staging tree and its manifest); undo removes it if it
+    /// is still the tree dockroot made.
+    MakeTree {
+        path: PathBuf,
+        /// The tree's identity, recorded once the step made it; a directory
+        /// with another identity there is moved aside, never deleted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FileId>,
+    },
     /// A btrfs subvolume (backup's read-only snapshot) dockroot creates;
     /// undo deletes it with the subvolume ioctl (`rm -r` cannot).
     Subvolume { path: PathBuf },
@@ -64,6 +78,25 @@ pub enum Intent {
     /// The containers `ids` (using a volume being restored) are stopped
     /// through the engine at `socket`; undo starts those that do not run.
     StopContainers { socket: PathBuf, ids: Vec<String> },
+}
+
+impl Intent {
+    /// A rename of `from` to `to`, with the identity of what is at `from` now.
+    pub(crate) fn rename(from: &Path, to: &Path, leave_empty: bool) -> Intent {
+        Intent::Rename { from: from.into(), to: to.into(), leave_empty, id: FileId::of(from) }
+    }
+
+    /// A tree dockroot will make at `path` (its identity is filled in once made: [`Intent::identify`]).
+    pub(crate) fn make_tree(path: &Path) -> Intent {
+        Intent::MakeTree { path: path.into(), id: None }
+    }
+
+    /// Records the identity of a tree the step has just made.
+    pub(crate) fn identify(&mut self) {
+        if let Intent::MakeTree { path, id: id @ None } = self {
+            *id = FileId::of(path);
+        }
+    }
 }
 
 fn exists(p: &Path) -> bool {
@@ -106,40 +139,140 @@ pub(crate) fn owner_for(path: &Path) -> Option<(u32, u32)> {
 }
 
 /// Undoes `intent` from whatever state the filesystem and mounts are in.
-pub(crate) fn undo(intent: &Intent) -> Result<()> {
+/// Returns a tree it found where it did not expect one and kept aside.
+pub(crate) fn undo(intent: &Intent) -> Result<Option<PathBuf>> {
+    match intent {
+        Intent::Rename { from, to, leave_empty, id: Some(id) } => undo_rename(from, to, *leave_empty, *id),
+        Intent::Rename { from, to, leave_empty, id: None } => undo_rename_by_name(from, to, *leave_empty).map(|()| None),
+        Intent::MakeTree { path, id } => remove_made(path, *id),
+        _ => undo_in_place(intent).map(|()| None),
+    }
+}
+
+/// A rename undone by the identity of what it moved: found at `to`, it goes
+/// back to `from` (a tree someone made at `from` meanwhile is kept aside);
+/// found at `from`, the rename never happened; found at neither, the undo
+/// stops, since putting anything else back would be a guess.
+fn undo_rename(from: &Path, to: &Path, leave_empty: bool, id: FileId) -> Result<Option<PathBuf>> {
+    const STEP: &str = "undo";
+    if FileId::of(to) != Some(id) {
+        if FileId::of(from) == Some(id) {
+            return Ok(None); // Never renamed, or already put back.
+        }
+        return Err(lost(from, to, id));
+    }
+    let mut kept = None;
+    if exists(from) {
+        if leave_empty {
+            // dockerd's bind of its root onto itself, if it left one.
+            unmount_all(from)?;
+        }
+        if leave_empty && empty_dir(from) {
+            std::fs::remove_dir(from).map_err(|e| PlanError::io(STEP, from, e))?;
+        } else {
+            kept = Some(set_aside(from)?);
+        }
+    }
+    std::fs::rename(to, from).map_err(|e| PlanError::io(STEP, to, e))?;
+    sync_parent(from)?;
+    Ok(kept)
+}
+
+/// The error of a rename whose object is at neither of its names.
+pub(crate) fn lost(from: &Path, to: &Path, id: FileId) -> PlanError {
+    PlanError::WorldChanged {
+        msg: format!(
+            "the tree dockroot moved from {} to {} (identity {id}) is at neither path: it was deleted or moved since. \
+             Check whether {} was deleted or renamed, and what {} holds now",
+            from.display(),
+            to.display(),
+            to.display(),
+            from.display()
+        ),
+    }
+}
+
+/// Moves the unexpected tree at `path` to a new name next to it and returns that name.
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    if self_bind(path)? {
+        unmount_all(path)?;
+    }
+    let aside = identity::aside_name(path);
+    std::fs::rename(path, &aside).map_err(|e| {
+        PlanError::io(
+            "undo",
+            path,
+            std::io::Error::other(format!(
+                "{e}; it is not what dockroot left there, so it is kept: move it away by hand and run `dockroot rollback` again"
+            )),
+        )
+    })?;
+    sync_parent(path)?;
+    Ok(aside)
+}
+
+/// Whether `path` is a bind mount of a directory of its own filesystem
+/// (dockerd binds its root onto itself).
+pub(crate) fn self_bind(path: &Path) -> Result<bool> {
+    let mounts = mountinfo::read_self().map_err(PlanError::docker("undo"))?;
+    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == path) else {
+        return Ok(false);
+    };
+    let parent = path.parent().and_then(|p| mountinfo::containing(&mounts, p));
+    Ok(parent.is_some_and(|p| p.major_minor == me.major_minor))
+}
+
+/// Removes the tree dockroot made at `path` when it is that tree (or an
+/// empty directory, which holds nothing); another tree is kept aside.
+fn remove_made(path: &Path, id: Option<FileId>) -> Result<Option<PathBuf>> {
+    const STEP: &str = "undo";
+    match path.symlink_metadata() {
+        Err(_) => Ok(None),
+        Ok(m) if !m.is_dir() => remove_if_exists(path).map(|()| None),
+        Ok(_) if empty_dir(path) => std::fs::remove_dir(path).map(|()| None).map_err(|e| PlanError::io(STEP, path, e)),
+        // A journal of dockroot before issue 17 records no identity.
+        Ok(_) if id.is_none() || FileId::of(path) == id => {
+            crate::sys::remove::remove_tree(path).map(|()| None).map_err(|e| PlanError::io(STEP, path, e))
+        }
+        Ok(_) => set_aside(path).map(Some),
+    }
+}
+
+/// The undo of a rename recorded without identity (a journal of dockroot
+/// before issue 17), by which names exist.
+fn undo_rename_by_name(from: &Path, to: &Path, leave_empty: bool) -> Result<()> {
+    const STEP: &str = "undo";
+    if !exists(to) {
+        return Ok(()); // The rename never happened.
+    }
+    if exists(from) {
+        if leave_empty && empty_dir(from) {
+            unmount_all(from)?;
+            std::fs::remove_dir(from).map_err(|e| PlanError::io(STEP, from, e))?;
+        } else if leave_empty {
+            return Err(PlanError::io(
+                STEP,
+                from,
+                std::io::Error::other(format!(
+                    "it should be the empty directory dockroot made, and the old data is in {}; move its content away and run `dockroot rollback` again",
+                    to.display()
+                )),
+            ));
+        } else {
+            // `to` did not exist when recorded and `from` is still
+            // there: the rename has not happened.
+            return Ok(());
+        }
+    }
+    std::fs::rename(to, from).map_err(|e| PlanError::io(STEP, to, e))?;
+    sync_parent(from)
+}
+
+/// The undo of the intents that act in place (mounts, directories, edits).
+fn undo_in_place(intent: &Intent) -> Result<()> {
     const STEP: &str = "undo";
     match intent {
-        Intent::Rename { from, to, leave_empty } => {
-            if !exists(to) {
-                return Ok(()); // The rename never happened.
-            }
-            if exists(from) {
-                if *leave_empty && empty_dir(from) {
-                    unmount_all(from)?;
-                    std::fs::remove_dir(from).map_err(|e| PlanError::io(STEP, from, e))?;
-                } else if *leave_empty {
-                    return Err(PlanError::io(
-                        STEP,
-                        from,
-                        std::io::Error::other(format!(
-                            "it should be the empty directory dockroot made, and the old data is in {}; move its content away and run `dockroot rollback` again",
-                            to.display()
-                        )),
-                    ));
-                } else {
-                    // `to` did not exist when recorded and `from` is still
-                    // there: the rename has not happened.
-                    return Ok(());
-                }
-            }
-            std::fs::rename(to, from).map_err(|e| PlanError::io(STEP, to, e))?;
-            sync_parent(from)
-        }
-        Intent::MakeTree { path } => match path.symlink_metadata() {
-            Ok(m) if m.is_dir() => crate::sys::fs::remove_tree(path).map_err(|e| PlanError::io(STEP, path, e)),
-            Ok(_) => remove_if_exists(path),
-            Err(_) => Ok(()),
-        },
+        Intent::Rename { .. } | Intent::MakeTree { .. } => Ok(()),
         Intent::Subvolume { path } => remove_subvolume(path),
         Intent::Mount { target, .. } => unmount_all(target),
         Intent::MakeDir { path } => match std::fs::remove_dir(path) {
@@ -281,10 +414,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rename_undo_is_right_before_between_and_after() {
+    fn rename_undo_goes_by_identity_keeps_unknown_trees_and_stops_when_the_tree_is_gone() {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("a"), d.path().join("b"));
-        let i = Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: true };
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("keep"), "x").unwrap();
+        let i = Intent::rename(&a, &b, true);
+        assert!(matches!(i, Intent::Rename { id: Some(_), .. }));
+        assert_eq!(undo(&i).unwrap(), None); // before
+        std::fs::rename(&a, &b).unwrap();
+        assert_eq!(undo(&i).unwrap(), None); // between the rename and the mkdir
+        assert!(a.join("keep").exists() && !b.exists());
+        std::fs::rename(&a, &b).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        assert_eq!(undo(&i).unwrap(), None); // after: the empty directory goes
+        assert!(a.join("keep").exists() && !b.exists());
+        // A dockerd started meanwhile filled the empty data-root: kept aside, never deleted.
+        std::fs::rename(&a, &b).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("engine-id"), "new").unwrap();
+        let kept = undo(&i).unwrap().expect("the unknown tree is kept");
+        assert!(a.join("keep").exists() && kept.join("engine-id").exists() && !b.exists());
+        // Both names taken by other trees: `b` is not what was renamed, so nothing happened.
+        std::fs::create_dir(&b).unwrap();
+        assert_eq!(undo(&i).unwrap(), None);
+        assert!(a.join("keep").exists() && b.exists());
+        // The renamed tree deleted by the user: the undo stops, naming both paths.
+        std::fs::rename(&a, d.path().join("elsewhere")).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        let e = undo(&i).unwrap_err();
+        assert!(matches!(e, PlanError::WorldChanged { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains(&a.display().to_string()) && e.contains(&b.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn a_made_tree_is_deleted_only_when_it_is_the_one_dockroot_made() {
+        let d = tempfile::tempdir().unwrap();
+        let (t, moved) = (d.path().join("staging"), d.path().join("moved"));
+        let mut i = Intent::make_tree(&t);
+        std::fs::create_dir(&t).unwrap();
+        i.identify();
+        std::fs::write(t.join("f"), "x").unwrap();
+        // Another tree by that name (the identity differs): kept aside.
+        std::fs::rename(&t, &moved).unwrap();
+        std::fs::create_dir(&t).unwrap();
+        std::fs::write(t.join("theirs"), "x").unwrap();
+        let kept = undo(&i).unwrap().expect("kept");
+        assert!(kept.join("theirs").exists() && !t.exists());
+        // An empty directory holds nothing: removed whoever made it.
+        std::fs::create_dir(&t).unwrap();
+        assert_eq!(undo(&i).unwrap(), None);
+        assert!(!t.exists());
+        // The tree dockroot made: deleted.
+        std::fs::rename(&moved, &t).unwrap();
+        assert_eq!(undo(&i).unwrap(), None);
+        assert!(!t.exists() && kept.join("theirs").exists());
+    }
+
+    #[test]
+    fn a_journal_without_identities_is_undone_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let i = Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: true, id: None };
+        let old: Intent =
+            serde_json::from_str(&format!(r#"{{"kind":"rename","from":"{}","to":"{}","leave_empty":true}}"#, a.display(), b.display()))
+                .unwrap();
+        assert_eq!(old, i, "a version-2 intent parses without identity");
         std::fs::create_dir(&a).unwrap();
         std::fs::write(a.join("keep"), "x").unwrap();
         undo(&i).unwrap(); // before
@@ -296,7 +492,7 @@ mod tests {
         std::fs::create_dir(&a).unwrap();
         undo(&i).unwrap(); // after
         assert!(a.join("keep").exists() && !b.exists());
-        let plain = Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: false };
+        let plain = Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: false, id: None };
         std::fs::create_dir(&b).unwrap();
         undo(&plain).unwrap(); // both exist: not renamed yet
         assert!(a.join("keep").exists() && b.exists());

@@ -14,12 +14,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
+use super::identity::FileId;
 use super::intent::Intent;
+use crate::docker::snapshot::DockerState;
 use crate::service::ServiceRecord;
 
-/// The format written by this version: steps carry their intents. Version 1
-/// (no `version` field) recorded step names only.
-pub(crate) const VERSION: u32 = 2;
+/// The format written by this version: steps carry their intents, and
+/// renames and made trees their identities (issue 17). Version 2 had no
+/// identities; version 1 (no `version` field) recorded step names only.
+pub(crate) const VERSION: u32 = 3;
 /// The restore journal of dockroot versions before the shared journal.
 pub(crate) const LEGACY_RESTORE_FILE: &str = "restore.json";
 
@@ -154,6 +157,27 @@ pub struct Journal {
     /// are stopped while an undo renames them back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
+    /// Docker's images, containers and volumes when the operation began: the
+    /// health check after a rollback compares with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<DockerState>,
+    /// The trees the operation started from, with their identity (a move's
+    /// data-root and containerd root: what `finalize` may delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Recorded>,
+    /// Seconds since the epoch when the operation finished (moved or done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    /// Trees the undo found where it expected none and kept under a new name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_aside: Vec<PathBuf>,
+}
+
+/// A path and the identity of what was there when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub path: PathBuf,
+    pub id: FileId,
 }
 
 /// A second tree a move relocates (containerd's root), beside the data-root.
@@ -196,6 +220,23 @@ impl Journal {
         }
     }
 
+    /// The identity recorded for the tree at `path`: what a done rename
+    /// moved there, or a source tree recorded when the operation began.
+    pub(crate) fn recorded_id(&self, path: &Path) -> Option<FileId> {
+        let renamed = self.steps.iter().filter(|s| s.state == StepState::Done).flat_map(|s| &s.intents).find_map(|i| match i {
+            Intent::Rename { to, id, .. } if to == path => *id,
+            _ => None,
+        });
+        renamed.or_else(|| self.sources.iter().find(|r| r.path == path).map(|r| r.id))
+    }
+
+    /// Records the identity of the tree at `path` as one the operation starts from.
+    pub(crate) fn record_source(&mut self, path: &Path) {
+        if let Some(id) = FileId::of(path) {
+            self.sources.push(Recorded { path: path.into(), id });
+        }
+    }
+
     /// Whether any begun step changes files, names or mounts.
     pub(crate) fn switched(&self) -> bool {
         self.steps.iter().any(|s| s.state != StepState::Undone && !s.intents.is_empty())
@@ -226,6 +267,10 @@ impl Journal {
             phases: None,
             containerd_move: None,
             volume: None,
+            before: None,
+            sources: Vec::new(),
+            finished_at: None,
+            kept_aside: Vec::new(),
         }
     }
 }
@@ -323,7 +368,7 @@ impl StateDir {
     /// Removes the journal and the move's work directory.
     pub(crate) fn clear(&self, j: &Journal) -> Result<()> {
         let path = self.journal_path();
-        let _ = fs::remove_dir_all(self.work_dir(&j.id));
+        let _ = crate::sys::remove::remove_tree(&self.work_dir(&j.id));
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(&path, e)),
             _ => {}
@@ -405,6 +450,10 @@ impl Journal {
             phases: None,
             containerd_move: None,
             volume: None,
+            before: None,
+            sources: Vec::new(),
+            finished_at: None,
+            kept_aside: Vec::new(),
         }
     }
 }

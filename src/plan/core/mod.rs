@@ -6,6 +6,7 @@
 pub mod error;
 pub mod health;
 pub(crate) mod hooks;
+pub mod identity;
 pub mod intent;
 pub mod journal;
 pub mod runner;

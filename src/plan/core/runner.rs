@@ -4,6 +4,7 @@
 //! intent from the observed state ([`intent::undo`]).
 
 use super::error::{PlanError, Result};
+use super::identity::FileId;
 use super::intent::{self, Intent};
 use super::journal::{Journal, StateDir, StepState};
 use super::signal;
@@ -74,6 +75,10 @@ impl Runner<'_> {
         super::hooks::crash_hook(name);
         super::hooks::fail_hook(name)?;
         let r = f(&mut self.j)?;
+        // The trees the step made are known by their identity from here on.
+        if let Some(s) = self.j.steps.iter_mut().find(|s| s.name == name) {
+            s.intents.iter_mut().for_each(Intent::identify);
+        }
         self.j.set(name, StepState::Done);
         self.save()?;
         self.progress.finish();
@@ -84,7 +89,7 @@ impl Runner<'_> {
 /// Undoes every begun step's intents in reverse order, saving the journal
 /// after each step. Docker must be stopped.
 pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<()> {
-    if j.version < super::journal::VERSION && j.steps.iter().any(|s| s.state != StepState::Undone && SWITCH_V1.contains(&s.name.as_str())) {
+    if j.version < 2 && j.steps.iter().any(|s| s.state != StepState::Undone && SWITCH_V1.contains(&s.name.as_str())) {
         return Err(PlanError::Journal {
             path: state.journal_path(),
             msg: format!(
@@ -102,7 +107,14 @@ pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progr
         progress.phase(&format!("undo {name}"), None);
         super::hooks::fail_hook(&format!("undo:{name}"))?;
         for it in j.steps[i].intents.clone().iter().rev() {
-            intent::undo(it)?;
+            if let Some(kept) = intent::undo(it)? {
+                progress.warn(&format!(
+                    "kept {}: found where dockroot expected no tree (e.g. made by a dockerd started meanwhile)",
+                    kept.display()
+                ));
+                j.kept_aside.push(kept);
+                state.save(j)?;
+            }
             if let Intent::EditFile { path, .. } = it {
                 crate::plan::r#move::switch::daemon_reload(path);
             }
@@ -110,6 +122,35 @@ pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progr
         j.steps[i].state = StepState::Undone;
         state.save(j)?;
         progress.finish();
+    }
+    Ok(())
+}
+
+/// Checks, before anything is changed, that every tree the undo of `j`
+/// would put back is where the journal says, by identity: the object of
+/// each rename not yet undone is at its old or its new name. A journal
+/// without identities (dockroot before issue 17) is checked by name: the
+/// new name of each done rename must exist.
+pub(crate) fn check_undo(j: &Journal) -> Result<()> {
+    for s in j.steps.iter().filter(|s| s.state != StepState::Undone) {
+        for it in &s.intents {
+            match it {
+                Intent::Rename { from, to, id: Some(id), .. } if FileId::of(from) != Some(*id) && FileId::of(to) != Some(*id) => {
+                    return Err(intent::lost(from, to, *id));
+                }
+                Intent::Rename { from, to, id: None, .. } if s.state == StepState::Done && to.symlink_metadata().is_err() => {
+                    return Err(PlanError::WorldChanged {
+                        msg: format!(
+                            "{} is gone: the {} moved {} there (recorded by an older dockroot, by name). Check whether it was deleted or renamed",
+                            to.display(),
+                            j.operation,
+                            from.display()
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
     }
     Ok(())
 }
@@ -138,5 +179,27 @@ mod tests {
         let text = serde_json::to_string(&j).unwrap().replace("\"version\":1,", "");
         let back: Journal = serde_json::from_str(&text).unwrap();
         assert_eq!(back.version, 1);
+    }
+
+    #[test]
+    fn the_undo_is_checked_first_by_identity_and_old_journals_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::for_test(d.path(), super::super::journal::Method::Bind);
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        j.begin("rename", vec![Intent::rename(&a, &b, true)]);
+        std::fs::rename(&a, &b).unwrap();
+        j.set("rename", StepState::Done);
+        check_undo(&j).unwrap();
+        std::fs::rename(&b, d.path().join("elsewhere")).unwrap();
+        let e = check_undo(&j).unwrap_err();
+        assert!(matches!(e, PlanError::WorldChanged { .. }) && e.to_string().contains(&b.display().to_string()), "{e}");
+        // A version-2 journal (no identities): the new name of a done rename must exist.
+        j.version = 2;
+        j.begin("rename", vec![Intent::Rename { from: a.clone(), to: b.clone(), leave_empty: true, id: None }]);
+        j.set("rename", StepState::Done);
+        assert!(matches!(check_undo(&j), Err(PlanError::WorldChanged { .. })));
+        std::fs::create_dir(&b).unwrap();
+        check_undo(&j).unwrap();
     }
 }

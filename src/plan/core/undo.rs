@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use super::error::{PlanError, Result};
 use super::health::{self, expected_root};
+use super::identity;
 use super::journal::{Journal, Outcome, StateDir, StepState};
 use super::runner;
 use crate::docker::api::DockerApi;
+use crate::docker::snapshot::DockerState;
 use crate::plan::Env;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
@@ -28,6 +30,10 @@ pub struct RollbackReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containerd_target: Option<PathBuf>,
     pub docker_restarted: bool,
+    /// Trees found where dockroot expected none (e.g. an empty data-root a
+    /// restarted dockerd made), kept under these names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_aside: Vec<PathBuf>,
 }
 
 /// Undoes the journaled operation `j` (move, restore or backup): stops
@@ -35,6 +41,9 @@ pub struct RollbackReport {
 /// starts Docker on the old data and checks it. Marks the journal rolled back.
 /// Returns whether Docker was started again.
 pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
+    // Nothing is stopped or changed unless every tree the undo puts back is
+    // where the journal says, by identity (issue 17).
+    runner::check_undo(j).map_err(|e| refused(j, state, api, e))?;
     if !j.touched("stop") {
         // Docker was never stopped: only what the steps made (a staging
         // tree, a volume's swap) goes. A volume's users do not run while
@@ -86,7 +95,8 @@ pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j:
     progress.phase("start", None);
     rec.rebuild(&ctx).start(progress).map_err(PlanError::service("undo start"))?;
     if rec.kind != ServiceKind::None {
-        health::check(api, &j.data_root, None, progress)?;
+        // The same objects as when the operation began, when it recorded them.
+        health::check(api, &j.data_root, j.before.as_ref(), progress)?;
     }
     j.outcome = Outcome::RolledBack;
     state.save(j)?;
@@ -107,6 +117,48 @@ fn quiesce(api: &DockerApi, j: &Journal) -> Result<Vec<String>> {
         stopped.push(u.id);
     }
     Ok(stopped)
+}
+
+/// The refusal of an undo whose trees are not where the journal says:
+/// what was found, that nothing changed, and what to do instead.
+fn refused(j: &Journal, state: &StateDir, api: &DockerApi, e: PlanError) -> PlanError {
+    let PlanError::WorldChanged { msg } = e else { return e };
+    let docker = match api.info() {
+        Ok(i) => format!("Docker keeps running on {}", i.docker_root_dir.display()),
+        Err(_) => "Docker was not running and was not started".into(),
+    };
+    let hint = match (j.operation.as_str(), j.outcome) {
+        ("move", Outcome::Moved) => "to keep the move, run `dockroot finalize`".to_string(),
+        (op, Outcome::Done) => format!("the finished {op} stays as it is (its journal {} blocks nothing)", state.journal_path().display()),
+        _ => format!("put the tree back where the journal {} says, then run `dockroot rollback` again", state.journal_path().display()),
+    };
+    PlanError::WorldChanged { msg: format!("rollback refused, nothing was changed: {msg}. {docker}; {hint}") }
+}
+
+/// Beyond this many seconds after an operation finished, rolling it back
+/// is a late rollback: it says what it replaces and needs `--yes`.
+const LATE_SECS: u64 = 3600;
+
+/// What a late rollback of a finished move or restore would replace, in
+/// words, or `None` when the operation is unfinished or finished recently.
+pub fn late_notice(env: &Env) -> Result<Option<String>> {
+    let Some(j) = env.state.load()? else { return Ok(None) };
+    let finished = matches!((j.operation.as_str(), j.outcome), ("move", Outcome::Moved) | ("restore", Outcome::Done));
+    let ago = j.finished_at.map(|t| identity::unix_now().saturating_sub(t));
+    if !finished || ago.is_some_and(|a| a < LATE_SECS) {
+        return Ok(None);
+    }
+    let when = ago.map_or("at a time its journal does not record".into(), |a| format!("{} ago", identity::ago(a)));
+    let now = env.api.ping().then(|| DockerState::capture(&env.api).ok()).flatten();
+    let what = now.map_or("whatever it holds".into(), |s| {
+        format!("{} images, {} containers and {} volumes", s.images.len(), s.containers.len(), s.volumes.len())
+    });
+    let kept = j.old_tree.as_ref().map(|p| format!(", kept in {}", p.display())).unwrap_or_default();
+    Ok(Some(format!(
+        "the {op} of {dr} finished {when}; rolling it back replaces what Docker runs on now ({what}, with every change made since) with the data from before the {op}{kept}",
+        op = j.operation,
+        dr = j.data_root.display()
+    )))
 }
 
 /// Whether `j`'s remaining undo leaves Docker running: a backup that
@@ -172,9 +224,16 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     }
     let docker_restarted = undo_journal(&env.api, env.timing, &env.state, &mut j, progress)?;
     // The undone operation's manifests are of no further use.
-    let _ = std::fs::remove_dir_all(env.state.work_dir(&j.id));
+    let _ = crate::sys::remove::remove_tree(&env.state.work_dir(&j.id));
     let containerd_target = j.containerd_move.map(|c| c.target);
-    Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, containerd_target, docker_restarted })
+    Ok(RollbackReport {
+        operation: j.operation,
+        data_root: j.data_root,
+        target: j.target,
+        containerd_target,
+        docker_restarted,
+        kept_aside: j.kept_aside,
+    })
 }
 
 #[cfg(test)]

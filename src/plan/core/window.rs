@@ -79,7 +79,7 @@ fn stopped_window<B, T, U>(
     }
     let state = StateDir::new(w.state_dir);
     let (_lock, mut r) = open_journal(&w, &state, progress)?;
-    let creates: Vec<Intent> = w.creates.iter().map(|p| Intent::MakeTree { path: p.clone() }).collect();
+    let creates: Vec<Intent> = w.creates.iter().map(|p| Intent::make_tree(p)).collect();
     let b = if journaled { r.step_with("phase 1", creates.clone(), |_| before()) } else { before() };
     let b = match b {
         Ok(b) => b,

@@ -158,7 +158,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     env.state.refuse_unfinished()?;
     if let Some(old) = env.state.load()? {
         // A rolled-back or abandoned move's manifests are of no further use.
-        let _ = std::fs::remove_dir_all(env.state.work_dir(&old.id));
+        let _ = crate::sys::remove::remove_tree(&env.state.work_dir(&old.id));
     }
     let id = format!("move-{}", atomic::utc_timestamp(SystemTime::now()));
     let work = env.state.work_dir(&id);
@@ -170,6 +170,9 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     r.save()?;
     let svc = plan.service_record().rebuild(&env.ctx(&plan.data_root));
     let before = DockerState::capture(&env.api).map_err(PlanError::docker("snapshot"))?;
+    // What a rollback, however late, must find again.
+    r.j.before = Some(before.clone());
+    r.save()?;
     let mut report = MoveReport::new(id, plan, env);
 
     // Before the stop nothing on the host has changed: a failure only ends the move.
@@ -192,6 +195,7 @@ pub fn execute(env: &Env, plan: &MovePlan, progress: &dyn Progress) -> Result<Mo
     report.downtime_seconds = stopped_at.elapsed().as_secs_f64();
     r.j.downtime_seconds = Some(report.downtime_seconds);
     r.j.outcome = Outcome::Moved;
+    r.j.finished_at = Some(crate::plan::core::identity::unix_now());
     if r.j.method == Method::DataRoot {
         // The old data stays where it was; finalize deletes it.
         r.j.old_tree = Some(r.j.data_root.clone());
@@ -215,6 +219,11 @@ fn new_journal(env: &Env, plan: &MovePlan, id: String) -> Journal {
     j.daemon_json = env.daemon_json.clone();
     j.dropin = plan.use_dropin.then(|| env.dropin.clone());
     j.containerd_move = plan.containerd.as_ref().map(|c| c.tree());
+    // The trees `finalize` may delete, known by identity (issue 17).
+    j.record_source(&plan.data_root);
+    if let Some(c) = &plan.containerd {
+        j.record_source(&c.source);
+    }
     j
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn probe(path: &Path) -> ProbeResult {
         return r;
     }
     run_probes(&dir, &mut r);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
+    if let Err(e) = crate::sys::remove::remove_tree(&dir) {
         r.problems.push(format!("cannot remove probe directory {}: {e}", dir.display()));
     }
     r

@@ -36,9 +36,9 @@ pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn
     }
     if same_target {
         for t in j.containerd_move.iter().map(|c| &c.target) {
-            clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
+            crate::sys::remove::clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
         }
-        clear_dir(&j.target).map_err(|e| {
+        crate::sys::remove::clear_dir(&j.target).map_err(|e| {
             PlanError::io(
                 "resume",
                 &j.target,
@@ -48,24 +48,6 @@ pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn
                 )),
             )
         })?;
-    }
-    Ok(())
-}
-
-/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
-fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            crate::sys::fs::remove_tree(&e.path())?;
-        } else {
-            std::fs::remove_file(e.path())?;
-        }
     }
     Ok(())
 }

@@ -5,18 +5,15 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use nix::mount::MsFlags;
 
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::fstab::Fstab;
-use crate::docker::mountinfo;
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::Method;
 pub use crate::plan::core::runner::Runner;
-use crate::util::atomic;
 
 /// The drop-in template shipped in `systemd/`.
 pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.service.d/dockroot-mount.conf");
@@ -24,25 +21,9 @@ pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.s
 /// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
 pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
 
-fn self_bind(path: &Path) -> Result<bool> {
-    let mounts = mountinfo::read_self().map_err(PlanError::docker("rename"))?;
-    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == path) else {
-        return Ok(false);
-    };
-    let parent = path.parent().and_then(|p| mountinfo::containing(&mounts, p));
-    Ok(parent.is_some_and(|p| p.major_minor == me.major_minor))
-}
-
 /// `<data-root>.dockroot-old-<UTC time>`, a name that does not exist yet.
 pub(crate) fn old_name(dr: &Path) -> PathBuf {
-    let stamp = atomic::utc_timestamp(SystemTime::now());
-    let mut old = atomic::with_suffix(dr, &format!("{OLD_INFIX}{stamp}"));
-    let mut n = 1;
-    while old.symlink_metadata().is_ok() {
-        old = atomic::with_suffix(dr, &format!("{OLD_INFIX}{stamp}.{n}"));
-        n += 1;
-    }
-    old
+    crate::plan::core::identity::free_name(dr, OLD_INFIX)
 }
 
 /// Applies the switch steps of `j.method`, for the data-root and, when the
@@ -105,7 +86,7 @@ pub(crate) fn apply(r: &mut Runner, use_dropin: bool) -> Result<()> {
 /// Renames `path` to `old`, leaving an empty directory, and bind-mounts
 /// `target` on it, as two journaled steps named `names`.
 fn bind_over(r: &mut Runner, names: [&'static str; 2], path: &Path, old: &Path, target: &Path) -> Result<()> {
-    let rename = Intent::Rename { from: path.into(), to: old.into(), leave_empty: true };
+    let rename = Intent::rename(path, old, true);
     r.step_with(names[0], vec![rename], |_| rename_aside(path, old))?;
     r.step_with(names[1], vec![Intent::Mount { source: target.into(), target: path.into() }], |_| {
         nix::mount::mount(Some(target), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
@@ -141,7 +122,7 @@ fn backup_of(edit: &Intent) -> Option<PathBuf> {
 
 /// Renames `dr` to `old` and makes an empty `dr` with its owner and mode.
 fn rename_aside(dr: &Path, old: &Path) -> Result<()> {
-    if self_bind(dr)? {
+    if intent::self_bind(dr)? {
         intent::unmount_all(dr)?;
     }
     let meta = std::fs::metadata(dr).map_err(|e| PlanError::io("rename", dr, e))?;
@@ -283,7 +264,7 @@ mod tests {
         std::fs::write(j.data_root.join("keep"), "data").unwrap();
         let old = old_name(&j.data_root);
         j.old_tree = Some(old.clone());
-        j.begin("rename", vec![Intent::Rename { from: j.data_root.clone(), to: old.clone(), leave_empty: true }]);
+        j.begin("rename", vec![Intent::rename(&j.data_root, &old, true)]);
         rename_aside(&j.data_root, &old).unwrap();
         j.set("rename", StepState::Done);
         assert!(old.join("keep").exists() && std::fs::read_dir(&j.data_root).unwrap().count() == 0);

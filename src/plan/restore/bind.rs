@@ -168,18 +168,23 @@ impl Place {
         let mut v = Vec::new();
         if !matches!(self.layout, Layout::Filesystem { .. }) {
             if let Some(old) = old {
-                v.push(Intent::Rename { from: tree.into(), to: old.into(), leave_empty: false });
+                v.push(Intent::rename(tree, old, false));
             }
-            v.push(Intent::Rename { from: staging.into(), to: tree.into(), leave_empty: false });
+            v.push(Intent::rename(staging, tree, false));
             return Ok(v);
         }
         let old = old.ok_or_else(|| refused(format!("no name recorded for the old entries of {}", tree.display())))?;
         v.push(Intent::MakeDir { path: old.into() });
         for name in entries(tree)? {
-            v.push(Intent::Rename { from: tree.join(&name), to: old.join(&name), leave_empty: false });
+            v.push(Intent::rename(&tree.join(&name), &old.join(&name), false));
         }
         for name in entries(staging)? {
-            v.push(Intent::Rename { from: staging.join(&name), to: tree.join(&name), leave_empty: false });
+            // By name, not identity: dockerd replaces some entries of its
+            // root when it starts (runtimes/). What these renames carry back
+            // is restored content, deleted with the staging tree, which goes
+            // by its own identity.
+            let (from, to) = (staging.join(&name), tree.join(&name));
+            v.push(Intent::Rename { from, to, leave_empty: false, id: None });
         }
         Ok(v)
     }
@@ -279,15 +284,16 @@ mod tests {
         let place = Place { data_root: root.clone(), layout: Layout::Filesystem { device: "/dev/x".into(), fstype: "ext4".into() } };
         assert_eq!(place.staging("T"), staging);
         let v = place.swap_intents(&staging, Some(&old)).unwrap();
-        let r = |a: &Path, b: &Path, n: &str| Intent::Rename { from: a.join(n), to: b.join(n), leave_empty: false };
+        let r = |a: &Path, b: &Path, n: &str| Intent::rename(&a.join(n), &b.join(n), false);
+        let by_name = |a: &Path, b: &Path, n: &str| Intent::Rename { from: a.join(n), to: b.join(n), leave_empty: false, id: None };
         assert_eq!(
             v,
             vec![
                 Intent::MakeDir { path: old.clone() },
                 r(&root, &old, "image"),
                 r(&root, &old, "lost+found"),
-                r(&staging, &root, "engine-id"),
-                r(&staging, &root, "image"),
+                by_name(&staging, &root, "engine-id"),
+                by_name(&staging, &root, "image"),
             ]
         );
         // Applied, then undone in reverse from the observed state.

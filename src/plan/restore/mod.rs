@@ -257,6 +257,8 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
     j.old_tree = place.tree().symlink_metadata().is_ok().then(|| place.old(&ts));
+    // What a rollback, however late, must find again.
+    j.before = opts.api.ping().then(|| crate::docker::snapshot::DockerState::capture(&opts.api).ok()).flatten();
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
 
@@ -296,6 +298,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             warnings.extend(place.note(r.j.old_tree.as_deref()));
             warnings.extend(second.as_ref().and_then(|s| s.place.note(s.old.as_deref())));
             r.j.outcome = Outcome::Done;
+            r.j.finished_at = Some(crate::plan::core::identity::unix_now());
             r.j.downtime_seconds = Some(downtime);
             r.save_finished()?;
             Ok(RestoreSummary {
@@ -338,8 +341,8 @@ fn extract_and_verify(
     let staging = r.j.target.clone();
     let parent = staging.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    let mut made = vec![Intent::MakeTree { path: staging.clone() }];
-    made.extend(second.map(|s| Intent::MakeTree { path: s.staging.clone() }));
+    let mut made = vec![Intent::make_tree(&staging)];
+    made.extend(second.map(|s| Intent::make_tree(&s.staging)));
     r.step_with("staging", made, |_| {
         std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
         second.map_or(Ok(()), |s| s.make_staging())
@@ -347,8 +350,8 @@ fn extract_and_verify(
     // The archive's manifests stream to files next to the staging trees (never
     // into memory); verify_staging below hashes each tree as written against its own.
     let mpath = atomic::with_suffix(&staging, ".manifest");
-    let mut made = vec![Intent::MakeTree { path: mpath.clone() }];
-    made.extend(second.map(|s| Intent::MakeTree { path: s.manifest.clone() }));
+    let mut made = vec![Intent::make_tree(&mpath)];
+    made.extend(second.map(|s| Intent::make_tree(&s.manifest)));
     let ex = r.step_with("extract", made, |_| {
         let (ce, cb) = meta.containerd_tree.as_ref().map_or((0, 0), |t| (t.entries, t.bytes));
         progress.phase("extract", Some((meta.entries + ce, meta.bytes + cb)));

@@ -259,7 +259,7 @@ fn steps(
     let parent = at.data.parent().unwrap_or(Path::new("/"));
     let m = std::fs::metadata(parent).map_err(BackupError::io("stat", parent))?;
     let times = Intent::DirTimes { path: parent.to_path_buf(), sec: m.mtime(), nsec: m.mtime_nsec() as u32 };
-    let made = vec![times, Intent::MakeTree { path: at.staging.to_path_buf() }, Intent::MakeTree { path: mpath.clone() }];
+    let made = vec![times, Intent::make_tree(at.staging), Intent::make_tree(&mpath)];
     let p = r.step_with("extract", made, |_| {
         std::fs::create_dir(at.staging).map_err(BackupError::io("create the staging directory", at.staging))?;
         let p = piece::extract_verified(reader, pick, at.staging, &mpath, opts.threads, progress);
@@ -290,8 +290,8 @@ fn steps(
     }
     r.step("flush", |_| intent::flush("flush", at.staging).map_err(BackupError::from))?;
     let renames = vec![
-        Intent::Rename { from: at.data.to_path_buf(), to: at.old.to_path_buf(), leave_empty: false },
-        Intent::Rename { from: at.staging.to_path_buf(), to: at.data.to_path_buf(), leave_empty: false },
+        Intent::rename(at.data, at.old, false),
+        Intent::rename(at.staging, at.data, false),
     ];
     r.step_with("swap", renames, |_| {
         std::fs::rename(at.data, at.old).map_err(BackupError::io("keep the current files aside", at.data))?;
