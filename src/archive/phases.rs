@@ -1,5 +1,5 @@
-//! The sizes of a two-phase archive's phases, for `inspect`: the data
-//! members and their bytes before and after the phase-2 marker, and the
+//! The sizes of a two-phase archive's phases, for `inspect`: the tree
+//! members (of every tree) and their bytes before and after the phase-2 marker, and the
 //! names in the deletion list. Reads the whole stream (a tar in zstd cannot
 //! be seeked), skipping file contents without hashing them.
 
@@ -37,8 +37,8 @@ pub fn phase_sizes(a: ArchiveReader) -> Result<Option<PhaseSizes>> {
             s.raced = v["phase1"]["raced"].as_u64().unwrap_or(0);
             two = true;
         } else if m.path == layout::DELETED {
-            s.deleted = super::deleted::for_each(&m, &mut tar, &mut buf, |_| Ok(()))?;
-        } else if super::records::data_rel(&m.path).is_some() {
+            s.deleted = super::deleted::for_each(&m, &mut tar, &mut buf, |_, _| Ok(()))?;
+        } else if matches!(layout::Section::of(&m.path), Some(layout::Section::Members(..))) {
             let p = if two { &mut s.phase2 } else { &mut s.phase1 };
             p.members += 1;
             p.bytes += tar.data_left();

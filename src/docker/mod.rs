@@ -18,6 +18,7 @@ pub mod fstab;
 pub mod http;
 pub mod id;
 pub mod mountinfo;
+pub mod mounts;
 pub mod snapshot;
 pub mod socket;
 pub mod unit;

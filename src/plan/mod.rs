@@ -8,6 +8,7 @@
 
 pub mod archive_error;
 pub mod backup;
+pub mod backup_binds;
 pub mod backup_live;
 pub mod backup_snapshot;
 pub mod backup_stores;

@@ -48,6 +48,10 @@ pub struct Status {
     pub running_containers: Option<u64>,
     /// The mounted disks, the data-root's marked: where it could move.
     pub disks: Vec<Disk>,
+    /// Every container, running or not, with each of its mounts.
+    pub containers: Vec<crate::docker::mounts::ContainerMounts>,
+    /// Every bind source of those containers, with what a backup does with it and why.
+    pub bind_sources: Vec<crate::docker::mounts::BindSource>,
     /// An unfinished or un-finalized move.
     pub journal: Option<JournalSummary>,
     pub target: Option<TargetStatus>,
@@ -111,7 +115,15 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         Some(i) if i.images == 0 && i.containers == 0 => stranded_trees(&i.docker_root_dir, journal.as_ref()),
         _ => Vec::new(),
     };
+    let containers = crate::docker::mounts::read_all(Some(&env.api), &data_root).unwrap_or_default();
+    let carried = crate::docker::mounts::Carried {
+        data_root: std::fs::canonicalize(&data_root).unwrap_or(data_root.clone()),
+        containerd_root: engine.images_outside(&data_root).map(Path::to_path_buf),
+    };
+    let bind_sources = crate::docker::mounts::survey(&containers, &carried, &[], &mut |p: &Path| crate::docker::mounts::probe(p, &mounts));
     Ok(Status {
+        containers,
+        bind_sources,
         source: d.source,
         conflicts: d.conflicts,
         running_data_root: info.as_ref().map(|i| i.docker_root_dir.clone()),
