@@ -15,8 +15,8 @@ use super::{BackupArgs, BindsArg, CompressArg, Global, InspectArgs, RestoreArgs,
 use dockroot::archive::meta::{BackupMeta, BindTree, SkippedBind};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
+use dockroot::plan::backup::snapshot::Request;
 use dockroot::plan::backup::{self as bk, BackupOptions};
-use dockroot::plan::backup_snapshot::Request;
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;
@@ -96,8 +96,8 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         live: !a.stop_the_world,
         shared_store: a.shared_store,
         binds: match a.binds {
-            BindsArg::Auto => dockroot::plan::backup_binds::Binds::Auto,
-            BindsArg::None => dockroot::plan::backup_binds::Binds::None,
+            BindsArg::Auto => dockroot::plan::backup::binds::Binds::Auto,
+            BindsArg::None => dockroot::plan::backup::binds::Binds::None,
         },
         exclude_binds: a.exclude_bind.clone(),
     })
@@ -168,7 +168,7 @@ fn backup_dry_run(opts: &BackupOptions, out: &Output, stdout: bool, progress: &d
 /// Names every bind source carried and every one not, with the reason.
 fn say_binds(out: &Output, stdout: bool, carried: &[BindTree], skipped: &[SkippedBind], yes: &str, no: &str) {
     for b in carried {
-        say(out, stdout, &format!("  {yes} bind source {}", dockroot::plan::backup_binds::describe(b)));
+        say(out, stdout, &format!("  {yes} bind source {}", dockroot::plan::backup::binds::describe(b)));
     }
     for b in skipped {
         say(out, stdout, &format!("  {no} bind source {} ({}): {}", b.path.display(), b.containers.join(", "), b.reason));
@@ -396,7 +396,7 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
         lines.extend(
             meta.binds
                 .iter()
-                .map(|b| format!("  carried {} ({} entries, {})", dockroot::plan::backup_binds::describe(b), b.entries, bytes(b.bytes))),
+                .map(|b| format!("  carried {} ({} entries, {})", dockroot::plan::backup::binds::describe(b), b.entries, bytes(b.bytes))),
         );
         lines.extend(
             meta.binds_skipped.iter().map(|b| format!("  not carried {} ({}): {}", b.path.display(), b.containers.join(", "), b.reason)),

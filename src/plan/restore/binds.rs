@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::meta::{BackupMeta, BindKind, BindTree};
 use crate::docker::mounts;
-use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::intent::Intent;
-use crate::plan::runner::Runner;
+use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::core::intent::Intent;
+use crate::plan::core::runner::Runner;
 use crate::util::atomic;
 
 /// What is at a bind source's path before the restore.

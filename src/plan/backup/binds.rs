@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::archive_error::{BackupError, Result};
+use super::error::{BackupError, Result};
 use crate::archive::TreeSource;
 use crate::archive::layout::Tree;
 use crate::archive::meta::{BindKind, BindTree, SkippedBind};

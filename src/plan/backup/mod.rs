@@ -7,14 +7,21 @@
 //! directory, the archive gets a timestamped name and `--keep N` prunes older
 //! dockroot archives there.
 
+pub mod binds;
+pub mod error;
+pub mod live;
+pub mod snapshot;
+pub mod stores;
+pub mod target;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::archive_error::{BackupError, Result};
-use super::backup_snapshot::{self as snap, Capture, Choice, Request};
+use self::error::{BackupError, Result};
+use self::snapshot::{self as snap, Capture, Choice, Request};
 use crate::archive::layout::Tree;
 use crate::archive::meta::{BackupMeta, META_FORMAT};
 use crate::archive::{self, ArchiveError, TreeSource, WriterOptions};
@@ -68,7 +75,7 @@ pub struct BackupOptions {
     /// Archive a containerd store that other namespaces (a kubelet's) share.
     pub shared_store: bool,
     /// `--binds`: carry the containers' app-data bind sources.
-    pub binds: super::backup_binds::Binds,
+    pub binds: binds::Binds,
     /// `--exclude-bind`: sources left out.
     pub exclude_binds: Vec<PathBuf>,
 }
@@ -106,7 +113,7 @@ pub struct BackupSummary {
     pub meta: BackupMeta,
     /// A live backup's phases (absent with `--stop-the-world` or a snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phases: Option<super::backup_live::LivePhases>,
+    pub phases: Option<live::LivePhases>,
 }
 
 fn hostname() -> String {
@@ -181,11 +188,11 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     };
     let mut warnings = Vec::new();
     if output.is_some() {
-        warnings.extend(super::backup_target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
+        warnings.extend(target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
     }
     if let Some(out) = &output {
         crate::sys::check_replaceable(out).map_err(BackupError::io("check the output", out))?;
-        let abs = super::absolute(out);
+        let abs = crate::plan::env::absolute(out);
         if abs.starts_with(&dr) {
             return Err(BackupError::Refused(format!(
                 "the archive {} would be inside the data-root {}; write it elsewhere",
@@ -247,8 +254,8 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
-    let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
-    let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
+    let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
+    let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
     let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
     let containerd = containerd_root.as_ref().and_then(|_| ContainerdRecord::for_engine(&facts));
@@ -273,7 +280,7 @@ pub enum Mode {
 pub struct Prepared {
     pub plan: BackupPlan,
     pub engine: EngineCheck,
-    pub binds: super::backup_binds::Selected,
+    pub binds: binds::Selected,
     /// The trees to archive, in archive order: containerd's root, the bind sources, the data-root.
     pub trees: Vec<TreeSource>,
     pub mode: Mode,
@@ -288,7 +295,7 @@ pub fn prepare(opts: &BackupOptions, progress: &dyn Progress) -> Result<Prepared
     let dr = plan.data_root.clone();
     let engine = engine_check(opts, &dr)?;
     let carried = crate::docker::mounts::Carried { data_root: dr.clone(), containerd_root: engine.containerd_root.clone() };
-    let binds = super::backup_binds::select(opts.binds, &opts.exclude_binds, &opts.api, &carried)?;
+    let binds = binds::select(opts.binds, &opts.exclude_binds, &opts.api, &carried)?;
     let mut trees: Vec<TreeSource> = engine.containerd_root.iter().map(|r| TreeSource::dir(Tree::Containerd, r)).collect();
     trees.extend(binds.sources());
     trees.push(TreeSource::dir(Tree::Data, &dr));
@@ -310,7 +317,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     for b in &binds.carried {
-        progress.log(&format!("carrying bind source {}", super::backup_binds::describe(b)));
+        progress.log(&format!("carrying bind source {}", binds::describe(b)));
     }
     for b in &binds.skipped {
         progress.log(&format!("not carrying bind source {}: {}", b.path.display(), b.reason));
@@ -333,7 +340,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         Some(c) => Box::new(WholeEngine::new(svc, c, opts.timing)),
         None => svc,
     };
-    let window = super::downtime::Window {
+    let window = crate::plan::core::window::Window {
         state_dir: &opts.state_dir,
         data_root: &dr,
         svc: svc.as_ref(),
@@ -362,7 +369,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             docker,
             engine: Some(engine_meta),
             snapshot: method.clone(),
-            containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
+            containerd_tree: containerd_root.as_deref().map(|r| stores::describe(r, &namespaces)),
             two_phase,
             binds: binds.carried.clone(),
             binds_skipped: binds.skipped.clone(),
@@ -372,8 +379,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     if let Mode::Live = mode {
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_of(&dr, true);
-        let input = super::backup_live::LiveInput { trees: &trees, meta: &meta, config: &config, wopts: &opts.writer };
-        let (phases, downtime, archive_bytes) = super::backup_live::backup_live(plan.output.as_deref(), input, window, progress)?;
+        let input = live::LiveInput { trees: &trees, meta: &meta, config: &config, wopts: &opts.writer };
+        let (phases, downtime, archive_bytes) = live::backup_live(plan.output.as_deref(), input, window, progress)?;
         let (entries, bytes) = phases.tree;
         return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), taken);
     }
@@ -402,7 +409,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         Mode::Snapshot(caps) => snap::run(window, caps, progress, archive)?,
         _ => {
             let roots: Vec<PathBuf> = trees.iter().map(|t| t.root.clone()).collect();
-            super::downtime::with_docker_stopped(window, progress, || archive(&roots))?
+            crate::plan::core::window::with_docker_stopped(window, progress, || archive(&roots))?
         }
     };
     finish(plan, start, done, downtime, None, taken)
@@ -414,7 +421,7 @@ fn finish(
     start: Instant,
     (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
     downtime: f64,
-    phases: Option<super::backup_live::LivePhases>,
+    phases: Option<live::LivePhases>,
     (snapshot, snapshot_skipped): (Option<String>, Option<String>),
 ) -> Result<BackupSummary> {
     let mut removed = Vec::new();

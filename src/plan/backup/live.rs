@@ -17,13 +17,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::archive_error::{BackupError, Result};
-use super::backup::{commit, open_partial};
-use super::downtime::{Window, with_docker_stopped_after};
+use super::error::{BackupError, Result};
+use super::{commit, open_partial};
 use crate::archive::meta::BackupMeta;
 use crate::archive::phase2::PhaseStats;
 use crate::archive::trees::{Phase1, phase1_trees};
 use crate::archive::{ArchiveError, ArchiveWriter, TreeSource, WriterOptions};
+use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
 use crate::util::atomic;
 
@@ -99,7 +99,7 @@ fn write_live<W: Write + Send + 'static, U>(
         let one = phase1_trees(&mut w, input.trees, &mut |b| {
             if std::mem::take(&mut first) {
                 // Tests kill the backup here: phase 1 has begun writing the archive.
-                super::crash_hook("phase 1 data");
+                crate::plan::core::hooks::crash_hook("phase 1 data");
             }
             progress.advance(1, b)
         })?;

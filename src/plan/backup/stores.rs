@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::archive_error::{BackupError, Result};
+use super::error::{BackupError, Result};
 use crate::archive::meta::StoreTree;
 use crate::docker::engine::EngineFacts;
 
