@@ -378,7 +378,11 @@ pub fn survey(
     for c in containers {
         for m in c.mounts.iter().filter(|m| m.kind == MountType::Bind) {
             let Some(src) = &m.source else { continue };
-            let p = probe(src);
+            // Host plumbing by its name as mounted (`/etc/localtime` is a symlink into /usr).
+            let p = match plumbing(src, &carried.data_root) {
+                Some(_) => Probed { resolved: src.clone(), kind: Some(kind_of(src)), ..Probed::default() },
+                None => probe(src),
+            };
             let e = by_path.entry(p.resolved.clone()).or_insert_with(|| (p, Vec::new()));
             if !e.1.contains(&c.name) {
                 e.1.push(c.name.clone());
@@ -421,27 +425,23 @@ pub fn survey(
     out
 }
 
+/// What is at `path`, symlinks followed (as the kernel's bind mount does).
+fn kind_of(path: &Path) -> SourceKind {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path).map(|m| m.file_type()) {
+        Ok(t) if t.is_dir() => SourceKind::Dir,
+        Ok(t) if t.is_file() => SourceKind::File,
+        Ok(t) if t.is_socket() => SourceKind::Socket,
+        Ok(t) if t.is_block_device() || t.is_char_device() => SourceKind::Device,
+        Ok(_) => SourceKind::Other,
+        Err(_) => SourceKind::Missing,
+    }
+}
+
 /// Resolves and measures `path` on this host (`mounts`: this host's mountinfo).
 pub fn probe(path: &Path, mounts: &[MountEntry]) -> Probed {
     let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let kind = match std::fs::metadata(&resolved) {
-        Ok(m) => {
-            use std::os::unix::fs::FileTypeExt;
-            let t = m.file_type();
-            Some(if t.is_dir() {
-                SourceKind::Dir
-            } else if t.is_file() {
-                SourceKind::File
-            } else if t.is_socket() {
-                SourceKind::Socket
-            } else if t.is_block_device() || t.is_char_device() {
-                SourceKind::Device
-            } else {
-                SourceKind::Other
-            })
-        }
-        Err(_) => Some(SourceKind::Missing),
-    };
+    let kind = Some(kind_of(&resolved));
     let (entries, size_bytes) = match kind {
         Some(SourceKind::Dir) => crate::tree::estimate::estimate(&resolved),
         Some(SourceKind::File) => (1, std::fs::metadata(&resolved).map(|m| m.len()).unwrap_or(0)),
