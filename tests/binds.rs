@@ -21,8 +21,11 @@ fn sh_in(dir: &Path, script: &str) {
     ok(Command::new("bash").arg("-ec").arg(script).current_dir(dir));
 }
 
+/// Size, mode, owner, mtime, content and the `user.app` xattr.
+type FileFacts = (u64, u32, u32, u32, i64, i64, Vec<u8>, Option<Vec<u8>>);
+
 /// A file's metadata that a restore must keep (not its inode or ctime).
-fn file_facts(p: &Path) -> (u64, u32, u32, u32, i64, i64, Vec<u8>, Option<Vec<u8>>) {
+fn file_facts(p: &Path) -> FileFacts {
     let m = std::fs::symlink_metadata(p).unwrap();
     let x = xattr_get(p, "user.app");
     (m.len(), m.mode(), m.uid(), m.gid(), m.mtime(), m.mtime_nsec(), std::fs::read(p).unwrap(), x)

@@ -299,7 +299,17 @@ pub(crate) fn run<T>(
     for c in caps {
         progress.log(&format!("{} snapshot {}: Docker down {downtime:.2}s", c.method.name(), c.path.display()));
     }
-    let remove_all = || caps.iter().map(Capture::remove).fold(Ok(()), |acc, r| acc.and(r));
+    // Every capture is removed, also after one fails; the first error is kept.
+    let remove_all = || {
+        let mut first = Ok(());
+        for c in caps {
+            let r = c.remove();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    };
     if made.is_err() || started.is_err() {
         // Docker is left as the start step left it; a failed start keeps
         // the journal unfinished, so `rollback` tries again.
