@@ -24,7 +24,7 @@ pub fn verify_tree_since(root: &Path, manifest: &Path, trusted: Option<&Path>, t
     let mut reader = Reader::open(manifest)?;
     let mut report = Report::default();
     let mut fatal: Option<Error> = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf), only: None };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("verify", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {
@@ -94,7 +94,7 @@ pub fn write_manifest_since(
     let mut w = Writer::create(out)?;
     let mut summary = ScanSummary::default();
     let mut fatal = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf) };
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf), only: None };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("manifest", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {

@@ -753,7 +753,8 @@ fn verify_rejects_an_archive_whose_manifest_is_not_a_manifest() {
 #[test]
 fn two_trees_round_trip_through_verify_and_extract() {
     use dockroot::archive::layout::Tree;
-    use dockroot::plan::backup::stores::write_tree;
+    use dockroot::archive::trees::write_tree;
+    use dockroot::archive::{Targets, TreeSource};
     let t = tmp();
     let base = t.path();
     for d in ["data", "ctd", "out-data", "out-ctd"] {
@@ -763,10 +764,9 @@ fn two_trees_round_trip_through_verify_and_extract() {
     build_tree(&base.join("ctd"));
     let path = base.join("two.tar.zst");
     let mut w = ArchiveWriter::new(File::create(&path).unwrap(), &WriterOptions::default(), b"{}").unwrap();
-    let p = dockroot::progress::Silent;
-    let c = write_tree(&mut w, Tree::Containerd, &base.join("ctd"), &p).unwrap();
+    let c = write_tree(&mut w, &TreeSource::dir(Tree::Containerd, &base.join("ctd")), &mut |_| {}).unwrap();
     w.end_tree(Tree::Containerd, c.manifest, c.manifest_len).unwrap();
-    let d = write_tree(&mut w, Tree::Data, &base.join("data"), &p).unwrap();
+    let d = write_tree(&mut w, &TreeSource::dir(Tree::Data, &base.join("data")), &mut |_| {}).unwrap();
     // The layout is enforced while writing: no containerd entry after the data-root.
     let e = archive::walk(&base.join("ctd"), &mut |_, e| w.add_tree_entry(Tree::Containerd, e).map(|_| ())).unwrap_err();
     assert!(e.to_string().contains("out of place"), "{e}");
@@ -774,7 +774,7 @@ fn two_trees_round_trip_through_verify_and_extract() {
 
     let rep = archive::verify(archive::open(&path).unwrap()).unwrap();
     assert!(rep.ok(), "{:?}", rep.report.differences);
-    let ctd = rep.containerd.as_ref().expect("the containerd tree is verified");
+    let ctd = rep.containerd().expect("the containerd tree is verified");
     assert_eq!((ctd.entries, rep.entries), (c.entries, d.entries));
 
     let dropped = {
@@ -787,13 +787,16 @@ fn two_trees_round_trip_through_verify_and_extract() {
 
     let (fd, fc) = (sys::open_dir_path(&base.join("out-data")).unwrap(), sys::open_dir_path(&base.join("out-ctd")).unwrap());
     let (mut md, mut mc) = (Vec::new(), Vec::new());
-    let ex = archive::extract_trees(
-        &mut archive::open(&path).unwrap(),
-        archive::Target { staging: fd.as_fd(), manifest: &mut md },
-        Some(archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
-    )
-    .unwrap();
-    assert_eq!((ex.entries, ex.containerd_entries), (d.entries, c.entries));
+    let targets = Targets {
+        trees: [
+            (Tree::Data, archive::Target { staging: fd.as_fd(), manifest: &mut md }),
+            (Tree::Containerd, archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
+        ]
+        .into(),
+        skip_others: false,
+    };
+    let ex = archive::extract_trees(&mut archive::open(&path).unwrap(), targets).unwrap();
+    assert_eq!((ex.entries, ex.containerd_entries()), (d.entries, c.entries));
     assert!(!md.is_empty() && !mc.is_empty() && md != mc);
     compare(&snapshot(&base.join("data")), &snapshot(&base.join("out-data")), &|_| false);
     compare(&snapshot(&base.join("ctd")), &snapshot(&base.join("out-ctd")), &|_| false);

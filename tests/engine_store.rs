@@ -82,14 +82,15 @@ fn containerd_store_backup_wipe_restore_shared_namespace_and_killed_swap() {
     assert!(!out.join("ctd.tar.zst").exists() && !out.join("ctd.tar.zst.partial").exists());
     h.ok("systemctl is-active docker.service containerd.service");
 
-    // The backup carries containerd's root as its own tree, with its manifest.
-    // Two-phase covers the data-root only: with containerd's root the backup is one pass, and says so.
+    // The backup carries containerd's root as one of its trees, with its manifest,
+    // and runs its phases over every tree (issue 20): phase 1 with Docker up.
     let dry = h.ok("dockroot backup -o /mnt/out/ctd.tar.zst --shared-store --dry-run");
-    assert!(dry.contains("would stop Docker") && dry.contains("one pass with the engine stopped"), "{dry}");
+    assert!(dry.contains("while Docker runs") && dry.contains("with containerd's root"), "{dry}");
     let b: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json backup -o /mnt/out/ctd.tar.zst --shared-store")).unwrap();
-    let why = b["summary"]["one_pass_reason"].as_str().unwrap_or_default();
-    assert!(why.contains("containerd's root") && b["summary"]["phases"].is_null(), "{b}");
-    assert!(b["summary"]["meta"]["two_phase"].is_null(), "{b}");
+    let p = &b["summary"]["phases"];
+    assert_eq!(p["phase1_docker_answered"], true, "phase 1 must run with Docker up: {b}");
+    assert!(p["phase1"]["entries"].as_u64().unwrap() > 10, "{b}");
+    assert_eq!(b["summary"]["meta"]["two_phase"], true, "{b}");
     let i: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json inspect /mnt/out/ctd.tar.zst")).unwrap();
     let t = &i["meta"]["containerd_tree"];
     assert_eq!(t["root"], "/var/lib/containerd", "{i}");

@@ -44,9 +44,11 @@ fn systemd_failed_restore_three_times_leaves_docker_on_the_old_data() {
         containerd_tree: None,
         userns: None,
         volumes: None,
+        binds: vec![],
+        binds_skipped: vec![],
     };
     let f = std::fs::File::create(host.path("/root/lying.tar.zst")).unwrap();
-    write_archive(f, &root, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(f, &data_tree(&root), &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
     host.ok("systemctl start docker.socket docker.service && docker volume create only-in-old-data");
 
     let t = Instant::now();

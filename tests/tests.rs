@@ -5,6 +5,7 @@
 mod archive;
 mod backup;
 mod bind_restore;
+mod binds;
 mod docker_service;
 mod engine;
 mod engine_move;

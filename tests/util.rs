@@ -6,6 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The data-root `root` as the one tree of an archive (`plan::backup::write_archive`).
+pub fn data_tree(root: &Path) -> [dockroot::archive::TreeSource; 1] {
+    [dockroot::archive::TreeSource::dir(dockroot::archive::Tree::Data, root)]
+}
+
 pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "these tests need root (devices, xattrs, loop mounts); run them with sudo or as root");
 }

@@ -1,6 +1,6 @@
 //! The deletion list of a two-phase archive ([`super::layout::DELETED`]):
-//! `data/`-prefixed names, each ended by a NUL byte, that phase 1 archived
-//! and the stopped tree no longer has.
+//! names with their tree's prefix (`data/…`, `binds/0/…`), each ended by a
+//! NUL byte, that phase 1 archived and the stopped trees no longer have.
 //!
 //! The names are untrusted like member names: each is split into safe
 //! components ([`super::records::components`]), and removed through
@@ -14,17 +14,24 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::error::{ArchiveError, Result};
+use super::layout::Tree;
 use super::read::{Member, TarReader};
 use super::records::components;
-use super::{layout, show};
+use super::show;
 use crate::sys::{self, stat};
 
 /// Longest name in the list (PATH_MAX is 4096; deeper paths are legal below
 /// the data-root, so allow much more, but bound the buffer).
 const MAX_NAME: usize = 1 << 16;
 
-/// Reads the list member `m` and calls `f` with each name (without `data/`).
-pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+/// Reads the list member `m` and calls `f` with each name's tree and its
+/// path below the tree's prefix (never the root: a tree is not deleted).
+pub(crate) fn for_each<R: Read>(
+    m: &Member,
+    tar: &mut TarReader<R>,
+    buf: &mut [u8],
+    mut f: impl FnMut(Tree, &[u8]) -> Result<()>,
+) -> Result<u64> {
     let (mut partial, mut count) = (Vec::new(), 0u64);
     loop {
         let n = tar.read_data(buf)?;
@@ -34,10 +41,10 @@ pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u
         for (i, piece) in buf[..n].split(|&b| b == 0).enumerate() {
             if i > 0 {
                 let name = std::mem::take(&mut partial);
-                let rel = name
-                    .strip_prefix(layout::DATA_DIR)
-                    .ok_or_else(|| m.rejected(format!("deleted name `{}` outside data/", show(&name))))?;
-                f(rel)?;
+                let (tree, rel) = Tree::of_member(&name)
+                    .filter(|(_, rel)| !rel.is_empty())
+                    .ok_or_else(|| m.rejected(format!("deleted name `{}` outside the archive's trees", show(&name))))?;
+                f(tree, rel)?;
                 count += 1;
             }
             partial.extend_from_slice(piece);
@@ -52,11 +59,21 @@ pub(crate) fn for_each<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u
     Ok(count)
 }
 
-/// Applies the list member `m` below `staging`; returns the count of names.
-pub(crate) fn apply<R: Read>(m: &Member, tar: &mut TarReader<R>, staging: BorrowedFd<'_>, buf: &mut [u8]) -> Result<u64> {
-    for_each(m, tar, buf, |rel| {
+/// Applies the list member `m`, each name below its tree's staging
+/// directory (`staging`; None: the tree is not extracted, its names are
+/// skipped); returns the count of names.
+pub(crate) fn apply<'a, R: Read>(
+    m: &Member,
+    tar: &mut TarReader<R>,
+    staging: &mut dyn FnMut(Tree) -> Result<Option<BorrowedFd<'a>>>,
+    buf: &mut [u8],
+) -> Result<u64> {
+    for_each(m, tar, buf, |tree, rel| {
         let comps = components(m, rel)?;
-        remove(m, staging, &comps)
+        match staging(tree)? {
+            Some(fd) => remove(m, fd, &comps),
+            None => Ok(()),
+        }
     })
 }
 

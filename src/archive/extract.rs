@@ -32,6 +32,7 @@
 //! directory over a directory only gets its metadata again). The deletion
 //! list after them is applied by [`super::deleted`].
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -56,11 +57,18 @@ pub struct Extracted {
     pub entries: u64,
     /// Bytes of the manifest member.
     pub manifest_bytes: u64,
-    /// Two-phase archives: data members of phase 2 and names deleted.
+    /// Two-phase archives: tree members of phase 2 and names deleted.
     pub phase2_entries: u64,
     pub deleted: u64,
+    /// Members extracted of each other tree (containerd's root, bind sources).
+    pub trees: BTreeMap<Tree, u64>,
+}
+
+impl Extracted {
     /// Members of the containerd tree extracted (0: the archive has none).
-    pub containerd_entries: u64,
+    pub fn containerd_entries(&self) -> u64 {
+        self.trees.get(&Tree::Containerd).copied().unwrap_or(0)
+    }
 }
 
 /// Where one tree of the archive goes: an empty staging directory (its own
@@ -69,6 +77,29 @@ pub struct Extracted {
 pub struct Target<'a> {
     pub staging: BorrowedFd<'a>,
     pub manifest: &'a mut dyn Write,
+}
+
+/// Where each tree goes. A tree without a target is an error unless
+/// `skip_others`: then its members are read past (and checked as they
+/// stream) without being extracted.
+pub struct Targets<'a> {
+    pub trees: BTreeMap<Tree, Target<'a>>,
+    pub skip_others: bool,
+}
+
+impl<'a> Targets<'a> {
+    /// Only the data-root goes somewhere; any other tree is an error.
+    pub fn data(target: Target<'a>) -> Targets<'a> {
+        Targets { trees: BTreeMap::from([(Tree::Data, target)]), skip_others: false }
+    }
+
+    fn get(&mut self, tree: Tree, m: &Member) -> Result<Option<&mut Target<'a>>> {
+        match self.trees.get_mut(&tree) {
+            Some(t) => Ok(Some(t)),
+            None if self.skip_others => Ok(None),
+            None => Err(unsafe_(m, format!("the archive carries {}, which this extraction has no place for", tree.describe()))),
+        }
+    }
 }
 
 struct DirMeta {
@@ -121,16 +152,14 @@ fn cname(m: &Member, c: &[u8]) -> Result<CString> {
 /// Extracts the data members of `a` into `staging` (an empty directory whose
 /// own metadata becomes that of the archived root), streams the manifest
 /// member into `manifest` and collects the config members. An archive that
-/// also carries containerd's root is rejected: see [`extract_trees`].
+/// also carries other trees is rejected: see [`extract_trees`].
 pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dyn Write) -> Result<Extracted> {
-    extract_trees(a, Target { staging, manifest }, None)
+    extract_trees(a, Targets::data(Target { staging, manifest }))
 }
 
-/// Extracts the data-root into `data` and, when the archive carries one,
-/// containerd's root into `containerd` (its members are rejected without
-/// a target: nothing of the archive is silently left out).
-pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Option<Target<'a>>) -> Result<Extracted> {
-    run(a, data, containerd, None)
+/// Extracts each tree of the archive into its target (see [`Targets`]).
+pub fn extract_trees(a: &mut ArchiveReader, targets: Targets<'_>) -> Result<Extracted> {
+    run(a, targets, None)
 }
 
 /// Extracts only the piece `pick` of the data-root into `target.staging`
@@ -139,20 +168,22 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Op
 /// [`crate::manifest::subtree`]). The extraction sees the archive through
 /// [`Pick::view`]: members outside the piece are read past.
 pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> Result<Extracted> {
-    run(a, target, None, Some(pick))
+    run(a, Targets::data(target), Some(pick))
 }
 
-fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>, pick: Option<&Pick>) -> Result<Extracted> {
+fn run(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>) -> Result<Extracted> {
     let mut out = Extracted::default();
-    let mut rank = None;
-    let mut cur: Option<Ex> = None;
+    let mut pos = layout::Position::default();
+    // The tree being extracted (None: its members are skipped).
+    let mut cur: Option<(Tree, Option<Ex>)> = None;
     if pick.is_some() {
         // The piece's run of members starts here: it may have none before
         // the phase-2 marker (a live backup's phase 1 leaves some entries to phase 2).
-        rank = Some(layout::advance(None, &Section::Members(Tree::Data, b"")).map_err(|r| ArchiveError::Layout { what: r.into() })?);
-        cur = Some(Ex::new(Tree::Data, data.staging));
+        let start = Section::Members(Tree::Data, b"");
+        pos.advance(&start).map_err(|r| ArchiveError::Layout { what: r.into() })?;
+        let staging = targets.trees.get(&Tree::Data).map(|t| t.staging).expect("a piece has a data target");
+        cur = Some((Tree::Data, Some(Ex::new(Tree::Data, staging, false))));
     }
-    let mut seen_manifest = false;
     let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
         let m = match pick {
@@ -163,12 +194,9 @@ fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<T
             None => m,
         };
         let Some(section) = Section::of(&m.path) else {
-            return Err(unsafe_(&m, "member outside data/, containerd/ and .dockroot/"));
+            return Err(unsafe_(&m, "member outside data/, containerd/, binds/ and .dockroot/"));
         };
-        if seen_manifest {
-            return Err(m.malformed("member after the manifest (the manifest must be last)"));
-        }
-        rank = Some(layout::advance(rank, &section).map_err(|r| unsafe_(&m, r))?);
+        pos.advance(&section).map_err(|r| unsafe_(&m, r))?;
         match section {
             Section::Config(name) => {
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
@@ -180,23 +208,29 @@ fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<T
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                     return Err(unsafe_(&m, "phase-2 marker or deletion list is not a regular file"));
                 }
-                // advance() put data members before both.
-                let Some(ex) = cur.as_mut().filter(|e| e.tree == Tree::Data) else {
-                    return Err(unsafe_(&m, "phase-2 marker or deletion list without phase-1 data members"));
-                };
-                if let Some(deleted) = ex.phase_boundary(&m, section == Section::Phase2, pick, &mut a.tar)? {
-                    out.deleted = deleted;
+                // The phase before is complete: its directories get their metadata now.
+                if let Some((_, Some(ex))) = cur.take() {
+                    ex.close()?;
+                }
+                if section == Section::Phase2 {
+                    a.tar.read_small(&m)?;
+                } else if let Some(p) = pick {
+                    let staging = targets.trees.get(&Tree::Data).map(|t| t.staging).expect("a piece has a data target");
+                    out.deleted = p.apply_deleted(&m, &mut a.tar, staging, &mut buf)?;
+                } else {
+                    let mut staging = |t: Tree| Ok(targets.get(t, &m)?.map(|t| t.staging));
+                    out.deleted = super::deleted::apply(&m, &mut a.tar, &mut staging, &mut buf)?;
                 }
             }
             Section::Members(tree, rel) => {
-                if cur.as_ref().map(|e| e.tree) != Some(tree) {
-                    let staging = target(&mut data, &mut containerd, tree, &m)?.staging;
-                    if let Some(prev) = cur.take() {
+                if cur.as_ref().map(|c| c.0) != Some(tree) {
+                    if let Some((_, Some(prev))) = cur.take() {
                         prev.close()?;
                     }
-                    cur = Some(Ex::new(tree, staging));
+                    let ex = targets.get(tree, &m)?.map(|t| Ex::new(tree, t.staging, pos.in_phase2()));
+                    cur = Some((tree, ex));
                 }
-                let ex = cur.as_mut().expect("set above");
+                let Some((_, Some(ex))) = cur.as_mut() else { continue };
                 if rel.is_empty() {
                     if ex.last.is_some() {
                         return Err(m.malformed("members are out of walk order or repeat a path"));
@@ -211,35 +245,34 @@ fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<T
                     ex.in_order(&m, &comps)?;
                     ex.member(&m, comps, &mut a.tar)?;
                 }
+                out.phase2_entries += u64::from(ex.replace);
                 match tree {
-                    Tree::Data => {
-                        out.entries += 1;
-                        out.phase2_entries += u64::from(ex.replace);
-                    }
-                    Tree::Containerd => out.containerd_entries += 1,
+                    Tree::Data => out.entries += 1,
+                    t => *out.trees.entry(t).or_default() += 1,
                 }
             }
             Section::Manifest(tree) => {
-                if let Some(prev) = cur.take() {
+                if let Some((_, Some(prev))) = cur.take() {
                     prev.close()?;
                 }
                 let bytes = a.tar.data_left();
-                let w = &mut *target(&mut data, &mut containerd, tree, &m)?.manifest;
-                loop {
-                    let n = a.tar.read_data(&mut buf)?;
-                    if n == 0 {
-                        break;
+                if let Some(t) = targets.get(tree, &m)? {
+                    let w = &mut *t.manifest;
+                    loop {
+                        let n = a.tar.read_data(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.write_all(&buf[..n]).map_err(self::staging(&tree.manifest(), "write a copy of"))?;
                     }
-                    w.write_all(&buf[..n]).map_err(self::staging(tree.manifest(), "write a copy of"))?;
                 }
                 if tree == Tree::Data {
                     out.manifest_bytes = bytes;
-                    seen_manifest = true;
                 }
             }
         }
     }
-    if !seen_manifest {
+    if !pos.done() {
         return Err(ArchiveError::Malformed {
             index: 0,
             member: "(end)".into(),
@@ -249,18 +282,9 @@ fn run<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<T
     Ok(out)
 }
 
-fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a>>, tree: Tree, m: &Member) -> Result<&'t mut Target<'a>> {
-    match tree {
-        Tree::Data => Ok(data),
-        Tree::Containerd => {
-            containerd.as_mut().ok_or_else(|| unsafe_(m, "the archive carries containerd's root, which this extraction has no place for"))
-        }
-    }
-}
-
 impl<'a> Ex<'a> {
-    fn new(tree: Tree, staging: BorrowedFd<'a>) -> Ex<'a> {
-        Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false }
+    fn new(tree: Tree, staging: BorrowedFd<'a>, replace: bool) -> Ex<'a> {
+        Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace }
     }
 
     /// Applies the metadata of every pending directory: the tree is complete.
@@ -349,27 +373,6 @@ impl<'a> Ex<'a> {
         self.leaf(m, &name, owner, tar)
     }
 
-    /// The phase-2 marker or the deletion list of a two-phase archive: the
-    /// phase before is complete, so its directories get their metadata now.
-    /// Returns the number of names deleted (deletion list only).
-    /// `pick`: the piece extracted (deleted names outside it are skipped).
-    fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, pick: Option<&Pick>, tar: &mut TarReader<R>) -> Result<Option<u64>> {
-        self.stack.clear();
-        self.close_dirs(&[])?;
-        if phase2 {
-            tar.read_small(m)?;
-            // Phase 2 starts again from the top in walk order.
-            self.last = None;
-            self.replace = true;
-            return Ok(None);
-        }
-        let staging = self.staging;
-        match pick {
-            Some(p) => p.apply_deleted(m, tar, staging, &mut self.buf).map(Some),
-            None => super::deleted::apply(m, tar, staging, &mut self.buf).map(Some),
-        }
-    }
-
     /// A directory: created now (0700; a btrfs subvolume if the member says
     /// so), its metadata applied once its children exist.
     fn directory(&mut self, m: &Member, name: &CString, comps: Vec<Vec<u8>>) -> Result<()> {
@@ -403,11 +406,9 @@ impl<'a> Ex<'a> {
     /// A hardlink to an earlier, non-directory member of the same tree.
     fn hardlink(&self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
         let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
-        let target = m
-            .fields
-            .linkname
-            .strip_prefix(self.tree.prefix())
-            .ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(self.tree.prefix()))))?;
+        let prefix = self.tree.prefix();
+        let target =
+            m.fields.linkname.strip_prefix(&*prefix).ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(&prefix))))?;
         let tc = components(m, target)?;
         let not_earlier = || unsafe_(m, format!("hardlink to `{}`, which is not an earlier member of this archive", show(target)));
         // Earlier in walk order and present: see the module docs.

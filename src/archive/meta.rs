@@ -12,8 +12,9 @@ use crate::docker::snapshot::DockerState;
 use crate::docker::userns::Remap;
 use crate::docker::volumes::VolumeSpec;
 
-/// Version of the `meta.json` layout.
-pub(crate) const META_FORMAT: u32 = 1;
+/// Version of the archive's layout (docs/archive-format.md): 2 since bind
+/// trees and two phases over every tree; readers accept 1 and 2.
+pub(crate) const META_FORMAT: u32 = 2;
 
 /// `.dockroot/meta.json`: what `inspect` shows and `restore` checks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,11 +63,65 @@ pub struct BackupMeta {
     /// A restore compares them with the target user's (issue 19).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootless: Option<RootlessIds>,
+    /// Bind sources carried, each as the tree `binds/<index>/` (format 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<BindTree>,
+    /// Bind sources the containers use that are not carried, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds_skipped: Vec<SkippedBind>,
+}
+
+/// What a bind tree holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindKind {
+    /// `binds/<n>/` is the source directory.
+    Dir,
+    /// `binds/<n>/` is the file's parent (never restored), holding the file alone.
+    File,
+}
+
+/// meta.json's record of a bind source carried as `binds/<index>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindTree {
+    pub index: u32,
+    /// The source's absolute path on the host that made the backup, and where a restore puts it.
+    pub path: PathBuf,
+    pub kind: BindKind,
+    /// Entries and bytes counted before the archive (the manifest has the exact count).
+    pub entries: u64,
+    pub bytes: u64,
+    /// The containers that mount it.
+    pub containers: Vec<String>,
+    /// Mount points at or below the source (relative): archived as empty directories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts_inside: Vec<String>,
+}
+
+impl BindTree {
+    pub fn tree(&self) -> super::Tree {
+        super::Tree::Bind(self.index)
+    }
+}
+
+/// meta.json's record of a bind source that was not carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedBind {
+    pub path: PathBuf,
+    pub reason: String,
+    pub containers: Vec<String>,
 }
 
 impl BackupMeta {
     pub fn parse(bytes: &[u8]) -> Result<BackupMeta> {
         serde_json::from_slice(bytes).map_err(|e| ArchiveError::Meta(e.to_string()))
+    }
+
+    /// Estimated entries and bytes of every tree (for a progress total).
+    pub fn totals(&self) -> (u64, u64) {
+        let (ce, cb) = self.containerd_tree.as_ref().map_or((0, 0), |t| (t.entries, t.bytes));
+        let (be, bb) = self.binds.iter().fold((0, 0), |(e, b), t| (e + t.entries, b + t.bytes));
+        (self.entries + ce + be, self.bytes + cb + bb)
     }
 }
 

@@ -7,9 +7,11 @@
 //! streamed (spooled records, a spooled list), so memory stays flat.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use super::error::{ArchiveError, Result};
+use super::layout::Tree;
 use super::read::{Member, TarReader};
 use super::records::Spool;
 use crate::manifest::{Body, Reader, Record, order};
@@ -18,30 +20,53 @@ fn scratch(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
     move |source| ArchiveError::Scratch { step, source }
 }
 
-/// The deleted names of a list member, checked to be in walk order and
-/// spooled (NUL-ended, without `data/`) to a temporary file.
+/// The deleted names of one tree in a list member, checked to be in walk
+/// order and spooled (NUL-ended, without the tree's prefix) to a temporary file.
 pub(crate) struct DeletedNames {
     file: BufReader<std::fs::File>,
     pub count: u64,
 }
 
+/// One tree's names while the list is read.
+struct Writing {
+    w: std::io::BufWriter<std::fs::File>,
+    last: Vec<u8>,
+    count: u64,
+}
+
 impl DeletedNames {
-    pub(crate) fn read<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<DeletedNames> {
-        let f = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
-        let mut w = std::io::BufWriter::new(f);
-        let mut last: Option<Vec<u8>> = None;
-        let count = super::deleted::for_each(m, tar, buf, |rel| {
+    /// Reads the list member `m`, grouped by tree (trees in archive order).
+    pub(crate) fn read<R: Read>(m: &Member, tar: &mut TarReader<R>, buf: &mut [u8]) -> Result<BTreeMap<Tree, DeletedNames>> {
+        let mut trees: BTreeMap<Tree, Writing> = BTreeMap::new();
+        let mut cur: Option<Tree> = None;
+        super::deleted::for_each(m, tar, buf, |tree, rel| {
             let rel = super::records::components(m, rel)?.join(&b'/');
-            if last.as_deref().is_some_and(|l| order::cmp(l, &rel).is_ge()) {
+            if cur.is_some_and(|c| tree < c) {
+                return Err(m.malformed("deleted names are not grouped by tree in tree order"));
+            }
+            cur = Some(tree);
+            let t = match trees.entry(tree) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let f = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
+                    e.insert(Writing { w: std::io::BufWriter::new(f), last: Vec::new(), count: 0 })
+                }
+            };
+            if t.count > 0 && order::cmp(&t.last, &rel).is_ge() {
                 return Err(m.malformed("deleted names are out of walk order or repeat a name"));
             }
-            w.write_all(&rel).and_then(|_| w.write_all(&[0])).map_err(scratch("write the deletion list"))?;
-            last = Some(rel);
+            t.w.write_all(&rel).and_then(|_| t.w.write_all(&[0])).map_err(scratch("write the deletion list"))?;
+            t.last = rel;
+            t.count += 1;
             Ok(())
         })?;
-        let mut f = w.into_inner().map_err(|e| scratch("write the deletion list")(e.into_error()))?;
-        f.seek(SeekFrom::Start(0)).map_err(scratch("rewind the deletion list"))?;
-        Ok(DeletedNames { file: BufReader::new(f), count })
+        let mut out = BTreeMap::new();
+        for (tree, t) in trees {
+            let mut f = t.w.into_inner().map_err(|e| scratch("write the deletion list")(e.into_error()))?;
+            f.seek(SeekFrom::Start(0)).map_err(scratch("rewind the deletion list"))?;
+            out.insert(tree, DeletedNames { file: BufReader::new(f), count: t.count });
+        }
+        Ok(out)
     }
 
     fn next(&mut self) -> Result<Option<Vec<u8>>> {

@@ -33,14 +33,14 @@
 use std::collections::HashSet;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::fd::BorrowedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{ArchiveError, Result};
+use super::layout::Tree;
 use super::records::Spool;
-use super::walk::{Source, entry, walk_live, walk_outcomes};
-use super::writer::data_path;
+use super::walk::{Source, TreeSource, entry, walk_live, walk_outcomes};
 use super::{ArchiveWriter, EntryRecord};
 use crate::manifest::{Body, Reader, Record, order};
 use crate::sys::btrfs::Subvolume;
@@ -48,7 +48,7 @@ use crate::sys::{Kind, Meta};
 use crate::tree::links::LinkRole;
 use crate::tree::pool::Pool;
 use crate::tree::scan::{Opened, record_with, unchanged_since};
-use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions};
+use crate::tree::{Entered, Item, Outcome, Visitor};
 
 /// What one phase archived.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,16 @@ pub struct PhaseStats {
     /// Phase 2: names in the deletion list.
     #[serde(default)]
     pub deleted: u64,
+}
+
+impl PhaseStats {
+    /// Adds another tree's stats of the same phase.
+    pub fn add(&mut self, o: &PhaseStats) {
+        self.entries += o.entries;
+        self.bytes += o.bytes;
+        self.raced += o.raced;
+        self.deleted += o.deleted;
+    }
 }
 
 /// Completes a walked entry's record with what the writer read (a regular
@@ -84,18 +94,18 @@ fn content_bytes(rec: &EntryRecord) -> u64 {
     if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 }
 }
 
-/// Phase 1: archives `root` while it may change. Returns the stats and the
-/// spooled records (the baseline of [`phase2`]).
+/// Phase 1: archives the tree `src` while it may change. Returns the
+/// stats and the spooled records (the baseline of [`phase2`]).
 pub fn phase1<W: Write + Send + 'static>(
     w: &mut ArchiveWriter<W>,
-    root: &Path,
+    src: &TreeSource,
     advance: &mut dyn FnMut(u64),
 ) -> Result<(PhaseStats, tempfile::TempPath)> {
     let mut spool = Spool::named()?;
     let mut stats = PhaseStats::default();
     w.set_live(true);
-    let walked = walk_live(root, true, &mut |walked, e| {
-        let rec = w.add_entry(e)?;
+    let walked = walk_live(src, true, &mut |walked, e| {
+        let rec = w.add_tree_entry(src.tree, e)?;
         stats.raced += u64::from(rec.raced);
         spool.push(&complete(walked, &rec))?;
         stats.entries += 1;
@@ -135,13 +145,36 @@ impl Visitor for Changes {
     }
 }
 
-/// The records phase 1 archived, read alongside phase 2's walk: those the
-/// walk passes without seeing are deleted.
-struct Deletions {
-    old: Reader,
-    /// Names ended by NUL, `data/`-prefixed, spooled to a temporary file.
+/// The deletion list of a two-phase archive, spooled while phase 2 walks
+/// each tree ([`phase2`]), then written by [`DeletionList::finish`].
+pub struct DeletionList {
+    /// Names ended by NUL, each with its tree's prefix.
     list: BufWriter<std::fs::File>,
     count: u64,
+}
+
+impl DeletionList {
+    pub fn new() -> Result<DeletionList> {
+        let list = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
+        Ok(DeletionList { list: BufWriter::new(list), count: 0 })
+    }
+
+    /// Appends the list after every tree's phase-2 members; returns its count of names.
+    pub fn finish<W: Write + Send + 'static>(self, w: &mut ArchiveWriter<W>) -> Result<u64> {
+        let mut list = self.list.into_inner().map_err(|e| scratch("write the deletion list")(e.into_error()))?;
+        let len = list.seek(SeekFrom::End(0)).map_err(scratch("measure the deletion list"))?;
+        list.seek(SeekFrom::Start(0)).map_err(scratch("rewind the deletion list"))?;
+        w.add_deleted(list, len)?;
+        Ok(self.count)
+    }
+}
+
+/// The records phase 1 archived, read alongside phase 2's walk: those the
+/// walk passes without seeing are deleted.
+struct Deletions<'l> {
+    tree: Tree,
+    old: Reader,
+    list: &'l mut DeletionList,
     /// The last deleted directory: phase-1 names below it go with it and
     /// are not listed.
     covered: Option<Vec<u8>>,
@@ -155,7 +188,7 @@ fn scratch(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
     move |source| ArchiveError::Scratch { step, source }
 }
 
-impl Deletions {
+impl Deletions<'_> {
     /// Lists the phase-1 names before `path` in walk order (all for `None`)
     /// and consumes the one at `path`.
     fn up_to(&mut self, path: Option<&[u8]>) -> Result<()> {
@@ -168,10 +201,10 @@ impl Deletions {
             if ord == std::cmp::Ordering::Equal || self.covered.as_deref().is_some_and(|c| below(&r.path, c)) {
                 continue;
             }
-            let mut name = data_path(&r.path, false);
+            let mut name = self.tree.path(&r.path, false);
             name.push(0);
-            self.list.write_all(&name).map_err(scratch("write the deletion list"))?;
-            self.count += 1;
+            self.list.list.write_all(&name).map_err(scratch("write the deletion list"))?;
+            self.list.count += 1;
             if r.body == Body::Dir {
                 self.covered = Some(r.path);
             }
@@ -196,33 +229,31 @@ impl Pending {
     }
 }
 
-/// Phase 2: with the tree stopped, appends to `w` what differs from the
-/// `baseline` (phase 1's records), then the deletion list. Pushes the
-/// record of every entry of the stopped tree, in walk order, to `manifest`.
-/// Returns the phase's stats and the stopped tree's entries and file bytes.
+/// Phase 2 of one tree: with it stopped, appends to `w` what differs from
+/// the `baseline` (phase 1's records) and adds the names it no longer has
+/// to `deleted`. Pushes the record of every entry of the stopped tree, in
+/// walk order, to `manifest`. Returns the phase's stats (`deleted`: this
+/// tree's names) and the stopped tree's entries and file bytes.
 pub fn phase2<W: Write + Send + 'static>(
     w: &mut ArchiveWriter<W>,
-    root: &Path,
+    src: &TreeSource,
     baseline: &Path,
     manifest: &mut Spool,
+    deleted: &mut DeletionList,
     advance: &mut dyn FnMut(u64),
 ) -> Result<(PhaseStats, u64, u64)> {
-    let opts = WalkOptions {
-        root: root.to_path_buf(),
-        threads: crate::tree::default_threads(),
-        live: false,
-        baseline: Some(PathBuf::from(baseline)),
-    };
-    let visitor = Changes { source: Source { root: root.to_path_buf(), live: false } };
-    let list = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
-    let mut del = Deletions { old: Reader::open(baseline)?, list: BufWriter::new(list), count: 0, covered: None };
+    let tree = src.tree;
+    let opts = src.walk_options(false, Some(baseline));
+    let visitor = Changes { source: Source { root: src.root.clone(), live: false } };
+    let before = deleted.count;
+    let mut del = Deletions { tree, old: Reader::open(baseline)?, list: deleted, covered: None };
     let mut pending = Pending { dirs: Vec::new() };
     // Heads of hardlink groups appended again: their other names follow them.
     let mut new_heads: HashSet<Vec<u8>> = HashSet::new();
     let mut stats = PhaseStats::default();
     let (mut tree_entries, mut tree_bytes) = (0u64, 0u64);
     let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>), sv| -> Result<EntryRecord> {
-        let written = w.add_entry(entry(rec, source, sv))?;
+        let written = w.add_tree_entry(tree, entry(rec, source, sv))?;
         stats.entries += 1;
         stats.bytes += content_bytes(&written);
         advance(content_bytes(&written));
@@ -256,10 +287,6 @@ pub fn phase2<W: Write + Send + 'static>(
         manifest.push(&rec)
     })?;
     del.up_to(None)?;
-    let mut list = del.list.into_inner().map_err(|e| scratch("write the deletion list")(e.into_error()))?;
-    let len = list.seek(SeekFrom::End(0)).map_err(scratch("measure the deletion list"))?;
-    list.seek(SeekFrom::Start(0)).map_err(scratch("rewind the deletion list"))?;
-    w.add_deleted(list, len)?;
-    stats.deleted = del.count;
+    stats.deleted = del.list.count - before;
     Ok((stats, tree_entries, tree_bytes))
 }

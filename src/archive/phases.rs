@@ -1,9 +1,9 @@
 //! What `inspect` counts in one read of the whole stream (a tar in zstd
 //! cannot be seeked), skipping file contents without hashing them: the
-//! sizes of a two-phase archive's phases (the data members and their bytes
-//! before and after the phase-2 marker, and the names in the deletion
-//! list), and the size of each volume, from the manifest (the last member,
-//! so phase 2 and the deletions are accounted for).
+//! sizes of a two-phase archive's phases (the tree members of every tree
+//! and their bytes before and after the phase-2 marker, and the names in
+//! the deletion list), and the size of each volume, from the manifest (the
+//! last member, so phase 2 and the deletions are accounted for).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -77,8 +77,8 @@ pub fn census(a: ArchiveReader) -> Result<Census> {
             s.raced = v["phase1"]["raced"].as_u64().unwrap_or(0);
             two = true;
         } else if m.path == layout::DELETED {
-            s.deleted = super::deleted::for_each(&m, &mut tar, &mut buf, |_| Ok(()))?;
-        } else if super::records::data_rel(&m.path).is_some() {
+            s.deleted = super::deleted::for_each(&m, &mut tar, &mut buf, |_, _| Ok(()))?;
+        } else if matches!(layout::Section::of(&m.path), Some(layout::Section::Members(..))) {
             let p = if two { &mut s.phase2 } else { &mut s.phase1 };
             p.members += 1;
             p.bytes += tar.data_left();

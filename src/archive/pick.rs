@@ -133,7 +133,7 @@ impl Pick {
         staging: BorrowedFd<'_>,
         buf: &mut [u8],
     ) -> Result<u64> {
-        super::deleted::for_each(m, tar, buf, |rel| match self.below(Tree::Data, rel) {
+        super::deleted::for_each(m, tar, buf, |tree, rel| match self.below(tree, rel) {
             Some(rel) if !rel.is_empty() => super::deleted::remove(m, staging, &components(m, rel)?),
             _ => Ok(()),
         })

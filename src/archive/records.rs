@@ -21,11 +21,6 @@ use super::{data, show};
 use crate::manifest::{Body, Reader, Record, Writer};
 use crate::sys::Timespec;
 
-/// The path of a member below `data/` (`""` for the root), or None.
-pub(crate) fn data_rel(path: &[u8]) -> Option<&[u8]> {
-    Tree::Data.rel(path)
-}
-
 /// Splits a member path below `data/` into safe components: no absolute
 /// paths, no empty, `.` or `..` components, no NUL bytes.
 pub(crate) fn components(m: &Member, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
@@ -78,11 +73,9 @@ pub(crate) fn record<R: Read>(m: &Member, tree: Tree, rel: &[u8], tar: &mut TarR
     };
     let body = match t {
         flag::LINK => {
-            let target = m
-                .fields
-                .linkname
-                .strip_prefix(tree.prefix())
-                .ok_or_else(|| m.rejected(format!("hardlink target outside {}", show(tree.prefix()))))?;
+            let prefix = tree.prefix();
+            let target =
+                m.fields.linkname.strip_prefix(&*prefix).ok_or_else(|| m.rejected(format!("hardlink target outside {}", show(&prefix))))?;
             let target = components(m, target)?.join(&b'/');
             // As the backup records hardlinks: the target only.
             return Ok(Record::hardlink(path, target));

@@ -3,9 +3,10 @@
 //! of [`super::layout`]. Every member of a tree becomes a manifest record
 //! (file content hashed as it streams by) spooled to a temporary manifest,
 //! which is then compared entry by entry with that tree's manifest member.
-//! For a two-phase archive the compared records of the data-root are those
-//! of the tree the phases and the deletion list make ([`super::overlay`]).
+//! For a two-phase archive the compared records of each tree are those of
+//! the tree its phases and the deletion list make ([`super::overlay`]).
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,10 @@ use super::records::{self, Spool};
 use crate::manifest::compare::{Report, compare_manifests};
 use crate::manifest::{Reader, order};
 
-/// A tree besides the data-root (containerd's root) against its manifest.
+/// A tree besides the data-root (containerd's root, a bind source) against its manifest.
 #[derive(Debug)]
 pub struct TreeReport {
+    pub tree: Tree,
     /// Entries its manifest lists.
     pub entries: u64,
     pub report: Report,
@@ -40,8 +42,8 @@ pub struct VerifyReport {
     /// The data members against the manifest: differences (missing and
     /// extra entries included), entries and content bytes of the members.
     pub report: Report,
-    /// The containerd tree, when the archive has one.
-    pub containerd: Option<TreeReport>,
+    /// The other trees the archive carries, in archive order.
+    pub trees: Vec<TreeReport>,
     /// Set for a two-phase (live) archive.
     pub two_phase: Option<TwoPhase>,
 }
@@ -49,7 +51,7 @@ pub struct VerifyReport {
 /// Phase 2 of a two-phase archive.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct TwoPhase {
-    /// Data members after the phase-2 marker.
+    /// Tree members after the phase-2 marker.
     pub phase2_members: u64,
     /// Names in the deletion list.
     pub deleted: u64,
@@ -58,34 +60,42 @@ pub struct TwoPhase {
 impl VerifyReport {
     /// True when the members of every tree match their manifest exactly.
     pub fn ok(&self) -> bool {
-        self.report.ok() && self.containerd.as_ref().is_none_or(|c| c.report.ok())
+        self.report.ok() && self.trees.iter().all(|c| c.report.ok())
+    }
+
+    /// The containerd tree, when the archive has one.
+    pub fn containerd(&self) -> Option<&TreeReport> {
+        self.trees.iter().find(|t| t.tree == Tree::Containerd)
     }
 }
 
 /// What error messages call the archive's manifest of `tree`.
 fn manifest_name(tree: Tree) -> String {
-    format!("{} in the archive", String::from_utf8_lossy(tree.manifest()))
+    format!("{} in the archive", String::from_utf8_lossy(&tree.manifest()))
 }
 
 /// Reads a whole archive: every zstd block and checksum, every header, the
-/// layout ([`layout::advance`]: config, the containerd tree and its
-/// manifest, the data-root and its phase 2 if any, `.dockroot/manifest`
-/// last), and every member of each tree against that tree's manifest (for
-/// a two-phase data-root, the tree the phases and the deletions make). Damage is an error; members that
-/// disagree with a manifest are differences in the report.
+/// layout ([`layout::Position`]: config, each tree and its manifest, or
+/// for a two-phase archive every tree's phase 1, the marker, phase 2, the
+/// deletion list and the manifests, `.dockroot/manifest` last), and every
+/// member of each tree against that tree's manifest (for a two-phase
+/// tree, the tree the phases and the deletions make). Damage is an error;
+/// members that disagree with a manifest are differences in the report.
 ///
-/// Memory does not grow with the archive: the members' records go to a
-/// temporary file as they stream by, and each manifest member is then read
-/// straight from the archive and merged with that file in walk order.
+/// Memory does not grow with the archive: the members' records go to
+/// temporary files (one per tree and phase) as they stream by, and each
+/// manifest member is then read straight from the archive and merged with
+/// its tree's file in walk order.
 pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
     let ArchiveReader { mut tar, meta } = a;
     let (mut members, mut data_bytes) = (1u64, meta.len() as u64);
-    let mut spool: Option<Spool> = None;
-    // Two-phase archives: phase 1's records once phase 2 began, the deleted names.
-    let (mut phase1, mut deleted, mut phase2_members): (Option<Spool>, Option<DeletedNames>, u64) = (None, None, 0);
-    let mut last: Option<Vec<u8>> = None;
-    let mut rank = None;
-    let mut containerd = None;
+    // Each tree's records of the current phase; phase 1's once phase 2 began.
+    let mut spools: BTreeMap<Tree, Spool> = BTreeMap::new();
+    let mut phase1: Option<BTreeMap<Tree, Spool>> = None;
+    let (mut deleted, mut deleted_count, mut phase2_members) = (BTreeMap::new(), 0u64, 0u64);
+    let mut last: Option<(Tree, Vec<u8>)> = None;
+    let mut pos = layout::Position::default();
+    let mut trees = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let Some(m) = tar.next_member()? else {
@@ -98,9 +108,9 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
         members += 1;
         data_bytes += tar.data_left();
         let Some(section) = Section::of(&m.path) else {
-            return Err(m.rejected("member outside data/, containerd/ and .dockroot/"));
+            return Err(m.rejected("member outside data/, containerd/, binds/ and .dockroot/"));
         };
-        rank = Some(layout::advance(rank, &section).map_err(|r| m.rejected(r))?);
+        pos.advance(&section).map_err(|r| m.rejected(r))?;
         match section {
             Section::Config(_) => {
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
@@ -112,36 +122,35 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                     return Err(m.rejected("phase-2 marker is not a regular file"));
                 }
                 tar.read_small(&m)?;
-                // advance() put phase 1's data members before it.
-                phase1 = Some(spool.take().map(Ok).unwrap_or_else(Spool::new)?);
+                phase1 = Some(std::mem::take(&mut spools));
                 last = None;
             }
             Section::Deleted => {
                 if !matches!(m.fields.typeflag, flag::FILE | flag::OLD_FILE) {
                     return Err(m.rejected("deletion list is not a regular file"));
                 }
-                deleted = Some(DeletedNames::read(&m, &mut tar, &mut buf)?);
+                deleted = DeletedNames::read(&m, &mut tar, &mut buf)?;
+                deleted_count = deleted.values().map(|d| d.count).sum();
             }
             Section::Members(tree, rel) => {
                 let r = records::record(&m, tree, rel, &mut tar, &mut buf)?;
-                if last.as_ref().is_some_and(|l| order::cmp(l, &r.path).is_ge()) {
+                if last.as_ref().is_some_and(|(t, l)| *t == tree && order::cmp(l, &r.path).is_ge()) {
                     return Err(m.malformed("members are out of walk order or repeat a path"));
                 }
-                let s = match &mut spool {
-                    Some(s) => s,
-                    None => spool.insert(Spool::new()?),
+                let s = match spools.entry(tree) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(Spool::new()?),
                 };
                 s.push(&r)?;
-                phase2_members += u64::from(phase1.is_some());
-                last = Some(r.path);
+                phase2_members += u64::from(pos.in_phase2());
+                last = Some((tree, r.path));
             }
             Section::Manifest(tree) => {
-                let got = spool.take().map(Ok).unwrap_or_else(Spool::new)?.into_reader()?;
+                let got = spools.remove(&tree).map(Ok).unwrap_or_else(Spool::new)?.into_reader()?;
                 last = None;
-                let two_phase = phase1.as_ref().map(|_| TwoPhase { phase2_members, deleted: deleted.as_ref().map_or(0, |d| d.count) });
-                let got = match phase1.take() {
-                    Some(one) if tree == Tree::Data => merge(one.into_reader()?, got, deleted.take())?,
-                    _ => got,
+                let got = match phase1.as_mut().and_then(|p| p.remove(&tree)) {
+                    Some(one) => merge(one.into_reader()?, got, deleted.remove(&tree))?,
+                    None => got,
                 };
                 let (report, entries, back) = compare(tar, got, tree)?;
                 tar = back;
@@ -150,9 +159,10 @@ pub fn verify(a: ArchiveReader) -> Result<VerifyReport> {
                         return Err(m.malformed("member after the manifest (the manifest must be last)"));
                     }
                     tar.finish()?;
-                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, containerd, two_phase });
+                    let two_phase = phase1.map(|_| TwoPhase { phase2_members, deleted: deleted_count });
+                    return Ok(VerifyReport { members, data_bytes, meta, entries, report, trees, two_phase });
                 }
-                containerd = Some(TreeReport { entries, report });
+                trees.push(TreeReport { tree, entries, report });
             }
         }
     }

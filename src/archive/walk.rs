@@ -5,6 +5,7 @@
 //! groups by (dev, ino), and mount points below the root recorded as empty
 //! directories, not descended into.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use crate::tree::scan::{Opened, open_file, record_with, special_record};
 use crate::tree::{Entered, Item, Outcome, Visitor, WalkOptions, WalkStats};
 
 use super::ArchiveEntry;
+use super::layout::Tree;
 
 pub struct Source {
     pub root: PathBuf,
@@ -80,18 +82,56 @@ impl Source {
 /// entry's manifest record (a file's size and hash are filled in once the
 /// writer has read it) and the writer's input.
 pub fn walk(root: &Path, visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>) -> super::error::Result<Vec<String>> {
-    Ok(walk_live(root, false, visit)?.mount_points)
+    Ok(walk_live(&TreeSource::dir(Tree::Data, root), false, visit)?.mount_points)
+}
+
+/// A tree to archive: where it is read, and which tree of the archive it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSource {
+    pub tree: Tree,
+    /// The directory walked (for a regular-file bind source, its parent).
+    pub root: PathBuf,
+    /// A regular-file bind source: its name below `root`, the one entry walked.
+    pub only: Option<CString>,
+}
+
+impl TreeSource {
+    pub fn dir(tree: Tree, root: &Path) -> TreeSource {
+        TreeSource { tree, root: root.to_path_buf(), only: None }
+    }
+
+    /// A regular file, archived as its parent directory holding it alone.
+    pub fn file(tree: Tree, path: &Path) -> TreeSource {
+        let root = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let only = path.file_name().and_then(|n| CString::new(n.as_encoded_bytes()).ok());
+        TreeSource { tree, root, only }
+    }
+
+    /// The same tree read from another place (a snapshot of it).
+    pub fn at(&self, root: &Path) -> TreeSource {
+        TreeSource { root: root.to_path_buf(), ..self.clone() }
+    }
+
+    pub(crate) fn walk_options(&self, live: bool, baseline: Option<&Path>) -> WalkOptions {
+        WalkOptions {
+            root: self.root.clone(),
+            threads: crate::tree::default_threads(),
+            live,
+            baseline: baseline.map(Path::to_path_buf),
+            only: self.only.clone(),
+        }
+    }
 }
 
 /// [`walk`], optionally `live` (Docker runs): entries that vanish or change
 /// while they are read are counted in the stats' `raced`, not errors.
 pub(crate) fn walk_live(
-    root: &Path,
+    src: &TreeSource,
     live: bool,
     visit: &mut dyn FnMut(Record, ArchiveEntry) -> super::error::Result<()>,
 ) -> super::error::Result<WalkStats> {
-    let opts = WalkOptions { root: root.to_path_buf(), threads: crate::tree::default_threads(), live, baseline: None };
-    let source = Source { root: root.to_path_buf(), live };
+    let opts = src.walk_options(live, None);
+    let source = Source { root: src.root.clone(), live };
     walk_outcomes(&opts, &source, &mut |o| match (o.record, o.source) {
         (Some(rec), Some(source)) => {
             let e = entry(&rec, source, o.subvolume);

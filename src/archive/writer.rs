@@ -45,8 +45,8 @@ pub struct ArchiveWriter<W: Write + Send + 'static> {
     /// compresses on its workers: the caller only blocks when every job
     /// slot is full, so reading and hashing overlap with compression.
     out: Sink<W>,
-    /// The [`layout::Section::rank`] reached; None: only meta.json so far.
-    rank: Option<u8>,
+    /// How far the layout has come.
+    pos: layout::Position,
     now: i64,
     /// Docker runs (phase 1 of a live backup): a file that changes while it
     /// is read is zero-padded to its header's size and marked raced.
@@ -72,7 +72,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             None => Sink::Plain(out),
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let mut w = ArchiveWriter { out: enc, rank: None, now, live: false };
+        let mut w = ArchiveWriter { out: enc, pos: layout::Position::default(), now, live: false };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
     }
@@ -89,8 +89,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 
     fn advance(&mut self, s: &Section) -> Result<()> {
-        self.rank = Some(layout::advance(self.rank, s).map_err(|what| ArchiveError::Layout { what: what.into() })?);
-        Ok(())
+        self.pos.advance(s).map_err(|what| ArchiveError::Layout { what: what.into() })
     }
 
     /// Adds one entry of the data-root under `data/`; returns its record.
@@ -98,8 +97,8 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         self.add_tree_entry(Tree::Data, e)
     }
 
-    /// Adds one entry of `tree` under its prefix; returns its record. The
-    /// containerd tree, with [`ArchiveWriter::end_tree`], comes before the data-root.
+    /// Adds one entry of `tree` under its prefix; returns its record. Trees
+    /// come in [`Tree`] order, the data-root last (see [`layout`]).
     pub fn add_tree_entry(&mut self, tree: Tree, mut e: ArchiveEntry) -> Result<EntryRecord> {
         self.advance(&Section::Members(tree, b""))?;
         let path = tree.path(&e.rel_path, e.meta.kind == Kind::Dir);
@@ -218,7 +217,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// is written by [`ArchiveWriter::finish`]).
     pub fn end_tree(&mut self, tree: Tree, manifest: std::fs::File, len: u64) -> Result<()> {
         self.advance(&Section::Manifest(tree))?;
-        self.spooled(tree.manifest(), manifest, len)
+        self.spooled(&tree.manifest(), manifest, len)
     }
 
     fn spooled(&mut self, name: &[u8], file: std::fs::File, len: u64) -> Result<()> {
@@ -380,11 +379,6 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 }
 
-/// `data/<rel>` (with a trailing `/` for directories; the root is `data/`).
 /// The PAX record marking a directory as a btrfs subvolume's root (`rw` or
 /// `ro`); GNU tar ignores it and extracts a plain directory.
 pub(crate) const SUBVOLUME_KEY: &[u8] = b"DOCKROOT.subvolume";
-
-pub(crate) fn data_path(rel: &[u8], dir: bool) -> Vec<u8> {
-    Tree::Data.path(rel, dir)
-}

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::commands::print_report;
 use super::exit;
 use super::output::{Output, bytes};
-use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
-use dockroot::archive::meta::BackupMeta;
+use super::{BackupArgs, BindsArg, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
+use dockroot::archive::meta::{BackupMeta, BindTree, SkippedBind};
 use dockroot::archive::restic::{Keep, Restic};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
@@ -54,7 +54,7 @@ pub fn backup(a: &BackupArgs, g: &Global, out: &Output, progress: &dyn Progress)
         bail!("refusing to write the archive to a terminal; redirect stdout or use -o FILE");
     }
     if a.dry_run {
-        return backup_dry_run(a, &opts, out, stdout, progress);
+        return backup_dry_run(&opts, out, stdout, progress);
     }
     let s = bk::backup(&opts, progress)?;
     say_backed_up(out, stdout, &s);
@@ -104,54 +104,52 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
             ResticTarget::new(Restic::new((!r.is_empty()).then(|| r.clone())), keep)
         }),
         rootless: g.rootless.clone(),
+        binds: match a.binds {
+            BindsArg::Auto => dockroot::plan::backup::binds::Binds::Auto,
+            BindsArg::None => dockroot::plan::backup::binds::Binds::None,
+        },
+        exclude_binds: a.exclude_bind.clone(),
     })
 }
 
-/// `backup --dry-run`: what would be stopped, captured and written.
-fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bool, progress: &dyn Progress) -> Result<i32> {
-    let p = bk::plan(opts)?;
-    let e = bk::engine_check(opts, &p.data_root)?;
-    let driver = e.info.as_ref().map(|i| i.driver.as_str());
-    let (capture, skipped) = bk::capture(opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
+/// `backup --dry-run`: what would be stopped, captured and written (the
+/// mode the backup itself would run in, from [`bk::prepare`]).
+fn backup_dry_run(opts: &BackupOptions, out: &Output, stdout: bool, progress: &dyn Progress) -> Result<i32> {
+    let bk::Prepared { plan: p, binds, trees, mode, snapshot_skipped: skipped, .. } = bk::prepare(opts, progress)?;
     for w in &p.warnings {
         out.problem(&format!("warning: {w}"));
     }
     let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
-    // Two-phase covers the data-root only: with containerd's root it is one pass.
-    let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
-    let live = opts.live && one_pass.is_none() && capture.is_none();
-    let how = if live {
-        format!(
+    let how = match &mode {
+        bk::Mode::Live => format!(
             "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
             p.data_root.display(),
             p.service
-        )
-    } else {
-        format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display())
+        ),
+        _ => format!("would stop Docker ({}), archive {} to {to}", p.service, p.data_root.display()),
     };
     say(out, stdout, &how);
-    if let Some(r) = &e.containerd_root {
-        say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", r.display()));
+    if let Some(t) = trees.iter().find(|t| t.tree == dockroot::archive::Tree::Containerd) {
+        say(out, stdout, &format!("  with containerd's root {} (the containerd image store)", t.root.display()));
     }
-    match &capture {
-        Some(c) => say(
-            out,
-            stdout,
-            &format!(
-                "  from a {} snapshot at {}, taken with Docker stopped; Docker starts before the archive",
-                c.method.name(),
-                c.path.display()
-            ),
-        ),
-        None if !live => say(
-            out,
-            stdout,
-            &format!(
-                "  with Docker stopped for the whole archive ({})",
-                one_pass.or(skipped.as_deref()).unwrap_or(if a.stop_the_world { "--stop-the-world" } else { "--snapshot none" })
-            ),
-        ),
-        None => {}
+    say_binds(out, stdout, &binds.carried, &binds.skipped, "would carry", "would not carry");
+    match &mode {
+        bk::Mode::Snapshot(caps) => {
+            for c in caps {
+                say(
+                    out,
+                    stdout,
+                    &format!(
+                        "  from a {} snapshot of {} at {}, taken with Docker stopped; Docker starts before the archive",
+                        c.method.name(),
+                        c.tree.display(),
+                        c.path.display()
+                    ),
+                );
+            }
+        }
+        bk::Mode::Stopped(why) => say(out, stdout, &format!("  with Docker stopped for the whole archive ({why})")),
+        bk::Mode::Live => {}
     }
     for c in &p.config_files {
         say(out, stdout, &format!("  with config file {}", c.display()));
@@ -159,12 +157,31 @@ fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bo
     for r in &p.prune {
         say(out, stdout, &format!("  then delete old archive {}", r.display()));
     }
-    say(out, stdout, if capture.is_some() { "and delete the snapshot after the archive" } else { "then start Docker again" });
+    let snapshot = matches!(mode, bk::Mode::Snapshot(_));
+    say(out, stdout, if snapshot { "and delete the snapshots after the archive" } else { "then start Docker again" });
     if !stdout {
-        let snapshot = capture.as_ref().map(|c| c.method.name()).unwrap_or("none");
-        out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": snapshot, "snapshot_skipped": skipped, "live": live, "one_pass_reason": one_pass}));
+        let method = match &mode {
+            bk::Mode::Snapshot(c) => c.first().map(|c| c.method.name()).unwrap_or("none"),
+            _ => "none",
+        };
+        let stopped = match &mode {
+            bk::Mode::Stopped(why) => Some(why.as_str()),
+            _ => None,
+        };
+        out.json(&json!({"command": "backup", "dry_run": true, "plan": p, "snapshot": method, "snapshot_skipped": skipped,
+            "live": matches!(mode, bk::Mode::Live), "stopped_reason": stopped, "binds": binds.carried, "binds_skipped": binds.skipped}));
     }
     Ok(0)
+}
+
+/// Names every bind source carried and every one not, with the reason.
+fn say_binds(out: &Output, stdout: bool, carried: &[BindTree], skipped: &[SkippedBind], yes: &str, no: &str) {
+    for b in carried {
+        say(out, stdout, &format!("  {yes} bind source {}", dockroot::plan::backup::binds::describe(b)));
+    }
+    for b in skipped {
+        say(out, stdout, &format!("  {no} bind source {} ({}): {}", b.path.display(), b.containers.join(", "), b.reason));
+    }
 }
 
 fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
@@ -188,9 +205,7 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
             if s.snapshot == "none" { String::new() } else { format!(", {} snapshot", s.snapshot) }
         ),
     );
-    if let Some(why) = &s.one_pass_reason {
-        say(out, stdout, &format!("  {why}"));
-    }
+    say_binds(out, stdout, &s.meta.binds, &s.meta.binds_skipped, "carried", "did not carry");
     if let Some(p) = &s.phases {
         say(
             out,
@@ -290,6 +305,21 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
                 p.describe()
             ));
         }
+        let ts = "<UTC time>";
+        let binds = rs::binds::plan(&meta, &place.data_root, second.as_ref().map(|s| s.0.data_root.as_path()), a.force, ts)?;
+        for b in &binds {
+            out.say(&format!(
+                "and bind source {} ({} entries, used by {}) into {}, to rename into place{}",
+                b.bind.path.display(),
+                b.bind.entries,
+                b.bind.containers.join(", "),
+                b.staging.display(),
+                b.old.as_ref().map(|o| format!(" (what is there now is kept as {})", o.display())).unwrap_or_default()
+            ));
+        }
+        for b in &meta.binds_skipped {
+            out.say(&format!("(the archive does not carry bind source {}: {})", b.path.display(), b.reason));
+        }
         out.say(&format!(
             "then stop Docker ({}), {}{}, start Docker and compare {} images, {} containers, {} volumes",
             service(g).resolve(),
@@ -301,7 +331,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         ));
         out.json(&json!({"command": "restore", "dry_run": true, "meta": meta, "place": place, "swap": place.describe(),
                 "containerd_place": second.as_ref().map(|s| &s.0), "containerd_swap": second.as_ref().map(|s| s.0.describe()),
-                "warnings": warnings}));
+                "binds": binds, "warnings": warnings}));
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
@@ -325,6 +355,17 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
             root.display(),
             s.containerd_old.as_ref().map(|o| format!("; the previous one is kept as {}", o.display())).unwrap_or_default()
         ));
+    }
+    for b in &s.binds {
+        out.say(&format!(
+            "restored bind source {} (used by {}){}",
+            b.bind.path.display(),
+            b.bind.containers.join(", "),
+            b.old.as_ref().map(|o| format!("; what was there is kept as {}", o.display())).unwrap_or_default()
+        ));
+    }
+    for b in &s.meta.binds_skipped {
+        out.say(&format!("not restored bind source {}: {}", b.path.display(), b.reason));
     }
     out.json(&json!({"command": "restore", "ok": true, "summary": s}));
     Ok(0)
@@ -384,6 +425,17 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
             t.namespaces.join(", ")
         ));
     }
+    if !meta.binds.is_empty() || !meta.binds_skipped.is_empty() {
+        lines.push(format!("bind sources ({} carried, {} not):", meta.binds.len(), meta.binds_skipped.len()));
+        lines.extend(
+            meta.binds
+                .iter()
+                .map(|b| format!("  carried {} ({} entries, {})", dockroot::plan::backup::binds::describe(b), b.entries, bytes(b.bytes))),
+        );
+        lines.extend(
+            meta.binds_skipped.iter().map(|b| format!("  not carried {} ({}): {}", b.path.display(), b.containers.join(", "), b.reason)),
+        );
+    }
     if let Some(d) = &meta.docker {
         lines.push(format!("images ({}):", d.images.len()));
         lines.extend(d.images.iter().map(|i| format!("  {} {}", dockroot::docker::id::short(&i.id), i.tags.join(" "))));
@@ -415,22 +467,23 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
     let entries = Some(rep.entries);
     let r = &rep.report;
     print_report(out, r);
-    if let Some(c) = &rep.containerd {
-        print_report(out, &c.report);
+    for t in &rep.trees {
+        print_report(out, &t.report);
     }
-    let ctd = rep.containerd.as_ref().map(|c| format!(" and {} of containerd's root", c.entries)).unwrap_or_default();
+    let others: String = rep.trees.iter().map(|t| format!(" and {} of {}", t.entries, t.tree.describe())).collect();
     if rep.ok() {
         out.say(&format!(
-            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries{ctd} match their members",
+            "OK: {} is a complete dockroot archive: {} members, {} of data, {} manifest entries{others} match their members",
             a.path.display(),
             rep.members,
             bytes(rep.data_bytes),
             entries.map(|e| e.to_string()).unwrap_or("?".into())
         ));
     } else {
+        let more: u64 = rep.trees.iter().map(|t| t.report.differences.len() as u64 + t.report.more).sum();
         out.say(&format!(
             "FAILED: {} differences between the members of {} and its manifests",
-            r.differences.len() as u64 + r.more + rep.containerd.as_ref().map_or(0, |c| c.report.differences.len() as u64 + c.report.more),
+            r.differences.len() as u64 + r.more + more,
             a.path.display()
         ));
     }
@@ -444,11 +497,18 @@ pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
         "meta": meta,
         "differences": r.differences,
         "more": r.more,
-        "containerd": rep.containerd.as_ref().map(|c| json!({
+        "containerd": rep.containerd().map(|c| json!({
             "entries": c.entries,
             "differences": c.report.differences,
             "more": c.report.more,
         })),
+        "trees": rep.trees.iter().map(|t| json!({
+            "tree": t.tree,
+            "manifest": String::from_utf8_lossy(&t.tree.manifest()),
+            "entries": t.entries,
+            "differences": t.report.differences,
+            "more": t.report.more,
+        })).collect::<Vec<_>>(),
     }));
     Ok(if rep.ok() { exit::OK } else { exit::DIFFERENCES })
 }

@@ -358,9 +358,24 @@ pub struct BackupArgs {
     /// (Docker stays stopped for the whole archive).
     #[arg(long, value_enum, default_value = "auto")]
     pub snapshot: SnapshotArg,
+    /// Bind-mount sources of the containers (app data outside the data-root):
+    /// `auto` carries every one that is a directory or a regular file outside
+    /// the data-root and not host plumbing (docs/whole-engine-backup.md);
+    /// `none` carries none (each is named as skipped).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub binds: BindsArg,
+    /// Leave this bind source (and what is below it) out; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub exclude_bind: Vec<PathBuf>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindsArg {
+    Auto,
+    None,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -166,6 +166,7 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
     for m in &s.mounts_below {
         out.say(&format!("mount below:      {m}"));
     }
+    say_mounts(out, &s);
     if let Some(j) = &s.journal {
         out.say(&format!("journal:          {} of {} to {} is {}", j.operation, j.data_root.display(), j.target.display(), j.outcome));
     }
@@ -195,6 +196,40 @@ pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {
         ));
     }
     Ok(0)
+}
+
+/// Every container's mounts, and what a backup does with each bind source.
+fn say_mounts(out: &Output, s: &plan::status::Status) {
+    use dockroot::docker::mounts::MountType;
+    let esc = |p: &std::path::Path| p.display().to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
+    for c in &s.containers {
+        out.say(&format!("container:        {} ({})", c.name, if c.running { "running" } else { "not running" }));
+        for m in &c.mounts {
+            let kind = match m.kind {
+                MountType::Volume => "volume",
+                MountType::Bind => "bind",
+                MountType::Tmpfs => "tmpfs",
+                MountType::Other => "other",
+            };
+            let src = m.volume.clone().or_else(|| m.source.as_deref().map(esc)).unwrap_or_default();
+            out.say(&format!("  {kind:<6} {src} -> {}{}", m.destination, if m.read_only { " (read-only)" } else { "" }));
+        }
+    }
+    for b in &s.bind_sources {
+        let what = match b.class.reason() {
+            None => "carried by a backup".to_string(),
+            Some(r) => format!("not carried: {r}"),
+        };
+        out.say(&format!(
+            "bind source:      {} ({}, {} in {} entries on {}): {what}{}",
+            esc(&b.path),
+            b.containers.join(", "),
+            bytes(b.size_bytes),
+            b.entries,
+            b.fstype.as_deref().unwrap_or("?"),
+            if b.mounts_inside.is_empty() { String::new() } else { format!("; mounts at or below it: {}", b.mounts_inside.join(", ")) }
+        ));
+    }
 }
 
 pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {

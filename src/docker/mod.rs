@@ -19,6 +19,7 @@ pub mod http;
 pub mod id;
 pub mod layout;
 pub mod mountinfo;
+pub mod mounts;
 pub mod rootless;
 pub mod snapshot;
 pub mod socket;

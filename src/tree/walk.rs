@@ -81,6 +81,9 @@ pub struct WalkOptions {
     pub live: bool,
     /// A baseline manifest merged into the walk (delta copies).
     pub baseline: Option<PathBuf>,
+    /// Only this name directly below the root (and the root itself): a bind
+    /// source that is a regular file is archived as its parent holding it alone.
+    pub only: Option<std::ffi::CString>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -243,6 +246,10 @@ impl<V: Visitor> Walker<'_, V> {
 
     fn push_frame(&mut self, stack: &mut Vec<Frame>, node: Arc<DirNode>) {
         let names = match sys::list_dir(node.src.as_fd()) {
+            Ok(mut n) if node.rel.is_empty() && self.opts.only.is_some() => {
+                n.retain(|name| Some(name) == self.opts.only.as_ref());
+                n
+            }
             Ok(n) => n,
             Err(e) => {
                 let seq = self.next_seq();
@@ -504,7 +511,7 @@ mod tests {
     }
 
     fn run(root: &std::path::Path) -> (Result<WalkStats>, Vec<String>) {
-        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None };
+        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None, only: None };
         let mut errors = Vec::new();
         let r = walk(&opts, &Bomb, None, &crate::progress::Silent, |o| {
             if let Err(e) = o {

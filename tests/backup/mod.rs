@@ -361,10 +361,12 @@ fn newer_engine_archive_needs_allow_downgrade() {
         containerd_tree: None,
         userns: None,
         volumes: None,
+        binds: vec![],
+        binds_skipped: vec![],
     };
     let a = s.join("fake.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
-    write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(f, &data_tree(&src), &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
     let dst = s.join("dst");
     let st = s.join("st");
     for extra in [&[][..], &["--force"][..]] {
@@ -381,7 +383,15 @@ fn newer_engine_archive_needs_allow_downgrade() {
     // An older engine's archive: restored without any flag, and the user is told.
     let old = s.join("old.tar.zst");
     let meta = BackupMeta { engine_version: Some("1.2.3-fake".into()), ..meta };
-    write_archive(std::fs::File::create(&old).unwrap(), &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(
+        std::fs::File::create(&old).unwrap(),
+        &data_tree(&src),
+        &meta,
+        &[],
+        &WriterOptions::default(),
+        &dockroot::progress::Silent,
+    )
+    .unwrap();
     let dst2 = s.join("dst2");
     let o = must(d(&[&"--service", &"none", &"--data-root", &dst2, &"--state-dir", &st, &"restore", &old, &"--yes"]));
     assert!(text(&o).contains("cannot go back to Docker 1.2.3-fake"), "{}", text(&o));
@@ -454,7 +464,7 @@ fn inspect_panicked_on_a_crafted_multibyte_container_id() {
     });
     let a = s.join("mb.tar.zst");
     let f = std::fs::File::create(&a).unwrap();
-    write_archive(f, &src, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(f, &data_tree(&src), &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
     let o = must(d(&[&"inspect", &a]));
     let out = text(&o);
     assert!(out.contains(&format!("  a{} c x:1", "\u{e9}".repeat(11))), "{out}");
@@ -671,6 +681,8 @@ fn meta_for(src: &Path) -> BackupMeta {
         containerd_tree: None,
         userns: None,
         volumes: None,
+        binds: vec![],
+        binds_skipped: vec![],
     }
 }
 
@@ -716,7 +728,7 @@ fn with_config_restores_docker_files_and_rejects_others() {
     ];
     write_archive(
         std::fs::File::create(&good).unwrap(),
-        &src,
+        &data_tree(&src),
         &meta_for(&src),
         &config,
         &WriterOptions::default(),
@@ -738,7 +750,7 @@ fn with_config_restores_docker_files_and_rejects_others() {
     let bad = s.join("bad.tar.zst");
     write_archive(
         std::fs::File::create(&bad).unwrap(),
-        &src,
+        &data_tree(&src),
         &meta_for(&src),
         &[(b"etc/passwd".to_vec(), cfg)],
         &WriterOptions::default(),
@@ -768,7 +780,15 @@ fn failed_health_check_restarts_docker_on_the_old_data() {
     meta.engine_version = dockroot::docker::facts::engine_version(Path::new("dockerd")).ok().map(|v| v.version);
     meta.docker = Some(dockroot::docker::snapshot::DockerState::new(vec![], vec![], vec!["v1".into(), "ghost".into()]));
     let a = s.join("lying.tar.zst");
-    write_archive(std::fs::File::create(&a).unwrap(), &root, &meta, &[], &WriterOptions::default(), &dockroot::progress::Silent).unwrap();
+    write_archive(
+        std::fs::File::create(&a).unwrap(),
+        &data_tree(&root),
+        &meta,
+        &[],
+        &WriterOptions::default(),
+        &dockroot::progress::Silent,
+    )
+    .unwrap();
     let dm = Daemon::start(dir.path());
     dm.docker(&["volume", "create", "only-in-old-data"]);
     let state = s.join("st");

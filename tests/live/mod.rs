@@ -10,9 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::util::*;
-use dockroot::archive::phase2::{phase1, phase2};
+use dockroot::archive::layout::Tree;
+use dockroot::archive::phase2::{DeletionList, phase1, phase2};
 use dockroot::archive::records::Spool;
-use dockroot::archive::{self, ArchiveWriter, WriterOptions};
+use dockroot::archive::{self, ArchiveWriter, TreeSource, WriterOptions};
 
 /// The README's command that applies the deletion list in DIR, after GNU tar
 /// extracted the archive there.
@@ -115,6 +116,8 @@ fn meta(root: &Path) -> Vec<u8> {
         containerd_tree: None,
         userns: None,
         volumes: None,
+        binds: vec![],
+        binds_skipped: vec![],
     };
     serde_json::to_vec(&meta).unwrap()
 }
@@ -124,7 +127,8 @@ fn meta(root: &Path) -> Vec<u8> {
 fn two_phase_archive(root: &Path, out: &Path, between: &mut dyn FnMut(), during: &mut dyn FnMut()) -> (u64, u64) {
     let mut w = ArchiveWriter::new(File::create(out).unwrap(), &WriterOptions::default(), &meta(root)).unwrap();
     let mut first = true;
-    let (one, baseline) = phase1(&mut w, root, &mut |_| {
+    let src = TreeSource::dir(Tree::Data, root);
+    let (one, baseline) = phase1(&mut w, &src, &mut |_| {
         if std::mem::take(&mut first) {
             during();
         }
@@ -133,7 +137,9 @@ fn two_phase_archive(root: &Path, out: &Path, between: &mut dyn FnMut(), during:
     between();
     w.begin_phase2(serde_json::json!({ "phase1": one }).to_string().as_bytes()).unwrap();
     let mut manifest = Spool::new().unwrap();
-    let (two, _, _) = phase2(&mut w, root, &baseline, &mut manifest, &mut |_| {}).unwrap();
+    let mut deleted = DeletionList::new().unwrap();
+    let (two, _, _) = phase2(&mut w, &src, &baseline, &mut manifest, &mut deleted, &mut |_| {}).unwrap();
+    deleted.finish(&mut w).unwrap();
     let (m, len) = manifest.into_file().unwrap();
     w.finish(m, len).unwrap();
     eprintln!("phase 1: {one:?}; phase 2: {two:?}");
@@ -234,7 +240,7 @@ fn phase_two_never_writes_through_a_phase_one_symlink() {
     let a = s.join("a.tar.zst");
     // Phase 2 of a hostile archive: `link` stays the phase-1 symlink, yet a member goes below it.
     let mut w = ArchiveWriter::new(File::create(&a).unwrap(), &WriterOptions::default(), &meta(&root)).unwrap();
-    let (_, _baseline) = phase1(&mut w, &root, &mut |_| {}).unwrap();
+    let (_, _baseline) = phase1(&mut w, &TreeSource::dir(Tree::Data, &root), &mut |_| {}).unwrap();
     w.begin_phase2(b"{}").unwrap();
     bash("rm link; mkdir link; echo evil > link/planted", &root, &outside);
     let mut e = Vec::new();
@@ -264,8 +270,7 @@ fn phase_two_never_writes_through_a_phase_one_symlink() {
 /// tree as archived and the data-root as phase 2 and the deletions left it.
 #[test]
 fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
-    use dockroot::archive::layout::Tree;
-    use dockroot::plan::backup::stores::write_tree;
+    use dockroot::archive::trees::write_tree;
     require_root();
     let s = Scratch::new("live-containerd");
     let (root, ctd, outside) = (s.join("root"), s.join("ctd"), s.join("outside"));
@@ -280,14 +285,16 @@ fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
     bash("mkdir -p a/b gone; echo one > a/b/f; echo keep > k; echo bye > gone/x", &root, &outside);
     let a = s.join("a.tar.zst");
     let mut w = ArchiveWriter::new(File::create(&a).unwrap(), &WriterOptions::default(), &meta(&root)).unwrap();
-    let p = dockroot::progress::Silent;
-    let c = write_tree(&mut w, Tree::Containerd, &ctd, &p).unwrap();
+    let c = write_tree(&mut w, &TreeSource::dir(Tree::Containerd, &ctd), &mut |_| {}).unwrap();
     w.end_tree(Tree::Containerd, c.manifest, c.manifest_len).unwrap();
-    let (one, baseline) = phase1(&mut w, &root, &mut |_| {}).unwrap();
+    let src = TreeSource::dir(Tree::Data, &root);
+    let (one, baseline) = phase1(&mut w, &src, &mut |_| {}).unwrap();
     bash("echo two > a/b/f; rm -r gone; echo new > a/n", &root, &outside);
     w.begin_phase2(serde_json::json!({ "phase1": one }).to_string().as_bytes()).unwrap();
     let mut manifest = Spool::new().unwrap();
-    let (two, _, _) = phase2(&mut w, &root, &baseline, &mut manifest, &mut |_| {}).unwrap();
+    let mut deleted = DeletionList::new().unwrap();
+    let (two, _, _) = phase2(&mut w, &src, &baseline, &mut manifest, &mut deleted, &mut |_| {}).unwrap();
+    deleted.finish(&mut w).unwrap();
     let (m, len) = manifest.into_file().unwrap();
     w.finish(m, len).unwrap();
     // `gone/` only, not the names below it.
@@ -295,7 +302,7 @@ fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
 
     let rep = archive::verify(archive::open(&a).unwrap()).unwrap();
     assert!(rep.ok(), "{:?}", rep.report.differences);
-    assert_eq!(rep.containerd.as_ref().map(|t| t.entries), Some(c.entries));
+    assert_eq!(rep.containerd().map(|t| t.entries), Some(c.entries));
     assert_eq!(rep.two_phase.map(|t| (t.phase2_members, t.deleted)), Some((two.entries, two.deleted)));
     let o = dockroot(["verify".as_ref(), a.as_os_str()]);
     assert!(o.status.success(), "verify FILE: {}", text(&o));
@@ -307,13 +314,16 @@ fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
     std::fs::create_dir_all(&oc).unwrap();
     let (fd, fc) = (dockroot::sys::open_dir_path(&od).unwrap(), dockroot::sys::open_dir_path(&oc).unwrap());
     let (mut md, mut mc) = (Vec::new(), Vec::new());
-    let ex = archive::extract_trees(
-        &mut archive::open(&a).unwrap(),
-        archive::Target { staging: fd.as_fd(), manifest: &mut md },
-        Some(archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
-    )
-    .unwrap();
-    assert_eq!((ex.containerd_entries, ex.phase2_entries, ex.deleted), (c.entries, two.entries, two.deleted));
+    let targets = archive::Targets {
+        trees: [
+            (Tree::Data, archive::Target { staging: fd.as_fd(), manifest: &mut md }),
+            (Tree::Containerd, archive::Target { staging: fc.as_fd(), manifest: &mut mc }),
+        ]
+        .into(),
+        skip_others: false,
+    };
+    let ex = archive::extract_trees(&mut archive::open(&a).unwrap(), targets).unwrap();
+    assert_eq!((ex.containerd_entries(), ex.phase2_entries, ex.deleted), (c.entries, two.entries, two.deleted));
     assert_same_tree(&root, &od);
     assert_same_tree(&ctd, &oc);
 }

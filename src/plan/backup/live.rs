@@ -1,8 +1,10 @@
 //! `dockroot backup` without `--stop-the-world`: a live backup in two phases
-//! (issue 10). Phase 1 archives the data-root while Docker runs; then the
-//! stop contract applies and phase 2 appends what changed since phase 1 and
-//! the deletion list (see [`crate::archive::phase2`]); the manifest, last,
-//! describes the stopped tree. Docker is down for phase 2 only.
+//! (issue 10) over every tree of the backup (issue 20: containerd's root,
+//! the bind sources, the data-root). Phase 1 archives the trees while Docker
+//! runs; then the stop contract applies and phase 2 appends what changed
+//! since phase 1 and the deletion list (see [`crate::archive::phase2`]);
+//! the manifests, last, describe the stopped trees. Docker (and, with the
+//! containerd image store, containerd) is down for phase 2 only.
 //!
 //! The journal is opened before phase 1 (step `phase 1`, which creates
 //! `FILE.partial`) and closed after the archive's rename (step `commit`,
@@ -19,9 +21,9 @@ use super::error::Result;
 use super::stream::{ResticTarget, Stream};
 use super::{commit, open_partial};
 use crate::archive::meta::BackupMeta;
-use crate::archive::phase2::{PhaseStats, phase1, phase2};
-use crate::archive::records::Spool;
-use crate::archive::{ArchiveError, ArchiveWriter, WriterOptions};
+use crate::archive::phase2::PhaseStats;
+use crate::archive::trees::{Phase1, phase1_trees};
+use crate::archive::{ArchiveError, ArchiveWriter, TreeSource, WriterOptions};
 use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
 use crate::util::atomic;
@@ -32,14 +34,17 @@ use crate::util::atomic;
 pub struct LivePhases {
     pub phase1: PhaseStats,
     pub phase2: PhaseStats,
-    /// Entries and file bytes of the stopped tree (the manifest's).
+    /// The daemon answered its API when phase 1 had been read: phase 1 ran with Docker up.
+    pub phase1_docker_answered: bool,
+    /// Entries and file bytes of the stopped trees (their manifests').
     #[serde(skip)]
     pub tree: (u64, u64),
 }
 
 /// Everything a live backup writes, in order.
 pub(crate) struct LiveInput<'a> {
-    pub root: &'a Path,
+    /// The trees in archive order, the data-root last.
+    pub trees: &'a [TreeSource],
     pub meta: &'a BackupMeta,
     pub config: &'a [(Vec<u8>, std::path::PathBuf)],
     pub wopts: &'a WriterOptions,
@@ -81,15 +86,16 @@ fn write_live<W: Write + Send + 'static, U>(
     progress: &dyn Progress,
     commit: impl FnOnce((W, LivePhases)) -> Result<U>,
 ) -> Result<(U, f64)> {
+    let api = window.api.clone();
     let before = || {
         let meta_json = serde_json::to_vec_pretty(input.meta).map_err(|e| ArchiveError::Meta(e.to_string()))?;
         let mut w = ArchiveWriter::new(open()?, input.wopts, &meta_json)?;
         for (name, host) in input.config {
             w.add_config(name, host)?;
         }
-        progress.phase("backup (phase 1, Docker running)", Some((input.meta.entries, input.meta.bytes)));
+        progress.phase("backup (phase 1, Docker running)", Some(input.meta.totals()));
         let mut first = true;
-        let (one, baseline) = phase1(&mut w, input.root, &mut |b| {
+        let one = phase1_trees(&mut w, input.trees, &mut |b| {
             if std::mem::take(&mut first) {
                 // Tests kill the backup here: phase 1 has begun writing the archive.
                 crate::plan::core::hooks::crash_hook("phase 1 data");
@@ -97,21 +103,20 @@ fn write_live<W: Write + Send + 'static, U>(
             progress.advance(1, b)
         })?;
         progress.finish();
-        if one.raced > 0 {
-            progress.warn(&format!("{} entries changed while phase 1 read them; phase 2 archives them again", one.raced));
+        let answered = api.ping();
+        if one.stats.raced > 0 {
+            progress.warn(&format!("{} entries changed while phase 1 read them; phase 2 archives them again", one.stats.raced));
         }
-        Ok((w, one, baseline))
+        Ok((w, one, answered))
     };
-    let work = |(mut w, one, baseline): (ArchiveWriter<W>, PhaseStats, tempfile::TempPath)| {
-        let marker = serde_json::to_vec(&serde_json::json!({ "phase1": one })).map_err(|e| ArchiveError::Meta(e.to_string()))?;
-        w.begin_phase2(&marker)?;
-        let mut manifest = Spool::new()?;
+    let work = |(w, one, answered): (ArchiveWriter<W>, Phase1, bool)| {
+        let stats1 = one.stats.clone();
+        let marker = serde_json::to_vec(&serde_json::json!({ "phase1": stats1 })).map_err(|e| ArchiveError::Meta(e.to_string()))?;
         progress.phase("backup (phase 2, Docker stopped)", None);
-        let (two, entries, bytes) = phase2(&mut w, input.root, &baseline, &mut manifest, &mut |b| progress.advance(1, b))?;
+        let (out, two, counts) = one.finish(w, &marker, &mut |b| progress.advance(1, b))?;
         progress.finish();
-        let (manifest, len) = manifest.into_file()?;
-        let out = w.finish(manifest, len)?;
-        Ok((out, LivePhases { phase1: one, phase2: two, tree: (entries, bytes) }))
+        let t = counts.total();
+        Ok((out, LivePhases { phase1: stats1, phase2: two, phase1_docker_answered: answered, tree: (t.entries, t.bytes) }))
     };
     let note = |(_, p): &(W, LivePhases)| serde_json::to_value(p).ok();
     with_docker_stopped_after(window, progress, before, work, note, commit)

@@ -7,6 +7,7 @@
 //! directory, the archive gets a timestamped name and `--keep N` prunes older
 //! dockroot archives there.
 
+pub mod binds;
 pub mod error;
 pub mod live;
 pub mod snapshot;
@@ -22,10 +23,9 @@ use serde::Serialize;
 
 use self::error::{BackupError, Result};
 use self::snapshot::{self as snap, Capture, Choice, Request};
-use self::stores::write_tree;
 use crate::archive::layout::Tree;
 use crate::archive::meta::{BackupMeta, META_FORMAT};
-use crate::archive::{self, ArchiveError, WriterOptions};
+use crate::archive::{self, ArchiveError, TreeSource, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
@@ -79,6 +79,10 @@ pub struct BackupOptions {
     pub restic: Option<stream::ResticTarget>,
     /// The rootless daemon backed up (its owner and ids go into meta.json).
     pub rootless: Option<Box<crate::docker::rootless::RootlessDaemon>>,
+    /// `--binds`: carry the containers' app-data bind sources.
+    pub binds: binds::Binds,
+    /// `--exclude-bind`: sources left out.
+    pub exclude_binds: Vec<PathBuf>,
 }
 
 /// The plan (the dry run prints it).
@@ -112,12 +116,9 @@ pub struct BackupSummary {
     pub snapshot_skipped: Option<String>,
     pub removed: Vec<PathBuf>,
     pub meta: BackupMeta,
-    /// A live backup's phases (absent with `--stop-the-world`).
+    /// A live backup's phases (absent with `--stop-the-world` or a snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<live::LivePhases>,
-    /// Set when a live backup ran as one pass instead, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub one_pass_reason: Option<&'static str>,
     /// `--restic`: the snapshot saved, read back and retained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restic: Option<stream::ResticReport>,
@@ -214,10 +215,11 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
 /// regular file's size and BLAKE3.
 pub use crate::archive::phase2::complete;
 
-/// Writes the whole archive to `out`; returns (entries, data bytes).
+/// Writes the whole archive of `trees` (archive order, the data-root last)
+/// to `out` in one pass; returns (entries, data bytes) of all trees.
 pub fn write_archive<W: Write + Send + 'static>(
     out: W,
-    root: &Path,
+    trees: &[TreeSource],
     meta: &BackupMeta,
     config: &[(Vec<u8>, PathBuf)],
     wopts: &WriterOptions,
@@ -228,20 +230,11 @@ pub fn write_archive<W: Write + Send + 'static>(
     for (name, host) in config {
         w.add_config(name, host)?;
     }
-    let tree = meta.containerd_tree.as_ref();
-    let (ce, cb) = tree.map_or((0, 0), |t| (t.entries, t.bytes));
-    progress.phase("backup", Some((meta.entries + ce, meta.bytes + cb)));
-    // containerd's root comes first (the layout keeps the data-root's manifest last).
-    let (mut entries, mut bytes) = (0, 0);
-    if let Some(t) = tree {
-        let c = write_tree(&mut w, Tree::Containerd, &t.root, progress)?;
-        w.end_tree(Tree::Containerd, c.manifest, c.manifest_len)?;
-        (entries, bytes) = (c.entries, c.bytes);
-    }
-    let d = write_tree(&mut w, Tree::Data, root, progress)?;
+    progress.phase("backup", Some(meta.totals()));
+    let (out, counts) = archive::trees::write_trees(w, trees, &mut |b| progress.advance(1, b))?;
     progress.finish();
-    let out = w.finish(d.manifest, d.manifest_len)?;
-    Ok((out, entries + d.entries, bytes + d.bytes))
+    let t = counts.total();
+    Ok((out, t.entries, t.bytes))
 }
 
 /// What [`engine_check`] found.
@@ -275,6 +268,53 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     Ok(EngineCheck { info, meta, containerd_root, containerd, namespaces: facts.containerd.namespaces })
 }
 
+/// How a backup captures the stopped state of its trees; computed once
+/// ([`prepare`]) from the options and the engine's facts, for the dry run
+/// and the backup alike.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Every tree captured with Docker stopped; the archive is read from the
+    /// captures with Docker running again.
+    Snapshot(Vec<Capture>),
+    /// Phase 1 of every tree with Docker running, phase 2 with it stopped.
+    Live,
+    /// Docker stopped for the whole archive, and why.
+    Stopped(String),
+}
+
+/// Everything decided before Docker is touched.
+pub struct Prepared {
+    pub plan: BackupPlan,
+    pub engine: EngineCheck,
+    pub binds: binds::Selected,
+    /// The trees to archive, in archive order: containerd's root, the bind sources, the data-root.
+    pub trees: Vec<TreeSource>,
+    pub mode: Mode,
+    /// Why `--snapshot auto` took no snapshot.
+    pub snapshot_skipped: Option<String>,
+}
+
+/// Plans the backup, checks the engine, selects the bind sources and
+/// decides the mode; changes nothing.
+pub fn prepare(opts: &BackupOptions, progress: &dyn Progress) -> Result<Prepared> {
+    let plan = plan(opts)?;
+    let dr = plan.data_root.clone();
+    let engine = engine_check(opts, &dr)?;
+    let carried = crate::docker::mounts::Carried { data_root: dr.clone(), containerd_root: engine.containerd_root.clone() };
+    let binds = binds::select(opts.binds, &opts.exclude_binds, &opts.api, &carried)?;
+    let mut trees: Vec<TreeSource> = engine.containerd_root.iter().map(|r| TreeSource::dir(Tree::Containerd, r)).collect();
+    trees.extend(binds.sources());
+    trees.push(TreeSource::dir(Tree::Data, &dr));
+    let driver = engine.info.as_ref().map(|i| i.driver.as_str());
+    let (captures, snapshot_skipped) = capture(opts, &trees, driver, progress)?;
+    let mode = match captures {
+        Some(c) => Mode::Snapshot(c),
+        None if opts.live => Mode::Live,
+        None => Mode::Stopped("--stop-the-world".into()),
+    };
+    Ok(Prepared { plan, engine, binds, trees, mode, snapshot_skipped })
+}
+
 /// Runs the backup: snapshot, stop, archive, start (always), prune.
 pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let mut s = backup_archive(opts, progress)?;
@@ -287,14 +327,18 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
 /// The backup up to the archive's end.
 fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let start = Instant::now();
-    let plan = plan(opts)?;
+    let Prepared { plan, engine, binds, trees, mode, snapshot_skipped } = prepare(opts, progress)?;
     for w in &plan.warnings {
         progress.warn(w);
     }
+    for b in &binds.carried {
+        progress.log(&format!("carrying bind source {}", binds::describe(b)));
+    }
+    for b in &binds.skipped {
+        progress.log(&format!("not carrying bind source {}: {}", b.path.display(), b.reason));
+    }
     let dr = plan.data_root.clone();
-    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
-    let one_pass = opts.live.then(|| one_pass_reason(containerd_root.as_deref())).flatten();
-    let live = opts.live && one_pass.is_none();
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine;
     // The remapped subtree the running daemon uses; without a daemon, the one on disk.
     let userns = match &info {
         Some(i) if !i.remapped() => None,
@@ -330,11 +374,11 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
         api: &opts.api,
         creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
     };
-    let (capture, skipped) = capture(opts, &dr, driver.as_deref(), containerd_root.as_deref(), progress)?;
-    let method = capture.as_ref().map(|c| c.method.name().to_string());
-    // A snapshot is taken with Docker stopped; without one, the default is the two-phase backup.
-    let live = live && capture.is_none();
-    // meta.json of a tree read from `src` (the data-root, or its snapshot).
+    let method = match &mode {
+        Mode::Snapshot(c) => c.first().map(|c| c.method.name().to_string()),
+        _ => None,
+    };
+    // meta.json of the trees read from `src` (the data-root, or its snapshot).
     let meta_of = |src: &Path, two_phase: bool| {
         // Counted before the archive, so meta.json (the first member) can carry them.
         let (entries, bytes) = crate::tree::estimate::estimate(src);
@@ -357,48 +401,48 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
             userns: userns.clone(),
             volumes: volumes.clone(),
             rootless: opts.rootless.as_ref().map(|d| d.ids.clone()),
+            binds: binds.carried.clone(),
+            binds_skipped: binds.skipped.clone(),
         }
     };
-    let taken = (method.clone(), skipped.clone());
-    if live {
+    let taken = (method.clone(), snapshot_skipped.clone());
+    if let Mode::Live = mode {
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_of(&dr, true);
-        let input = live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
+        let input = live::LiveInput { trees: &trees, meta: &meta, config: &config, wopts: &opts.writer };
         let (phases, downtime, archive_bytes) = live::backup_live(plan.output.as_deref(), opts.restic.as_ref(), input, window, progress)?;
         let (entries, bytes) = phases.tree;
-        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), None, taken);
+        return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), taken);
     }
-    // Reads `src` (the data-root, or its snapshot) and records `dr`.
-    let archive = |src: &Path| {
-        let meta = meta_of(src, false);
+    // Reads the trees from `roots` (the trees themselves, or their snapshots) and records the originals.
+    let archive = |roots: &[PathBuf]| {
+        let srcs: Vec<TreeSource> = trees.iter().zip(roots).map(|(t, r)| t.at(r)).collect();
+        let data = &srcs.last().expect("the data-root is a tree").root;
+        let meta = meta_of(data, false);
         let (entries, bytes, archive_bytes) = match &plan.output {
             None => {
                 let out = stream::Stream::open(opts.restic.as_ref(), &meta)?;
-                let (out, e, b) = write_archive(out, src, &meta, &config, &opts.writer, progress)?;
+                let (out, e, b) = write_archive(out, &srcs, &meta, &config, &opts.writer, progress)?;
                 let len = out.close()?;
                 (e, b, len)
             }
             Some(path) => {
                 let ((e, b), len) =
-                    write_file(path, |f| write_archive(f, src, &meta, &config, &opts.writer, progress).map(|(f, e, b)| (f, (e, b))))?;
+                    write_file(path, |f| write_archive(f, &srcs, &meta, &config, &opts.writer, progress).map(|(f, e, b)| (f, (e, b))))?;
                 (e, b, len)
             }
         };
         Ok((meta, entries, bytes, archive_bytes))
     };
     // Docker starts again whatever happens; the downtime includes the stop.
-    let (done, downtime) = match &capture {
-        Some(cap) => snap::run(window, cap, progress, archive)?,
-        None => crate::plan::core::window::with_docker_stopped(window, progress, || archive(&dr))?,
+    let (done, downtime) = match &mode {
+        Mode::Snapshot(caps) => snap::run(window, caps, progress, archive)?,
+        _ => {
+            let roots: Vec<PathBuf> = trees.iter().map(|t| t.root.clone()).collect();
+            crate::plan::core::window::with_docker_stopped(window, progress, || archive(&roots))?
+        }
     };
-    finish(plan, start, done, downtime, None, one_pass, taken)
-}
-
-/// Why a live backup runs as one pass (Docker and containerd stopped for
-/// the whole archive): two-phase covers the data-root only, and a copy of
-/// containerd's root needs containerd stopped throughout.
-pub fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
-    containerd_root.map(|_| "containerd's root is archived too: one pass with the engine stopped (two-phase covers the data-root only)")
+    finish(plan, start, done, downtime, None, taken)
 }
 
 /// Reads the new archive back with the checks of `dockroot verify FILE`
@@ -424,7 +468,6 @@ fn finish(
     (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
     downtime: f64,
     phases: Option<live::LivePhases>,
-    one_pass_reason: Option<&'static str>,
     (snapshot, snapshot_skipped): (Option<String>, Option<String>),
 ) -> Result<BackupSummary> {
     if let (Some(new), false) = (&plan.output, plan.prune.is_empty()) {
@@ -447,44 +490,51 @@ fn finish(
         removed,
         meta,
         phases,
-        one_pass_reason,
         restic: None,
     })
 }
 
-/// The snapshot `--snapshot` asks for, probed with Docker running: the
-/// capture to make, or none and why `auto` took none. An explicit method
-/// that cannot work is refused before Docker is stopped.
+/// The snapshots `--snapshot` asks for, one per tree, probed with Docker
+/// running: the captures to make, or none and why `auto` took none. An
+/// explicit method that cannot work for a tree is refused before Docker is stopped.
 pub fn capture(
     opts: &BackupOptions,
-    dr: &Path,
+    trees: &[TreeSource],
     driver: Option<&str>,
-    containerd_root: Option<&Path>,
     progress: &dyn Progress,
-) -> Result<(Option<Capture>, Option<String>)> {
+) -> Result<(Option<Vec<Capture>>, Option<String>)> {
     if opts.snapshot == Request::None {
         return Ok((None, None));
     }
-    // The archive would read containerd's root live after the start: until
-    // it is captured the same way, its backup keeps Docker stopped.
-    if let Some(c) = containerd_root {
-        let why = format!("containerd's root {} is a second tree, which snapshots do not capture yet", c.display());
+    let without = |why: String| {
         if opts.snapshot != Request::Auto {
-            return Err(BackupError::Refused(format!("--snapshot: {why}; use --snapshot none")));
+            return Err(BackupError::Refused(format!("--snapshot: {why}; nothing was changed")));
         }
         progress.log(&format!("no snapshot: {why}"));
-        return Ok((None, Some(why)));
-    }
-    let path = snap::capture_path(dr);
-    let facts = snap::probe(dr, &path, driver, &opts.service.clone().resolve());
-    match snap::choose(opts.snapshot, &facts) {
-        Ok(Choice::Use(method)) => Ok((Some(Capture { method, tree: dr.into(), path, threads: opts.threads }), None)),
-        Ok(Choice::Without(why)) => {
-            progress.log(&format!("no snapshot: {why}"));
-            Ok((None, Some(why)))
+        Ok((None, Some(why)))
+    };
+    let mut caps = Vec::new();
+    for t in trees {
+        if t.only.is_some() {
+            return without(format!("{} is a regular file, which snapshots do not capture; use --snapshot none", t.tree.describe()));
         }
-        Err(why) => Err(BackupError::Refused(format!("--snapshot: {why}; nothing was changed"))),
+        let path = snap::capture_path(&t.root);
+        // The storage driver describes the data-root only.
+        let facts = snap::probe(&t.root, &path, driver.filter(|_| t.tree == Tree::Data), &opts.service.clone().resolve());
+        match snap::choose(opts.snapshot, &facts) {
+            Ok(Choice::Use(method)) => caps.push(Capture { method, tree: t.root.clone(), path, threads: opts.threads }),
+            Ok(Choice::Without(why)) if t.tree == Tree::Data => return without(why),
+            Ok(Choice::Without(why)) => return without(format!("{} ({}): {why}", t.tree.describe(), t.root.display())),
+            Err(why) => {
+                return Err(BackupError::Refused(format!(
+                    "--snapshot: {} ({}): {why}; nothing was changed",
+                    t.tree.describe(),
+                    t.root.display()
+                )));
+            }
+        }
     }
+    Ok((Some(caps), None))
 }
 
 /// Writes `path.partial` with `write`, fsyncs it and renames it to `path`;
@@ -565,6 +615,8 @@ mod tests {
             shared_store: false,
             restic: None,
             rootless: None,
+            binds: Default::default(),
+            exclude_binds: Vec::new(),
         };
         let p = plan(&opts).unwrap();
         let names: Vec<String> = p.prune.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();

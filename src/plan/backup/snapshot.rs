@@ -13,8 +13,8 @@
 //! otherwise). It is journaled before it is made, so `rollback` after a kill
 //! deletes it (and starts Docker if the kill came before the start).
 //!
-//! The source tree is a parameter, so a second tree (the containerd root)
-//! can be captured the same way.
+//! Every tree of the backup (containerd's root, the bind sources, the
+//! data-root) is captured the same way in the one stopped window.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -278,20 +278,38 @@ impl Capture {
     }
 }
 
-/// Runs a snapshot backup of `cap.tree`: journaled stop, capture, start
-/// (the downtime ends when the API answers), then `archive` reads the
-/// capture with Docker running, and the capture is deleted. Returns the
-/// archive's value and the downtime in seconds.
-pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive: impl FnOnce(&Path) -> Result<T>) -> Result<(T, f64)> {
+/// Runs a snapshot backup of every tree in `caps`: journaled stop, the
+/// captures, start (the downtime ends when the API answers), then `archive`
+/// reads the captures (in the order of `caps`) with Docker running, and
+/// the captures are deleted. Returns the archive's value and the downtime in seconds.
+pub(crate) fn run<T>(
+    w: Window,
+    caps: &[Capture],
+    progress: &dyn Progress,
+    archive: impl FnOnce(&[PathBuf]) -> Result<T>,
+) -> Result<(T, f64)> {
     let state = StateDir::new(w.state_dir);
     let (_lock, mut r, stopping) = downtime::journaled_stop(&w, &state, progress)?;
-    r.j.snapshot = Some(cap.method.name().into());
-    let made = r.step_with("snapshot", vec![cap.intent()], |_| cap.make(progress));
+    r.j.snapshot = caps.first().map(|c| c.method.name().into());
+    let made = r.step_with("snapshot", caps.iter().map(Capture::intent).collect(), |_| caps.iter().try_for_each(|c| c.make(progress)));
     let started = downtime::journaled_start(&mut r, &w, progress);
     let downtime = stopping.elapsed().as_secs_f64();
     r.j.downtime_seconds = Some(downtime);
     r.save()?;
-    progress.log(&format!("{} snapshot {}: Docker down {downtime:.2}s", cap.method.name(), cap.path.display()));
+    for c in caps {
+        progress.log(&format!("{} snapshot {}: Docker down {downtime:.2}s", c.method.name(), c.path.display()));
+    }
+    // Every capture is removed, also after one fails; the first error is kept.
+    let remove_all = || {
+        let mut first = Ok(());
+        for c in caps {
+            let r = c.remove();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    };
     let failed = match (made, started) {
         (Ok(()), Ok(())) => None,
         (Err(e), Ok(())) => {
@@ -303,15 +321,16 @@ pub(crate) fn run<T>(w: Window, cap: &Capture, progress: &dyn Progress, archive:
     };
     if let Some(e) = failed {
         // Docker is left as the start step left it.
-        cap.remove()?;
+        remove_all()?;
         r.save()?;
         return Err(e);
     }
     let creates = w.creates.iter().map(|p| Intent::make_tree(p)).collect();
     let reading = Instant::now();
-    let result = r.step_with("archive", creates, |_| archive(&cap.path));
+    let paths: Vec<PathBuf> = caps.iter().map(|c| c.path.clone()).collect();
+    let result = r.step_with("archive", creates, |_| archive(&paths));
     progress.log(&format!("archive from the snapshot: {:.2}s with Docker running", reading.elapsed().as_secs_f64()));
-    let removed = r.step("release", |_| cap.remove());
+    let removed = r.step("release", |_| remove_all());
     r.j.outcome = if result.is_ok() && removed.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
     // Docker runs: a signal's backup ends as undone (exit 3).

@@ -1,8 +1,8 @@
 //! The second store of a backup: with the containerd image store and the
 //! system containerd, images, layers and containers' writable layers live in
 //! containerd's root, outside the data-root (issue 8). The backup archives
-//! that root as its own tree (`containerd/`, with its own manifest, before
-//! the data-root; see [`crate::archive::layout`]), so an archive holds
+//! that root as one of its trees (`containerd/`, with its own manifest,
+//! before the others; see [`crate::archive::layout`]), so an archive holds
 //! everything Docker needs. Only the root (content store, snapshots,
 //! metadata) goes in: the state dir holds sockets and running tasks only.
 //!
@@ -15,12 +15,8 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{BackupError, Result};
-use crate::archive::layout::Tree;
 use crate::archive::meta::StoreTree;
-use crate::archive::{self, ArchiveWriter};
 use crate::docker::engine::EngineFacts;
-use crate::progress::Progress;
-use crate::sys::Kind;
 
 /// The containerd root a backup of `data_root` must carry, or None when the
 /// images are in the data-root. Refuses a store shared with other
@@ -55,40 +51,6 @@ pub(crate) fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: boo
 pub fn describe(root: &Path, facts_namespaces: &[String]) -> StoreTree {
     let (entries, bytes) = crate::tree::estimate::estimate(root);
     StoreTree { root: root.to_path_buf(), entries, bytes, namespaces: facts_namespaces.to_vec() }
-}
-
-/// A tree written into an archive: its spooled manifest and what it held.
-pub struct Written {
-    pub manifest: std::fs::File,
-    pub manifest_len: u64,
-    pub entries: u64,
-    /// File bytes (hardlinks counted once).
-    pub bytes: u64,
-}
-
-/// Writes the entries of `root` as `tree` into `w` and spools their
-/// manifest; the caller appends it ([`ArchiveWriter::end_tree`], or
-/// [`ArchiveWriter::finish`] for the data-root, whose manifest is last).
-pub fn write_tree<W: std::io::Write + Send + 'static>(
-    w: &mut ArchiveWriter<W>,
-    tree: Tree,
-    root: &Path,
-    progress: &dyn Progress,
-) -> Result<Written> {
-    // Spooled to a temporary file, not kept in memory: it grows with the entry count.
-    let mut manifest = archive::records::Spool::new()?;
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    archive::walk(root, &mut |walked, e| {
-        let rec = w.add_tree_entry(tree, e)?;
-        manifest.push(&super::complete(walked, &rec))?;
-        entries += 1;
-        let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
-        bytes += b;
-        progress.advance(1, b);
-        Ok(())
-    })?;
-    let (manifest, manifest_len) = manifest.into_file()?;
-    Ok(Written { manifest, manifest_len, entries, bytes })
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, Result};
-use crate::docker::api::DockerApi;
 use super::identity::{self, FileId};
+use crate::docker::api::DockerApi;
 use crate::docker::mountinfo;
 use crate::util::atomic;
 

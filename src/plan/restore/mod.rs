@@ -16,6 +16,7 @@
 //! undoes a restore that was interrupted.
 
 pub mod bind;
+pub mod binds;
 pub mod piece;
 mod pin;
 mod stores;
@@ -32,8 +33,8 @@ use crate::archive;
 use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
-use crate::docker::{discover, layout, userns};
 use crate::docker::rootless::RootlessIds;
+use crate::docker::{discover, layout, userns};
 use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
@@ -100,6 +101,8 @@ pub struct RestoreSummary {
     pub store_pinned: Option<String>,
     /// `--remap-ids`: what the shift into this host's id maps changed.
     pub remapped: Option<crate::tree::remap::RemapStats>,
+    /// Bind sources put back at their paths.
+    pub binds: Vec<binds::BindPlace>,
 }
 
 /// Checks a config name from the archive: only files below /etc/docker and
@@ -253,6 +256,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     state.refuse_unfinished()?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
+    let binds = binds::plan(&meta, &dr, second.as_ref().map(|s| s.root.as_path()), opts.force, &ts)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());
@@ -265,7 +269,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // (1) Extract and verify while Docker still runs on the current data.
     // Then the image store the restored tree needs, pinned if this engine would pick the other.
     let tree = r.j.target.clone();
-    let staged = extract_and_verify(opts, &mut reader, &meta, second.as_ref(), &mut r, progress)
+    let staged = extract_and_verify(opts, &mut reader, &meta, (second.as_ref(), &binds), &mut r, progress)
         .and_then(|ex| Ok((ex, remap(&mut r, &tree, shift.as_ref())?)))
         .and_then(|(ex, remapped)| Ok((ex, remapped, pin::plan(opts, &meta, &tree)?)));
     let (ex, remapped, pin) = match staged {
@@ -291,7 +295,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     };
     let none = svc.kind() == ServiceKind::None;
     let stopped = Instant::now();
-    let at = swap::Where { place: &place, second: second.as_ref(), pin: pin.as_ref() };
+    let at = swap::Where { place: &place, second: second.as_ref(), binds: &binds, pin: pin.as_ref() };
     match swap::swap_and_start(opts, &ex, &meta, at, &mut r, svc.as_ref(), none) {
         Ok(config_restored) => {
             let downtime = stopped.elapsed().as_secs_f64();
@@ -301,6 +305,14 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             r.j.finished_at = Some(crate::plan::core::identity::unix_now());
             r.j.downtime_seconds = Some(downtime);
             r.save_finished()?;
+            for b in &binds {
+                let _ = std::fs::remove_file(&b.manifest);
+                // A file's staging directory, empty since the swap.
+                let _ = std::fs::remove_dir(&b.staging);
+            }
+            if !none {
+                warnings.extend(binds::empty_sources(&opts.api, &dr, &binds));
+            }
             Ok(RestoreSummary {
                 data_root: dr,
                 old: r.j.old_tree.clone(),
@@ -315,9 +327,10 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
                 containerd_root: second.as_ref().map(|s| s.root.clone()),
                 containerd_place: second.as_ref().map(|s| s.place.clone()),
                 containerd_old: second.as_ref().and_then(|s| s.old.clone()),
-                containerd_entries: ex.containerd_entries,
+                containerd_entries: ex.containerd_entries(),
                 store_pinned: pin.map(|p| p.said),
                 remapped,
+                binds,
             })
         }
         Err(e) => {
@@ -327,14 +340,14 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     }
 }
 
-/// Extracts into the staging directories (the data-root's and, with the
-/// containerd image store, containerd's root's) and verifies each against
-/// its manifest. Nothing outside the staging trees changes.
+/// Extracts into the staging directories (the data-root's, with the
+/// containerd image store containerd's root's, and each bind tree's) and
+/// verifies each against its manifest. Nothing outside the staging trees changes.
 fn extract_and_verify(
     opts: &RestoreOptions,
     reader: &mut archive::ArchiveReader,
     meta: &BackupMeta,
-    second: Option<&stores::Second>,
+    (second, binds): (Option<&stores::Second>, &[binds::BindPlace]),
     r: &mut Runner,
     progress: &dyn Progress,
 ) -> Result<archive::Extracted> {
@@ -343,25 +356,32 @@ fn extract_and_verify(
     std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
     let mut made = vec![Intent::make_tree(&staging)];
     made.extend(second.map(|s| Intent::make_tree(&s.staging)));
+    made.extend(binds.iter().map(|b| Intent::make_tree(&b.staging)));
     r.step_with("staging", made, |_| {
         std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
-        second.map_or(Ok(()), |s| s.make_staging())
+        second.map_or(Ok(()), |s| s.make_staging())?;
+        binds::make_staging(binds)
     })?;
     // The archive's manifests stream to files next to the staging trees (never
     // into memory); verify_staging below hashes each tree as written against its own.
     let mpath = atomic::with_suffix(&staging, ".manifest");
     let mut made = vec![Intent::make_tree(&mpath)];
     made.extend(second.map(|s| Intent::make_tree(&s.manifest)));
+    made.extend(binds.iter().map(|b| Intent::make_tree(&b.manifest)));
+    let mut trees = vec![(archive::Tree::Data, staging.as_path(), mpath.as_path())];
+    trees.extend(second.map(|s| (archive::Tree::Containerd, s.staging.as_path(), s.manifest.as_path())));
+    trees.extend(binds.iter().map(|b| (b.bind.tree(), b.staging.as_path(), b.manifest.as_path())));
     let ex = r.step_with("extract", made, |_| {
-        let (ce, cb) = meta.containerd_tree.as_ref().map_or((0, 0), |t| (t.entries, t.bytes));
-        progress.phase("extract", Some((meta.entries + ce, meta.bytes + cb)));
-        let ex = extract_to(reader, (&staging, &mpath), second.map(|s| (s.staging.as_path(), s.manifest.as_path())));
+        progress.phase("extract", Some(meta.totals()));
+        let ex = extract_to(reader, &trees);
         progress.finish();
         ex
     })?;
     r.step("verify", |_| {
         verify_staging(opts, &staging, &mpath, progress)?;
-        second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))
+        second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))?;
+        // Bind manifests stay until the health check compares the trees in place.
+        binds.iter().try_for_each(|b| check_staging(opts, &b.staging, &b.manifest, progress))
     })?;
     Ok(ex)
 }
@@ -379,29 +399,42 @@ fn manifest_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     Ok(std::io::BufWriter::with_capacity(1 << 20, f))
 }
 
-/// Extracts the data-root into `data.0`, writing its manifest to `data.1`,
-/// and containerd's root likewise into `second`.
-fn extract_to(reader: &mut archive::ArchiveReader, data: (&Path, &Path), second: Option<(&Path, &Path)>) -> Result<archive::Extracted> {
-    let fd = crate::sys::open_dir_path(data.0).map_err(BackupError::io("open", data.0))?;
-    let mut w = manifest_file(data.1)?;
-    let mut second = match second {
-        Some((dir, m)) => Some((crate::sys::open_dir_path(dir).map_err(BackupError::io("open", dir))?, manifest_file(m)?, m)),
-        None => None,
+/// Extracts each tree of the archive into its staging directory, writing
+/// its manifest beside it: `(tree, staging, manifest)`. A tree of the
+/// archive without a place here is an error.
+fn extract_to(reader: &mut archive::ArchiveReader, trees: &[(archive::Tree, &Path, &Path)]) -> Result<archive::Extracted> {
+    let (mut fds, mut writers) = (Vec::new(), Vec::new());
+    for (_, dir, m) in trees {
+        fds.push(crate::sys::open_dir_path(dir).map_err(BackupError::io("open", *dir))?);
+        writers.push(manifest_file(m)?);
+    }
+    let targets = archive::Targets {
+        trees: trees
+            .iter()
+            .zip(&fds)
+            .zip(writers.iter_mut())
+            .map(|(((t, _, _), fd), w)| (*t, archive::Target { staging: fd.as_fd(), manifest: w as &mut dyn std::io::Write }))
+            .collect(),
+        skip_others: false,
     };
-    let target = second.as_mut().map(|(fd, w, _)| archive::Target { staging: (*fd).as_fd(), manifest: w });
-    let ex = archive::extract_trees(reader, archive::Target { staging: fd.as_fd(), manifest: &mut w }, target)?;
-    std::io::Write::flush(&mut w).map_err(BackupError::io("write", data.1))?;
-    if let Some((_, w, m)) = &mut second {
+    let ex = archive::extract_trees(reader, targets)?;
+    for ((_, _, m), w) in trees.iter().zip(&mut writers) {
         std::io::Write::flush(w).map_err(BackupError::io("write", *m))?;
     }
     Ok(ex)
 }
 
-/// Verifies a staging tree against the archive's manifest (`mpath`, written by the extract).
+/// Verifies a staging tree against the archive's manifest (`mpath`, written
+/// by the extract, then removed).
 fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
-    let rep = crate::audit::verify_tree(staging, mpath, opts.threads, progress);
+    let rep = check_staging(opts, staging, mpath, progress);
     let _ = std::fs::remove_file(mpath);
-    let rep = rep?;
+    rep
+}
+
+/// Verifies a staging tree against the manifest `mpath`, which stays.
+fn check_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
+    let rep = crate::audit::verify_tree(staging, mpath, opts.threads, progress)?;
     if !rep.ok() {
         let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
         return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });

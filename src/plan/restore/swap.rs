@@ -22,6 +22,8 @@ use crate::service::{ServiceManager, StopGuard};
 pub(super) struct Where<'a> {
     pub place: &'a super::bind::Place,
     pub second: Option<&'a super::stores::Second>,
+    /// Bind sources, swapped in after the stores.
+    pub binds: &'a [super::binds::BindPlace],
     pub pin: Option<&'a super::pin::Pin>,
 }
 
@@ -35,7 +37,7 @@ pub(super) fn swap_and_start(
     svc: &dyn ServiceManager,
     none: bool,
 ) -> Result<Vec<PathBuf>> {
-    let Where { place, second, pin } = at;
+    let Where { place, second, binds, pin } = at;
     let progress = r.progress;
     let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
     // Recorded before the stop: even a half-done stop is undone by starting again.
@@ -51,10 +53,12 @@ pub(super) fn swap_and_start(
     r.step("flush", |_| {
         intent::flush("flush", &staging)?;
         // containerd's root (issue 8): its own filesystem may differ.
-        second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))
+        second.map_or(Ok(()), |s| intent::flush("flush", &s.staging))?;
+        binds.iter().try_for_each(|b| intent::flush("flush", &b.staging))
     })?;
     // Both stores swap in this one step, all renames recorded before the first acts.
     super::bind::swap(r, place, second.map(|s| s.tree()))?;
+    super::binds::swap(r, binds)?;
     let mut config = Vec::new();
     if opts.with_config {
         let mut edits = Vec::new();
@@ -91,6 +95,13 @@ pub(super) fn swap_and_start(
                 return Err(BackupError::Health(d.join("; ")));
             }
             Ok(())
+        })?;
+    }
+    if !binds.is_empty() {
+        // The carried bind sources are in place and match their manifests.
+        r.step("check binds", |_| {
+            let bad = super::binds::check(binds, opts.threads, progress);
+            if bad.is_empty() { Ok(()) } else { Err(BackupError::Health(bad.join("; "))) }
         })?;
     }
     Ok(config)

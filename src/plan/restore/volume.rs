@@ -289,10 +289,7 @@ fn steps(
         })?;
     }
     r.step("flush", |_| intent::flush("flush", at.staging).map_err(BackupError::from))?;
-    let renames = vec![
-        Intent::rename(at.data, at.old, false),
-        Intent::rename(at.staging, at.data, false),
-    ];
+    let renames = vec![Intent::rename(at.data, at.old, false), Intent::rename(at.staging, at.data, false)];
     r.step_with("swap", renames, |_| {
         std::fs::rename(at.data, at.old).map_err(BackupError::io("keep the current files aside", at.data))?;
         std::fs::rename(at.staging, at.data).map_err(BackupError::io("rename the restored files into place", at.staging))?;

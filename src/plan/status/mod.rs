@@ -54,6 +54,10 @@ pub struct Status {
     pub running_containers: Option<u64>,
     /// The mounted disks, the data-root's marked: where it could move.
     pub disks: Vec<Disk>,
+    /// Every container, running or not, with each of its mounts.
+    pub containers: Vec<crate::docker::mounts::ContainerMounts>,
+    /// Every bind source of those containers, with what a backup does with it and why.
+    pub bind_sources: Vec<crate::docker::mounts::BindSource>,
     /// An unfinished or un-finalized move.
     pub journal: Option<JournalSummary>,
     pub target: Option<TargetStatus>,
@@ -118,7 +122,15 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         _ => Vec::new(),
     };
     let layout = layout_facts(env, d.storage_driver.clone(), &data_root, d.userns_remap.as_deref(), info.as_ref());
+    let containers = crate::docker::mounts::read_all(Some(&env.api), &data_root).unwrap_or_default();
+    let carried = crate::docker::mounts::Carried {
+        data_root: std::fs::canonicalize(&data_root).unwrap_or(data_root.clone()),
+        containerd_root: engine.images_outside(&data_root).map(Path::to_path_buf),
+    };
+    let bind_sources = crate::docker::mounts::survey(&containers, &carried, &[], &mut |p: &Path| crate::docker::mounts::probe(p, &mounts));
     Ok(Status {
+        containers,
+        bind_sources,
         source: d.source,
         conflicts: d.conflicts,
         running_data_root: info.as_ref().map(|i| i.data_root()),
