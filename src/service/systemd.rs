@@ -3,6 +3,8 @@
 //! client touching /var/run/docker.sock would socket-activate dockerd again
 //! in the middle of a copy.
 
+use std::path::Path;
+
 use super::command::{CommandRunner, SystemRunner, display};
 use super::error::{Result, ServiceError};
 use super::wait::Timing;
@@ -56,6 +58,14 @@ impl<R: CommandRunner> Systemd<R> {
     fn states(&self) -> Result<Vec<String>> {
         let out = self.runner.run("systemctl", &["is-active", UNITS[0], UNITS[1]])?;
         Ok(parse_is_active(&out.stdout))
+    }
+}
+
+/// Makes systemd read a changed drop-in (only for drop-ins under systemd's
+/// own directories on a host that runs systemd).
+pub(crate) fn daemon_reload(dropin: &Path) {
+    if Path::new("/run/systemd/system").is_dir() && dropin.starts_with("/etc/systemd") {
+        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
     }
 }
 

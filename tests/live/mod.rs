@@ -96,7 +96,7 @@ mkdir -p brand/new; echo n > brand/new/f; truncate -s 5M brand/sparse
 
 /// A meta.json for an archive of `root`.
 fn meta(root: &Path) -> Vec<u8> {
-    let meta = dockroot::archive::meta::BackupMeta {
+    let meta = dockroot::plan::backup::meta::BackupMeta {
         format: 1,
         tool: "dockroot".into(),
         tool_version: "0".into(),

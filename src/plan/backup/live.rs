@@ -16,11 +16,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::{BackupError, Result};
-use super::{commit, open_partial};
-use crate::archive::meta::BackupMeta;
+use super::target::{commit, open_partial};
 use crate::archive::phase2::{PhaseStats, phase1, phase2};
 use crate::archive::records::Spool;
 use crate::archive::{ArchiveError, ArchiveWriter, WriterOptions};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
 use crate::util::atomic;

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod live;
+pub mod meta;
 pub mod snapshot;
 pub mod stores;
 pub mod target;
@@ -22,14 +23,15 @@ use serde::Serialize;
 use self::error::{BackupError, Result};
 use self::snapshot::{self as snap, Capture, Choice, Request};
 use self::stores::write_tree;
+use self::target::{commit, open_partial};
 use crate::archive::layout::Tree;
-use crate::archive::meta::{BackupMeta, META_FORMAT};
 use crate::archive::{self, ArchiveError, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{discover, facts};
+use crate::plan::backup::meta::{BackupMeta, META_FORMAT};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -446,41 +448,6 @@ fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::
         let _ = std::fs::remove_file(&partial);
     }
     r
-}
-
-/// Creates `path.partial` (mode 0600), where an archive is written before
-/// [`commit`] gives it its name.
-pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    }
-    let partial = atomic::with_suffix(path, ".partial");
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode_0600()
-        .open(&partial)
-        .map_err(BackupError::io("create", &partial))?;
-    Ok((f, partial))
-}
-
-/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
-pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
-    f.sync_all().map_err(BackupError::io("fsync", partial))?;
-    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
-    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
-    Ok(len)
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
 }
 
 #[cfg(test)]

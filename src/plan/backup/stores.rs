@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{BackupError, Result};
 use crate::archive::layout::Tree;
-use crate::archive::meta::StoreTree;
 use crate::archive::{self, ArchiveWriter};
 use crate::docker::engine::EngineFacts;
+use crate::plan::backup::meta::StoreTree;
 use crate::progress::Progress;
 use crate::sys::Kind;
 
@@ -80,7 +80,7 @@ pub fn write_tree<W: std::io::Write + Send + 'static>(
     let (mut entries, mut bytes) = (0u64, 0u64);
     archive::walk(root, &mut |walked, e| {
         let rec = w.add_tree_entry(tree, e)?;
-        manifest.push(&super::complete(walked, &rec))?;
+        manifest.push(&crate::archive::phase2::complete(walked, &rec))?;
         entries += 1;
         let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
         bytes += b;

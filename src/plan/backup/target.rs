@@ -2,10 +2,13 @@
 //! (`/mnt/backpu/…`) must not silently put the archive on the root disk, so
 //! the directory that receives the archive has to exist already, and an
 //! archive on the data-root's own filesystem draws a warning: it would not
-//! survive the reinstall or disk loss it is usually made for.
+//! survive the reinstall or disk loss it is usually made for. The archive is
+//! written to `FILE.partial` and gets its name only once complete.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::util::atomic;
 
 use super::error::{BackupError, Result};
 
@@ -40,6 +43,41 @@ pub(crate) fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result
             data_root.display()
         )
     }))
+}
+
+/// Creates `path.partial` (mode 0600), where an archive is written before
+/// [`commit`] gives it its name.
+pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+    }
+    let partial = atomic::with_suffix(path, ".partial");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode_0600()
+        .open(&partial)
+        .map_err(BackupError::io("create", &partial))?;
+    Ok((f, partial))
+}
+
+/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
+pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
+    f.sync_all().map_err(BackupError::io("fsync", partial))?;
+    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
+    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    Ok(len)
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use crate::docker::mountinfo;
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::Method;
-pub use crate::plan::core::runner::Runner;
+use crate::plan::core::runner::Runner;
+use crate::service::systemd::daemon_reload;
 use crate::util::atomic;
 
 /// The drop-in template shipped in `systemd/`.
@@ -160,14 +161,6 @@ fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
     intent::apply_edit("dropin", edit, text.as_bytes())?;
     daemon_reload(path);
     Ok(())
-}
-
-/// Makes systemd read a changed drop-in (only for drop-ins under systemd's
-/// own directories on a host that runs systemd).
-pub(crate) fn daemon_reload(dropin: &Path) {
-    if Path::new("/run/systemd/system").is_dir() && dropin.starts_with("/etc/systemd") {
-        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
-    }
 }
 
 #[cfg(test)]

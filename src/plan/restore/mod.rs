@@ -27,10 +27,10 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::archive;
-use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{ArchiveError, Result};
+use crate::archive::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 
