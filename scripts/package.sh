@@ -44,6 +44,11 @@ deb() {
     stage=$(mktemp -d "${TMPDIR:-/tmp}/dockroot-deb.XXXXXX")
     trap 'rm -rf "$stage"' EXIT
     local bin=target/release/dockroot
+    # The fault-injection hooks (feature test-hooks) never ship.
+    if grep -q DOCKROOT_TEST_FAIL_AT "$bin"; then
+        echo "package.sh: $bin was built with test-hooks; run cargo build --release" >&2
+        exit 1
+    fi
     install -D -m 0755 "$bin" "$stage/usr/bin/dockroot"
     strip "$stage/usr/bin/dockroot" 2>/dev/null || true
     "$bin" -q manpages "$stage/usr/share/man/man1"

@@ -1,11 +1,16 @@
-//! TEST-ONLY fault injection hooks the runner calls at every step.
+//! TEST-ONLY fault injection hooks the runner calls at every step. They read
+//! the environment only in a build with the `test-hooks` feature (what
+//! scripts/test.sh builds); the release build and the .deb get no-ops.
 
-use super::error::{PlanError, Result};
+#[cfg(feature = "test-hooks")]
+use super::error::PlanError;
+use super::error::Result;
 
 /// TEST-ONLY fault injection: when `DOCKROOT_TEST_CRASH_AT` names this step,
 /// the process aborts right after the step is journaled as started, as if it were killed with SIGKILL there.
 /// Used by tests/plan/faults.rs and tests/backup to exercise `rollback` after
 /// a crash; never set it in production.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn crash_hook(name: &str) {
     if std::env::var_os("DOCKROOT_TEST_CRASH_AT").is_some_and(|v| v == name) {
         std::process::abort();
@@ -17,10 +22,19 @@ pub(crate) fn crash_hook(name: &str) {
 /// step fails right after it is journaled as started, before it acts, as if
 /// its action had failed. Used by tests/plan/faults.rs to reach exit codes 3
 /// and 4; never set it in production.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn fail_hook(name: &str) -> Result<()> {
     let Some(v) = std::env::var_os("DOCKROOT_TEST_FAIL_AT") else { return Ok(()) };
     if v.to_string_lossy().split(',').any(|x| x == name) {
         return Err(PlanError::Refused { msg: format!("test failure injected at {name} (DOCKROOT_TEST_FAIL_AT)") });
     }
+    Ok(())
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn crash_hook(_: &str) {}
+
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn fail_hook(_: &str) -> Result<()> {
     Ok(())
 }
