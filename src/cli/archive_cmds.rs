@@ -2,7 +2,7 @@
 //! They turn arguments into plan options, ask for confirmation and render
 //! the result; the work is in `dockroot::plan::{backup, restore}`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -75,6 +75,7 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         data_root: g.data_root.clone(),
         service: service(g),
         api: api(g),
+        daemon_json: g.daemon_config.clone(),
         output: a.output.clone(),
         keep: a.keep,
         config: !a.no_config,
@@ -102,15 +103,17 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
 fn backup_dry_run(a: &BackupArgs, opts: &BackupOptions, out: &Output, stdout: bool, progress: &dyn Progress) -> Result<i32> {
     let p = bk::plan(opts)?;
     let e = bk::engine_check(opts, &p.data_root)?;
-    let driver = e.info.as_ref().map(|i| i.driver.as_str());
-    let (capture, skipped) = bk::capture(opts, &p.data_root, driver, e.containerd_root.as_deref(), progress)?;
+    let m = bk::mode(opts, &p.data_root, &e, progress)?;
+    let (skipped, one_pass) = (m.snapshot_skipped, m.one_pass_reason);
+    let capture = match &m.mode {
+        bk::BackupMode::Snapshot(c) => Some(c),
+        _ => None,
+    };
+    let live = matches!(m.mode, bk::BackupMode::Live);
     for w in &p.warnings {
         out.problem(&format!("warning: {w}"));
     }
     let to = p.output.as_deref().map(|p| p.display().to_string()).unwrap_or("stdout".into());
-    // Two-phase covers the data-root only: with containerd's root it is one pass.
-    let one_pass = opts.live.then(|| bk::one_pass_reason(e.containerd_root.as_deref())).flatten();
-    let live = opts.live && one_pass.is_none() && capture.is_none();
     let how = if live {
         format!(
             "would archive {} to {to} while Docker runs, then stop Docker ({}) and append what changed",
@@ -196,24 +199,6 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     }
 }
 
-/// Asks on a TTY; without one, `--yes` is required.
-fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if stdin_is_data || !std::io::stdin().is_terminal() {
-        bail!("{question}: no terminal to ask on; pass --yes to confirm");
-    }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).context("read the answer")?;
-    if !matches!(line.trim(), "y" | "Y" | "yes") {
-        bail!("not confirmed; nothing was changed");
-    }
-    Ok(())
-}
-
 /// A missing archive file is a typo, not a damaged archive: say so before
 /// anything else reads it.
 fn archive_exists(p: &Path) -> Result<()> {
@@ -277,7 +262,8 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
-    confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))?;
+    super::output::confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))
+        .map_err(anyhow::Error::msg)?;
     let s = rs::restore(&opts, progress)?;
     for w in &s.warnings {
         out.problem(&format!("warning: {w}"));

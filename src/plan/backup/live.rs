@@ -16,14 +16,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::{BackupError, Result};
-use super::target::{commit, open_partial};
+use super::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::phase2::{PhaseStats, phase1, phase2};
 use crate::archive::records::Spool;
 use crate::archive::{ArchiveError, ArchiveWriter, WriterOptions};
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
-use crate::util::atomic;
 
 /// What each phase wrote: reported by `backup` (human, `--json`) and kept
 /// in the journal.
@@ -62,15 +61,12 @@ pub(crate) fn backup_live(
         let ((phases, _), downtime) = write_live(stdout, input, window, progress, flush)?;
         return Ok((phases, downtime, 0));
     };
-    let partial = atomic::with_suffix(path, ".partial");
+    let partial = partial_path(path);
     // Opened inside the journaled phase 1 and renamed inside the journaled
     // commit: a rollback after a kill anywhere in between removes it.
     let commit = |(f, p): (std::fs::File, LivePhases)| Ok((p, commit(f, &partial, path)?));
     let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress, commit);
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    let ((phases, len), downtime) = r?;
+    let ((phases, len), downtime) = or_remove_partial(path, r)?;
     Ok((phases, downtime, len))
 }
 

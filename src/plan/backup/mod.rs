@@ -23,7 +23,7 @@ use serde::Serialize;
 use self::error::{BackupError, Result};
 use self::snapshot::{self as snap, Capture, Choice, Request};
 use self::stores::write_tree;
-use self::target::{commit, open_partial};
+use self::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::layout::Tree;
 use crate::archive::{self, ArchiveError, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
@@ -54,6 +54,8 @@ pub struct BackupOptions {
     pub data_root: Option<PathBuf>,
     pub service: ServiceKind,
     pub api: DockerApi,
+    /// daemon.json (--daemon-config): where the data-root and the image store are read from.
+    pub daemon_json: PathBuf,
     /// A file, a directory (existing, or ending in `/`), or `-` for stdout.
     pub output: PathBuf,
     /// With a directory output: keep only the newest N dockroot archives.
@@ -122,12 +124,8 @@ fn hostname() -> String {
 }
 
 /// The data-root: as given, or discovered the way dockerd would find it.
-pub(crate) fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
-    if let Some(d) = given {
-        return Ok(d.to_path_buf());
-    }
-    let opts = discover::DiscoverOptions { api: Some(api.clone()), ..Default::default() };
-    Ok(discover::discover(&opts).map_err(BackupError::docker("discover the data-root"))?.data_root)
+pub(crate) fn data_root(given: Option<&Path>, daemon_json: &Path, api: &DockerApi) -> Result<PathBuf> {
+    discover::data_root(given, daemon_json, api).map_err(BackupError::docker("discover the data-root"))
 }
 
 fn is_dir_output(p: &Path) -> bool {
@@ -164,7 +162,7 @@ pub(crate) fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
 
 /// Computes what a backup will do; changes nothing.
 pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
-    let dr = data_root(opts.data_root.as_deref(), &opts.api)?;
+    let dr = data_root(opts.data_root.as_deref(), &opts.daemon_json, &opts.api)?;
     if !dr.is_dir() {
         return Err(BackupError::Refused(format!("data-root {} is not a directory", dr.display())));
     }
@@ -261,8 +259,7 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
-    let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
-    let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
+    let cfg = DaemonJson::load(&opts.daemon_json).map_err(BackupError::docker("read daemon.json"))?;
     let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
     let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
@@ -279,9 +276,9 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         progress.warn(w);
     }
     let dr = plan.data_root.clone();
-    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = engine_check(opts, &dr)?;
-    let one_pass = opts.live.then(|| one_pass_reason(containerd_root.as_deref())).flatten();
-    let live = opts.live && one_pass.is_none();
+    let e = engine_check(opts, &dr)?;
+    let ModeChoice { mode, snapshot_skipped: skipped, one_pass_reason: one_pass } = mode(opts, &dr, &e, progress)?;
+    let EngineCheck { info, meta: engine_meta, containerd_root, namespaces, containerd } = e;
     let (docker, driver) = match info {
         Some(i) => {
             (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
@@ -303,12 +300,12 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         data_root: &dr,
         svc: svc.as_ref(),
         api: &opts.api,
-        creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
+        creates: plan.output.iter().map(|p| partial_path(p)).collect(),
     };
-    let (capture, skipped) = capture(opts, &dr, driver.as_deref(), containerd_root.as_deref(), progress)?;
-    let method = capture.as_ref().map(|c| c.method.name().to_string());
-    // A snapshot is taken with Docker stopped; without one, the default is the two-phase backup.
-    let live = live && capture.is_none();
+    let method = match &mode {
+        BackupMode::Snapshot(c) => Some(c.method.name().to_string()),
+        _ => None,
+    };
     // meta.json of a tree read from `src` (the data-root, or its snapshot).
     let meta_of = |src: &Path, two_phase: bool| {
         // Counted before the archive, so meta.json (the first member) can carry them.
@@ -332,7 +329,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         }
     };
     let taken = (method.clone(), skipped.clone());
-    if live {
+    if matches!(mode, BackupMode::Live) {
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_of(&dr, true);
         let input = live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
@@ -359,17 +356,51 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         Ok((meta, entries, bytes, archive_bytes))
     };
     // Docker starts again whatever happens; the downtime includes the stop.
-    let (done, downtime) = match &capture {
-        Some(cap) => snap::run(window, cap, progress, archive)?,
-        None => crate::plan::core::window::with_docker_stopped(window, progress, || archive(&dr))?,
+    let (done, downtime) = match &mode {
+        BackupMode::Snapshot(cap) => snap::run(window, cap, progress, archive)?,
+        _ => crate::plan::core::window::with_docker_stopped(window, progress, || archive(&dr))?,
     };
     finish(plan, start, done, downtime, None, one_pass, taken)
+}
+
+/// How a backup keeps its archive consistent.
+pub enum BackupMode {
+    /// From a snapshot of the stopped tree, archived with Docker running again.
+    Snapshot(Capture),
+    /// Two phases: archived while Docker runs, then what changed with Docker stopped.
+    Live,
+    /// One pass with Docker stopped throughout.
+    OnePass,
+}
+
+/// The backup's mode and why it is not the one asked for.
+pub struct ModeChoice {
+    pub mode: BackupMode,
+    /// Why `--snapshot auto` took no snapshot.
+    pub snapshot_skipped: Option<String>,
+    /// Why a live backup runs as one pass.
+    pub one_pass_reason: Option<&'static str>,
+}
+
+/// The backup's mode, decided once from the options and the engine facts:
+/// the dry run prints it, the backup follows it. A snapshot is taken with
+/// Docker stopped; without one, the default is the two-phase backup.
+pub fn mode(opts: &BackupOptions, dr: &Path, e: &EngineCheck, progress: &dyn Progress) -> Result<ModeChoice> {
+    let one_pass_reason = opts.live.then(|| one_pass_reason(e.containerd_root.as_deref())).flatten();
+    let driver = e.info.as_ref().map(|i| i.driver.as_str());
+    let (capture, snapshot_skipped) = capture(opts, dr, driver, e.containerd_root.as_deref(), progress)?;
+    let mode = match capture {
+        Some(c) => BackupMode::Snapshot(c),
+        None if opts.live && one_pass_reason.is_none() => BackupMode::Live,
+        None => BackupMode::OnePass,
+    };
+    Ok(ModeChoice { mode, snapshot_skipped, one_pass_reason })
 }
 
 /// Why a live backup runs as one pass (Docker and containerd stopped for
 /// the whole archive): two-phase covers the data-root only, and a copy of
 /// containerd's root needs containerd stopped throughout.
-pub fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
+fn one_pass_reason(containerd_root: Option<&Path>) -> Option<&'static str> {
     containerd_root.map(|_| "containerd's root is archived too: one pass with the engine stopped (two-phase covers the data-root only)")
 }
 
@@ -407,7 +438,7 @@ fn finish(
 /// The snapshot `--snapshot` asks for, probed with Docker running: the
 /// capture to make, or none and why `auto` took none. An explicit method
 /// that cannot work is refused before Docker is stopped.
-pub fn capture(
+fn capture(
     opts: &BackupOptions,
     dr: &Path,
     driver: Option<&str>,
@@ -444,10 +475,7 @@ pub fn capture(
 fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
     let (f, partial) = open_partial(path)?;
     let r: Result<_> = write(f).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    r
+    or_remove_partial(path, r)
 }
 
 #[cfg(test)]
@@ -466,6 +494,7 @@ mod tests {
             data_root: Some(src.path().to_path_buf()),
             service: ServiceKind::None,
             api: DockerApi::new("/nonexistent.sock"),
+            daemon_json: d.path().join("daemon.json"),
             output: d.path().to_path_buf(),
             keep: Some(2),
             config: false,

@@ -45,13 +45,26 @@ pub(crate) fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result
     }))
 }
 
+/// Where the archive for `path` is written until [`commit`] names it.
+pub(super) fn partial_path(path: &Path) -> PathBuf {
+    atomic::with_suffix(path, ".partial")
+}
+
+/// `r`, after removing the partial file of `path` when `r` is an error.
+pub(super) fn or_remove_partial<T>(path: &Path, r: Result<T>) -> Result<T> {
+    if r.is_err() {
+        let _ = std::fs::remove_file(partial_path(path));
+    }
+    r
+}
+
 /// Creates `path.partial` (mode 0600), where an archive is written before
 /// [`commit`] gives it its name.
 pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
     }
-    let partial = atomic::with_suffix(path, ".partial");
+    let partial = partial_path(path);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

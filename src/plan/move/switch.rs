@@ -22,8 +22,7 @@ use crate::util::atomic;
 /// The drop-in template shipped in `systemd/`.
 pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.service.d/dockroot-mount.conf");
 
-/// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
-pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) use crate::docker::facts::OLD_INFIX;
 
 fn self_bind(path: &Path) -> Result<bool> {
     let mounts = mountinfo::read_self().map_err(PlanError::docker("rename"))?;

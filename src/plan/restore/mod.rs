@@ -41,7 +41,7 @@ use crate::service::{ServiceContext, ServiceKind};
 use crate::util::atomic;
 
 pub(crate) const STAGING_INFIX: &str = ".dockroot-staging-";
-pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) use crate::docker::facts::OLD_INFIX;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -134,7 +134,7 @@ fn non_empty(p: &Path) -> bool {
 
 /// The data-root to restore (`--data-root` or Docker's) and what is mounted there.
 pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::Place> {
-    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
+    let dr = backup::data_root(opts.data_root.as_deref(), &opts.host_root.join("etc/docker/daemon.json"), &opts.api)?;
     bind::Place::detect(&crate::plan::env::absolute(&dr), warnings)
 }
 
