@@ -7,7 +7,7 @@
 use super::error::{DockerError, Result};
 use super::http;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The socket dockerd listens on by default.
@@ -36,6 +36,18 @@ pub struct Info {
     /// The containerd serving the daemon (API 1.46+, Docker 27+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containerd: Option<InfoContainerd>,
+}
+
+impl Info {
+    /// The one "Docker runs on this root" check: the daemon reports `root`
+    /// as its DockerRootDir (both with symlinks resolved), or the mismatch in words.
+    pub(crate) fn check_root(&self, root: &Path) -> std::result::Result<(), String> {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if canon(&self.docker_root_dir) == canon(root) {
+            return Ok(());
+        }
+        Err(format!("Docker reports DockerRootDir {} instead of {}", self.docker_root_dir.display(), root.display()))
+    }
 }
 
 /// `Containerd` of `GET /info`.

@@ -258,7 +258,7 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
-    let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
+    let info = info.filter(|i| i.check_root(dr).is_ok());
     let cfg = DaemonJson::load(&opts.daemon_json).map_err(BackupError::docker("read daemon.json"))?;
     let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
     let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
