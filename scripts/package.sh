@@ -40,10 +40,21 @@ version() {
 deb() {
     local out=${1:-$root/target/pkg} ver
     ver=$(version)
-    cargo build --release >&2
     stage=$(mktemp -d "${TMPDIR:-/tmp}/dockroot-deb.XXXXXX")
     trap 'rm -rf "$stage"' EXIT
-    local bin=target/release/dockroot
+    # DOCKROOT_PKG_BIN: a release binary built without test-hooks already
+    # (scripts/test.sh keeps one aside, so that packaging during the tests
+    # never rebuilds the binary the other tests run).
+    local bin=${DOCKROOT_PKG_BIN:-}
+    if [[ -z $bin ]]; then
+        cargo build --release >&2
+        bin=target/release/dockroot
+    fi
+    # The fault-injection hooks (feature test-hooks) never ship.
+    if grep -q DOCKROOT_TEST_FAIL_AT "$bin"; then
+        echo "package.sh: $bin was built with test-hooks; run cargo build --release" >&2
+        exit 1
+    fi
     install -D -m 0755 "$bin" "$stage/usr/bin/dockroot"
     strip "$stage/usr/bin/dockroot" 2>/dev/null || true
     "$bin" -q manpages "$stage/usr/share/man/man1"

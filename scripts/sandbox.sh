@@ -25,7 +25,7 @@ state=/var/tmp/dockroot-sandbox-state
 bin=${DOCKROOT:-$repo/target/release/dockroot}
 G=(--service "pidfile:$dir/pid" --data-root "$dir/root" --daemon-config "$dir/daemon.json" --fstab "$state/fstab" --state-dir "$state")
 
-# Shows a command the way the README does, then runs it.
+# Shows a command the way docs/sandbox.md does, then runs it.
 step() {
     echo
     echo "# dockroot ${*//$'\n'/ }" | sed "s|${G[*]}|\$G|"

@@ -12,7 +12,7 @@
 #    and the busybox base-image tarball.
 # 3. Runs the tools' own selftest, then the Rust tests, which read:
 #      DOCKROOT_FIXTURES  the cache directory above
-#      DOCKROOT_BIN       absolute path of target/release/dockroot
+#      DOCKROOT_BIN       absolute path of target/release/dockroot (built with test-hooks)
 #      DOCKROOT_SCRIPTS   absolute path of scripts/lib (loopfs, dockerd, ...)
 #      DOCKROOT_TOOLS     absolute path of tests/tools (treecmp.py, mkfidelity.py)
 # 4. Checks that the run left no process and no mount behind
@@ -29,8 +29,18 @@ if ! bash scripts/setup.sh --check || [[ ! -x target/release/dockroot ]] || ! co
     bash scripts/setup.sh
     [[ -r $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
 fi
-# Cheap when up to date; never test a stale binary.
+# Cheap when up to date; never test a stale binary. The tests inject faults
+# (DOCKROOT_TEST_CRASH_AT/FAIL_AT), which only a test-hooks build obeys; the
+# same features go to nextest below, so it does not rebuild the binary without
+# them. A plain `cargo build --release` (package.sh) rebuilds it without.
+features=(--features test-hooks)
+# The packaging tests must ship a binary without the hooks: one is built and
+# kept aside first, for scripts/package.sh (DOCKROOT_PKG_BIN).
 cargo build --release
+mkdir -p target/pkg-bin
+cp target/release/dockroot target/pkg-bin/dockroot
+export DOCKROOT_PKG_BIN=$root/target/pkg-bin/dockroot
+cargo build --release "${features[@]}"
 
 export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
 export DOCKROOT_BIN=$root/target/release/dockroot
@@ -57,9 +67,9 @@ trap 'rm -f "$DOCKROOT_LEDGER"' EXIT
 
 rc=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --release --no-fail-fast "$@" || rc=$?
+    cargo nextest run --release "${features[@]}" --no-fail-fast "$@" || rc=$?
 else
-    cargo test --release --no-fail-fast "$@" || rc=$?
+    cargo test --release "${features[@]}" --no-fail-fast "$@" || rc=$?
 fi
 if ! bash scripts/lib/leaks.sh check $$; then
     ((rc)) || rc=1

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use crate::manifest::escape::display;
+use crate::util::display::display;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -91,45 +91,9 @@ impl Error {
         Error::Io { step, path: show(root, rel), source }
     }
 
-    /// An error on the *source* side: an entry that no longer exists becomes
-    /// `Changed { what: "vanished" }`, one that another inode or type took the
-    /// place of (a symlink: ELOOP; see `sys::seen`) `Changed { what:
-    /// "replaced" }`. A live walk counts both as races. Destination errors
-    /// never go through here, so they are never excused.
-    pub(crate) fn source(step: &'static str, root: &std::path::Path, rel: &[u8], source: io::Error) -> Error {
-        if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
-            return Error::Changed { path: show(root, rel), what: "vanished" };
-        }
-        if crate::sys::seen::is_race(&source) {
-            return Error::Changed { path: show(root, rel), what: "replaced" };
-        }
-        Error::io(step, root, rel, source)
-    }
-
     /// Whether the error is a race with a writer (the entry vanished or
     /// changed while it was read).
     pub(crate) fn is_race(&self) -> bool {
         matches!(self, Error::Changed { .. })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sys::Kind;
-    use crate::sys::seen::Replaced;
-
-    #[test]
-    fn source_side_races_are_changes_and_other_errors_stay_errors() {
-        let what = |e: io::Error| match Error::source("open", std::path::Path::new("/r"), b"x", e) {
-            Error::Changed { what, .. } => what,
-            other => panic!("not a race: {other}"),
-        };
-        assert_eq!(what(io::Error::from_raw_os_error(libc::ENOENT)), "vanished");
-        assert_eq!(what(io::Error::from_raw_os_error(libc::ENOTDIR)), "vanished");
-        assert_eq!(what(io::Error::from_raw_os_error(libc::ELOOP)), "replaced");
-        assert_eq!(what(io::Error::other(Replaced { saw: Kind::File, found: Kind::Char })), "replaced");
-        let e = Error::source("open", std::path::Path::new("/r"), b"x", io::Error::from_raw_os_error(libc::EIO));
-        assert!(!e.is_race(), "{e}");
     }
 }

@@ -54,9 +54,9 @@ fn main() {
         Command::Rollback(a) => cli::relocate::rollback(a, g, &out, progress.as_ref()),
         Command::Finalize(a) => cli::relocate::finalize(a, g, &out, progress.as_ref()),
         Command::Backup(a) => cli::archive_cmds::backup(a, g, &out, progress.as_ref()),
-        Command::Restore(a) if a.volume.is_some() => {
-            cli::pieces::restore_volume(a, g, &out, progress.as_ref(), |q| cli::archive_cmds::confirm(a.yes, q, false))
-        }
+        Command::Restore(a) if a.volume.is_some() => cli::pieces::restore_volume(a, g, &out, progress.as_ref(), |q| {
+            cli::output::confirm(a.yes, q, false).map_err(anyhow::Error::msg)
+        }),
         Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
         Command::Extract(a) => cli::pieces::extract(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),

@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use dockroot::archive::WriterOptions;
-use dockroot::archive::meta::BackupMeta;
 use dockroot::docker::snapshot::DockerState;
+use dockroot::plan::backup::meta::BackupMeta;
 use dockroot::plan::backup::write_archive;
 
 use crate::systemd_host::SystemdHost;

@@ -19,7 +19,6 @@ pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod header;
-pub mod meta;
 pub mod overlay;
 pub mod phase2;
 pub mod phases;

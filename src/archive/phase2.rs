@@ -26,7 +26,7 @@
 //!   GNU tar cannot replace a non-empty directory (without
 //!   `--recursive-unlink`, which would also empty every directory phase 2
 //!   appends again), so a restore by hand empties it with the list and then
-//!   extracts that one name again (README). dockroot's extractor replaces
+//!   extracts that one name again (docs/archive.md). dockroot's extractor replaces
 //!   the whole subtree and skips those names (their parent is no longer a
 //!   directory; it never follows a symlink there).
 

@@ -12,10 +12,11 @@ use super::commands::print_report;
 use super::exit;
 use super::output::{Output, bytes};
 use super::{BackupArgs, BindsArg, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotArg, VerifyArgs};
-use dockroot::archive::meta::{BackupMeta, BindTree, SkippedBind};
 use dockroot::archive::restic::{Keep, Restic};
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
+use dockroot::plan::backup::meta::BackupMeta;
+use dockroot::plan::backup::meta::{BindTree, SkippedBind};
 use dockroot::plan::backup::snapshot::Request;
 use dockroot::plan::backup::stream::ResticTarget;
 use dockroot::plan::backup::{self as bk, BackupOptions};
@@ -78,6 +79,7 @@ fn backup_options(a: &BackupArgs, g: &Global) -> Result<BackupOptions> {
         data_root: g.data_root.clone(),
         service: service(g),
         api: api(g),
+        daemon_json: g.daemon_json(),
         output: a.output.clone().unwrap_or_else(|| "-".into()),
         keep: a.keep,
         // A rootless daemon's configuration is its user's, not /etc/docker.
@@ -236,23 +238,6 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     }
 }
 
-/// Asks on a TTY; without one, `--yes` is required.
-pub(crate) fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if stdin_is_data || !std::io::stdin().is_terminal() {
-        bail!("{question}: no terminal to ask on; pass --yes to confirm");
-    }
-    super::output::err_text(&format!("{question} [y/N] "));
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).context("read the answer")?;
-    if !matches!(line.trim(), "y" | "Y" | "yes") {
-        bail!("not confirmed; nothing was changed");
-    }
-    Ok(())
-}
-
 /// A missing archive file is a typo, not a damaged archive: say so before
 /// anything else reads it.
 pub(crate) fn archive_exists(p: &Path) -> Result<()> {
@@ -335,7 +320,8 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
         return Ok(0);
     }
     let dr = g.data_root.as_ref().map_or("the data-root".into(), |d| d.display().to_string());
-    confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))?;
+    super::output::confirm(a.yes, &format!("replace {dr} with the contents of {}?", a.archive.display()), a.archive == Path::new("-"))
+        .map_err(anyhow::Error::msg)?;
     let s = rs::restore(&opts, progress)?;
     for w in &s.warnings {
         out.problem(&format!("warning: {w}"));

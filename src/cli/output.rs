@@ -104,6 +104,23 @@ pub fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// Asks `question` y/N on the terminal unless `yes`; without a terminal to
+/// ask on (or with the archive on stdin) only `--yes` confirms. `Err` is the
+/// refusal to print (exit code 2: nothing was changed).
+pub fn confirm(yes: bool, question: &str, stdin_is_data: bool) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    if yes {
+        return Ok(());
+    }
+    if stdin_is_data || !std::io::stdin().is_terminal() {
+        return Err(format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
+    }
+    err_text(&format!("{question} [y/N] "));
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") { Ok(()) } else { Err("aborted; nothing was changed".into()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::output::{Output, bytes};
 use super::{ExtractArgs, Global, RestoreArgs, exit};
-use dockroot::archive::meta::BackupMeta;
 use dockroot::archive::phases::TreeSize;
 use dockroot::archive::pick::Pick;
+use dockroot::plan::backup::meta::BackupMeta;
 use dockroot::plan::restore::piece;
 use dockroot::plan::restore::volume::{self, VolumeOptions};
 use dockroot::progress::Progress;

@@ -2,7 +2,6 @@
 //! Builds the plan's [`Env`] from the global options, asks for confirmation,
 //! prints the plan and the outcome (human lines or `--json`).
 
-use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -54,22 +53,10 @@ fn fail(out: &Output, e: &PlanError) -> i32 {
 
 /// Asks y/N on a TTY unless --yes; refuses without a TTY.
 fn confirm(c: &ConfirmArgs, out: &Output, question: &str) -> Option<i32> {
-    if c.yes {
-        return None;
-    }
-    if !std::io::stdin().is_terminal() {
-        out.problem(&format!("{question}: not confirmed; stdin is not a terminal, pass --yes to proceed"));
-        return Some(exit::REFUSED);
-    }
-    super::output::err_text(&format!("{question} [y/N] "));
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    if matches!(line.trim(), "y" | "Y" | "yes") {
-        None
-    } else {
-        out.problem("aborted; nothing was changed");
-        Some(exit::REFUSED)
-    }
+    super::output::confirm(c.yes, question, false).err().map(|msg| {
+        out.problem(&msg);
+        exit::REFUSED
+    })
 }
 
 pub fn status(a: &StatusArgs, g: &Global, out: &Output) -> Result<i32> {

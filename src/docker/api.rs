@@ -7,7 +7,7 @@
 use super::error::{DockerError, Result};
 use super::http;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The socket dockerd listens on by default.
@@ -51,6 +51,19 @@ impl Info {
     /// (it then reports its `<uid>.<gid>` subtree).
     pub fn data_root(&self) -> PathBuf {
         super::userns::data_root_of(&self.docker_root_dir, self.remapped())
+    }
+}
+
+impl Info {
+    /// The one "Docker runs on this root" check: the daemon reports `root`
+    /// as its data-root (DockerRootDir, or its parent for a userns-remapped
+    /// engine's subtree; both with symlinks resolved), or the mismatch in words.
+    pub(crate) fn check_root(&self, root: &Path) -> std::result::Result<(), String> {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if canon(&self.data_root()) == canon(root) {
+            return Ok(());
+        }
+        Err(format!("Docker reports DockerRootDir {} instead of {}", self.docker_root_dir.display(), root.display()))
     }
 }
 

@@ -15,7 +15,7 @@ use super::layout::{self, Layout};
 use super::unit::{self, DATA_ROOT_FLAGS, STORAGE_DRIVER_FLAGS, USERNS_REMAP_FLAGS};
 use super::{DEFAULT_DAEMON_JSON, DEFAULT_DATA_ROOT};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where to look. [`Default`] is the real host.
 #[derive(Debug, Clone)]
@@ -100,6 +100,16 @@ pub struct Discovery {
 }
 
 /// Discovers the data-root. Fails only when daemon.json exists but is invalid.
+/// The data-root: as given, or discovered the way dockerd would find it
+/// (`daemon_json` is the one --daemon-config names).
+pub(crate) fn data_root(given: Option<&Path>, daemon_json: &Path, api: &DockerApi) -> Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
+    }
+    let opts = DiscoverOptions { daemon_json: daemon_json.into(), api: Some(api.clone()), ..Default::default() };
+    Ok(discover(&opts)?.data_root)
+}
+
 pub fn discover(opts: &DiscoverOptions) -> Result<Discovery> {
     let cfg = DaemonJson::load(&opts.daemon_json)?;
     // The snap's unit when it is the only Docker installed.

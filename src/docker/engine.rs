@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::api::Info;
 use super::containerd::{self, Dirs, Serving};
 use super::daemon_json::DaemonJson;
-use super::error::DockerError;
+use super::error::{DockerError, ImagesOutside};
 use super::facts;
 
 /// `DriverStatus` `driver-type` of the containerd image store.
@@ -149,30 +149,6 @@ pub(crate) fn store_pin(want: ImageStore, cfg: &DaemonJson, engine_major: Option
     let mut pinned = cfg.clone();
     pinned.set_containerd_snapshotter(want == ImageStore::Containerd);
     Some(pinned)
-}
-
-/// Why a backup or move is refused: the images are in containerd's root,
-/// outside the data-root.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Docker uses the containerd image store (from {evidence}): its images, layers and containers' writable layers are in \
-     containerd's root {} ({bytes} bytes), outside the data-root {}{}. dockroot cannot {operation} that store yet, and doing it \
-     for the data-root alone would lose them. Keep {} with its own copy (stop docker and containerd first), or `docker save` \
-     the images you need",
-    root.display(),
-    data_root.display(),
-    if others.is_empty() { String::new() } else { format!("; namespaces other than Docker's share it: {}", others.join(", ")) },
-    root.display()
-)]
-pub struct ImagesOutside {
-    pub operation: &'static str,
-    pub data_root: PathBuf,
-    pub root: PathBuf,
-    pub bytes: u64,
-    /// How the image store was found.
-    pub evidence: String,
-    /// containerd namespaces other than Docker's.
-    pub others: Vec<String>,
 }
 
 /// Inputs of [`inspect`] (tests point them at fixtures).

@@ -52,5 +52,29 @@ pub enum DockerError {
     Ambiguous { choices: String },
     /// The containerd image store keeps Docker's images outside the data-root.
     #[error("{0}")]
-    ImagesOutsideDataRoot(Box<super::engine::ImagesOutside>),
+    ImagesOutsideDataRoot(Box<ImagesOutside>),
+}
+
+/// Why a backup or move is refused: the images are in containerd's root,
+/// outside the data-root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Docker uses the containerd image store (from {evidence}): its images, layers and containers' writable layers are in \
+     containerd's root {} ({bytes} bytes), outside the data-root {}{}. dockroot cannot {operation} that store yet, and doing it \
+     for the data-root alone would lose them. Keep {} with its own copy (stop docker and containerd first), or `docker save` \
+     the images you need",
+    root.display(),
+    data_root.display(),
+    if others.is_empty() { String::new() } else { format!("; namespaces other than Docker's share it: {}", others.join(", ")) },
+    root.display()
+)]
+pub struct ImagesOutside {
+    pub operation: &'static str,
+    pub data_root: PathBuf,
+    pub root: PathBuf,
+    pub bytes: u64,
+    /// How the image store was found.
+    pub evidence: String,
+    /// containerd namespaces other than Docker's.
+    pub others: Vec<String>,
 }

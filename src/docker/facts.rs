@@ -94,10 +94,13 @@ pub(crate) fn is_uid_gid(name: &str) -> bool {
     name.split_once('.').is_some_and(|(u, g)| num(u) && num(g))
 }
 
+/// Infix of a tree a move or restore set aside: `<data-root>.dockroot-old-<UTC time>`.
+pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
+
 /// `<data-root>.dockroot-old-*` siblings: trees a move or restore set aside.
 pub(crate) fn old_trees(data_root: &Path) -> Vec<PathBuf> {
     let (Some(parent), Some(name)) = (data_root.parent(), data_root.file_name()) else { return Vec::new() };
-    let prefix = format!("{}.dockroot-old-", name.to_string_lossy());
+    let prefix = format!("{}{OLD_INFIX}", name.to_string_lossy());
     let mut v: Vec<PathBuf> = std::fs::read_dir(parent)
         .into_iter()
         .flatten()

@@ -4,11 +4,11 @@
 
 use std::cmp::Ordering;
 
-use super::escape::display;
 use super::format::{Body, Record, hex};
 use super::order;
 use super::reader::Reader;
 use crate::error::Result;
+use crate::util::display::display;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -31,11 +31,7 @@ pub struct Env {
 impl Env {
     /// The data-root: as given, or discovered the way dockerd would find it.
     pub(crate) fn data_root(&self) -> Result<PathBuf> {
-        if let Some(d) = &self.data_root {
-            return Ok(d.clone());
-        }
-        let opts = discover::DiscoverOptions { daemon_json: self.daemon_json.clone(), api: Some(self.api.clone()), ..Default::default() };
-        Ok(discover::discover(&opts).map_err(PlanError::docker("discover"))?.data_root)
+        discover::data_root(self.data_root.as_deref(), &self.daemon_json, &self.api).map_err(PlanError::docker("discover"))
     }
 
     pub(crate) fn ctx(&self, data_root: &Path) -> ServiceContext {

@@ -21,4 +21,5 @@ pub mod status;
 pub use self::core::error::{PlanError, Result};
 pub use self::core::journal::{Method, StateDir};
 pub use env::{DEFAULT_DROPIN, Env};
-pub use r#move::preflight::{MovePlan, MoveRequest, PlannedStep, preflight};
+pub use r#move::MoveRequest;
+pub use r#move::preflight::{MovePlan, PlannedStep, preflight};

@@ -10,6 +10,8 @@
 //! docker.service and no socket, and systemctl refuses to stop a unit that
 //! is not loaded, so the units are asked for their LoadState first.
 
+use std::path::Path;
+
 use super::command::{CommandRunner, SystemRunner, display};
 use super::error::{Result, ServiceError};
 use super::wait::Timing;
@@ -144,6 +146,29 @@ impl<R: CommandRunner> Systemd<R> {
 /// name itself when it is unknown (journalctl then matches nothing).
 fn uid_of(user: &str) -> String {
     nix::unistd::User::from_name(user).ok().flatten().map_or_else(|| user.to_string(), |u| u.uid.to_string())
+}
+
+/// Makes systemd read a changed drop-in (only for drop-ins under systemd's
+/// own directories on a host that runs systemd): the system manager for
+/// /etc/systemd, the user's manager for a user's `~/.config/systemd/user`
+/// (rootless Docker; the user is the owner of that directory).
+pub(crate) fn daemon_reload(dropin: &Path) {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return;
+    }
+    if dropin.starts_with("/etc/systemd") {
+        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
+    } else if let Some(user) = unit_dir_owner(dropin) {
+        let _ = std::process::Command::new("systemctl").args(["--user", &format!("--machine={user}@"), "daemon-reload"]).status();
+    }
+}
+
+/// The owner of the `.config/systemd/user` directory above a user's drop-in.
+fn unit_dir_owner(dropin: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = dropin.ancestors().find(|a| a.ends_with(".config/systemd/user"))?;
+    let uid = std::fs::metadata(dir).ok()?.uid();
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
 }
 
 /// One state per line of `systemctl is-active` output.

@@ -11,6 +11,12 @@ use super::stat::{Kind, Timespec};
 
 use super::check;
 
+/// The path of an open fd in /proc: a "magic link" that resolves to that very
+/// inode, whatever its names are now.
+pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
 fn openat_raw(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: valid fd and NUL-terminated name; on success we own the new fd.
     let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?;
@@ -124,7 +130,7 @@ fn chmod_through_proc(dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> io::Result
     if super::stat::fstat(fd.as_fd())?.kind == Kind::Symlink {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    let path = super::cstr(super::seen::fd_path(fd.as_fd()).as_bytes())?;
+    let path = super::cstr(fd_path(fd.as_fd()).as_bytes())?;
     // SAFETY: NUL-terminated path; the magic link leads to the inode checked above.
     check(unsafe { libc::chmod(path.as_ptr(), perm as libc::mode_t) }).map(drop)
 }

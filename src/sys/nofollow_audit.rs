@@ -4,7 +4,7 @@
 //! NOFOLLOW flag or `O_PATH`, address the directory itself (`DOT`), or be in
 //! [`ALLOWED`] with the reason it cannot follow a symlink; none may pass
 //! `AT_SYMLINK_FOLLOW`. Every `xattr::*_deref` call must go through an fd's
-//! /proc magic link (a variable `magic` bound to `seen::fd_path`); the
+//! /proc magic link (a variable `magic` bound to `fs::fd_path`); the
 //! crate's other calls are the `l*xattr` ones, which never follow. A new call
 //! that fits none of these fails here until it is made safe or its reason
 //! written down.
@@ -64,7 +64,7 @@ fn safe(name: &str, args: &str) -> Option<&'static str> {
         return None;
     }
     if name.ends_with("_deref") {
-        // `magic` is only ever bound to `seen::fd_path(fd)`: see the test below.
+        // `magic` is only ever bound to `fs::fd_path(fd)`: see the test below.
         return args.contains("&magic").then_some("through an fd's /proc magic link");
     }
     if args.contains("NOFOLLOW") || args.contains("O_PATH") {
@@ -97,7 +97,7 @@ fn no_fd_relative_call_in_sys_can_follow_a_symlink() {
         }
         let src = std::fs::read_to_string(&p).unwrap();
         for (n, l) in src.lines().enumerate().filter(|(_, l)| l.contains("let magic ")) {
-            assert!(l.contains("seen::fd_path("), "{}:{}: `magic` must name an fd's /proc magic link", p.display(), n + 1);
+            assert!(l.contains("fs::fd_path("), "{}:{}: `magic` must name an fd's /proc magic link", p.display(), n + 1);
         }
         for (name, args) in calls(&src) {
             seen += 1;

@@ -80,12 +80,6 @@ pub fn open_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(O
     Ok((fd, now))
 }
 
-/// The path of an open fd in /proc: a "magic link" that resolves to that very
-/// inode, whatever its names are now.
-pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
 /// Opens for reading the regular file `name` in `dir` that the walker saw as
 /// `seen`; anything else (a device, fifo, symlink or another file put in its
 /// place) is a [`Replaced`] error and is never opened for I/O. Returns the

@@ -44,7 +44,7 @@ fn collect<I: Iterator<Item = OsString>>(list: io::Result<I>, get: impl Fn(&OsSt
 /// Reads every xattr of the inode behind an `O_PATH` fd (any type, symlinks
 /// included): through its /proc magic link, which leads to that inode only.
 pub fn read_path_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
-    let magic = super::seen::fd_path(fd);
+    let magic = super::fs::fd_path(fd);
     collect(xattr::list_deref(&magic), |n| xattr::get_deref(&magic, n))
 }
 

@@ -7,8 +7,8 @@ use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::manifest::escape::display;
 use crate::sys::{self, Kind, Meta, xattr::Xattrs};
+use crate::util::display::display;
 
 /// The metadata to apply.
 pub(crate) struct Attrs<'a> {

@@ -5,45 +5,11 @@
 //! being worked on and the wait cannot deadlock.
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
-use super::node::DirNode;
-
-/// Where the head of a group ended up in the destination.
-pub(crate) struct HeadPlace {
-    pub dir: Arc<DirNode>,
-    pub name: CString,
-}
-
-/// Published once by the head's worker: `Some(place)`, or `None` when the head
-/// failed (its members then fail too, with a pointer to the head's error).
-#[derive(Default)]
-pub struct LinkSlot {
-    state: Mutex<Option<Option<HeadPlace>>>,
-    ready: Condvar,
-}
-
-impl LinkSlot {
-    pub(crate) fn publish(&self, place: Option<HeadPlace>) {
-        *self.state.lock().unwrap() = Some(place);
-        self.ready.notify_all();
-    }
-
-    /// Waits for the head and calls `f` with its place.
-    pub(crate) fn with_head<R>(&self, f: impl FnOnce(Option<&HeadPlace>) -> R) -> R {
-        let mut g = self.state.lock().unwrap();
-        while g.is_none() {
-            g = self.ready.wait(g).unwrap();
-        }
-        f(g.as_ref().unwrap().as_ref())
-    }
-}
-
-pub enum LinkRole {
-    Head(Arc<LinkSlot>),
-    Member { head_rel: Vec<u8>, slot: Arc<LinkSlot> },
-}
+// The link types live with the work items that carry them (node.rs).
+pub(crate) use super::node::HeadPlace;
+pub use super::node::{LinkRole, LinkSlot};
 
 struct Group {
     head_rel: Vec<u8>,

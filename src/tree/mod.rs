@@ -9,6 +9,7 @@ pub mod links;
 pub mod node;
 pub mod pool;
 pub mod queue;
+mod race;
 pub mod remap;
 pub mod scan;
 pub mod split;

@@ -8,9 +8,8 @@
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use super::links::LinkRole;
 use crate::manifest::Record;
 use crate::sys::Meta;
 
@@ -58,4 +57,39 @@ pub struct Item {
     pub link: Option<LinkRole>,
     /// The record of this path in a baseline manifest (delta copies).
     pub baseline: Option<Record>,
+}
+
+/// Where the head of a group ended up in the destination.
+pub(crate) struct HeadPlace {
+    pub dir: Arc<DirNode>,
+    pub name: CString,
+}
+
+/// Published once by the head's worker: `Some(place)`, or `None` when the head
+/// failed (its members then fail too, with a pointer to the head's error).
+#[derive(Default)]
+pub struct LinkSlot {
+    state: Mutex<Option<Option<HeadPlace>>>,
+    ready: Condvar,
+}
+
+impl LinkSlot {
+    pub(crate) fn publish(&self, place: Option<HeadPlace>) {
+        *self.state.lock().unwrap() = Some(place);
+        self.ready.notify_all();
+    }
+
+    /// Waits for the head and calls `f` with its place.
+    pub(crate) fn with_head<R>(&self, f: impl FnOnce(Option<&HeadPlace>) -> R) -> R {
+        let mut g = self.state.lock().unwrap();
+        while g.is_none() {
+            g = self.ready.wait(g).unwrap();
+        }
+        f(g.as_ref().unwrap().as_ref())
+    }
+}
+
+pub enum LinkRole {
+    Head(Arc<LinkSlot>),
+    Member { head_rel: Vec<u8>, slot: Arc<LinkSlot> },
 }

@@ -8,4 +8,5 @@ pub mod metrics;
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
+pub mod display;
 pub mod idmap;

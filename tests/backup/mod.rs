@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 
 use crate::util::*;
 use dockroot::archive::WriterOptions;
-use dockroot::archive::meta::BackupMeta;
 use dockroot::manifest::Body;
-use dockroot::manifest::escape::display;
+use dockroot::plan::backup::meta::BackupMeta;
 use dockroot::plan::backup::write_archive;
+use dockroot::util::display::display;
 
 /// A private dockerd in a short directory under /tmp; stopped on drop.
 pub(crate) struct Daemon {

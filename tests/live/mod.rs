@@ -1,6 +1,6 @@
 //! Live two-phase backups (issue 10): phase 1 while the tree changes, phase 2
 //! on the stopped tree, restored by dockroot and by GNU tar plus the one
-//! command that applies the deletion list (README).
+//! command that applies the deletion list (docs/archive.md).
 
 mod docker;
 
@@ -15,11 +15,11 @@ use dockroot::archive::phase2::{DeletionList, phase1, phase2};
 use dockroot::archive::records::Spool;
 use dockroot::archive::{self, ArchiveWriter, TreeSource, WriterOptions};
 
-/// The README's command that applies the deletion list in DIR, after GNU tar
+/// The command of docs/archive.md that applies the deletion list in DIR, after GNU tar
 /// extracted the archive there.
 pub const APPLY_DELETIONS: &str = r#"tar --zstd -xOf "$A" .dockroot/deleted | xargs -0r sh -c 'for p; do d=${p%/*}; touch -r "$d" .dockroot/t && rm -rf -- "$p" && touch -r .dockroot/t "$d"; done' sh"#;
 
-/// The README's restore by hand into `dir`: GNU tar, the deletion list, and
+/// The restore by hand of docs/archive.md into `dir`: GNU tar, the deletion list, and
 /// for each directory that became a non-directory between the phases (GNU tar
 /// reports `Cannot open: File exists`, the list emptied it) that name and its
 /// parent extracted again.
@@ -97,7 +97,7 @@ mkdir -p brand/new; echo n > brand/new/f; truncate -s 5M brand/sparse
 
 /// A meta.json for an archive of `root`.
 fn meta(root: &Path) -> Vec<u8> {
-    let meta = dockroot::archive::meta::BackupMeta {
+    let meta = dockroot::plan::backup::meta::BackupMeta {
         format: 1,
         tool: "dockroot".into(),
         tool_version: "0".into(),

@@ -2,7 +2,7 @@
 //! `restic backup --stdin` on two nights with a small change in between,
 //! then `restic dump … | dockroot restore -`, compared with the independent
 //! comparer. Prints what each night added to the repository, the figure the
-//! README quotes.
+//! docs/restic.md quotes.
 
 use std::path::Path;
 use std::process::Command;

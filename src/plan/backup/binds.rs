@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use super::error::{BackupError, Result};
 use crate::archive::TreeSource;
 use crate::archive::layout::Tree;
-use crate::archive::meta::{BindKind, BindTree, SkippedBind};
 use crate::docker::api::DockerApi;
 use crate::docker::mountinfo;
 use crate::docker::mounts::{self, BindClass, Carried, SourceKind};
+use crate::plan::backup::meta::{BindKind, BindTree, SkippedBind};
 
 /// `--binds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

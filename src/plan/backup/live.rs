@@ -19,14 +19,13 @@ use serde::Serialize;
 
 use super::error::Result;
 use super::stream::{ResticTarget, Stream};
-use super::{commit, open_partial};
-use crate::archive::meta::BackupMeta;
+use super::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::phase2::PhaseStats;
 use crate::archive::trees::{Phase1, phase1_trees};
 use crate::archive::{ArchiveError, ArchiveWriter, TreeSource, WriterOptions};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
-use crate::util::atomic;
 
 /// What each phase wrote: reported by `backup` (human, `--json`) and kept
 /// in the journal.
@@ -66,15 +65,12 @@ pub(crate) fn backup_live(
         let ((phases, len), downtime) = write_live(|| Stream::open(restic, meta), input, window, progress, close)?;
         return Ok((phases, downtime, len));
     };
-    let partial = atomic::with_suffix(path, ".partial");
+    let partial = partial_path(path);
     // Opened inside the journaled phase 1 and renamed inside the journaled
     // commit: a rollback after a kill anywhere in between removes it.
     let commit = |(f, p): (std::fs::File, LivePhases)| Ok((p, commit(f, &partial, path)?));
     let r = write_live(|| Ok(open_partial(path)?.0), input, window, progress, commit).map_err(|e| e.naming_output(&partial));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    let ((phases, len), downtime) = r?;
+    let ((phases, len), downtime) = or_remove_partial(path, r)?;
     Ok((phases, downtime, len))
 }
 

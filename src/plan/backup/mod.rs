@@ -10,6 +10,7 @@
 pub mod binds;
 pub mod error;
 pub mod live;
+pub mod meta;
 pub mod snapshot;
 pub mod stores;
 pub mod stream;
@@ -23,14 +24,15 @@ use serde::Serialize;
 
 use self::error::{BackupError, Result};
 use self::snapshot::{self as snap, Capture, Choice, Request};
+use self::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::layout::Tree;
-use crate::archive::meta::{BackupMeta, META_FORMAT};
 use crate::archive::{self, ArchiveError, TreeSource, WriterOptions};
 use crate::docker::api::{DockerApi, Info};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{discover, facts, userns};
+use crate::plan::backup::meta::{BackupMeta, META_FORMAT};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -53,6 +55,8 @@ pub struct BackupOptions {
     pub data_root: Option<PathBuf>,
     pub service: ServiceKind,
     pub api: DockerApi,
+    /// daemon.json (--daemon-config): where the data-root and the image store are read from.
+    pub daemon_json: PathBuf,
     /// A file, a directory (existing, or ending in `/`), or `-` for stdout.
     pub output: PathBuf,
     /// With a directory output: keep only the newest N dockroot archives.
@@ -127,12 +131,8 @@ pub struct BackupSummary {
 use crate::util::hostname;
 
 /// The data-root: as given, or discovered the way dockerd would find it.
-pub(crate) fn data_root(given: Option<&Path>, api: &DockerApi) -> Result<PathBuf> {
-    if let Some(d) = given {
-        return Ok(d.to_path_buf());
-    }
-    let opts = discover::DiscoverOptions { api: Some(api.clone()), ..Default::default() };
-    Ok(discover::discover(&opts).map_err(BackupError::docker("discover the data-root"))?.data_root)
+pub(crate) fn data_root(given: Option<&Path>, daemon_json: &Path, api: &DockerApi) -> Result<PathBuf> {
+    discover::data_root(given, daemon_json, api).map_err(BackupError::docker("discover the data-root"))
 }
 
 fn is_dir_output(p: &Path) -> bool {
@@ -169,7 +169,7 @@ pub(crate) fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
 
 /// Computes what a backup will do; changes nothing.
 pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
-    let dr = data_root(opts.data_root.as_deref(), &opts.api)?;
+    let dr = data_root(opts.data_root.as_deref(), &opts.daemon_json, &opts.api)?;
     if !dr.is_dir() {
         return Err(BackupError::Refused(format!("data-root {} is not a directory", dr.display())));
     }
@@ -257,9 +257,8 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // Only a daemon that owns this data-root describes it (a system dockerd
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
-    let info = info.filter(|i| std::fs::canonicalize(i.data_root()).is_ok_and(|p| p == dr));
-    let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
-    let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
+    let info = info.filter(|i| i.check_root(dr).is_ok());
+    let cfg = DaemonJson::load(&opts.daemon_json).map_err(BackupError::docker("read daemon.json"))?;
     let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
     let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
@@ -372,7 +371,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
         data_root: &dr,
         svc: svc.as_ref(),
         api: &opts.api,
-        creates: plan.output.iter().map(|p| atomic::with_suffix(p, ".partial")).collect(),
+        creates: plan.output.iter().map(|p| partial_path(p)).collect(),
     };
     let method = match &mode {
         Mode::Snapshot(c) => c.first().map(|c| c.method.name().to_string()),
@@ -542,47 +541,7 @@ pub fn capture(
 fn write_file<T>(path: &Path, write: impl FnOnce(std::fs::File) -> Result<(std::fs::File, T)>) -> Result<(T, u64)> {
     let (f, partial) = open_partial(path)?;
     let r: Result<_> = write(f).map_err(|e| e.naming_output(&partial)).and_then(|(f, v)| Ok((v, commit(f, &partial, path)?)));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    r
-}
-
-/// Creates `path.partial` (mode 0600), where an archive is written before
-/// [`commit`] gives it its name.
-pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-    }
-    let partial = atomic::with_suffix(path, ".partial");
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode_0600()
-        .open(&partial)
-        .map_err(BackupError::io("create", &partial))?;
-    Ok((f, partial))
-}
-
-/// Fsyncs a complete archive, renames it from `partial` to `path` and
-/// fsyncs the directory, so the name survives a crash; returns its size.
-pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
-    f.sync_all().map_err(BackupError::io("fsync", partial))?;
-    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
-    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
-    atomic::sync_parent(path).map_err(|e| BackupError::Io { step: "fsync the directory of", path: path.into(), err: e.source })?;
-    Ok(len)
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
+    or_remove_partial(path, r)
 }
 
 #[cfg(test)]
@@ -601,6 +560,7 @@ mod tests {
             data_root: Some(src.path().to_path_buf()),
             service: ServiceKind::None,
             api: DockerApi::new("/nonexistent.sock"),
+            daemon_json: d.path().join("daemon.json"),
             output: d.path().to_path_buf(),
             keep: Some(2),
             config: false,

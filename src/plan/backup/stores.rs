@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{BackupError, Result};
-use crate::archive::meta::StoreTree;
 use crate::docker::engine::EngineFacts;
+use crate::plan::backup::meta::StoreTree;
 
 /// The containerd root a backup of `data_root` must carry, or None when the
 /// images are in the data-root. Refuses a store shared with other

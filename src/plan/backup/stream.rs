@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::error::{BackupError, Result};
-use crate::archive::meta::BackupMeta;
 use crate::archive::restic::{Keep, PARTIAL_TAG, Restic, TAG, Upload};
 use crate::archive::{self, ArchiveError};
 use crate::docker::engine::ImageStore;
+use crate::plan::backup::meta::BackupMeta;
 use crate::progress::Progress;
 
 /// `--restic REPO` with its retention.

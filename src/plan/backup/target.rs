@@ -2,10 +2,13 @@
 //! (`/mnt/backpu/…`) must not silently put the archive on the root disk, so
 //! the directory that receives the archive has to exist already, and an
 //! archive on the data-root's own filesystem draws a warning: it would not
-//! survive the reinstall or disk loss it is usually made for.
+//! survive the reinstall or disk loss it is usually made for. The archive is
+//! written to `FILE.partial` and gets its name only once complete.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::util::atomic;
 
 use super::error::{BackupError, Result};
 
@@ -40,6 +43,60 @@ pub(crate) fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result
             data_root.display()
         )
     }))
+}
+
+/// Where the archive for `path` is written until [`commit`] names it.
+pub(super) fn partial_path(path: &Path) -> PathBuf {
+    atomic::with_suffix(path, ".partial")
+}
+
+/// `r`, after removing the partial file of `path` when `r` is an error.
+pub(super) fn or_remove_partial<T>(path: &Path, r: Result<T>) -> Result<T> {
+    if r.is_err() {
+        let _ = std::fs::remove_file(partial_path(path));
+    }
+    r
+}
+
+/// Creates `path.partial` (mode 0600), where an archive is written before
+/// [`commit`] gives it its name.
+pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+    }
+    let partial = partial_path(path);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode_0600()
+        .open(&partial)
+        .map_err(BackupError::io("create", &partial))?;
+    Ok((f, partial))
+}
+
+/// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
+pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
+    f.sync_all().map_err(BackupError::io("fsync", partial))?;
+    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
+    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    // The name survives a crash only once its directory is synced (issue 17: --keep).
+    crate::util::atomic::sync_parent(path).map_err(|e| BackupError::Io {
+        step: "fsync the directory of",
+        path: path.into(),
+        err: e.source,
+    })?;
+    Ok(len)
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
 }
 
 #[cfg(test)]

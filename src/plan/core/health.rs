@@ -44,11 +44,7 @@ pub(crate) fn check(api: &DockerApi, expected: &Path, before: Option<&DockerStat
     if !api.ping() {
         return Err(h(format!("Docker does not answer on {}", api.socket.display())));
     }
-    let info = api.info().map_err(PlanError::docker("health"))?;
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if canon(&info.data_root()) != canon(expected) {
-        return Err(h(format!("Docker reports DockerRootDir {} instead of {}", info.docker_root_dir.display(), expected.display())));
-    }
+    api.info().map_err(PlanError::docker("health"))?.check_root(expected).map_err(h)?;
     let Some(before) = before else { return Ok(()) };
     for c in before.containers.iter().filter(|c| c.state == "running" && !restarts(&c.restart_policy)) {
         progress.warn(&format!(

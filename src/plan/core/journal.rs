@@ -428,32 +428,11 @@ impl Journal {
     /// A move journal with every path below `dir`, for unit tests.
     pub(crate) fn for_test(dir: &Path, method: Method) -> Journal {
         Journal {
-            version: VERSION,
             id: "t".into(),
-            operation: "move".into(),
-            outcome: Outcome::InProgress,
-            data_root: dir.join("root"),
-            target: dir.join("target"),
-            method,
-            rewrite_argv: false,
-            service: None,
             socket: dir.join("sock"),
             fstab: dir.join("fstab"),
             daemon_json: dir.join("daemon.json"),
-            dropin: None,
-            steps: vec![],
-            backups: Backups::default(),
-            old_tree: None,
-            downtime_seconds: None,
-            archive: None,
-            snapshot: None,
-            phases: None,
-            containerd_move: None,
-            volume: None,
-            before: None,
-            sources: Vec::new(),
-            finished_at: None,
-            kept_aside: Vec::new(),
+            ..Journal::new("move", String::new(), dir.join("root"), dir.join("target"), method)
         }
     }
 }

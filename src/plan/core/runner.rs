@@ -116,7 +116,7 @@ pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progr
                 state.save(j)?;
             }
             if let Intent::EditFile { path, .. } = it {
-                crate::plan::r#move::switch::daemon_reload(path);
+                crate::service::systemd::daemon_reload(path);
             }
         }
         j.steps[i].state = StepState::Undone;

@@ -198,14 +198,11 @@ fn start(w: &Window, progress: &dyn Progress) -> Result<()> {
 /// Waits (up to 60 s) for the API to answer and report `root` as its
 /// DockerRootDir: the end of the downtime.
 pub(crate) fn answering_on(api: &DockerApi, root: &Path) -> std::result::Result<(), String> {
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        match api.info() {
-            Ok(i) if canon(&i.data_root()) == canon(root) => return Ok(()),
-            Ok(i) if Instant::now() >= deadline => {
-                return Err(format!("Docker reports DockerRootDir {} instead of {}", i.docker_root_dir.display(), root.display()));
-            }
+        match api.info().map(|i| i.check_root(root)) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(mismatch)) if Instant::now() >= deadline => return Err(mismatch),
             Err(e) if Instant::now() >= deadline => return Err(format!("Docker does not answer on {}: {e}", api.socket.display())),
             _ => std::thread::sleep(std::time::Duration::from_millis(100)),
         }

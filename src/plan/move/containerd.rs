@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::preflight::{MoveRequest, SPACE_MARGIN_PERCENT, check_not_own_fs, check_target};
+use super::MoveRequest;
+use super::checks::{SPACE_MARGIN_PERCENT, check_not_own_fs, check_target};
 use super::probe;
 use crate::docker::containerd::CONFIG_FILE;
 use crate::docker::engine::EngineFacts;

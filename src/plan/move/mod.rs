@@ -24,6 +24,7 @@
 //! walks check for it, see [`crate::plan::core::signal`]); past the stop
 //! the move then undoes itself and starts Docker on the old data.
 
+pub mod checks;
 pub mod containerd;
 pub mod finalize;
 pub mod precopy;
@@ -39,7 +40,6 @@ use serde::Serialize;
 
 use self::precopy::Passes;
 use self::preflight::MovePlan;
-use self::switch::Runner;
 use crate::audit::verify_tree_since;
 use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::snapshot::DockerState;
@@ -47,12 +47,25 @@ use crate::docker::unit;
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::health::{self, expected_root};
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
+use crate::plan::core::runner::Runner;
 use crate::plan::core::signal;
 use crate::plan::env::Env;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
 use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
 use crate::util::atomic;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    pub target: PathBuf,
+    pub method: Method,
+    pub precopy: bool,
+    /// Where containerd's root goes (containerd image store); default: beside `target`.
+    pub containerd_target: Option<PathBuf>,
+    /// Move a containerd store that other namespaces than Docker's use too.
+    pub shared_store: bool,
+}
 
 /// What a finished move reports.
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{containerd, precopy, probe, switch};
+use super::checks::{SPACE_MARGIN_PERCENT, check_not_own_fs, check_target};
+use super::{MoveRequest, containerd, precopy, probe, switch};
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::{facts, fstab::Fstab, layout, mountinfo, unit};
 use crate::plan::core::error::{PlanError, Result};
@@ -14,21 +15,6 @@ use crate::plan::env::{Env, absolute, shell_line};
 use crate::service::engine::engine_facts;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
 use crate::service::{ServiceKind, ServiceRecord};
-
-/// Free space required beyond the data-root's size, in percent.
-pub(crate) const SPACE_MARGIN_PERCENT: u64 = 10;
-
-/// What the user asked for.
-#[derive(Debug, Clone)]
-pub struct MoveRequest {
-    pub target: PathBuf,
-    pub method: Method,
-    pub precopy: bool,
-    /// Where containerd's root goes (containerd image store); default: beside `target`.
-    pub containerd_target: Option<PathBuf>,
-    /// Move a containerd store that other namespaces than Docker's use too.
-    pub shared_store: bool,
-}
 
 /// One step of the plan with what it will do, in words.
 #[derive(Debug, Clone, Serialize)]
@@ -320,60 +306,6 @@ fn refuse_unit_data_root_flag(req: &MoveRequest, service: &ServiceKind) -> Resul
                 path.display()
             )));
         }
-    }
-    Ok(())
-}
-
-pub(super) fn check_target(dr: &Path, target: &Path) -> Result<()> {
-    if target.starts_with(dr) || dr.starts_with(target) {
-        return Err(PlanError::preflight(format!(
-            "target {} and data-root {} contain one another; choose a directory outside the data-root",
-            target.display(),
-            dr.display()
-        )));
-    }
-    match std::fs::symlink_metadata(target) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.parent().is_some_and(|p| !p.is_dir()) => {
-            Err(PlanError::preflight(format!(
-                "the directory {} that would hold target {} does not exist; create it (or mount its disk) first",
-                target.parent().unwrap_or(target).display(),
-                target.display()
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(PlanError::preflight(format!("target {}: {e}", target.display()))),
-        Ok(m) if !m.is_dir() => Err(PlanError::preflight(format!("target {} exists and is not a directory", target.display()))),
-        Ok(_) => {
-            let mut rd = std::fs::read_dir(target).map_err(|e| PlanError::preflight(format!("target {}: {e}", target.display())))?;
-            match rd.next() {
-                None => Ok(()),
-                Some(Ok(e)) if e.file_name() == "lost+found" => Err(PlanError::preflight(format!(
-                    "target {} is the root of a filesystem (it holds lost+found); use a directory inside it, e.g. {}",
-                    target.display(),
-                    target.join("docker").display()
-                ))),
-                Some(_) => {
-                    Err(PlanError::preflight(format!("target {} is not empty; choose an empty or absent directory", target.display())))
-                }
-            }
-        }
-    }
-}
-
-/// The bind method renames the data-root; that fails when it is a
-/// filesystem of its own (another device than its parent).
-pub(super) fn check_not_own_fs(mounts: &[mountinfo::MountEntry], dr: &Path) -> Result<()> {
-    let Some(me) = mounts.iter().rev().find(|m| m.mount_point == dr) else {
-        return Ok(());
-    };
-    let parent = dr.parent().and_then(|p| mountinfo::containing(mounts, p));
-    if parent.is_some_and(|p| p.major_minor != me.major_minor) {
-        return Err(PlanError::preflight(format!(
-            "{} is a filesystem of its own ({} on {}); the bind method cannot rename it: use --method data-root",
-            dr.display(),
-            me.fstype,
-            me.source
-        )));
     }
     Ok(())
 }

@@ -14,12 +14,12 @@ use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::Method;
 pub use crate::plan::core::runner::Runner;
+use crate::service::systemd::daemon_reload;
 
 /// The drop-in template shipped in `systemd/`.
 pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.service.d/dockroot-mount.conf");
 
-/// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
-pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) use crate::docker::facts::OLD_INFIX;
 
 /// `<data-root>.dockroot-old-<UTC time>`, a name that does not exist yet.
 pub(crate) fn old_name(dr: &Path) -> PathBuf {
@@ -147,28 +147,6 @@ fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
     intent::apply_edit("dropin", edit, text.as_bytes())?;
     daemon_reload(path);
     Ok(())
-}
-
-/// Makes systemd read a changed drop-in (only for drop-ins under systemd's
-/// own directories on a host that runs systemd): the system manager for
-/// /etc/systemd, the user's manager for a user's `~/.config/systemd/user`
-/// (rootless Docker; the user is the owner of that directory).
-pub(crate) fn daemon_reload(dropin: &Path) {
-    if !Path::new("/run/systemd/system").is_dir() {
-        return;
-    }
-    if dropin.starts_with("/etc/systemd") {
-        let _ = std::process::Command::new("systemctl").arg("daemon-reload").status();
-    } else if let Some(user) = unit_dir_owner(dropin) {
-        let _ = std::process::Command::new("systemctl").args(["--user", &format!("--machine={user}@"), "daemon-reload"]).status();
-    }
-}
-
-/// The owner of the `.config/systemd/user` directory above a user's drop-in.
-fn unit_dir_owner(dropin: &Path) -> Option<String> {
-    let dir = dropin.ancestors().find(|a| a.ends_with(".config/systemd/user"))?;
-    let uid = std::fs::metadata(dir).ok()?.uid();
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::meta::{BackupMeta, BindKind, BindTree};
 use crate::docker::mounts;
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::{BackupMeta, BindKind, BindTree};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::runner::Runner;
 use crate::util::atomic;

@@ -30,12 +30,12 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::archive;
-use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::docker::rootless::RootlessIds;
 use crate::docker::{discover, layout, userns};
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
@@ -47,7 +47,7 @@ use crate::tree::remap::{RemapStats, Shift, remap_tree};
 use crate::util::atomic;
 
 pub(crate) const STAGING_INFIX: &str = ".dockroot-staging-";
-pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
+pub(crate) use crate::docker::facts::OLD_INFIX;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -213,7 +213,7 @@ fn non_empty(p: &Path) -> bool {
 
 /// The data-root to restore (`--data-root` or Docker's) and what is mounted there.
 pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::Place> {
-    let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
+    let dr = backup::data_root(opts.data_root.as_deref(), &opts.host_root.join("etc/docker/daemon.json"), &opts.api)?;
     bind::Place::detect(&crate::plan::env::absolute(&dr), warnings)
 }
 

@@ -9,11 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use super::RestoreOptions;
-use crate::archive::meta::BackupMeta;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::{self, ImageStore};
 use crate::docker::facts;
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::intent;
 use crate::plan::core::runner::Runner;
 

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::RestoreOptions;
 use super::bind::{Place, Tree};
-use crate::archive::meta::BackupMeta;
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -110,7 +110,7 @@ impl Second {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::meta::StoreTree;
+    use crate::plan::backup::meta::StoreTree;
 
     fn meta(namespaces: &[&str]) -> BackupMeta {
         let j = serde_json::json!({

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use super::{RestoreOptions, archive_show, config_name_ok};
 use crate::archive;
-use crate::archive::meta::BackupMeta;
 use crate::docker::snapshot::DockerState;
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::error::PlanError;
 use crate::plan::core::health::identity;
 use crate::plan::core::intent::{self, Intent};

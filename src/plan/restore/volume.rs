@@ -24,11 +24,11 @@ use serde::Serialize;
 
 use super::piece;
 use crate::archive;
-use crate::archive::meta::BackupMeta;
 use crate::archive::pick::{Pick, volume_name_ok};
 use crate::docker::api::DockerApi;
 use crate::docker::volumes::{User, VolumeNow, VolumeSpec};
 use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;

@@ -18,7 +18,7 @@ use crate::docker::{facts, mountinfo, unit, userns};
 use crate::plan::core::error::{PlanError, Result};
 use crate::plan::core::journal::Journal;
 use crate::plan::env::{Env, absolute};
-use crate::plan::r#move::preflight::SPACE_MARGIN_PERCENT;
+use crate::plan::r#move::checks::SPACE_MARGIN_PERCENT;
 use crate::plan::r#move::probe::{self, ProbeResult};
 use crate::service::ServiceKind;
 use crate::service::engine::engine_facts;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{ArchiveError, Result};
+use crate::archive::error::{ArchiveError, Result};
 use crate::docker::engine::EngineMeta;
 use crate::docker::rootless::RootlessIds;
 use crate::docker::snapshot::DockerState;
@@ -99,8 +99,8 @@ pub struct BindTree {
 }
 
 impl BindTree {
-    pub fn tree(&self) -> super::Tree {
-        super::Tree::Bind(self.index)
+    pub fn tree(&self) -> crate::archive::Tree {
+        crate::archive::Tree::Bind(self.index)
     }
 }
 
