@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::commands::print_report;
@@ -238,18 +238,8 @@ fn say_backed_up(out: &Output, stdout: bool, s: &bk::BackupSummary) {
     }
 }
 
-/// A missing archive file is a typo, not a damaged archive: say so before
-/// anything else reads it.
-pub(crate) fn archive_exists(p: &Path) -> Result<()> {
-    let restic = p.to_str().is_some_and(|s| s.starts_with("restic:"));
-    if p != Path::new("-") && !restic {
-        std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
-    }
-    Ok(())
-}
-
 pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progress) -> Result<i32> {
-    archive_exists(&a.archive)?;
+    super::archive_exists(&a.archive)?;
     let opts = RestoreOptions {
         source: a.archive.clone(),
         data_root: g.data_root.clone(),
@@ -358,7 +348,7 @@ pub fn restore(a: &RestoreArgs, g: &Global, out: &Output, progress: &dyn Progres
 }
 
 pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
-    archive_exists(&a.archive)?;
+    super::archive_exists(&a.archive)?;
     let r = archive::open(&a.archive)?;
     let meta = BackupMeta::parse(&r.meta)?;
     let size: Option<u64> = std::fs::metadata(&a.archive).ok().filter(|m| m.is_file()).map(|m| m.len());
@@ -444,7 +434,7 @@ pub fn inspect(a: &InspectArgs, out: &Output) -> Result<i32> {
 /// Checks an archive: its structure and zstd checksums, and every data
 /// member against the manifest. Exit 1 when a member differs.
 pub fn verify_archive(a: &VerifyArgs, out: &Output) -> Result<i32> {
-    archive_exists(&a.path)?;
+    super::archive_exists(&a.path)?;
     if a.path.is_dir() {
         bail!("{} is a directory: give --manifest to verify a tree, or an archive file", a.path.display());
     }

@@ -17,6 +17,9 @@ pub mod socket;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use std::path::Path;
+
+use anyhow::Context;
 
 /// What each exit code means; printed by `--help` and the man page, and the
 /// codes `main` returns.
@@ -459,4 +462,14 @@ pub struct ExtractArgs {
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     pub archive: PathBuf,
+}
+
+/// A missing archive file is a typo, not a damaged archive: say so before
+/// anything else reads it.
+pub(crate) fn archive_exists(p: &Path) -> anyhow::Result<()> {
+    let restic = p.to_str().is_some_and(|s| s.starts_with("restic:"));
+    if p != Path::new("-") && !restic {
+        std::fs::metadata(p).with_context(|| format!("archive {}: check the path", p.display()))?;
+    }
+    Ok(())
 }

@@ -51,7 +51,7 @@ pub fn extract(a: &ExtractArgs, g: &Global, out: &Output, progress: &dyn Progres
     if a.archive == Path::new("-") {
         bail!("extract reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
     }
-    super::archive_cmds::archive_exists(&a.archive)?;
+    super::archive_exists(&a.archive)?;
     let pick = pick(a)?;
     let s = piece::extract(&a.archive, &pick, &a.output, threads(g), progress)?;
     for d in s.differences.iter().chain(&s.errors) {
@@ -90,7 +90,7 @@ pub fn restore_volume(
     if a.archive == Path::new("-") {
         bail!("restore --volume reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
     }
-    super::archive_cmds::archive_exists(&a.archive)?;
+    super::archive_exists(&a.archive)?;
     if a.dry_run {
         bail!("restore --volume has no --dry-run; `dockroot inspect ARCHIVE` lists the volumes and the containers that use them");
     }

@@ -32,6 +32,9 @@ fn legacy_version() -> u32 {
 
 const FILE: &str = "journal.json";
 
+/// The journal's operation name of `restore --volume`.
+pub(crate) const RESTORE_VOLUME: &str = "restore-volume";
+
 /// How the new location is made Docker's data-root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

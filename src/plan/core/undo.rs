@@ -209,8 +209,7 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
         });
     }
     // A finished restore keeps the previous data-root aside, so it can be undone too.
-    let finished_restore =
-        j.outcome == Outcome::Done && (j.operation == "restore" || j.operation == crate::plan::restore::volume::OPERATION);
+    let finished_restore = j.outcome == Outcome::Done && (j.operation == "restore" || j.operation == super::journal::RESTORE_VOLUME);
     if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) && !finished_restore {
         return Err(PlanError::Refused {
             msg: format!(

@@ -36,8 +36,7 @@ use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::util::atomic;
 
-/// The journal's operation name.
-pub(crate) const OPERATION: &str = "restore-volume";
+pub(crate) use crate::plan::core::journal::RESTORE_VOLUME as OPERATION;
 
 #[derive(Debug, Clone)]
 pub struct VolumeOptions {
