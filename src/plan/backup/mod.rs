@@ -179,13 +179,17 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     } else if is_dir_output(&opts.output) {
         let suffix = if opts.writer.level.is_some() { NAME_SUFFIX } else { PLAIN_SUFFIX };
         let name = format!("{NAME_PREFIX}{}-{}{suffix}", hostname(), atomic::utc_timestamp(SystemTime::now()));
-        let existing = if opts.output.is_dir() { archives_in(&opts.output)? } else { Vec::new() };
+        let new = opts.output.join(name);
+        // An archive of the same second is replaced, never pruned after the
+        // new one took its name (that would delete the new archive).
+        let existing: Vec<PathBuf> =
+            if opts.output.is_dir() { archives_in(&opts.output)?.into_iter().filter(|p| *p != new).collect() } else { Vec::new() };
         // The new archive counts as one of the kept.
         let prune = match opts.keep {
             Some(n) => existing.iter().rev().skip(n.saturating_sub(1)).cloned().collect(),
             None => Vec::new(),
         };
-        (Some(opts.output.join(name)), prune)
+        (Some(new), prune)
     } else {
         if opts.keep.is_some() {
             return Err(BackupError::Refused("--keep needs a directory as output (-o DIR/)".into()));
@@ -449,14 +453,24 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
 /// too, by [`commit`]); any failure keeps them.
 fn read_back(archive: &Path, kept: usize) -> Result<()> {
     crate::plan::core::hooks::damage_hook(archive);
-    let fail = |why: String| BackupError::ReadBack { archive: archive.into(), why, kept };
-    let rep = crate::archive::open(archive).and_then(crate::archive::verify).map_err(|e| fail(e.to_string()))?;
-    BackupMeta::parse(&rep.meta).map_err(|e| fail(e.to_string()))?;
-    if !rep.ok() {
-        let first = rep.report.differences.first().map(|d| d.to_string()).unwrap_or_default();
-        return Err(fail(format!("its members differ from its manifest, first: {first}")));
-    }
-    Ok(())
+    let check = || -> std::result::Result<(), String> {
+        let rep = crate::archive::open(archive).and_then(crate::archive::verify).map_err(|e| e.to_string())?;
+        BackupMeta::parse(&rep.meta).map_err(|e| e.to_string())?;
+        if !rep.ok() {
+            let first = rep.report.differences.first().map(|d| d.to_string()).unwrap_or_default();
+            return Err(format!("its members differ from its manifest, first: {first}"));
+        }
+        Ok(())
+    };
+    check().map_err(|why| {
+        // Out of the archive pattern: never counted by a later --keep as a good archive.
+        let bad = atomic::with_suffix(archive, ".unverified");
+        let why = match std::fs::rename(archive, &bad) {
+            Ok(()) => format!("{why}; it is kept as {} for inspection", bad.display()),
+            Err(e) => format!("{why}; renaming it to {} failed too ({e})", bad.display()),
+        };
+        BackupError::ReadBack { archive: archive.into(), why, kept }
+    })
 }
 
 /// Prunes old archives (`--keep`) after a successful backup, once the new
