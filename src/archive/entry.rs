@@ -4,9 +4,9 @@
 use std::fs::File;
 
 use crate::sys::{Kind, Meta, xattr::Xattrs};
+use crate::tree::content::Ahead;
 
 /// One entry of the source tree, as a walker hands it to the writer.
-#[derive(Debug)]
 pub struct ArchiveEntry {
     /// Path relative to the data-root, `/`-separated raw bytes; empty for the root.
     pub rel_path: Vec<u8>,
@@ -19,6 +19,9 @@ pub struct ArchiveEntry {
     pub hardlink_to: Option<Vec<u8>>,
     /// An open regular file (not for hardlinks): its bytes are archived.
     pub data: Option<File>,
+    /// A small file's bytes and hash, read ahead by a walk worker: written
+    /// as they are, in place of reading `data`.
+    pub(crate) ahead: Option<Ahead>,
 }
 
 /// What was written or extracted for one entry, for the manifest.

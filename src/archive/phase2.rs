@@ -211,7 +211,7 @@ pub fn phase2<W: Write + Send + 'static>(
         live: false,
         baseline: Some(PathBuf::from(baseline)),
     };
-    let visitor = Changes { source: Source { root: root.to_path_buf(), live: false } };
+    let visitor = Changes { source: Source::new(root, false) };
     let list = tempfile::tempfile().map_err(scratch("create the deletion list"))?;
     let mut del = Deletions { old: Reader::open(baseline)?, list: BufWriter::new(list), count: 0, covered: None };
     let mut pending = Pending { dirs: Vec::new() };
@@ -219,8 +219,8 @@ pub fn phase2<W: Write + Send + 'static>(
     let mut new_heads: HashSet<Vec<u8>> = HashSet::new();
     let mut stats = PhaseStats::default();
     let (mut tree_entries, mut tree_bytes) = (0u64, 0u64);
-    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>)| -> Result<EntryRecord> {
-        let written = w.add_entry(entry(rec, source))?;
+    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>), ahead| -> Result<EntryRecord> {
+        let written = w.add_entry(entry(rec, source, ahead))?;
         stats.entries += 1;
         stats.bytes += content_bytes(&written);
         advance(content_bytes(&written));
@@ -233,10 +233,10 @@ pub fn phase2<W: Write + Send + 'static>(
         let relinked = matches!(&rec.body, Body::Hardlink { target } if new_heads.contains(target));
         let rec = if o.rewritten || relinked {
             for (d, m) in std::mem::take(&mut pending.dirs) {
-                append(w, &d, (m, None))?;
+                append(w, &d, (m, None), None)?;
             }
             let nlink = source.0.nlink;
-            let written = append(w, &rec, source)?;
+            let written = append(w, &rec, source, o.ahead)?;
             if written.kind == Kind::File && written.hardlink_to.is_none() && nlink > 1 {
                 new_heads.insert(rec.path.clone());
             }

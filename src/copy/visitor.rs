@@ -175,7 +175,14 @@ impl CopyVisitor {
         let target = FileTarget { fd: dst.as_fd(), dir: d, name: &item.name, preset: preset.is_some() };
         apply_file(&target, &Attrs { meta: &before, xattrs: &record.xattrs }, self.opts.delete, &self.dst, rel)?;
         guard.done(place());
-        Ok(Outcome { record: Some(record), bytes: before.size, raced, sparsified: copied.sparsified, rewritten: true, source: None })
+        Ok(Outcome {
+            record: Some(record),
+            bytes: before.size,
+            raced,
+            sparsified: copied.sparsified,
+            rewritten: true,
+            ..Outcome::default()
+        })
     }
 
     fn copy_special(&self, item: &Item) -> Result<Outcome> {

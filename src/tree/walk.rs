@@ -38,6 +38,8 @@ pub struct Outcome {
     /// For sinks that need more than the record (archives): the entry's stat
     /// and, for a regular file, the open file, read by the sink in walk order.
     pub source: Option<(crate::sys::Meta, Option<std::fs::File>)>,
+    /// A small file's content, read and hashed ahead by the worker.
+    pub(crate) ahead: Option<super::content::Ahead>,
 }
 
 /// What entering a directory produced.
