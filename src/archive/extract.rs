@@ -23,16 +23,30 @@
 //!   directory was created from an earlier member;
 //! - the manifest member is streamed to the caller's writer, not kept.
 //!
+//! File bodies up to [`AHEAD_MAX`] are written by the engine's worker pool
+//! ([`crate::tree::pool`]): the reading thread takes a file's bytes off the
+//! stream and hands them, with the open parent directory, to a worker that
+//! creates the file (O_EXCL, no symlink followed), writes it and sets its
+//! metadata. Directories, hardlinks, symlinks and nodes stay on the reading
+//! thread, in order. A directory's metadata waits until the workers are done
+//! with the files created directly in it (a creation would move its mtime;
+//! its default ACL would reach them); a hardlink whose target is still being
+//! created waits for the workers. The bytes in the workers' hands are bounded
+//! by [`WRITE_BUDGET`]. Large files, and phase 2 of a two-phase archive
+//! (where a member replaces an earlier one), are written by the reading
+//! thread as before.
+//!
 //! A two-phase (live) archive ([`super::phase2`]) has a second run of data
 //! members after [`layout::PHASE2`], again in walk order: each replaces what
 //! phase 1 left at its name (a whole subtree, removed through fds; a
 //! directory over a directory only gets its metadata again). The deletion
 //! list after them is applied by [`super::deleted`].
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
@@ -41,6 +55,15 @@ use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
 use super::{data, show};
 use crate::sys::{self, Kind, Timespec, stat};
+use crate::tree::apply::preset_perm;
+use crate::tree::content::AHEAD_MAX;
+use crate::tree::pool::Pool;
+use crate::tree::queue::{InFlight, Permit, Ticket, Window, lock};
+
+/// Bytes of file bodies handed to the writer workers and not yet written.
+/// Each job counts at least 1/256 of it: at most 256 jobs (and the parent
+/// directory fds they hold) are in flight.
+const WRITE_BUDGET: usize = 16 << 20;
 
 /// What an extraction produced besides the trees in the staging directories
 /// and the manifests it streamed out.
@@ -74,17 +97,119 @@ struct DirMeta {
     mode: u32,
     mtime: Timespec,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Workers' jobs creating files directly in this directory.
+    jobs: Arc<InFlight>,
+}
+
+/// Directories closed (nothing more enters them) whose metadata waits for
+/// the workers' jobs in them; beyond this many the reader waits.
+const MAX_CLOSED: usize = 256;
+
+/// The worker pool that writes file bodies, shared by the trees of one extraction.
+struct Writers {
+    pool: Pool,
+    budget: Arc<Window>,
+    /// Every job in flight.
+    all: Arc<InFlight>,
+    /// The first job's error (a later one is a consequence or the same fault).
+    failed: Arc<Mutex<Option<ArchiveError>>>,
+}
+
+impl Writers {
+    fn new() -> Writers {
+        Writers {
+            pool: Pool::default(),
+            budget: Arc::new(Window::new(WRITE_BUDGET)),
+            all: Arc::default(),
+            failed: Arc::default(),
+        }
+    }
+
+    /// A worker's error, if one failed: the extraction ends with it.
+    fn check(&self) -> Result<()> {
+        match lock(&self.failed).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every job, then reports the first error.
+    fn drain(&self) -> Result<()> {
+        self.all.wait_idle();
+        self.check()
+    }
+}
+
+/// A regular file's metadata, applied in order: owner, mode, xattrs, times.
+struct FileMeta {
+    path: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: Timespec,
+    xattrs: sys::xattr::Xattrs,
+    /// Created with its final mode and owner already right (see `preset_perm`).
+    preset: Option<u32>,
+}
+
+impl FileMeta {
+    fn create(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<std::fs::File> {
+        sys::create_file_mode_at(dir, name, self.preset.unwrap_or(0o600)).map_err(exists(&self.path))
+    }
+
+    fn apply(&self, f: &std::fs::File, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+        if self.preset.is_none() {
+            sys::fchown(f.as_fd(), self.uid, self.gid).map_err(staging(&self.path, "chown"))?;
+            sys::fchmod(f.as_fd(), self.mode).map_err(staging(&self.path, "chmod"))?;
+        }
+        set_xattrs(dir, name, &self.path, &self.xattrs)?;
+        sys::futimens(f.as_fd(), self.mtime, self.mtime).map_err(staging(&self.path, "set times of"))
+    }
+}
+
+fn set_xattrs(dir: BorrowedFd<'_>, name: &CStr, path: &[u8], xattrs: &sys::xattr::Xattrs) -> Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    sys::xattr::write_at(dir, name, xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
+        path: format!("{} (xattr {})", show(path), show(&k)),
+        step: "set xattr on",
+        source,
+    })
+}
+
+/// A worker's job: one small file, created, written and finished.
+struct FileJob {
+    dir: Arc<OwnedFd>,
+    name: CString,
+    meta: FileMeta,
+    bytes: Vec<u8>,
+    /// Released when the job ends, whichever way.
+    _held: (Permit, Ticket, Option<Ticket>),
+}
+
+impl FileJob {
+    fn run(&self) -> Result<()> {
+        let f = self.meta.create(self.dir.as_fd(), &self.name)?;
+        f.write_all_at(&self.bytes, 0).map_err(staging(&self.meta.path, "write"))?;
+        self.meta.apply(&f, self.dir.as_fd(), &self.name)
+    }
 }
 
 /// The extraction of one tree.
-struct Ex<'a> {
+struct Ex<'a, 'w> {
     tree: Tree,
     staging: BorrowedFd<'a>,
+    /// `staging` again, for the workers.
+    staging_fd: Arc<OwnedFd>,
     /// Open parent chain below staging: (component, fd).
-    stack: Vec<(Vec<u8>, OwnedFd)>,
+    stack: Vec<(Vec<u8>, Arc<OwnedFd>)>,
     /// Directories whose subtree may still get members, each an ancestor of
     /// the next (at most one per level of depth).
     dirs: Vec<DirMeta>,
+    /// Closed directories waiting for their jobs (at most [`MAX_CLOSED`]).
+    closed: Vec<DirMeta>,
+    writers: &'w Writers,
     /// The path of the last member, for the order check.
     last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
@@ -93,10 +218,10 @@ struct Ex<'a> {
 }
 
 /// Maps a create error: EEXIST means the archive names an entry twice.
-fn exists(m: &Member) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
     move |e| match e.raw_os_error() {
-        Some(libc::EEXIST) => unsafe_(m, "an entry of that name was already extracted"),
-        _ => staging(&m.path, "create")(e),
+        Some(libc::EEXIST) => ArchiveError::Unsafe { member: show(path), reason: "an entry of that name was already extracted".into() },
+        _ => staging(path, "create")(e),
     }
 }
 
@@ -123,7 +248,35 @@ pub fn extract(a: &mut ArchiveReader, staging: BorrowedFd<'_>, manifest: &mut dy
 /// Extracts the data-root into `data` and, when the archive carries one,
 /// containerd's root into `containerd` (its members are rejected without
 /// a target: nothing of the archive is silently left out).
-pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut containerd: Option<Target<'a>>) -> Result<Extracted> {
+pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Option<Target<'a>>) -> Result<Extracted> {
+    let writers = Writers::new();
+    std::thread::scope(|s| {
+        for _ in 0..crate::tree::default_threads() {
+            s.spawn(|| writers.pool.run_tasks());
+        }
+        // However the extraction ends, the workers finish their jobs and leave.
+        let _close = ClosePool(&writers.pool);
+        let out = extract_members(a, data, containerd, &writers)?;
+        writers.drain()?;
+        Ok(out)
+    })
+}
+
+/// Closes the pool when dropped: its workers leave once the queue is empty.
+struct ClosePool<'a>(&'a Pool);
+
+impl Drop for ClosePool<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+fn extract_members<'a, 'w>(
+    a: &mut ArchiveReader,
+    mut data: Target<'a>,
+    mut containerd: Option<Target<'a>>,
+    writers: &'w Writers,
+) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut rank = None;
     let mut cur: Option<Ex> = None;
@@ -162,8 +315,19 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, mut data: Target<'a>, mut contai
                     if let Some(prev) = cur.take() {
                         prev.close()?;
                     }
-                    cur =
-                        Some(Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace: false });
+                    let staging_fd = Arc::new(staging.try_clone_to_owned().map_err(self::staging(tree.prefix(), "open"))?);
+                    cur = Some(Ex {
+                        tree,
+                        staging,
+                        staging_fd,
+                        stack: Vec::new(),
+                        dirs: Vec::new(),
+                        closed: Vec::new(),
+                        writers,
+                        last: None,
+                        buf: vec![0; 1 << 20],
+                        replace: false,
+                    });
                 }
                 let ex = cur.as_mut().expect("set above");
                 if rel.is_empty() {
@@ -227,15 +391,29 @@ fn target<'t, 'a>(data: &'t mut Target<'a>, containerd: &'t mut Option<Target<'a
     }
 }
 
-impl Ex<'_> {
+impl Ex<'_, '_> {
     /// Applies the metadata of every pending directory: the tree is complete.
     fn close(mut self) -> Result<()> {
         self.stack.clear();
-        self.close_dirs(&[])
+        self.close_dirs(&[])?;
+        self.settle()
+    }
+
+    /// Waits for the workers, then applies every closed directory's metadata.
+    fn settle(&mut self) -> Result<()> {
+        self.writers.drain()?;
+        for d in std::mem::take(&mut self.closed) {
+            self.apply_dir(d)?;
+        }
+        Ok(())
     }
 
     fn top(&self) -> BorrowedFd<'_> {
         self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging)
+    }
+
+    fn top_fd(&self) -> Arc<OwnedFd> {
+        self.stack.last().map(|(_, fd)| fd.clone()).unwrap_or_else(|| self.staging_fd.clone())
     }
 
     /// Makes the open chain equal to `parents`, creating missing directories.
@@ -253,7 +431,7 @@ impl Ex<'_> {
                 Some(libc::ELOOP) | Some(libc::ENOTDIR) => unsafe_(m, format!("path goes through `{}`, which is not a directory", show(c))),
                 _ => staging(&m.path, "open parent directory of")(e),
             })?;
-            self.stack.push((c.clone(), fd));
+            self.stack.push((c.clone(), Arc::new(fd)));
         }
         Ok(())
     }
@@ -278,6 +456,23 @@ impl Ex<'_> {
                 break;
             }
             let d = self.dirs.pop().expect("checked above");
+            self.closed.push(d);
+        }
+        self.apply_closed()
+    }
+
+    /// Applies the metadata of closed directories whose jobs are done;
+    /// waits for the oldest while too many are closed.
+    fn apply_closed(&mut self) -> Result<()> {
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        if self.closed.len() > MAX_CLOSED {
+            self.closed[0].jobs.wait_idle();
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closed).into_iter().partition(|d| d.jobs.idle());
+        self.closed = waiting;
+        for d in ready {
             self.apply_dir(d)?;
         }
         Ok(())
@@ -286,7 +481,7 @@ impl Ex<'_> {
     fn defer_dir(&mut self, m: &Member, comps: Vec<Vec<u8>>) -> Result<()> {
         let (uid, gid) = ids(m)?;
         let mtime = mtime(m);
-        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone() });
+        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), jobs: Arc::default() });
         Ok(())
     }
 
@@ -307,7 +502,9 @@ impl Ex<'_> {
         if t == flag::LINK {
             return self.hardlink(m, &comps, &name);
         }
-        self.leaf(m, &name, owner, tar)
+        // Jobs creating files directly in the pending directory hold it open.
+        let jobs = self.dirs.last().filter(|d| d.comps == parents).map(|d| d.jobs.clone());
+        self.leaf(m, &name, owner, tar, jobs)
     }
 
     /// The phase-2 marker or the deletion list of a two-phase archive: the
@@ -316,6 +513,7 @@ impl Ex<'_> {
     fn phase_boundary<R: Read>(&mut self, m: &Member, phase2: bool, tar: &mut TarReader<R>) -> Result<Option<u64>> {
         self.stack.clear();
         self.close_dirs(&[])?;
+        self.settle()?;
         if phase2 {
             tar.read_small(m)?;
             // Phase 2 starts again from the top in walk order.
@@ -367,43 +565,56 @@ impl Ex<'_> {
         }
         let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
         let tname = cname(m, tlast)?;
-        match stat::lstat_at(tdir, &tname) {
+        let mut found = stat::lstat_at(tdir, &tname);
+        if found.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT)) {
+            // Perhaps still being created by a worker.
+            self.writers.drain()?;
+            found = stat::lstat_at(tdir, &tname);
+        }
+        match found {
             Ok(st) if st.kind != Kind::Dir => {}
             Ok(_) => return Err(unsafe_(m, "hardlink to a directory")),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(not_earlier()),
             Err(e) => return Err(staging(&m.path, "stat hardlink target of")(e)),
         }
-        sys::link_at(tdir, &tname, dir, name).map_err(exists(m))
+        sys::link_at(tdir, &tname, dir, name).map_err(exists(&m.path))
     }
 
     /// A file, symlink, device node, fifo or socket, with its metadata in
     /// order: owner, mode, xattrs, times.
-    fn leaf<R: Read>(&mut self, m: &Member, name: &CString, (uid, gid): (u32, u32), tar: &mut TarReader<R>) -> Result<()> {
-        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+    fn leaf<R: Read>(
+        &mut self,
+        m: &Member,
+        name: &CString,
+        (uid, gid): (u32, u32),
+        tar: &mut TarReader<R>,
+        jobs: Option<Arc<InFlight>>,
+    ) -> Result<()> {
         let mtime = mtime(m);
-        let exists = exists(m);
-        let set_x = |dir: BorrowedFd<'_>| {
-            sys::xattr::write_at(dir, name, &m.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
-                path: format!("{} (xattr {})", show(&m.path), show(&k)),
-                step: "set xattr on",
-                source,
-            })
-        };
+        let exists = exists(&m.path);
+        let set_x = |dir: BorrowedFd<'_>| set_xattrs(dir, name, &m.path, &m.xattrs);
         match m.fields.typeflag {
             flag::FILE | flag::OLD_FILE if !m.socket => {
-                let f = sys::create_file_at(dir, name).map_err(exists)?;
+                // Phase 2 writes into directories that already have their
+                // final mode, owner and default ACL: no preset there.
+                let preset = if self.replace { None } else { preset_perm(uid, gid, m.fields.mode) };
+                let meta = FileMeta { path: m.path.clone(), uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), preset };
+                if !self.replace && m.sparse_size.is_none() && tar.data_left() <= AHEAD_MAX {
+                    return self.hand_off(m, name, meta, tar, jobs);
+                }
+                let dir_fd = self.top_fd();
+                let dir = dir_fd.as_fd();
+                let f = meta.create(dir, name)?;
                 let write = |off: u64, d: &[u8]| f.write_all_at(d, off).map_err(staging(&m.path, "write"));
                 let (size, _) = data::content(tar, m, &mut self.buf, false, write)?;
                 if m.sparse_size.is_some() {
                     // A trailing hole: holes stay holes.
                     f.set_len(size).map_err(staging(&m.path, "set size of"))?;
                 }
-                sys::fchown(f.as_fd(), uid, gid).map_err(staging(&m.path, "chown"))?;
-                sys::fchmod(f.as_fd(), m.fields.mode).map_err(staging(&m.path, "chmod"))?;
-                set_x(dir)?;
-                sys::futimens(f.as_fd(), mtime, mtime).map_err(staging(&m.path, "set times of"))?;
+                meta.apply(&f, dir, name)?;
             }
             flag::SYMLINK => {
+                let dir = self.top();
                 if m.fields.linkname.is_empty() || m.fields.linkname.contains(&0) {
                     return Err(m.malformed("empty or NUL-containing symlink target"));
                 }
@@ -420,6 +631,7 @@ impl Ex<'_> {
                     _ => Kind::Socket,
                 };
                 let rdev = rdev(m)?;
+                let dir = self.top();
                 sys::mknod_at(dir, name, kind, rdev).map_err(exists)?;
                 sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::chmod_at(dir, name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
@@ -430,6 +642,36 @@ impl Ex<'_> {
                 return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii())));
             }
         }
+        Ok(())
+    }
+
+    /// Takes a small file's bytes off the stream and hands the file to a worker.
+    fn hand_off<R: Read>(&mut self, m: &Member, name: &CString, meta: FileMeta, tar: &mut TarReader<R>, jobs: Option<Arc<InFlight>>) -> Result<()> {
+        let w = self.writers;
+        let n = tar.data_left() as usize;
+        let held = Permit::take(&w.budget, n.max(WRITE_BUDGET / 256));
+        let mut bytes = Vec::with_capacity(n);
+        data::content(tar, m, &mut self.buf, false, |_, d| {
+            bytes.extend_from_slice(d);
+            Ok(())
+        })?;
+        w.check()?;
+        let job = FileJob { dir: self.top_fd(), name: name.clone(), meta, bytes, _held: (held, w.all.enter(), jobs.map(|j| j.enter())) };
+        let failed = w.failed.clone();
+        w.pool.push_task(Box::new(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())).unwrap_or_else(|p| {
+                Err(ArchiveError::Staging {
+                    path: show(&job.meta.path),
+                    step: "write",
+                    source: std::io::Error::other(format!("a writer thread panicked: {}", crate::error::panic_message(p.as_ref()))),
+                })
+            });
+            if let Err(e) = r {
+                lock(&failed).get_or_insert(e);
+            }
+            // The job (its permit and tickets) is dropped only now, after the error is recorded.
+            drop(job);
+        }));
         Ok(())
     }
 

@@ -22,8 +22,16 @@ pub(crate) struct Attrs<'a> {
 /// umask strips nothing and there are no setuid/setgid/sticky bits (chown
 /// would clear them). Two syscalls fewer per file on a typical data-root.
 pub(crate) fn preset_mode(m: &Meta) -> Option<u32> {
-    let (uid, gid, umask) = sys::creation_defaults();
-    (m.kind == Kind::File && (m.uid, m.gid) == (uid, gid) && m.perm & 0o7000 == 0 && m.perm & umask == 0).then_some(m.perm)
+    if m.kind != Kind::File {
+        return None;
+    }
+    preset_perm(m.uid, m.gid, m.perm)
+}
+
+/// [`preset_mode`] of a regular file owned by `uid:gid` with mode `perm`.
+pub(crate) fn preset_perm(uid: u32, gid: u32, perm: u32) -> Option<u32> {
+    let (u, g, umask) = sys::creation_defaults();
+    ((uid, gid) == (u, g) && perm & 0o7000 == 0 && perm & umask == 0).then_some(perm)
 }
 
 fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> Error {

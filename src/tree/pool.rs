@@ -61,6 +61,23 @@ impl Pool {
         self.0.notify(&st);
     }
 
+    /// Queues a task for any worker (the restore's file writes).
+    pub(crate) fn push_task(&self, t: Task) {
+        let mut st = lock(&self.0.state);
+        st.tasks.push_back(t);
+        self.0.notify(&st);
+    }
+
+    /// A worker that only runs tasks, until the pool is closed and drained.
+    /// A task that panics is its own business (it reports its failure).
+    pub(crate) fn run_tasks(&self) {
+        while let Some(w) = self.next() {
+            if let Work::Task(t) = w {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
+            }
+        }
+    }
+
     /// No more batches: workers leave once the queue is empty and no worker
     /// is still on a batch. Idempotent.
     pub(crate) fn close(&self) {

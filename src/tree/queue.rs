@@ -174,6 +174,46 @@ impl Drop for Permit {
     }
 }
 
+/// Counts jobs in flight, so that a thread can wait until none is.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    n: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    /// One job more, until the ticket is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> Ticket {
+        *lock(&self.n) += 1;
+        Ticket(self.clone())
+    }
+
+    pub(crate) fn idle(&self) -> bool {
+        *lock(&self.n) == 0
+    }
+
+    /// Waits until every ticket is dropped.
+    pub(crate) fn wait_idle(&self) {
+        let mut n = lock(&self.n);
+        while *n > 0 {
+            n = wait(&self.idle, n);
+        }
+    }
+}
+
+/// A job of an [`InFlight`] count; dropped when the job is done (also by a panic).
+pub(crate) struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut n = lock(&self.0.n);
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
 struct Bounded<T> {
     items: VecDeque<T>,
     cap: usize,
@@ -297,6 +337,17 @@ mod tests {
         drop(p);
         waiter.join().unwrap();
         assert!(w.try_take_n(10));
+    }
+
+    #[test]
+    fn in_flight_waits_for_every_ticket() {
+        let f = Arc::new(InFlight::default());
+        assert!(f.idle());
+        let (a, b) = (f.enter(), f.enter());
+        let job = std::thread::spawn(move || drop((a, b)));
+        f.wait_idle();
+        job.join().unwrap();
+        assert!(f.idle());
     }
 
     #[test]
