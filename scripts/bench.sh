@@ -4,6 +4,8 @@
 #
 # Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N]
 #                         [--disk DIR [--fresh] [--ab BIN] [--tools LIST]]
+#                         [--downtime [--snapshot | --containerd] [--size MIB]]
+#                         [--archive [--smoke]]
 #   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
 #   reused between runs.
 #   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
@@ -63,12 +65,31 @@
 # --no-precopy, rollback, backup --stop-the-world, backup (live, two
 # phases). Prints the table and the ratios (pre-copy against --no-precopy,
 # live backup against --stop-the-world) and the live backup's phases.
+# --downtime also runs the floor first: a plain restart of the same private
+# dockerd (scripts/lib/dockerd.sh restart, what `systemctl restart docker`
+# does), with a container that ignores SIGTERM (busybox `sleep` as PID 1
+# without --init: Docker waits its full 10 s stop timeout, as for many real
+# images), and prints every run's downtime against it.
+# --downtime --containerd runs the same rows (restart, move with pre-copy,
+# live backup) in the Debian sid guest (scripts/lib/sid-host.sh) with the
+# containerd image store under systemd: the restart is `systemctl restart
+# docker`, the poller reaches the guest's API socket through
+# /proc/PID/root, and the target is a loop-mounted xfs bound on /data.
+# --archive compares archives cold: every run starts with the page cache
+# dropped and ends with its output synced; dockroot backup against
+# tar --xattrs -S | zstd -T0 -3, dockroot restore against GNU tar's
+# extraction of the same archive, interleaved, --rounds N rounds, on the
+# bench tree (or with --small N the small-file tree). Prints the load at the
+# start and with every run, the medians and ratios side by side, the archive
+# sizes and every run's peak RSS. --archive --smoke runs one round on a tiny
+# generated tree without dropping caches (for a test: it only checks that
+# the rows run).
 # --downtime --snapshot instead puts the data-root on a loop-mounted xfs
 # (reflink=1) and compares backup --snapshot reflink with --stop-the-world
 # (DOCKROOT_BENCH_FS=btrfs: a btrfs subvolume and --snapshot btrfs).
 set -euo pipefail
 
-rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= snapshot= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd" fresh=
+rounds=3 dir=/var/tmp/dockroot-bench outdir=/dev/shm/dockroot-bench-out small=0 dir_set= out_set= disk= downtime= snapshot= size_mib=4096 bin_b= tools="dockroot rsync cp tar_zstd" fresh= archive= smoke= containerd=
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -82,7 +103,10 @@ while (($#)); do
         --ab) bin_b=$2; shift 2 ;;
         --fresh) fresh=1; shift ;;
         --tools) tools=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--snapshot] [--size MIB]]" >&2; exit 2 ;;
+        --archive) archive=1; shift ;;
+        --smoke) smoke=1; shift ;;
+        --containerd) containerd=1; shift ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--snapshot | --containerd] [--size MIB]] [--archive [--smoke]]" >&2; exit 2 ;;
     esac
 done
 [[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
@@ -291,9 +315,11 @@ if [[ -n $disk ]]; then
     fi
 fi
 # measure NAME CMD...: the data-root's pages dropped, the poller on, CMD run.
-# Uses the caller's d (daemon dir), log, dir and the arrays polled and own.
+# Uses the caller's d (daemon dir), log, dir and the arrays polled and own;
+# sock and dataroot (default d/sock, d/root) name the API socket and the
+# data-root. A command that prints no JSON (the plain restart) has no own figure.
 measure() {
-    local name=$1
+    local name=$1 sock=${sock:-$d/sock} dataroot=${dataroot:-$d/root}
     shift
     sync
     python3 -c 'import os,sys
@@ -305,7 +331,7 @@ for top, dirs, files in os.walk(sys.argv[1]):
         except OSError:
             continue
         try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally: os.close(fd)' "$d/root"
+        finally: os.close(fd)' "$dataroot"
     python3 -c 'import socket,sys,time
 stop = sys.argv[2]; down = None; worst = 0.0
 import os
@@ -320,7 +346,7 @@ while not os.path.exists(stop):
     if up and down is not None: worst = max(worst, t - down); down = None
     if not up and down is None: down = t
     time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
-print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
+print(f"{worst:.1f}")' "$sock" "$d/poll.stop" > "$d/poll.out" &
     local poller=$!
     sleep 0.5
     "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
@@ -329,10 +355,13 @@ print(f"{worst:.1f}")' "$d/sock" "$d/poll.stop" > "$d/poll.out" &
     rm -f "$d/poll.stop"
     polled[$name]=$(cat "$d/poll.out")
     own[$name]=$(python3 -c 'import json,sys
-v = json.load(open(sys.argv[1]))
+try:
+    v = json.load(open(sys.argv[1]))
+except ValueError:
+    print("-"); sys.exit()
 v = v.get("result") or v.get("summary")
 print("%.1f" % v["downtime_seconds"])' "$d/out.json")
-    echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s)" >&2
+    echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s; load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     cp "$d/out.json" "$dir/downtime-$name.json"
 }
 
@@ -354,6 +383,7 @@ bench_downtime() {
     bash "$lib/dockerd.sh" start "$d"
     bash "$lib/docker-fixture.sh" populate "$d/sock"
     docker -H "unix://$d/sock" volume create bench >/dev/null
+    stubborn "$d/sock"
     cp -a "$fill/." "$d/root/volumes/bench/_data/"
     sync
     bash "$lib/loopfs.sh" make xfs "$((size_mib * 5 / 2 + 3072))M" "$mnt"
@@ -361,7 +391,9 @@ bench_downtime() {
         --fstab "$d/fstab" --daemon-config "$d/daemon.json")
     : > "$d/fstab"
     echo "data-root: $(du -sh "$d/root" | cut -f1), $(find "$d/root" | wc -l) entries; target: xfs on a loop device" >&2
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     declare -A polled own
+    measure restart bash "$lib/dockerd.sh" restart "$d"
     measure move_precopy "${g[@]}" move --to "$mnt/docker" --yes
     "${g[@]}" rollback --yes >> "$log" 2>&1
     rm -rf "$mnt/docker"
@@ -374,8 +406,9 @@ bench_downtime() {
     echo
     echo "| run | API down (polled) | dockroot's downtime |"
     echo "|---|---|---|"
-    for i in move_precopy move_no_precopy backup_stop_the_world backup_live; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
+    for i in restart move_precopy move_no_precopy backup_stop_the_world backup_live; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
     echo
+    against_restart move_precopy move_no_precopy backup_stop_the_world backup_live
     echo "move with pre-copy / --no-precopy: $(echo "scale=3; ${polled[move_precopy]} / ${polled[move_no_precopy]}" | bc)  (goal <= 0.10)"
     echo "live backup / --stop-the-world: $(echo "scale=3; ${polled[backup_live]} / ${polled[backup_stop_the_world]}" | bc)  (goal <= 0.10)"
     echo "live backup, per phase:"
@@ -386,6 +419,117 @@ for k in ("phase1", "phase2"):
     echo "move with pre-copy, seconds per step with Docker down:"
     python3 -c 'import json,sys
 print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"
+}
+
+# stubborn SOCK: a container that ignores SIGTERM (PID 1 without a
+# handler, no --init), restarted with the engine: every stop waits its 10 s.
+stubborn() {
+    docker -H "unix://$1" run -d --name dockroot-stubborn --network none --init=false --restart unless-stopped \
+        dockroot-test/base:1 sleep 2147483647 >/dev/null
+}
+
+# against_restart NAME...: each run's polled downtime over the plain restart's.
+against_restart() {
+    local i
+    echo "downtime / plain restart (${polled[restart]} s), goal <= 1.3:"
+    for i in "$@"; do printf '  %-24s %s\n' "$i" "$(ratio "${polled[$i]}" "${polled[restart]}")"; done
+}
+
+# --downtime --containerd: see the header.
+bench_downtime_containerd() {
+    local lib=scripts/lib fill=$dir/fill-$size_mib d log pid root disk
+    export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
+    [[ -d $fill ]] || { echo "bench.sh: run --downtime once first to fill $fill" >&2; exit 2; }
+    d=$(mktemp -d /var/tmp/dtc.XXXX) log=$dir/downtime-containerd.log
+    root=$d/guest disk=$d/data
+    bash "$lib/sid-host.sh" copy "$root" >/dev/null
+    bash "$lib/sid-host.sh" store "$root" containerd
+    cp "$lib/docker-fixture.sh" "$bin" "$root/usr/local/bin/"
+    bash "$lib/loopfs.sh" make xfs "$((size_mib * 5 / 2 + 3072))M" "$disk"
+    pid=$(bash "$lib/sid-host.sh" boot "$root" dockroot-bench --bind "$disk:/data")
+    # shellcheck disable=SC2064 # expanded now: the names are local.
+    trap "set +e; bash $lib/sid-host.sh stop $pid; bash $lib/loopfs.sh drop $disk; rm -rf $d" EXIT
+    in_guest() { bash "$lib/sid-host.sh" exec "$pid" "$@"; }
+    in_guest bash /usr/local/bin/docker-fixture.sh populate /run/docker.sock >/dev/null
+    in_guest docker volume create bench >/dev/null
+    in_guest docker run -d --name dockroot-stubborn --network none --init=false --restart unless-stopped dockroot-test/base:1 sleep 2147483647 >/dev/null
+    cp -a "$fill/." "$root/var/lib/docker/volumes/bench/_data/"
+    sync
+    local sock=/proc/$pid/root/run/docker.sock dataroot=$root/var/lib/docker
+    local -a g=(bash "$lib/sid-host.sh" exec "$pid" dockroot --json)
+    echo "containerd image store in the sid guest; data-root: $(du -sh "$dataroot" | cut -f1), containerd: $(du -sh "$root/var/lib/containerd" | cut -f1); target: xfs on /data" >&2
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    declare -A polled own
+    measure restart bash "$lib/sid-host.sh" exec "$pid" systemctl restart docker
+    measure move_precopy "${g[@]}" move --to /data/docker --yes
+    "${g[@]}" rollback --yes >> "$log" 2>&1
+    in_guest rm -rf /data/docker /data/containerd
+    measure backup_live "${g[@]}" backup -o /data/backup.tar.zst --no-config
+    echo
+    echo "| run (containerd store) | API down (polled) | dockroot's downtime |"
+    echo "|---|---|---|"
+    for i in restart move_precopy backup_live; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
+    echo
+    against_restart move_precopy backup_live
+}
+
+# --archive: see the header. Rounds of backup and restore against tar,
+# cold, interleaved; SRC is the tree.
+bench_archive() {
+    local src=$1 work=${out_set:+$outdir}
+    work=${work:-/var/tmp/dockroot-bench-archive-out}
+    [[ -n $smoke || $(id -u) == 0 ]] || { echo "bench.sh: --archive drops the page cache: run as root" >&2; exit 2; }
+    rm -rf "$work"
+    mkdir -p "$work"
+    local entries
+    read -r entries < <(find "$src" | wc -l)
+    echo "tree: $src: $entries entries, $(du -sh "$src" | cut -f1) allocated; outputs in $work"
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local -a dr=("$bin" -q --service none --state-dir "$work/state" --docker-socket "$work/none.sock")
+    declare -A t=() rss=() size=()
+    cold() { # NAME CMD...: caches dropped, CMD, its output synced
+        local name=$1 t0 t1 load
+        shift
+        sync
+        [[ -n $smoke ]] || echo 3 >/proc/sys/vm/drop_caches
+        read -r load _ </proc/loadavg
+        t0=$(date +%s.%N)
+        /usr/bin/time -f %M -o "$work/rss.$name" "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
+        sync -f "$work"
+        t1=$(date +%s.%N)
+        t[$name]+="$(echo "$t1 - $t0" | bc) "
+        rss[$name]=$(tail -n1 "$work/rss.$name")
+        printf '  %-18s %8.2f s  load %5s  peak RSS %6d MiB\n' "$name" "$(echo "$t1 - $t0" | bc)" "$load" "$((rss[$name] / 1024))" >&2
+    }
+    local r k
+    for ((r = 1; r <= rounds; r++)); do
+        echo "round $r/$rounds" >&2
+        rm -f "$work/dockroot.tar.zst"
+        cold backup "${dr[@]}" --data-root "$src" backup -o "$work/dockroot.tar.zst" --no-config
+        size[backup]=$(stat -c %s "$work/dockroot.tar.zst")
+        rm -f "$work/tar.tar.zst"
+        cold tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$work/tar.tar.zst'"
+        size[tar_zstd]=$(stat -c %s "$work/tar.tar.zst")
+        rm -f "$work/tar.tar.zst"
+        rm -rf "$work/restored"
+        cold restore "${dr[@]}" --data-root "$work/restored" restore "$work/dockroot.tar.zst" --yes --force
+        rm -rf "$work/restored"
+        mkdir -p "$work/restored"
+        cold tar_extract tar --zstd --xattrs --xattrs-include='*' --acls -xpf "$work/dockroot.tar.zst" -C "$work/restored"
+        rm -rf "$work/restored"
+    done
+    declare -A med
+    printf '\n%-12s %10s %10s   %s\n' "run (cold)" "median s" "peak RSS" "all runs"
+    for k in backup tar_zstd restore tar_extract; do
+        med[$k]=$(echo "${t[$k]}" | median)
+        printf '%-12s %10.2f %7d MiB   %s\n' "$k" "${med[$k]}" "$((rss[$k] / 1024))" "${t[$k]}"
+    done
+    echo
+    printf '%-40s %-40s\n' "dockroot backup / tar -S | zstd -T0 -3: $(ratio "${med[backup]}" "${med[tar_zstd]}") (goal <= 0.8)" \
+        "dockroot restore / tar -x: $(ratio "${med[restore]}" "${med[tar_extract]}") (goal <= 0.7)"
+    echo "archive size: dockroot $((size[backup] / 1048576)) MiB, tar | zstd $((size[tar_zstd] / 1048576)) MiB ($(ratio "${size[backup]}" "${size[tar_zstd]}"))"
+    echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    rm -rf "$work"
 }
 
 # --downtime --snapshot: backup's downtime with the data-root on a
@@ -430,6 +574,24 @@ bench_snapshot_downtime() {
     echo "backup --snapshot $method / --stop-the-world: $(ratio "${polled[${fs}_backup_snapshot_$method]}" "${polled[${fs}_backup_stop_the_world]}")  (goal <= 0.10)"
 }
 
+if [[ -n $downtime && -n $containerd ]]; then
+    bench_downtime_containerd
+    exit 0
+fi
+if [[ -n $archive ]]; then
+    [[ -x /usr/bin/time ]] || { echo "bench.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
+    if [[ -n $smoke ]]; then
+        rounds=1 small=300
+        dir=$(mktemp -d /var/tmp/dockroot-bench-smoke.XXXX)
+        [[ -n $out_set ]] || { outdir=$dir/out; out_set=1; }
+        trap 'rm -rf "$dir"' EXIT
+    fi
+    if ((small)); then
+        small_tree
+        bench_archive "$src"
+        exit 0
+    fi
+fi
 if [[ -n $downtime && -n $snapshot ]]; then
     bench_snapshot_downtime
     exit 0
@@ -484,6 +646,10 @@ make_tree() {
 }
 
 [[ -d $tree ]] || make_tree
+if [[ -n $archive ]]; then
+    bench_archive "$tree"
+    exit 0
+fi
 if [[ -n $disk ]]; then
     bench_disk "$tree"
     exit 0

@@ -7,6 +7,8 @@
 #   dockerd.sh stop DIR    SIGTERM it and wait (SIGKILL after 30 s); then kill
 #                          its containerd and shims and unmount container
 #                          mounts if anything outlived it
+#   dockerd.sh restart DIR stop, then start: what `systemctl restart docker`
+#                          does (bench.sh --downtime's baseline)
 #
 # Layout: DIR/root (data-root), DIR/exec (exec-root), DIR/sock (API socket),
 # DIR/pid, DIR/log, DIR/daemon.json. Clients: docker -H unix://DIR/sock.
@@ -150,5 +152,6 @@ unmount_containers() {
 case ${1:-} in
     start) [[ $# -eq 2 ]] || die "usage: dockerd.sh start DIR"; start "$2" ;;
     stop) [[ $# -eq 2 ]] || die "usage: dockerd.sh stop DIR"; stop "$2" ;;
+    restart) [[ $# -eq 2 ]] || die "usage: dockerd.sh restart DIR"; stop "$2"; start "$2" ;;
     *) echo "usage: dockerd.sh start DIR | stop DIR" >&2; exit 2 ;;
 esac

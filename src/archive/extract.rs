@@ -117,12 +117,7 @@ struct Writers {
 
 impl Writers {
     fn new() -> Writers {
-        Writers {
-            pool: Pool::default(),
-            budget: Arc::new(Window::new(WRITE_BUDGET)),
-            all: Arc::default(),
-            failed: Arc::default(),
-        }
+        Writers { pool: Pool::default(), budget: Arc::new(Window::new(WRITE_BUDGET)), all: Arc::default(), failed: Arc::default() }
     }
 
     /// A worker's error, if one failed: the extraction ends with it.
@@ -646,7 +641,14 @@ impl Ex<'_, '_> {
     }
 
     /// Takes a small file's bytes off the stream and hands the file to a worker.
-    fn hand_off<R: Read>(&mut self, m: &Member, name: &CString, meta: FileMeta, tar: &mut TarReader<R>, jobs: Option<Arc<InFlight>>) -> Result<()> {
+    fn hand_off<R: Read>(
+        &mut self,
+        m: &Member,
+        name: &CString,
+        meta: FileMeta,
+        tar: &mut TarReader<R>,
+        jobs: Option<Arc<InFlight>>,
+    ) -> Result<()> {
         let w = self.writers;
         let n = tar.data_left() as usize;
         let held = Permit::take(&w.budget, n.max(WRITE_BUDGET / 256));

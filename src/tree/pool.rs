@@ -65,7 +65,10 @@ impl Pool {
     pub(crate) fn push_task(&self, t: Task) {
         let mut st = lock(&self.0.state);
         st.tasks.push_back(t);
-        self.0.notify(&st);
+        // One task, one worker: waking them all would wake the others for nothing.
+        if st.sleepers > 0 {
+            self.0.wake.notify_one();
+        }
     }
 
     /// A worker that only runs tasks, until the pool is closed and drained.
