@@ -54,7 +54,7 @@ fn main() {
                 println!("{}", serde_json::json!({"ok": false, "error": text}));
             }
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
-            e.downcast_ref::<dockroot::plan::archive_error::BackupError>()
+            e.downcast_ref::<dockroot::plan::backup::error::BackupError>()
                 .map(|b| b.exit_code())
                 .filter(|c| *c >= 3)
                 .unwrap_or(exit::REFUSED)

@@ -753,7 +753,7 @@ fn verify_rejects_an_archive_whose_manifest_is_not_a_manifest() {
 #[test]
 fn two_trees_round_trip_through_verify_and_extract() {
     use dockroot::archive::layout::Tree;
-    use dockroot::plan::backup_stores::write_tree;
+    use dockroot::plan::backup::stores::write_tree;
     let t = tmp();
     let base = t.path();
     for d in ["data", "ctd", "out-data", "out-ctd"] {

@@ -15,8 +15,8 @@ use super::{BackupArgs, CompressArg, Global, InspectArgs, RestoreArgs, SnapshotA
 use dockroot::archive::meta::BackupMeta;
 use dockroot::archive::{self, WriterOptions};
 use dockroot::docker::api::DockerApi;
+use dockroot::plan::backup::snapshot::Request;
 use dockroot::plan::backup::{self as bk, BackupOptions};
-use dockroot::plan::backup_snapshot::Request;
 use dockroot::plan::restore::{self as rs, RestoreOptions};
 use dockroot::progress::Progress;
 use dockroot::service::ServiceKind;

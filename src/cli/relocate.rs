@@ -197,7 +197,7 @@ pub fn move_(a: &MoveArgs, g: &Global, out: &Output, progress: &dyn Progress) ->
     if let Some(code) = confirm(&a.confirm, out, "Docker will be stopped during the move. Proceed?") {
         return Ok(code);
     }
-    match plan::move_::execute(&env, &p, progress) {
+    match plan::r#move::execute(&env, &p, progress) {
         Ok(r) => {
             out.json(&json!({"ok": true, "plan": p, "result": r}));
             say_moved(out, &p, &r);
@@ -217,7 +217,7 @@ fn resume(
     progress: &dyn Progress,
     (to, method, containerd_to): (&mut Option<PathBuf>, &mut Method, &mut Option<PathBuf>),
 ) -> Option<i32> {
-    let j = match plan::rollback::resumable(env) {
+    let j = match plan::r#move::resume::resumable(env) {
         Ok(j) => j,
         Err(e) => return Some(fail(out, &e)),
     };
@@ -232,7 +232,7 @@ fn resume(
             return Some(code);
         }
         let same = to.is_none() || to.as_deref() == Some(j.target.as_path());
-        if let Err(e) = plan::rollback::undo_for_resume(env, &j, same, progress) {
+        if let Err(e) = plan::r#move::resume::undo_for_resume(env, &j, same, progress) {
             return Some(fail(out, &e));
         }
         out.say(&format!("resume: the interrupted move was undone; Docker runs on {} again", j.data_root.display()));
@@ -269,7 +269,7 @@ fn say_plan(out: &Output, p: &plan::MovePlan) {
     }
 }
 
-fn say_moved(out: &Output, p: &plan::MovePlan, r: &plan::move_::MoveReport) {
+fn say_moved(out: &Output, p: &plan::MovePlan, r: &plan::r#move::MoveReport) {
     out.say(&format!(
         "moved {} to {} ({}); Docker was down {:.1}s",
         r.data_root.display(),
@@ -305,7 +305,7 @@ pub fn rollback(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
     if let Some(code) = confirm(a, out, "Roll back the last move or interrupted restore (changes made to Docker since then are lost)?") {
         return Ok(code);
     }
-    match plan::rollback::rollback(&env, progress) {
+    match plan::core::undo::rollback(&env, progress) {
         Ok(r) if r.operation == "move" => {
             out.json(&json!({"ok": true, "result": r}));
             out.say(&format!("rolled back: Docker uses {} again", r.data_root.display()));
@@ -330,7 +330,7 @@ pub fn finalize(a: &ConfirmArgs, g: &Global, out: &Output, progress: &dyn Progre
     if let Some(code) = confirm(a, out, "Delete the old data-root permanently?") {
         return Ok(code);
     }
-    match plan::rollback::finalize(&env, progress) {
+    match plan::r#move::finalize::finalize(&env, progress) {
         Ok(r) => {
             out.json(&json!({"ok": true, "result": r}));
             match &r.removed {

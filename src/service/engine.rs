@@ -21,12 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{CommandRunner, SystemRunner, display};
 use super::error::{Result, ServiceError};
+use super::pidfile::PidfileService;
 use super::procscan;
 use super::systemd::{all_stopped, parse_is_active};
 use super::wait::Timing;
 use super::{ServiceKind, ServiceManager};
-use crate::docker::containerd::{DOCKER_NAMESPACE, Serving};
-use crate::docker::engine::{EngineFacts, ImageStore};
+use crate::docker::api::Info;
+use crate::docker::containerd::{self, DOCKER_NAMESPACE, Serving};
+use crate::docker::daemon_json::DaemonJson;
+use crate::docker::engine::{self, EngineFacts, ImageStore};
+use crate::docker::{facts, unit};
 use crate::progress::Progress;
 
 /// containerd's systemd unit.
@@ -265,6 +269,35 @@ impl<R: CommandRunner> ServiceManager for WholeEngine<R> {
         }
         self.wait_shims()
     }
+}
+
+/// The engine's facts as a plan sees them: dockerd's command line from the
+/// pidfile daemon when there is one, else docker.service's ExecStart.
+pub(crate) fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, info: Option<&Info>, timing: Timing) -> EngineFacts {
+    let argv = match service {
+        ServiceKind::Pidfile(p) => {
+            PidfileService::new(p, timing).live_pid().ok().flatten().and_then(|pid| procscan::read_cmdline(Path::new("/proc"), pid).ok())
+        }
+        _ => {
+            let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
+            unit::exec_start(&unit::load_unit(&dirs, "docker.service")).map(|(argv, _)| argv)
+        }
+    };
+    // Without a daemon, the installed dockerd says whether Docker 29's default applies.
+    let version = match info {
+        Some(i) => facts::parse_version(&i.server_version, None),
+        None => facts::engine_version(Path::new("dockerd")).ok(),
+    };
+    let major = version.map(|v| v.numbers.0);
+    engine::inspect(&engine::EngineProbe {
+        data_root,
+        cfg,
+        info,
+        argv: argv.as_deref(),
+        engine_major: major,
+        system_socket: Path::new(containerd::SYSTEM_SOCKET),
+        containerd_config: Path::new(containerd::CONFIG_FILE),
+    })
 }
 
 #[cfg(test)]

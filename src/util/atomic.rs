@@ -3,7 +3,7 @@
 //! half-written fstab can stop the host from booting, so we write a temporary
 //! file in the same directory, fsync it, rename it over the original and fsync
 //! the directory. Backups of edited files are the journal's business
-//! (`plan::intent`): one per operation, named by its id.
+//! (`plan::core::intent`): one per operation, named by its id.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

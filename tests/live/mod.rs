@@ -249,7 +249,7 @@ fn phase_two_never_writes_through_a_phase_one_symlink() {
 #[test]
 fn two_phase_data_root_after_a_containerd_tree_verifies_and_extracts() {
     use dockroot::archive::layout::Tree;
-    use dockroot::plan::backup_stores::write_tree;
+    use dockroot::plan::backup::stores::write_tree;
     require_root();
     let s = Scratch::new("live-containerd");
     let (root, ctd, outside) = (s.join("root"), s.join("ctd"), s.join("outside"));

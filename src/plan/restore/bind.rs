@@ -25,9 +25,9 @@ use serde::Serialize;
 
 use super::{OLD_INFIX, STAGING_INFIX};
 use crate::docker::mountinfo::{self, MountKind};
-use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::intent::{self, Intent};
-use crate::plan::runner::Runner;
+use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::core::intent::{self, Intent};
+use crate::plan::core::runner::Runner;
 use crate::util::atomic;
 
 /// What is mounted at the data-root, and so how the new tree goes in.

@@ -26,15 +26,15 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::archive_error::{BackupError, Result};
-use super::backup::{self, CONFIG_DIRS};
-use super::intent::Intent;
-use super::journal::{Journal, Method, Outcome, StateDir};
-use super::runner::Runner;
 use crate::archive;
 use crate::archive::meta::BackupMeta;
 use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
+use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::backup::{self, CONFIG_DIRS};
+use crate::plan::core::intent::Intent;
+use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
+use crate::plan::core::runner::Runner;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
@@ -135,7 +135,7 @@ fn non_empty(p: &Path) -> bool {
 /// The data-root to restore (`--data-root` or Docker's) and what is mounted there.
 pub fn place(opts: &RestoreOptions, warnings: &mut Vec<String>) -> Result<bind::Place> {
     let dr = backup::data_root(opts.data_root.as_deref(), &opts.api)?;
-    bind::Place::detect(&super::absolute(&dr), warnings)
+    bind::Place::detect(&crate::plan::env::absolute(&dr), warnings)
 }
 
 /// containerd's root when the archive carries it: what is mounted there and
@@ -187,7 +187,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         Ok(staged) => staged,
         Err(e) => {
             // Docker never stopped: the undo only removes the staging tree.
-            return Err(match super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
+            return Err(match crate::plan::core::undo::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
                 Ok(_) => e,
                 Err(u) => BackupError::Undone { error: Box::new(e), undo: vec![u.to_string()] },
             });
@@ -199,7 +199,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // (2) Stop, swap, start. From here a signal only sets a flag, checked
     // between steps, so the restore undoes itself instead of dying with
     // Docker down.
-    super::signal::install();
+    crate::plan::core::signal::install();
     let ctx = ServiceContext { data_root: dr.clone(), api: opts.api.clone(), timing: opts.timing };
     let svc = opts.service.clone().build(&ctx);
     // containerd holds its root open: it stops after Docker and starts before it.
@@ -237,7 +237,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             })
         }
         Err(e) => {
-            let undo = super::rollback::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress);
+            let undo = crate::plan::core::undo::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress);
             Err(BackupError::Undone { error: Box::new(e), undo: undo.err().map(|u| vec![u.to_string()]).unwrap_or_default() })
         }
     }

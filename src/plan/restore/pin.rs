@@ -13,9 +13,9 @@ use crate::archive::meta::BackupMeta;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::{self, ImageStore};
 use crate::docker::facts;
-use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::intent;
-use crate::plan::runner::Runner;
+use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::core::intent;
+use crate::plan::core::runner::Runner;
 
 /// A daemon.json edit that pins the archive's image store.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::RestoreOptions;
 use super::bind::{Place, Tree};
 use crate::archive::meta::BackupMeta;
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
-use crate::plan::archive_error::{BackupError, Result};
+use crate::plan::backup::error::{BackupError, Result};
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -47,7 +47,7 @@ fn system_dirs(opts: &RestoreOptions) -> containerd::Dirs {
 /// What is mounted at this host's containerd root, and where its tree would
 /// be staged (`--dry-run`; the shared-store check waits for the restore).
 pub fn place(opts: &RestoreOptions, ts: &str, warnings: &mut Vec<String>) -> Result<(Place, PathBuf)> {
-    let place = Place::detect(&super::super::absolute(&system_dirs(opts).root), warnings)?;
+    let place = Place::detect(&crate::plan::env::absolute(&system_dirs(opts).root), warnings)?;
     let staging = place.staging(ts);
     Ok((place, staging))
 }
@@ -58,7 +58,7 @@ pub fn place(opts: &RestoreOptions, ts: &str, warnings: &mut Vec<String>) -> Res
 pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str, warnings: &mut Vec<String>) -> Result<Option<Second>> {
     let Some(tree) = &meta.containerd_tree else { return Ok(None) };
     let dirs = system_dirs(opts);
-    let root = super::super::absolute(&dirs.root);
+    let root = crate::plan::env::absolute(&dirs.root);
     let address = opts.host_root.join(SYSTEM_SOCKET.trim_start_matches('/'));
     // The host's store as it is now: another user's namespaces there would be set aside with it.
     let (now, _) = containerd::namespaces(Some(&address), &dirs.state);

@@ -10,11 +10,11 @@ use super::{RestoreOptions, archive_show, config_name_ok};
 use crate::archive;
 use crate::archive::meta::BackupMeta;
 use crate::docker::snapshot::DockerState;
-use crate::plan::archive_error::{BackupError, Result};
-use crate::plan::error::PlanError;
-use crate::plan::health::identity;
-use crate::plan::intent::{self, Intent};
-use crate::plan::runner::Runner;
+use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::core::error::PlanError;
+use crate::plan::core::health::identity;
+use crate::plan::core::intent::{self, Intent};
+use crate::plan::core::runner::Runner;
 use crate::service::{ServiceManager, StopGuard};
 
 /// What the swap replaces: the data-root where it is mounted, containerd's

@@ -1,9 +1,7 @@
 //! `rollback` puts Docker back on its old data from whatever step a move,
 //! restore or backup reached (also after a crash or kill -9, from the
-//! journal alone);
-//! `finalize` deletes the old tree once a move passed its health check.
+//! journal alone).
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -11,8 +9,9 @@ use serde::Serialize;
 use super::error::{PlanError, Result};
 use super::health::{self, expected_root};
 use super::journal::{Journal, Outcome, StateDir, StepState};
-use super::{Env, intent, runner};
+use super::runner;
 use crate::docker::api::DockerApi;
+use crate::plan::Env;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind, verify_stopped_all};
@@ -29,16 +28,6 @@ pub struct RollbackReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containerd_target: Option<PathBuf>,
     pub docker_restarted: bool,
-}
-
-/// What `finalize` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct FinalizeReport {
-    pub data_root: PathBuf,
-    pub removed: Option<PathBuf>,
-    /// containerd's old root, with the containerd image store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed_containerd: Option<PathBuf>,
 }
 
 /// Undoes the journaled operation `j` (move, restore or backup): stops
@@ -164,120 +153,10 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
     Ok(RollbackReport { operation: j.operation, data_root: j.data_root, target: j.target, containerd_target, docker_restarted })
 }
 
-/// `dockroot finalize`: deletes the old tree of a successful move and clears the journal.
-pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
-    let _lock = env.state.lock()?;
-    let mut j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "finalize" })?;
-    if !matches!(j.outcome, Outcome::Moved | Outcome::Finalizing) {
-        return Err(PlanError::Refused {
-            msg: format!(
-                "the move of {} is not finished and health-checked (it is {}); run `dockroot rollback`",
-                j.data_root.display(),
-                j.outcome
-            ),
-        });
-    }
-    let removed = j.old_tree.clone();
-    let removed_containerd = j.containerd_move.as_ref().and_then(|c| c.old_tree.clone());
-    // The data Docker now uses must be on disk before the only other copy
-    // goes: both stores, which the move verified and health-checked together.
-    intent::flush("finalize", &expected_root(&j))?;
-    if let Some(c) = &j.containerd_move {
-        intent::flush("finalize", &c.target)?;
-    }
-    // From the first deletion on, the old tree is no longer whole: recorded
-    // first, so `rollback` refuses and `finalize` can be run again.
-    j.outcome = Outcome::Finalizing;
-    env.state.save(&j)?;
-    for old in removed.iter().chain(&removed_containerd) {
-        progress.phase("remove old tree", None);
-        remove_tree(old)?;
-    }
-    env.state.clear(&j)?;
-    Ok(FinalizeReport { data_root: j.data_root, removed, removed_containerd })
-}
-
-fn remove_tree(path: &std::path::Path) -> Result<()> {
-    let err = |e| PlanError::io("finalize", path, e);
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(PlanError::Refused { msg: format!("refusing to remove {}", path.display()) });
-    };
-    if !path.exists() {
-        return Ok(());
-    }
-    let dir = crate::sys::fs::open_dir_path(parent).map_err(err)?;
-    let name = crate::sys::path_cstr(std::path::Path::new(name)).map_err(err)?;
-    crate::sys::fs::remove_tree_at(dir.as_fd(), &name).map_err(err)
-}
-
-/// `move --resume`, first half: the interrupted move to resume. Refuses
-/// when there is none, when the journal is another operation's, and when the
-/// move finished (finalize or roll it back instead).
-pub fn resumable(env: &Env) -> Result<Journal> {
-    let j = env.state.load()?.ok_or_else(|| PlanError::NoJournal { path: env.state.journal_path(), what: "resume" })?;
-    let refuse = |msg: String| Err(PlanError::Refused { msg });
-    match (j.operation.as_str(), j.outcome) {
-        ("move", Outcome::InProgress | Outcome::RolledBack) => Ok(j),
-        ("move", _) => refuse(format!(
-            "move --resume: the move of {} to {} finished; run `dockroot finalize` to keep it or `dockroot rollback` to undo it",
-            j.data_root.display(),
-            j.target.display()
-        )),
-        (op, _) => refuse(format!(
-            "move --resume: the journal {} records a {op}, not a move; run `dockroot rollback` if it is unfinished",
-            env.state.journal_path().display()
-        )),
-    }
-}
-
-/// `move --resume`, second half: undoes the interrupted move `j` (if not
-/// yet undone) and, when the move goes to the same target, empties the
-/// partial copy there (preflight required it empty or absent, so all of it is
-/// the interrupted move's) so the move starts afresh.
-pub fn undo_for_resume(env: &Env, j: &Journal, same_target: bool, progress: &dyn Progress) -> Result<()> {
-    if j.outcome == Outcome::InProgress {
-        rollback(env, progress)?;
-    }
-    if same_target {
-        for t in j.containerd_move.iter().map(|c| &c.target) {
-            clear_dir(t).map_err(|e| PlanError::io("resume", t, e))?;
-        }
-        clear_dir(&j.target).map_err(|e| {
-            PlanError::io(
-                "resume",
-                &j.target,
-                std::io::Error::other(format!(
-                    "cannot empty the partial copy ({e}); delete its contents by hand and run `dockroot move --to {}`",
-                    j.target.display()
-                )),
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Deletes what is inside `dir` (not `dir` itself, which may be a mount point).
-fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(e.path())?;
-        } else {
-            std::fs::remove_file(e.path())?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::journal::Method;
+    use crate::plan::core::journal::Method;
 
     #[test]
     fn only_a_backup_past_its_start_is_undone_with_docker_running() {

@@ -60,7 +60,7 @@ pub enum BackupError {
 impl BackupError {
     /// The process exit code, as [`crate::plan::PlanError::exit_code`].
     pub fn exit_code(&self) -> i32 {
-        use crate::plan::error::{EXIT_REFUSED, EXIT_UNDO_FAILED, EXIT_UNDONE};
+        use crate::plan::core::error::{EXIT_REFUSED, EXIT_UNDO_FAILED, EXIT_UNDONE};
         match self {
             BackupError::Undone { undo, .. } if undo.is_empty() => EXIT_UNDONE,
             BackupError::Undone { .. } => EXIT_UNDO_FAILED,

@@ -13,12 +13,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::{PlanError, Result};
-use super::journal::TreeMove;
-use super::{Env, Method, MoveRequest, absolute, check_not_own_fs, check_target, probe};
+use super::preflight::{MoveRequest, SPACE_MARGIN_PERCENT, check_not_own_fs, check_target};
+use super::probe;
 use crate::docker::containerd::CONFIG_FILE;
 use crate::docker::engine::EngineFacts;
 use crate::docker::{facts, mountinfo};
+use crate::plan::core::error::{PlanError, Result};
+use crate::plan::core::journal::{Method, TreeMove};
+use crate::plan::env::{Env, absolute};
 use crate::service::ServiceKind;
 use crate::service::engine::ContainerdRecord;
 
@@ -145,14 +147,14 @@ fn check_space(target: &Path, bytes: u64, p: &Primary) -> Result<()> {
     let dev = |t: &Path| std::fs::metadata(probe::existing_ancestor(t)).map(|m| m.dev()).ok();
     let shared = dev(target).is_some() && dev(target) == dev(p.target);
     let total = bytes + if shared { p.bytes } else { 0 };
-    let need = total + total * super::SPACE_MARGIN_PERCENT / 100;
+    let need = total + total * SPACE_MARGIN_PERCENT / 100;
     if pr.free_bytes < need {
         return Err(PlanError::preflight(format!(
             "target {} has {} bytes free, but containerd's root holds {bytes} bytes{} (+{}% margin = {need}); choose a larger disk or free space",
             target.display(),
             pr.free_bytes,
             if shared { format!(" and the data-root, on the same filesystem, {} bytes", p.bytes) } else { String::new() },
-            super::SPACE_MARGIN_PERCENT
+            SPACE_MARGIN_PERCENT
         )));
     }
     Ok(())

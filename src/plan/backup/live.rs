@@ -15,13 +15,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::archive_error::{BackupError, Result};
-use super::backup::{commit, open_partial};
-use super::downtime::{Window, with_docker_stopped_after};
+use super::error::{BackupError, Result};
+use super::{commit, open_partial};
 use crate::archive::meta::BackupMeta;
 use crate::archive::phase2::{PhaseStats, phase1, phase2};
 use crate::archive::records::Spool;
 use crate::archive::{ArchiveError, ArchiveWriter, WriterOptions};
+use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;
 use crate::util::atomic;
 
@@ -93,7 +93,7 @@ fn write_live<W: Write + Send + 'static, U>(
         let (one, baseline) = phase1(&mut w, input.root, &mut |b| {
             if std::mem::take(&mut first) {
                 // Tests kill the backup here: phase 1 has begun writing the archive.
-                super::crash_hook("phase 1 data");
+                crate::plan::core::hooks::crash_hook("phase 1 data");
             }
             progress.advance(1, b)
         })?;

@@ -22,12 +22,12 @@ use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::archive_error::{BackupError, Result};
-use super::downtime::{self, Window};
-use super::intent::{self, Intent};
-use super::journal::{Outcome, StateDir};
+use super::error::{BackupError, Result};
 use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::mountinfo;
+use crate::plan::core::intent::{self, Intent};
+use crate::plan::core::journal::{Outcome, StateDir};
+use crate::plan::core::window::{self as downtime, Window};
 use crate::progress::Progress;
 use crate::service::ServiceKind;
 use crate::sys;

@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use super::archive_error::{BackupError, Result};
 use super::intent::Intent;
 use super::journal::{Journal, Method, Outcome, StateDir};
 use super::runner::Runner;
 use crate::docker::api::DockerApi;
+use crate::plan::backup::error::{BackupError, Result};
 use crate::progress::Progress;
 use crate::service::{ServiceKind, ServiceManager, StopGuard};
 use crate::util::atomic;

@@ -9,14 +9,17 @@ use std::time::SystemTime;
 
 use nix::mount::MsFlags;
 
-use super::error::{PlanError, Result};
-use super::intent::{self, Intent};
-use super::journal::Method;
-pub use super::runner::Runner;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::fstab::Fstab;
 use crate::docker::mountinfo;
+use crate::plan::core::error::{PlanError, Result};
+use crate::plan::core::intent::{self, Intent};
+use crate::plan::core::journal::Method;
+pub use crate::plan::core::runner::Runner;
 use crate::util::atomic;
+
+/// The drop-in template shipped in `systemd/`.
+pub(crate) const DROPIN_TEMPLATE: &str = include_str!("../../../systemd/docker.service.d/dockroot-mount.conf");
 
 /// Infix of the renamed old data-root: `<data-root>.dockroot-old-<UTC time>`.
 pub(crate) const OLD_INFIX: &str = ".dockroot-old-";
@@ -153,7 +156,7 @@ fn install_dropin(path: &Path, mount_path: &Path, edit: &Intent) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| PlanError::io("dropin", dir, e))?;
     }
-    let text = super::DROPIN_TEMPLATE.replace("@DATA_ROOT@", &mount_path.to_string_lossy());
+    let text = DROPIN_TEMPLATE.replace("@DATA_ROOT@", &mount_path.to_string_lossy());
     intent::apply_edit("dropin", edit, text.as_bytes())?;
     daemon_reload(path);
     Ok(())
@@ -170,8 +173,8 @@ pub(crate) fn daemon_reload(dropin: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::journal::{Journal, StateDir, StepState};
-    use crate::plan::runner::undo_steps;
+    use crate::plan::core::journal::{Journal, StateDir, StepState};
+    use crate::plan::core::runner::undo_steps;
     use crate::progress::Silent;
 
     #[test]
@@ -195,7 +198,7 @@ mod tests {
 
     #[test]
     fn containerd_root_edit_is_undone_and_a_created_config_removed() {
-        use crate::plan::journal::TreeMove;
+        use crate::plan::core::journal::TreeMove;
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("state"));
         state.ensure().unwrap();

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::archive_error::{BackupError, Result};
+use super::error::{BackupError, Result};
 use crate::archive::layout::Tree;
 use crate::archive::meta::StoreTree;
 use crate::archive::{self, ArchiveWriter};
@@ -80,7 +80,7 @@ pub fn write_tree<W: std::io::Write + Send + 'static>(
     let (mut entries, mut bytes) = (0u64, 0u64);
     archive::walk(root, &mut |walked, e| {
         let rec = w.add_tree_entry(tree, e)?;
-        manifest.push(&super::backup::complete(walked, &rec))?;
+        manifest.push(&super::complete(walked, &rec))?;
         entries += 1;
         let b = if rec.hardlink_to.is_none() && rec.kind == Kind::File { rec.size } else { 0 };
         bytes += b;

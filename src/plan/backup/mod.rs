@@ -7,15 +7,21 @@
 //! directory, the archive gets a timestamped name and `--keep N` prunes older
 //! dockroot archives there.
 
+pub mod error;
+pub mod live;
+pub mod snapshot;
+pub mod stores;
+pub mod target;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::archive_error::{BackupError, Result};
-use super::backup_snapshot::{self as snap, Capture, Choice, Request};
-use super::backup_stores::write_tree;
+use self::error::{BackupError, Result};
+use self::snapshot::{self as snap, Capture, Choice, Request};
+use self::stores::write_tree;
 use crate::archive::layout::Tree;
 use crate::archive::meta::{BackupMeta, META_FORMAT};
 use crate::archive::{self, ArchiveError, WriterOptions};
@@ -103,7 +109,7 @@ pub struct BackupSummary {
     pub meta: BackupMeta,
     /// A live backup's phases (absent with `--stop-the-world`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phases: Option<super::backup_live::LivePhases>,
+    pub phases: Option<live::LivePhases>,
     /// Set when a live backup ran as one pass instead, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_pass_reason: Option<&'static str>,
@@ -181,11 +187,11 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     };
     let mut warnings = Vec::new();
     if output.is_some() {
-        warnings.extend(super::backup_target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
+        warnings.extend(target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
     }
     if let Some(out) = &output {
         crate::sys::check_replaceable(out).map_err(BackupError::io("check the output", out))?;
-        let abs = super::absolute(out);
+        let abs = crate::plan::env::absolute(out);
         if abs.starts_with(&dr) {
             return Err(BackupError::Refused(format!(
                 "the archive {} would be inside the data-root {}; write it elsewhere",
@@ -255,8 +261,8 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     let info = info.filter(|i| std::fs::canonicalize(&i.docker_root_dir).is_ok_and(|p| p == dr));
     let cfg_path = opts.host_root.join(crate::docker::DEFAULT_DAEMON_JSON.trim_start_matches('/'));
     let cfg = DaemonJson::load(&cfg_path).map_err(BackupError::docker("read daemon.json"))?;
-    let facts = super::status::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
-    let containerd_root = super::backup_stores::containerd_root(&facts, dr, opts.shared_store)?;
+    let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
+    let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
     let meta = EngineMeta::new(&facts, containerd.map(|c| c.version));
     let containerd = containerd_root.as_ref().and_then(|_| ContainerdRecord::for_engine(&facts));
@@ -290,7 +296,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
         Some(c) => Box::new(WholeEngine::new(svc, c, opts.timing)),
         None => svc,
     };
-    let window = super::downtime::Window {
+    let window = crate::plan::core::window::Window {
         state_dir: &opts.state_dir,
         data_root: &dr,
         svc: svc.as_ref(),
@@ -319,7 +325,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
             docker,
             engine: Some(engine_meta),
             snapshot: method.clone(),
-            containerd_tree: containerd_root.as_deref().map(|r| super::backup_stores::describe(r, &namespaces)),
+            containerd_tree: containerd_root.as_deref().map(|r| stores::describe(r, &namespaces)),
             two_phase,
         }
     };
@@ -327,8 +333,8 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     if live {
         // The hook for the two-phase backup: Docker is stopped inside it.
         let meta = meta_of(&dr, true);
-        let input = super::backup_live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
-        let (phases, downtime, archive_bytes) = super::backup_live::backup_live(plan.output.as_deref(), input, window, progress)?;
+        let input = live::LiveInput { root: &dr, meta: &meta, config: &config, wopts: &opts.writer };
+        let (phases, downtime, archive_bytes) = live::backup_live(plan.output.as_deref(), input, window, progress)?;
         let (entries, bytes) = phases.tree;
         return finish(plan, start, (meta, entries, bytes, archive_bytes), downtime, Some(phases), None, taken);
     }
@@ -353,7 +359,7 @@ pub fn backup(opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSum
     // Docker starts again whatever happens; the downtime includes the stop.
     let (done, downtime) = match &capture {
         Some(cap) => snap::run(window, cap, progress, archive)?,
-        None => super::downtime::with_docker_stopped(window, progress, || archive(&dr))?,
+        None => crate::plan::core::window::with_docker_stopped(window, progress, || archive(&dr))?,
     };
     finish(plan, start, done, downtime, None, one_pass, taken)
 }
@@ -371,7 +377,7 @@ fn finish(
     start: Instant,
     (meta, entries, bytes, archive_bytes): (BackupMeta, u64, u64, u64),
     downtime: f64,
-    phases: Option<super::backup_live::LivePhases>,
+    phases: Option<live::LivePhases>,
     one_pass_reason: Option<&'static str>,
     (snapshot, snapshot_skipped): (Option<String>, Option<String>),
 ) -> Result<BackupSummary> {

@@ -1,5 +1,5 @@
 //! Executing a [`MovePlan`]: pre-copy passes verified while Docker runs
-//! ([`super::precopy`]), stop, delta sync, verify (content of what the sync
+//! ([`precopy`]), stop, delta sync, verify (content of what the sync
 //! wrote, metadata of every entry), switch, start, health check. Every step is journaled; any failure
 //! or signal after the stop undoes the switch and starts Docker on the old
 //! data before the error is returned.
@@ -23,21 +23,31 @@
 //! A signal is checked between steps: the copy and the verify of a step in
 //! progress run to their end first.
 
+pub mod containerd;
+pub mod finalize;
+pub mod precopy;
+pub mod preflight;
+pub mod probe;
+pub mod resume;
+pub mod switch;
+
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::error::{PlanError, Result};
-use super::health::{self, expected_root};
-use super::journal::{Journal, Method, Outcome, StateDir};
-use super::precopy::Passes;
-use super::switch::{self, Runner};
-use super::{Env, MovePlan, signal};
+use self::precopy::Passes;
+use self::preflight::MovePlan;
+use self::switch::Runner;
 use crate::audit::verify_tree_since;
 use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::snapshot::DockerState;
 use crate::docker::unit;
+use crate::plan::core::error::{PlanError, Result};
+use crate::plan::core::health::{self, expected_root};
+use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
+use crate::plan::core::signal;
+use crate::plan::env::Env;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
 use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
@@ -58,7 +68,7 @@ pub struct MoveReport {
     pub started_at_unix: f64,
     pub precopy_entries: u64,
     /// The passes before the stop (absent with `--no-precopy`).
-    pub precopy: Option<super::precopy::Passes>,
+    pub precopy: Option<precopy::Passes>,
     pub sync_rewritten: u64,
     pub verified_entries: u64,
     /// Bytes of content the verify read with Docker stopped.
@@ -213,7 +223,7 @@ fn before_stop(env: &Env, plan: &MovePlan, trees: &[Tree], r: &mut Runner, passe
     let progress = r.progress;
     for t in trees {
         let p = match plan.precopy {
-            true => Some(r.step(t.steps[0], |_| super::precopy::run(&t.source, &t.target, &t.work, env.threads, progress))?),
+            true => Some(r.step(t.steps[0], |_| precopy::run(&t.source, &t.target, &t.work, env.threads, progress))?),
             false => None,
         };
         passes.push(p);
@@ -264,7 +274,7 @@ impl Stopped<'_> {
         }
         // Every copy must be on disk before anything points Docker at it.
         for t in self.trees {
-            r.step(t.steps[3], |_| super::intent::flush("flush", &t.target))?;
+            r.step(t.steps[3], |_| crate::plan::core::intent::flush("flush", &t.target))?;
             self.mark(report, t.steps[3]);
         }
         switch::apply(r, self.plan.use_dropin)?;
@@ -358,7 +368,7 @@ pub(crate) fn rewrite_data_root(cmd: &DaemonCommand, target: &Path) -> DaemonCom
 /// start Docker on the old data.
 fn undo_after_failure(env: &Env, r: &mut Runner, cause: PlanError) -> PlanError {
     r.progress.warn(&format!("{cause}; undoing the move"));
-    match super::rollback::undo_journal(&env.api, env.timing, &env.state, &mut r.j, r.progress) {
+    match crate::plan::core::undo::undo_journal(&env.api, env.timing, &env.state, &mut r.j, r.progress) {
         Ok(_) => PlanError::RolledBack { cause: Box::new(cause), data_root: r.j.data_root.clone(), target: r.j.target.clone() },
         Err(undo) => PlanError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo), journal: env.state.journal_path() },
     }

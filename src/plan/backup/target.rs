@@ -7,7 +7,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::archive_error::{BackupError, Result};
+use super::error::{BackupError, Result};
 
 /// Refuses an output whose directory is missing; returns a warning when the
 /// archive would land on the filesystem that holds `data_root`.

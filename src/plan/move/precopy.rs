@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::{PlanError, Result};
 use crate::audit::write_manifest_since;
 use crate::copy::{CopyOptions, copy_tree};
 use crate::manifest::Reader;
 use crate::manifest::compare::{Field, compare_manifests};
+use crate::plan::core::error::{PlanError, Result};
 use crate::progress::Progress;
 
 /// Delta passes after the first copy, at most (each walks the whole source).
@@ -96,7 +96,7 @@ pub(crate) fn run(src: &Path, dst: &Path, work: &Path, threads: usize, progress:
 /// bytes read.
 fn read_back(dst: &Path, s: &Path, t: &Path, trusted: Option<&Path>, threads: usize, progress: &dyn Progress) -> Result<u64> {
     // From the disk, not from the pages the copy left in the cache.
-    super::intent::flush("precopy", dst)?;
+    crate::plan::core::intent::flush("precopy", dst)?;
     drop_cached(dst);
     let scan = write_manifest_since(dst, t, trusted, threads, progress).map_err(PlanError::engine("precopy"))?;
     if let Some(e) = scan.errors.first() {

@@ -40,8 +40,8 @@ impl Runner<'_> {
         self.progress.phase(name, None);
         self.j.begin(name, intents);
         self.save()?;
-        super::crash_hook(name);
-        super::fail_hook(name)?;
+        super::hooks::crash_hook(name);
+        super::hooks::fail_hook(name)?;
         let r = f(&mut self.j)?;
         self.j.set(name, StepState::Done);
         self.save()?;
@@ -69,11 +69,11 @@ pub(crate) fn undo_steps(state: &StateDir, j: &mut Journal, progress: &dyn Progr
         }
         let name = j.steps[i].name.clone();
         progress.phase(&format!("undo {name}"), None);
-        super::fail_hook(&format!("undo:{name}"))?;
+        super::hooks::fail_hook(&format!("undo:{name}"))?;
         for it in j.steps[i].intents.clone().iter().rev() {
             intent::undo(it)?;
             if let Intent::EditFile { path, .. } = it {
-                super::switch::daemon_reload(path);
+                crate::plan::r#move::switch::daemon_reload(path);
             }
         }
         j.steps[i].state = StepState::Undone;

@@ -1,25 +1,24 @@
 //! `dockroot status`: what a move would have to deal with, gathered without
 //! changing anything; with a target, whether that target can take the data.
 
+pub mod disks;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::disks::{self, Disk};
-use super::error::{PlanError, Result};
-use super::journal::Journal;
-use super::probe::{self, ProbeResult};
-use super::{Env, absolute};
-use crate::docker::api::Info;
+use self::disks::Disk;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::discover::{self, Conflict, Source};
-use crate::docker::engine::{self, EngineFacts};
+use crate::docker::engine::EngineFacts;
 use crate::docker::fstab::Fstab;
-use crate::docker::{containerd, facts, mountinfo, unit};
-use crate::service::ServiceKind;
-use crate::service::pidfile::PidfileService;
-use crate::service::procscan;
-use crate::service::wait::Timing;
+use crate::docker::{facts, mountinfo};
+use crate::plan::core::error::{PlanError, Result};
+use crate::plan::core::journal::Journal;
+use crate::plan::env::{Env, absolute};
+use crate::plan::r#move::preflight::SPACE_MARGIN_PERCENT;
+use crate::plan::r#move::probe::{self, ProbeResult};
+use crate::service::engine::engine_facts;
 
 /// The report (also the `--json` output).
 #[derive(Debug, Clone, Serialize)]
@@ -58,11 +57,11 @@ pub struct Status {
 pub struct JournalSummary {
     pub id: String,
     pub operation: String,
-    pub outcome: super::journal::Outcome,
+    pub outcome: crate::plan::core::journal::Outcome,
     pub data_root: PathBuf,
     pub target: PathBuf,
-    pub method: super::journal::Method,
-    pub steps: Vec<super::journal::StepRecord>,
+    pub method: crate::plan::core::journal::Method,
+    pub steps: Vec<crate::plan::core::journal::StepRecord>,
     pub old_tree: Option<PathBuf>,
 }
 
@@ -106,7 +105,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
     let engine = engine_facts(&env.service, &cfg, &data_root, info.as_ref(), env.timing);
     let need = size.bytes + engine.images_outside(&data_root).map_or(0, |_| engine.containerd.root_bytes);
     let target = to.map(|t| target_status(env, &mounts, &absolute(t), need));
-    let journal = super::move_::pending(&env.state).map(JournalSummary::from);
+    let journal = crate::plan::r#move::pending(&env.state).map(JournalSummary::from);
     let stranded = match &info {
         Some(i) if i.images == 0 && i.containers == 0 => stranded_trees(&i.docker_root_dir, journal.as_ref()),
         _ => Vec::new(),
@@ -120,7 +119,7 @@ pub fn status(env: &Env, to: Option<&Path>) -> Result<Status> {
         storage_driver: d.storage_driver,
         live_restore: d.live_restore,
         userns_dirs: facts::userns_dirs(&data_root).unwrap_or_default(),
-        // A move carries containerd's root (plan::containerd_move); a backup does not yet.
+        // A move carries containerd's root (plan::move::containerd); a backup does not yet.
         containerd_warning: engine.warning(&data_root),
         engine,
         stranded_trees: stranded,
@@ -149,38 +148,9 @@ fn target_status(env: &Env, mounts: &[mountinfo::MountEntry], t: &Path, need: u6
         fs_type: pr.fs_type.clone(),
         free_bytes: pr.free_bytes,
         in_fstab,
-        enough_space: pr.free_bytes >= need + need * super::SPACE_MARGIN_PERCENT / 100,
+        enough_space: pr.free_bytes >= need + need * SPACE_MARGIN_PERCENT / 100,
         probe: pr,
     }
-}
-
-/// The engine's facts as a plan sees them: dockerd's command line from the
-/// pidfile daemon when there is one, else docker.service's ExecStart.
-pub(crate) fn engine_facts(service: &ServiceKind, cfg: &DaemonJson, data_root: &Path, info: Option<&Info>, timing: Timing) -> EngineFacts {
-    let argv = match service {
-        ServiceKind::Pidfile(p) => {
-            PidfileService::new(p, timing).live_pid().ok().flatten().and_then(|pid| procscan::read_cmdline(Path::new("/proc"), pid).ok())
-        }
-        _ => {
-            let dirs: Vec<PathBuf> = unit::UNIT_DIRS.iter().map(PathBuf::from).collect();
-            unit::exec_start(&unit::load_unit(&dirs, "docker.service")).map(|(argv, _)| argv)
-        }
-    };
-    // Without a daemon, the installed dockerd says whether Docker 29's default applies.
-    let version = match info {
-        Some(i) => facts::parse_version(&i.server_version, None),
-        None => facts::engine_version(Path::new("dockerd")).ok(),
-    };
-    let major = version.map(|v| v.numbers.0);
-    engine::inspect(&engine::EngineProbe {
-        data_root,
-        cfg,
-        info,
-        argv: argv.as_deref(),
-        engine_major: major,
-        system_socket: Path::new(containerd::SYSTEM_SOCKET),
-        containerd_config: Path::new(containerd::CONFIG_FILE),
-    })
 }
 
 /// Old or moved trees with images next to an empty running data-root:
