@@ -6,7 +6,8 @@
 //!
 //! The journal is opened before phase 1 (step `phase 1`, which creates
 //! `FILE.partial`) and closed after the archive's rename (step `commit`,
-//! after Docker's start, so the fsync is not downtime). A kill in phase 1
+//! after Docker's start, so the manifest member, the end of the zstd frame
+//! and the fsync are not downtime). A kill in phase 1
 //! leaves the partial file and Docker running, one in phase 2 Docker
 //! stopped; `rollback` starts Docker if needed and removes the partial file.
 
@@ -110,10 +111,15 @@ fn write_live<W: Write + Send + 'static, U>(
         progress.phase("backup (phase 2, Docker stopped)", None);
         let (two, entries, bytes) = phase2(&mut w, input.root, &baseline, &mut manifest, &mut |b| progress.advance(1, b))?;
         progress.finish();
-        let (manifest, len) = manifest.into_file()?;
-        let out = w.finish(manifest, len)?;
-        Ok((out, LivePhases { phase1: one, phase2: two, tree: (entries, bytes) }))
+        Ok((w, manifest, LivePhases { phase1: one, phase2: two, tree: (entries, bytes) }))
     };
-    let note = |(_, p): &(W, LivePhases)| serde_json::to_value(p).ok();
-    with_docker_stopped_after(window, progress, before, work, note, commit)
+    let note = |(_, _, p): &(ArchiveWriter<W>, Spool, LivePhases)| serde_json::to_value(p).ok();
+    // The manifest (spooled during phase 2, some 220 bytes an entry) and the
+    // end of the zstd frame are written once Docker runs again: nothing in
+    // them reads the tree.
+    let finish = |(w, manifest, p): (ArchiveWriter<W>, Spool, LivePhases)| {
+        let (manifest, len) = manifest.into_file()?;
+        commit((w.finish(manifest, len)?, p))
+    };
+    with_docker_stopped_after(window, progress, before, work, note, finish)
 }
