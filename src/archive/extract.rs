@@ -173,6 +173,11 @@ fn set_xattrs(dir: BorrowedFd<'_>, name: &CStr, path: &[u8], xattrs: &sys::xattr
     })
 }
 
+/// Jobs go to the workers in batches of this many (one hand-off, at most one
+/// wake-up, per batch), or fewer when they hold [`BATCH_BYTES`].
+const BATCH: usize = 8;
+const BATCH_BYTES: usize = 512 << 10;
+
 /// A worker's job: one small file, created, written and finished.
 struct FileJob {
     dir: Arc<OwnedFd>,
@@ -184,6 +189,21 @@ struct FileJob {
 }
 
 impl FileJob {
+    /// Runs the job; its error (or panic) goes to `failed`. The job (its
+    /// permit and tickets) is dropped only after that.
+    fn run_reporting(self, failed: &Mutex<Option<ArchiveError>>) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())).unwrap_or_else(|p| {
+            Err(ArchiveError::Staging {
+                path: show(&self.meta.path),
+                step: "write",
+                source: std::io::Error::other(format!("a writer thread panicked: {}", crate::error::panic_message(p.as_ref()))),
+            })
+        });
+        if let Err(e) = r {
+            lock(failed).get_or_insert(e);
+        }
+    }
+
     fn run(&self) -> Result<()> {
         let f = self.meta.create(self.dir.as_fd(), &self.name)?;
         f.write_all_at(&self.bytes, 0).map_err(staging(&self.meta.path, "write"))?;
@@ -204,6 +224,9 @@ struct Ex<'a, 'w> {
     dirs: Vec<DirMeta>,
     /// Closed directories waiting for their jobs (at most [`MAX_CLOSED`]).
     closed: Vec<DirMeta>,
+    /// Jobs not yet handed to the workers, and their bytes.
+    batch: Vec<FileJob>,
+    batch_bytes: usize,
     writers: &'w Writers,
     /// The path of the last member, for the order check.
     last: Option<Vec<Vec<u8>>>,
@@ -318,6 +341,8 @@ fn extract_members<'a, 'w>(
                         stack: Vec::new(),
                         dirs: Vec::new(),
                         closed: Vec::new(),
+                        batch: Vec::new(),
+                        batch_bytes: 0,
                         writers,
                         last: None,
                         buf: vec![0; 1 << 20],
@@ -396,11 +421,28 @@ impl Ex<'_, '_> {
 
     /// Waits for the workers, then applies every closed directory's metadata.
     fn settle(&mut self) -> Result<()> {
-        self.writers.drain()?;
+        self.drain()?;
         for d in std::mem::take(&mut self.closed) {
             self.apply_dir(d)?;
         }
         Ok(())
+    }
+
+    /// Hands the pending batch of jobs to the workers.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let failed = self.writers.failed.clone();
+        self.writers.pool.push_task(Box::new(move || jobs.into_iter().for_each(|j| j.run_reporting(&failed))));
+    }
+
+    /// Hands on the batch and waits for every job; reports the first error.
+    fn drain(&mut self) -> Result<()> {
+        self.flush();
+        self.writers.drain()
     }
 
     fn top(&self) -> BorrowedFd<'_> {
@@ -463,6 +505,7 @@ impl Ex<'_, '_> {
             return Ok(());
         }
         if self.closed.len() > MAX_CLOSED {
+            self.flush();
             self.closed[0].jobs.wait_idle();
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closed).into_iter().partition(|d| d.jobs.idle());
@@ -536,8 +579,9 @@ impl Ex<'_, '_> {
     }
 
     /// A hardlink to an earlier, non-directory member of the same tree.
-    fn hardlink(&self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
-        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+    fn hardlink(&mut self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
+        let dir_fd = self.top_fd();
+        let dir = dir_fd.as_fd();
         let target = m
             .fields
             .linkname
@@ -551,19 +595,20 @@ impl Ex<'_, '_> {
         }
         let (tlast, tparents) = tc.split_last().expect("non-empty");
         let mut fd: Option<OwnedFd> = None;
+        let top = self.staging;
         for c in tparents {
-            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(top);
             fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => not_earlier(),
                 _ => staging(&m.path, "open hardlink target parent of")(e),
             })?);
         }
-        let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+        let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(top);
         let tname = cname(m, tlast)?;
         let mut found = stat::lstat_at(tdir, &tname);
         if found.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT)) {
             // Perhaps still being created by a worker.
-            self.writers.drain()?;
+            self.drain()?;
             found = stat::lstat_at(tdir, &tname);
         }
         match found {
@@ -614,7 +659,10 @@ impl Ex<'_, '_> {
                     return Err(m.malformed("empty or NUL-containing symlink target"));
                 }
                 sys::symlink_at(&m.fields.linkname, dir, name).map_err(exists)?;
-                sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                // Ours already, unless phase 2 writes into a setgid directory.
+                if self.replace || preset_perm(uid, gid, 0).is_none() {
+                    sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                }
                 set_x(dir)?;
                 sys::set_times_at(dir, name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
@@ -651,7 +699,15 @@ impl Ex<'_, '_> {
     ) -> Result<()> {
         let w = self.writers;
         let n = tar.data_left() as usize;
-        let held = Permit::take(&w.budget, n.max(WRITE_BUDGET / 256));
+        let charge = n.max(WRITE_BUDGET / 256);
+        let held = match Permit::try_take(&w.budget, charge) {
+            Some(p) => p,
+            None => {
+                // The batch's own permits must reach the workers to come back.
+                self.flush();
+                Permit::take(&w.budget, charge)
+            }
+        };
         let mut bytes = Vec::with_capacity(n);
         data::content(tar, m, &mut self.buf, false, |_, d| {
             bytes.extend_from_slice(d);
@@ -659,21 +715,11 @@ impl Ex<'_, '_> {
         })?;
         w.check()?;
         let job = FileJob { dir: self.top_fd(), name: name.clone(), meta, bytes, _held: (held, w.all.enter(), jobs.map(|j| j.enter())) };
-        let failed = w.failed.clone();
-        w.pool.push_task(Box::new(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())).unwrap_or_else(|p| {
-                Err(ArchiveError::Staging {
-                    path: show(&job.meta.path),
-                    step: "write",
-                    source: std::io::Error::other(format!("a writer thread panicked: {}", crate::error::panic_message(p.as_ref()))),
-                })
-            });
-            if let Err(e) = r {
-                lock(&failed).get_or_insert(e);
-            }
-            // The job (its permit and tickets) is dropped only now, after the error is recorded.
-            drop(job);
-        }));
+        self.batch.push(job);
+        self.batch_bytes += n;
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
+            self.flush();
+        }
         Ok(())
     }
 

@@ -177,25 +177,27 @@ impl Drop for Permit {
 /// Counts jobs in flight, so that a thread can wait until none is.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    n: Mutex<usize>,
+    /// Jobs, and whether someone waits (a notify is a system call).
+    n: Mutex<(usize, bool)>,
     idle: Condvar,
 }
 
 impl InFlight {
     /// One job more, until the ticket is dropped.
     pub(crate) fn enter(self: &Arc<Self>) -> Ticket {
-        *lock(&self.n) += 1;
+        lock(&self.n).0 += 1;
         Ticket(self.clone())
     }
 
     pub(crate) fn idle(&self) -> bool {
-        *lock(&self.n) == 0
+        lock(&self.n).0 == 0
     }
 
     /// Waits until every ticket is dropped.
     pub(crate) fn wait_idle(&self) {
         let mut n = lock(&self.n);
-        while *n > 0 {
+        while n.0 > 0 {
+            n.1 = true;
             n = wait(&self.idle, n);
         }
     }
@@ -207,8 +209,9 @@ pub(crate) struct Ticket(Arc<InFlight>);
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut n = lock(&self.0.n);
-        *n -= 1;
-        if *n == 0 {
+        n.0 -= 1;
+        if n.0 == 0 && n.1 {
+            n.1 = false;
             self.0.idle.notify_all();
         }
     }
