@@ -289,11 +289,11 @@ impl Drop for ClosePool<'_> {
     }
 }
 
-fn extract_members<'a, 'w>(
+fn extract_members<'a>(
     a: &mut ArchiveReader,
     mut data: Target<'a>,
     mut containerd: Option<Target<'a>>,
-    writers: &'w Writers,
+    writers: &Writers,
 ) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut rank = None;

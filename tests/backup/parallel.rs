@@ -44,6 +44,7 @@ fn pool_round_trip_on_btrfs() {
 }
 
 /// Runs dockroot with `args` and returns its peak RSS in MiB.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports the RSS
 fn peak_rss_mib(args: &[&dyn AsRef<std::ffi::OsStr>]) -> i64 {
     let child = Command::new(bin()).args(args.iter().map(|a| a.as_ref())).spawn().unwrap();
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
