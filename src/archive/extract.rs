@@ -42,28 +42,23 @@
 //! directory over a directory only gets its metadata again). The deletion
 //! list after them is applied by [`super::deleted`].
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
 use super::layout::{self, Section, Tree};
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
+use super::writers::{BATCH, BATCH_BYTES, ClosePool, FileJob, FileMeta, WRITE_BUDGET, Writers, set_xattrs};
 use super::{data, show};
 use crate::sys::{self, Kind, Timespec, stat};
 use crate::tree::apply::preset_perm;
 use crate::tree::content::AHEAD_MAX;
-use crate::tree::pool::Pool;
-use crate::tree::queue::{InFlight, Permit, Ticket, Window, lock};
-
-/// Bytes of file bodies handed to the writer workers and not yet written.
-/// Each job counts at least 1/256 of it: at most 256 jobs (and the parent
-/// directory fds they hold) are in flight.
-const WRITE_BUDGET: usize = 16 << 20;
+use crate::tree::queue::{InFlight, Permit};
 
 /// What an extraction produced besides the trees in the staging directories
 /// and the manifests it streamed out.
@@ -105,112 +100,6 @@ struct DirMeta {
 /// the workers' jobs in them; beyond this many the reader waits.
 const MAX_CLOSED: usize = 256;
 
-/// The worker pool that writes file bodies, shared by the trees of one extraction.
-struct Writers {
-    pool: Pool,
-    budget: Arc<Window>,
-    /// Every job in flight.
-    all: Arc<InFlight>,
-    /// The first job's error (a later one is a consequence or the same fault).
-    failed: Arc<Mutex<Option<ArchiveError>>>,
-}
-
-impl Writers {
-    fn new() -> Writers {
-        Writers { pool: Pool::default(), budget: Arc::new(Window::new(WRITE_BUDGET)), all: Arc::default(), failed: Arc::default() }
-    }
-
-    /// A worker's error, if one failed: the extraction ends with it.
-    fn check(&self) -> Result<()> {
-        match lock(&self.failed).take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Waits for every job, then reports the first error.
-    fn drain(&self) -> Result<()> {
-        self.all.wait_idle();
-        self.check()
-    }
-}
-
-/// A regular file's metadata, applied in order: owner, mode, xattrs, times.
-struct FileMeta {
-    path: Vec<u8>,
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: Timespec,
-    xattrs: sys::xattr::Xattrs,
-    /// Created with its final mode and owner already right (see `preset_perm`).
-    preset: Option<u32>,
-}
-
-impl FileMeta {
-    fn create(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<std::fs::File> {
-        sys::create_file_mode_at(dir, name, self.preset.unwrap_or(0o600)).map_err(exists(&self.path))
-    }
-
-    fn apply(&self, f: &std::fs::File, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
-        if self.preset.is_none() {
-            sys::fchown(f.as_fd(), self.uid, self.gid).map_err(staging(&self.path, "chown"))?;
-            sys::fchmod(f.as_fd(), self.mode).map_err(staging(&self.path, "chmod"))?;
-        }
-        set_xattrs(dir, name, &self.path, &self.xattrs)?;
-        sys::futimens(f.as_fd(), self.mtime, self.mtime).map_err(staging(&self.path, "set times of"))
-    }
-}
-
-fn set_xattrs(dir: BorrowedFd<'_>, name: &CStr, path: &[u8], xattrs: &sys::xattr::Xattrs) -> Result<()> {
-    if xattrs.is_empty() {
-        return Ok(());
-    }
-    sys::xattr::write_at(dir, name, xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
-        path: format!("{} (xattr {})", show(path), show(&k)),
-        step: "set xattr on",
-        source,
-    })
-}
-
-/// Jobs go to the workers in batches of this many (one hand-off, at most one
-/// wake-up, per batch), or fewer when they hold [`BATCH_BYTES`].
-const BATCH: usize = 8;
-const BATCH_BYTES: usize = 512 << 10;
-
-/// A worker's job: one small file, created, written and finished.
-struct FileJob {
-    dir: Arc<OwnedFd>,
-    name: CString,
-    meta: FileMeta,
-    bytes: Vec<u8>,
-    /// Released when the job ends, whichever way.
-    _held: (Permit, Ticket, Option<Ticket>),
-}
-
-impl FileJob {
-    /// Runs the job; its error (or panic) goes to `failed`. The job (its
-    /// permit and tickets) is dropped only after that.
-    fn run_reporting(self, failed: &Mutex<Option<ArchiveError>>) {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())).unwrap_or_else(|p| {
-            Err(ArchiveError::Staging {
-                path: show(&self.meta.path),
-                step: "write",
-                source: std::io::Error::other(format!("a writer thread panicked: {}", crate::error::panic_message(p.as_ref()))),
-            })
-        });
-        if let Err(e) = r {
-            lock(failed).get_or_insert(e);
-        }
-    }
-
-    fn run(&self) -> Result<()> {
-        let f = self.meta.create(self.dir.as_fd(), &self.name)?;
-        f.write_all_at(&self.bytes, 0).map_err(staging(&self.meta.path, "write"))?;
-        self.meta.apply(&f, self.dir.as_fd(), &self.name)
-    }
-}
-
 /// The extraction of one tree.
 struct Ex<'a, 'w> {
     tree: Tree,
@@ -236,7 +125,7 @@ struct Ex<'a, 'w> {
 }
 
 /// Maps a create error: EEXIST means the archive names an entry twice.
-fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+pub(super) fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
     move |e| match e.raw_os_error() {
         Some(libc::EEXIST) => ArchiveError::Unsafe { member: show(path), reason: "an entry of that name was already extracted".into() },
         _ => staging(path, "create")(e),
@@ -247,7 +136,7 @@ fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
     m.rejected(reason)
 }
 
-fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
+pub(super) fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
     move |source| ArchiveError::Staging { path: show(path), step, source }
 }
 
@@ -278,15 +167,6 @@ pub fn extract_trees<'a>(a: &mut ArchiveReader, data: Target<'a>, containerd: Op
         writers.drain()?;
         Ok(out)
     })
-}
-
-/// Closes the pool when dropped: its workers leave once the queue is empty.
-struct ClosePool<'a>(&'a Pool);
-
-impl Drop for ClosePool<'_> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
 }
 
 fn extract_members<'a>(

@@ -30,6 +30,7 @@ pub mod sink;
 pub mod verify;
 pub mod walk;
 pub mod writer;
+mod writers;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;
