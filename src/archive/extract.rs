@@ -367,6 +367,7 @@ impl Ex<'_, '_> {
     /// Applies the deferred metadata of pending directories that are not
     /// ancestors of `comps`, deepest first (all of them for `&[]`, the end).
     fn close_dirs(&mut self, comps: &[Vec<u8>]) -> Result<()> {
+        let mut closing = false;
         while let Some(d) = self.dirs.last() {
             let ancestor = !comps.is_empty() && d.comps.len() < comps.len() && comps.starts_with(&d.comps);
             if ancestor {
@@ -374,8 +375,10 @@ impl Ex<'_, '_> {
             }
             let d = self.dirs.pop().expect("checked above");
             self.closed.push(d);
+            closing = true;
         }
-        self.apply_closed()
+        // Swept when a directory closes, not for every member.
+        if closing { self.apply_closed() } else { Ok(()) }
     }
 
     /// Applies the metadata of closed directories whose jobs are done;
