@@ -4,9 +4,9 @@
 use std::fs::File;
 
 use crate::sys::{Kind, Meta, xattr::Xattrs};
+use crate::tree::content::Ahead;
 
 /// One entry of the source tree, as a walker hands it to the writer.
-#[derive(Debug)]
 pub struct ArchiveEntry {
     /// Path relative to the data-root, `/`-separated raw bytes; empty for the root.
     pub rel_path: Vec<u8>,
@@ -22,6 +22,9 @@ pub struct ArchiveEntry {
     /// A directory that is a btrfs subvolume's root: recorded as
     /// `DOCKROOT.subvolume=rw|ro`, so a restore recreates it as one.
     pub subvolume: Option<crate::sys::btrfs::Subvolume>,
+    /// A small file's bytes and hash, read ahead by a walk worker: written
+    /// as they are, in place of reading `data`.
+    pub(crate) ahead: Option<Ahead>,
 }
 
 /// What was written or extracted for one entry, for the manifest.

@@ -26,6 +26,19 @@
 //!   directory was created from an earlier member;
 //! - the manifest member is streamed to the caller's writer, not kept.
 //!
+//! File bodies up to [`AHEAD_MAX`] are written by the engine's worker pool
+//! ([`crate::tree::pool`]): the reading thread takes a file's bytes off the
+//! stream and hands them, with the open parent directory, to a worker that
+//! creates the file (O_EXCL, no symlink followed), writes it and sets its
+//! metadata. Directories, hardlinks, symlinks and nodes stay on the reading
+//! thread, in order. A directory's metadata waits until the workers are done
+//! with the files created directly in it (a creation would move its mtime;
+//! its default ACL would reach them); a hardlink whose target is still being
+//! created waits for the workers. The bytes in the workers' hands are bounded
+//! by [`WRITE_BUDGET`]. Large files, and phase 2 of a two-phase archive
+//! (where a member replaces an earlier one), are written by the reading
+//! thread as before.
+//!
 //! A two-phase (live) archive ([`super::phase2`]) has a second run of data
 //! members after [`layout::PHASE2`], again in walk order: each replaces what
 //! phase 1 left at its name (a whole subtree, removed through fds; a
@@ -37,6 +50,7 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use super::error::{ArchiveError, Result};
 use super::header::flag;
@@ -44,8 +58,12 @@ use super::layout::{self, Section, Tree};
 use super::pick::Pick;
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
+use super::writers::{BATCH, BATCH_BYTES, ClosePool, FileJob, FileMeta, WRITE_BUDGET, Writers, set_xattrs};
 use super::{data, show};
 use crate::sys::{self, Kind, Timespec, btrfs, stat};
+use crate::tree::apply::preset_perm;
+use crate::tree::content::AHEAD_MAX;
+use crate::tree::queue::{InFlight, Permit};
 
 /// What an extraction produced besides the trees in the staging directories
 /// and the manifests it streamed out.
@@ -111,17 +129,31 @@ struct DirMeta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// A read-only btrfs subvolume: sealed after its metadata, last.
     read_only: bool,
+    /// Workers' jobs creating files directly in this directory.
+    jobs: Arc<InFlight>,
 }
 
+/// Directories closed (nothing more enters them) whose metadata waits for
+/// the workers' jobs in them; beyond this many the reader waits.
+const MAX_CLOSED: usize = 256;
+
 /// The extraction of one tree.
-struct Ex<'a> {
+struct Ex<'a, 'w> {
     tree: Tree,
     staging: BorrowedFd<'a>,
+    /// `staging` again, for the workers.
+    staging_fd: Arc<OwnedFd>,
     /// Open parent chain below staging: (component, fd).
-    stack: Vec<(Vec<u8>, OwnedFd)>,
+    stack: Vec<(Vec<u8>, Arc<OwnedFd>)>,
     /// Directories whose subtree may still get members, each an ancestor of
     /// the next (at most one per level of depth).
     dirs: Vec<DirMeta>,
+    /// Closed directories waiting for their jobs (at most [`MAX_CLOSED`]).
+    closed: Vec<DirMeta>,
+    /// Jobs not yet handed to the workers, and their bytes.
+    batch: Vec<FileJob>,
+    batch_bytes: usize,
+    writers: &'w Writers,
     /// The path of the last member, for the order check.
     last: Option<Vec<Vec<u8>>>,
     buf: Vec<u8>,
@@ -130,10 +162,10 @@ struct Ex<'a> {
 }
 
 /// Maps a create error: EEXIST means the archive names an entry twice.
-fn exists(m: &Member) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+pub(super) fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
     move |e| match e.raw_os_error() {
-        Some(libc::EEXIST) => unsafe_(m, "an entry of that name was already extracted"),
-        _ => staging(&m.path, "create")(e),
+        Some(libc::EEXIST) => ArchiveError::Unsafe { member: show(path), reason: "an entry of that name was already extracted".into() },
+        _ => staging(path, "create")(e),
     }
 }
 
@@ -141,7 +173,7 @@ fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
     m.rejected(reason)
 }
 
-fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
+pub(super) fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
     move |source| ArchiveError::Staging { path: show(path), step, source }
 }
 
@@ -171,7 +203,22 @@ pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> 
     run(a, Targets::data(target), Some(pick))
 }
 
-fn run(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>) -> Result<Extracted> {
+/// The extraction, with the engine's writer workers for small file bodies.
+fn run(a: &mut ArchiveReader, targets: Targets<'_>, pick: Option<&Pick>) -> Result<Extracted> {
+    let writers = Writers::new();
+    std::thread::scope(|s| {
+        for _ in 0..crate::tree::default_threads() {
+            s.spawn(|| writers.pool.run_tasks());
+        }
+        // However the extraction ends, the workers finish their jobs and leave.
+        let _close = ClosePool(&writers.pool);
+        let out = extract_members(a, targets, pick, &writers)?;
+        writers.drain()?;
+        Ok(out)
+    })
+}
+
+fn extract_members(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>, writers: &Writers) -> Result<Extracted> {
     let mut out = Extracted::default();
     let mut pos = layout::Position::default();
     // The tree being extracted (None: its members are skipped).
@@ -182,7 +229,7 @@ fn run(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>) -> 
         let start = Section::Members(Tree::Data, b"");
         pos.advance(&start).map_err(|r| ArchiveError::Layout { what: r.into() })?;
         let staging = targets.trees.get(&Tree::Data).map(|t| t.staging).expect("a piece has a data target");
-        cur = Some((Tree::Data, Some(Ex::new(Tree::Data, staging, false))));
+        cur = Some((Tree::Data, Some(Ex::new(Tree::Data, staging, false, writers)?)));
     }
     let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
@@ -227,7 +274,10 @@ fn run(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>) -> 
                     if let Some((_, Some(prev))) = cur.take() {
                         prev.close()?;
                     }
-                    let ex = targets.get(tree, &m)?.map(|t| Ex::new(tree, t.staging, pos.in_phase2()));
+                    let ex = match targets.get(tree, &m)? {
+                        Some(t) => Some(Ex::new(tree, t.staging, pos.in_phase2(), writers)?),
+                        None => None,
+                    };
                     cur = Some((tree, ex));
                 }
                 let Some((_, Some(ex))) = cur.as_mut() else { continue };
@@ -282,19 +332,64 @@ fn run(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option<&Pick>) -> 
     Ok(out)
 }
 
-impl<'a> Ex<'a> {
-    fn new(tree: Tree, staging: BorrowedFd<'a>, replace: bool) -> Ex<'a> {
-        Ex { tree, staging, stack: Vec::new(), dirs: Vec::new(), last: None, buf: vec![0; 1 << 20], replace }
+impl<'a, 'w> Ex<'a, 'w> {
+    fn new(tree: Tree, staging: BorrowedFd<'a>, replace: bool, writers: &'w Writers) -> Result<Ex<'a, 'w>> {
+        let staging_fd = Arc::new(staging.try_clone_to_owned().map_err(self::staging(&tree.prefix(), "open"))?);
+        Ok(Ex {
+            tree,
+            staging,
+            staging_fd,
+            stack: Vec::new(),
+            dirs: Vec::new(),
+            closed: Vec::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            writers,
+            last: None,
+            buf: vec![0; 1 << 20],
+            replace,
+        })
     }
 
     /// Applies the metadata of every pending directory: the tree is complete.
     fn close(mut self) -> Result<()> {
         self.stack.clear();
-        self.close_dirs(&[])
+        self.close_dirs(&[])?;
+        self.settle()
+    }
+
+    /// Waits for the workers, then applies every closed directory's metadata.
+    fn settle(&mut self) -> Result<()> {
+        self.drain()?;
+        for d in std::mem::take(&mut self.closed) {
+            self.apply_dir(d)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending batch of jobs to the workers.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let failed = self.writers.failed.clone();
+        self.writers.pool.push_task(Box::new(move || jobs.into_iter().for_each(|j| j.run_reporting(&failed))));
+    }
+
+    /// Hands on the batch and waits for every job; reports the first error.
+    fn drain(&mut self) -> Result<()> {
+        self.flush();
+        self.writers.drain()
     }
 
     fn top(&self) -> BorrowedFd<'_> {
         self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging)
+    }
+
+    fn top_fd(&self) -> Arc<OwnedFd> {
+        self.stack.last().map(|(_, fd)| fd.clone()).unwrap_or_else(|| self.staging_fd.clone())
     }
 
     /// Makes the open chain equal to `parents`, creating missing directories.
@@ -312,7 +407,7 @@ impl<'a> Ex<'a> {
                 Some(libc::ELOOP) | Some(libc::ENOTDIR) => unsafe_(m, format!("path goes through `{}`, which is not a directory", show(c))),
                 _ => staging(&m.path, "open parent directory of")(e),
             })?;
-            self.stack.push((c.clone(), fd));
+            self.stack.push((c.clone(), Arc::new(fd)));
         }
         Ok(())
     }
@@ -331,12 +426,33 @@ impl<'a> Ex<'a> {
     /// Applies the deferred metadata of pending directories that are not
     /// ancestors of `comps`, deepest first (all of them for `&[]`, the end).
     fn close_dirs(&mut self, comps: &[Vec<u8>]) -> Result<()> {
+        let mut closing = false;
         while let Some(d) = self.dirs.last() {
             let ancestor = !comps.is_empty() && d.comps.len() < comps.len() && comps.starts_with(&d.comps);
             if ancestor {
                 break;
             }
             let d = self.dirs.pop().expect("checked above");
+            self.closed.push(d);
+            closing = true;
+        }
+        // Swept when a directory closes, not for every member.
+        if closing { self.apply_closed() } else { Ok(()) }
+    }
+
+    /// Applies the metadata of closed directories whose jobs are done;
+    /// waits for the oldest while too many are closed.
+    fn apply_closed(&mut self) -> Result<()> {
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        if self.closed.len() > MAX_CLOSED {
+            self.flush();
+            self.closed[0].jobs.wait_idle();
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closed).into_iter().partition(|d| d.jobs.idle());
+        self.closed = waiting;
+        for d in ready {
             self.apply_dir(d)?;
         }
         Ok(())
@@ -346,7 +462,7 @@ impl<'a> Ex<'a> {
         let (uid, gid) = ids(m)?;
         let mtime = mtime(m);
         let read_only = m.subvolume.is_some_and(|s| s.read_only);
-        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), read_only });
+        self.dirs.push(DirMeta { comps, uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), read_only, jobs: Arc::default() });
         Ok(())
     }
 
@@ -370,7 +486,9 @@ impl<'a> Ex<'a> {
         if t == flag::LINK {
             return self.hardlink(m, &comps, &name);
         }
-        self.leaf(m, &name, owner, tar)
+        // Jobs creating files directly in the pending directory hold it open.
+        let jobs = self.dirs.last().filter(|d| d.comps == parents).map(|d| d.jobs.clone());
+        self.leaf(m, &name, owner, tar, jobs)
     }
 
     /// A directory: created now (0700; a btrfs subvolume if the member says
@@ -404,8 +522,9 @@ impl<'a> Ex<'a> {
     }
 
     /// A hardlink to an earlier, non-directory member of the same tree.
-    fn hardlink(&self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
-        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+    fn hardlink(&mut self, m: &Member, comps: &[Vec<u8>], name: &CString) -> Result<()> {
+        let dir_fd = self.top_fd();
+        let dir = dir_fd.as_fd();
         let prefix = self.tree.prefix();
         let target =
             m.fields.linkname.strip_prefix(&*prefix).ok_or_else(|| unsafe_(m, format!("hardlink target outside {}", show(&prefix))))?;
@@ -417,57 +536,74 @@ impl<'a> Ex<'a> {
         }
         let (tlast, tparents) = tc.split_last().expect("non-empty");
         let mut fd: Option<OwnedFd> = None;
+        let top = self.staging;
         for c in tparents {
-            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+            let base = fd.as_ref().map(|f| f.as_fd()).unwrap_or(top);
             fd = Some(sys::open_dir_at(base, &cname(m, c)?).map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => not_earlier(),
                 _ => staging(&m.path, "open hardlink target parent of")(e),
             })?);
         }
-        let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(self.staging);
+        let tdir = fd.as_ref().map(|f| f.as_fd()).unwrap_or(top);
         let tname = cname(m, tlast)?;
-        match stat::lstat_at(tdir, &tname) {
+        let mut found = stat::lstat_at(tdir, &tname);
+        if found.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT)) {
+            // Perhaps still being created by a worker.
+            self.drain()?;
+            found = stat::lstat_at(tdir, &tname);
+        }
+        match found {
             Ok(st) if st.kind != Kind::Dir => {}
             Ok(_) => return Err(unsafe_(m, "hardlink to a directory")),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(not_earlier()),
             Err(e) => return Err(staging(&m.path, "stat hardlink target of")(e)),
         }
-        sys::link_at(tdir, &tname, dir, name).map_err(exists(m))
+        sys::link_at(tdir, &tname, dir, name).map_err(exists(&m.path))
     }
 
     /// A file, symlink, device node, fifo or socket, with its metadata in
     /// order: owner, mode, xattrs, times.
-    fn leaf<R: Read>(&mut self, m: &Member, name: &CString, (uid, gid): (u32, u32), tar: &mut TarReader<R>) -> Result<()> {
-        let dir = self.stack.last().map(|(_, fd)| fd.as_fd()).unwrap_or(self.staging);
+    fn leaf<R: Read>(
+        &mut self,
+        m: &Member,
+        name: &CString,
+        (uid, gid): (u32, u32),
+        tar: &mut TarReader<R>,
+        jobs: Option<Arc<InFlight>>,
+    ) -> Result<()> {
         let mtime = mtime(m);
-        let exists = exists(m);
-        let set_x = |dir: BorrowedFd<'_>| {
-            sys::xattr::write_at(dir, name, &m.xattrs, false).map_err(|(k, source)| ArchiveError::Staging {
-                path: format!("{} (xattr {})", show(&m.path), show(&k)),
-                step: "set xattr on",
-                source,
-            })
-        };
+        let exists = exists(&m.path);
+        let set_x = |dir: BorrowedFd<'_>| set_xattrs(dir, name, &m.path, &m.xattrs);
         match m.fields.typeflag {
             flag::FILE | flag::OLD_FILE if !m.socket => {
-                let f = sys::create_file_at(dir, name).map_err(exists)?;
+                // Phase 2 writes into directories that already have their
+                // final mode, owner and default ACL: no preset there.
+                let preset = if self.replace { None } else { preset_perm(uid, gid, m.fields.mode) };
+                let meta = FileMeta { path: m.path.clone(), uid, gid, mode: m.fields.mode, mtime, xattrs: m.xattrs.clone(), preset };
+                if !self.replace && m.sparse_size.is_none() && tar.data_left() <= AHEAD_MAX {
+                    return self.hand_off(m, name, meta, tar, jobs);
+                }
+                let dir_fd = self.top_fd();
+                let dir = dir_fd.as_fd();
+                let f = meta.create(dir, name)?;
                 let write = |off: u64, d: &[u8]| f.write_all_at(d, off).map_err(staging(&m.path, "write"));
                 let (size, _) = data::content(tar, m, &mut self.buf, false, write)?;
                 if m.sparse_size.is_some() {
                     // A trailing hole: holes stay holes.
                     f.set_len(size).map_err(staging(&m.path, "set size of"))?;
                 }
-                sys::fchown(f.as_fd(), uid, gid).map_err(staging(&m.path, "chown"))?;
-                sys::fchmod(f.as_fd(), m.fields.mode).map_err(staging(&m.path, "chmod"))?;
-                set_x(dir)?;
-                sys::futimens(f.as_fd(), mtime, mtime).map_err(staging(&m.path, "set times of"))?;
+                meta.apply(&f, dir, name)?;
             }
             flag::SYMLINK => {
+                let dir = self.top();
                 if m.fields.linkname.is_empty() || m.fields.linkname.contains(&0) {
                     return Err(m.malformed("empty or NUL-containing symlink target"));
                 }
                 sys::symlink_at(&m.fields.linkname, dir, name).map_err(exists)?;
-                sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                // Ours already, unless phase 2 writes into a setgid directory.
+                if self.replace || preset_perm(uid, gid, 0).is_none() {
+                    sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
+                }
                 set_x(dir)?;
                 sys::set_times_at(dir, name, mtime, mtime).map_err(staging(&m.path, "set times of"))?;
             }
@@ -479,6 +615,7 @@ impl<'a> Ex<'a> {
                     _ => Kind::Socket,
                 };
                 let rdev = rdev(m)?;
+                let dir = self.top();
                 sys::mknod_at(dir, name, kind, rdev).map_err(exists)?;
                 sys::chown_at(dir, name, uid, gid).map_err(staging(&m.path, "chown"))?;
                 sys::chmod_at(dir, name, m.fields.mode).map_err(staging(&m.path, "chmod"))?;
@@ -488,6 +625,41 @@ impl<'a> Ex<'a> {
             other => {
                 return Err(m.malformed(format!("unsupported member type `{}`", other.escape_ascii())));
             }
+        }
+        Ok(())
+    }
+
+    /// Takes a small file's bytes off the stream and hands the file to a worker.
+    fn hand_off<R: Read>(
+        &mut self,
+        m: &Member,
+        name: &CString,
+        meta: FileMeta,
+        tar: &mut TarReader<R>,
+        jobs: Option<Arc<InFlight>>,
+    ) -> Result<()> {
+        let w = self.writers;
+        let n = tar.data_left() as usize;
+        let charge = n.max(WRITE_BUDGET / 256);
+        let held = match Permit::try_take(&w.budget, charge) {
+            Some(p) => p,
+            None => {
+                // The batch's own permits must reach the workers to come back.
+                self.flush();
+                Permit::take(&w.budget, charge)
+            }
+        };
+        let mut bytes = Vec::with_capacity(n);
+        data::content(tar, m, &mut self.buf, false, |_, d| {
+            bytes.extend_from_slice(d);
+            Ok(())
+        })?;
+        w.check()?;
+        let job = FileJob { dir: self.top_fd(), name: name.clone(), meta, bytes, _held: (held, w.all.enter(), jobs.map(|j| j.enter())) };
+        self.batch.push(job);
+        self.batch_bytes += n;
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
+            self.flush();
         }
         Ok(())
     }

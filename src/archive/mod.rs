@@ -32,6 +32,7 @@ pub mod trees;
 pub mod verify;
 pub mod walk;
 pub mod writer;
+mod writers;
 
 pub use entry::{ArchiveEntry, EntryRecord};
 pub use error::ArchiveError;

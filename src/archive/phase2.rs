@@ -244,7 +244,7 @@ pub fn phase2<W: Write + Send + 'static>(
 ) -> Result<(PhaseStats, u64, u64)> {
     let tree = src.tree;
     let opts = src.walk_options(false, Some(baseline));
-    let visitor = Changes { source: Source { root: src.root.clone(), live: false } };
+    let visitor = Changes { source: Source::new(&src.root, false) };
     let before = deleted.count;
     let mut del = Deletions { tree, old: Reader::open(baseline)?, list: deleted, covered: None };
     let mut pending = Pending { dirs: Vec::new() };
@@ -252,8 +252,8 @@ pub fn phase2<W: Write + Send + 'static>(
     let mut new_heads: HashSet<Vec<u8>> = HashSet::new();
     let mut stats = PhaseStats::default();
     let (mut tree_entries, mut tree_bytes) = (0u64, 0u64);
-    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>), sv| -> Result<EntryRecord> {
-        let written = w.add_tree_entry(tree, entry(rec, source, sv))?;
+    let mut append = |w: &mut ArchiveWriter<W>, rec: &Record, source: (Meta, Option<std::fs::File>), sv, ahead| -> Result<EntryRecord> {
+        let written = w.add_tree_entry(tree, entry(rec, source, sv, ahead))?;
         stats.entries += 1;
         stats.bytes += content_bytes(&written);
         advance(content_bytes(&written));
@@ -266,10 +266,10 @@ pub fn phase2<W: Write + Send + 'static>(
         let relinked = matches!(&rec.body, Body::Hardlink { target } if new_heads.contains(target));
         let rec = if o.rewritten || relinked {
             for (d, m, sv) in std::mem::take(&mut pending.dirs) {
-                append(w, &d, (m, None), sv)?;
+                append(w, &d, (m, None), sv, None)?;
             }
             let nlink = source.0.nlink;
-            let written = append(w, &rec, source, o.subvolume)?;
+            let written = append(w, &rec, source, o.subvolume, o.ahead)?;
             if written.kind == Kind::File && written.hardlink_to.is_none() && nlink > 1 {
                 new_heads.insert(rec.path.clone());
             }

@@ -60,6 +60,13 @@ fn out_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError {
 impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// Starts an archive on `out` and writes the first member, `meta.json`.
     pub fn new(out: W, opts: &WriterOptions, meta_json: &[u8]) -> Result<Self> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Self::new_at(out, opts, meta_json, now)
+    }
+
+    /// [`ArchiveWriter::new`] with the time of the run given (its own
+    /// members' mtime): two runs then write the same bytes.
+    pub(crate) fn new_at(out: W, opts: &WriterOptions, meta_json: &[u8], now: i64) -> Result<Self> {
         let enc = match opts.level {
             Some(level) => {
                 let mut enc = zstd::stream::write::Encoder::new(out, level).map_err(out_err("start zstd"))?;
@@ -71,7 +78,6 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             }
             None => Sink::Plain(out),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let mut w = ArchiveWriter { out: enc, pos: layout::Position::default(), now, live: false };
         w.small_file(layout::META, meta_json, 0o600)?;
         Ok(w)
@@ -156,6 +162,17 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                     e.data.take().ok_or_else(|| ArchiveError::Layout { what: format!("no data for file `{}`", show(&e.rel_path)) })?;
                 f.typeflag = flag::FILE;
                 record.size = m.size;
+                if let Some(a) = e.ahead.take() {
+                    // Read and hashed by a worker: the same member as the
+                    // streamed one below, byte for byte.
+                    f.size = m.size;
+                    self.header(&mut f, pax, m.mtime)?;
+                    self.out.write_all(&a.bytes).map_err(out_err("write data"))?;
+                    self.pad(m.size)?;
+                    record.hash = Some(a.hash);
+                    record.raced = self.live && self.raced_since(m, &file);
+                    return Ok(record);
+                }
                 let extents = crate::tree::content::extents(&file, m.size, m.blocks).map_err(|source| ArchiveError::Source {
                     path: show(&e.rel_path),
                     step: "find holes of",
@@ -170,12 +187,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 } else {
                     self.sparse(&mut f, pax, &file, m.size, extents, &e.rel_path, m.mtime)?
                 };
-                // Live: a write during the read moves ctime (or size, or
-                // mtime) past the walk's stat; phase 2 archives it again.
-                let raced = raced
-                    || (self.live
-                        && crate::sys::stat::fstat(std::os::fd::AsFd::as_fd(&file))
-                            .is_ok_and(|a| crate::tree::scan::changed_during_read(m, &a)));
+                let raced = raced || (self.live && self.raced_since(m, &file));
                 record.hash = Some(hash);
                 record.raced = raced;
                 return Ok(record);
@@ -183,6 +195,12 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         }
         self.header(&mut f, pax, m.mtime)?;
         Ok(record)
+    }
+
+    /// Live: a write during the read moves ctime (or size, or mtime) past
+    /// the walk's stat `m`; phase 2 archives the file again.
+    fn raced_since(&self, m: &crate::sys::Meta, file: &std::fs::File) -> bool {
+        crate::sys::stat::fstat(std::os::fd::AsFd::as_fd(file)).is_ok_and(|a| crate::tree::scan::changed_during_read(m, &a))
     }
 
     /// Writes the manifest (`len` bytes, streamed from a spool file, never

@@ -189,8 +189,7 @@ impl CopyVisitor {
             raced,
             sparsified: copied.sparsified,
             rewritten: true,
-            source: None,
-            subvolume: None,
+            ..Outcome::default()
         })
     }
 

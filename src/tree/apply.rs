@@ -22,8 +22,24 @@ pub(crate) struct Attrs<'a> {
 /// umask strips nothing and there are no setuid/setgid/sticky bits (chown
 /// would clear them). Two syscalls fewer per file on a typical data-root.
 pub(crate) fn preset_mode(m: &Meta) -> Option<u32> {
-    let (uid, gid, umask) = sys::creation_defaults();
-    (m.kind == Kind::File && (m.uid, m.gid) == (uid, gid) && m.perm & 0o7000 == 0 && m.perm & umask == 0).then_some(m.perm)
+    if m.kind != Kind::File {
+        return None;
+    }
+    preset_perm(m.uid, m.gid, m.perm)
+}
+
+/// [`preset_mode`] of a regular file owned by `uid:gid` with mode `perm`.
+pub(crate) fn preset_perm(uid: u32, gid: u32, perm: u32) -> Option<u32> {
+    let (u, g, umask) = sys::creation_defaults();
+    ((uid, gid) == (u, g) && perm & 0o7000 == 0 && perm & umask == 0).then_some(perm)
+}
+
+/// Whether `chown` would change nothing: the entry was created by this
+/// run (`fresh`: not a delta, where it may be an older copy's) inside a
+/// private directory, so it is ours, and ours is the owner it needs.
+fn owned_as_created(m: &Meta, fresh: bool) -> bool {
+    let (uid, gid, _) = sys::creation_defaults();
+    fresh && (m.uid, m.gid) == (uid, gid)
 }
 
 fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> Error {
@@ -31,10 +47,13 @@ fn xattr_err(root: &Path, rel: &[u8], (name, e): (Vec<u8>, std::io::Error)) -> E
 }
 
 /// Applies metadata to `name` in `dir` (any type but directories, which go
-/// through [`apply_dir`]). `exact` also removes xattrs the source lacks.
+/// through [`apply_dir`]). `exact` (a delta) also removes xattrs the source
+/// lacks; without it the entry is new, and a chown to ourselves is skipped.
 pub(crate) fn apply_at(dir: BorrowedFd<'_>, name: &CStr, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
     let m = a.meta;
-    sys::chown_at(dir, name, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    if !owned_as_created(m, !exact) {
+        sys::chown_at(dir, name, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    }
     if m.kind != Kind::Symlink {
         sys::chmod_at(dir, name, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
     }
@@ -68,7 +87,10 @@ pub(crate) fn apply_file(t: &FileTarget, a: &Attrs, exact: bool, root: &Path, re
 /// Applies metadata to a directory through its own fd.
 pub(crate) fn apply_dir(d: BorrowedFd<'_>, a: &Attrs, exact: bool, root: &Path, rel: &[u8]) -> Result<()> {
     let m = a.meta;
-    sys::fchown(d, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    // The root may be a directory someone else made for the copy.
+    if !owned_as_created(m, !exact && !rel.is_empty()) {
+        sys::fchown(d, m.uid, m.gid).map_err(|e| Error::io("chown", root, rel, e))?;
+    }
     sys::fchmod(d, m.perm).map_err(|e| Error::io("chmod", root, rel, e))?;
     if !a.xattrs.is_empty() || exact {
         sys::xattr::write_at(d, sys::DOT, a.xattrs, exact).map_err(|e| xattr_err(root, rel, e))?;

@@ -7,7 +7,10 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
+use super::hasher::ContentHasher;
+use super::queue::{Permit, Window};
 use crate::sys::holes::data_extents;
 
 pub(crate) enum Chunk<'a> {
@@ -72,5 +75,69 @@ pub(crate) fn extents(file: &File, size: u64, blocks: u64) -> io::Result<Vec<(u6
         Ok(vec![(0, size)])
     } else {
         data_extents(file, size)
+    }
+}
+
+/// Files up to this size may be read ahead ([`read_ahead`]); larger ones
+/// stream through a fixed buffer on the thread that writes them out.
+pub(crate) const AHEAD_MAX: u64 = 1 << 20;
+
+/// The bytes all read-ahead buffers of one archive may hold together.
+pub(crate) const AHEAD_BUDGET: usize = 16 << 20;
+
+/// A small file's whole content, read and hashed by a walk worker ahead of
+/// the one thread that writes the archive in walk order. Its bytes count
+/// against a shared budget until it is dropped.
+pub(crate) struct Ahead {
+    pub bytes: Vec<u8>,
+    pub hash: [u8; 32],
+    _held: Permit,
+}
+
+/// Reads and hashes a dense file of `size` bytes (`blocks` 512-byte blocks)
+/// when it is small and `budget` has room; never waits (the writer may be
+/// waiting for this very entry). `None`: the writer streams the file as
+/// before, and also meets and reports any read error or short read itself.
+pub(crate) fn read_ahead(file: &File, size: u64, blocks: u64, budget: &Arc<Window>) -> Option<Ahead> {
+    // Only files [`extents`] calls dense (no lseek): a sparse file streams.
+    if size == 0 || size > AHEAD_MAX || blocks * 512 < size {
+        return None;
+    }
+    let held = Permit::try_take(budget, size as usize)?;
+    let mut bytes = vec![0u8; size as usize];
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match file.read_at(&mut bytes[pos..], pos as u64) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pos += n,
+        }
+    }
+    let mut h = ContentHasher::new();
+    h.update(&bytes);
+    Some(Ahead { hash: h.finalize(), bytes, _held: held })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_takes_small_dense_files_within_the_budget() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        std::fs::write(&p, b"hello").unwrap();
+        let f = File::open(&p).unwrap();
+        let budget = Arc::new(Window::new(8));
+        let a = read_ahead(&f, 5, 8, &budget).unwrap();
+        assert_eq!(a.bytes, b"hello");
+        assert_eq!(a.hash, *blake3::hash(b"hello").as_bytes());
+        // 3 of 8 bytes left: the next one streams, until the first is dropped.
+        assert!(read_ahead(&f, 5, 8, &budget).is_none());
+        drop(a);
+        assert!(read_ahead(&f, 5, 8, &budget).is_some());
+        // Sparse (fewer blocks than bytes), empty, or shorter than its stat: streams.
+        assert!(read_ahead(&f, 5, 0, &budget).is_none());
+        assert!(read_ahead(&f, 0, 0, &budget).is_none());
+        assert!(read_ahead(&f, 6, 8, &budget).is_none());
     }
 }

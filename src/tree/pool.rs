@@ -61,6 +61,26 @@ impl Pool {
         self.0.notify(&st);
     }
 
+    /// Queues a task for any worker (the restore's file writes).
+    pub(crate) fn push_task(&self, t: Task) {
+        let mut st = lock(&self.0.state);
+        st.tasks.push_back(t);
+        // One task, one worker: waking them all would wake the others for nothing.
+        if st.sleepers > 0 {
+            self.0.wake.notify_one();
+        }
+    }
+
+    /// A worker that only runs tasks, until the pool is closed and drained.
+    /// A task that panics is its own business (it reports its failure).
+    pub(crate) fn run_tasks(&self) {
+        while let Some(w) = self.next() {
+            if let Work::Task(t) = w {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(t));
+            }
+        }
+    }
+
     /// No more batches: workers leave once the queue is empty and no worker
     /// is still on a batch. Idempotent.
     pub(crate) fn close(&self) {

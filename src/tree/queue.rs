@@ -90,8 +90,9 @@ impl<T> Receiver<T> {
     }
 }
 
-/// A counting semaphore: the entries in flight. The walker takes a place per
-/// entry; the collector gives places back as it hands entries on.
+/// A counting semaphore: the entries in flight (the walker takes a place per
+/// entry; the collector gives places back as it hands entries on), or the
+/// bytes an archive holds in memory ahead of its writer (see [`Permit`]).
 pub(crate) struct Window {
     state: Mutex<(usize, bool)>,
     freed: Condvar,
@@ -104,22 +105,32 @@ impl Window {
 
     /// Takes a place if one is free.
     pub(crate) fn try_take(&self) -> bool {
+        self.try_take_n(1)
+    }
+
+    /// Takes `n` places if they are free.
+    pub(crate) fn try_take_n(&self, n: usize) -> bool {
         let mut st = lock(&self.state);
-        if st.0 == 0 {
+        if st.0 < n {
             return false;
         }
-        st.0 -= 1;
+        st.0 -= n;
         true
     }
 
     /// Takes a place, waiting for one.
     pub(crate) fn take(&self) {
+        self.take_n(1)
+    }
+
+    /// Takes `n` places, waiting for them.
+    pub(crate) fn take_n(&self, n: usize) {
         let mut st = lock(&self.state);
-        while st.0 == 0 {
+        while st.0 < n {
             st.1 = true;
             st = wait(&self.freed, st);
         }
-        st.0 -= 1;
+        st.0 -= n;
     }
 
     /// Gives `n` places back.
@@ -131,7 +142,77 @@ impl Window {
         st.0 += n;
         if st.1 {
             st.1 = false;
-            self.freed.notify_one();
+            // Waiters may want different amounts: each checks again.
+            self.freed.notify_all();
+        }
+    }
+}
+
+/// Places taken from a shared [`Window`], given back when dropped: a byte
+/// budget's bytes travel with the buffer that holds them.
+pub(crate) struct Permit {
+    window: Arc<Window>,
+    n: usize,
+}
+
+impl Permit {
+    /// `n` places if they are free now.
+    pub(crate) fn try_take(window: &Arc<Window>, n: usize) -> Option<Permit> {
+        window.try_take_n(n).then(|| Permit { window: window.clone(), n })
+    }
+
+    /// `n` places, waiting for them.
+    pub(crate) fn take(window: &Arc<Window>, n: usize) -> Permit {
+        window.take_n(n);
+        Permit { window: window.clone(), n }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.window.give(self.n);
+    }
+}
+
+/// Counts jobs in flight, so that a thread can wait until none is.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    /// Jobs, and whether someone waits (a notify is a system call).
+    n: Mutex<(usize, bool)>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    /// One job more, until the ticket is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> Ticket {
+        lock(&self.n).0 += 1;
+        Ticket(self.clone())
+    }
+
+    pub(crate) fn idle(&self) -> bool {
+        lock(&self.n).0 == 0
+    }
+
+    /// Waits until every ticket is dropped.
+    pub(crate) fn wait_idle(&self) {
+        let mut n = lock(&self.n);
+        while n.0 > 0 {
+            n.1 = true;
+            n = wait(&self.idle, n);
+        }
+    }
+}
+
+/// A job of an [`InFlight`] count; dropped when the job is done (also by a panic).
+pub(crate) struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut n = lock(&self.0.n);
+        n.0 -= 1;
+        if n.0 == 0 && n.1 {
+            n.1 = false;
+            self.0.idle.notify_all();
         }
     }
 }
@@ -245,6 +326,31 @@ mod tests {
         w.give(1);
         taker.join().unwrap();
         assert!(!w.try_take());
+    }
+
+    #[test]
+    fn a_permit_gives_its_places_back_when_dropped() {
+        let w = Arc::new(Window::new(10));
+        let p = Permit::try_take(&w, 8).unwrap();
+        assert!(Permit::try_take(&w, 3).is_none());
+        let waiter = {
+            let w = w.clone();
+            std::thread::spawn(move || drop(Permit::take(&w, 5)))
+        };
+        drop(p);
+        waiter.join().unwrap();
+        assert!(w.try_take_n(10));
+    }
+
+    #[test]
+    fn in_flight_waits_for_every_ticket() {
+        let f = Arc::new(InFlight::default());
+        assert!(f.idle());
+        let (a, b) = (f.enter(), f.enter());
+        let job = std::thread::spawn(move || drop((a, b)));
+        f.wait_idle();
+        job.join().unwrap();
+        assert!(f.idle());
     }
 
     #[test]

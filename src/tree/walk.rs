@@ -40,6 +40,8 @@ pub struct Outcome {
     pub source: Option<(crate::sys::Meta, Option<std::fs::File>)>,
     /// A directory that is a btrfs subvolume's root (archives record it).
     pub subvolume: Option<crate::sys::btrfs::Subvolume>,
+    /// A small file's content, read and hashed ahead by the worker.
+    pub(crate) ahead: Option<super::content::Ahead>,
 }
 
 /// What entering a directory produced.

@@ -849,3 +849,5 @@ fn interrupted_restore_is_rolled_back() {
     assert!(vols.contains("in-archive") && !vols.contains("only-in-old-data"), "{vols}");
     dm.stop();
 }
+
+mod parallel;

@@ -8,7 +8,8 @@
 //!
 //! The journal is opened before phase 1 (step `phase 1`, which creates
 //! `FILE.partial`) and closed after the archive's rename (step `commit`,
-//! after Docker's start, so the fsync is not downtime). A kill in phase 1
+//! after Docker's start, so the manifest member, the end of the zstd frame
+//! and the fsync are not downtime). A kill in phase 1
 //! leaves the partial file and Docker running, one in phase 2 Docker
 //! stopped; `rollback` starts Docker if needed and removes the partial file.
 
