@@ -68,7 +68,7 @@ pub fn finalize(env: &Env, progress: &dyn Progress) -> Result<FinalizeReport> {
 /// DockerRootDir, or the source of the bind at the data-root, by dev:ino),
 /// one with a mount inside, or Docker not set up on the moved data any more.
 fn check(env: &Env, j: &Journal, olds: &[&PathBuf]) -> std::result::Result<(), String> {
-    let running = env.api.ping().then(|| env.api.info().ok()).flatten().map(|i| i.docker_root_dir);
+    let running = env.api.ping().then(|| env.api.info().ok()).flatten().map(|i| i.data_root());
     let runs_on = running.as_deref().and_then(FileId::shown_at);
     let mounts = mountinfo::read_self().map_err(|e| format!("cannot read the mount table: {e}"))?;
     for old in olds {
