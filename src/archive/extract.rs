@@ -58,7 +58,7 @@ use super::layout::{self, Section, Tree};
 use super::pick::Pick;
 use super::read::{ArchiveReader, Member, TarReader};
 use super::records::{components, ids, mtime, rdev};
-use super::writers::{BATCH, BATCH_BYTES, ClosePool, FileJob, FileMeta, WRITE_BUDGET, Writers, set_xattrs};
+use super::writers::{BATCH, BATCH_BYTES, ClosePool, FileJob, FileMeta, WRITE_BUDGET, Writers, exists, set_xattrs, staging};
 use super::{data, show};
 use crate::sys::{self, Kind, Timespec, btrfs, stat};
 use crate::tree::apply::preset_perm;
@@ -161,20 +161,8 @@ struct Ex<'a, 'w> {
     replace: bool,
 }
 
-/// Maps a create error: EEXIST means the archive names an entry twice.
-pub(super) fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
-    move |e| match e.raw_os_error() {
-        Some(libc::EEXIST) => ArchiveError::Unsafe { member: show(path), reason: "an entry of that name was already extracted".into() },
-        _ => staging(path, "create")(e),
-    }
-}
-
 fn unsafe_(m: &Member, reason: impl Into<String>) -> ArchiveError {
     m.rejected(reason)
-}
-
-pub(super) fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
-    move |source| ArchiveError::Staging { path: show(path), step, source }
 }
 
 fn cname(m: &Member, c: &[u8]) -> Result<CString> {

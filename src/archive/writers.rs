@@ -9,7 +9,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use super::error::{ArchiveError, Result};
-use super::extract::{exists, staging};
 use super::show;
 use crate::sys::{self, Timespec};
 use crate::tree::pool::Pool;
@@ -133,4 +132,16 @@ impl Drop for ClosePool<'_> {
     fn drop(&mut self) {
         self.0.close();
     }
+}
+
+/// Maps a create error: EEXIST means the archive names an entry twice.
+pub(super) fn exists(path: &[u8]) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+    move |e| match e.raw_os_error() {
+        Some(libc::EEXIST) => ArchiveError::Unsafe { member: show(path), reason: "an entry of that name was already extracted".into() },
+        _ => staging(path, "create")(e),
+    }
+}
+
+pub(super) fn staging<'p>(path: &'p [u8], step: &'static str) -> impl FnOnce(std::io::Error) -> ArchiveError + 'p {
+    move |source| ArchiveError::Staging { path: show(path), step, source }
 }
