@@ -46,7 +46,7 @@ pub enum Error {
     Panicked { path: String, what: String },
 
     /// A terminating signal arrived: the walk ended before the tree did.
-    #[error("{path}: {signal} arrived, the walk stopped before its end")]
+    #[error("{path}: interrupted by {signal}: the walk stopped before its end")]
     Interrupted { path: String, signal: &'static str },
 
     /// The user asked for something that cannot be done safely.

@@ -228,7 +228,7 @@ fn live_restore_running_container_is_caught() {
 
     // The stop guard asks the daemon itself and refuses before stopping anything.
     let svc = PidfileService::new(d.path("d.pid"), timing());
-    let e = StopGuard::stop(&svc, &d.api(), &d.root(), &Silent).err().expect("the guard must refuse");
+    let e = StopGuard::stop(&svc, &d.api(), dockroot::service::wait::Timing::default(), &d.root(), &Silent).err().expect("the guard must refuse");
     assert!(matches!(e, ServiceError::LiveRestoreRunning { running: 1 }), "{e}");
     assert!(d.api().ping(), "nothing was stopped");
 
@@ -250,7 +250,8 @@ fn live_restore_running_container_is_caught() {
 
     // A guard dropped while held (an error, a panic) starts Docker again.
     svc.start(&Silent).unwrap();
-    let guard = StopGuard::stop(&svc, &d.api(), &d.root(), &Silent).unwrap();
+    let api = d.api();
+    let guard = StopGuard::stop(&svc, &api, dockroot::service::wait::Timing::default(), &d.root(), &Silent).unwrap();
     assert!(!d.api().ping());
     drop(guard);
     assert!(d.api().ping(), "the dropped guard started Docker again");

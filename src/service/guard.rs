@@ -11,13 +11,50 @@
 use std::path::Path;
 
 use super::error::{Result, ServiceError};
+use super::wait::Timing;
 use super::{ServiceManager, verify_stopped_all};
 use crate::docker::api::DockerApi;
 use crate::progress::Progress;
 
+/// What a daemon does after a stop that failed, once waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// It answers: it still runs on what it ran on.
+    Serving,
+    /// Alive but silent for the whole wait (hung, or SIGSTOPped): it is
+    /// left alone, since starting Docker could spawn a second daemon.
+    Hung,
+    /// It exited (it had its SIGTERM before the failure): start it again.
+    Exited,
+}
+
+/// Waits, up to `timing`, until the daemon answers or exits. A daemon that
+/// got its SIGTERM before the stop failed (an I/O error while waiting for it)
+/// is alive while it shuts down, so being alive is not enough to leave it be.
+pub fn settle(svc: &dyn ServiceManager, api: &DockerApi, timing: Timing) -> Settled {
+    let mut exited = false;
+    timing.wait_until(|| {
+        if api.ping() {
+            return true;
+        }
+        // An error reading its state is no proof it exited.
+        exited = !svc.is_running().unwrap_or(true);
+        exited
+    });
+    if exited {
+        Settled::Exited
+    } else if api.ping() {
+        Settled::Serving
+    } else {
+        Settled::Hung
+    }
+}
+
 /// Docker stopped by dockroot; started again when dropped.
 pub struct StopGuard<'a> {
     svc: &'a dyn ServiceManager,
+    api: &'a DockerApi,
+    timing: Timing,
     log: &'a dyn Progress,
     armed: bool,
 }
@@ -27,9 +64,9 @@ impl<'a> StopGuard<'a> {
     /// stops it too) and verifies that nothing uses `data_root` or the
     /// manager's other stores. On an error after the stop began, Docker is
     /// started again.
-    pub fn stop(svc: &'a dyn ServiceManager, api: &DockerApi, data_root: &Path, log: &'a dyn Progress) -> Result<Self> {
+    pub fn stop(svc: &'a dyn ServiceManager, api: &'a DockerApi, timing: Timing, data_root: &Path, log: &'a dyn Progress) -> Result<Self> {
         refuse_live_restore(api)?;
-        let guard = StopGuard { svc, log, armed: true };
+        let guard = StopGuard { svc, api, timing, log, armed: true };
         svc.stop(log)?;
         let mut paths = vec![data_root.to_path_buf()];
         paths.extend(svc.stores());
@@ -45,10 +82,21 @@ impl<'a> StopGuard<'a> {
 
 impl Drop for StopGuard<'_> {
     fn drop(&mut self) {
-        // A daemon that would not stop is still running: starting it again
-        // could spawn a second one (pidfile mode).
-        if !self.armed || self.svc.is_running().unwrap_or(false) {
+        if !self.armed {
             return;
+        }
+        // A daemon that would not stop is still running: starting it again
+        // could spawn a second one (pidfile mode). One still shutting down
+        // is waited for, then started.
+        if self.svc.is_running().unwrap_or(false) {
+            match settle(self.svc, self.api, self.timing) {
+                Settled::Exited => {}
+                Settled::Serving => return,
+                Settled::Hung => {
+                    self.log.warn("dockerd did not exit and does not answer: it is left as it is (dockroot never sends SIGKILL)");
+                    return;
+                }
+            }
         }
         if let Err(e) = self.svc.start(self.log) {
             self.log.warn(&format!("could not start Docker again: {e}"));
@@ -109,13 +157,13 @@ mod tests {
         let api = DockerApi::new("/nonexistent.sock");
         let d = tempfile::tempdir().unwrap();
         let f = Fake { calls: Mutex::new(vec![]), fail_stop: false };
-        drop(StopGuard::stop(&f, &api, d.path(), &Silent).unwrap());
+        drop(StopGuard::stop(&f, &api, Timing::default(), d.path(), &Silent).unwrap());
         assert_eq!(*f.calls.lock().unwrap(), ["stop", "start"]);
         let f = Fake { calls: Mutex::new(vec![]), fail_stop: false };
-        StopGuard::stop(&f, &api, d.path(), &Silent).unwrap().hand_over();
+        StopGuard::stop(&f, &api, Timing::default(), d.path(), &Silent).unwrap().hand_over();
         assert_eq!(*f.calls.lock().unwrap(), ["stop"]);
         let f = Fake { calls: Mutex::new(vec![]), fail_stop: true };
-        assert!(StopGuard::stop(&f, &api, d.path(), &Silent).is_err());
+        assert!(StopGuard::stop(&f, &api, Timing::default(), d.path(), &Silent).is_err());
         assert_eq!(*f.calls.lock().unwrap(), ["stop", "start"], "a failed stop starts Docker again");
     }
 }

@@ -375,6 +375,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
         data_root: &dr,
         svc: svc.as_ref(),
         api: &opts.api,
+        timing: opts.timing,
         creates: plan.output.iter().map(|p| partial_path(p)).collect(),
     };
     let method = match &mode {

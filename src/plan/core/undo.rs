@@ -16,6 +16,7 @@ use crate::docker::snapshot::DockerState;
 use crate::plan::Env;
 use crate::progress::Progress;
 use crate::service::wait::Timing;
+use crate::service::guard::{Settled, settle};
 use crate::service::{ServiceContext, ServiceKind, verify_stopped_all};
 
 /// What `rollback` did.
@@ -71,7 +72,8 @@ pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j:
     let switched = j.switched();
     // The stop itself failed (e.g. dockerd ignored SIGTERM) and the daemon
     // still runs on the old data: nothing was changed, do not stop it again.
-    if j.state("stop") == Some(StepState::Started) && !switched && still_serving(api, current.as_ref(), timing) {
+    // One that was shutting down is waited for and started below.
+    if j.state("stop") == Some(StepState::Started) && !switched && settle(current.as_ref(), api, timing) != Settled::Exited {
         j.set("stop", StepState::Undone);
         j.outcome = Outcome::RolledBack;
         state.save(j)?;
@@ -172,23 +174,6 @@ fn undo_while_running(j: &Journal) -> bool {
 
 /// Undoes what a backup did after it started Docker again, and starts
 /// Docker if it is not running (it died, or was stopped since).
-/// After a stop step that failed: whether the daemon still serves. One that
-/// got its SIGTERM before the failure (an I/O error while waiting for it)
-/// is alive while it shuts down, so being alive is not enough: it must
-/// answer. It is waited for until it answers or exits; one that exits is
-/// then started again by the undo, like any stopped daemon.
-fn still_serving(api: &DockerApi, current: &dyn crate::service::ServiceManager, timing: Timing) -> bool {
-    let mut alive = true;
-    timing.wait_until(|| {
-        if api.ping() {
-            return true;
-        }
-        alive = current.is_running().unwrap_or(true);
-        !alive
-    });
-    alive && api.ping()
-}
-
 fn undo_after_start(api: &DockerApi, timing: Timing, state: &StateDir, j: &mut Journal, progress: &dyn Progress) -> Result<bool> {
     runner::undo_steps(state, j, progress)?;
     let rec = j.service.clone().ok_or_else(|| PlanError::Journal {

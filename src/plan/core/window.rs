@@ -29,6 +29,8 @@ pub(crate) struct Window<'a> {
     pub data_root: &'a Path,
     pub svc: &'a dyn ServiceManager,
     pub api: &'a DockerApi,
+    /// How long the stop contract waits for a daemon shutting down.
+    pub timing: crate::service::wait::Timing,
     /// Files the work creates (a partial archive): removed by a rollback.
     pub creates: Vec<PathBuf>,
 }
@@ -150,7 +152,7 @@ fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Inst
     let stopping = Instant::now();
     let mut down = false;
     let stopped = r.step("stop", |j| {
-        let guard = StopGuard::stop(w.svc, w.api, w.data_root, progress);
+        let guard = StopGuard::stop(w.svc, w.api, w.timing, w.data_root, progress);
         j.service = Some(w.svc.record());
         guard.map_err(BackupError::service("stop Docker"))?.hand_over();
         down = true;

@@ -282,7 +282,7 @@ impl Stopped<'_> {
             // Record how to start Docker again even when the stop fails, so
             // that the undo can tell a daemon that would not stop (still
             // running: nothing to undo) from one that went down.
-            let guard = StopGuard::stop(svc, &env.api, &j.data_root, progress);
+            let guard = StopGuard::stop(svc, &env.api, env.timing, &j.data_root, progress);
             if svc.recorded_command().is_some() {
                 j.service = Some(svc.record());
             }

@@ -44,7 +44,7 @@ pub(super) fn swap_and_start(
     svc.remember().map_err(BackupError::service("stop Docker"))?;
     r.j.service = Some(svc.record());
     r.step("stop", |j| {
-        let guard = StopGuard::stop(svc, &opts.api, &dr, progress);
+        let guard = StopGuard::stop(svc, &opts.api, opts.timing, &dr, progress);
         j.service = Some(svc.record());
         // From here the journal's undo owns starting Docker again.
         guard.map_err(PlanError::service("stop"))?.hand_over();
