@@ -182,13 +182,14 @@ pub fn extract_trees(a: &mut ArchiveReader, targets: Targets<'_>) -> Result<Extr
     run(a, targets, None)
 }
 
-/// Extracts only the piece `pick` of the data-root into `target.staging`
-/// (whose own metadata becomes that of the piece's root) and streams the
-/// data-root's manifest, whole, into `target.manifest` (the caller cuts it:
-/// [`crate::manifest::subtree`]). The extraction sees the archive through
-/// [`Pick::view`]: members outside the piece are read past.
+/// Extracts only the piece `pick` of one tree (the data-root, a bind
+/// tree) into `target.staging` (whose own metadata becomes that of the
+/// piece's root) and streams that tree's manifest, whole, into
+/// `target.manifest` (the caller cuts it: [`crate::manifest::subtree`]).
+/// The extraction sees the archive through [`Pick::view`]: members outside
+/// the piece are read past.
 pub fn extract_piece(a: &mut ArchiveReader, pick: &Pick, target: Target<'_>) -> Result<Extracted> {
-    run(a, Targets::data(target), Some(pick))
+    run(a, Targets { trees: BTreeMap::from([(pick.tree, target)]), skip_others: false }, Some(pick))
 }
 
 /// The extraction, with the engine's writer workers for small file bodies.
@@ -211,13 +212,13 @@ fn extract_members(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option
     let mut pos = layout::Position::default();
     // The tree being extracted (None: its members are skipped).
     let mut cur: Option<(Tree, Option<Ex>)> = None;
-    if pick.is_some() {
+    if let Some(p) = pick {
         // The piece's run of members starts here: it may have none before
         // the phase-2 marker (a live backup's phase 1 leaves some entries to phase 2).
-        let start = Section::Members(Tree::Data, b"");
+        let start = Section::Members(p.tree, b"");
         pos.advance(&start).map_err(|r| ArchiveError::Layout { what: r.into() })?;
-        let staging = targets.trees.get(&Tree::Data).map(|t| t.staging).expect("a piece has a data target");
-        cur = Some((Tree::Data, Some(Ex::new(Tree::Data, staging, false, writers)?)));
+        let staging = targets.trees.get(&p.tree).map(|t| t.staging).expect("a piece has a target");
+        cur = Some((p.tree, Some(Ex::new(p.tree, staging, false, writers)?)));
     }
     let mut buf = vec![0u8; 64 << 10];
     while let Some(m) = a.tar.next_member()? {
@@ -250,7 +251,7 @@ fn extract_members(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option
                 if section == Section::Phase2 {
                     a.tar.read_small(&m)?;
                 } else if let Some(p) = pick {
-                    let staging = targets.trees.get(&Tree::Data).map(|t| t.staging).expect("a piece has a data target");
+                    let staging = targets.trees.get(&p.tree).map(|t| t.staging).expect("a piece has a target");
                     out.deleted = p.apply_deleted(&m, &mut a.tar, staging, &mut buf)?;
                 } else {
                     let mut staging = |t: Tree| Ok(targets.get(t, &m)?.map(|t| t.staging));
@@ -310,7 +311,9 @@ fn extract_members(a: &mut ArchiveReader, mut targets: Targets<'_>, pick: Option
             }
         }
     }
-    if !pos.done() {
+    // A piece of another tree than the data-root ends with its tree's
+    // manifest; the data-root's, last in the archive, is read past.
+    if !pos.done() && !pick.is_some_and(|p| p.tree != Tree::Data && pos.closed(p.tree)) {
         return Err(ArchiveError::Malformed {
             index: 0,
             member: "(end)".into(),

@@ -196,6 +196,11 @@ impl Position {
         self.stage == Stage::Done
     }
 
+    /// True once `tree`'s manifest came (trees close in order).
+    pub(crate) fn closed(&self, tree: Tree) -> bool {
+        self.closed.is_some_and(|c| c >= tree)
+    }
+
     /// Checks that a member of `section` may come now, and records it.
     pub(crate) fn advance(&mut self, section: &Section) -> Result<(), &'static str> {
         if self.stage == Stage::Done {

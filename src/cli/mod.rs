@@ -398,6 +398,7 @@ pub enum CompressArg {
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("one_piece").args(["volume", "bind"]))]
 pub struct RestoreArgs {
     /// The archive, `-` for stdin, or `restic:REPO[:SNAPSHOT|latest]` (latest: this host's newest dockroot snapshot).
     pub archive: PathBuf,
@@ -405,13 +406,18 @@ pub struct RestoreArgs {
     /// not use it keep running (see docs/restore-pieces.md).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["force", "shared_store", "allow_downgrade", "with_config"])]
     pub volume: Option<String>,
+    /// Restore only this bind source (an app's data outside the data-root,
+    /// as `inspect` lists it), while Docker and every container that does
+    /// not mount it keep running; its current files are kept aside.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["volume", "force", "shared_store", "allow_downgrade", "with_config", "remap_ids"])]
+    pub bind: Option<PathBuf>,
     /// With --volume: restore it as this volume (created if missing).
     #[arg(long = "as", value_name = "NEWNAME", requires = "volume")]
     pub as_name: Option<String>,
-    /// With --volume: stop the containers that use the volume for the swap
-    /// and start them again afterwards (without it, they are named and the
-    /// restore is refused).
-    #[arg(long, requires = "volume")]
+    /// With --volume or --bind: stop the containers that use it for the
+    /// swap and start them again afterwards (without it, they are named and
+    /// the restore is refused).
+    #[arg(long, requires = "one_piece")]
     pub stop_containers: bool,
     /// Replace a non-empty data-root (it is kept aside).
     #[arg(long)]
@@ -442,13 +448,17 @@ pub struct RestoreArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group = clap::ArgGroup::new("piece").required(true).args(["volume", "path"]))]
+#[command(group = clap::ArgGroup::new("piece").required(true).args(["volume", "bind", "path"]))]
 pub struct ExtractArgs {
     /// The archive file (a `.tar.zst` or `.tar` written by `dockroot backup`).
     pub archive: PathBuf,
     /// The files of this volume (its `_data`).
     #[arg(long, value_name = "NAME")]
     pub volume: Option<String>,
+    /// The files of this bind source, as `inspect` lists it (a file bind
+    /// comes out as a directory holding the file).
+    #[arg(long, value_name = "PATH")]
+    pub bind: Option<PathBuf>,
     /// The subtree at this path below the data-root, e.g. `containers/ID` or
     /// `volumes/NAME` (an absolute path below the archived data-root works too).
     #[arg(long, value_name = "PREFIX")]

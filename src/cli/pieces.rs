@@ -15,6 +15,7 @@ use super::{ExtractArgs, Global, RestoreArgs, exit};
 use dockroot::archive::phases::TreeSize;
 use dockroot::archive::pick::Pick;
 use dockroot::plan::backup::meta::BackupMeta;
+use dockroot::plan::restore::bind_piece::{self, BindOptions};
 use dockroot::plan::restore::piece;
 use dockroot::plan::restore::volume::{self, VolumeOptions};
 use dockroot::progress::Progress;
@@ -24,11 +25,15 @@ fn threads(g: &Global) -> usize {
     g.threads.unwrap_or_else(dockroot::tree::default_threads)
 }
 
-/// The piece `--volume` or `--path` names; an absolute `--path` below the
-/// archived data-root is taken relative to it.
+/// The piece `--volume`, `--bind` or `--path` names; an absolute `--path`
+/// below the archived data-root is taken relative to it.
 fn pick(a: &ExtractArgs) -> Result<Pick> {
     if let Some(v) = &a.volume {
         return Ok(Pick::volume(v)?);
+    }
+    if let Some(b) = &a.bind {
+        let meta = BackupMeta::parse(&dockroot::archive::open(&a.archive)?.meta)?;
+        return Ok(bind_piece::pick(&meta, b)?);
     }
     let p = a.path.as_deref().unwrap_or(Path::new(""));
     let rel = if p.is_absolute() {
@@ -127,6 +132,48 @@ pub fn restore_volume(
         out.say(&format!("  stopped and started again: {}", s.restarted.join(", ")));
     }
     out.json(&json!({"command": "restore", "volume": true, "ok": true, "summary": s}));
+    Ok(exit::OK)
+}
+
+/// `restore --bind`: the caller checked that `a.bind` is set.
+pub fn restore_bind(
+    a: &RestoreArgs,
+    g: &Global,
+    out: &Output,
+    progress: &dyn Progress,
+    confirm: impl Fn(&str) -> Result<()>,
+) -> Result<i32> {
+    let path = a.bind.clone().unwrap_or_default();
+    if a.archive == Path::new("-") {
+        bail!("restore --bind reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
+    }
+    super::archive_exists(&a.archive)?;
+    if a.dry_run {
+        bail!("restore --bind has no --dry-run; `dockroot inspect ARCHIVE` lists the bind sources and the containers that use them");
+    }
+    confirm(&format!("replace the files of bind source {} with those in {} (the current ones are kept aside)?", path.display(), a.archive.display()))?;
+    let opts = BindOptions {
+        source: a.archive.clone(),
+        api: super::socket::api(g),
+        state_dir: g.state_dir.clone(),
+        path,
+        stop_containers: a.stop_containers,
+        threads: threads(g),
+        timing: Timing::default(),
+    };
+    let s = bind_piece::restore_bind(&opts, progress)?;
+    let kept = s.old.as_ref().map(|o| format!("; the previous files are kept as {}", o.display())).unwrap_or_default();
+    out.say(&format!(
+        "restored bind source {} ({} entries, {}) in {:.2}s, verified against the archive's manifest{kept}",
+        s.path.display(),
+        s.entries,
+        bytes(s.bytes),
+        s.seconds
+    ));
+    if !s.restarted.is_empty() {
+        out.say(&format!("  stopped and started again: {}", s.restarted.join(", ")));
+    }
+    out.json(&json!({"command": "restore", "bind": true, "ok": true, "summary": s}));
     Ok(exit::OK)
 }
 

@@ -4,7 +4,7 @@
 //! the archive describes it, stop and start the containers that use it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,8 @@ struct Mount {
     kind: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    source: Option<PathBuf>,
 }
 
 /// How long a container may take to stop (its own stop timeout, 10 s by
@@ -153,22 +155,42 @@ impl DockerApi {
 
     /// `(volume name, container)` for every volume mount of every container.
     fn mounts(&self) -> Result<Vec<(String, User)>> {
-        let list: Vec<Listed> = self.get_json("/containers/json?all=1")?;
         let mut out = Vec::new();
+        self.each_mount(|m, u| {
+            if let (true, Some(v)) = (m.kind == "volume", &m.name) {
+                out.push((v.clone(), u.clone()));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every mount of every container, in any state.
+    fn each_mount(&self, mut f: impl FnMut(&Mount, &User)) -> Result<()> {
+        let list: Vec<Listed> = self.get_json("/containers/json?all=1")?;
         for c in list {
             let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
-            for m in c.mounts.unwrap_or_default().into_iter().filter(|m| m.kind == "volume") {
-                if let Some(v) = m.name {
-                    out.push((v, User { id: c.id.clone(), name: name.clone(), state: c.state.clone() }));
-                }
-            }
+            let user = User { id: c.id.clone(), name, state: c.state.clone() };
+            c.mounts.unwrap_or_default().iter().for_each(|m| f(m, &user));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The containers, in any state, that mount volume `name`.
     pub fn volume_users(&self, name: &str) -> Result<Vec<User>> {
         Ok(self.mounts()?.into_iter().filter(|(v, _)| v == name).map(|(_, u)| u).collect())
+    }
+
+    /// The containers, in any state, with a bind mount whose source is
+    /// `path`, inside it or around it: they see its files.
+    pub fn bind_users(&self, path: &Path) -> Result<Vec<User>> {
+        let mut out: Vec<User> = Vec::new();
+        self.each_mount(|m, u| {
+            let overlaps = m.source.as_deref().is_some_and(|s| s.starts_with(path) || path.starts_with(s));
+            if m.kind == "bind" && overlaps && !out.iter().any(|o| o.id == u.id) {
+                out.push(u.clone());
+            }
+        })?;
+        Ok(out)
     }
 
     /// `GET /volumes/NAME`; None when there is no such volume.

@@ -34,6 +34,14 @@ const FILE: &str = "journal.json";
 
 /// The journal's operation name of `restore --volume`.
 pub(crate) const RESTORE_VOLUME: &str = "restore-volume";
+/// The journal's operation name of `restore --bind`.
+pub(crate) const RESTORE_BIND: &str = "restore-bind";
+
+/// Operations that swap one piece in while Docker runs: a finished one can
+/// still be rolled back (its previous files are kept aside).
+pub(crate) fn is_piece(operation: &str) -> bool {
+    operation == RESTORE_VOLUME || operation == RESTORE_BIND
+}
 
 /// How the new location is made Docker's data-root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +168,10 @@ pub struct Journal {
     /// are stopped while an undo renames them back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
+    /// `restore --bind`: the bind source whose files are swapped (the
+    /// containers that mount it are stopped while an undo renames them back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<PathBuf>,
     /// Docker's images, containers and volumes when the operation began: the
     /// health check after a rollback compares with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,6 +282,7 @@ impl Journal {
             phases: None,
             containerd_move: None,
             volume: None,
+            bind: None,
             before: None,
             sources: Vec::new(),
             finished_at: None,

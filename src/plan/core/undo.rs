@@ -106,15 +106,21 @@ pub(crate) fn undo_journal(api: &DockerApi, timing: Timing, state: &StateDir, j:
     Ok(true)
 }
 
-/// A `restore --volume` whose swap began is undone under the containers
-/// that use the volume now (a finished one started them again): they are
-/// stopped for the undo. Returns their ids, to start afterwards.
+/// A `restore --volume` or `--bind` whose swap began is undone under the
+/// containers that use the piece now (a finished one started them again):
+/// they are stopped for the undo. Returns their ids, to start afterwards.
 fn quiesce(api: &DockerApi, j: &Journal) -> Result<Vec<String>> {
-    let Some(name) = j.volume.as_deref().filter(|_| j.touched("swap")) else { return Ok(vec![]) };
-    let step = "undo: stop the containers that use the volume";
-    let users = api.volume_users(name).map_err(PlanError::docker(step))?;
+    if !j.touched("swap") {
+        return Ok(vec![]);
+    }
+    let step = "undo: stop the containers that use the restored files";
+    let users = match (&j.volume, &j.bind) {
+        (Some(name), _) => api.volume_users(name),
+        (None, Some(path)) => api.bind_users(path),
+        (None, None) => return Ok(vec![]),
+    };
     let mut stopped = Vec::new();
-    for u in users.into_iter().filter(|u| u.active()) {
+    for u in users.map_err(PlanError::docker(step))?.into_iter().filter(|u| u.active()) {
         api.stop_container(&u.id).map_err(PlanError::docker(step))?;
         stopped.push(u.id);
     }
@@ -211,7 +217,7 @@ pub fn rollback(env: &Env, progress: &dyn Progress) -> Result<RollbackReport> {
         });
     }
     // A finished restore keeps the previous data-root aside, so it can be undone too.
-    let finished_restore = j.outcome == Outcome::Done && (j.operation == "restore" || j.operation == super::journal::RESTORE_VOLUME);
+    let finished_restore = j.outcome == Outcome::Done && (j.operation == "restore" || super::journal::is_piece(&j.operation));
     if matches!(j.outcome, Outcome::RolledBack | Outcome::Done) && !finished_restore {
         return Err(PlanError::Refused {
             msg: format!(

@@ -49,7 +49,7 @@ pub struct BindPlace {
 
 impl BindPlace {
     /// What goes to the path: the staging tree, or the file in it.
-    fn staged(&self) -> PathBuf {
+    pub(crate) fn staged(&self) -> PathBuf {
         match self.bind.kind {
             BindKind::Dir => self.staging.clone(),
             BindKind::File => self.staging.join(self.bind.path.file_name().unwrap_or_default()),
@@ -57,7 +57,7 @@ impl BindPlace {
     }
 
     /// The renames of the swap, in order.
-    fn renames(&self) -> Vec<Intent> {
+    pub(crate) fn renames(&self) -> Vec<Intent> {
         let mut v: Vec<Intent> = self.old.iter().map(|o| Intent::rename(&self.bind.path, o, false)).collect();
         v.push(Intent::rename(&self.staged(), &self.bind.path, false));
         v
@@ -95,33 +95,35 @@ fn existing(b: &BindTree) -> Existing {
 /// The bind trees of `meta` to restore. Refuses a path that is plumbing or
 /// otherwise unsafe, and a non-empty path without `force`; changes nothing.
 pub fn plan(meta: &BackupMeta, data_root: &Path, containerd_root: Option<&Path>, force: bool, ts: &str) -> Result<Vec<BindPlace>> {
-    let mut out = Vec::new();
-    for (i, b) in meta.binds.iter().enumerate() {
-        if let Some(why) = refusal(b, i, meta, data_root, containerd_root) {
-            return Err(BackupError::Refused(format!(
-                "the archive names bind source {} ({why}); dockroot never writes there. Nothing was changed",
-                b.path.display()
-            )));
-        }
-        let existing = existing(b);
-        let old = atomic::with_suffix(&b.path, &format!("{}{ts}", super::OLD_INFIX));
-        if existing == Existing::NonEmpty && !force {
-            return Err(BackupError::Refused(format!(
-                "bind source {} is not empty; pass --force to keep it as {} and restore the archive's in its place",
-                b.path.display(),
-                old.display()
-            )));
-        }
-        let staging = atomic::with_suffix(&b.path, &format!("{}{ts}", super::STAGING_INFIX));
-        out.push(BindPlace {
-            manifest: atomic::with_suffix(&staging, ".manifest"),
-            staging,
-            old: (existing != Existing::Absent).then_some(old),
-            existing,
-            bind: b.clone(),
-        });
+    (0..meta.binds.len()).map(|i| place(meta, i, data_root, containerd_root, force, ts)).collect()
+}
+
+/// [`plan`] of the `i`-th bind tree alone (`restore --bind`).
+pub(crate) fn place(meta: &BackupMeta, i: usize, data_root: &Path, containerd_root: Option<&Path>, force: bool, ts: &str) -> Result<BindPlace> {
+    let b = &meta.binds[i];
+    if let Some(why) = refusal(b, i, meta, data_root, containerd_root) {
+        return Err(BackupError::Refused(format!(
+            "the archive names bind source {} ({why}); dockroot never writes there. Nothing was changed",
+            b.path.display()
+        )));
     }
-    Ok(out)
+    let existing = existing(b);
+    let old = atomic::with_suffix(&b.path, &format!("{}{ts}", super::OLD_INFIX));
+    if existing == Existing::NonEmpty && !force {
+        return Err(BackupError::Refused(format!(
+            "bind source {} is not empty; pass --force to keep it as {} and restore the archive's in its place",
+            b.path.display(),
+            old.display()
+        )));
+    }
+    let staging = atomic::with_suffix(&b.path, &format!("{}{ts}", super::STAGING_INFIX));
+    Ok(BindPlace {
+        manifest: atomic::with_suffix(&staging, ".manifest"),
+        staging,
+        old: (existing != Existing::Absent).then_some(old),
+        existing,
+        bind: b.clone(),
+    })
 }
 
 /// Creates the staging directories (their parents too: a reinstalled host

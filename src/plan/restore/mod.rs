@@ -16,9 +16,12 @@
 //! undoes a restore that was interrupted.
 
 pub mod bind;
+pub mod bind_piece;
 pub mod binds;
+mod live;
 pub mod piece;
 mod pin;
+mod room;
 mod stores;
 mod swap;
 pub mod volume;
@@ -257,6 +260,13 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let ts = atomic::utc_timestamp(SystemTime::now());
     let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
     let binds = binds::plan(&meta, &dr, second.as_ref().map(|s| s.root.as_path()), opts.force, &ts)?;
+    let staging = place.staging(&ts);
+    let mut needs = vec![room::Need { staging: &staging, bytes: meta.bytes, what: "the data-root".into() }];
+    if let (Some(s), Some(t)) = (&second, &meta.containerd_tree) {
+        needs.push(room::Need { staging: &s.staging, bytes: t.bytes, what: "containerd's root".into() });
+    }
+    needs.extend(binds.iter().map(|b| room::Need { staging: &b.staging, bytes: b.bind.bytes, what: format!("bind source {}", b.bind.path.display()) }));
+    room::check(&needs, |p| crate::sys::process::statfs(p).map(|(_, free)| free))?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());

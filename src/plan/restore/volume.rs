@@ -16,13 +16,12 @@
 //! or a finished restore renames the old `_data` back, starts the
 //! containers it stopped and removes a volume it created.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::piece;
+use super::live::{self, Place, Swapped, Users};
 use crate::archive;
 use crate::archive::pick::{Pick, volume_name_ok};
 use crate::docker::api::DockerApi;
@@ -116,18 +115,9 @@ fn not_in_archive(name: &str, meta: &BackupMeta) -> BackupError {
     ))
 }
 
-/// The containers that would have the volume open: refused unless they may be stopped.
-fn active_users(opts: &VolumeOptions, name: &str) -> Result<Vec<User>> {
-    let users: Vec<User> =
-        opts.api.volume_users(name).map_err(BackupError::docker("list the containers"))?.into_iter().filter(User::active).collect();
-    if !users.is_empty() && !opts.stop_containers {
-        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-        return Err(BackupError::Refused(format!(
-            "volume `{name}` is used by running containers: {}; stop them first, or pass --stop-containers to stop them for the swap and start them again afterwards",
-            names.join(", ")
-        )));
-    }
-    Ok(users)
+/// The containers that see the volume.
+fn users<'a>(opts: &'a VolumeOptions, list: &'a dyn Fn() -> crate::docker::error::Result<Vec<User>>, what: &'a str) -> Users<'a> {
+    Users { api: &opts.api, list, may_stop: opts.stop_containers, what }
 }
 
 /// Where the volume's files are, checked: a local volume's `_data` below
@@ -170,7 +160,9 @@ pub fn restore_volume(opts: &VolumeOptions, progress: &dyn Progress) -> Result<V
         Some(v) => mountpoint(v, &root)?,
         None => root.join("volumes").join(&target).join("_data"),
     };
-    active_users(opts, &target)?;
+    let what = format!("volume `{target}`");
+    let list = || opts.api.volume_users(&target);
+    users(opts, &list, &what).active()?;
 
     let state = StateDir::new(&opts.state_dir);
     let _lock = state.lock()?;
@@ -186,9 +178,9 @@ pub fn restore_volume(opts: &VolumeOptions, progress: &dyn Progress) -> Result<V
     let mut r = Runner { state: &state, j, progress };
     r.save()?;
     let at = Swap { data: &data, staging: &staging, old: &old, root: &root };
-    let run = steps(opts, &mut r, &mut reader, (&pick, &spec, now.is_none()), &target, at);
+    let run = steps(opts, &mut r, &mut reader, (&pick, &spec, now.is_none()), &target, at, &users(opts, &list, &what));
     match run {
-        Ok((entries, bytes, restarted)) => {
+        Ok(Swapped { entries, bytes, restarted }) => {
             r.j.outcome = Outcome::Done;
             r.save()?;
             Ok(VolumeSummary {
@@ -219,8 +211,7 @@ struct Swap<'a> {
     root: &'a Path,
 }
 
-/// The journaled steps; returns the entries and bytes restored and the
-/// containers started again.
+/// The journaled steps: the volume is created if missing, then swapped in.
 fn steps(
     opts: &VolumeOptions,
     r: &mut Runner,
@@ -228,8 +219,8 @@ fn steps(
     (pick, spec, create): (&Pick, &VolumeSpec, bool),
     target: &str,
     at: Swap<'_>,
-) -> Result<(u64, u64, Vec<String>)> {
-    let progress = r.progress;
+    users: &Users,
+) -> Result<Swapped> {
     if create {
         let made = Intent::CreateVolume { socket: opts.api.socket.clone(), name: target.into(), dir: None };
         r.step_with("create-volume", vec![made], |j| {
@@ -253,55 +244,13 @@ fn steps(
             Ok(())
         })?;
     }
-    let mpath = atomic::with_suffix(at.staging, ".manifest");
-    // The volume's directory gets back its time when this is undone.
-    let parent = at.data.parent().unwrap_or(Path::new("/"));
-    let m = std::fs::metadata(parent).map_err(BackupError::io("stat", parent))?;
-    let times = Intent::DirTimes { path: parent.to_path_buf(), sec: m.mtime(), nsec: m.mtime_nsec() as u32 };
-    let made = vec![times, Intent::make_tree(at.staging), Intent::make_tree(&mpath)];
-    let p = r.step_with("extract", made, |_| {
-        std::fs::create_dir(at.staging).map_err(BackupError::io("create the staging directory", at.staging))?;
-        let p = piece::extract_verified(reader, pick, at.staging, &mpath, opts.threads, progress);
-        let _ = std::fs::remove_file(&mpath);
-        let p = p?;
-        if !p.report.ok() {
-            let rep = &p.report;
-            let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
-            return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
-        }
-        Ok(p)
-    })?;
-    // From here a signal only sets a flag, checked between steps: the
-    // restore undoes itself instead of leaving containers stopped.
-    crate::plan::core::signal::install();
-    // Checked again: containers may have started during the extraction.
-    let users = active_users(opts, target)?;
-    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    if !ids.is_empty() {
-        let stop = Intent::StopContainers { socket: opts.api.socket.clone(), ids: ids.clone() };
-        r.step_with("stop-containers", vec![stop], |_| {
-            for u in &users {
-                opts.api.stop_container(&u.id).map_err(BackupError::docker("stop a container that uses the volume"))?;
-            }
-            let left = active_users(&VolumeOptions { stop_containers: false, ..opts.clone() }, target);
-            left.map(drop)
-        })?;
-    }
-    r.step("flush", |_| intent::flush("flush", at.staging).map_err(BackupError::from))?;
-    let renames = vec![Intent::rename(at.data, at.old, false), Intent::rename(at.staging, at.data, false)];
-    r.step_with("swap", renames, |_| {
-        std::fs::rename(at.data, at.old).map_err(BackupError::io("keep the current files aside", at.data))?;
-        std::fs::rename(at.staging, at.data).map_err(BackupError::io("rename the restored files into place", at.staging))?;
-        let parent = at.data.parent().unwrap_or(Path::new("/"));
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", parent))
-    })?;
-    r.step("start-containers", |_| {
-        for u in &users {
-            opts.api.start_container(&u.id).map_err(BackupError::docker("start a container that uses the volume again"))?;
-        }
-        Ok::<_, BackupError>(())
-    })?;
-    Ok((p.entries, p.report.bytes, users.into_iter().map(|u| u.name).collect()))
+    let place = Place {
+        pick,
+        staging: at.staging,
+        parent: at.data.parent().unwrap_or(Path::new("/")),
+        renames: vec![Intent::rename(at.data, at.old, false), Intent::rename(at.staging, at.data, false)],
+    };
+    live::swap_in(r, reader, opts.threads, &place, users)
 }
 
 #[cfg(test)]
