@@ -408,3 +408,55 @@ fn a_bind_source_without_room_for_its_staged_copy_is_refused() {
     }
     d.docker(&["rm", "app"]);
 }
+
+/// Bind-mounted app data on Docker 28.5 (the sid guest, issue 18): the
+/// live backup carries the app's directory and config file and names the
+/// plumbing it leaves; after a "reinstall" (both sources gone) a whole
+/// restore puts them back with their owners, modes, times, hardlinks and
+/// xattr; then `restore --bind` of the directory while the other
+/// containers keep running.
+#[test]
+fn bind_sources_on_docker_28() {
+    crate::util::require_root();
+    let s = Scratch::new("sid-binds");
+    let out = s.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let h = crate::modern_engine::sid(&s, "sidbinds", "overlay2", &out);
+    crate::modern_engine::populate(&h);
+    h.ok("mkdir -p /srv/app/data/db /etc/app && cd /srv/app/data && seq 1 300 >db/rows && echo main >db/main && ln db/main db/main.hard \
+          && setfattr -n user.app -v x db/main && chown -R 999:998 db && touch -d '2001-02-03 04:05:06.123456789' db/rows \
+          && printf 'key=1\\n' >/etc/app/app.conf && chown 1000:1000 /etc/app/app.conf && chmod 0640 /etc/app/app.conf");
+    // Every fact a restore must keep, one line per entry (not inodes or
+    // ctimes; nor /etc/app's times: a file bind's directory is not carried).
+    let facts = "cd /srv/app && find data /etc/app/app.conf -printf '%p %y %m %U %G %s %n %T@\\n' | sort && getfattr -h -d -R data 2>/dev/null \
+                 && sha256sum data/db/rows /etc/app/app.conf";
+    let before = h.ok(facts);
+    h.ok("docker run -d --name app --network none --restart unless-stopped --stop-timeout 2 -v /srv/app/data:/data \
+          -v /etc/app/app.conf:/etc/app.conf:ro -v /etc/localtime:/etc/localtime:ro -v /run/docker.sock:/var/run/docker.sock \
+          dockroot-test/app:1 sleep 1d >/dev/null");
+    let j: serde_json::Value = serde_json::from_str(&h.ok("dockroot --json backup -o /mnt/out/a.tar.zst --no-config")).unwrap();
+    let meta = &j["summary"]["meta"];
+    let carried: Vec<&str> = meta["binds"].as_array().unwrap().iter().map(|b| b["path"].as_str().unwrap()).collect();
+    assert_eq!(carried, ["/etc/app/app.conf", "/srv/app/data"], "{meta}");
+    let skipped: Vec<&str> = meta["binds_skipped"].as_array().unwrap().iter().map(|b| b["path"].as_str().unwrap()).collect();
+    assert!(skipped.contains(&"/etc/localtime") && skipped.contains(&"/run/docker.sock"), "{meta}");
+
+    // "Reinstall": the app's data and config gone; the whole restore brings them back.
+    h.ok("docker stop -t 1 app >/dev/null && rm -rf /srv/app /etc/app");
+    h.ok("dockroot -q restore /mnt/out/a.tar.zst --force --yes");
+    assert_eq!(h.ok(facts), before);
+    h.ok("docker start app >/dev/null");
+    assert_eq!(h.ok("docker exec app sh -c 'cat /data/db/main /etc/app.conf'"), "main\nkey=1\n");
+
+    // One bind source back while the other containers keep running.
+    h.ok("echo new >/srv/app/data/db/new && seq 5 9 >/srv/app/data/db/rows");
+    let runner = h.ok("docker inspect -f '{{.Id}} {{.State.StartedAt}}' dockroot-runner");
+    let o = h.sh("dockroot restore /mnt/out/a.tar.zst --bind /srv/app/data --yes");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("used by running containers: app"), "{}", text(&o));
+    h.ok("dockroot -q restore /mnt/out/a.tar.zst --bind /srv/app/data --stop-containers --yes");
+    h.ok("rm -rf /srv/app/data.dockroot-old-*");
+    assert_eq!(h.ok(facts), before);
+    assert_eq!(h.ok("docker inspect -f '{{.Id}} {{.State.StartedAt}}' dockroot-runner"), runner);
+    assert_eq!(h.ok("docker inspect -f '{{.State.Running}}' app").trim(), "true");
+}
