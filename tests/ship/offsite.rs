@@ -395,7 +395,7 @@ fn hooks_around_the_stop_and_metrics() {
     // Replaced by rename, never rewritten in place, and no temporary left.
     assert_ne!(std::fs::metadata(&metrics).unwrap().ino(), ino1, "the metrics file was rewritten in place");
     let names: Vec<PathBuf> = std::fs::read_dir(metrics.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(names, [metrics.clone()], "temporary files left beside the metrics file");
+    assert_eq!(names, std::slice::from_ref(&metrics), "temporary files left beside the metrics file");
     assert_eq!(std::fs::read_to_string(dir.path().join("pid")).unwrap(), pid, "a refused move stopped Docker");
     dm.stop();
 }
