@@ -57,9 +57,9 @@ fn main() {
         Command::Restore(a) if a.volume.is_some() => cli::pieces::restore_volume(a, g, &out, progress.as_ref(), |q| {
             cli::output::confirm(a.yes, q, false).map_err(anyhow::Error::msg)
         }),
-        Command::Restore(a) if a.bind.is_some() => cli::pieces::restore_bind(a, g, &out, progress.as_ref(), |q| {
-            cli::output::confirm(a.yes, q, false).map_err(anyhow::Error::msg)
-        }),
+        Command::Restore(a) if a.bind.is_some() => {
+            cli::pieces::restore_bind(a, g, &out, progress.as_ref(), |q| cli::output::confirm(a.yes, q, false).map_err(anyhow::Error::msg))
+        }
         Command::Restore(a) => cli::archive_cmds::restore(a, g, &out, progress.as_ref()),
         Command::Extract(a) => cli::pieces::extract(a, g, &out, progress.as_ref()),
         Command::Inspect(a) => cli::archive_cmds::inspect(a, &out),

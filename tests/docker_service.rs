@@ -228,7 +228,9 @@ fn live_restore_running_container_is_caught() {
 
     // The stop guard asks the daemon itself and refuses before stopping anything.
     let svc = PidfileService::new(d.path("d.pid"), timing());
-    let e = StopGuard::stop(&svc, &d.api(), dockroot::service::wait::Timing::default(), &d.root(), &Silent).err().expect("the guard must refuse");
+    let e = StopGuard::stop(&svc, &d.api(), dockroot::service::wait::Timing::default(), &d.root(), &Silent)
+        .err()
+        .expect("the guard must refuse");
     assert!(matches!(e, ServiceError::LiveRestoreRunning { running: 1 }), "{e}");
     assert!(d.api().ping(), "nothing was stopped");
 

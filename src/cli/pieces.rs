@@ -151,7 +151,11 @@ pub fn restore_bind(
     if a.dry_run {
         bail!("restore --bind has no --dry-run; `dockroot inspect ARCHIVE` lists the bind sources and the containers that use them");
     }
-    confirm(&format!("replace the files of bind source {} with those in {} (the current ones are kept aside)?", path.display(), a.archive.display()))?;
+    confirm(&format!(
+        "replace the files of bind source {} with those in {} (the current ones are kept aside)?",
+        path.display(),
+        a.archive.display()
+    ))?;
     let opts = BindOptions {
         source: a.archive.clone(),
         api: super::socket::api(g),

@@ -30,7 +30,11 @@ fn inspect(d: &Daemon, format: &str, name: &str) -> String {
 
 /// Names in `dir` that contain `infix`.
 fn kept(dir: &Path, infix: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().contains(infix)).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(infix))
+        .collect()
 }
 
 /// A running container `name` that mounts `volume` and restarts with Docker.

@@ -15,8 +15,8 @@ use crate::docker::api::DockerApi;
 use crate::docker::snapshot::DockerState;
 use crate::plan::Env;
 use crate::progress::Progress;
-use crate::service::wait::Timing;
 use crate::service::guard::{Settled, settle};
+use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind, verify_stopped_all};
 
 /// What `rollback` did.

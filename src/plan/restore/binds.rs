@@ -99,7 +99,14 @@ pub fn plan(meta: &BackupMeta, data_root: &Path, containerd_root: Option<&Path>,
 }
 
 /// [`plan`] of the `i`-th bind tree alone (`restore --bind`).
-pub(crate) fn place(meta: &BackupMeta, i: usize, data_root: &Path, containerd_root: Option<&Path>, force: bool, ts: &str) -> Result<BindPlace> {
+pub(crate) fn place(
+    meta: &BackupMeta,
+    i: usize,
+    data_root: &Path,
+    containerd_root: Option<&Path>,
+    force: bool,
+    ts: &str,
+) -> Result<BindPlace> {
     let b = &meta.binds[i];
     if let Some(why) = refusal(b, i, meta, data_root, containerd_root) {
         return Err(BackupError::Refused(format!(

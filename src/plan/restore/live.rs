@@ -33,7 +33,8 @@ pub(crate) struct Users<'a> {
 impl Users<'_> {
     /// The running ones: refused unless they may be stopped.
     pub(crate) fn active(&self) -> Result<Vec<User>> {
-        let users: Vec<User> = (self.list)().map_err(BackupError::docker("list the containers"))?.into_iter().filter(User::active).collect();
+        let users: Vec<User> =
+            (self.list)().map_err(BackupError::docker("list the containers"))?.into_iter().filter(User::active).collect();
         if !users.is_empty() && !self.may_stop {
             let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
             return Err(BackupError::Refused(format!(

@@ -265,7 +265,11 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     if let (Some(s), Some(t)) = (&second, &meta.containerd_tree) {
         needs.push(room::Need { staging: &s.staging, bytes: t.bytes, what: "containerd's root".into() });
     }
-    needs.extend(binds.iter().map(|b| room::Need { staging: &b.staging, bytes: b.bind.bytes, what: format!("bind source {}", b.bind.path.display()) }));
+    needs.extend(binds.iter().map(|b| room::Need {
+        staging: &b.staging,
+        bytes: b.bind.bytes,
+        what: format!("bind source {}", b.bind.path.display()),
+    }));
     room::check(&needs, |p| crate::sys::process::statfs(p).map(|(_, free)| free))?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();

@@ -58,8 +58,10 @@ mod tests {
     fn trees_on_one_filesystem_add_up() {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("a/staging"), d.path().join("b/x/staging"));
-        let needs =
-            [Need { staging: &a, bytes: 600, what: "the data-root".into() }, Need { staging: &b, bytes: 500, what: "bind source /b".into() }];
+        let needs = [
+            Need { staging: &a, bytes: 600, what: "the data-root".into() },
+            Need { staging: &b, bytes: 500, what: "bind source /b".into() },
+        ];
         assert!(check(&needs, |_| Ok(1100)).is_ok());
         let e = check(&needs, |_| Ok(1000)).unwrap_err().to_string();
         assert!(e.contains("the data-root, bind source /b") && e.contains("Nothing was changed"), "{e}");
