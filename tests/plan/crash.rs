@@ -300,17 +300,41 @@ fn crash_points_restore() {
     restore_points("crash-restore", false);
 }
 
+/// A whole restore that also replaces a non-empty bind source (`--force`,
+/// issue 18): after each kill and rollback, the source holds its previous
+/// files again and nothing is left beside it.
 fn restore_points(tag: &str, supervised: bool) {
     let (s, d, _disk) = super::faults::fixture(tag, false);
     let mut g = d.args(&s);
     g.extend(["--data-root".into(), d.root().display().to_string()]);
+    let app = s.join("srv/app");
+    std::fs::create_dir_all(app.join("db")).unwrap();
+    std::fs::write(app.join("db/rows"), "1\n2\n").unwrap();
+    let app_s = app.display().to_string();
+    d.docker(&["create", "--name", "bind-user", "--network", "none", "-v", &format!("{app_s}:/data"), "dockroot-test/app:1", "true"]);
     let h = Harness { d: &d, s: &s, g, bound: None, supervised };
     let a = s.join("a.tar.zst").display().to_string();
     let o = dockroot(with(&h.g, &["-q", "backup", "-o", &a, "--no-config"]));
     assert!(o.status.success(), "{}", text(&o));
+    let meta = text(&dockroot(["--json", "inspect", &a]));
+    assert!(meta.contains(&format!("\"path\":\"{app_s}\"")) || meta.contains(&format!("\"path\": \"{app_s}\"")), "{meta}");
     // Old data differs from the archive's, so a half-done swap cannot pass.
     d.docker(&["volume", "create", "only-in-old-data"]);
-    let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &|| remove_aside(&d.dir));
+    std::fs::write(app.join("db/rows"), "changed\n").unwrap();
+    std::fs::write(app.join("after-backup"), "x").unwrap();
+    let manifest = || {
+        let o = dockroot(["-q", "manifest", &app_s]);
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    let m0 = manifest();
+    let check = || {
+        remove_aside(&d.dir);
+        assert!(manifest() == m0, "the bind source {app_s} does not hold its previous files");
+        let left: Vec<_> = std::fs::read_dir(s.join("srv")).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "app").collect();
+        assert!(left.is_empty(), "left beside the bind source: {left:?}");
+    };
+    let n = h.every_point("restore", &["-q", "restore", &a, "--yes", "--force"], &check);
     assert!(n > 10, "{n}");
 }
 
