@@ -80,9 +80,10 @@ pub enum BackupError {
     )]
     ReadBack { archive: PathBuf, why: String, kept: usize },
 
-    /// A step failed and the restore was undone.
-    #[error("{error}; the restore was undone{}", if undo.is_empty() { String::new() } else { format!(", but undoing failed: {}", undo.join("; ")) })]
-    Undone { error: Box<BackupError>, undo: Vec<String> },
+    /// A step failed and the restore was undone; `undo` is the undo's own
+    /// error when undoing failed too.
+    #[error("{error}; the restore was undone{}", undo.as_ref().map(|u| format!(", but undoing failed: {u}")).unwrap_or_default())]
+    Undone { error: Box<BackupError>, undo: Option<Box<crate::plan::PlanError>> },
 }
 
 impl BackupError {
@@ -94,6 +95,12 @@ impl BackupError {
             }
             other => other,
         }
+    }
+
+    /// What a restore that failed returns once its undo ran (`undo`: the
+    /// undo's error, if undoing failed too).
+    pub(crate) fn undone(self, undo: Option<crate::plan::PlanError>) -> BackupError {
+        BackupError::Undone { error: Box::new(self), undo: undo.map(Box::new) }
     }
 
     /// What a backup that a signal ended returns once Docker runs again.
@@ -108,9 +115,8 @@ impl BackupError {
     pub fn exit_code(&self) -> i32 {
         use crate::plan::core::error::{EXIT_REFUSED, EXIT_UNDO_FAILED, EXIT_UNDONE};
         match self {
-            BackupError::Undone { undo, .. } if undo.is_empty() => EXIT_UNDONE,
-            BackupError::Abandoned { .. } => EXIT_UNDONE,
-            BackupError::Undone { .. } => EXIT_UNDO_FAILED,
+            BackupError::Undone { undo: None, .. } | BackupError::Abandoned { .. } => EXIT_UNDONE,
+            BackupError::Undone { undo: Some(_), .. } => EXIT_UNDO_FAILED,
             BackupError::Plan(p) => p.exit_code(),
             BackupError::Refused(_) | BackupError::EngineMismatch { .. } | BackupError::IdsDiffer { .. } => EXIT_REFUSED,
             _ => 1,
@@ -130,3 +136,23 @@ impl BackupError {
 }
 
 pub type Result<T> = std::result::Result<T, BackupError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanError;
+
+    #[test]
+    fn an_undone_restore_keeps_the_undos_typed_error_and_says_it() {
+        let failed = || BackupError::Health("x".into());
+        let undone = failed().undone(None);
+        assert_eq!(
+            (undone.to_string().as_str(), undone.exit_code()),
+            ("Docker's state after the restore differs from the archive: x; the restore was undone", 3)
+        );
+        let both = failed().undone(Some(PlanError::Health { msg: "y".into() }));
+        assert!(matches!(&both, BackupError::Undone { undo: Some(u), .. } if matches!(**u, PlanError::Health { .. })));
+        assert!(both.to_string().ends_with("the restore was undone, but undoing failed: step health: y"), "{both}");
+        assert_eq!(both.exit_code(), 4);
+    }
+}

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use super::intent::Intent;
-use super::journal::{Journal, Method, Outcome, StateDir};
+use super::journal::{Journal, Method, Outcome, StateDir, StepState};
 use super::runner::Runner;
+use super::stop::{self, Record};
 use crate::docker::api::DockerApi;
 use crate::plan::backup::error::{BackupError, Result};
 use crate::progress::Progress;
-use crate::service::{ServiceKind, ServiceManager, StopGuard};
+use crate::service::{ServiceKind, ServiceManager};
 use crate::util::atomic;
 
 /// Where Docker's downtime happens and what it may leave behind.
@@ -91,7 +92,7 @@ fn stopped_window<B, T, U>(
             return Err(e.abandoned_after_signal());
         }
     };
-    let stopping = stop_step(&mut r, &w, progress)?;
+    let stopping = window_stop(&mut r, &w, progress)?;
     let result = r.step_with("archive", creates.clone(), |_| work(b));
     let started = journaled_start(&mut r, &w, progress);
     let downtime = stopping.elapsed().as_secs_f64();
@@ -124,7 +125,7 @@ pub(crate) fn journaled_stop<'a>(
     progress: &'a dyn Progress,
 ) -> Result<(std::fs::File, Runner<'a>, Instant)> {
     let (lock, mut r) = open_journal(w, state, progress)?;
-    let stopping = stop_step(&mut r, w, progress)?;
+    let stopping = window_stop(&mut r, w, progress)?;
     Ok((lock, r, stopping))
 }
 
@@ -147,21 +148,17 @@ fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress)
     Ok((lock, r))
 }
 
-/// The journaled `stop` step; returns the instant of the first stop command.
-fn stop_step(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Instant> {
+/// The journaled `stop` step ([`stop::stop_step`]) on the window's
+/// data-root (the journal's); returns the instant of the first stop command.
+/// A failed stop ends the backup as rolled back.
+fn window_stop(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Instant> {
     let stopping = Instant::now();
-    let mut down = false;
-    let stopped = r.step("stop", |j| {
-        let guard = StopGuard::stop(w.svc, w.api, w.timing, w.data_root, progress);
-        j.service = Some(w.svc.record());
-        guard.map_err(BackupError::service("stop Docker"))?.hand_over();
-        down = true;
-        Ok::<_, BackupError>(())
-    });
+    let stopped = stop::stop_step(r, w.svc, w.api, w.timing, Record::Always, BackupError::service("stop Docker"));
     if let Err(e) = stopped {
-        if down {
-            // Docker stopped but the journal could not say so (a full or
-            // failing state disk): start it now, outside the journal.
+        if r.j.state("stop") == Some(StepState::Done) {
+            // The stop ran to its end, so Docker is down, but the journal
+            // could not say so (a full or failing state disk): start it
+            // now, outside the journal.
             start(w, progress)?;
         }
         // Otherwise the guard started Docker again (or it never stopped).

@@ -49,10 +49,11 @@ use crate::plan::core::health::{self, expected_root};
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;
 use crate::plan::core::signal;
+use crate::plan::core::stop::{Record, stop_step};
 use crate::plan::env::Env;
 use crate::progress::Progress;
 use crate::service::pidfile::{DaemonCommand, PidfileService};
-use crate::service::{ServiceKind, ServiceManager, ServiceRecord, StopGuard};
+use crate::service::{ServiceKind, ServiceManager, ServiceRecord};
 use crate::util::atomic;
 
 /// What the user asked for.
@@ -277,19 +278,7 @@ impl Stopped<'_> {
 
     fn run(mut self, r: &mut Runner, report: &mut MoveReport) -> Result<()> {
         let (env, progress) = (self.env, r.progress);
-        let svc = self.svc;
-        r.step("stop", |j| {
-            // Record how to start Docker again even when the stop fails, so
-            // that the undo can tell a daemon that would not stop (still
-            // running: nothing to undo) from one that went down.
-            let guard = StopGuard::stop(svc, &env.api, env.timing, &j.data_root, progress);
-            if svc.recorded_command().is_some() {
-                j.service = Some(svc.record());
-            }
-            // From here the journal's undo owns starting Docker again.
-            guard.map_err(PlanError::service("stop"))?.hand_over();
-            Ok(())
-        })?;
+        stop_step(r, self.svc, &env.api, env.timing, Record::WhenCaptured, PlanError::service("stop"))?;
         self.mark(report, "stop");
         for (t, p) in self.trees.iter().zip(self.passes) {
             self.sync_and_verify(r, t, p.as_ref(), report)?;

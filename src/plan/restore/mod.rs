@@ -292,7 +292,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
             // Docker never stopped: the undo only removes the staging tree.
             return Err(match crate::plan::core::undo::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress) {
                 Ok(_) => e,
-                Err(u) => BackupError::Undone { error: Box::new(e), undo: vec![u.to_string()] },
+                Err(u) => e.undone(Some(u)),
             });
         }
     };
@@ -349,7 +349,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         }
         Err(e) => {
             let undo = crate::plan::core::undo::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress);
-            Err(BackupError::Undone { error: Box::new(e), undo: undo.err().map(|u| vec![u.to_string()]).unwrap_or_default() })
+            Err(e.undone(undo.err()))
         }
     }
 }

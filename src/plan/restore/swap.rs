@@ -15,7 +15,8 @@ use crate::plan::core::error::PlanError;
 use crate::plan::core::health::identity;
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::runner::Runner;
-use crate::service::{ServiceManager, StopGuard};
+use crate::plan::core::stop::{Record, stop_step};
+use crate::service::ServiceManager;
 
 /// What the swap replaces: the data-root where it is mounted, containerd's
 /// root when the archive carries it, and the image-store pin in daemon.json.
@@ -39,17 +40,11 @@ pub(super) fn swap_and_start(
 ) -> Result<Vec<PathBuf>> {
     let Where { place, second, binds, pin } = at;
     let progress = r.progress;
-    let (dr, staging) = (r.j.data_root.clone(), r.j.target.clone());
+    let staging = r.j.target.clone();
     // Recorded before the stop: even a half-done stop is undone by starting again.
     svc.remember().map_err(BackupError::service("stop Docker"))?;
     r.j.service = Some(svc.record());
-    r.step("stop", |j| {
-        let guard = StopGuard::stop(svc, &opts.api, opts.timing, &dr, progress);
-        j.service = Some(svc.record());
-        // From here the journal's undo owns starting Docker again.
-        guard.map_err(PlanError::service("stop"))?.hand_over();
-        Ok::<_, PlanError>(())
-    })?;
+    stop_step(r, svc, &opts.api, opts.timing, Record::Always, PlanError::service("stop"))?;
     r.step("flush", |_| {
         intent::flush("flush", &staging)?;
         // containerd's root (issue 8): its own filesystem may differ.
