@@ -136,7 +136,7 @@ pub fn restore_bind(opts: &BindOptions, progress: &dyn Progress) -> Result<BindS
         }
         Err(e) => {
             let undo = crate::plan::core::undo::undo_journal(&opts.api, opts.timing, &state, &mut r.j, progress);
-            Err(BackupError::Undone { error: Box::new(e), undo: undo.err().map(|u| vec![u.to_string()]).unwrap_or_default() })
+            Err(e.undone(undo.err()))
         }
     }
 }
