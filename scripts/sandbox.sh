@@ -22,6 +22,8 @@ repo=$(dirname "$here")
 dir=/tmp/dockroot-sandbox
 disk=/var/tmp/dockroot-sandbox-disk
 state=/var/tmp/dockroot-sandbox-state
+# An app's data outside the data-root, bind-mounted into a container.
+app=/tmp/dockroot-sandbox-app
 bin=${DOCKROOT:-$repo/target/release/dockroot}
 G=(--service "pidfile:$dir/pid" --data-root "$dir/root" --daemon-config "$dir/daemon.json" --fstab "$state/fstab" --state-dir "$state")
 
@@ -46,6 +48,10 @@ prepare() {
     fi
     bash "$here/lib/dockerd.sh" start "$dir"
     bash "$here/lib/docker-fixture.sh" populate "$dir/sock"
+    mkdir -p "$app/data"
+    echo "<h1>hello</h1>" >"$app/data/index.html"
+    docker -H "unix://$dir/sock" run -d --name web --network none --restart unless-stopped --stop-timeout 2 \
+        -v "$app/data:/data" dockroot-test/app:1 sleep 1d >/dev/null
     mountpoint -q "$disk" || bash "$here/lib/loopfs.sh" make xfs 3G "$disk"
     mkdir -p "$state" "$disk/backups"
     [[ -e $state/fstab ]] || echo "# sandbox fstab (a copy would be /etc/fstab)" >"$state/fstab"
@@ -68,6 +74,14 @@ run() {
     archive=$(ls -1 "$disk"/backups/dockroot-*.tar.zst | tail -n1)
     step inspect "$archive"
     step restore "${G[@]}" "$archive" --force --yes
+    echo
+    echo "# echo oops > $app/data/index.html   # the app's data goes wrong"
+    echo oops >"$app/data/index.html"
+    step restore "${G[@]}" "$archive" --bind "$app/data" --stop-containers --yes
+    echo
+    echo "# cat $app/data/index.html"
+    cat "$app/data/index.html"
+    step restore "${G[@]}" "$archive" --volume dockroot-vol --stop-containers --yes
     step status "${G[@]}"
     cat <<EOT
 
@@ -83,7 +97,7 @@ stop() {
     bash "$here/lib/dockerd.sh" stop "$dir" || true
     grep -o " $dir[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l || true
     bash "$here/lib/loopfs.sh" drop "$disk" || true
-    rm -rf "$dir" "$dir".dockroot-* "$state"
+    rm -rf "$dir" "$dir".dockroot-* "$state" "$app"
 }
 
 case ${1:-run} in
