@@ -86,10 +86,7 @@ fn main() {
             }
             error = Some(text);
             // 3: failed and undone, 4: the undo failed too (see PlanError::exit_code).
-            e.downcast_ref::<dockroot::plan::backup::error::BackupError>()
-                .map(|b| b.exit_code())
-                .filter(|c| *c >= 3)
-                .unwrap_or(exit::REFUSED)
+            e.downcast_ref::<dockroot::plan::PlanError>().map(|p| p.exit_code()).filter(|c| *c >= 3).unwrap_or(exit::REFUSED)
         }
     };
     cli::metrics::after(g, &out, args.command.name(), code, error.as_deref(), started, progress.as_ref());

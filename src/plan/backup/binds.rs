@@ -6,13 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{BackupError, Result};
 use crate::archive::TreeSource;
 use crate::archive::layout::Tree;
 use crate::docker::api::DockerApi;
 use crate::docker::mountinfo;
 use crate::docker::mounts::{self, BindClass, Carried, SourceKind};
 use crate::plan::backup::meta::{BindKind, BindTree, SkippedBind};
+use crate::plan::{PlanError, Result};
 
 /// `--binds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,7 +52,7 @@ impl Selected {
 /// Reads every container's mounts (API or, with Docker stopped, the
 /// containers' files) and selects the sources to carry.
 pub fn select(mode: Binds, exclude: &[PathBuf], api: &DockerApi, carried: &Carried) -> Result<Selected> {
-    let containers = mounts::read_all(Some(api), &carried.data_root).map_err(BackupError::docker("list the containers' mounts"))?;
+    let containers = mounts::read_all(Some(api), &carried.data_root).map_err(PlanError::docker_at("list the containers' mounts"))?;
     let table = mountinfo::read_self().unwrap_or_default();
     let exclude: Vec<PathBuf> = exclude.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
     let survey = mounts::survey(&containers, carried, &exclude, &mut |p: &Path| mounts::probe(p, &table));
@@ -66,7 +66,7 @@ pub fn select(mode: Binds, exclude: &[PathBuf], api: &DockerApi, carried: &Carri
             out.skipped.push(SkippedBind { path: b.path, reason, containers: b.containers });
             continue;
         }
-        let index = u32::try_from(out.carried.len()).map_err(|_| BackupError::Refused("too many bind sources".into()))?;
+        let index = u32::try_from(out.carried.len()).map_err(|_| PlanError::refused("too many bind sources"))?;
         let kind = if b.kind == SourceKind::File { BindKind::File } else { BindKind::Dir };
         // A file is archived with its parent's root member: one entry more.
         let entries = b.entries + u64::from(kind == BindKind::File);

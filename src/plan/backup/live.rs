@@ -18,12 +18,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::error::Result;
 use super::stream::{ResticTarget, Stream};
 use super::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::phase2::PhaseStats;
 use crate::archive::trees::{Phase1, phase1_trees};
 use crate::archive::{ArchiveError, ArchiveWriter, TreeSource, WriterOptions};
+use crate::plan::Result;
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::window::{Window, with_docker_stopped_after};
 use crate::progress::Progress;

@@ -8,7 +8,6 @@
 //! dockroot archives there.
 
 pub mod binds;
-pub mod error;
 pub mod live;
 pub mod meta;
 pub mod snapshot;
@@ -22,7 +21,6 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use self::error::{BackupError, Result};
 use self::snapshot::{self as snap, Capture, Choice, Request};
 use self::target::{commit, open_partial, or_remove_partial, partial_path};
 use crate::archive::layout::Tree;
@@ -33,6 +31,7 @@ use crate::docker::engine::EngineMeta;
 use crate::docker::snapshot::DockerState;
 use crate::docker::{discover, facts, userns};
 use crate::plan::backup::meta::{BackupMeta, META_FORMAT};
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -132,7 +131,7 @@ use crate::util::hostname;
 
 /// The data-root: as given, or discovered the way dockerd would find it.
 pub(crate) fn data_root(given: Option<&Path>, daemon_json: &Path, api: &DockerApi) -> Result<PathBuf> {
-    discover::data_root(given, daemon_json, api).map_err(BackupError::docker("discover the data-root"))
+    discover::data_root(given, daemon_json, api).map_err(PlanError::docker_at("discover the data-root"))
 }
 
 fn is_dir_output(p: &Path) -> bool {
@@ -142,7 +141,7 @@ fn is_dir_output(p: &Path) -> bool {
 /// Dockroot archives in `dir`, oldest first (names sort by their UTC time).
 pub(crate) fn archives_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(BackupError::io("list", dir))?
+        .map_err(PlanError::file("list", dir))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
@@ -171,9 +170,9 @@ pub(crate) fn config_files(host_root: &Path) -> Vec<(Vec<u8>, PathBuf)> {
 pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
     let dr = data_root(opts.data_root.as_deref(), &opts.daemon_json, &opts.api)?;
     if !dr.is_dir() {
-        return Err(BackupError::Refused(format!("data-root {} is not a directory", dr.display())));
+        return Err(PlanError::refused(format!("data-root {} is not a directory", dr.display())));
     }
-    let dr = std::fs::canonicalize(&dr).map_err(BackupError::io("resolve", &dr))?;
+    let dr = std::fs::canonicalize(&dr).map_err(PlanError::file("resolve", &dr))?;
     let (output, prune) = if opts.output == Path::new("-") {
         (None, Vec::new())
     } else if is_dir_output(&opts.output) {
@@ -192,7 +191,7 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         (Some(new), prune)
     } else {
         if opts.keep.is_some() {
-            return Err(BackupError::Refused("--keep needs a directory as output (-o DIR/)".into()));
+            return Err(PlanError::refused("--keep needs a directory as output (-o DIR/)"));
         }
         (Some(opts.output.clone()), Vec::new())
     };
@@ -201,10 +200,10 @@ pub fn plan(opts: &BackupOptions) -> Result<BackupPlan> {
         warnings.extend(target::check(&opts.output, is_dir_output(&opts.output), &dr)?);
     }
     if let Some(out) = &output {
-        crate::sys::check_replaceable(out).map_err(BackupError::io("check the output", out))?;
+        crate::sys::check_replaceable(out).map_err(PlanError::file("check the output", out))?;
         let abs = crate::plan::env::absolute(out);
         if abs.starts_with(&dr) {
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "the archive {} would be inside the data-root {}; write it elsewhere",
                 abs.display(),
                 dr.display()
@@ -262,7 +261,7 @@ pub fn engine_check(opts: &BackupOptions, dr: &Path) -> Result<EngineCheck> {
     // next to a `--service none --data-root` tree does not).
     let info = opts.api.ping().then(|| opts.api.info().ok()).flatten();
     let info = info.filter(|i| i.check_root(dr).is_ok());
-    let cfg = DaemonJson::load(&opts.daemon_json).map_err(BackupError::docker("read daemon.json"))?;
+    let cfg = DaemonJson::load(&opts.daemon_json).map_err(PlanError::docker_at("read daemon.json"))?;
     let facts = crate::service::engine::engine_facts(&opts.service, &cfg, dr, info.as_ref(), opts.timing);
     let containerd_root = stores::containerd_root(&facts, dr, opts.shared_store)?;
     let containerd = info.as_ref().and_then(|_| opts.api.components().ok()?.into_iter().find(|c| c.name == "containerd"));
@@ -349,13 +348,13 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
     };
     let (docker, driver) = match info {
         Some(i) => {
-            (Some(DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?), Some(i.driver))
+            (Some(DockerState::capture(&opts.api).map_err(PlanError::docker_at("list images, containers and volumes"))?), Some(i.driver))
         }
         None => (None, None),
     };
     // What `restore --volume` creates a missing volume from, and `inspect` shows.
     let volumes = match &docker {
-        Some(_) => Some(opts.api.volume_specs().map_err(BackupError::docker("list volumes and the containers that use them"))?),
+        Some(_) => Some(opts.api.volume_specs().map_err(PlanError::docker_at("list volumes and the containers that use them"))?),
         None => None,
     };
     // A rootless daemon that is not running still names its driver (daemon.json, the tree).
@@ -470,7 +469,7 @@ fn read_back(archive: &Path, kept: usize) -> Result<()> {
             Ok(()) => format!("{why}; it is kept as {} for inspection", bad.display()),
             Err(e) => format!("{why}; renaming it to {} failed too ({e})", bad.display()),
         };
-        BackupError::ReadBack { archive: archive.into(), why, kept }
+        PlanError::ReadBack { archive: archive.into(), why, kept }
     })
 }
 
@@ -489,7 +488,7 @@ fn finish(
     }
     let mut removed = Vec::new();
     for p in &plan.prune {
-        std::fs::remove_file(p).map_err(BackupError::io("remove old archive", p))?;
+        std::fs::remove_file(p).map_err(PlanError::file("remove old archive", p))?;
         removed.push(p.clone());
     }
     Ok(BackupSummary {
@@ -522,7 +521,7 @@ pub fn capture(
     }
     let without = |why: String| {
         if opts.snapshot != Request::Auto {
-            return Err(BackupError::Refused(format!("--snapshot: {why}; nothing was changed")));
+            return Err(PlanError::refused(format!("--snapshot: {why}; nothing was changed")));
         }
         progress.log(&format!("no snapshot: {why}"));
         Ok((None, Some(why)))
@@ -540,7 +539,7 @@ pub fn capture(
             Ok(Choice::Without(why)) if t.tree == Tree::Data => return without(why),
             Ok(Choice::Without(why)) => return without(format!("{} ({}): {why}", t.tree.describe(), t.root.display())),
             Err(why) => {
-                return Err(BackupError::Refused(format!(
+                return Err(PlanError::refused(format!(
                     "--snapshot: {} ({}): {why}; nothing was changed",
                     t.tree.describe(),
                     t.root.display()

@@ -22,12 +22,12 @@ use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{BackupError, Result};
 use crate::copy::{CopyOptions, copy_tree};
 use crate::docker::mountinfo;
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::{Outcome, StateDir};
 use crate::plan::core::window::{self as downtime, Window};
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::ServiceKind;
 use crate::sys;
@@ -244,7 +244,7 @@ impl Capture {
     pub(crate) fn make(&self, progress: &dyn Progress) -> Result<()> {
         match self.method {
             Method::Btrfs => {
-                let err = |e| BackupError::Io { step: "snapshot", path: self.path.clone(), err: e };
+                let err = |e| PlanError::File { step: "snapshot", path: self.path.clone(), source: e };
                 let src = sys::open_dir_path(&self.tree).map_err(err)?;
                 let parent = self.path.parent().unwrap_or(Path::new("/"));
                 let dir = sys::open_dir_path(parent).map_err(err)?;
@@ -255,7 +255,7 @@ impl Capture {
                 let opts = CopyOptions { clone: true, threads: self.threads, ..CopyOptions::default() };
                 let s = copy_tree(&self.tree, &self.path, &opts, progress)?;
                 if !s.ok() {
-                    return Err(BackupError::Refused(format!(
+                    return Err(PlanError::refused(format!(
                         "cloning {} into {} failed for {} entries, first: {}",
                         self.tree.display(),
                         self.path.display(),
@@ -334,7 +334,7 @@ pub(crate) fn run<T>(
     r.j.outcome = if result.is_ok() && removed.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
     // Docker runs: a signal's backup ends as undone (exit 3).
-    let v = result.map_err(BackupError::abandoned_after_signal)?;
+    let v = result.map_err(PlanError::abandoned_after_signal)?;
     removed?;
     Ok((v, downtime))
 }

@@ -14,9 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{BackupError, Result};
 use crate::docker::engine::EngineFacts;
 use crate::plan::backup::meta::StoreTree;
+use crate::plan::{PlanError, Result};
 
 /// The containerd root a backup of `data_root` must carry, or None when the
 /// images are in the data-root. Refuses a store shared with other
@@ -25,11 +25,11 @@ pub(crate) fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: boo
     let Some(root) = facts.images_outside(data_root) else { return Ok(None) };
     if !root.is_dir() {
         // Cannot be archived: the refusal that explains where the images are.
-        facts.check_complete("back up", data_root).map_err(BackupError::docker("check the image store"))?;
+        facts.check_complete("back up", data_root).map_err(PlanError::docker_at("check the image store"))?;
     }
     let others = &facts.containerd.foreign_namespaces;
     if !others.is_empty() && !shared {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "containerd's root {} holds Docker's images and also the namespaces {} of another user of the same containerd \
              (e.g. a kubelet); their data cannot be split from Docker's. Pass --shared-store to archive (and later restore) \
              them with Docker's, or stop that user first",
@@ -38,7 +38,7 @@ pub(crate) fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: boo
         )));
     }
     if data_root.starts_with(root) {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "the data-root {} is inside containerd's root {}; dockroot cannot archive the two apart",
             data_root.display(),
             root.display()

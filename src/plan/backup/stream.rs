@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::error::{BackupError, Result};
 use crate::archive::restic::{Keep, PARTIAL_TAG, Restic, TAG, Upload};
 use crate::archive::{self, ArchiveError};
 use crate::docker::engine::ImageStore;
 use crate::plan::backup::meta::BackupMeta;
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 
 /// `--restic REPO` with its retention.
@@ -98,9 +98,9 @@ impl Stream {
     /// and waits for the snapshot it saved. Returns the archive's size.
     pub(crate) fn close(self) -> Result<u64> {
         match self.to {
-            To::Stdout(mut w) => w.flush().map_err(BackupError::io("write", "stdout"))?,
+            To::Stdout(mut w) => w.flush().map_err(PlanError::file("write", "stdout"))?,
             To::Restic(w, saved) => {
-                let up = w.into_inner().map_err(|e| BackupError::io("write", "restic's stdin")(e.into_error()))?;
+                let up = w.into_inner().map_err(|e| PlanError::file("write", "restic's stdin")(e.into_error()))?;
                 let id = up.finish().map_err(ArchiveError::from)?;
                 if let Ok(mut s) = saved.lock() {
                     *s = Some(id);
@@ -133,8 +133,7 @@ impl Write for Stream {
 /// it dockroot's tags, then applies `--keep-*`. A snapshot that fails its
 /// read-back is forgotten.
 pub(crate) fn after_upload(t: &ResticTarget, meta: &BackupMeta, progress: &dyn Progress) -> Result<ResticReport> {
-    let id =
-        t.saved.lock().ok().and_then(|s| s.clone()).ok_or_else(|| BackupError::Refused("the restic upload saved no snapshot".into()))?;
+    let id = t.saved.lock().ok().and_then(|s| s.clone()).ok_or_else(|| PlanError::refused("the restic upload saved no snapshot"))?;
     let snap = t.restic.resolve_tagged(&id, None, PARTIAL_TAG).map_err(ArchiveError::from)?;
     progress.phase("read back the restic snapshot", Some((meta.entries, meta.bytes)));
     let verified = t.restic.dump(&snap).map_err(ArchiveError::from).and_then(|d| archive::verify(archive::open_reader(d)?));
@@ -143,7 +142,7 @@ pub(crate) fn after_upload(t: &ResticTarget, meta: &BackupMeta, progress: &dyn P
         Ok(r) if r.ok() => r,
         Ok(r) => {
             let _ = t.restic.forget_ids(std::slice::from_ref(&snap.id));
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "restic snapshot {} differs from its own manifest when read back ({} differences); it was forgotten. Run `restic check --read-data` on the repository",
                 snap.short_id,
                 r.report.differences.len() as u64 + r.report.more
@@ -151,7 +150,7 @@ pub(crate) fn after_upload(t: &ResticTarget, meta: &BackupMeta, progress: &dyn P
         }
         Err(e) => {
             let _ = t.restic.forget_ids(std::slice::from_ref(&snap.id));
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "restic snapshot {} could not be read back and verified ({e}); it was forgotten. Run `restic check` on the repository",
                 snap.short_id
             )));

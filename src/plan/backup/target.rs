@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::util::atomic;
 
-use super::error::{BackupError, Result};
+use crate::plan::{PlanError, Result};
 
 /// Refuses an output whose directory is missing; returns a warning when the
 /// archive would land on the filesystem that holds `data_root`.
@@ -27,9 +27,9 @@ pub(crate) fn check(output: &Path, dir_output: bool, data_root: &Path) -> Result
     let what = if dir_output { "the output directory" } else { "the directory of the archive" };
     let md = match std::fs::metadata(dir) {
         Ok(md) if md.is_dir() => md,
-        Ok(_) => return Err(BackupError::Refused(format!("{what} {} is not a directory", dir.display()))),
+        Ok(_) => return Err(PlanError::refused(format!("{what} {} is not a directory", dir.display()))),
         Err(e) => {
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "{what} {} cannot be used ({e}); create it, or mount the backup disk there, first (nothing was changed)",
                 dir.display()
             )));
@@ -62,7 +62,7 @@ pub(super) fn or_remove_partial<T>(path: &Path, r: Result<T>) -> Result<T> {
 /// [`commit`] gives it its name.
 pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+        std::fs::create_dir_all(parent).map_err(PlanError::file("create", parent))?;
     }
     let partial = partial_path(path);
     let f = std::fs::OpenOptions::new()
@@ -71,20 +71,20 @@ pub(super) fn open_partial(path: &Path) -> Result<(std::fs::File, PathBuf)> {
         .truncate(true)
         .mode_0600()
         .open(&partial)
-        .map_err(BackupError::io("create", &partial))?;
+        .map_err(PlanError::file("create", &partial))?;
     Ok((f, partial))
 }
 
 /// Fsyncs a complete archive and renames it from `partial` to `path`; returns its size.
 pub(super) fn commit(f: std::fs::File, partial: &Path, path: &Path) -> Result<u64> {
-    f.sync_all().map_err(BackupError::io("fsync", partial))?;
-    let len = f.metadata().map_err(BackupError::io("stat", partial))?.len();
-    std::fs::rename(partial, path).map_err(BackupError::io("rename into place", path))?;
+    f.sync_all().map_err(PlanError::file("fsync", partial))?;
+    let len = f.metadata().map_err(PlanError::file("stat", partial))?.len();
+    std::fs::rename(partial, path).map_err(PlanError::file("rename into place", path))?;
     // The name survives a crash only once its directory is synced (issue 17: --keep).
-    crate::util::atomic::sync_parent(path).map_err(|e| BackupError::Io {
+    crate::util::atomic::sync_parent(path).map_err(|e| PlanError::File {
         step: "fsync the directory of",
         path: path.into(),
-        err: e.source,
+        source: e.source,
     })?;
     Ok(len)
 }

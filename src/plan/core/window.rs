@@ -19,7 +19,7 @@ use super::journal::{Journal, Method, Outcome, StateDir, StepState};
 use super::runner::Runner;
 use super::stop::{self, Record};
 use crate::docker::api::DockerApi;
-use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::{ServiceKind, ServiceManager};
 use crate::util::atomic;
@@ -75,7 +75,7 @@ fn stopped_window<B, T, U>(
         // are the user's business, and a live tree's races are reported).
         let b = before()?;
         let stopping = Instant::now();
-        w.svc.stop(progress).map_err(BackupError::service("stop Docker"))?;
+        w.svc.stop(progress).map_err(PlanError::service_at("stop Docker"))?;
         let v = work(b)?;
         let downtime = stopping.elapsed().as_secs_f64();
         return Ok((after(v)?, downtime));
@@ -112,7 +112,7 @@ fn stopped_window<B, T, U>(
     r.j.outcome = if done.is_ok() { Outcome::Done } else { Outcome::RolledBack };
     r.save()?;
     // Docker runs again: a signal's backup ends as undone (exit 3).
-    Ok((done.map_err(BackupError::abandoned_after_signal)?, downtime))
+    Ok((done.map_err(PlanError::abandoned_after_signal)?, downtime))
 }
 
 /// Opens the backup's journal (under the state directory's lock, which the
@@ -141,7 +141,7 @@ fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress)
     let mut j = Journal::new("backup", format!("backup-{ts}"), w.data_root.into(), w.data_root.into(), Method::None);
     j.socket = w.api.socket.clone();
     // Recorded before the stop: a kill during it is undone by starting again.
-    w.svc.remember().map_err(BackupError::service("stop Docker"))?;
+    w.svc.remember().map_err(PlanError::service_at("stop Docker"))?;
     j.service = Some(w.svc.record());
     let r = Runner { state, j, progress };
     r.save()?;
@@ -153,7 +153,7 @@ fn open_journal<'a>(w: &Window, state: &'a StateDir, progress: &'a dyn Progress)
 /// A failed stop ends the backup as rolled back.
 fn window_stop(r: &mut Runner, w: &Window, progress: &dyn Progress) -> Result<Instant> {
     let stopping = Instant::now();
-    let stopped = stop::stop_step(r, w.svc, w.api, w.timing, Record::Always, BackupError::service("stop Docker"));
+    let stopped = stop::stop_step(r, w.svc, w.api, w.timing, Record::Always, PlanError::service_at("stop Docker"));
     if let Err(e) = stopped {
         if r.j.state("stop") == Some(StepState::Done) {
             // The stop ran to its end, so Docker is down, but the journal
@@ -187,11 +187,11 @@ pub(crate) fn journaled_start(r: &mut Runner, w: &Window, progress: &dyn Progres
 
 /// Starts Docker and waits until it answers on the data-root.
 fn start(w: &Window, progress: &dyn Progress) -> Result<()> {
-    w.svc.start(progress).map_err(BackupError::service("start Docker again"))?;
+    w.svc.start(progress).map_err(PlanError::service_at("start Docker again"))?;
     if w.svc.kind() == ServiceKind::None {
         return Ok(()); // dockroot started nothing, so nothing must answer.
     }
-    answering_on(w.api, w.data_root).map_err(BackupError::Health)
+    answering_on(w.api, w.data_root).map_err(PlanError::StateDiffers)
 }
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its

@@ -25,9 +25,9 @@ use serde::Serialize;
 
 use super::{OLD_INFIX, STAGING_INFIX};
 use crate::docker::mountinfo::{self, MountKind};
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::util::atomic;
 
 /// What is mounted at the data-root, and so how the new tree goes in.
@@ -50,15 +50,15 @@ pub struct Place {
     pub layout: Layout,
 }
 
-fn refused(msg: String) -> BackupError {
-    BackupError::Refused(msg)
+fn refused(msg: String) -> PlanError {
+    PlanError::refused(msg)
 }
 
 impl Place {
     /// Finds what is mounted at `dr`; a `dr` that is the source of a bind
     /// mount becomes that bind's mount point (with a warning).
     pub(crate) fn detect(dr: &Path, warnings: &mut Vec<String>) -> Result<Place> {
-        let mounts = mountinfo::read_self().map_err(BackupError::docker("read the mount table"))?;
+        let mounts = mountinfo::read_self().map_err(PlanError::docker_at("read the mount table"))?;
         let mut dr = dr.to_path_buf();
         if mountinfo::kind_at(&mounts, &dr) == MountKind::None {
             match mountinfo::binds_of(&mounts, &dr)[..] {
@@ -214,10 +214,10 @@ impl Tree {
 /// The names in `dir`, without dockroot's own hidden staging and old
 /// directories (of this restore or an earlier one).
 fn entries(dir: &Path) -> Result<BTreeSet<std::ffi::OsString>> {
-    let rd = std::fs::read_dir(dir).map_err(BackupError::io("list", dir))?;
+    let rd = std::fs::read_dir(dir).map_err(PlanError::file("list", dir))?;
     let mut names = BTreeSet::new();
     for e in rd {
-        let name = e.map_err(BackupError::io("list", dir))?.file_name();
+        let name = e.map_err(PlanError::file("list", dir))?.file_name();
         let s = name.to_string_lossy();
         if !(s.starts_with(STAGING_INFIX) || s.starts_with(OLD_INFIX)) {
             names.insert(name);
@@ -241,17 +241,17 @@ pub(super) fn swap(r: &mut Runner, place: &Place, more: Option<Tree>) -> Result<
         for i in &intents {
             match i {
                 Intent::Rename { from, to, .. } => {
-                    std::fs::rename(from, to).map_err(BackupError::io("rename", from))?;
+                    std::fs::rename(from, to).map_err(PlanError::file("rename", from))?;
                     dirs.extend([from, to].iter().filter_map(|p| p.parent().map(Path::to_path_buf)));
                 }
-                Intent::MakeDir { path } => std::fs::create_dir(path).map_err(BackupError::io("create", path))?,
+                Intent::MakeDir { path } => std::fs::create_dir(path).map_err(PlanError::file("create", path))?,
                 _ => {}
             }
         }
         for d in dirs {
-            std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(BackupError::io("sync", &d))?;
+            std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(PlanError::file("sync", &d))?;
         }
-        Ok::<_, BackupError>(())
+        Ok::<_, PlanError>(())
     })?;
     let rebinds: Vec<Intent> = trees.iter().filter_map(Tree::rebind).collect();
     if rebinds.is_empty() {
@@ -262,10 +262,10 @@ pub(super) fn swap(r: &mut Runner, place: &Place, more: Option<Tree>) -> Result<
             if let Intent::Rebind { target, source, .. } = i {
                 // Also removes dockerd's bind of the data-root onto itself, if it left one.
                 intent::unmount_all(target)?;
-                crate::sys::mount::bind(source, target).map_err(BackupError::io("bind-mount the restored tree on", target))?;
+                crate::sys::mount::bind(source, target).map_err(PlanError::file("bind-mount the restored tree on", target))?;
             }
         }
-        Ok::<_, BackupError>(())
+        Ok::<_, PlanError>(())
     })
 }
 

@@ -22,11 +22,11 @@ use super::binds::{self, Existing};
 use super::live::{self, Place, Users};
 use crate::archive::{self, Tree, pick::Pick};
 use crate::docker::api::DockerApi;
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::{BackupMeta, BindKind};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::journal::{Journal, Method, Outcome, RESTORE_BIND, StateDir};
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::util::atomic;
@@ -67,7 +67,7 @@ fn find(meta: &BackupMeta, path: &Path) -> Result<usize> {
     let want = path.components().collect::<PathBuf>();
     meta.binds.iter().position(|b| b.path == want).ok_or_else(|| {
         let have: Vec<String> = meta.binds.iter().map(|b| b.path.display().to_string()).collect();
-        BackupError::Refused(format!(
+        PlanError::refused(format!(
             "the archive carries no bind source {}; it carries: {}",
             path.display(),
             if have.is_empty() { "none (made without bind sources, or by an older dockroot)".into() } else { have.join(", ") }
@@ -95,7 +95,7 @@ pub fn restore_bind(opts: &BindOptions, progress: &dyn Progress) -> Result<BindS
     let mut reader = archive::open(&opts.source)?;
     let meta = BackupMeta::parse(&reader.meta)?;
     let i = find(&meta, &opts.path)?;
-    let info = opts.api.info().map_err(BackupError::docker("ask Docker for its data-root"))?;
+    let info = opts.api.info().map_err(PlanError::docker_at("ask Docker for its data-root"))?;
     let ts = atomic::utc_timestamp(SystemTime::now());
     let containerd = meta.engine.as_ref().map(|e| e.containerd_root.as_path());
     let place = binds::place(&meta, i, &info.data_root(), containerd, true, &ts)?;
@@ -151,7 +151,7 @@ fn steps(
     let made = missing_parents(&place.bind.path);
     if let Some(top) = made.first() {
         r.step_with("make-parents", vec![Intent::make_tree(top)], |_| {
-            made.iter().try_for_each(|d| std::fs::create_dir(d).map_err(BackupError::io("create", d)))
+            made.iter().try_for_each(|d| std::fs::create_dir(d).map_err(PlanError::file("create", d)))
         })?;
     }
     let parent = place.bind.path.parent().unwrap_or(Path::new("/"));

@@ -18,10 +18,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::docker::mounts;
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::{BackupMeta, BindKind, BindTree};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::util::atomic;
 
 /// What is at a bind source's path before the restore.
@@ -109,7 +109,7 @@ pub(crate) fn place(
 ) -> Result<BindPlace> {
     let b = &meta.binds[i];
     if let Some(why) = refusal(b, i, meta, data_root, containerd_root) {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "the archive names bind source {} ({why}); dockroot never writes there. Nothing was changed",
             b.path.display()
         )));
@@ -117,7 +117,7 @@ pub(crate) fn place(
     let existing = existing(b);
     let old = atomic::with_suffix(&b.path, &format!("{}{ts}", super::OLD_INFIX));
     if existing == Existing::NonEmpty && !force {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "bind source {} is not empty; pass --force to keep it as {} and restore the archive's in its place",
             b.path.display(),
             old.display()
@@ -138,9 +138,9 @@ pub(crate) fn place(
 pub(crate) fn make_staging(binds: &[BindPlace]) -> Result<()> {
     for b in binds {
         if let Some(parent) = b.staging.parent() {
-            std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+            std::fs::create_dir_all(parent).map_err(PlanError::file("create", parent))?;
         }
-        std::fs::create_dir(&b.staging).map_err(BackupError::io("create the staging directory", &b.staging))?;
+        std::fs::create_dir(&b.staging).map_err(PlanError::file("create the staging directory", &b.staging))?;
     }
     Ok(())
 }
@@ -154,11 +154,11 @@ pub(crate) fn swap(r: &mut Runner, binds: &[BindPlace]) -> Result<()> {
     r.step_with("binds", intents.clone(), |_| {
         for i in &intents {
             if let Intent::Rename { from, to, .. } = i {
-                std::fs::rename(from, to).map_err(BackupError::io("rename into place", from))?;
+                std::fs::rename(from, to).map_err(PlanError::file("rename into place", from))?;
             }
         }
         // A file's staging directory is empty now; the journal removes it with the rest.
-        Ok::<_, BackupError>(())
+        Ok::<_, PlanError>(())
     })
 }
 

@@ -14,9 +14,9 @@ use super::piece;
 use crate::archive::{self, pick::Pick};
 use crate::docker::api::DockerApi;
 use crate::docker::volumes::User;
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::util::atomic;
 
 /// The containers that see the piece, and whether they may be stopped.
@@ -34,10 +34,10 @@ impl Users<'_> {
     /// The running ones: refused unless they may be stopped.
     pub(crate) fn active(&self) -> Result<Vec<User>> {
         let users: Vec<User> =
-            (self.list)().map_err(BackupError::docker("list the containers"))?.into_iter().filter(User::active).collect();
+            (self.list)().map_err(PlanError::docker_at("list the containers"))?.into_iter().filter(User::active).collect();
         if !users.is_empty() && !self.may_stop {
             let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "{} is used by running containers: {}; stop them first, or pass --stop-containers to stop them for the swap and start them again afterwards",
                 self.what,
                 names.join(", ")
@@ -71,18 +71,18 @@ pub(crate) struct Swapped {
 pub(crate) fn swap_in(r: &mut Runner, reader: &mut archive::ArchiveReader, threads: usize, at: &Place, users: &Users) -> Result<Swapped> {
     let progress = r.progress;
     let mpath = atomic::with_suffix(at.staging, ".manifest");
-    let m = std::fs::metadata(at.parent).map_err(BackupError::io("stat", at.parent))?;
+    let m = std::fs::metadata(at.parent).map_err(PlanError::file("stat", at.parent))?;
     let times = Intent::DirTimes { path: at.parent.to_path_buf(), sec: m.mtime(), nsec: m.mtime_nsec() as u32 };
     let made = vec![times, Intent::make_tree(at.staging), Intent::make_tree(&mpath)];
     let p = r.step_with("extract", made, |_| {
-        std::fs::create_dir(at.staging).map_err(BackupError::io("create the staging directory", at.staging))?;
+        std::fs::create_dir(at.staging).map_err(PlanError::file("create the staging directory", at.staging))?;
         let p = piece::extract_verified(reader, at.pick, at.staging, &mpath, threads, progress);
         let _ = std::fs::remove_file(&mpath);
         let p = p?;
         if !p.report.ok() {
             let rep = &p.report;
             let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
-            return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
+            return Err(PlanError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
         }
         Ok(p)
     })?;
@@ -96,25 +96,25 @@ pub(crate) fn swap_in(r: &mut Runner, reader: &mut archive::ArchiveReader, threa
         let stop = Intent::StopContainers { socket: users.api.socket.clone(), ids };
         r.step_with("stop-containers", vec![stop], |_| {
             for u in &running {
-                users.api.stop_container(&u.id).map_err(BackupError::docker("stop a container that uses the restored files"))?;
+                users.api.stop_container(&u.id).map_err(PlanError::docker_at("stop a container that uses the restored files"))?;
             }
             Users { may_stop: false, ..*users }.active().map(drop)
         })?;
     }
-    r.step("flush", |_| intent::flush("flush", at.staging).map_err(BackupError::from))?;
+    r.step("flush", |_| intent::flush("flush", at.staging))?;
     r.step_with("swap", at.renames.clone(), |_| {
         for i in &at.renames {
             if let Intent::Rename { from, to, .. } = i {
-                std::fs::rename(from, to).map_err(BackupError::io("rename into place", from))?;
+                std::fs::rename(from, to).map_err(PlanError::file("rename into place", from))?;
             }
         }
-        std::fs::File::open(at.parent).and_then(|d| d.sync_all()).map_err(BackupError::io("sync", at.parent))
+        std::fs::File::open(at.parent).and_then(|d| d.sync_all()).map_err(PlanError::file("sync", at.parent))
     })?;
     r.step("start-containers", |_| {
         for u in &running {
-            users.api.start_container(&u.id).map_err(BackupError::docker("start a container that uses the restored files again"))?;
+            users.api.start_container(&u.id).map_err(PlanError::docker_at("start a container that uses the restored files again"))?;
         }
-        Ok::<_, BackupError>(())
+        Ok::<_, PlanError>(())
     })?;
     Ok(Swapped { entries: p.entries, bytes: p.report.bytes, restarted: running.into_iter().map(|u| u.name).collect() })
 }

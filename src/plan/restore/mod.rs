@@ -37,12 +37,12 @@ use crate::docker::api::DockerApi;
 use crate::docker::facts::{self, EngineChange};
 use crate::docker::rootless::RootlessIds;
 use crate::docker::{discover, layout, userns};
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::backup::{self, CONFIG_DIRS};
 use crate::plan::core::intent::Intent;
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::service::{ServiceContext, ServiceKind};
@@ -137,7 +137,7 @@ fn check_engine(meta: &BackupMeta, opts: &RestoreOptions, warnings: &mut Vec<Str
              starts, so the restored data-root cannot go back to Docker {want}"
         )),
         EngineChange::Downgrade | EngineChange::Unknown if !opts.allow_downgrade => {
-            return Err(BackupError::EngineMismatch { archive: want.clone(), installed });
+            return Err(PlanError::EngineMismatch { archive: want.clone(), installed });
         }
         _ => warnings.push(format!(
             "the archive was made with Docker {want}, and the installed Docker {installed} is older or unknown; restoring anyway \
@@ -159,14 +159,14 @@ fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, w
     if let (Some(driver), Ok(fs)) = (&meta.storage_driver, fs_type)
         && let Some(msg) = layout::driver_refusal(driver, &fs, at)
     {
-        return Err(BackupError::Refused(msg));
+        return Err(PlanError::refused(msg));
     }
     let engine = match opts.with_config {
         // The archive's daemon.json comes back with the tree.
         true => meta.userns.as_ref().map(|u| u.setting.clone()),
         false => {
             let d = discover::DiscoverOptions { daemon_json: opts.daemon_json.clone(), api: None, ..Default::default() };
-            discover::discover(&d).map_err(BackupError::docker("read daemon.json"))?.userns_remap
+            discover::discover(&d).map_err(PlanError::docker_at("read daemon.json"))?.userns_remap
         }
     };
     if meta.userns.is_none() && engine.is_some() {
@@ -177,7 +177,7 @@ fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, w
         return Ok(());
     }
     match userns::mismatch(meta.userns.as_ref(), engine.as_deref(), &userns::IdFiles::default()) {
-        Some(m) => Err(BackupError::Refused(m.to_string())),
+        Some(m) => Err(PlanError::refused(m.to_string())),
         None => Ok(()),
     }
 }
@@ -189,11 +189,11 @@ fn check_layout(opts: &RestoreOptions, meta: &BackupMeta, place: &bind::Place, w
 pub fn id_shift(archive: Option<&RootlessIds>, here: Option<&RootlessIds>, remap: bool) -> Result<Option<Shift>> {
     match (archive, here) {
         (None, None) => Ok(None),
-        (Some(a), None) => Err(BackupError::Refused(format!(
+        (Some(a), None) => Err(PlanError::refused(format!(
             "the archive is of {}'s rootless Docker; restore it into a rootless daemon with --user NAME",
             a.user
         ))),
-        (None, Some(h)) => Err(BackupError::Refused(format!(
+        (None, Some(h)) => Err(PlanError::refused(format!(
             "the archive is of a system daemon, whose files belong to root; restore it with --rootful, not into {}'s rootless Docker",
             h.user
         ))),
@@ -203,7 +203,7 @@ pub fn id_shift(archive: Option<&RootlessIds>, here: Option<&RootlessIds>, remap
                 return Ok(None);
             }
             if !remap {
-                return Err(BackupError::IdsDiffer { user: a.user.clone(), differences: differences.join("; ") });
+                return Err(PlanError::IdsDiffer { user: a.user.clone(), differences: differences.join("; ") });
             }
             Ok(Some(Shift { uids: (a.uids.clone(), h.uids.clone()), gids: (a.gids.clone(), h.gids.clone()) }))
         }
@@ -237,14 +237,14 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     // With --with-config the archive's own daemon.json comes back with the tree.
     if let Some(e) = meta.engine.as_ref().filter(|_| !opts.with_config) {
         let cfg = crate::docker::daemon_json::DaemonJson::load(&opts.host_root.join("etc/docker/daemon.json"))
-            .map_err(BackupError::docker("read daemon.json"))?;
-        crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(BackupError::Refused)?;
+            .map_err(PlanError::docker_at("read daemon.json"))?;
+        crate::docker::engine::check_store_pin(e.image_store, &cfg).map_err(PlanError::refused)?;
     }
     let place = place(opts, &mut warnings)?;
     check_layout(opts, &meta, &place, &mut warnings)?;
     let dr = place.data_root.clone();
     if non_empty(place.tree()) && !opts.force {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "data-root {} is not empty; pass --force to keep it as {} and restore in its place",
             dr.display(),
             place.old("<UTC time>").display()
@@ -367,12 +367,12 @@ fn extract_and_verify(
 ) -> Result<archive::Extracted> {
     let staging = r.j.target.clone();
     let parent = staging.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
+    std::fs::create_dir_all(parent).map_err(PlanError::file("create", parent))?;
     let mut made = vec![Intent::make_tree(&staging)];
     made.extend(second.map(|s| Intent::make_tree(&s.staging)));
     made.extend(binds.iter().map(|b| Intent::make_tree(&b.staging)));
     r.step_with("staging", made, |_| {
-        std::fs::create_dir(&staging).map_err(BackupError::io("create the staging directory", &staging))?;
+        std::fs::create_dir(&staging).map_err(PlanError::file("create the staging directory", &staging))?;
         second.map_or(Ok(()), |s| s.make_staging())?;
         binds::make_staging(binds)
     })?;
@@ -409,7 +409,7 @@ fn remap(r: &mut Runner, tree: &Path, shift: Option<&Shift>) -> Result<Option<Re
 
 /// A manifest file the extraction writes.
 fn manifest_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
-    let f = std::fs::File::create(path).map_err(BackupError::io("create", path))?;
+    let f = std::fs::File::create(path).map_err(PlanError::file("create", path))?;
     Ok(std::io::BufWriter::with_capacity(1 << 20, f))
 }
 
@@ -419,7 +419,7 @@ fn manifest_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
 fn extract_to(reader: &mut archive::ArchiveReader, trees: &[(archive::Tree, &Path, &Path)]) -> Result<archive::Extracted> {
     let (mut fds, mut writers) = (Vec::new(), Vec::new());
     for (_, dir, m) in trees {
-        fds.push(crate::sys::open_dir_path(dir).map_err(BackupError::io("open", *dir))?);
+        fds.push(crate::sys::open_dir_path(dir).map_err(PlanError::file("open", *dir))?);
         writers.push(manifest_file(m)?);
     }
     let targets = archive::Targets {
@@ -433,7 +433,7 @@ fn extract_to(reader: &mut archive::ArchiveReader, trees: &[(archive::Tree, &Pat
     };
     let ex = archive::extract_trees(reader, targets)?;
     for ((_, _, m), w) in trees.iter().zip(&mut writers) {
-        std::io::Write::flush(w).map_err(BackupError::io("write", *m))?;
+        std::io::Write::flush(w).map_err(PlanError::file("write", *m))?;
     }
     Ok(ex)
 }
@@ -451,7 +451,7 @@ fn check_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: 
     let rep = crate::audit::verify_tree(staging, mpath, opts.threads, progress)?;
     if !rep.ok() {
         let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
-        return Err(BackupError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
+        return Err(PlanError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
     }
     Ok(())
 }
@@ -462,7 +462,7 @@ fn archive_show(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{BackupError, config_name_ok, id_shift};
+    use super::{PlanError, config_name_ok, id_shift};
     use crate::docker::rootless::{IdMap, IdRange, RootlessIds};
 
     #[test]
@@ -475,7 +475,7 @@ mod tests {
         assert!(id_shift(None, None, false).unwrap().is_none());
         assert!(id_shift(Some(&a), Some(&a), false).unwrap().is_none(), "same ids: nothing to shift");
         let e = id_shift(Some(&a), Some(&b), false).unwrap_err();
-        assert!(matches!(e, BackupError::IdsDiffer { .. }) && e.to_string().contains("--remap-ids"), "{e}");
+        assert!(matches!(e, PlanError::IdsDiffer { .. }) && e.to_string().contains("--remap-ids"), "{e}");
         let s = id_shift(Some(&a), Some(&b), true).unwrap().unwrap();
         assert_eq!((s.uids.1.ranges[0].start, s.gids.0.ranges[0].start), (300000, 100000));
         assert!(id_shift(Some(&a), None, true).unwrap_err().to_string().contains("--user NAME"));

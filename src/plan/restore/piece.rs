@@ -15,7 +15,7 @@ use crate::archive::pick::Pick;
 use crate::archive::{self, ArchiveReader};
 use crate::manifest::compare::Report;
 use crate::manifest::subtree::Subtree;
-use crate::plan::backup::error::{BackupError, Result};
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 
 /// What a piece's extraction produced.
@@ -38,15 +38,15 @@ pub fn extract_verified(
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Piece> {
-    let fd = crate::sys::open_dir_path(dir).map_err(BackupError::io("open", dir))?;
-    let f = std::fs::File::create(mpath).map_err(BackupError::io("create", mpath))?;
+    let fd = crate::sys::open_dir_path(dir).map_err(PlanError::file("open", dir))?;
+    let f = std::fs::File::create(mpath).map_err(PlanError::file("create", mpath))?;
     let mut cut = Subtree::new(BufWriter::with_capacity(1 << 20, f), &pick.prefix);
     progress.phase("extract", None);
     archive::extract_piece(reader, pick, archive::Target { staging: fd.as_fd(), manifest: &mut cut })?;
     progress.finish();
-    let entries = cut.finish().map_err(BackupError::io("write the piece's manifest", mpath))?;
+    let entries = cut.finish().map_err(PlanError::file("write the piece's manifest", mpath))?;
     if entries == 0 {
-        return Err(BackupError::Refused(format!("the archive has no {}: `dockroot inspect ARCHIVE` lists its volumes", pick.describe())));
+        return Err(PlanError::refused(format!("the archive has no {}: `dockroot inspect ARCHIVE` lists its volumes", pick.describe())));
     }
     let report = crate::audit::verify_tree(dir, mpath, threads, progress)?;
     Ok(Piece { entries, report })
@@ -79,17 +79,17 @@ pub fn extract(source: &Path, pick: &Pick, dir: &Path, threads: usize, progress:
     let mut reader = archive::open(source)?;
     match std::fs::read_dir(dir).map(|mut d| d.next().is_none()) {
         Ok(false) => {
-            return Err(BackupError::Refused(format!("{} is not empty; give a new or empty directory", dir.display())));
+            return Err(PlanError::refused(format!("{} is not empty; give a new or empty directory", dir.display())));
         }
         Ok(true) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(BackupError::io("create", dir))?;
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(PlanError::file("create", dir))?;
         }
-        Err(e) => return Err(BackupError::io("open", dir)(e)),
+        Err(e) => return Err(PlanError::file("open", dir)(e)),
     }
     // The cut manifest lives only for the check, outside `dir`.
-    let m = tempfile::NamedTempFile::new().map_err(BackupError::io("create a temporary manifest in", std::env::temp_dir()))?;
+    let m = tempfile::NamedTempFile::new().map_err(PlanError::file("create a temporary manifest in", std::env::temp_dir()))?;
     let p = extract_verified(&mut reader, pick, dir, m.path(), threads, progress)?;
     Ok(ExtractSummary {
         archive: source.into(),

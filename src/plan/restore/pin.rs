@@ -12,10 +12,10 @@ use super::RestoreOptions;
 use crate::docker::daemon_json::DaemonJson;
 use crate::docker::engine::{self, ImageStore};
 use crate::docker::facts;
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::intent;
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 
 /// A daemon.json edit that pins the archive's image store.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub(crate) struct Pin {
 pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, tree: &Path) -> Result<Option<Pin>> {
     let Some(want) = meta.engine.as_ref().map(|e| e.image_store).filter(|_| !opts.with_config) else { return Ok(None) };
     let path = opts.host_root.join("etc/docker/daemon.json");
-    let cfg = DaemonJson::load(&path).map_err(BackupError::docker("read daemon.json"))?;
+    let cfg = DaemonJson::load(&path).map_err(PlanError::docker_at("read daemon.json"))?;
     let version = facts::engine_version(&opts.dockerd).ok();
     let Some(pinned) = engine::store_pin(want, &cfg, version.as_ref().map(|v| v.numbers.0), tree) else { return Ok(None) };
     let engine = version.map(|v| format!("Docker {}", v.version)).unwrap_or_else(|| "the installed Docker".into());
@@ -50,8 +50,8 @@ pub(crate) fn apply(r: &mut Runner, pin: Option<&Pin>) -> Result<()> {
     let edit = intent::edit(&p.path, &r.j.id);
     r.step_with("pin-store", vec![edit.clone()], |_| {
         if let Some(dir) = p.path.parent() {
-            std::fs::create_dir_all(dir).map_err(BackupError::io("create", dir))?;
+            std::fs::create_dir_all(dir).map_err(PlanError::file("create", dir))?;
         }
-        intent::apply_edit("pin-store", &edit, &p.contents).map_err(BackupError::from)
+        intent::apply_edit("pin-store", &edit, &p.contents)
     })
 }

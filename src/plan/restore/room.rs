@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::r#move::probe::existing_ancestor;
+use crate::plan::{PlanError, Result};
 
 /// One tree to stage: where, how many bytes, and what it is (for the message).
 pub(crate) struct Need<'a> {
@@ -29,15 +29,15 @@ pub(crate) fn check(needs: &[Need], free: impl Fn(&Path) -> std::io::Result<u64>
     let mut by_fs: BTreeMap<u64, (PathBuf, u64, Vec<&str>)> = BTreeMap::new();
     for n in needs {
         let at = existing_ancestor(n.staging);
-        let dev = std::fs::metadata(&at).map_err(BackupError::io("stat", &at))?.dev();
+        let dev = std::fs::metadata(&at).map_err(PlanError::file("stat", &at))?.dev();
         let e = by_fs.entry(dev).or_insert_with(|| (at, 0, Vec::new()));
         e.1 += n.bytes;
         e.2.push(&n.what);
     }
     for (at, need, whats) in by_fs.values() {
-        let have = free(at).map_err(BackupError::io("statfs", at))?;
+        let have = free(at).map_err(PlanError::file("statfs", at))?;
         if have < *need {
-            return Err(BackupError::Refused(format!(
+            return Err(PlanError::refused(format!(
                 "not enough space on the filesystem of {}: {} is staged there ({}) while the current data stays, and {} is free; \
                  free some space or restore onto another disk. Nothing was changed",
                 at.display(),

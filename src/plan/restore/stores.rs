@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use super::RestoreOptions;
 use super::bind::{Place, Tree};
 use crate::docker::containerd::{self, CONFIG_FILE, SYSTEM_SOCKET};
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::BackupMeta;
+use crate::plan::{PlanError, Result};
 use crate::service::ServiceManager;
 use crate::service::engine::{ContainerdRecord, WholeEngine};
 use crate::service::wait::Timing;
@@ -67,7 +67,7 @@ pub fn plan(opts: &RestoreOptions, meta: &BackupMeta, ts: &str, warnings: &mut V
     others.sort();
     others.dedup();
     if !others.is_empty() && !opts.shared_store {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "containerd's root {} is shared with the namespaces {} (in the archive or on this host); a restore replaces the whole \
              store, theirs included. Pass --shared-store to restore it anyway (the current root is kept aside)",
             root.display(),
@@ -90,8 +90,8 @@ impl Second {
     /// Creates the (empty) staging directory next to the root, on its filesystem.
     pub(crate) fn make_staging(&self) -> Result<()> {
         let parent = self.staging.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(BackupError::io("create", parent))?;
-        std::fs::create_dir(&self.staging).map_err(BackupError::io("create the staging directory", &self.staging))
+        std::fs::create_dir_all(parent).map_err(PlanError::file("create", parent))?;
+        std::fs::create_dir(&self.staging).map_err(PlanError::file("create the staging directory", &self.staging))
     }
 
     /// The tree that swaps (and rebinds) in the data-root's step.

@@ -9,13 +9,12 @@ use std::path::PathBuf;
 use super::{RestoreOptions, archive_show, config_name_ok};
 use crate::archive;
 use crate::docker::snapshot::DockerState;
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::BackupMeta;
-use crate::plan::core::error::PlanError;
 use crate::plan::core::health::identity;
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::runner::Runner;
 use crate::plan::core::stop::{Record, stop_step};
+use crate::plan::{PlanError, Result};
 use crate::service::ServiceManager;
 
 /// What the swap replaces: the data-root where it is mounted, containerd's
@@ -42,7 +41,7 @@ pub(super) fn swap_and_start(
     let progress = r.progress;
     let staging = r.j.target.clone();
     // Recorded before the stop: even a half-done stop is undone by starting again.
-    svc.remember().map_err(BackupError::service("stop Docker"))?;
+    svc.remember().map_err(PlanError::service_at("stop Docker"))?;
     r.j.service = Some(svc.record());
     stop_step(r, svc, &opts.api, opts.timing, Record::Always, PlanError::service("stop"))?;
     r.step("flush", |_| {
@@ -59,7 +58,7 @@ pub(super) fn swap_and_start(
         let mut edits = Vec::new();
         for (name, bytes) in &ex.config {
             if !config_name_ok(name) {
-                return Err(BackupError::Refused(format!(
+                return Err(PlanError::refused(format!(
                     "config member `{}` is outside /etc/docker and docker.service.d",
                     archive_show(name)
                 )));
@@ -73,21 +72,21 @@ pub(super) fn swap_and_start(
                 if let Intent::EditFile { path, .. } = i
                     && let Some(p) = path.parent()
                 {
-                    std::fs::create_dir_all(p).map_err(BackupError::io("create", p))?;
+                    std::fs::create_dir_all(p).map_err(PlanError::file("create", p))?;
                 }
                 intent::apply_edit("config", i, bytes)?;
             }
-            Ok::<_, BackupError>(())
+            Ok::<_, PlanError>(())
         })?;
     }
     super::pin::apply(r, pin)?;
-    r.step("start", |_| svc.start(progress).map_err(BackupError::service("start Docker")))?;
+    r.step("start", |_| svc.start(progress).map_err(PlanError::service_at("start Docker")))?;
     if !none && let Some(want) = &meta.docker {
         r.step("health", |_| {
-            let got = DockerState::capture(&opts.api).map_err(BackupError::docker("list images, containers and volumes"))?;
+            let got = DockerState::capture(&opts.api).map_err(PlanError::docker_at("list images, containers and volumes"))?;
             let d = identity(want).diff(&identity(&got));
             if !d.is_empty() {
-                return Err(BackupError::Health(d.join("; ")));
+                return Err(PlanError::StateDiffers(d.join("; ")));
             }
             Ok(())
         })?;
@@ -96,7 +95,7 @@ pub(super) fn swap_and_start(
         // The carried bind sources are in place and match their manifests.
         r.step("check binds", |_| {
             let bad = super::binds::check(binds, opts.threads, progress);
-            if bad.is_empty() { Ok(()) } else { Err(BackupError::Health(bad.join("; "))) }
+            if bad.is_empty() { Ok(()) } else { Err(PlanError::StateDiffers(bad.join("; "))) }
         })?;
     }
     Ok(config)

@@ -26,11 +26,11 @@ use crate::archive;
 use crate::archive::pick::{Pick, volume_name_ok};
 use crate::docker::api::DockerApi;
 use crate::docker::volumes::{User, VolumeNow, VolumeSpec};
-use crate::plan::backup::error::{BackupError, Result};
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::core::intent::{self, Intent};
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;
+use crate::plan::{PlanError, Result};
 use crate::progress::Progress;
 use crate::service::wait::Timing;
 use crate::util::atomic;
@@ -98,18 +98,18 @@ fn spec_of(meta: &BackupMeta, name: &str, warnings: &mut Vec<String>) -> Result<
     };
     let spec = spec.ok_or_else(|| not_in_archive(name, meta))?;
     if let Some(why) = spec.data_elsewhere() {
-        return Err(BackupError::Refused(format!("volume `{name}` cannot be restored from the archive: {why}")));
+        return Err(PlanError::refused(format!("volume `{name}` cannot be restored from the archive: {why}")));
     }
     Ok(spec)
 }
 
-fn not_in_archive(name: &str, meta: &BackupMeta) -> BackupError {
+fn not_in_archive(name: &str, meta: &BackupMeta) -> PlanError {
     let names: Vec<&str> = match (&meta.volumes, &meta.docker) {
         (Some(v), _) => v.iter().map(|v| v.name.as_str()).collect(),
         (None, Some(d)) => d.volumes.iter().map(String::as_str).collect(),
         _ => vec![],
     };
-    BackupError::Refused(format!(
+    PlanError::refused(format!(
         "the archive has no volume `{name}`; it has: {}",
         if names.is_empty() { "none".into() } else { names.join(", ") }
     ))
@@ -124,20 +124,20 @@ fn users<'a>(opts: &'a VolumeOptions, list: &'a dyn Fn() -> crate::docker::error
 /// the engine's data-root, a directory and no mount point.
 fn mountpoint(v: &VolumeNow, root: &Path) -> Result<PathBuf> {
     if let Some(why) = v.spec.data_elsewhere() {
-        return Err(BackupError::Refused(format!("volume `{}` on this engine cannot take the archive's files: {why}", v.spec.name)));
+        return Err(PlanError::refused(format!("volume `{}` on this engine cannot take the archive's files: {why}", v.spec.name)));
     }
     let want = root.join("volumes").join(&v.spec.name).join("_data");
     if v.mountpoint != want {
-        return Err(BackupError::Refused(format!(
+        return Err(PlanError::refused(format!(
             "volume `{}` keeps its files in {}, not in {}; dockroot restores only volumes below the data-root",
             v.spec.name,
             v.mountpoint.display(),
             want.display()
         )));
     }
-    let mounts = crate::docker::mountinfo::read_self().map_err(BackupError::docker("read mountinfo"))?;
+    let mounts = crate::docker::mountinfo::read_self().map_err(PlanError::docker_at("read mountinfo"))?;
     if crate::docker::mountinfo::is_mount_point(&mounts, &want) {
-        return Err(BackupError::Refused(format!("{} is a mount point: a container still uses the volume", want.display())));
+        return Err(PlanError::refused(format!("{} is a mount point: a container still uses the volume", want.display())));
     }
     Ok(want)
 }
@@ -151,11 +151,11 @@ pub fn restore_volume(opts: &VolumeOptions, progress: &dyn Progress) -> Result<V
     let pick = Pick::volume(&opts.name)?;
     let target = opts.as_name.clone().unwrap_or_else(|| opts.name.clone());
     if !volume_name_ok(&target) {
-        return Err(BackupError::Refused(format!("`{}` is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)", target.escape_debug())));
+        return Err(PlanError::refused(format!("`{}` is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)", target.escape_debug())));
     }
     let spec = spec_of(&meta, &opts.name, &mut warnings)?;
-    let root = opts.api.info().map_err(BackupError::docker("ask Docker for its data-root"))?.docker_root_dir;
-    let now = opts.api.volume(&target).map_err(BackupError::docker("look up the volume"))?;
+    let root = opts.api.info().map_err(PlanError::docker_at("ask Docker for its data-root"))?.docker_root_dir;
+    let now = opts.api.volume(&target).map_err(PlanError::docker_at("look up the volume"))?;
     let data = match &now {
         Some(v) => mountpoint(v, &root)?,
         None => root.join("volumes").join(&target).join("_data"),
@@ -224,7 +224,7 @@ fn steps(
     if create {
         let made = Intent::CreateVolume { socket: opts.api.socket.clone(), name: target.into(), dir: None };
         r.step_with("create-volume", vec![made], |j| {
-            let v = opts.api.create_volume(target, spec).map_err(BackupError::docker("create the volume"))?;
+            let v = opts.api.create_volume(target, spec).map_err(PlanError::docker_at("create the volume"))?;
             // Its directory identifies the volume for the undo.
             for i in j.steps.iter_mut().flat_map(|s| s.intents.iter_mut()) {
                 if let Intent::CreateVolume { dir, name, .. } = i
@@ -235,11 +235,7 @@ fn steps(
             }
             let got = mountpoint(&v, at.root)?;
             if got != at.data {
-                return Err(BackupError::Refused(format!(
-                    "the new volume keeps its files in {}, not {}",
-                    got.display(),
-                    at.data.display()
-                )));
+                return Err(PlanError::refused(format!("the new volume keeps its files in {}, not {}", got.display(), at.data.display())));
             }
             Ok(())
         })?;
