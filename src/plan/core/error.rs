@@ -278,6 +278,20 @@ mod tests {
         assert_eq!((undone.exit_code(), failed.exit_code()), (EXIT_UNDONE, EXIT_UNDO_FAILED));
         assert_eq!(PlanError::preflight("p").exit_code(), EXIT_REFUSED);
         assert_eq!(PlanError::Health { msg: "x".into() }.exit_code(), 1);
+        // Backup and restore: a signal's abandoned backup is undone, a
+        // refused restore changed nothing, and only the move's preflight
+        // service check is a refusal.
+        assert_eq!(PlanError::Abandoned { signal: "SIGINT" }.exit_code(), EXIT_UNDONE);
+        let mismatch = PlanError::EngineMismatch { archive: "28".into(), installed: "27".into() };
+        assert_eq!((mismatch.exit_code(), PlanError::refused("r").exit_code()), (EXIT_REFUSED, EXIT_REFUSED));
+        let stop = || {
+            ServiceError::from(DockerError::Write(crate::util::atomic::WriteError {
+                path: "/c".into(),
+                source: std::io::Error::from_raw_os_error(2),
+            }))
+        };
+        assert_eq!(PlanError::service_at("preflight")(stop()).exit_code(), 1);
+        assert_eq!(PlanError::service("preflight")(stop()).exit_code(), EXIT_REFUSED);
     }
 
     #[test]
@@ -292,5 +306,32 @@ mod tests {
         assert!(matches!(&both, PlanError::Undone { undo: Some(u), .. } if matches!(**u, PlanError::Health { .. })));
         assert!(both.to_string().ends_with("the restore was undone, but undoing failed: step health: y"), "{both}");
         assert_eq!(both.exit_code(), 4);
+    }
+
+    #[test]
+    fn every_cause_is_a_typed_source_whose_text_the_message_already_holds() {
+        // The CLI drops a cause whose text is in the message, so a chain
+        // like this one prints as its top message alone.
+        let io = || std::io::Error::from_raw_os_error(2);
+        let file = PlanError::file("open", "/a")(io());
+        let errors = [
+            file.undone(Some(PlanError::Health { msg: "y".into() })),
+            PlanError::RolledBack { cause: Box::new(PlanError::io("copy", "/b", io())), data_root: "/d".into(), target: "/t".into() },
+            PlanError::service_at("stop Docker")(ServiceError::from(DockerError::Write(crate::util::atomic::WriteError {
+                path: "/c".into(),
+                source: io(),
+            }))),
+        ];
+        for e in errors {
+            let top = e.to_string();
+            let mut depth = 0;
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                assert!(top.contains(&c.to_string()), "{top:?} lacks its cause {c}");
+                depth += 1;
+                cause = c.source();
+            }
+            assert!(depth >= 2, "{top}: the cause chain is cut short");
+        }
     }
 }
