@@ -36,6 +36,7 @@ fn systemd_failed_restore_three_times_leaves_docker_on_the_old_data() {
         created: "20260101T000000Z".into(),
         entries: 0,
         bytes: 0,
+        allocated: None,
         docker: Some(DockerState::new(vec![], vec![], vec!["in-archive".into(), "ghost".into()])),
         engine: None,
         snapshot: None,

@@ -345,6 +345,9 @@ pub struct BindSource {
     /// Names of the containers that mount it.
     pub containers: Vec<String>,
     pub size_bytes: u64,
+    /// Bytes on disk (st_blocks, holes excluded).
+    #[serde(skip)]
+    pub allocated: u64,
     pub entries: u64,
     /// The filesystem type it is on (from mountinfo).
     pub fstype: Option<String>,
@@ -360,6 +363,7 @@ pub struct Probed {
     pub resolved: PathBuf,
     pub kind: Option<SourceKind>,
     pub size_bytes: u64,
+    pub allocated: u64,
     pub entries: u64,
     pub fstype: Option<String>,
     pub mounts_inside: Vec<String>,
@@ -404,6 +408,7 @@ pub fn survey(
                 class,
                 containers,
                 size_bytes: p.size_bytes,
+                allocated: p.allocated,
                 entries: p.entries,
                 fstype: p.fstype,
                 mounts_inside: p.mounts_inside,
@@ -442,10 +447,13 @@ fn kind_of(path: &Path) -> SourceKind {
 pub fn probe(path: &Path, mounts: &[MountEntry]) -> Probed {
     let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let kind = Some(kind_of(&resolved));
-    let (entries, size_bytes) = match kind {
-        Some(SourceKind::Dir) => crate::tree::estimate::estimate(&resolved),
-        Some(SourceKind::File) => (1, std::fs::metadata(&resolved).map(|m| m.len()).unwrap_or(0)),
-        _ => (0, 0),
+    let (entries, size_bytes, allocated) = match kind {
+        Some(SourceKind::Dir) => crate::tree::estimate::estimate_with_allocated(&resolved),
+        Some(SourceKind::File) => {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&resolved).map(|m| (1, m.len(), m.blocks() * 512)).unwrap_or((1, 0, 0))
+        }
+        _ => (0, 0, 0),
     };
     let fstype = mountinfo::containing(mounts, &resolved).map(|m| m.fstype.clone());
     let mut mounts_inside: Vec<String> = if kind == Some(SourceKind::Dir) {
@@ -459,7 +467,7 @@ pub fn probe(path: &Path, mounts: &[MountEntry]) -> Probed {
     };
     mounts_inside.sort();
     mounts_inside.dedup();
-    Probed { resolved, kind, size_bytes, entries, fstype, mounts_inside }
+    Probed { resolved, kind, size_bytes, allocated, entries, fstype, mounts_inside }
 }
 
 #[cfg(test)]

@@ -108,6 +108,14 @@ pub fn estimate(root: &Path) -> (u64, u64) {
     (s.entries, s.bytes)
 }
 
+/// (entries, logical bytes, bytes allocated on disk), best effort: what a
+/// backup records, the allocated size being what a restore must find room
+/// for (a sparse file's holes take none).
+pub fn estimate_with_allocated(root: &Path) -> (u64, u64, u64) {
+    let s = measure(root, false).unwrap_or_default();
+    (s.entries, s.bytes, s.allocated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,7 @@ fn meta(root: &Path) -> Vec<u8> {
         created: "20260101T000000Z".into(),
         entries: 0,
         bytes: 0,
+        allocated: None,
         docker: None,
         engine: None,
         snapshot: None,

@@ -76,6 +76,7 @@ pub fn select(mode: Binds, exclude: &[PathBuf], api: &DockerApi, carried: &Carri
             kind,
             entries,
             bytes: b.size_bytes,
+            allocated: Some(b.allocated),
             containers: b.containers,
             mounts_inside: b.mounts_inside,
         });

@@ -33,6 +33,10 @@ pub struct BackupMeta {
     /// (an estimate: the manifest's trailer has the exact entry count).
     pub entries: u64,
     pub bytes: u64,
+    /// Bytes the data-root's files took on disk (st_blocks, holes excluded):
+    /// the room a restore stages (absent in archives of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<u64>,
     /// Images, containers and volumes as the daemon listed them before the stop.
     pub docker: Option<DockerState>,
     /// Image store and containerd (absent in archives of older dockroot versions).
@@ -91,6 +95,9 @@ pub struct BindTree {
     /// Entries and bytes counted before the archive (the manifest has the exact count).
     pub entries: u64,
     pub bytes: u64,
+    /// Bytes on disk, as [`BackupMeta::allocated`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<u64>,
     /// The containers that mount it.
     pub containers: Vec<String>,
     /// Mount points at or below the source (relative): archived as empty directories.
@@ -133,6 +140,9 @@ pub struct StoreTree {
     /// Entries and bytes counted after Docker stopped (the tree's manifest has the exact count).
     pub entries: u64,
     pub bytes: u64,
+    /// Bytes on disk, as [`BackupMeta::allocated`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<u64>,
     /// Every namespace in containerd's metadata (`moby` and, with `--shared-store`, others).
     pub namespaces: Vec<String>,
 }

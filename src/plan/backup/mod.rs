@@ -384,7 +384,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
     // meta.json of the trees read from `src` (the data-root, or its snapshot).
     let meta_of = |src: &Path, two_phase: bool| {
         // Counted before the archive, so meta.json (the first member) can carry them.
-        let (entries, bytes) = crate::tree::estimate::estimate(src);
+        let (entries, bytes, allocated) = crate::tree::estimate::estimate_with_allocated(src);
         BackupMeta {
             format: META_FORMAT,
             tool: "dockroot".into(),
@@ -396,6 +396,7 @@ fn backup_archive(opts: &BackupOptions, progress: &dyn Progress) -> Result<Backu
             created: atomic::utc_timestamp(SystemTime::now()),
             entries,
             bytes,
+            allocated: Some(allocated),
             docker,
             engine: Some(engine_meta),
             snapshot: method.clone(),

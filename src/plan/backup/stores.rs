@@ -49,8 +49,8 @@ pub(crate) fn containerd_root(facts: &EngineFacts, data_root: &Path, shared: boo
 
 /// Counts the tree for meta.json (Docker is stopped by now).
 pub fn describe(root: &Path, facts_namespaces: &[String]) -> StoreTree {
-    let (entries, bytes) = crate::tree::estimate::estimate(root);
-    StoreTree { root: root.to_path_buf(), entries, bytes, namespaces: facts_namespaces.to_vec() }
+    let (entries, bytes, allocated) = crate::tree::estimate::estimate_with_allocated(root);
+    StoreTree { root: root.to_path_buf(), entries, bytes, allocated: Some(allocated), namespaces: facts_namespaces.to_vec() }
 }
 
 #[cfg(test)]

@@ -234,6 +234,7 @@ mod tests {
                 kind: *kind,
                 entries: 1,
                 bytes: 0,
+                allocated: None,
                 containers: vec!["app".into()],
                 mounts_inside: vec![],
             })

@@ -261,13 +261,14 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
     let second = stores::plan(opts, &meta, &ts, &mut warnings)?;
     let binds = binds::plan(&meta, &dr, second.as_ref().map(|s| s.root.as_path()), opts.force, &ts)?;
     let staging = place.staging(&ts);
-    let mut needs = vec![room::Need { staging: &staging, bytes: meta.bytes, what: "the data-root".into() }];
+    // Archives of older versions record no allocated size: their trees are not counted.
+    let mut needs = vec![room::Need { staging: &staging, bytes: meta.allocated.unwrap_or(0), what: "the data-root".into() }];
     if let (Some(s), Some(t)) = (&second, &meta.containerd_tree) {
-        needs.push(room::Need { staging: &s.staging, bytes: t.bytes, what: "containerd's root".into() });
+        needs.push(room::Need { staging: &s.staging, bytes: t.allocated.unwrap_or(0), what: "containerd's root".into() });
     }
     needs.extend(binds.iter().map(|b| room::Need {
         staging: &b.staging,
-        bytes: b.bind.bytes,
+        bytes: b.bind.allocated.unwrap_or(0),
         what: format!("bind source {}", b.bind.path.display()),
     }));
     room::check(&needs, |p| crate::sys::process::statfs(p).map(|(_, free)| free))?;

@@ -2,7 +2,8 @@
 //! bind sources). Every tree of the archive is extracted next to where it
 //! goes, on that filesystem, while the current data stays: so each
 //! filesystem must hold the sum of the trees staged on it, as meta.json
-//! counts them, before anything is written.
+//! counts them (the bytes the files took on disk, so a sparse file counts
+//! its data, not its length), before anything is written.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

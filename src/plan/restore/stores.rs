@@ -123,6 +123,7 @@ mod tests {
             root: "/var/lib/containerd".into(),
             entries: 1,
             bytes: 0,
+            allocated: None,
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         });
         m
