@@ -161,8 +161,7 @@ pub enum PlanError {
     #[error("the extracted tree differs from the archive's manifest ({count} differences, first: {first}); nothing was replaced")]
     StagingDiffers { count: u64, first: String },
     /// After a restore's swap, Docker came back with other
-    /// images/containers/volumes than the archive holds (also: Docker did not
-    /// answer on its data-root after a backup's or restore's start).
+    /// images/containers/volumes than the archive holds.
     #[error("Docker's state after the restore differs from the archive: {0}")]
     StateDiffers(String),
     /// SIGINT, SIGTERM or SIGHUP ended the backup, and Docker runs again.

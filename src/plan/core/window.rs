@@ -191,7 +191,7 @@ fn start(w: &Window, progress: &dyn Progress) -> Result<()> {
     if w.svc.kind() == ServiceKind::None {
         return Ok(()); // dockroot started nothing, so nothing must answer.
     }
-    answering_on(w.api, w.data_root).map_err(PlanError::StateDiffers)
+    answering_on(w.api, w.data_root).map_err(|msg| PlanError::Health { msg })
 }
 
 /// Waits (up to 60 s) for the API to answer and report `root` as its
