@@ -83,6 +83,19 @@ pub fn extract(a: &ExtractArgs, g: &Global, out: &Output, progress: &dyn Progres
     Ok(if s.ok() { exit::OK } else { exit::DIFFERENCES })
 }
 
+/// What `restore --volume` and `--bind` refuse before anything else: an
+/// archive on stdin (it is read twice), a missing file, and `--dry-run`.
+fn piece_preflight(a: &RestoreArgs, flag: &str, listed: &str) -> Result<()> {
+    if a.archive == Path::new("-") {
+        bail!("restore {flag} reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
+    }
+    super::archive_exists(&a.archive)?;
+    if a.dry_run {
+        bail!("restore {flag} has no --dry-run; `dockroot inspect ARCHIVE` lists the {listed} and the containers that use them");
+    }
+    Ok(())
+}
+
 /// `restore --volume`: the caller checked that `a.volume` is set.
 pub fn restore_volume(
     a: &RestoreArgs,
@@ -92,13 +105,7 @@ pub fn restore_volume(
     confirm: impl Fn(&str) -> Result<()>,
 ) -> Result<i32> {
     let name = a.volume.clone().unwrap_or_default();
-    if a.archive == Path::new("-") {
-        bail!("restore --volume reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
-    }
-    super::archive_exists(&a.archive)?;
-    if a.dry_run {
-        bail!("restore --volume has no --dry-run; `dockroot inspect ARCHIVE` lists the volumes and the containers that use them");
-    }
+    piece_preflight(a, "--volume", "volumes")?;
     let target = a.as_name.clone().unwrap_or_else(|| name.clone());
     confirm(&format!("replace the files of volume `{target}` with those of `{name}` in {}?", a.archive.display()))?;
     let opts = VolumeOptions {
@@ -144,13 +151,7 @@ pub fn restore_bind(
     confirm: impl Fn(&str) -> Result<()>,
 ) -> Result<i32> {
     let path = a.bind.clone().unwrap_or_default();
-    if a.archive == Path::new("-") {
-        bail!("restore --bind reads the archive from a file; save the stream first (e.g. `restic dump ... > FILE`)");
-    }
-    super::archive_exists(&a.archive)?;
-    if a.dry_run {
-        bail!("restore --bind has no --dry-run; `dockroot inspect ARCHIVE` lists the bind sources and the containers that use them");
-    }
+    piece_preflight(a, "--bind", "bind sources")?;
     confirm(&format!(
         "replace the files of bind source {} with those in {} (the current ones are kept aside)?",
         path.display(),

@@ -105,7 +105,7 @@ pub fn restore_bind(opts: &BindOptions, progress: &dyn Progress) -> Result<BindS
     let users = Users { api: &opts.api, list: &list, may_stop: opts.stop_containers, what: &what };
     users.active()?;
     let need = super::room::Need { staging: &place.staging, bytes: place.bind.allocated.unwrap_or(0), what: what.clone() };
-    super::room::check(&[need], |p| crate::sys::process::statfs(p).map(|(_, free)| free))?;
+    super::room::check(&[need], super::room::free)?;
 
     let state = StateDir::new(&opts.state_dir);
     let _lock = state.lock()?;

@@ -271,7 +271,7 @@ pub fn restore(opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restore
         bytes: b.bind.allocated.unwrap_or(0),
         what: format!("bind source {}", b.bind.path.display()),
     }));
-    room::check(&needs, |p| crate::sys::process::statfs(p).map(|(_, free)| free))?;
+    room::check(&needs, room::free)?;
     let mut j = Journal::new("restore", format!("restore-{ts}"), dr.clone(), place.staging(&ts), Method::Swap);
     j.socket = opts.api.socket.clone();
     j.archive = Some(opts.source.clone());

@@ -23,6 +23,11 @@ fn mib(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
 }
 
+/// Free bytes of the filesystem holding `path` (statfs), for [`check`].
+pub(crate) fn free(path: &Path) -> std::io::Result<u64> {
+    crate::sys::process::statfs(path).map(|(_, free)| free)
+}
+
 /// Refuses, changing nothing, when a filesystem has less free space than
 /// the trees staged on it. `free` reports a path's free bytes (statfs).
 pub(crate) fn check(needs: &[Need], free: impl Fn(&Path) -> std::io::Result<u64>) -> Result<()> {
