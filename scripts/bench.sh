@@ -5,7 +5,7 @@
 # Usage: scripts/bench.sh [--rounds N] [--dir DIR] [--out DIR] [--small N]
 #                         [--disk DIR [--fresh] [--ab BIN] [--tools LIST]]
 #                         [--downtime [--snapshot | --containerd] [--size MIB]]
-#                         [--archive [--smoke]]
+#                         [--archive [--smoke] [--fresh]]
 #   --dir (default /var/tmp/dockroot-bench) holds the generated tree, kept and
 #   reused between runs.
 #   --out (default /dev/shm/dockroot-bench-out) receives the copies, removed
@@ -46,7 +46,7 @@
 # build before a change) to the interleaved rounds, and --tools LIST picks
 # the runs (default "dockroot rsync cp tar_zstd"). Each run's 1-minute load
 # average and peak RSS are printed beside its time: the machine may be shared.
-# --fresh writes each run to a new ext4 (with its journal, as installed
+# --fresh (with --disk, or with --archive for the restores) writes each run to a new ext4 (with its journal, as installed
 # systems have it) in an image file in DIR, attached with direct I/O so the
 # writes reach DIR's disk without a second page cache: on a filesystem
 # without a journal (this machine's root), ext4 skips inodes freed in the
@@ -69,7 +69,14 @@
 # dockerd (scripts/lib/dockerd.sh restart, what `systemctl restart docker`
 # does), with a container that ignores SIGTERM (busybox `sleep` as PID 1
 # without --init: Docker waits its full 10 s stop timeout, as for many real
-# images), and prints every run's downtime against it.
+# images), and prints every run's downtime against it. A fill too large to
+# keep beside the copy, the move's target and the archive (--size 16384 on a
+# 48 GiB disk) is made in the volume itself. Each row also prints how long
+# the command took and, for a move, how much of it came before the stop.
+# --downtime --small N puts the --small tree in the volume instead, drops
+# the whole page cache before every row (a dedicated machine), and adds a
+# row: rsync -aHAXS of the data-root onto the same target, against which the
+# move's time before the stop (its pre-copy) is compared.
 # --downtime --containerd runs the same rows (restart, move with pre-copy,
 # live backup) in the Debian sid guest (scripts/lib/sid-host.sh) with the
 # containerd image store under systemd: the restart is `systemctl restart
@@ -106,7 +113,7 @@ while (($#)); do
         --archive) archive=1; shift ;;
         --smoke) smoke=1; shift ;;
         --containerd) containerd=1; shift ;;
-        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--snapshot | --containerd] [--size MIB]] [--archive [--smoke]]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds N] [--dir DIR] [--out DIR] [--small N] [--disk DIR [--fresh] [--ab BIN] [--tools LIST]] [--downtime [--snapshot | --containerd] [--size MIB]] [--archive [--smoke] [--fresh]]" >&2; exit 2 ;;
     esac
 done
 [[ -n $downtime && -z $dir_set ]] && dir=/var/tmp/dockroot-bench-downtime
@@ -194,6 +201,35 @@ bench_small() {
     rm -rf "$outdir"
 }
 
+# fresh_ext4 MNT BYTES ENTRIES: --fresh, a new journaled ext4 of BYTES with
+# room for twice ENTRIES inodes, in $fresh_img, attached with direct I/O and
+# mounted on MNT (see the header). fresh_down removes it.
+fresh_img= fresh_mnt= fresh_loop=
+fresh_ext4() {
+    fresh_mnt=$1
+    rm -f "$fresh_img"
+    fallocate -l "$2" "$fresh_img"
+    mkfs.ext4 -q -F -N "$(($3 * 2 + 100000))" -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$fresh_img"
+    fresh_loop=$(losetup -f --show --direct-io=on "$fresh_img")
+    mkdir -p "$fresh_mnt"
+    mount "$fresh_loop" "$fresh_mnt"
+}
+fresh_down() {
+    [[ -n $fresh_loop ]] || return 0
+    umount "$fresh_mnt"
+    losetup -d "$fresh_loop"
+    fresh_loop=
+    rm -f "$fresh_img"
+}
+
+# archive_cleanup: --archive's exit trap, for the --fresh restore target and
+# the --smoke tree.
+smoke_dir=
+archive_cleanup() {
+    fresh_down
+    [[ -z $smoke_dir ]] || rm -rf "$smoke_dir"
+}
+
 # --disk DIR: see the header. SRC is the tree to copy.
 bench_disk() {
     local src=$1 out=$disk/dockroot-bench-disk/copy arc=$disk/dockroot-bench-disk/tar.tar.zst work=$disk/dockroot-bench-disk
@@ -206,24 +242,8 @@ bench_disk() {
     echo "tree: $src: $entries entries, $((alloc / 1048576)) MiB allocated"
     echo "destination: $work on $(df --output=source,fstype "$disk" | tail -n1) (source on $(df --output=source "$src" | tail -n1))"
     declare -A t=() rss=()
-    img=$work/fresh.img fs=$work/fs loopdev=
-    # --fresh: a new ext4 on a loop image in DIR for each run (see the header).
-    fresh_up() {
-        rm -f "$img"
-        fallocate -l "$((alloc * 2 + (2 << 30)))" "$img"
-        mkfs.ext4 -q -F -N "$((entries * 2 + 100000))" -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img"
-        loopdev=$(losetup -f --show --direct-io=on "$img")
-        mkdir -p "$fs"
-        mount "$loopdev" "$fs"
-        out=$fs/copy arc=$fs/tar.tar.zst
-    }
-    fresh_down() {
-        [[ -n $loopdev ]] || return 0
-        umount "$fs"
-        losetup -d "$loopdev"
-        loopdev=
-        rm -f "$img"
-    }
+    fresh_img=$work/fresh.img fs=$work/fs
+    fresh_up() { fresh_ext4 "$fs" "$((alloc * 2 + (2 << 30)))" "$entries"; out=$fs/copy arc=$fs/tar.tar.zst; }
     [[ -z $fresh ]] || trap 'fresh_down' EXIT
     [[ -z $fresh ]] || echo "destination: a new ext4 for each run, in $img (loop, direct I/O)"
     cold_run() { # NAME CMD...: cold cache, CMD, sync; appends the seconds to t[NAME]
@@ -347,9 +367,20 @@ while not os.path.exists(stop):
     if not up and down is None: down = t
     time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
 print(f"{worst:.1f}")' "$sock" "$d/poll.stop" > "$d/poll.out" &
-    local poller=$!
+    local poller=$! t0 t1
     sleep 0.5
-    "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
+    # --small: a million entries, cold for every tool (a dedicated machine).
+    if ((small)); then sync; echo 3 >/proc/sys/vm/drop_caches; fi
+    t0=$(date +%s.%N)
+    /usr/bin/time -f %M -o "$d/rss" "$@" > "$d/out.json" 2>> "$log" || { echo "bench.sh: $name failed (see $log)" >&2; kill "$poller"; exit 1; }
+    t1=$(date +%s.%N)
+    took[$name]=$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")
+    before[$name]=$(python3 -c 'import json,sys
+try:
+    v = json.load(open(sys.argv[1]))
+    print("%.1f" % (v["result"]["stopped_at_unix"] - float(sys.argv[2])))
+except (ValueError, KeyError, TypeError):
+    print("-")' "$d/out.json" "$t0")
     touch "$d/poll.stop"
     wait "$poller"
     rm -f "$d/poll.stop"
@@ -361,7 +392,7 @@ except ValueError:
     print("-"); sys.exit()
 v = v.get("result") or v.get("summary")
 print("%.1f" % v["downtime_seconds"])' "$d/out.json")
-    echo "$name: API down ${polled[$name]} s (dockroot reports ${own[$name]} s; load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    echo "$name: ${took[$name]} s, API down ${polled[$name]} s (dockroot reports ${own[$name]} s; load $(cut -d' ' -f1-3 /proc/loadavg); peak RSS $(($(tail -n1 "$d/rss") / 1024)) MiB)" >&2
     cp "$d/out.json" "$dir/downtime-$name.json"
 }
 
@@ -370,13 +401,6 @@ print("%.1f" % v["downtime_seconds"])' "$d/out.json")
 bench_downtime() {
     local lib=scripts/lib fill=$dir/fill-$size_mib d mnt log i
     export DOCKROOT_FIXTURES=${DOCKROOT_FIXTURES:-/var/tmp/dockroot-fixtures}
-    if [[ ! -d $fill ]]; then
-        echo "bench.sh: filling $fill with about $size_mib MiB (once)" >&2
-        rm -rf "$fill.tmp" && mkdir -p "$fill.tmp"
-        cp -a /usr/share "$fill.tmp/share"
-        for ((i = 0; (i + 1) * 256 + 700 <= size_mib; i++)); do head -c 256M /dev/urandom > "$fill.tmp/blob$i"; done
-        mv "$fill.tmp" "$fill"
-    fi
     d=$(mktemp -d /tmp/dtb.XXXX) mnt=$dir/mnt log=$dir/downtime.log
     # shellcheck disable=SC2064 # expanded now: the names are local.
     trap "set +e; bash $lib/dockerd.sh stop $d; grep -o ' $d[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; bash $lib/loopfs.sh drop $mnt; rm -rf $d" EXIT
@@ -384,24 +408,36 @@ bench_downtime() {
     bash "$lib/docker-fixture.sh" populate "$d/sock"
     docker -H "unix://$d/sock" volume create bench >/dev/null
     stubborn "$d/sock"
-    cp -a "$fill/." "$d/root/volumes/bench/_data/"
-    sync
+    if ((small)); then
+        local src
+        small_tree
+        echo "bench.sh: copying $src into the volume" >&2
+        cp -a "$src/." "$d/root/volumes/bench/_data/"
+        sync
+    else
+        fill_volume "$fill" "$d/root/volumes/bench/_data"
+    fi
     bash "$lib/loopfs.sh" make xfs "$((size_mib * 5 / 2 + 3072))M" "$mnt"
     local -a g=("$bin" --json --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
         --fstab "$d/fstab" --daemon-config "$d/daemon.json")
     : > "$d/fstab"
     echo "data-root: $(du -sh "$d/root" | cut -f1), $(find "$d/root" | wc -l) entries; target: xfs on a loop device" >&2
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    declare -A polled own
+    declare -A polled own took before
     measure restart bash "$lib/dockerd.sh" restart "$d"
+    if ((small)); then
+        # The copy a user would make instead, onto the same target, cold.
+        measure rsync bash -c "rsync -aHAXS --numeric-ids '$d/root/' '$mnt/rsync/' && sync -f '$mnt'"
+        rm -rf "$mnt/rsync" && fstrim "$mnt"
+    fi
     measure move_precopy "${g[@]}" move --to "$mnt/docker" --yes
     "${g[@]}" rollback --yes >> "$log" 2>&1
-    rm -rf "$mnt/docker"
+    rm -rf "$mnt/docker" && fstrim "$mnt"
     measure move_no_precopy "${g[@]}" move --to "$mnt/docker" --yes --no-precopy
     "${g[@]}" rollback --yes >> "$log" 2>&1
-    rm -rf "$mnt/docker"
+    rm -rf "$mnt/docker" && fstrim "$mnt"
     measure backup_stop_the_world "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config --stop-the-world
-    rm -f "$mnt/backup.tar.zst"
+    rm -f "$mnt/backup.tar.zst" && fstrim "$mnt"
     measure backup_live "${g[@]}" backup -o "$mnt/backup.tar.zst" --no-config
     echo
     echo "| run | API down (polled) | dockroot's downtime |"
@@ -409,6 +445,8 @@ bench_downtime() {
     for i in restart move_precopy move_no_precopy backup_stop_the_world backup_live; do echo "| $i | ${polled[$i]} s | ${own[$i]} s |"; done
     echo
     against_restart move_precopy move_no_precopy backup_stop_the_world backup_live
+    echo "move with pre-copy: ${took[move_precopy]} s in all, ${before[move_precopy]} s of it before the stop (pre-copy, its read-back and delta passes, and the checks before them)"
+    ((small)) && echo "move's time before the stop / rsync -aHAXS of the same data-root (${took[rsync]} s): $(ratio "${before[move_precopy]}" "${took[rsync]}")"
     echo "move with pre-copy / --no-precopy: $(echo "scale=3; ${polled[move_precopy]} / ${polled[move_no_precopy]}" | bc)  (goal <= 0.10)"
     echo "live backup / --stop-the-world: $(echo "scale=3; ${polled[backup_live]} / ${polled[backup_stop_the_world]}" | bc)  (goal <= 0.10)"
     echo "live backup, per phase:"
@@ -419,6 +457,37 @@ for k in ("phase1", "phase2"):
     echo "move with pre-copy, seconds per step with Docker down:"
     python3 -c 'import json,sys
 print("  " + ", ".join("%s %.2f" % (k, t) for k, t in json.load(open(sys.argv[1]))["result"]["downtime_steps"]))' "$dir/downtime-move_precopy.json"
+}
+
+# make_fill DIR: about $size_mib MiB, /usr/share and random 256 MiB files.
+make_fill() {
+    local i
+    mkdir -p "$1"
+    cp -a /usr/share "$1/share"
+    for ((i = 0; (i + 1) * 256 + 700 <= size_mib; i++)); do head -c 256M /dev/urandom > "$1/blob$i"; done
+}
+
+# fill_volume FILL DEST: the fill, made once in FILL and copied into the
+# volume DEST; or, when the disk has no room for FILL beside the copy, the
+# move's target and the archive (16 GiB on a 48 GiB disk), made in DEST
+# alone (a bind mount: no hardlink can reach it).
+fill_volume() {
+    local avail
+    if [[ ! -d $1 ]]; then
+        avail=$(df -k --output=avail "$2" | tail -1)
+        if ((avail < size_mib * 1024 * 4 + 4 * 1048576)); then
+            echo "bench.sh: filling $2 with about $size_mib MiB (no room to keep a copy)" >&2
+            make_fill "$2"
+            sync
+            return
+        fi
+        echo "bench.sh: filling $1 with about $size_mib MiB (once)" >&2
+        rm -rf "$1.tmp"
+        make_fill "$1.tmp"
+        mv "$1.tmp" "$1"
+    fi
+    cp -a "$1/." "$2/"
+    sync
 }
 
 # stubborn SOCK: a container that ignores SIGTERM (PID 1 without a
@@ -459,7 +528,7 @@ bench_downtime_containerd() {
     local -a g=(bash "$lib/sid-host.sh" exec "$pid" dockroot --json)
     echo "containerd image store in the sid guest; data-root: $(du -sh "$dataroot" | cut -f1), containerd: $(du -sh "$root/var/lib/containerd" | cut -f1); target: xfs on /data" >&2
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    declare -A polled own
+    declare -A polled own took before
     measure restart bash "$lib/sid-host.sh" exec "$pid" systemctl restart docker
     measure move_precopy "${g[@]}" move --to /data/docker --yes
     "${g[@]}" rollback --yes >> "$log" 2>&1
@@ -481,9 +550,16 @@ bench_archive() {
     [[ -n $smoke || $(id -u) == 0 ]] || { echo "bench.sh: --archive drops the page cache: run as root" >&2; exit 2; }
     rm -rf "$work"
     mkdir -p "$work"
-    local entries
+    local entries alloc
     read -r entries < <(find "$src" | wc -l)
+    read -r alloc _ < <(du -s --block-size=1 "$src")
     echo "tree: $src: $entries entries, $(du -sh "$src" | cut -f1) allocated; outputs in $work"
+    # --fresh: each restore and extraction writes onto a new ext4, so neither
+    # starts right after the other's tree was deleted (see the header).
+    fresh_img=$work/fresh.img
+    local restored=$work/restored
+    [[ -z $fresh ]] || { trap archive_cleanup EXIT; restored=$work/fs/restored; echo "restores onto a new ext4 for each run, in $fresh_img (loop, direct I/O)"; }
+    restore_target() { if [[ -n $fresh ]]; then fresh_down; fresh_ext4 "$work/fs" "$((alloc * 2 + (2 << 30)))" "$entries"; else rm -rf "$restored"; fi; }
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     local -a dr=("$bin" -q --service none --state-dir "$work/state" --docker-socket "$work/none.sock")
     declare -A t=() rss=() size=()
@@ -496,6 +572,7 @@ bench_archive() {
         t0=$(date +%s.%N)
         /usr/bin/time -f %M -o "$work/rss.$name" "$@" >/dev/null 2>"$work/err.$name" || { echo "bench.sh: $name failed:" >&2; tail -n 20 "$work/err.$name" >&2; exit 1; }
         sync -f "$work"
+        [[ -z $fresh_loop ]] || sync -f "$fresh_mnt"
         t1=$(date +%s.%N)
         t[$name]+="$(echo "$t1 - $t0" | bc) "
         rss[$name]=$(tail -n1 "$work/rss.$name")
@@ -511,13 +588,14 @@ bench_archive() {
         cold tar_zstd bash -c "tar --xattrs --xattrs-include='*' --acls -S -C '$src' -cf - . | zstd -q -T0 -3 -o '$work/tar.tar.zst'"
         size[tar_zstd]=$(stat -c %s "$work/tar.tar.zst")
         rm -f "$work/tar.tar.zst"
-        rm -rf "$work/restored"
-        cold restore "${dr[@]}" --data-root "$work/restored" restore "$work/dockroot.tar.zst" --yes --force
-        rm -rf "$work/restored"
-        mkdir -p "$work/restored"
-        cold tar_extract tar --zstd --xattrs --xattrs-include='*' --acls -xpf "$work/dockroot.tar.zst" -C "$work/restored"
-        rm -rf "$work/restored"
+        restore_target
+        cold restore "${dr[@]}" --data-root "$restored" restore "$work/dockroot.tar.zst" --yes --force
+        restore_target
+        mkdir -p "$restored"
+        cold tar_extract tar --zstd --xattrs --xattrs-include='*' --acls -xpf "$work/dockroot.tar.zst" -C "$restored"
     done
+    rm -rf "$restored"
+    fresh_down
     declare -A med
     printf '\n%-12s %10s %10s   %s\n' "run (cold)" "median s" "peak RSS" "all runs"
     for k in backup tar_zstd restore tar_extract; do
@@ -560,7 +638,7 @@ bench_snapshot_downtime() {
     local -a g=("$bin" --json -v --service "pidfile:$d/pid" --docker-socket "$d/sock" --state-dir "$d/state"
         --fstab "$d/fstab" --daemon-config "$d/daemon.json")
     echo "data-root: $(du -sh "$mnt/docker" | cut -f1), $(find "$mnt/docker" | wc -l) entries, on $fs on a loop device" >&2
-    declare -A polled own
+    declare -A polled own took before
     measure "${fs}_backup_stop_the_world" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --stop-the-world
     rm -f "$d/a.tar.zst"
     measure "${fs}_backup_snapshot_$method" "${g[@]}" backup -o "$d/a.tar.zst" --no-config --snapshot "$method"
@@ -584,7 +662,8 @@ if [[ -n $archive ]]; then
         rounds=1 small=300
         dir=$(mktemp -d /var/tmp/dockroot-bench-smoke.XXXX)
         [[ -n $out_set ]] || { outdir=$dir/out; out_set=1; }
-        trap 'rm -rf "$dir"' EXIT
+        smoke_dir=$dir
+        trap archive_cleanup EXIT
     fi
     if ((small)); then
         small_tree

@@ -405,8 +405,42 @@ pub(crate) fn unmount_all(path: &Path) -> Result<()> {
 /// Flushes the filesystem holding `path` (syncfs), so a switch never points
 /// at data that a power loss could still take back.
 pub(crate) fn flush(step: &'static str, path: &Path) -> Result<()> {
-    let f = std::fs::File::open(path).map_err(|e| PlanError::io(step, path, e))?;
-    nix::unistd::syncfs(&f).map_err(|e| PlanError::io(step, path, std::io::Error::from(e)))
+    Flusher::open(step, path)?.flush()
+}
+
+/// A filesystem to flush, opened before the writes it must answer for:
+/// syncfs reports a writeback error only to descriptors opened before it
+/// happened, so one opened before an extraction also hears of the pages the
+/// kernel wrote back, and failed, while it ran.
+pub(crate) struct Flusher {
+    step: &'static str,
+    path: PathBuf,
+    fd: std::fs::File,
+}
+
+impl Flusher {
+    pub(crate) fn open(step: &'static str, path: &Path) -> Result<Flusher> {
+        let fd = std::fs::File::open(path).map_err(|e| PlanError::io(step, path, e))?;
+        Ok(Flusher { step, path: path.to_path_buf(), fd })
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        nix::unistd::syncfs(&self.fd).map_err(|e| PlanError::io(self.step, &self.path, std::io::Error::from(e)))
+    }
+}
+
+/// Runs `work` (a verify, which only reads) while another thread flushes
+/// `fs`, so the disk writes what was extracted while Docker still runs and
+/// the flush after the stop has little left to do. A flush error fails the
+/// step as `work`'s would.
+pub(crate) fn flushing_while<T>(fs: &[Flusher], work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::thread::scope(|s| {
+        let flushed = s.spawn(|| fs.iter().try_for_each(Flusher::flush));
+        let out = work();
+        let flushed = flushed.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let out = out?;
+        flushed.map(|()| out)
+    })
 }
 
 #[cfg(test)]
@@ -516,5 +550,16 @@ mod tests {
         apply_edit("daemon-json", &i, b"{}").unwrap();
         undo(&i).unwrap();
         assert!(!n.exists());
+    }
+
+    #[test]
+    fn flushing_while_returns_the_work_and_its_error_first() {
+        let d = tempfile::tempdir().unwrap();
+        let fs = [Flusher::open("verify", d.path()).unwrap(), Flusher::open("verify", d.path()).unwrap()];
+        assert_eq!(flushing_while(&fs, || Ok(7)).unwrap(), 7);
+        let e = flushing_while(&fs, || -> Result<()> { Err(PlanError::Interrupted { step: "verify" }) }).unwrap_err();
+        assert!(matches!(e, PlanError::Interrupted { step: "verify" }), "{e}");
+        let e = Flusher::open("verify", &d.path().join("gone")).err().unwrap();
+        assert!(e.to_string().contains("gone"), "{e}");
     }
 }

@@ -39,7 +39,7 @@ use crate::docker::rootless::RootlessIds;
 use crate::docker::{discover, layout, userns};
 use crate::plan::backup::meta::BackupMeta;
 use crate::plan::backup::{self, CONFIG_DIRS};
-use crate::plan::core::intent::Intent;
+use crate::plan::core::intent::{Flusher, Intent, flushing_while};
 use crate::plan::core::journal::{Journal, Method, Outcome, StateDir};
 use crate::plan::core::runner::Runner;
 use crate::plan::{PlanError, Result};
@@ -377,6 +377,10 @@ fn extract_and_verify(
         second.map_or(Ok(()), |s| s.make_staging())?;
         binds::make_staging(binds)
     })?;
+    // Opened before the extraction, flushed during the verify (see Flusher).
+    let mut fs = vec![Flusher::open("verify", &staging)?];
+    fs.extend(second.map(|s| Flusher::open("verify", &s.staging)).transpose()?);
+    fs.extend(binds.iter().map(|b| Flusher::open("verify", &b.staging)).collect::<Result<Vec<_>>>()?);
     // The archive's manifests stream to files next to the staging trees (never
     // into memory); verify_staging below hashes each tree as written against its own.
     let mpath = atomic::with_suffix(&staging, ".manifest");
@@ -393,10 +397,12 @@ fn extract_and_verify(
         ex
     })?;
     r.step("verify", |_| {
-        verify_staging(opts, &staging, &mpath, progress)?;
-        second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))?;
-        // Bind manifests stay until the health check compares the trees in place.
-        binds.iter().try_for_each(|b| check_staging(opts, &b.staging, &b.manifest, progress))
+        flushing_while(&fs, || {
+            verify_staging(opts, &staging, &mpath, progress)?;
+            second.map_or(Ok(()), |s| verify_staging(opts, &s.staging, &s.manifest, progress))?;
+            // Bind manifests stay until the health check compares the trees in place.
+            binds.iter().try_for_each(|b| check_staging(opts, &b.staging, &b.manifest, progress))
+        })
     })?;
     Ok(ex)
 }
