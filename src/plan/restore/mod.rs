@@ -378,9 +378,11 @@ fn extract_and_verify(
         binds::make_staging(binds)
     })?;
     // Opened before the extraction, flushed during the verify (see Flusher).
-    let mut fs = vec![Flusher::open("verify", &staging)?];
-    fs.extend(second.map(|s| Flusher::open("verify", &s.staging)).transpose()?);
-    fs.extend(binds.iter().map(|b| Flusher::open("verify", &b.staging)).collect::<Result<Vec<_>>>()?);
+    let fs = std::iter::once(&staging)
+        .chain(second.map(|s| &s.staging))
+        .chain(binds.iter().map(|b| &b.staging))
+        .map(|p| Flusher::open("verify", p))
+        .collect::<Result<Vec<_>>>()?;
     // The archive's manifests stream to files next to the staging trees (never
     // into memory); verify_staging below hashes each tree as written against its own.
     let mpath = atomic::with_suffix(&staging, ".manifest");
