@@ -142,7 +142,13 @@ small_tree() {
         sync
         mv "$dir/tree-$n.tmp" "$dir/tree-$n"
     fi
+    data_root_mode "$src"
 }
+
+# data_root_mode DIR: the mode dockerd gives a data-root, 0710 root:root
+# (a restore's staging tree with it is verified as private, see
+# tree::WalkOptions::private).
+data_root_mode() { chown root:root "$1" && chmod 0710 "$1"; }
 
 # --small N: see the header. One run of each command, timed by /usr/bin/time.
 bench_small() {
@@ -725,6 +731,7 @@ make_tree() {
 }
 
 [[ -d $tree ]] || make_tree
+data_root_mode "$tree"
 if [[ -n $archive ]]; then
     bench_archive "$tree"
     exit 0

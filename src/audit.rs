@@ -16,18 +16,35 @@ pub fn verify_tree(root: &Path, manifest: &Path, threads: usize, progress: &dyn 
     verify_tree_since(root, manifest, None, threads, progress)
 }
 
+/// [`verify_tree`] of a restore's staging tree for the data-root or
+/// containerd's root, walked as private (`tree::WalkOptions::private`) when
+/// its root is closed to others. Whoever can reach such a tree, a sibling of
+/// the live data-root, can already write the data-root itself; a bind
+/// source's staging tree is not one of these (a container may mount its parent).
+pub fn verify_staged(root: &Path, manifest: &Path, threads: usize, progress: &dyn Progress) -> Result<Report> {
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: None, only: None, private: true };
+    verify_walk(&opts, manifest, progress)
+}
+
 /// [`verify_tree`], reading only the content of files that changed since
 /// `trusted`, an earlier manifest of this same tree whose hashes were read
 /// from it (inode, ctime, size and mtime decide, see `tree::scan`). The
 /// metadata of every entry is compared. `bytes` counts what was read.
 pub fn verify_tree_since(root: &Path, manifest: &Path, trusted: Option<&Path>, threads: usize, progress: &dyn Progress) -> Result<Report> {
+    let baseline = trusted.map(Path::to_path_buf);
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline, only: None, private: false };
+    verify_walk(&opts, manifest, progress)
+}
+
+/// Walks `opts.root` and compares each entry with `manifest`.
+fn verify_walk(opts: &WalkOptions, manifest: &Path, progress: &dyn Progress) -> Result<Report> {
+    let root = &opts.root;
     let mut reader = Reader::open(manifest)?;
     let mut report = Report::default();
     let mut fatal: Option<Error> = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf), only: None };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("verify", None);
-    let stats = walk(&opts, &scan, None, progress, |r| match r {
+    let stats = walk(opts, &scan, None, progress, |r| match r {
         Ok(o) => {
             let Some(got) = o.record else { return };
             if fatal.is_some() {
@@ -94,7 +111,8 @@ pub fn write_manifest_since(
     let mut w = Writer::create(out)?;
     let mut summary = ScanSummary::default();
     let mut fatal = None;
-    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline: trusted.map(Path::to_path_buf), only: None };
+    let baseline = trusted.map(Path::to_path_buf);
+    let opts = WalkOptions { root: root.to_path_buf(), threads, live: false, baseline, only: None, private: false };
     let scan = Scan { root: root.to_path_buf(), live: false };
     progress.phase("manifest", None);
     let stats = walk(&opts, &scan, None, progress, |r| match r {

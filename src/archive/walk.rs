@@ -141,6 +141,7 @@ impl TreeSource {
             live,
             baseline: baseline.map(Path::to_path_buf),
             only: self.only.clone(),
+            private: false,
         }
     }
 }
@@ -215,6 +216,7 @@ mod tests {
             live: source.live,
             baseline: None,
             only: None,
+            private: false,
         };
         walk_outcomes(&opts, source, &mut |o| match (o.record, o.source) {
             (Some(rec), Some(src)) => w.add_entry(entry(&rec, src, o.subvolume, o.ahead)).map(drop),

@@ -100,8 +100,14 @@ pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions, progress: &dyn Prog
     check_disjoint(src, dst)?;
     let mut writer = opts.manifest.as_deref().map(Writer::create).transpose()?;
     let visitor = CopyVisitor::new(src, dst, opts);
-    let wopts =
-        WalkOptions { root: src.to_path_buf(), threads: opts.threads.max(1), live: opts.live, baseline: opts.baseline.clone(), only: None };
+    let wopts = WalkOptions {
+        root: src.to_path_buf(),
+        threads: opts.threads.max(1),
+        live: opts.live,
+        baseline: opts.baseline.clone(),
+        only: None,
+        private: false,
+    };
     let mut summary = CopySummary::default();
     let mut fatal = None;
     progress.phase("copy", None);

@@ -89,6 +89,28 @@ pub fn open_file_seen(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Resu
     Ok((reopen_file(path_fd.as_fd(), &now)?, now))
 }
 
+/// Opens for reading the regular file `name` in `dir`, which the walker
+/// lstat'ed as `seen`, in a private tree (see `tree::WalkOptions::private`):
+/// directly, one open instead of an `O_PATH` handle and its reopen. A
+/// container that could reach such a tree could already write the data-root
+/// (docs/safety.md), and only root can make the device node whose open has
+/// effects; `O_NOFOLLOW|O_NONBLOCK` still keep a symlink or fifo from being
+/// followed or waited on, and a swap is still [`Replaced`].
+pub(crate) fn open_private_file(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -> io::Result<(File, Meta)> {
+    if seen.kind != Kind::File {
+        return Err(io::Error::other(Replaced { saw: Kind::File, found: seen.kind }));
+    }
+    let open = |atime| super::fs::openat_raw(dir, name, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW | atime, 0);
+    // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER.
+    let fd = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        r => r?,
+    };
+    let now = fstat(fd.as_fd())?;
+    same(seen, &now)?;
+    Ok((File::from(fd), now))
+}
+
 /// Opens for reading the inode behind the `O_PATH` handle `path_fd`, whose
 /// stat is `now` (from [`open_entry`] or [`open_seen`]); anything but a
 /// regular file is a [`Replaced`] error and is never opened for I/O. Does

@@ -48,6 +48,14 @@ pub fn read_path_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
     collect(xattr::list_deref(&magic), |n| xattr::get_deref(&magic, n))
 }
 
+/// Reads every xattr of `name` in `dir` (any type, not following a
+/// symlink), by name: only for private trees, where the name cannot be
+/// pointed at another inode (see `tree::WalkOptions::private`).
+pub fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Xattrs> {
+    let path = super::proc_path(dir, name);
+    collect(xattr::list(&path), |n| xattr::get(&path, n))
+}
+
 /// Reads every xattr of a file or directory opened for I/O (cheaper than a /proc path).
 pub fn read_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
     use std::os::fd::AsRawFd;

@@ -54,6 +54,9 @@ pub struct Item {
     /// The walker's `O_PATH` handle, whose stat `meta` is (`sys::seen::open_entry`);
     /// `None` for the root.
     pub handle: Option<OwnedFd>,
+    /// The tree is private (`WalkOptions::private`, granted): the walker only
+    /// lstat'ed the entry, and it is opened by its name, directly.
+    pub private: bool,
     pub link: Option<LinkRole>,
     /// The record of this path in a baseline manifest (delta copies).
     pub baseline: Option<Record>,

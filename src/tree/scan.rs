@@ -22,6 +22,8 @@ pub(crate) enum Opened<'a> {
     Io(BorrowedFd<'a>),
     /// An `O_PATH` handle checked by `sys::seen::open_seen` (any type).
     Path(BorrowedFd<'a>),
+    /// Its name in its directory, in a private tree (`WalkOptions::private`).
+    Name(&'a Item),
 }
 
 /// Builds the record of an entry from its stat, its xattrs (read through
@@ -30,6 +32,7 @@ pub(crate) fn record_with(item: &Item, meta: &Meta, body: Body, root: &Path, ope
     let xattrs = match open {
         Opened::Io(fd) => sys::xattr::read_fd(fd),
         Opened::Path(fd) => sys::xattr::read_path_fd(fd),
+        Opened::Name(item) => sys::xattr::read_at(item.parent.src.as_fd(), &item.name),
     };
     let xattrs = xattrs.map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => Error::source("read xattrs of", root, &item.rel, e),
@@ -66,28 +69,34 @@ pub fn open_seen<'a>(item: &'a Item, root: &Path) -> Result<Handle<'a>> {
 }
 
 /// The record of a non-file, non-directory entry: its body (a symlink's
-/// target) and xattrs are read through one checked `O_PATH` handle.
+/// target) and xattrs are read through one checked `O_PATH` handle, or in a
+/// private tree by name.
 pub(crate) fn special_record(item: &Item, root: &Path) -> Result<Record> {
-    let fd = open_seen(item, root)?;
+    let fd = if item.private { None } else { Some(open_seen(item, root)?) };
+    let link = || match &fd {
+        // "": the symlink the handle names (readlinkat(2), since Linux 2.6.39).
+        Some(fd) => sys::readlink_at(fd.as_fd(), c""),
+        None => sys::readlink_at(item.parent.src.as_fd(), &item.name),
+    };
     let body = match item.meta.kind {
-        Kind::Symlink => Body::Symlink {
-            // "": the symlink the handle names (readlinkat(2), since Linux 2.6.39).
-            target: sys::readlink_at(fd.as_fd(), c"").map_err(|e| Error::source("read link", root, &item.rel, e))?,
-        },
+        Kind::Symlink => Body::Symlink { target: link().map_err(|e| Error::source("read link", root, &item.rel, e))? },
         Kind::Char => Body::Char { rdev: item.meta.rdev },
         Kind::Block => Body::Block { rdev: item.meta.rdev },
         Kind::Fifo => Body::Fifo,
         Kind::Socket => Body::Socket,
         Kind::Dir | Kind::File => unreachable!("directories are entered and files are read"),
     };
-    record_with(item, &item.meta, body, root, Opened::Path(fd.as_fd()))
+    let open = fd.as_ref().map_or(Opened::Name(item), |fd| Opened::Path(fd.as_fd()));
+    record_with(item, &item.meta, body, root, open)
 }
 
 /// Opens a regular file the walker saw for reading (see `sys::seen`).
 pub(crate) fn open_file(item: &Item, root: &Path) -> Result<(std::fs::File, Meta)> {
+    let dir = item.parent.src.as_fd();
     let r = match &item.handle {
         Some(h) => sys::seen::reopen_file(h.as_fd(), &item.meta).map(|f| (f, item.meta)),
-        None => sys::seen::open_file_seen(item.parent.src.as_fd(), &item.name, &item.meta),
+        None if item.private => sys::seen::open_private_file(dir, &item.name, &item.meta),
+        None => sys::seen::open_file_seen(dir, &item.name, &item.meta),
     };
     r.map_err(|e| Error::source("open", root, &item.rel, e))
 }
@@ -150,7 +159,11 @@ impl Scan {
         let before = item.meta;
         let hash = hash_content(pool, f.clone(), before.size, before.blocks)
             .map_err(|e| changed_or(f.as_fd(), &before, root, &item.rel, Error::io("read", root, &item.rel, e)))?;
-        let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+        // Nothing else writes a private tree: no second stat to catch a writer.
+        let after = match item.private {
+            true => before,
+            false => sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?,
+        };
         let raced = changed_during_read(&before, &after);
         if raced && !self.live {
             return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" });

@@ -86,6 +86,13 @@ pub struct WalkOptions {
     /// Only this name directly below the root (and the root itself): a bind
     /// source that is a regular file is archived as its parent holding it alone.
     pub only: Option<std::ffi::CString>,
+    /// The tree is dockroot's own, written by nothing else while it is walked
+    /// (a restore's staging tree, a move's target before the switch): entries
+    /// are lstat'ed and opened by name, with no `O_PATH` handle and no reopen
+    /// through /proc (`sys::seen`). Granted only when the root is root's and
+    /// closed to everyone else ([`closed_to_others`]), so that no container
+    /// and no other user can have entered it; otherwise the walk is as usual.
+    pub private: bool,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -97,6 +104,9 @@ pub struct WalkStats {
     pub rewritten: u64,
     /// Mount points found below the root; they were not descended into.
     pub mount_points: Vec<String>,
+    /// The walk was private (`WalkOptions::private`, granted for its root).
+    #[serde(skip)]
+    pub private: bool,
 }
 
 type Msg = Vec<(u64, Result<Outcome>)>;
@@ -122,6 +132,8 @@ struct Walker<'a, V: Visitor> {
     baseline: Option<Reader>,
     root_dev: u64,
     mounts: Vec<String>,
+    /// `opts.private`, granted for this root.
+    private: bool,
 }
 
 /// However the walker ends (also by a panic), no more batches come.
@@ -213,6 +225,7 @@ impl<V: Visitor> Walker<'_, V> {
 
     fn run(&mut self, root_node: Arc<DirNode>, root_meta: sys::Meta) {
         self.root_dev = root_meta.dev;
+        self.private = self.opts.private && closed_to_others(&root_meta);
         let seq = self.next_seq();
         let baseline = self.baseline_for(b"").unwrap_or(None);
         let root_item = Item {
@@ -222,6 +235,7 @@ impl<V: Visitor> Walker<'_, V> {
             parent: root_node,
             meta: root_meta,
             handle: None,
+            private: self.private,
             link: None,
             baseline,
         };
@@ -271,8 +285,13 @@ impl<V: Visitor> Walker<'_, V> {
     fn visit_child(&mut self, parent: Arc<DirNode>, name: CString) -> Option<Arc<DirNode>> {
         let rel = join(&parent.rel, name.as_bytes());
         let seq = self.next_seq();
-        // The one stat of the entry: through a handle its worker reopens (see `sys::seen`).
-        let (handle, meta) = match sys::seen::open_entry(parent.src.as_fd(), &name) {
+        // The one stat of the entry: through a handle its worker reopens (see
+        // `sys::seen`), or in a private tree by name.
+        let stat = match self.private {
+            true => sys::stat::lstat_at(parent.src.as_fd(), &name).map(|m| (None, m)),
+            false => sys::seen::open_entry(parent.src.as_fd(), &name).map(|(h, m)| (Some(h), m)),
+        };
+        let (handle, meta) = match stat {
             Ok(m) => m,
             Err(e) => {
                 let vanished = e.raw_os_error() == Some(libc::ENOENT);
@@ -295,7 +314,7 @@ impl<V: Visitor> Walker<'_, V> {
             }
         };
         let link = if meta.kind == Kind::File { self.groups.role(meta.dev, meta.ino, meta.nlink, &rel) } else { None };
-        let item = Item { seq, rel, name, parent, meta, handle: Some(handle), link, baseline };
+        let item = Item { seq, rel, name, parent, meta, handle, private: self.private, link, baseline };
         if meta.kind != Kind::Dir {
             self.dispatch(item);
             return None;
@@ -309,6 +328,13 @@ impl<V: Visitor> Walker<'_, V> {
         }
         Some(node)
     }
+}
+
+/// Whether only root can enter the directory `m`: root owns it, and neither
+/// others nor a group other than root may search it. Below such a root, no
+/// other user can reach an entry by name (see `WalkOptions::private`).
+pub(crate) fn closed_to_others(m: &sys::Meta) -> bool {
+    m.uid == 0 && m.perm & 0o001 == 0 && (m.gid == 0 || m.perm & 0o010 == 0)
 }
 
 /// Whether a directory is the root of another mount, where the walk stops.
@@ -360,17 +386,18 @@ pub fn walk<V: Visitor>(
             baseline,
             root_dev: 0,
             mounts: Vec::new(),
+            private: false,
         };
         let walked = s.spawn(move || {
             let mut w = walker;
             w.run(root_node, root_meta);
             w.flush();
             // Dropping the walker closes the pool and its result queue.
-            (std::mem::take(&mut w.mounts), w.seq)
+            (std::mem::take(&mut w.mounts), w.seq, w.private)
         });
         let (mut stats, collected) = collect(res_rx, &window, progress, &mut sink);
         // A walker that panicked stopped listing: what was collected is not the tree.
-        let (mounts, dispatched) = walked.join().map_err(|p| Error::Panicked {
+        let (mounts, dispatched, private) = walked.join().map_err(|p| Error::Panicked {
             path: crate::error::show(root, b""),
             what: format!("the walker thread: {}", crate::error::panic_message(p.as_ref())),
         })?;
@@ -379,6 +406,7 @@ pub fn walk<V: Visitor>(
             return Err(Error::Panicked { path: crate::error::show(root, b""), what });
         }
         stats.mount_points = mounts;
+        stats.private = private;
         if let Some((signal, _)) = sys::process::termination_signal() {
             // However far it got, a walk that a signal cut short is not the tree.
             return Err(Error::Interrupted { path: crate::error::show(root, b""), signal });
@@ -513,7 +541,7 @@ mod tests {
     }
 
     fn run(root: &std::path::Path) -> (Result<WalkStats>, Vec<String>) {
-        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None, only: None };
+        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None, only: None, private: false };
         let mut errors = Vec::new();
         let r = walk(&opts, &Bomb, None, &crate::progress::Silent, |o| {
             if let Err(e) = o {
@@ -556,6 +584,67 @@ mod tests {
         let (r, _) = run(t.path());
         let e = r.expect_err("a walk whose walker panicked returned Ok");
         assert!(e.to_string().contains("walker bomb"), "{e}");
+    }
+
+    /// Every record of a walk of `root` with the reading visitor, and its stats.
+    fn records(root: &std::path::Path, private: bool) -> (Vec<Record>, WalkStats) {
+        let opts = WalkOptions { root: root.to_path_buf(), threads: 2, live: false, baseline: None, only: None, private };
+        let scan = super::super::scan::Scan { root: root.to_path_buf(), live: false };
+        let mut out = Vec::new();
+        let stats = walk(&opts, &scan, None, &crate::progress::Silent, |o| out.push(o.unwrap().record.unwrap())).unwrap();
+        (out, stats)
+    }
+
+    /// A tree with every entry type, xattrs in the user and trusted
+    /// namespaces (on a symlink too), a hardlink pair, a hole and a
+    /// non-UTF-8 name.
+    fn every_type(root: &std::path::Path) {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::create_dir_all(root.join("d/e")).unwrap();
+        std::fs::write(root.join("d/f"), b"content").unwrap();
+        xattr::set(root.join("d/f"), "user.k", b"v").unwrap();
+        xattr::set(root.join("d"), "trusted.t", b"w").unwrap();
+        std::fs::hard_link(root.join("d/f"), root.join("d/e/link")).unwrap();
+        std::os::unix::fs::symlink("f", root.join("d/sym")).unwrap();
+        xattr::set(root.join("d/sym"), "trusted.s", b"x").unwrap();
+        nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
+        std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        let dev = nix::sys::stat::SFlag::S_IFCHR;
+        nix::sys::stat::mknod(&root.join("wh"), dev, nix::sys::stat::Mode::empty(), 0).expect("mknod (run the tests as root)");
+        let f = std::fs::File::create(root.join(std::ffi::OsStr::from_bytes(b"sparse\xff"))).unwrap();
+        f.set_len(1 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"end", (1 << 20) - 3).unwrap();
+    }
+
+    #[test]
+    fn a_private_walk_reads_every_type_as_the_usual_walk_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        every_type(t.path());
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o710)).unwrap();
+        let (usual, s) = records(t.path(), false);
+        assert!(!s.private);
+        let (private, s) = records(t.path(), true);
+        assert!(s.private, "a root-owned 0710 root was not walked as private");
+        assert_eq!(usual, private);
+        assert_eq!(usual.len(), 10);
+    }
+
+    #[test]
+    fn a_root_open_to_others_is_walked_as_usual() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        for (mode, private) in [(0o700, true), (0o750, true), (0o711, false), (0o755, false)] {
+            std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(records(t.path(), true).1.private, private, "root mode {mode:o}");
+        }
+        // A group other than root's may not search it.
+        nix::unistd::chown(t.path(), None, Some(nix::unistd::Gid::from_raw(4242))).unwrap();
+        for (mode, private) in [(0o700, true), (0o710, false)] {
+            std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(records(t.path(), true).1.private, private, "root mode {mode:o}, gid 4242");
+        }
     }
 
     #[test]

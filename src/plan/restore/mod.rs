@@ -447,17 +447,22 @@ fn extract_to(reader: &mut archive::ArchiveReader, trees: &[(archive::Tree, &Pat
     Ok(ex)
 }
 
-/// Verifies a staging tree against the archive's manifest (`mpath`, written
-/// by the extract, then removed).
+/// Verifies the staging tree of the data-root or containerd's root against
+/// the archive's manifest (`mpath`, written by the extract, then removed).
 fn verify_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
-    let rep = check_staging(opts, staging, mpath, progress);
+    let rep = crate::audit::verify_staged(staging, mpath, opts.threads, progress);
     let _ = std::fs::remove_file(mpath);
-    rep
+    check_report(rep?)
 }
 
-/// Verifies a staging tree against the manifest `mpath`, which stays.
+/// Verifies a bind source's staging tree against the manifest `mpath`,
+/// which stays.
 fn check_staging(opts: &RestoreOptions, staging: &Path, mpath: &Path, progress: &dyn Progress) -> Result<()> {
-    let rep = crate::audit::verify_tree(staging, mpath, opts.threads, progress)?;
+    check_report(crate::audit::verify_tree(staging, mpath, opts.threads, progress)?)
+}
+
+/// A staging tree's verify report: any difference or error fails the step.
+fn check_report(rep: crate::manifest::compare::Report) -> Result<()> {
     if !rep.ok() {
         let first = rep.differences.first().map(|d| d.to_string()).or_else(|| rep.errors.first().cloned()).unwrap_or_default();
         return Err(PlanError::StagingDiffers { count: rep.differences.len() as u64 + rep.more + rep.errors.len() as u64, first });
