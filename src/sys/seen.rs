@@ -100,12 +100,7 @@ pub(crate) fn open_private_file(dir: BorrowedFd<'_>, name: &CStr, seen: &Meta) -
     if seen.kind != Kind::File {
         return Err(io::Error::other(Replaced { saw: Kind::File, found: seen.kind }));
     }
-    let open = |atime| super::fs::openat_raw(dir, name, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW | atime, 0);
-    // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER.
-    let fd = match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
-        r => r?,
-    };
+    let fd = without_atime(|flags| super::fs::openat_raw(dir, name, flags | libc::O_NOFOLLOW, 0))?;
     let now = fstat(fd.as_fd())?;
     same(seen, &now)?;
     Ok((File::from(fd), now))
@@ -119,14 +114,19 @@ pub(crate) fn reopen_file(path_fd: BorrowedFd<'_>, now: &Meta) -> io::Result<Fil
     if now.kind != Kind::File {
         return Err(io::Error::other(Replaced { saw: Kind::File, found: now.kind }));
     }
-    // O_NONBLOCK: no wait on a mandatory lock.
-    let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    // O_NOATIME fails with EPERM on files we do not own without CAP_FOWNER.
-    let fd = match reopen(path_fd, flags | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => reopen(path_fd, flags)?,
-        r => r?,
-    };
-    Ok(File::from(fd))
+    Ok(File::from(without_atime(|flags| reopen(path_fd, flags | libc::O_CLOEXEC))?))
+}
+
+/// Opens a regular file for reading with `open(flags)`: no controlling
+/// tty, no wait on a mandatory lock (`O_NONBLOCK`), and atime untouched
+/// where permitted. O_NOATIME fails with EPERM on files we do not own
+/// without CAP_FOWNER; then it is opened without it.
+fn without_atime(open: impl Fn(libc::c_int) -> io::Result<OwnedFd>) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK;
+    match open(flags | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(flags),
+        r => r,
+    }
 }
 
 /// Opens the directory behind the `O_PATH` handle `path_fd` for listing.

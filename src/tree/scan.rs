@@ -160,11 +160,10 @@ impl Scan {
         let hash = hash_content(pool, f.clone(), before.size, before.blocks)
             .map_err(|e| changed_or(f.as_fd(), &before, root, &item.rel, Error::io("read", root, &item.rel, e)))?;
         // Nothing else writes a private tree: no second stat to catch a writer.
-        let after = match item.private {
-            true => before,
-            false => sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?,
+        let raced = !item.private && {
+            let after = sys::stat::fstat(f.as_fd()).map_err(|e| Error::io("stat", root, &item.rel, e))?;
+            changed_during_read(&before, &after)
         };
-        let raced = changed_during_read(&before, &after);
         if raced && !self.live {
             return Err(Error::Changed { path: crate::error::show(root, &item.rel), what: "changed" });
         }

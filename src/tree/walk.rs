@@ -87,7 +87,7 @@ pub struct WalkOptions {
     /// source that is a regular file is archived as its parent holding it alone.
     pub only: Option<std::ffi::CString>,
     /// The tree is dockroot's own, written by nothing else while it is walked
-    /// (a restore's staging tree, a move's target before the switch): entries
+    /// (a restore's staging tree of the data-root, see `audit::verify_staged`): entries
     /// are lstat'ed and opened by name, with no `O_PATH` handle and no reopen
     /// through /proc (`sys::seen`). Granted only when the root is root's and
     /// closed to everyone else ([`closed_to_others`]), so that no container
@@ -132,7 +132,7 @@ struct Walker<'a, V: Visitor> {
     baseline: Option<Reader>,
     root_dev: u64,
     mounts: Vec<String>,
-    /// `opts.private`, granted for this root.
+    /// `opts.private`, granted for this root (see [`closed_to_others`]).
     private: bool,
 }
 
@@ -225,7 +225,6 @@ impl<V: Visitor> Walker<'_, V> {
 
     fn run(&mut self, root_node: Arc<DirNode>, root_meta: sys::Meta) {
         self.root_dev = root_meta.dev;
-        self.private = self.opts.private && closed_to_others(&root_meta);
         let seq = self.next_seq();
         let baseline = self.baseline_for(b"").unwrap_or(None);
         let root_item = Item {
@@ -362,6 +361,7 @@ pub fn walk<V: Visitor>(
     let root = &opts.root;
     let root_fd = sys::open_dir_path(root).map_err(|e| Error::io("open", root, b"", e))?;
     let root_meta = sys::stat::fstat(root_fd.as_fd()).map_err(|e| Error::io("stat", root, b"", e))?;
+    let private = opts.private && closed_to_others(&root_meta);
     let baseline = opts.baseline.as_deref().map(Reader::open).transpose()?;
     // The pseudo-parent of the root: the root itself, addressed as ".".
     let root_node = Arc::new(DirNode::new(Vec::new(), root_fd, dst_root, None));
@@ -386,18 +386,18 @@ pub fn walk<V: Visitor>(
             baseline,
             root_dev: 0,
             mounts: Vec::new(),
-            private: false,
+            private,
         };
         let walked = s.spawn(move || {
             let mut w = walker;
             w.run(root_node, root_meta);
             w.flush();
             // Dropping the walker closes the pool and its result queue.
-            (std::mem::take(&mut w.mounts), w.seq, w.private)
+            (std::mem::take(&mut w.mounts), w.seq)
         });
         let (mut stats, collected) = collect(res_rx, &window, progress, &mut sink);
         // A walker that panicked stopped listing: what was collected is not the tree.
-        let (mounts, dispatched, private) = walked.join().map_err(|p| Error::Panicked {
+        let (mounts, dispatched) = walked.join().map_err(|p| Error::Panicked {
             path: crate::error::show(root, b""),
             what: format!("the walker thread: {}", crate::error::panic_message(p.as_ref())),
         })?;
